@@ -1,0 +1,27 @@
+# edgeq: the README's two commands are `make demo` and `make test`; both set up first.
+PY ?= python3
+
+.PHONY: setup demo test test-slow bench accuracy clean
+
+setup:
+	@bash scripts/setup.sh
+
+# Compile a Fashion-MNIST reference model for cortex-m7, run it on the emulated board
+# (QEMU mps2-an500) and print the report.
+demo: setup
+	$(PY) scripts/demo.py
+
+# The default test run (< 15 min on 2 cores).
+test: setup
+	$(PY) -m pytest
+
+# Slow tests: full-test-set accuracy, every MLPerf Tiny model on every board.
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+# Accuracy table of float vs int8 on the Fashion-MNIST 10k test set (README table).
+accuracy: setup
+	$(PY) benchmarks/fmnist_accuracy.py
+
+clean:
+	rm -rf build demo-build .pytest_cache

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything edgeq needs on a fresh Debian 12 machine; safe to run again.
+# Debian: the ARM cross compilers, newlib, QEMU (system + user), gdb-multiarch, Fashion-MNIST.
+# PyPI: edgeq itself (editable) with its oracles and test tools; torch pinned to the CPU wheel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch dataset-fashion-mnist)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+stamp=.setup-stamp
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! $PY -c 'import edgeq, torch, onnx' 2>/dev/null; then
+  echo "setup: installing Python packages"
+  # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+  $PY -m pip install -q --disable-pip-version-check torch==2.13.0
+  $PY -m pip install -q --disable-pip-version-check -e '.[oracles,test]'
+  # tflite-micro is published as pre-releases only.
+  $PY -m pip install -q --disable-pip-version-check --pre tflite-micro
+  touch "$stamp"
+fi
