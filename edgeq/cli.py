@@ -1,0 +1,146 @@
+"""The `edgeq` command line: compile, run, inspect, flash, profile.
+
+Every user-facing failure is an EdgeqError and ends as one line on stderr and exit 1;
+the command modules do the work, this file only parses and prints.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from edgeq.errors import EdgeqError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Compile float ONNX models to integer-only code for edge devices.")
+err = Console(stderr=True)
+out = Console()
+
+
+def _targets_help() -> str:
+    try:
+        from edgeq.targets import all_targets
+        lines = [f"{t.name}: {t.description}" for t in all_targets()]
+    except Exception:  # the help must print even on a half-installed machine
+        lines = ["reference, host, cortex-m4, cortex-m7, cortex-m33, cortex-m55, tflite, ethos-u55-128"]
+    return "Where the model runs. One of: " + "; ".join(lines)
+
+
+def _parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]] | None:
+    shapes = {}
+    for spec in specs or []:
+        name, sep, dims = spec.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            shapes[name] = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            raise EdgeqError(f"cannot read --input-shape {spec!r}",
+                             "write it as NAME=1x3x32x32") from None
+    return shapes or None
+
+
+@app.command("compile")
+def compile_cmd(
+    model: Path = typer.Argument(..., help="float ONNX model (from torch.onnx.export)"),
+    target: str = typer.Option("reference", "--target", "-t", help=_targets_help()),
+    out_dir: Path = typer.Option(Path("build"), "-o", "--output", help="output folder"),
+    calib: Optional[Path] = typer.Option(None, "--calib", help=".npy (N samples) or .npz (one array per input)"),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs"),
+    weight_granularity: str = typer.Option("per-channel", "--weight-granularity", help="per-channel | per-tensor"),
+    equalize: Optional[bool] = typer.Option(None, "--equalize/--no-equalize", help="cross-layer equalization (default: on for per-tensor weights)"),
+    bias_correction: Optional[bool] = typer.Option(None, "--bias-correction/--no-bias-correction", help="bias correction (default: on for per-tensor weights)"),
+    weight_bits: str = typer.Option("8", "--weight-bits", help="8 (4 and auto: planned)"),
+    calib_method: Optional[str] = typer.Option(None, "--calib-method", help="minmax | percentile | mse"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+):
+    """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build)."""
+    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.summary import print_compile_summary
+
+    if weight_granularity not in ("per-channel", "per-tensor"):
+        raise EdgeqError(f"unknown --weight-granularity {weight_granularity!r}", "use per-channel or per-tensor")
+    if weight_bits != "8":
+        raise EdgeqError(f"--weight-bits {weight_bits} is not available in this version",
+                         "use --weight-bits 8")
+    if not model.is_file():
+        raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx file")
+    opts = CompileOptions(target=target, input_shapes=_parse_shapes(input_shape),
+                          weight_granularity=weight_granularity, equalize=equalize,
+                          bias_correction=bias_correction, calib_method=calib_method,
+                          progress=not quiet)
+    result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {m}"))
+    print_compile_summary(result.report, out_dir, out)
+
+
+@app.command("run")
+def run_cmd(
+    build_dir: Path = typer.Argument(..., help="a folder written by `edgeq compile`"),
+    input: Path = typer.Option(..., "--input", "-i", help=".npy (batch on the first axis) or .npz per input"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write outputs (.npy, or .npz for several)"),
+    raw: bool = typer.Option(False, "--raw", help="write raw int8 outputs instead of dequantized float32"),
+    check: bool = typer.Option(False, "--check", help="also run the integer reference; fail unless bit-identical"),
+):
+    """Run a compiled model on its target's runner (Python reference, host process, QEMU board)."""
+    from edgeq.runner import run_build
+    ok = run_build(build_dir, input, output, raw=raw, check=check, console=out)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("inspect")
+def inspect_cmd(path: Path = typer.Argument(..., help="an .onnx model or a build folder")):
+    """Print a per-layer table: op, shapes, MACs, weight/activation bits, scales."""
+    from edgeq.summary import inspect_path
+    inspect_path(path, out)
+
+
+@app.command("flash")
+def flash_cmd(
+    build_dir: Path = typer.Argument(...),
+    probe: str = typer.Option("qemu", "--probe", help="qemu (emulated board) | openocd | pyocd"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the command, do not run it"),
+):
+    """Flash the firmware ELF into a board (or an emulated one) and report the run."""
+    from edgeq.runner import flash_build
+    ok = flash_build(build_dir, probe, dry_run, console=out)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("profile")
+def profile_cmd(
+    build_dir: Path = typer.Argument(...),
+    device: str = typer.Option("qemu", "--device", help="qemu | host | adb[:SERIAL]"),
+):
+    """Per-layer cost: exact instruction counts on the emulated board (qemu)."""
+    from edgeq.runner import profile_build
+    profile_build(build_dir, device, console=out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except EdgeqError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as e:  # click's usage errors come here in non-standalone mode
+        import click
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

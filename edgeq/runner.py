@@ -1,0 +1,138 @@
+"""`edgeq run`, `edgeq flash`, `edgeq profile` on a build folder.
+
+The folder's report.json names its target; the target's runner does the work. Inputs
+in float are quantized with the model's input parameters; int8 inputs are taken as
+already quantized.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from edgeq.errors import EdgeqError
+
+
+def _open_build(build_dir: Path):
+    from edgeq.onnx_io import load_graph
+    from edgeq.report import read_report
+    build_dir = Path(build_dir)
+    rep, qpath = build_dir / "report.json", build_dir / "model.q.onnx"
+    if not rep.is_file() or not qpath.is_file():
+        raise EdgeqError(f"{build_dir} is not an edgeq build folder (no report.json / model.q.onnx)",
+                         "run `edgeq compile MODEL.onnx --target TARGET -o DIR` first")
+    return read_report(rep), load_graph(qpath)
+
+
+def _target(report: dict):
+    from edgeq.targets import get_target  # entry point: the CLI may reach targets
+    return get_target(report["target"])
+
+
+def load_inputs(path: Path, qgraph) -> dict[str, np.ndarray]:
+    """Read X.npy / X.npz into int8 feeds with a batch axis; floats get quantized."""
+    from edgeq.intref.interpreter import quantize_inputs
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeqError(f"input file {path} does not exist", "give an .npy or .npz file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise EdgeqError(f"cannot read {path}: {e}", "save inputs with numpy.save / numpy.savez") from None
+    if isinstance(data, np.ndarray):
+        if len(qgraph.inputs) != 1:
+            raise EdgeqError(f"the model has {len(qgraph.inputs)} inputs but {path.name} holds one array",
+                             f"save an .npz with arrays named {', '.join(qgraph.inputs)}")
+        arrays = {qgraph.inputs[0]: data}
+    else:
+        arrays = {k: data[k] for k in data.files}
+        missing = [n for n in qgraph.inputs if n not in arrays]
+        if missing:
+            raise EdgeqError(f"{path.name} lacks arrays for inputs {missing}",
+                             f"name the arrays {', '.join(qgraph.inputs)}")
+    floats, ints = {}, {}
+    for name in qgraph.inputs:
+        want = tuple(qgraph.tensors[name].shape[1:])
+        x = arrays[name]
+        if tuple(x.shape) == want or tuple(x.shape) == tuple(qgraph.tensors[name].shape):
+            x = x.reshape((-1,) + want) if x.ndim == len(want) + 1 else x[None]
+        if tuple(x.shape[1:]) != want:
+            raise EdgeqError(f"input {name!r} has shape {tuple(x.shape)}, the model expects (N, {', '.join(map(str, want))})",
+                             "reshape the array: batch first, then the model's input shape")
+        if x.dtype == np.int8:
+            ints[name] = x
+        elif np.issubdtype(x.dtype, np.floating):
+            floats[name] = x.astype(np.float32)
+        else:
+            raise EdgeqError(f"input {name!r} has dtype {x.dtype}", "give float32 (real values) or int8 (quantized)")
+    if floats:
+        ints.update(quantize_inputs(qgraph, floats))
+    return ints
+
+
+def run_build(build_dir: Path, input_path: Path, output_path: Path | None, *, raw: bool,
+              check: bool, console: Console) -> bool:
+    from edgeq.intref.interpreter import dequantize_outputs, run_reference
+    report, qgraph = _open_build(build_dir)
+    feeds = load_inputs(input_path, qgraph)
+    outputs = _target(report).run(Path(build_dir), feeds)
+    ok = True
+    if check:
+        expected = run_reference(qgraph, feeds)
+        bad = [n for n in qgraph.outputs if not np.array_equal(outputs[n], expected[n])]
+        if bad:
+            console.print(f"[red]check failed[/]: {report['target']} differs from the integer reference on {bad}")
+            ok = False
+        else:
+            console.print(f"check: {report['target']} outputs are bit-identical to the integer reference "
+                          f"({len(next(iter(feeds.values())))} inputs)")
+    result = outputs if raw else dequantize_outputs(qgraph, outputs)
+    if output_path is not None:
+        if len(result) == 1:
+            np.save(output_path, next(iter(result.values())))
+        else:
+            np.savez(output_path, **result)
+        console.print(f"wrote {output_path}")
+    else:
+        for name, y in result.items():
+            line = f"{name}: shape {tuple(y.shape)} {y.dtype}"
+            if y.ndim == 2 and y.shape[1] > 1:
+                line += f", argmax {np.argmax(y, axis=1).tolist()[:16]}"
+            console.print(line)
+    return ok
+
+
+def flash_build(build_dir: Path, probe: str, dry_run: bool, console: Console) -> bool:
+    report, _ = _open_build(build_dir)
+    result = _target(report).flash(Path(build_dir), probe, dry_run=dry_run)
+    if dry_run:
+        console.print(result.get("command", ""))
+        return True
+    for k, v in result.items():
+        console.print(f"{k}: {v}")
+    return int(result.get("exit_status", 0)) == 0
+
+
+def profile_build(build_dir: Path, device: str, console: Console) -> dict:
+    from edgeq.report import write_report
+    report, _ = _open_build(build_dir)
+    prof = _target(report).profile(Path(build_dir), device)
+    report["profile"] = prof
+    if "instructions" in prof:
+        report["instructions"] = prof["instructions"]
+    write_report(report, Path(build_dir) / "report.json")
+    table = Table(title=f"{report['target']} on {device}: instructions (exact, from QEMU), not cycles")
+    table.add_column("layer")
+    table.add_column("op")
+    table.add_column("instructions", justify="right")
+    ops = {l["name"]: l["op"] for l in report.get("layers", [])}
+    for layer in prof.get("layers", []):
+        table.add_row(layer["name"], ops.get(layer["name"], ""), f"{layer['instructions']:,}")
+    if prof.get("layers"):
+        console.print(table)
+    for k in ("instructions", "wall_time_s"):
+        if k in prof:
+            console.print(f"{k} per inference: {prof[k]:,}" if isinstance(prof[k], int) else f"{k}: {prof[k]}")
+    return prof

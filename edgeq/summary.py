@@ -1,0 +1,75 @@
+"""Human-readable tables: the compile summary and `edgeq inspect`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from edgeq.errors import EdgeqError
+
+
+def _kb(n) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f} KB"
+
+
+def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None:
+    console.print(f"[bold]edgeq[/] compiled for [bold]{report['target']}[/] -> {out_dir}")
+    rows = [("layers", str(len(report["layers"]))), ("MACs / inference", f"{report['macs']:,}"),
+            ("weights + params", _kb(report.get("weights_bytes")))]
+    for key, label in (("flash_bytes", "flash"), ("arena_bytes", "arena (activations)"),
+                       ("stack_bytes", "peak stack"), ("sram_bytes", "SRAM total")):
+        if key in report:
+            rows.append((label, _kb(report[key])))
+    if "instructions" in report:
+        rows.append(("instructions / inference", f"{report['instructions']:,} (exact, QEMU; not cycles)"))
+    if "self_check" in report:
+        rows.append(("self-check on board", str(report["self_check"])))
+    width = max(len(r[0]) for r in rows)
+    for label, value in rows:
+        console.print(f"  {label:<{width}}  {value}")
+
+
+def layer_table(rows: list[dict], title: str) -> Table:
+    table = Table(title=title)
+    for col, just in (("#", "right"), ("name", "left"), ("op", "left"), ("output shape", "left"),
+                      ("MACs", "right"), ("w bits", "right"), ("a bits", "right"), ("out scale", "right"), ("out zp", "right")):
+        table.add_column(col, justify=just, overflow="fold")
+    for i, r in enumerate(rows):
+        table.add_row(str(i), r["name"][:40], r["op"], "x".join(map(str, r["output_shape"])),
+                      f"{r['macs']:,}" if r["macs"] else "",
+                      str(r["weight_bits"] or ""), str(r["act_bits"] or ""),
+                      f"{r['output_scale']:.4g}" if "output_scale" in r else "",
+                      str(r.get("output_zero_point", "")))
+    return table
+
+
+def inspect_path(path: Path, console: Console) -> None:
+    from edgeq.report import layer_rows, read_report
+    path = Path(path)
+    if path.is_dir():
+        rep = path / "report.json"
+        if not rep.is_file():
+            raise EdgeqError(f"{path} has no report.json", "give a folder written by `edgeq compile`")
+        report = read_report(rep)
+        console.print(layer_table(report["layers"], f"{path} ({report['target']}): quantized layers"))
+        _print_pass_log(report.get("passes", []), console)
+        print_compile_summary(report, path, console)
+        return
+    from edgeq.onnx_import import import_onnx
+    graph = import_onnx(path)
+    rows = layer_rows(graph)
+    console.print(layer_table(rows, f"{path}: float graph as imported"))
+    console.print(f"  MACs / inference: {sum(r['macs'] for r in rows):,}")
+
+
+def _print_pass_log(log: list[dict], console: Console) -> None:
+    if not log:
+        return
+    table = Table(title="what the passes changed")
+    table.add_column("pass")
+    table.add_column("details", overflow="fold")
+    for entry in log:
+        details = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "pass")
+        table.add_row(entry["pass"], details[:200])
+    console.print(table)

@@ -1,0 +1,218 @@
+"""The compile pipeline: ONNX file -> float passes -> calibration -> quantized graph -> build.
+
+Each stage is a function of its own (import_onnx, run_float_passes, find_ranges,
+quantize, Target.build) so tests and users can call any one alone; `compile_model`
+chains them and writes DIR atomically (everything goes to a sibling temporary folder
+that is renamed into place only when the build succeeded, so a failure never leaves a
+half-written DIR).
+
+This module lives in targets/ because it is where passes and targets meet (core never
+imports either; see design.md's layering).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph
+from edgeq.passctx import PassContext
+
+Pass = Callable[[Graph, PassContext], Graph]
+
+
+@dataclass
+class CompileOptions:
+    target: str = "reference"
+    input_shapes: dict[str, tuple[int, ...]] | None = None
+    weight_granularity: str = "per-channel"
+    weight_bits: int = 8
+    equalize: bool | None = None          # None: on for per-tensor weights (see float_passes)
+    bias_correction: bool | None = None   # None: on for per-tensor weights
+    calib_method: str | None = None       # None: the calibrator's measured default
+    calib_limit: int = 512                # at most this many calibration samples are used
+    test_vectors: int = 4                 # inputs embedded in firmware to self-check
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def float_passes(opts: CompileOptions) -> list[Pass]:
+    """The float pass list, in order. Each comment states why it sits where it does."""
+    from edgeq.passes.fold_constants import fold_constants
+    from edgeq.passes.remove_identity import remove_identity
+    from edgeq.passes.fold_batchnorm import fold_batchnorm
+    from edgeq.passes.fold_add_into_bias import fold_add_into_bias
+    from edgeq.passes.fuse_activation import fuse_activation
+
+    per_tensor = opts.weight_granularity == "per-tensor"
+    equalize = per_tensor if opts.equalize is None else opts.equalize
+    correct = per_tensor if opts.bias_correction is None else opts.bias_correction
+
+    passes: list[Pass] = [
+        fold_constants,       # first: later patterns expect constants, not subgraphs
+        remove_identity,      # Identity/Dropout would hide Conv->BN and Conv->Relu pairs
+        fold_batchnorm,       # before CLE: CLE rescales the folded weights; records BN stats
+        fold_add_into_bias,   # MatMul+Add -> Gemm with bias, before activation fusion
+        fuse_activation,      # Relu/Relu6 become clamps; CLE reads them to find ReLU pairs
+    ]
+    if equalize:
+        from edgeq.passes.absorb_high_bias import absorb_high_bias
+        from edgeq.passes.equalize_cross_layer import equalize_cross_layer
+        passes += [
+            equalize_cross_layer,  # after fusion (needs act bounds), before bias absorption
+            absorb_high_bias,      # uses the BN statistics rescaled by CLE
+        ]
+    if correct:
+        from edgeq.passes.correct_bias import correct_bias
+        passes.append(correct_bias)  # last: corrects the final weights' quantization error
+    return passes
+
+
+def run_float_passes(graph: Graph, ctx: PassContext, passes: list[Pass], verify: bool = False) -> Graph:
+    from edgeq.verify import verify as verify_graph
+    for p in passes:
+        graph = p(graph, ctx)
+        if verify:
+            verify_graph(graph)
+    return graph
+
+
+def find_ranges(graph: Graph, calib: dict[str, np.ndarray] | None, opts: CompileOptions, notices: list[str]):
+    from edgeq import calibrate as cal
+    if calib is None:
+        notices.append(cal.DATA_FREE_NOTICE)
+        return cal.data_free_ranges(graph)
+    kwargs = {"progress": opts.progress}
+    if opts.calib_method:
+        kwargs["method"] = opts.calib_method
+    return cal.calibrate(graph, calib, **kwargs)
+
+
+def _limit_samples(calib: dict[str, np.ndarray], limit: int) -> dict[str, np.ndarray]:
+    return {k: v[:limit] for k, v in calib.items()}
+
+
+def _check_output_dir(out_dir: Path) -> None:
+    parent = out_dir.resolve().parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EdgeqError(f"output path {out_dir} exists and is not a directory", "choose another -o DIR")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise EdgeqError(f"cannot write to {probe}", "choose a writable -o DIR")
+
+
+@dataclass
+class CompileResult:
+    out_dir: Path | None
+    float_graph: Graph
+    qgraph: Graph
+    report: dict
+
+
+def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
+                  calib: str | Path | np.ndarray | dict | None = None,
+                  log: Callable[[str], None] = print) -> CompileResult:
+    """The whole of `edgeq compile`: returns the graphs and the report (and writes DIR)."""
+    from edgeq.calibrate import load_calibration_file
+    from edgeq.onnx_import import import_onnx
+    from edgeq.onnx_io import save_graph
+    from edgeq.quantize import quantize
+    from edgeq.report import base_report, write_report
+    from edgeq.targets import get_target
+
+    target = get_target(opts.target)  # fail on a bad target name before any work
+    if out_dir is not None:
+        _check_output_dir(Path(out_dir))
+    timings: dict[str, float] = {}
+    notices: list[str] = []
+
+    t0 = time.perf_counter()
+    graph = import_onnx(model, opts.input_shapes)
+    timings["import_s"] = time.perf_counter() - t0
+
+    feeds = None
+    if calib is not None:
+        if isinstance(calib, (str, Path)):
+            feeds = load_calibration_file(calib, graph)
+        elif isinstance(calib, np.ndarray):
+            feeds = {graph.inputs[0]: calib}
+        else:
+            feeds = dict(calib)
+        feeds = _limit_samples(feeds, opts.calib_limit)
+
+    ctx = PassContext(calib=_as_samples(feeds), options={
+        "weight_granularity": opts.weight_granularity, "weight_bits": opts.weight_bits})
+    t0 = time.perf_counter()
+    graph = run_float_passes(graph, ctx, float_passes(opts))
+    timings["passes_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ranges = find_ranges(graph, feeds, opts, notices)
+    timings["calibrate_s"] = time.perf_counter() - t0
+    for n in notices:
+        log(n)
+
+    t0 = time.perf_counter()
+    qgraph = quantize(graph, ranges, weight_granularity=opts.weight_granularity,
+                      weight_bits=opts.weight_bits)
+    timings["quantize_s"] = time.perf_counter() - t0
+
+    report = base_report(qgraph, opts.target)
+    report.update(passes=ctx.log, notices=notices, timings=timings,
+                  options={"weight_granularity": opts.weight_granularity,
+                           "weight_bits": opts.weight_bits,
+                           "calibration_samples": 0 if feeds is None else int(len(next(iter(feeds.values()))))})
+
+    if out_dir is None:
+        return CompileResult(None, graph, qgraph, report)
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        save_graph(graph, tmp / "model.float.onnx")
+        save_graph(qgraph, tmp / "model.q.onnx")
+        vectors = _test_vectors(qgraph, feeds, opts.test_vectors)
+        t0 = time.perf_counter()
+        target.build(qgraph, tmp, report, vectors)
+        timings["build_s"] = time.perf_counter() - t0
+        write_report(report, tmp / "report.json")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return CompileResult(out_dir, graph, qgraph, report)
+
+
+def _as_samples(feeds: dict[str, np.ndarray] | None) -> list[dict[str, np.ndarray]] | None:
+    if feeds is None:
+        return None
+    n = len(next(iter(feeds.values())))
+    return [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(n)]
+
+
+def _test_vectors(qgraph: Graph, feeds: dict[str, np.ndarray] | None, count: int):
+    """A few quantized inputs (from the calibration data, else seeded random int8) that
+    firmware embeds to check itself against the integer reference."""
+    from edgeq.intref.interpreter import quantize_inputs
+    if count <= 0:
+        return None
+    if feeds is not None:
+        return quantize_inputs(qgraph, {k: v[:count] for k, v in feeds.items()})
+    rng = np.random.default_rng(0)
+    out = {}
+    for name in qgraph.inputs:
+        shape = (count,) + tuple(qgraph.tensors[name].shape[1:])
+        out[name] = rng.integers(-128, 128, size=shape, dtype=np.int8)
+    return out
