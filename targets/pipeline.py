@@ -100,14 +100,17 @@ def _limit_samples(calib: dict[str, np.ndarray], limit: int) -> dict[str, np.nda
 
 
 def _check_output_dir(out_dir: Path) -> None:
-    parent = out_dir.resolve().parent
+    """Fail before any work if DIR cannot be written (a file in the way, no permission,
+    a read-only file system): create the parent and a probe folder, then remove the probe."""
     if out_dir.exists() and not out_dir.is_dir():
         raise EdgeqError(f"output path {out_dir} exists and is not a directory", "choose another -o DIR")
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise EdgeqError(f"cannot write to {probe}", "choose a writable -o DIR")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=f".{out_dir.name}.probe.", dir=out_dir.parent)
+        os.rmdir(probe)
+    except OSError as e:
+        raise EdgeqError(f"cannot write the output folder {out_dir}: {e.strerror or e}",
+                         "choose a writable -o DIR") from None
 
 
 @dataclass

@@ -1,0 +1,123 @@
+"""Bad input at the command line: one clear line, a non-zero exit, no traceback, no DIR."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+
+def edgeq(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "edgeq.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_clean_failure(proc, *needles):
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    text = proc.stderr.strip()
+    assert text.startswith("error:"), text
+    for needle in needles:
+        assert needle.lower() in text.lower(), text
+
+
+def _save(model, path):
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def conv_model(path, batch=1, op="Relu"):
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(4, 1, 3, 3)).astype(np.float32), "w")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv0", pads=[1, 1, 1, 1]),
+             helper.make_node(op, ["c"], ["y"], name="act0")]
+    g = helper.make_graph(nodes, "g", [x], [y], [w])
+    return _save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def test_truncated_file(tmp_path):
+    good = conv_model(tmp_path / "good.onnx")
+    bad = tmp_path / "truncated.onnx"
+    bad.write_bytes(good.read_bytes()[:100])
+    out = tmp_path / "out"
+    assert_clean_failure(edgeq("compile", bad, "-o", out), "truncated.onnx")
+    assert not out.exists()
+
+
+def test_not_onnx(tmp_path):
+    bad = tmp_path / "notes.onnx"
+    bad.write_text("this is not a model\n")
+    out = tmp_path / "out"
+    assert_clean_failure(edgeq("compile", bad, "-o", out))
+    assert not out.exists()
+
+
+def test_missing_file(tmp_path):
+    assert_clean_failure(edgeq("compile", tmp_path / "nope.onnx", "-o", tmp_path / "o"), "does not exist")
+
+
+def test_unsupported_op(tmp_path):
+    model = conv_model(tmp_path / "m.onnx", op="Erf")
+    out = tmp_path / "out"
+    proc = edgeq("compile", model, "-o", out)
+    assert_clean_failure(proc, "Erf", "act0")
+    assert not out.exists()
+
+
+def test_dynamic_shape_needs_input_shape(tmp_path):
+    model = conv_model(tmp_path / "m.onnx", batch="N")
+    out = tmp_path / "out"
+    assert_clean_failure(edgeq("compile", model, "-o", out), "--input-shape")
+    assert not out.exists()
+    ok = edgeq("compile", model, "-o", out, "--input-shape", "x=1x1x8x8", "-q")
+    assert ok.returncode == 0, ok.stderr
+    assert (out / "report.json").is_file()
+
+
+@pytest.mark.parametrize("array", [np.zeros((4, 1, 9, 9), np.float32), np.zeros((4, 1, 8, 8), np.complex64)],
+                         ids=["wrong-shape", "wrong-dtype"])
+def test_bad_calibration(tmp_path, array):
+    model = conv_model(tmp_path / "m.onnx")
+    calib = tmp_path / "calib.npy"
+    np.save(calib, array)
+    out = tmp_path / "out"
+    assert_clean_failure(edgeq("compile", model, "--calib", calib, "-o", out), "calib")
+    assert not out.exists()
+
+
+def test_unwritable_output(tmp_path):
+    model = conv_model(tmp_path / "m.onnx")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_clean_failure(edgeq("compile", model, "-o", blocker / "sub"), "output")
+
+
+def test_unknown_target(tmp_path):
+    model = conv_model(tmp_path / "m.onnx")
+    assert_clean_failure(edgeq("compile", model, "--target", "cortex-m99", "-o", tmp_path / "o"), "cortex-m99")
+
+
+def test_compile_run_inspect_reference(tmp_path):
+    model = conv_model(tmp_path / "m.onnx")
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(1).normal(size=(16, 1, 8, 8)).astype(np.float32))
+    out = tmp_path / "out"
+    proc = edgeq("compile", model, "--calib", calib, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    for f in ("report.json", "model.float.onnx", "model.q.onnx"):
+        assert (out / f).is_file()
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(2).normal(size=(3, 1, 8, 8)).astype(np.float32))
+    run = edgeq("run", out, "--input", x, "--output", tmp_path / "y.npy", "--check")
+    assert run.returncode == 0, run.stderr
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (3, 4, 8, 8) and y.dtype == np.float32
+    raw = edgeq("run", out, "--input", x, "--output", tmp_path / "yr.npy", "--raw")
+    assert raw.returncode == 0 and np.load(tmp_path / "yr.npy").dtype == np.int8
+    insp = edgeq("inspect", out)
+    assert insp.returncode == 0 and "QConv" in insp.stdout
