@@ -1,0 +1,62 @@
+"""Symmetric weight quantization (docs/semantics.md: weights are symmetric, z = 0).
+
+q = round_half_even(W / scale), clamped to [-qmax, qmax] with qmax = 2^(bits-1) - 1, so
+-128 never appears and negation cannot overflow. scale = max|W_c| / qmax per output
+channel (axis 0 for Conv [Co, Ci/g, kH, kW] and Gemm [Co, K]) or over the whole tensor.
+
+Example: W = [[0.5, -1.0], [0.02, 0.01]], bits=8, per channel ->
+scales = [1/127, 0.02/127], q = [[64, -127], [127, 64]] (63.5 rounds to even 64).
+
+An all-zero channel gets scale 1.0 (any positive value works: every q is 0) so that the
+bias scale s_in * s_w[c] and the requant multiplier stay finite and positive.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _reduce_axes(ndim: int, axis: int) -> tuple[int, ...]:
+    return tuple(i for i in range(ndim) if i != axis)
+
+
+def weight_scales(W: np.ndarray, bits: int = 8, per_channel: bool = True,
+                  axis: int = 0) -> np.ndarray:
+    """float64 scales: shape (W.shape[axis],) per channel, shape () per tensor."""
+    W = np.asarray(W, dtype=np.float64)
+    qmax = (1 << (bits - 1)) - 1
+    if per_channel and W.ndim > 0:
+        amax = np.max(np.abs(W), axis=_reduce_axes(W.ndim, axis % W.ndim)) if W.ndim > 1 \
+            else np.abs(W)
+    else:
+        amax = np.asarray(np.max(np.abs(W)) if W.size else 0.0)
+    scale = amax / qmax
+    return np.where(scale > 0, scale, 1.0).astype(np.float64)
+
+
+def quantize_weights(W: np.ndarray, bits: int = 8, per_channel: bool = True,
+                     axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (q int8, scales float64). q has W's shape; scales as in `weight_scales`."""
+    if not 2 <= bits <= 8:
+        raise ValueError(f"quantize_weights: bits must be in [2, 8], got {bits}")
+    W = np.asarray(W, dtype=np.float64)
+    scales = weight_scales(W, bits, per_channel, axis)
+    qmax = (1 << (bits - 1)) - 1
+    q = np.clip(np.round(W / _bcast(scales, W.ndim, axis)), -qmax, qmax)  # np.round: half-even
+    return q.astype(np.int8), scales
+
+
+def fake_quantize_weights(W: np.ndarray, bits: int = 8, per_channel: bool = True,
+                          axis: int = 0) -> np.ndarray:
+    """W after a quantize/dequantize round trip, in W's float dtype (for bias correction)."""
+    W = np.asarray(W)
+    q, scales = quantize_weights(W, bits, per_channel, axis)
+    out = q.astype(np.float64) * _bcast(scales, W.ndim, axis)
+    return out.astype(W.dtype if np.issubdtype(W.dtype, np.floating) else np.float32)
+
+
+def _bcast(scales: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    if scales.ndim == 0 or ndim == 0:
+        return scales
+    shape = [1] * ndim
+    shape[axis % ndim] = -1
+    return scales.reshape(shape)
