@@ -1,0 +1,81 @@
+"""Fidelity of int8 MLPerf Tiny models against their float originals: edgeq vs its peers.
+
+    python benchmarks/mlperf_fidelity.py [--models kws01,ic01,...] [--granularity per-channel]
+
+For each model, on the same realistic inputs (edgeq.models.mlperf_inputs, eval split) and
+with the same calibration data (calib split): output SQNR against float and top-1
+agreement (classifiers) of
+  edgeq int8 (integer reference), the official MLPerf int8 TFLite (LiteRT reference
+  kernels), and onnxruntime quantize_static (QDQ, per-channel).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import ort_quantize_static, run_onnx, run_tflite_int8, sqnr_db, top1_agreement  # noqa: E402
+
+MODELS = ["kws01", "ic01", "ad01", "vww01", "sww01", "ic01_large"]
+CLASSIFIERS = {"kws01", "ic01", "vww01", "sww01", "ic01_large"}
+
+
+def edgeq_int8(model: Path, calib: np.ndarray, x: np.ndarray, granularity: str) -> np.ndarray:
+    import edgeq
+    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    result = edgeq.compile(model, target="reference", calib=calib, weight_granularity=granularity,
+                           progress=False)
+    q = result.qgraph
+    feeds = quantize_inputs(q, {q.inputs[0]: x})
+    return dequantize_outputs(q, run_reference(q, feeds))[q.outputs[0]]
+
+
+def evaluate(name: str, granularity: str) -> dict:
+    from edgeq.models.mlperf_inputs import mlperf_dir, mlperf_inputs
+    d = mlperf_dir(name)
+    x, calib = mlperf_inputs(name, "eval"), mlperf_inputs(name, "calib")
+    ref = run_onnx(d / "model.onnx", x)
+    outs = {
+        "edgeq": edgeq_int8(d / "model.onnx", calib, x, granularity),
+        "tflite (official int8)": run_tflite_int8(d / "reference_int8.tflite", x),
+        "onnxruntime QDQ": run_onnx(ort_quantize_static(d / "model.onnx", calib), x),
+    }
+    row = {"model": name, "n": len(x)}
+    for k, y in outs.items():
+        row[f"{k} sqnr"] = sqnr_db(ref, y.reshape(ref.shape))
+        if name in CLASSIFIERS:
+            row[f"{k} top1"] = top1_agreement(ref, y.reshape(ref.shape))
+    return row
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--granularity", default="per-channel", choices=["per-channel", "per-tensor"])
+    args = ap.parse_args()
+    rows = [evaluate(m, args.granularity) for m in args.models.split(",")]
+    peers = ["edgeq", "tflite (official int8)", "onnxruntime QDQ"]
+    print(f"\nSQNR vs float (dB, higher is better) and top-1 agreement with float; edgeq weights {args.granularity}")
+    print(f"{'model':<11}{'n':>5}  " + "  ".join(f"{p:>28}" for p in peers) + "  edgeq >= best peer")
+    worst = True
+    for r in rows:
+        cells = []
+        for p in peers:
+            s = f"{r[f'{p} sqnr']:6.2f} dB"
+            if f"{p} top1" in r:
+                s += f" / {r[f'{p} top1'] * 100:5.1f}%"
+            cells.append(f"{s:>28}")
+        best = max(r["tflite (official int8) sqnr"], r["onnxruntime QDQ sqnr"])
+        ok = r["edgeq sqnr"] >= best
+        if "edgeq top1" in r:
+            ok = ok and r["edgeq top1"] >= max(r["tflite (official int8) top1"], r["onnxruntime QDQ top1"])
+        worst &= ok
+        print(f"{r['model']:<11}{r['n']:>5}  " + "  ".join(cells) + f"  {'yes' if ok else 'NO'}")
+    return 0 if worst else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Realistic inputs for the MLPerf Tiny models in ../shared/models/mlperf-tiny.
+
+Real samples where the snapshot ships them, realistic stand-ins where it does not:
+
+| model | inputs |
+|---|---|
+| ad01 | the 196 real log-mel windows of one ToyCar clip |
+| sww01 | the 48 real log-filterbank samples (45 labelled calibration + 3 reference) |
+| kws01 | MFCCs computed, as upstream's preprocessing describes, from 1 s windows of the real speech audio in sww01/test_data (plus the one real KWS sample) |
+| ic01, ic01_large | 32x32 crops of scikit-image's natural photos, raw 0..255, NHWC |
+| vww01 | 96x96 crops of the same photos, scaled to [0, 1], NHWC |
+
+`mlperf_inputs(name, split)` gives float32 arrays in the model's own input layout;
+`split="calib"` and `split="eval"` are disjoint (alternate items).
+"""
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
+PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
+          "retina", "cat", "colorwheel", "logo"]
+
+
+def mlperf_dir(name: str, root: Path | None = None) -> Path:
+    d = (root or SHARED) / name
+    if not d.is_dir():
+        raise EdgeqError(f"MLPerf Tiny model folder {d} is absent", "place shared/models/mlperf-tiny beside the repository")
+    return d
+
+
+def _split(x: np.ndarray, split: str) -> np.ndarray:
+    if split == "all":
+        return x
+    return x[0::2] if split == "calib" else x[1::2]
+
+
+def mlperf_inputs(name: str, split: str = "eval", n: int = 128, root: Path | None = None) -> np.ndarray:
+    d = mlperf_dir(name, root)
+    if name == "ad01":
+        x = np.load(d / "test_data" / "normal_id_01_00000000_windows.npz")["input"]
+    elif name == "sww01":
+        x = np.load(d / "test_data" / "sww_samples.npz")["input"]
+    elif name == "kws01":
+        real = np.load(d / "test_data" / "kws_sample.npz")["input"]
+        x = np.concatenate([real, kws_mfcc_windows(d.parent / "sww01" / "test_data")])
+    elif name in ("ic01", "ic01_large"):
+        x = photo_crops(32, 2 * n, seed=1).astype(np.float32)
+    elif name == "vww01":
+        x = photo_crops(96, 2 * n, seed=2).astype(np.float32) / 255.0
+    else:
+        raise EdgeqError(f"unknown MLPerf Tiny model {name!r}", "use kws01, ic01, ic01_large, ad01, vww01 or sww01")
+    return np.ascontiguousarray(_split(x.astype(np.float32), split)[:n])
+
+
+# ---- natural photos ------------------------------------------------------------------
+
+def photo_crops(size: int, count: int, seed: int = 0) -> np.ndarray:
+    """`count` RGB uint8 crops [count, size, size, 3]: random square crops of the photos,
+    area-resized to `size`, with random horizontal flips (deterministic for a seed)."""
+    from skimage import data as skdata
+    from skimage.transform import resize
+    rng = np.random.default_rng(seed)
+    photos = [np.asarray(getattr(skdata, p)())[..., :3] for p in PHOTOS]
+    out = np.empty((count, size, size, 3), np.uint8)
+    for i in range(count):
+        img = photos[i % len(photos)]
+        h, w = img.shape[:2]
+        side = int(rng.uniform(0.3, 1.0) * min(h, w))
+        y0, x0 = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        crop = img[y0:y0 + side, x0:x0 + side]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        out[i] = np.clip(resize(crop, (size, size), anti_aliasing=True, preserve_range=True), 0, 255).round()
+    return out
+
+
+# ---- keyword-spotting MFCCs from real speech ----------------------------------------------
+
+def _read_wav(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        raw = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        channels = w.getnchannels()
+    return raw.reshape(-1, channels)[:, 0].astype(np.float32) / 32768.0
+
+
+def _mel_matrix(n_mels=40, n_fft=512, rate=16000, lo=20.0, hi=4000.0) -> np.ndarray:
+    mel = lambda f: 1127.0 * np.log1p(f / 700.0)  # HTK mel scale, as tf.signal uses
+    bins = np.linspace(0, rate / 2, n_fft // 2 + 1)[1:]  # the DC bin gets no weight
+    edges = np.linspace(mel(lo), mel(hi), n_mels + 2)
+    m = mel(bins)[:, None]
+    lower = (m - edges[None, :-2]) / (edges[1:-1] - edges[:-2])
+    upper = (edges[None, 2:] - m) / (edges[2:] - edges[1:-1])
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    return np.vstack([np.zeros((1, n_mels)), weights])
+
+
+def kws_mfcc(audio: np.ndarray) -> np.ndarray:
+    """One second of 16 kHz audio -> [49, 10] MFCCs (30 ms Hann window, 20 ms hop, fft 512,
+    40 mels over 20-4000 Hz, log(mel + 1e-6), DCT-II scaled like tf.signal's mfccs)."""
+    win, hop = 480, 320
+    frames = np.stack([audio[i * hop:i * hop + win] for i in range(49)])
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
+    spec = np.abs(np.fft.rfft(frames * hann, n=512))
+    logmel = np.log(spec @ _mel_matrix() + 1e-6)
+    n = logmel.shape[1]
+    k = np.arange(n)
+    dct = 2.0 * np.cos(np.pi * k[None, :10] * (2 * k[:, None] + 1) / (2 * n))
+    return (logmel @ dct / np.sqrt(2.0 * n)).astype(np.float32)
+
+
+def kws_mfcc_windows(wav_dir: Path, hop_s: float = 0.125) -> np.ndarray:
+    clips = [_read_wav(p) for p in sorted(Path(wav_dir).glob("*.wav"))]
+    out = []
+    for audio in clips:
+        for start in range(0, len(audio) - 16000 + 1, int(hop_s * 16000)):
+            out.append(kws_mfcc(audio[start:start + 16000]))
+    return np.stack(out)[..., None]  # [N, 49, 10, 1] NHWC like the model's input
