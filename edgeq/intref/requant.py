@@ -1,0 +1,14 @@
+"""QRequant: TFLite QUANTIZE int8 -> int8, y = clamp(y_zp + MBQM(x - x_zp, mult, shift),
+-128, 127). |x - x_zp| <= 255, so any shift <= 23 keeps the left shift inside int32."""
+from __future__ import annotations
+
+from edgeq.fixedpoint import clamp, multiply_by_quantized_multiplier as mbqm
+from edgeq.intref import kernel
+from edgeq.intref._common import i64, to_int8
+
+
+@kernel("QRequant")
+def qrequant(node, x):
+    at = node.attrs
+    y = int(at["y_zp"]) + mbqm(i64(x) - int(at["x_zp"]), int(at["mult"]), int(at["shift"]))
+    return to_int8(clamp(y, -128, 127))

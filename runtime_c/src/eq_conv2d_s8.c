@@ -1,0 +1,102 @@
+/* QConv, int8, NCHW, general: groups (incl. depthwise with channel multiplier), stride,
+ * dilation, asymmetric padding, batch. Semantics in eq_kernels.h / docs/semantics.md.
+ *
+ * Loop order: n, group, output channel, output row, output col, then the group's input
+ * channels and the kernel taps. A tap outside the input is skipped, which is the same as
+ * padding with x_zp (its (x - x_zp) is 0). The accumulator is int32: the compiler proved
+ * |bias| + K * 255 * 127 < 2^31 for this layer (K = in_c/groups * kernel_h * kernel_w). */
+#include "eq_internal.h"
+
+static eq_status check(const eq_conv2d_params *p, int32_t *cin_g, int32_t *cout_g)
+{
+    if (p->batch < 1 || p->in_c < 1 || p->out_c < 1 || p->groups < 1) {
+        return EQ_ERR_ARG;
+    }
+    if (!eq_zp_ok(p->x_zp) || !eq_zp_ok(p->y_zp) || !eq_clamp_ok(p->act_min, p->act_max)) {
+        return EQ_ERR_ARG;
+    }
+    if (!eq_exact_quotient(p->in_c, p->groups, cin_g) ||
+        !eq_exact_quotient(p->out_c, p->groups, cout_g)) {
+        return EQ_ERR_SHAPE;
+    }
+    if (!eq_window_out_ok(p->in_h, p->out_h, p->kernel_h, p->stride_h, p->pad_top,
+                          p->pad_bottom, p->dilation_h) ||
+        !eq_window_out_ok(p->in_w, p->out_w, p->kernel_w, p->stride_w, p->pad_left,
+                          p->pad_right, p->dilation_w)) {
+        return EQ_ERR_SHAPE;
+    }
+    return EQ_OK;
+}
+
+size_t eq_conv2d_s8_scratch_size(const eq_conv2d_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+eq_status eq_conv2d_s8(const eq_conv2d_params *p, const int8_t *x, const int8_t *w,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                       void *scratch, int8_t *y)
+{
+    int32_t cin_g, cout_g, n, g, oc, oh, ow, ic, kh, kw, c;
+    eq_status st;
+    (void)scratch;
+    if (p == NULL || x == NULL || w == NULL || mult == NULL || shift == NULL || y == NULL) {
+        return EQ_ERR_ARG;
+    }
+    st = check(p, &cin_g, &cout_g);
+    if (st != EQ_OK) {
+        return st;
+    }
+    for (c = 0; c < p->out_c; ++c) {
+        if (!eq_shift_ok(shift[c])) {
+            return EQ_ERR_ARG;
+        }
+    }
+    {
+        const int32_t in_hw = p->in_h * p->in_w;
+        const int32_t out_hw = p->out_h * p->out_w;
+        const int32_t w_per_oc = cin_g * p->kernel_h * p->kernel_w;
+        for (n = 0; n < p->batch; ++n) {
+            const int8_t *x_n = x + (size_t)n * p->in_c * in_hw;
+            int8_t *y_n = y + (size_t)n * p->out_c * out_hw;
+            for (g = 0; g < p->groups; ++g) {
+                const int8_t *x_g = x_n + (size_t)g * cin_g * in_hw;
+                for (oc = g * cout_g; oc < (g + 1) * cout_g; ++oc) {
+                    const int8_t *w_oc = w + (size_t)oc * w_per_oc;
+                    const int32_t b = bias != NULL ? bias[oc] : 0;
+                    int8_t *y_oc = y_n + (size_t)oc * out_hw;
+                    for (oh = 0; oh < p->out_h; ++oh) {
+                        const int32_t ih0 = oh * p->stride_h - p->pad_top;
+                        for (ow = 0; ow < p->out_w; ++ow) {
+                            const int32_t iw0 = ow * p->stride_w - p->pad_left;
+                            int32_t acc = b;
+                            for (ic = 0; ic < cin_g; ++ic) {
+                                const int8_t *x_c = x_g + (size_t)ic * in_hw;
+                                const int8_t *w_c = w_oc + (size_t)ic * p->kernel_h * p->kernel_w;
+                                for (kh = 0; kh < p->kernel_h; ++kh) {
+                                    const int32_t ih = ih0 + kh * p->dilation_h;
+                                    if (ih < 0 || ih >= p->in_h) {
+                                        continue;  /* padding row: contributes 0 */
+                                    }
+                                    for (kw = 0; kw < p->kernel_w; ++kw) {
+                                        const int32_t iw = iw0 + kw * p->dilation_w;
+                                        if (iw < 0 || iw >= p->in_w) {
+                                            continue;
+                                        }
+                                        acc += ((int32_t)x_c[ih * p->in_w + iw] - p->x_zp) *
+                                               (int32_t)w_c[kh * p->kernel_w + kw];
+                                    }
+                                }
+                            }
+                            acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]);
+                            y_oc[oh * p->out_w + ow] =
+                                eq_out_s8(acc, p->y_zp, p->act_min, p->act_max);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return EQ_OK;
+}
