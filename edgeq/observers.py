@@ -1,0 +1,98 @@
+"""Activation range observers: see values batch by batch, then answer (lo, hi).
+
+- MinMax: the exact extremes. Nothing is clipped, so one outlier stretches the scale of
+  the whole tensor.
+- Percentile(p): lo/hi at the (100 - p)th / p-th percentile of the values (99.99 by
+  default), read from a histogram.
+- MSE: the clipping range whose int8 quantization error over the observed values is
+  smallest: for a candidate [a, b] with step s = (b - a) / 255 every value inside costs
+  the rounding noise s^2 / 12 and every value outside costs its squared distance to the
+  range (the clipping error). The search runs over a histogram (see below).
+
+Histogram observers work in two passes over the data, because a histogram needs its
+bins before it sees values: pass 1 is MinMax, pass 2 fills HIST_BINS bins spanning the
+pass-1 range. Two cheap float passes are simpler than re-binning a growing histogram and
+give the same histogram for any batching.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+HIST_BINS = 2048
+
+
+class MinMax:
+    needs_histogram = False
+
+    def __init__(self):
+        self.lo, self.hi = np.inf, -np.inf
+
+    def observe(self, x: np.ndarray) -> None:
+        if x.size:
+            self.lo = min(self.lo, float(np.min(x)))
+            self.hi = max(self.hi, float(np.max(x)))
+
+    def range(self) -> tuple[float, float]:
+        if self.lo > self.hi:  # never saw a value
+            return 0.0, 0.0
+        return self.lo, self.hi
+
+
+class Histogram:
+    """Counts over HIST_BINS equal bins spanning [lo, hi] (from a MinMax pass)."""
+    needs_histogram = True
+
+    def __init__(self, lo: float, hi: float, bins: int = HIST_BINS):
+        self.lo, self.hi = float(lo), float(hi)
+        self.counts = np.zeros(bins, dtype=np.int64)
+
+    def observe(self, x: np.ndarray) -> None:
+        if self.hi <= self.lo:
+            self.counts[0] += x.size
+            return
+        c, _ = np.histogram(x, bins=self.counts.size, range=(self.lo, self.hi))
+        self.counts += c
+
+    def edges(self) -> np.ndarray:
+        return np.linspace(self.lo, self.hi, self.counts.size + 1)
+
+
+def percentile_range(h: Histogram, p: float = 99.99) -> tuple[float, float]:
+    if h.hi <= h.lo or h.counts.sum() == 0:
+        return h.lo, h.hi
+    cdf = np.cumsum(h.counts) / h.counts.sum()
+    edges = h.edges()
+    # hi: the right edge of the first bin where the CDF reaches p; lo symmetrically.
+    hi = edges[1 + int(np.searchsorted(cdf, p / 100.0))] if p < 100 else h.hi
+    lo = edges[int(np.searchsorted(cdf, 1.0 - p / 100.0, side="right"))] if p < 100 else h.lo
+    # A tensor whose values are all on one side of 0 keeps its exact bound on that side
+    # (e.g. ReLU outputs keep lo = 0): the quantizer widens to 0 anyway.
+    return float(max(lo, h.lo)), float(min(hi, h.hi))
+
+
+def mse_range(h: Histogram, steps: int = 64, levels: int = 256) -> tuple[float, float]:
+    """Grid search of clip fractions of the observed range minimizing the expected
+    int8 error. Non-negative (or non-positive) tensors search one side only; signed ones
+    search the 2-D grid of (lo fraction, hi fraction)."""
+    if h.hi <= h.lo or h.counts.sum() == 0:
+        return h.lo, h.hi
+    edges = h.edges()
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    nz = h.counts > 0
+    x, w = centers[nz], h.counts[nz].astype(np.float64)
+    fr = np.linspace(1.0 / steps, 1.0, steps)
+    los = np.minimum(h.lo, 0.0) * fr if h.lo < 0 else np.array([h.lo])
+    his = np.maximum(h.hi, 0.0) * fr if h.hi > 0 else np.array([h.hi])
+    best, best_err = (h.lo, h.hi), np.inf
+    for lo in los:
+        a = min(lo, 0.0)
+        b = np.maximum(his, 0.0)[:, None]            # [H, 1]
+        s = (b - a) / (levels - 1)
+        over = np.maximum(x[None, :] - b, 0.0)       # clipped above
+        under = np.maximum(a - x[None, :], 0.0)      # clipped below
+        inside = (over == 0) & (under == 0)
+        err = (w * (over ** 2 + under ** 2 + inside * (s ** 2) / 12.0)).sum(axis=1)
+        j = int(np.argmin(err))
+        if err[j] < best_err:
+            best_err, best = err[j], (float(lo), float(his[j]))
+    return best

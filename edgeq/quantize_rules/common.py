@@ -1,0 +1,119 @@
+"""What every quantization rule shares: activation parameters and the build context.
+
+Activation parameters (TFLite's convention, docs/semantics.md):
+  the calibrated range (lo, hi) is widened to contain 0 (so real 0.0, i.e. padding and
+  ReLU's floor, is exactly representable), scale = (hi - lo) / 255 and
+  zp = round(-128 - lo / scale), clamped to [-128, 127].
+  Example: (lo, hi) = (0.0, 6.0) -> scale = 6/255 = 0.023529, zp = -128;
+           (-1.0, 3.0) -> scale = 4/255, zp = round(-128 + 63.75) = -64.
+An empty range (a tensor that is always 0) gets (0, 1): any positive scale is exact there.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import QDOMAIN, Graph, Node, QParams, Tensor
+
+
+def act_qparams(lo: float, hi: float) -> QParams:
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise EdgeqError(f"activation range ({lo}, {hi}) is not finite",
+                         "check the calibration data for NaN/inf or use another --calib-method")
+    if hi - lo <= 0.0:
+        hi = 1.0
+    scale = (hi - lo) / 255.0
+    zp = int(np.clip(np.round(-128.0 - lo / scale), -128, 127))
+    return QParams(np.float64(scale), np.int64(zp))
+
+
+def quantize_clamp(q: QParams, lo: float | None, hi: float | None) -> tuple[int, int]:
+    """Float output clamp (a fused Relu/Relu6/Clip) -> int8 (act_min, act_max).
+    Relu: act_min = max(-128, zp); an open side stays at the int8 limit."""
+    s, z = float(q.scale), int(q.zero_point)
+    qmin, qmax = -128, 127
+    if lo is not None and math.isfinite(lo):
+        qmin = int(np.clip(z + np.round(lo / s), -128, 127))
+    if hi is not None and math.isfinite(hi):
+        qmax = int(np.clip(z + np.round(hi / s), -128, 127))
+    return qmin, max(qmin, qmax)
+
+
+class QuantContext:
+    """The float graph being read, the integer graph being written and the options."""
+
+    def __init__(self, fg: Graph, ranges: dict, weight_granularity: str, weight_bits: int):
+        self.fg = fg
+        self.ranges = ranges
+        self.per_channel = weight_granularity == "per-channel"
+        self.weight_bits = weight_bits
+        self.out = Graph(fg.name)
+        self.out.meta = {k: v for k, v in fg.meta.items()}
+        self.out.meta["quant_layers"] = {}
+        self.out.meta["quant_options"] = {"weight_granularity": weight_granularity,
+                                          "weight_bits": weight_bits}
+
+    # ---- activations ---------------------------------------------------------------
+    def range_of(self, name: str) -> tuple[float, float]:
+        r = self.ranges.get(name)
+        if r is None:
+            raise EdgeqError(f"no activation range for tensor {name!r}",
+                             "calibrate the same float graph you quantize "
+                             "(edgeq.calibrate.calibrate or data_free_ranges)")
+        return float(r[0]), float(r[1])
+
+    def act_params(self, name: str) -> QParams:
+        return act_qparams(*self.range_of(name))
+
+    def qp(self, name: str) -> QParams:
+        t = self.out.tensors.get(name)
+        if t is None or t.q is None:
+            raise KeyError(f"tensor {name!r} has not been quantized yet")
+        return t.q
+
+    def add_act(self, name: str, q: QParams, shape: tuple | None = None) -> str:
+        if shape is None:
+            shape = self.fg.tensors[name].shape
+        self.out.add_tensor(Tensor(name, tuple(shape), "int8", None, q))
+        return name
+
+    def fconst(self, name: str) -> np.ndarray | None:
+        return self.fg.const(name)
+
+    def int8_input(self, name: str, q: QParams | None = None) -> str:
+        """An int8 tensor for a node input: an activation as is, a float constant (an Add
+        operand, a Concat part) quantized here with `q` or with its own min/max params."""
+        data = self.fconst(name)
+        if data is None:
+            return name
+        q = q or act_qparams(float(np.min(data)), float(np.max(data)))
+        return self.out.add_const(f"{name}_q", q.quantize(data), q)
+
+    # ---- integer constants and nodes ------------------------------------------------
+    def add_const(self, base: str, data: np.ndarray, q: QParams | None = None) -> str:
+        return self.out.add_const(base, data, q)
+
+    def add_i32(self, base: str, values) -> str:
+        return self.out.add_const(base, np.asarray(values, dtype=np.int32))
+
+    def add_node(self, op: str, name: str, inputs: list[str], outputs: list[str],
+                 attrs: dict[str, Any]) -> Node:
+        node = Node(op, name, list(inputs), list(outputs), dict(attrs), QDOMAIN)
+        self.out.nodes.append(node)
+        return node
+
+    def record(self, node_name: str, **info: Any) -> None:
+        """Per-layer facts for reports (edgeq inspect, report.json)."""
+        self.out.meta["quant_layers"].setdefault(node_name, {}).update(info)
+
+
+def fused_clamp(ctx: QuantContext, node: Node, q: QParams) -> tuple[int, int]:
+    return quantize_clamp(q, node.attr("act_min"), node.attr("act_max"))
+
+
+def scalar(v) -> float:
+    return float(np.ravel(v)[0])
