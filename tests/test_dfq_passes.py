@@ -1,0 +1,324 @@
+"""Defining properties of the data-free quantization passes (Nagel et al. 2019).
+
+- equalize_cross_layer: per-channel weight ranges of every equalized pair are equal
+  (first layer's output channel i == second layer's input channel i) and, with ReLU
+  between, float outputs are unchanged.
+- absorb_high_bias: float outputs unchanged, biases (and activation ranges) moved.
+- correct_bias: the quantized layer's mean per-channel output error on held-out data is
+  near zero (it was not before).
+Small hand-built graphs run by a local numpy/torch evaluator; MobileNetV2 only in slow tests.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgeq.ir import Graph, Node, Tensor
+from edgeq.passctx import PassContext
+from edgeq.passes.absorb_high_bias import absorb_high_bias
+from edgeq.passes.correct_bias import clipped_normal_mean, correct_bias
+from edgeq.passes.equalize_cross_layer import (equalize_cross_layer, find_links, in_ranges,
+                                               out_ranges)
+from edgeq.quantize_weights import fake_quantize_weights
+
+F = torch.nn.functional
+
+
+# ---- a tiny float evaluator for the ops these graphs use ------------------------------
+def run(graph: Graph, x: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    env = {graph.inputs[0]: torch.from_numpy(x.astype(np.float64))}
+    c = lambda name: torch.from_numpy(graph.const(name).astype(np.float64))  # noqa: E731
+    for n in graph.nodes:
+        a = env[n.inputs[0]]
+        if n.op == "Conv":
+            t, l, b, r = n.attrs["pads"]
+            y = F.conv2d(F.pad(a, (l, r, t, b)), c(n.inputs[1]), c(n.inputs[2]),
+                         stride=n.attrs["strides"], dilation=n.attrs["dilations"],
+                         groups=n.attrs["group"])
+        elif n.op == "Gemm":
+            y = a @ c(n.inputs[1]).T + c(n.inputs[2])
+        elif n.op == "Relu":
+            y = a.clamp(min=0)
+        elif n.op == "Clip":
+            y = a.clamp(n.attrs["min"], n.attrs["max"])
+        elif n.op == "Add":
+            y = a + env[n.inputs[1]]
+        elif n.op == "GlobalAveragePool":
+            y = a.mean(dim=(2, 3), keepdim=True)
+        elif n.op == "Reshape":
+            y = a.reshape(a.shape[0], -1)
+        else:
+            raise NotImplementedError(n.op)
+        lo, hi = n.attrs.get("act_min", -np.inf), n.attrs.get("act_max", np.inf)
+        env[n.outputs[0]] = y.clamp(lo, hi)
+    return {k: env[k].numpy() for k in (outputs or graph.outputs)}
+
+
+class Builder:
+    """Builds canonical float graphs with random, deliberately unbalanced weights."""
+
+    def __init__(self, cin=3, hw=10, seed=0):
+        self.g = Graph("t")
+        self.rng = np.random.default_rng(seed)
+        self.g.add_tensor(Tensor("x", (1, cin, hw, hw), "float32"))
+        self.g.inputs = ["x"]
+        self.cur, self.c, self.hw = "x", cin, hw
+
+    def _unbalanced(self, shape):
+        w = self.rng.normal(size=shape)
+        spread = np.exp(self.rng.uniform(-3, 3, size=shape[0]))  # ~400x between channels
+        return (w * spread.reshape((-1,) + (1,) * (len(shape) - 1))).astype(np.float32)
+
+    def conv(self, cout, k=3, group=1, pad=None, act=(0.0, np.inf), bias=0.5, stats=True):
+        pad = (k // 2) if pad is None else pad
+        name = f"conv{len(self.g.nodes)}"
+        W = self._unbalanced((cout, self.c // group, k, k))
+        B = (self.rng.normal(size=cout) * bias).astype(np.float32)
+        attrs = {"strides": [1, 1], "pads": [pad] * 4, "dilations": [1, 1], "group": group,
+                 "act_min": float(act[0]), "act_max": float(act[1])}
+        self.hw = self.hw + 2 * pad - k + 1
+        return self._layer("Conv", name, W, B, attrs, cout, stats)
+
+    def gemm(self, cout, act=(-np.inf, np.inf)):
+        W = self._unbalanced((cout, self.c))
+        B = self.rng.normal(size=cout).astype(np.float32)
+        return self._layer("Gemm", f"fc{len(self.g.nodes)}", W, B,
+                           {"act_min": float(act[0]), "act_max": float(act[1])}, cout, False)
+
+    def _layer(self, op, name, W, B, attrs, cout, stats):
+        w, b = self.g.add_const(name + ".W", W), self.g.add_const(name + ".B", B)
+        self.g.nodes.append(Node(op, name, [self.cur, w, b], [name + ".y"], attrs))
+        self.g.add_tensor(Tensor(name + ".y", self.shape(), "float32"))
+        self.cur, self.c = name + ".y", cout
+        if stats:  # placeholder statistics; tests that rely on them measure real ones
+            self.g.meta.setdefault("bn_stats", {})[self.cur] = {
+                "gamma": np.ones(cout), "beta": np.zeros(cout), "mean": np.zeros(cout),
+                "var": np.ones(cout), "eps": 1e-5}
+        return self
+
+    def shape(self):
+        return (1, self.c) if self.hw is None else (1, self.c, self.hw, self.hw)
+
+    def op(self, op, **attrs):
+        name = f"{op.lower()}{len(self.g.nodes)}"
+        self.g.nodes.append(Node(op, name, [self.cur], [name + ".y"], attrs))
+        if op == "GlobalAveragePool":
+            self.hw = 1
+        elif op == "Reshape":
+            self.hw = None
+        self.g.add_tensor(Tensor(name + ".y", self.shape(), "float32"))
+        self.cur = name + ".y"
+        return self
+
+    def done(self):
+        self.g.outputs = [self.cur]
+        return self.g
+
+
+def mobile_block(seed=0, act=(0.0, np.inf)) -> Graph:
+    """Conv -> depthwise -> 1x1 conv -> GAP -> flatten -> Gemm: MobileNetV2's pattern."""
+    b = Builder(seed=seed).conv(8, act=act).conv(8, group=8, act=act).conv(6, k=1, act=act)
+    return b.op("GlobalAveragePool").op("Reshape", shape=[1, 6]).gemm(5).done()
+
+
+def inputs(n=16, seed=1, cin=3, hw=10):
+    return np.random.default_rng(seed).normal(size=(n, cin, hw, hw)).astype(np.float32)
+
+
+def assert_ranges_equal(graph: Graph, rtol=1e-5):
+    links = find_links(graph)
+    assert links
+    for l in links:
+        r1 = out_ranges(graph.const(l.first.inputs[1]))
+        g2 = l.second.attrs.get("group", 1)
+        r2 = in_ranges(graph.const(l.second.inputs[1]), g2)
+        np.testing.assert_allclose(r1, r2, rtol=rtol, err_msg=f"{l.first.name}->{l.second.name}")
+
+
+# ---- equalize_cross_layer -------------------------------------------------------------
+def test_cle_equalizes_chain_with_depthwise_and_keeps_outputs():
+    g = mobile_block()
+    x = inputs()
+    before = run(g, x)
+    names = [(l.first.name, l.second.name) for l in find_links(g)]
+    assert len(names) == 3  # conv->dw->conv1x1->(GAP, flatten)->gemm: one chain of 3 pairs
+    ctx = PassContext()
+    g = equalize_cross_layer(g, ctx)
+    assert_ranges_equal(g)
+    np.testing.assert_allclose(run(g, x)[g.outputs[0]], before[g.outputs[0]], rtol=1e-4, atol=1e-4)
+    assert any("chain" in r and r["converged"] for r in ctx.log)
+    assert any("layer" in r and "before" in r for r in ctx.log)
+
+
+def test_cle_equalization_reduces_per_tensor_quantization_error():
+    g, x = mobile_block(seed=3), inputs()
+    ref = run(g, x)[g.outputs[0]]
+
+    def qerr(graph):
+        q = graph.copy()
+        for n in q.nodes:
+            if n.op in ("Conv", "Gemm"):
+                w = q.tensors[n.inputs[1]]
+                w.data = fake_quantize_weights(w.data, 8, per_channel=False)
+        return np.mean((run(q, x)[q.outputs[0]] - ref) ** 2)
+
+    naive = qerr(g)
+    assert qerr(equalize_cross_layer(g, PassContext())) < naive / 4
+
+
+def test_cle_updates_bn_stats_with_scaling():
+    g = mobile_block()
+    key = g.nodes[0].outputs[0]
+    w0 = out_ranges(g.const(g.nodes[0].inputs[1])).copy()
+    g = equalize_cross_layer(g, PassContext())
+    s = w0 / out_ranges(g.const(g.nodes[0].inputs[1]))
+    np.testing.assert_allclose(g.meta["bn_stats"][key]["gamma"], 1.0 / s, rtol=1e-5)
+
+
+def test_cle_relu6_replaced_by_relu_or_skipped():
+    relu6 = (0.0, 6.0)
+    g = equalize_cross_layer(mobile_block(act=relu6), ctx := PassContext())
+    assert all(n.attrs.get("act_max", np.inf) == np.inf for n in g.nodes[:2])
+    assert any("relu6_to_relu" in r for r in ctx.log)
+    assert_ranges_equal(g)
+
+    g = mobile_block(act=relu6)
+    W = [g.const(n.inputs[1]).copy() for n in g.nodes[:2]]
+    g = equalize_cross_layer(g, PassContext(options={"cle_relu6": "skip"}))
+    for n, w in zip(g.nodes[:2], W):  # the ReLU6 pairs are untouched
+        assert n.attrs["act_max"] == 6.0
+        np.testing.assert_array_equal(g.const(n.inputs[1]), w)
+
+
+def test_cle_separate_relu_node_and_no_fanout_pairs():
+    # Conv -> Relu node -> Conv works; a conv whose output also feeds an Add is not paired
+    b = Builder(seed=5).conv(4, act=(-np.inf, np.inf)).op("Relu").conv(4, act=(-np.inf, np.inf))
+    skip = b.cur
+    b.conv(4, act=(-np.inf, np.inf))
+    b.g.nodes.append(Node("Add", "add", [b.cur, skip], ["add.y"]))
+    b.cur = "add.y"
+    g = b.done()
+    links = find_links(g)
+    assert [(l.first.name, l.second.name) for l in links] == [("conv0", "conv2")]
+    x = inputs(seed=2)
+    before = run(g, x)["add.y"]
+    g = equalize_cross_layer(g, PassContext())
+    assert_ranges_equal(g)
+    np.testing.assert_allclose(run(g, x)["add.y"], before, rtol=1e-4, atol=1e-4)
+
+
+def test_cle_clip_with_lower_bound_not_paired():
+    g = Builder().conv(4, act=(-1.0, 1.0)).conv(4).done()
+    assert find_links(g) == []
+
+
+# ---- absorb_high_bias -------------------------------------------------------------
+def _measure_stats(g: Graph, x: np.ndarray) -> None:
+    """Put the true pre-activation distribution of every conv into bn_stats, with gamma
+    chosen so that beta - 3 gamma is at most the observed minimum (the 3-sigma bound the
+    pass assumes then holds on this data)."""
+    for n in g.nodes:
+        if n.op != "Conv":
+            continue
+        pre = g.copy()
+        pre.node_by_name(n.name).attrs.update(act_min=-np.inf, act_max=np.inf)
+        y = run(pre, x, [n.outputs[0]])[n.outputs[0]]
+        beta = y.mean(axis=(0, 2, 3))
+        gamma = np.maximum(y.std(axis=(0, 2, 3)), (beta - y.min(axis=(0, 2, 3))) / 3)
+        g.meta["bn_stats"][n.outputs[0]].update(gamma=gamma, beta=beta)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_absorb_high_bias_keeps_outputs(padded):
+    # 1x1 convs (no padding: absorption is exact), positive biases like after CLE
+    b = Builder(seed=7)
+    b.conv(8, k=1, bias=6.0).conv(8, k=3 if padded else 1, pad=0, bias=6.0).conv(4, k=1, bias=1.0)
+    g = b.op("GlobalAveragePool").op("Reshape", shape=[1, 4]).gemm(3).done()
+    x = inputs(n=8, seed=4)
+    _measure_stats(g, x)
+    before = run(g, x)
+    ctx = PassContext()
+    g = absorb_high_bias(g, ctx)
+    moved = [r for r in ctx.log if r.get("bias_shift_max", 0) > 0]
+    assert moved
+    np.testing.assert_allclose(run(g, x)[g.outputs[0]], before[g.outputs[0]], rtol=1e-5, atol=1e-4)
+
+
+def test_absorb_high_bias_shrinks_activation_range():
+    b = Builder(seed=8).conv(8, k=1, bias=8.0).conv(4, k=1)
+    g = b.done()
+    x = inputs(n=8, seed=4)
+    _measure_stats(g, x)
+    t = g.nodes[0].outputs[0]
+    top_before = run(g, x, [t])[t].max(axis=(0, 2, 3))
+    g = absorb_high_bias(g, PassContext())
+    top_after = run(g, x, [t])[t].max(axis=(0, 2, 3))
+    assert np.all(top_after <= top_before + 1e-6) and np.any(top_after < top_before - 1.0)
+
+
+def test_absorb_skips_padded_conv_by_default():
+    g = Builder(seed=9).conv(4, k=1, bias=8.0).conv(4, k=3, pad=1).done()
+    _measure_stats(g, inputs(n=4))
+    B = g.const(g.nodes[0].inputs[2]).copy()
+    g = absorb_high_bias(g, PassContext())
+    np.testing.assert_array_equal(g.const(g.nodes[0].inputs[2]), B)
+
+
+# ---- correct_bias -----------------------------------------------------------------------
+def test_clipped_normal_mean_matches_monte_carlo():
+    rng = np.random.default_rng(0)
+    mu, sigma = np.array([-1.0, 0.5, 3.0, 5.5]), np.array([1.0, 2.0, 0.5, 1.5])
+    z = rng.normal(mu, sigma, size=(400_000, 4))
+    for lo, hi in [(0.0, np.inf), (0.0, 6.0), (-np.inf, np.inf)]:
+        np.testing.assert_allclose(clipped_normal_mean(mu, sigma, lo, hi),
+                                   np.clip(z, lo, hi).mean(axis=0), atol=0.01)
+
+
+def _gaussian_pre_act_graph(seed=0, pad=0):
+    """x ~ N(0, 1) -> 1x1 conv with W = diag(gamma), b = beta (so its output is exactly
+    N(beta, gamma^2), matching its bn_stats) -> ReLU -> conv to correct."""
+    rng = np.random.default_rng(seed)
+    b = Builder(cin=8, hw=12, seed=seed)
+    b.conv(8, k=1)
+    gamma, beta = rng.uniform(0.5, 2.0, 8), rng.uniform(-1.0, 2.0, 8)
+    b.g.tensors["conv0.W"].data = np.diag(gamma).reshape(8, 8, 1, 1).astype(np.float32)
+    b.g.tensors["conv0.B"].data = beta.astype(np.float32)
+    b.g.meta["bn_stats"]["conv0.y"].update(gamma=gamma, beta=beta)
+    b.conv(6, k=3, pad=pad, act=(-np.inf, np.inf), stats=False)
+    return b.done()
+
+
+def _mean_channel_error(g_float: Graph, g_corr: Graph, x: np.ndarray, per_channel: bool, bits=8):
+    """Mean over held-out samples and positions of (quantized layer - float layer)."""
+    q = g_corr.copy()
+    n = q.nodes[-1]
+    q.tensors[n.inputs[1]].data = fake_quantize_weights(q.const(n.inputs[1]), bits, per_channel)
+    out = g_float.outputs[0]
+    return (run(q, x)[out] - run(g_float, x)[out]).mean(axis=(0, 2, 3))
+
+
+@pytest.mark.parametrize("mode", ["data-free", "empirical"])
+def test_correct_bias_zeroes_mean_output_error(mode):
+    if mode == "empirical":
+        pytest.importorskip("edgeq.float_exec")
+    g = _gaussian_pre_act_graph(pad=0 if mode == "data-free" else 1)
+    opts = {"weight_granularity": "per-tensor", "weight_bits": 4, "bias_correction_mode": mode}
+    calib = [{"x": s[None]} for s in inputs(n=64, seed=10, cin=8, hw=12)]
+    held_out = inputs(n=64, seed=11, cin=8, hw=12)
+    before = _mean_channel_error(g, g, held_out, per_channel=False, bits=4)
+    ctx = PassContext(calib=calib if mode == "empirical" else None, options=opts)
+    corrected = correct_bias(g.copy(), ctx)
+    after = _mean_channel_error(g, corrected, held_out, per_channel=False, bits=4)
+    assert np.abs(before).max() > 0.05  # the test is meaningful: there was a bias
+    assert np.abs(after).max() < 0.15 * np.abs(before).max()
+    assert any(r.get("layer") == "conv1" and r["mode"] == mode for r in ctx.log)
+
+
+def test_correct_bias_data_free_skips_unknown_input_mean():
+    g = Builder().conv(4, stats=False).done()  # its input is the graph input: no statistics
+    B = g.const("conv0.B").copy()
+    ctx = PassContext(options={"bias_correction_mode": "data-free"})
+    g = correct_bias(g, ctx)
+    np.testing.assert_array_equal(g.const("conv0.B"), B)
+    assert ctx.log[0]["skipped"]
