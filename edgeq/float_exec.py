@@ -1,0 +1,268 @@
+"""Float execution of the canonical float graph on torch (CPU, float32).
+
+Two entry points:
+
+- `run_float(graph, feeds, outputs=None)`: numpy in, numpy out, no autograd. Any tensor
+  can be requested (all node outputs for calibration). Feeds may carry a batch of N
+  samples although the graph was imported with batch 1: every op is batch-agnostic, and
+  Reshape keeps the run-time batch in axis 0 when its static shape keeps the graph's.
+- `FloatModule(graph)`: a torch.nn.Module with the Conv/Gemm weights and biases as
+  nn.Parameters and every other constant as a buffer, so autograd works (Hessian
+  traces, bias correction). `module.run(feeds, outputs)` returns any tensors;
+  `forward(*inputs)` returns the graph outputs (one tensor, or a tuple for several).
+
+Fused `act_min`/`act_max` attributes (set by `fuse_activation`) clamp the op's output.
+The op semantics are ONNX's, in the canonical attribute form of docs/float_graph.md.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgeq.ir import Graph, Node
+
+OpFn = Callable[[Node, list, Graph], torch.Tensor]
+
+
+def to_torch(a: np.ndarray) -> torch.Tensor:
+    """Share memory with numpy when possible (weights are read-only here)."""
+    a = np.asarray(a)
+    if a.dtype == np.float64:
+        a = a.astype(np.float32)
+    if not a.flags.writeable or not a.flags.c_contiguous:
+        a = np.array(a, copy=True, order="C")
+    return torch.from_numpy(a)
+
+
+# ---- op implementations ------------------------------------------------------------------
+
+def _clamp(node: Node, y: torch.Tensor) -> torch.Tensor:
+    lo, hi = node.attrs.get("act_min"), node.attrs.get("act_max")
+    lo = None if lo is None or math.isinf(lo) else float(lo)
+    hi = None if hi is None or math.isinf(hi) else float(hi)
+    if lo is None and hi is None:
+        return y
+    return torch.clamp(y, min=lo, max=hi)
+
+
+def _tlbr_to_torch(p) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) -> F.pad's (left, right, top, bottom)."""
+    return (int(p[1]), int(p[3]), int(p[0]), int(p[2]))
+
+
+def _conv(node, a, g):
+    x, w, b = a[0], a[1], a[2]
+    p = node.attrs["pads"]
+    kw = dict(stride=tuple(node.attrs["strides"]), dilation=tuple(node.attrs["dilations"]),
+              groups=int(node.attrs["group"]))
+    if p[0] == p[2] and p[1] == p[3]:
+        y = F.conv2d(x, w, b, padding=(int(p[0]), int(p[1])), **kw)
+    else:  # asymmetric: zero-pad explicitly (torch's padding= is symmetric only)
+        y = F.conv2d(F.pad(x, _tlbr_to_torch(p)), w, b, **kw)
+    return _clamp(node, y)
+
+
+def _gemm(node, a, g):
+    return _clamp(node, F.linear(a[0], a[1], a[2]))
+
+
+def _bn(node, a, g):
+    x, scale, bias, mean, var = a
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    inv = scale / torch.sqrt(var + node.attrs["epsilon"])
+    return (x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)
+
+
+def _clip(node, a, g):
+    lo, hi = node.attrs.get("min", -math.inf), node.attrs.get("max", math.inf)
+    return torch.clamp(a[0], min=None if math.isinf(lo) else lo, max=None if math.isinf(hi) else hi)
+
+
+def _maxpool(node, a, g):
+    x = a[0]
+    p = node.attrs["pads"]
+    if any(p):
+        x = F.pad(x, _tlbr_to_torch(p), value=-math.inf)  # padding never wins the max
+    y = F.max_pool2d(x, tuple(node.attrs["kernel"]), tuple(node.attrs["strides"]),
+                     dilation=tuple(node.attrs.get("dilations", [1, 1])))
+    return _clamp(node, y)
+
+
+def _avgpool(node, a, g):
+    x = a[0]
+    k, s, p = tuple(node.attrs["kernel"]), tuple(node.attrs["strides"]), node.attrs["pads"]
+    if not any(p):
+        return _clamp(node, F.avg_pool2d(x, k, s))
+    xp = F.pad(x, _tlbr_to_torch(p))
+    total = F.avg_pool2d(xp, k, s)  # mean over kH*kW taps, zeros included
+    if node.attrs.get("count_include_pad", 0):
+        return _clamp(node, total)
+    # Divide by the number of taps inside the input instead of kH*kW.
+    ones = F.pad(torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype), _tlbr_to_torch(p))
+    frac = F.avg_pool2d(ones, k, s)
+    return _clamp(node, total / frac)
+
+
+def _reshape(node, a, g):
+    x = a[0]
+    shape = [int(d) for d in node.attrs["shape"]]
+    if x.numel() != int(np.prod(shape)):
+        # Batched run of a batch-1 graph: the run-time batch replaces axis 0.
+        shape[0] = -1
+    return x.reshape(shape)
+
+
+def _pad(node, a, g):
+    p = node.attrs["pads"]
+    r = len(p) // 2
+    tp: list[int] = []
+    for ax in reversed(range(r)):
+        tp += [int(p[ax]), int(p[ax + r])]
+    return F.pad(a[0], tuple(tp), value=float(node.attrs.get("value", 0.0)))
+
+
+def _prelu(node, a, g):
+    x, s = a
+    return torch.where(x < 0, x * s, x)
+
+
+OPS: dict[str, OpFn] = {
+    "Conv": _conv,
+    "Gemm": _gemm,
+    "BatchNormalization": _bn,
+    "Relu": lambda n, a, g: torch.relu(a[0]),
+    "Sigmoid": lambda n, a, g: torch.sigmoid(a[0]),
+    "Tanh": lambda n, a, g: torch.tanh(a[0]),
+    "HardSwish": lambda n, a, g: F.hardswish(a[0]),
+    "HardSigmoid": lambda n, a, g: torch.clamp(a[0] * n.attrs["alpha"] + n.attrs["beta"], 0.0, 1.0),
+    "LeakyRelu": lambda n, a, g: F.leaky_relu(a[0], n.attrs["alpha"]),
+    "Clip": _clip,
+    "PRelu": _prelu,
+    "Add": lambda n, a, g: _clamp(n, a[0] + a[1]),
+    "Mul": lambda n, a, g: _clamp(n, a[0] * a[1]),
+    "Concat": lambda n, a, g: torch.cat(a, dim=n.attrs["axis"]),
+    "MaxPool": _maxpool,
+    "AveragePool": _avgpool,
+    "GlobalAveragePool": lambda n, a, g: a[0].mean(dim=(2, 3), keepdim=True),
+    "Reshape": _reshape,
+    "Transpose": lambda n, a, g: a[0].permute(*n.attrs["perm"]),
+    "Pad": _pad,
+    "Softmax": lambda n, a, g: torch.softmax(a[0], dim=n.attrs["axis"]),
+    "Identity": lambda n, a, g: a[0],
+}
+
+
+def run_node(node: Node, args: list, graph: Graph) -> torch.Tensor:
+    fn = OPS.get(node.op)
+    if fn is None or node.domain:
+        raise NotImplementedError(f"float execution has no op {node.domain + '.' if node.domain else ''}{node.op} "
+                                  f"(node '{node.name}'); is this a float graph?")
+    return fn(node, args, graph)
+
+
+def _execute(graph: Graph, env: dict[str, torch.Tensor], const: Callable[[str], torch.Tensor],
+             wanted: set[str]) -> dict[str, torch.Tensor]:
+    """Run the nodes in order; free each activation after its last reader."""
+    last: dict[str, int] = {}
+    for i, n in enumerate(graph.nodes):
+        for name in n.inputs:
+            last[name] = i
+    for i, n in enumerate(graph.nodes):
+        args = []
+        for name in n.inputs:
+            if not name:
+                args.append(None)
+            elif name in env:
+                args.append(env[name])
+            else:
+                args.append(const(name))
+        env[n.outputs[0]] = run_node(n, args, graph)
+        for name in n.inputs:
+            if last.get(name) == i and name not in wanted and name in env:
+                del env[name]
+    return env
+
+
+def _check_feeds(graph: Graph, feeds: dict) -> None:
+    missing = [n for n in graph.inputs if n not in feeds]
+    if missing:
+        raise KeyError(f"run_float: no feed for graph input(s) {missing}")
+    for name in graph.inputs:
+        want, got = graph.tensors[name].shape, tuple(feeds[name].shape)
+        if len(want) != len(got) or tuple(want[1:]) != got[1:]:
+            raise ValueError(f"run_float: feed '{name}' has shape {got}, the graph wants {want} "
+                             "(any batch size in axis 0)")
+
+
+def run_float(graph: Graph, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Evaluate the float graph; returns {name: float32 array} for `outputs` (default:
+    the graph outputs). Inputs, constants and any node output may be requested."""
+    outputs = list(graph.outputs if outputs is None else outputs)
+    _check_feeds(graph, feeds)
+    env = {n: to_torch(np.asarray(feeds[n], dtype=np.float32)) for n in graph.inputs}
+    cache: dict[str, torch.Tensor] = {}
+
+    def const(name: str) -> torch.Tensor:
+        if name not in cache:
+            data = graph.const(name)
+            if data is None:
+                raise KeyError(f"tensor '{name}' is neither computed nor constant")
+            cache[name] = to_torch(data)
+        return cache[name]
+
+    with torch.inference_mode():
+        env = _execute(graph, env, const, set(outputs))
+        result = {}
+        for name in outputs:
+            t = env[name] if name in env else const(name)
+            result[name] = t.detach().numpy().astype(np.float32, copy=False)
+    return result
+
+
+class FloatModule(torch.nn.Module):
+    """The graph as a torch module: Conv/Gemm W and B are Parameters, other constants
+    buffers. Parameters are copies, so training them leaves the graph alone until
+    `write_back()` stores them into the graph's constants."""
+
+    def __init__(self, graph: Graph):
+        super().__init__()
+        self.graph = graph
+        learnable = {i for n in graph.nodes if n.op in ("Conv", "Gemm") for i in n.inputs[1:3] if i}
+        self._key: dict[str, str] = {}
+        self.weights = torch.nn.ParameterDict()
+        for k, (name, t) in enumerate((n, t) for n, t in graph.tensors.items() if t.is_const):
+            key = f"c{k}"  # torch keys cannot contain '.', tensor names may
+            self._key[name] = key
+            data = torch.from_numpy(np.array(t.data, dtype=np.float32 if t.data.dtype.kind == "f" else t.data.dtype))
+            if name in learnable:
+                self.weights[key] = torch.nn.Parameter(data)
+            else:
+                self.register_buffer(key, data)
+
+    def tensor(self, name: str) -> torch.Tensor:
+        key = self._key[name]
+        return self.weights[key] if key in self.weights else getattr(self, key)
+
+    def run(self, feeds: dict[str, torch.Tensor], outputs: list[str] | None = None) -> dict[str, torch.Tensor]:
+        outputs = list(self.graph.outputs if outputs is None else outputs)
+        env = {n: (v if isinstance(v, torch.Tensor) else to_torch(np.asarray(v, np.float32)))
+               for n, v in feeds.items() if n in self.graph.inputs}
+        env = _execute(self.graph, env, self.tensor, set(outputs))
+        return {n: env[n] if n in env else self.tensor(n) for n in outputs}
+
+    def forward(self, *inputs: torch.Tensor):
+        res = self.run(dict(zip(self.graph.inputs, inputs)))
+        outs = tuple(res[n] for n in self.graph.outputs)
+        return outs[0] if len(outs) == 1 else outs
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Copy the (trained) parameters into the graph's constant arrays."""
+        for name, key in self._key.items():
+            if key in self.weights:
+                t = self.graph.tensors[name]
+                t.data = self.weights[key].detach().numpy().astype(t.data.dtype).copy()

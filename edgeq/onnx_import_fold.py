@@ -1,0 +1,170 @@
+"""Import-time evaluation of ONNX nodes whose inputs are all known constants.
+
+Exporters compute Reshape targets with Shape -> Gather -> Unsqueeze -> Concat chains,
+cast weights, transpose them, and so on. Because every tensor has a static shape after
+import, `Shape` of any tensor is a constant, and the whole chain collapses to one
+constant. numpy evaluates these ops here (ONNX semantics, opset 13+); the result never
+reaches the canonical graph as a node.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from onnx import helper, TensorProto
+
+Fold = Callable[[list, dict], list]
+
+_NP_OF_ONNX = {getattr(TensorProto, k): helper.tensor_dtype_to_np_dtype(getattr(TensorProto, k))
+               for k in ("FLOAT", "DOUBLE", "FLOAT16", "INT8", "UINT8", "INT16", "UINT16",
+                         "INT32", "UINT32", "INT64", "UINT64", "BOOL")}
+
+
+def _axes(inputs, attrs, idx=1):
+    """Axes from the input (opset 13+ Squeeze/Unsqueeze, 18+ reductions) or the attribute."""
+    if len(inputs) > idx and inputs[idx] is not None:
+        return [int(a) for a in np.asarray(inputs[idx]).reshape(-1)]
+    a = attrs.get("axes")
+    return None if a is None else [int(v) for v in a]
+
+
+def _unsqueeze(i, a):
+    x = i[0]
+    axes = _axes(i, a)
+    r = x.ndim + len(axes)
+    for ax in sorted(ax % r for ax in axes):
+        x = np.expand_dims(x, ax)
+    return [x]
+
+
+def _squeeze(i, a):
+    axes = _axes(i, a)
+    x = i[0]
+    return [np.squeeze(x) if axes is None else np.squeeze(x, tuple(ax % x.ndim for ax in axes))]
+
+
+def _slice(i, a):
+    x = i[0]
+    starts, ends = np.asarray(i[1]).reshape(-1), np.asarray(i[2]).reshape(-1)
+    axes = np.asarray(i[3]).reshape(-1) if len(i) > 3 and i[3] is not None else np.arange(len(starts))
+    steps = np.asarray(i[4]).reshape(-1) if len(i) > 4 and i[4] is not None else np.ones(len(starts), np.int64)
+    sl = [slice(None)] * x.ndim
+    for s, e, ax, st in zip(starts, ends, axes, steps):
+        # Clamp like ONNX: huge sentinel ends (INT64_MAX) mean "to the end".
+        n = x.shape[int(ax)]
+        s, e = int(max(min(s, n), -n - 1)), int(max(min(e, n), -n - 1))
+        sl[int(ax)] = slice(s, e if not (st < 0 and e < -n) else None, int(st))
+    return [x[tuple(sl)]]
+
+
+def _cast(i, a):
+    return [i[0].astype(_NP_OF_ONNX[a["to"]])]
+
+
+def _gather(i, a):
+    return [np.take(i[0], np.asarray(i[1]).astype(np.int64), axis=a.get("axis", 0))]
+
+
+def _reshape(i, a):
+    from edgeq.onnx_import_shapes import resolve_reshape
+    return [i[0].reshape(resolve_reshape(i[0].shape, i[1], bool(a.get("allowzero", 0))))]
+
+
+def _reduce(fn):
+    def f(i, a):
+        axes = _axes(i, a)
+        keep = bool(a.get("keepdims", 1))
+        ax = None if not axes else tuple(axes)
+        return [fn(i[0], axis=ax, keepdims=keep)]
+    return f
+
+
+def _const_of_shape(i, a):
+    v = a.get("value")
+    val = np.zeros(1, np.float32) if v is None else v
+    return [np.full([int(d) for d in i[0]], val.reshape(-1)[0], dtype=val.dtype)]
+
+
+def _bn(i, a):
+    x, s, b, m, v = i[:5]
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    eps = a.get("epsilon", 1e-5)
+    return [((x - m.reshape(shape)) / np.sqrt(v.reshape(shape) + eps) * s.reshape(shape)
+             + b.reshape(shape)).astype(x.dtype)]
+
+
+def _pad_np(i, a):
+    x = i[0]
+    pads = [int(p) for p in (i[1] if len(i) > 1 else a["pads"])]
+    val = i[2].reshape(-1)[0] if len(i) > 2 and i[2] is not None else 0
+    r = x.ndim
+    return [np.pad(x, [(pads[k], pads[k + r]) for k in range(r)], constant_values=val)]
+
+
+def _typed(fn):
+    """Binary arithmetic keeps the left operand's dtype, like ONNX (both are equal there)."""
+    return lambda i, a: [np.asarray(fn(i[0], i[1])).astype(i[0].dtype)]
+
+
+FOLDERS: dict[str, Fold] = {
+    "Identity": lambda i, a: [i[0]],
+    "Dropout": lambda i, a: [i[0]],
+    "Cast": _cast,
+    "CastLike": lambda i, a: [i[0].astype(i[1].dtype)],
+    "Gather": _gather,
+    "Concat": lambda i, a: [np.concatenate(i, axis=a["axis"])],
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Slice": _slice,
+    "Reshape": _reshape,
+    "Flatten": lambda i, a: [i[0].reshape(int(np.prod(i[0].shape[:a.get("axis", 1) % max(i[0].ndim, 1)])), -1)],
+    "Transpose": lambda i, a: [np.transpose(i[0], a.get("perm"))],
+    "Add": _typed(np.add),
+    "Sub": _typed(np.subtract),
+    "Mul": _typed(np.multiply),
+    "Div": lambda i, a: [(i[0] // i[1] if np.issubdtype(i[0].dtype, np.integer)
+                          else i[0] / i[1]).astype(i[0].dtype)],
+    "Pow": _typed(np.power),
+    "Neg": lambda i, a: [-i[0]],
+    "Abs": lambda i, a: [np.abs(i[0])],
+    "Sqrt": lambda i, a: [np.sqrt(i[0])],
+    "Reciprocal": lambda i, a: [(1 / i[0]).astype(i[0].dtype)],
+    "Floor": lambda i, a: [np.floor(i[0])],
+    "Ceil": lambda i, a: [np.ceil(i[0])],
+    "Min": lambda i, a: [np.minimum.reduce(i)],
+    "Max": lambda i, a: [np.maximum.reduce(i)],
+    "Equal": lambda i, a: [np.equal(i[0], i[1])],
+    "Less": lambda i, a: [np.less(i[0], i[1])],
+    "Greater": lambda i, a: [np.greater(i[0], i[1])],
+    "Not": lambda i, a: [np.logical_not(i[0])],
+    "Where": lambda i, a: [np.where(i[0], i[1], i[2])],
+    "Expand": lambda i, a: [i[0] * np.ones([int(d) for d in i[1]], dtype=i[0].dtype)],
+    "Tile": lambda i, a: [np.tile(i[0], [int(r) for r in i[1]])],
+    "Range": lambda i, a: [np.arange(i[0], i[1], i[2]).astype(np.asarray(i[0]).dtype)],
+    "ConstantOfShape": _const_of_shape,
+    "ReduceProd": _reduce(np.prod),
+    "ReduceSum": _reduce(np.sum),
+    "ReduceMean": _reduce(np.mean),
+    "ReduceMax": _reduce(np.max),
+    "ReduceMin": _reduce(np.min),
+    "MatMul": lambda i, a: [np.matmul(i[0], i[1])],
+    "Relu": lambda i, a: [np.maximum(i[0], 0).astype(i[0].dtype)],
+    "Clip": lambda i, a: [np.clip(i[0], *(i[k] if len(i) > k and i[k] is not None else None for k in (1, 2)))],
+    "BatchNormalization": _bn,
+    "Pad": _pad_np,
+    "Size": lambda i, a: [np.array(i[0].size, np.int64)],
+    "Shape": lambda i, a: [np.array(i[0].shape, np.int64)],
+}
+
+
+def fold_node(op: str, inputs: list, attrs: dict) -> list | None:
+    """Evaluate `op` on constant numpy inputs ("" inputs are None); None when we cannot."""
+    fn = FOLDERS.get(op)
+    if fn is None:
+        return None
+    if op == "Gemm":  # pragma: no cover - handled by the converter's own weight folding
+        return None
+    try:
+        return [np.asarray(o) for o in fn(inputs, attrs)]
+    except Exception:  # noqa: BLE001 - an op we cannot fold here is converted normally
+        return None

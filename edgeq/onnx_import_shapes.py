@@ -1,0 +1,92 @@
+"""Static output shapes of the canonical float ops (docs/float_graph.md).
+
+The importer uses these to give every tensor a static shape without trusting the
+file's own value_info, and `edgeq.verify` recomputes them to check a graph after each
+pass. Shapes are plain tuples of ints; the batch dimension is whatever the graph says
+(1 for imported models).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def conv_out(size: int, k: int, stride: int, pad_begin: int, pad_end: int, dil: int) -> int:
+    """Floor-mode output length of a convolution / pooling window along one axis."""
+    return (size + pad_begin + pad_end - ((k - 1) * dil + 1)) // stride + 1
+
+
+def broadcast(a: tuple, b: tuple) -> tuple:
+    """numpy broadcasting of two shapes; ValueError when they do not broadcast."""
+    return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
+
+
+def resolve_reshape(in_shape: tuple, target, allowzero: bool = False) -> tuple:
+    """ONNX Reshape semantics: 0 copies the input dim (unless allowzero), one -1 is inferred."""
+    out = [int(d) for d in target]
+    if not allowzero:
+        out = [in_shape[i] if d == 0 else d for i, d in enumerate(out)]
+    total = int(np.prod(in_shape, dtype=np.int64))
+    if out.count(-1) > 1:
+        raise ValueError(f"Reshape target {list(target)} has more than one -1")
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
+        if known == 0 or total % known:
+            raise ValueError(f"cannot reshape {in_shape} to {list(target)}")
+        out[out.index(-1)] = total // known
+    if int(np.prod(out, dtype=np.int64)) != total:
+        raise ValueError(f"cannot reshape {in_shape} to {list(target)}")
+    return tuple(out)
+
+
+def _window(shape, attrs, kernel):
+    n, c, h, w = shape
+    s, p = attrs["strides"], attrs["pads"]
+    d = attrs.get("dilations", [1, 1])
+    return (conv_out(h, kernel[0], s[0], p[0], p[2], d[0]),
+            conv_out(w, kernel[1], s[1], p[1], p[3], d[1]))
+
+
+def infer_shape(op: str, in_shapes: list[tuple], attrs: dict) -> tuple:
+    """Output shape of one canonical float op (every canonical op has one output)."""
+    x = tuple(in_shapes[0]) if in_shapes else ()
+    if op == "Conv":
+        co, _, kh, kw = in_shapes[1]
+        return (x[0], co) + _window(x, attrs, (kh, kw))
+    if op == "Gemm":
+        return (x[0], in_shapes[1][0])
+    if op in ("MaxPool", "AveragePool"):
+        return x[:2] + _window(x, attrs, attrs["kernel"])
+    if op == "GlobalAveragePool":
+        return x[:2] + (1, 1)
+    if op in ("Add", "Mul"):
+        return broadcast(x, in_shapes[1])
+    if op == "PRelu":
+        return broadcast(x, in_shapes[1])
+    if op == "Concat":
+        ax = attrs["axis"]
+        return x[:ax] + (sum(s[ax] for s in in_shapes),) + x[ax + 1:]
+    if op == "Reshape":
+        return resolve_reshape(x, attrs["shape"])
+    if op == "Transpose":
+        return tuple(x[p] for p in attrs["perm"])
+    if op == "Pad":
+        p, r = attrs["pads"], len(x)
+        return tuple(x[i] + p[i] + p[i + r] for i in range(r))
+    # Elementwise unary ops, BatchNormalization, Softmax, Identity keep the shape.
+    return x
+
+
+def ceil_extra_pad(size: int, k: int, stride: int, pb: int, pe: int, dil: int) -> int:
+    """Extra end padding that makes floor-mode pooling equal ceil_mode=1 along one axis.
+
+    Ceil mode adds one more window when the last stride leaves a partial window, but
+    (PyTorch's and onnxruntime's rule) never a window that starts in the end padding.
+    """
+    eff = (k - 1) * dil + 1
+    out = math.ceil((size + pb + pe - eff) / stride) + 1
+    if (out - 1) * stride >= size + pb:
+        out -= 1
+    need = (out - 1) * stride + eff - (size + pb + pe)
+    return max(need, 0)

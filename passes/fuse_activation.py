@@ -1,0 +1,54 @@
+"""fuse_activation: Relu / Clip (Relu6) folded into the Conv, Gemm, Add or Mul before it.
+
+The producer gets `act_min`/`act_max` (floats, -inf/inf for an open side; repeated
+fusions intersect) and writes the activation's output tensor; the activation node goes.
+This is where the integer kernels apply their output clamp (docs/semantics.md), so a
+fused ReLU costs nothing at run time and its range is known to calibration.
+
+Fused only when the producer's output has exactly one reader (the activation) and is
+not a graph output: otherwise someone still needs the unclamped tensor.
+
+Needs: canonical float graph; run after fold_batchnorm (Conv -> BN -> Relu must become
+Conv -> Relu first) and remove_identity.
+Breaks: nothing; the graph computes the same function. Passes that look for Relu nodes
+must read act_min/act_max instead.
+"""
+from __future__ import annotations
+
+from edgeq.ir import Graph, Node
+from edgeq.passctx import PassContext
+
+PRODUCERS = ("Conv", "Gemm", "Add", "Mul")
+INF = float("inf")
+
+
+def clamp_of(node: Node) -> tuple[float, float] | None:
+    """The (lo, hi) clamp an activation node applies, or None if it is not one."""
+    if node.op == "Relu":
+        return 0.0, INF
+    if node.op == "Clip":
+        return float(node.attrs.get("min", -INF)), float(node.attrs.get("max", INF))
+    return None
+
+
+def fuse_activation(graph: Graph, ctx: PassContext) -> Graph:
+    fused = 0
+    for act in list(graph.nodes):
+        bounds = clamp_of(act)
+        if bounds is None:
+            continue
+        prod = graph.producer_map().get(act.inputs[0])
+        if prod is None or prod.op not in PRODUCERS or prod.domain:
+            continue
+        mid = prod.outputs[0]
+        if len(graph.consumer_map().get(mid, [])) != 1 or mid in graph.outputs:
+            continue
+        lo = max(float(prod.attrs.get("act_min", -INF)), bounds[0])
+        hi = min(float(prod.attrs.get("act_max", INF)), bounds[1])
+        prod.attrs["act_min"], prod.attrs["act_max"] = lo, hi
+        prod.outputs = [act.outputs[0]]
+        graph.nodes.remove(act)
+        del graph.tensors[mid]
+        fused += 1
+    ctx.record("fuse_activation", fused=fused)
+    return graph

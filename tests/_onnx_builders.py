@@ -1,0 +1,127 @@
+"""Small models for the importer tests: torch nets exported with both exporters, and
+hand-built ONNX graphs for ops and attribute forms torch never writes."""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from onnx import TensorProto, helper, numpy_helper
+
+IR_VERSION = 9  # onnxruntime 1.31 rejects onnx 1.23's default IR 14
+
+
+# ---- torch models -------------------------------------------------------------------------
+
+class ConvBnNet(nn.Module):
+    """Conv+BN+ReLU6, depthwise, residual add, avgpool, flatten, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.b2 = nn.BatchNorm2d(8)
+        self.pw = nn.Conv2d(8, 8, 1)
+        self.b3 = nn.BatchNorm2d(8)
+        self.pool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(8 * 4 * 4, 10)
+        _randomize_bn(self)
+
+    def forward(self, x):
+        y = F.relu6(self.b1(self.c1(x)))
+        z = F.relu6(self.b2(self.dw(y)))
+        z = self.b3(self.pw(z)) + y
+        z = torch.relu(z)
+        return self.fc(torch.flatten(self.pool(z), 1))
+
+
+class ActNet(nn.Module):
+    """HardSwish, Sigmoid, Tanh, LeakyReLU, PReLU, concat, maxpool(ceil), pad, asym pads."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 6, 3)
+        self.c2 = nn.Conv2d(6, 6, 3, dilation=2, padding=2)
+        self.prelu = nn.PReLU(6)
+        self.c3 = nn.Conv2d(12, 4, 1)
+        self.bn = nn.BatchNorm2d(4)
+        _randomize_bn(self)
+
+    def forward(self, x):
+        x = F.pad(x, (1, 0, 2, 1))                 # asymmetric zero pad (left, right, top, bottom)
+        a = F.hardswish(self.c1(x))
+        b = torch.sigmoid(self.c2(a)) * torch.tanh(a)
+        c = torch.cat([self.prelu(b), F.leaky_relu(a, 0.1)], dim=1)
+        c = F.max_pool2d(c, 3, 2, ceil_mode=True)
+        d = self.bn(self.c3(c))
+        d = F.pad(d, (1, 1, 1, 1), value=0.5)
+        return torch.softmax(torch.flatten(F.adaptive_avg_pool2d(d, 1), 1), dim=-1)
+
+
+class SmallNets:
+    @staticmethod
+    def all():
+        return {"convbn": (ConvBnNet, (1, 3, 16, 16)), "acts": (ActNet, (1, 3, 15, 13))}
+
+
+def _randomize_bn(model: nn.Module) -> None:
+    """Non-trivial BN statistics so BN folding is really tested."""
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(c, generator=g) * 0.2)
+    model.eval()
+
+
+def export_legacy(model: nn.Module, shape, path: Path) -> Path:
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.randn(shape),), str(path), dynamo=False, opset_version=13,
+                          training=torch.onnx.TrainingMode.EVAL, do_constant_folding=False,
+                          input_names=["x"], output_names=["y"])
+    return path
+
+
+def export_dynamo(model: nn.Module, shape, path: Path) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.randn(shape),), str(path), dynamo=True,
+                          input_names=["x"], output_names=["y"], verbose=False)
+    return path
+
+
+# ---- hand-built ONNX ----------------------------------------------------------------------
+
+def make_model(nodes, inputs, outputs, inits=(), opset=13, name="g") -> onnx.ModelProto:
+    """inputs/outputs: [(name, shape)] (shape entries may be str for dynamic dims)."""
+    def vi(n, s):
+        return helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+    graph = helper.make_graph(list(nodes), name, [vi(*i) for i in inputs], [vi(*o) for o in outputs],
+                              [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(inits).items()])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = IR_VERSION
+    return m
+
+
+def ort_run(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    import onnxruntime as ort
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def model_bytes(model: onnx.ModelProto) -> bytes:
+    buf = io.BytesIO()
+    onnx.save(model, buf)
+    return buf.getvalue()
