@@ -67,8 +67,12 @@ def make(cls, **kw):
     return s
 
 
+HARNESS = Path(__file__).resolve().parent / "c_harness"
+
+
 def sources() -> list[Path]:
-    return sorted(SRC.glob("*.c"))
+    """Runtime sources plus the test shims (exported copies of the inline primitives)."""
+    return sorted(SRC.glob("*.c")) + sorted(HARNESS.glob("*.c"))
 
 
 @lru_cache(maxsize=1)
@@ -78,6 +82,7 @@ def library() -> ctypes.CDLL:
         import pytest
         pytest.skip("host gcc is missing")
     files = sources() + sorted(INCLUDE.glob("*.h")) + sorted(SRC.glob("*.h"))
+    files.append(Path(__file__))  # the flags live here
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
     out = Path(tempfile.gettempdir()) / f"edgeq_rt_{digest}.so"
     if not out.exists():
