@@ -10,6 +10,7 @@ not a graph output: otherwise someone still needs the unclamped tensor.
 
 Needs: canonical float graph; run after fold_batchnorm (Conv -> BN -> Relu must become
 Conv -> Relu first) and remove_identity.
+Keeps graph.meta["bn_stats"] keyed by the layer's (new) output name.
 Breaks: nothing; the graph computes the same function. Passes that look for Relu nodes
 must read act_min/act_max instead.
 """
@@ -47,6 +48,9 @@ def fuse_activation(graph: Graph, ctx: PassContext) -> Graph:
         hi = min(float(prod.attrs.get("act_max", INF)), bounds[1])
         prod.attrs["act_min"], prod.attrs["act_max"] = lo, hi
         prod.outputs = [act.outputs[0]]
+        stats = graph.meta.get("bn_stats", {})
+        if mid in stats:  # BN statistics follow the layer (they describe its pre-clamp output)
+            stats[act.outputs[0]] = stats.pop(mid)
         graph.nodes.remove(act)
         del graph.tensors[mid]
         fused += 1
