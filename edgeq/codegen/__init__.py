@@ -1,0 +1,193 @@
+"""C code generation: a quantized graph and its memory plan -> model.h + model.c.
+
+    plan = plan_memory(qgraph)
+    files = generate_c(qgraph, plan, out_dir)      # [out_dir/model.h, out_dir/model.c]
+
+model.c is a straight-line sequence of eq_kernels.h calls (no interpreter): one block per
+layer with its params as a `static const` struct, weights and integer parameters as
+`static const` arrays (flash), activations in one static arena at the plan's offsets.
+Compile it with runtime_c's sources and `-I edgeq.runtime_c.include_dir()`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.codegen import ops
+from edgeq.codegen.carray import const_array
+from edgeq.codegen.names import NameTable
+from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_WITH_PARAMS, MODEL_C, MODEL_H
+from edgeq.errors import EdgeqError
+from edgeq.fixedpoint import quantize_multiplier
+from edgeq.ir import Graph, Node
+from edgeq.memory_plan import MemoryPlan
+
+__all__ = ["generate_c", "io_info", "comment_safe"]
+
+
+def comment_safe(text: str) -> str:
+    """Graph names inside C comments: never let a name close (or open) the comment."""
+    return str(text).replace("*/", "*_/").replace("/*", "/_*")
+
+
+class Ctx:
+    """Tensor names -> C expressions, collecting the constant arrays the layers use."""
+
+    def __init__(self, graph: Graph, plan: MemoryPlan):
+        self.graph, self.plan = graph, plan
+        self.names = NameTable({"edgeq_arena", "copy_bytes", "p", "ins", "chunk"})
+        self.const_defs: list[str] = []
+        self._const_ids: dict[str, str] = {}
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.graph.tensors[tensor].shape)
+
+    def buf(self, tensor: str) -> str:
+        if self.graph.const(tensor) is not None:
+            return self.const(tensor, "int8")
+        return f"edgeq_arena + {self.plan.offsets[tensor]}"
+
+    def const(self, tensor: str, dtype: str | None = None) -> str:
+        data = self.graph.const(tensor)
+        if data is None:
+            raise ValueError(f"{tensor!r} should be a constant input")
+        if tensor not in self._const_ids:
+            ident = self.names.get(tensor, "c_")
+            arr = np.asarray(data)
+            if dtype is not None:
+                arr = self._cast(arr, dtype, tensor)
+            self.const_defs.append(const_array(ident, arr, comment_safe(f"{tensor} {list(arr.shape)}")))
+            self._const_ids[tensor] = ident
+        return self._const_ids[tensor]
+
+    def opt(self, node: Node, k: int) -> str:
+        """An optional constant input (e.g. a bias): its array or NULL."""
+        name = node.inputs[k] if k < len(node.inputs) else ""
+        return self.const(name, "int32") if name else "NULL"
+
+    def attr_array(self, node: Node, key: str, dtype: str) -> str:
+        ident = self.names.get(f"{node.name}_{key}", "a_")
+        arr = self._cast(np.asarray(node.attr(key)), dtype, f"{node.name}.{key}")
+        self.const_defs.append(const_array(ident, arr, comment_safe(f"{node.name} attribute {key}")))
+        return ident
+
+    def scratch(self, node: Node) -> str:
+        off = self.plan.scratch.get(node.name)
+        return "NULL" if off is None else f"edgeq_arena + {off[0]}"
+
+    @staticmethod
+    def _cast(arr: np.ndarray, dtype: str, what: str) -> np.ndarray:
+        info = np.iinfo(dtype)
+        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+            raise ValueError(f"{what}: values outside {dtype}")
+        return arr.astype(dtype)
+
+
+def _fields(values: dict) -> str:
+    def c(v):
+        return "{" + ", ".join(str(int(e)) for e in v) + "}" if isinstance(v, (list, tuple)) else str(int(v))
+    items = [f".{k} = {c(v)}" for k, v in values.items()]
+    lines = [", ".join(items[i:i + 4]) for i in range(0, len(items), 4)]
+    return ",\n".join("            " + line for line in lines)
+
+
+def emit_layer(ctx: Ctx, index: int, node: Node) -> str:
+    emitter = ops.EMITTERS.get(node.op)
+    if emitter is None:
+        raise EdgeqError(f"layer {node.name}: no C kernel for op {node.op}",
+                         "use the reference target, or a model without this op")
+    call = emitter(ctx, node)
+    head = {"index": index, "name": comment_safe(node.name), "op": node.op,
+            "shape": "x".join(map(str, ctx.shape(node.outputs[0])))}
+    if call is None:  # an alias: documented, nothing runs
+        return f"    /* layer {index}: {head['name']} ({node.op}) aliases its input */\n"
+    pre = "".join(f"        {line}\n" for line in call.pre)
+    if call.ptype is None:
+        return LAYER.substitute(head, pre=pre, call=f"{call.fn}({', '.join(call.args)})")
+    return LAYER_WITH_PARAMS.substitute(head, pre=pre, ptype=call.ptype, fields=_fields(call.fields),
+                                        fn=call.fn, args=", ".join(call.args))
+
+
+def io_info(qgraph: Graph) -> dict:
+    """Names, shapes and byte sizes of the graph's inputs and outputs (in run order)."""
+    def one(name):
+        t = qgraph.tensors[name]
+        return {"name": name, "shape": [int(d) for d in t.shape], "bytes": int(t.nbytes)}
+    return {"inputs": [one(n) for n in qgraph.inputs], "outputs": [one(n) for n in qgraph.outputs]}
+
+
+def _io_macros(qgraph: Graph, names: list[str], kind: str) -> str:
+    out = []
+    for i, name in enumerate(names):
+        t = qgraph.tensors[name]
+        scale = float(np.ravel(t.q.scale)[0]) if t.q is not None else 1.0
+        zp = int(np.ravel(t.q.zero_point)[0]) if t.q is not None else 0
+        mult, shift = quantize_multiplier(scale)
+        out.append(IO_MACROS.substitute(kind=kind.lower(), KIND=kind, index=i, name=comment_safe(name),
+                                        shape="x".join(map(str, t.shape)), scale=f"{scale:.9g}",
+                                        size=t.nbytes, zero_point=zp, mult=mult, shift=shift))
+    if len(names) == 1:  # the common single-tensor names
+        out.append(f"#define EDGEQ_{kind}_SIZE EDGEQ_{kind}0_SIZE\n")
+    return "".join(out)
+
+
+def _run_functions(ctx: Ctx, qgraph: Graph) -> tuple[str, str]:
+    """Declaration and definition of edgeq_model_run with one pointer per input/output."""
+    if len(qgraph.inputs) == 1 and len(qgraph.outputs) == 1:
+        params, ins, outs = ["const int8_t *input", "int8_t *output"], ["input"], ["output"]
+    else:
+        ins = [ctx.names.get(n, "in_") for n in qgraph.inputs]
+        outs = [ctx.names.get(n, "out_") for n in qgraph.outputs]
+        params = [f"const int8_t *{i}" for i in ins] + [f"int8_t *{o}" for o in outs]
+    sig = f"int edgeq_model_run({', '.join(params)})"
+    doc = "/* Run one inference: " + comment_safe(", ".join(qgraph.inputs) + " -> " + ", ".join(qgraph.outputs)) + ". */"
+    body = (f"{sig}\n{{\n"
+            f"    const int8_t *const inputs[{len(ins)}] = {{{', '.join(ins)}}};\n"
+            f"    int8_t *const outputs[{len(outs)}] = {{{', '.join(outs)}}};\n"
+            f"    return edgeq_model_run_io(inputs, outputs);\n}}\n")
+    return f"{doc}\n{sig};", body
+
+
+def generate_c(qgraph: Graph, plan: MemoryPlan, out_dir, *, profile_marks: bool = False) -> list[Path]:
+    """Write model.h and model.c into out_dir; returns their paths.
+
+    With profile_marks, each layer is preceded by EDGEQ_LAYER_MARK(i) and the last is
+    followed by EDGEQ_LAYER_MARK(num_layers); the macro calls edgeq_layer_mark only when
+    compiled with -DEDGEQ_PROFILE, so one model.c serves measured and plain builds."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Ctx(qgraph, plan)
+    layers = []
+    for i, node in enumerate(qgraph.nodes):
+        if profile_marks:
+            layers.append(f"    EDGEQ_LAYER_MARK({i});\n")
+        layers.append(emit_layer(ctx, i, node))
+    if profile_marks:
+        layers.append(f"    EDGEQ_LAYER_MARK({len(qgraph.nodes)});\n")
+    for name in qgraph.outputs:
+        if qgraph.const(name) is not None or name not in plan.offsets:
+            raise EdgeqError(f"graph output {name!r} is a constant", "export a model whose outputs are computed")
+    copy_in = "".join(f"    copy_bytes(edgeq_arena + {plan.offsets[n]}, inputs[{i}], {plan.sizes[n]});\n"
+                      for i, n in enumerate(qgraph.inputs))
+    copy_out = "".join(f"    copy_bytes(outputs[{i}], edgeq_arena + {plan.offsets[n]}, {plan.sizes[n]});\n"
+                       for i, n in enumerate(qgraph.outputs))
+    run_decl, run_def = _run_functions(ctx, qgraph)
+    model = comment_safe(qgraph.name)
+    batch = qgraph.tensors[qgraph.inputs[0]].shape[0] if qgraph.inputs else 1
+    header = MODEL_H.substitute(
+        model=model, batch=batch, arena_bytes=plan.arena_bytes, num_layers=len(qgraph.nodes),
+        num_inputs=len(qgraph.inputs), num_outputs=len(qgraph.outputs),
+        io_macros=_io_macros(qgraph, qgraph.inputs, "INPUT") + "\n" + _io_macros(qgraph, qgraph.outputs, "OUTPUT"),
+        input_sizes=", ".join(str(plan.sizes[n]) for n in qgraph.inputs),
+        output_sizes=", ".join(str(plan.sizes[n]) for n in qgraph.outputs),
+        input_total=sum(plan.sizes[n] for n in qgraph.inputs),
+        output_total=sum(plan.sizes[n] for n in qgraph.outputs), run_decl=run_decl)
+    source = MODEL_C.substitute(
+        model=model, arena_bytes=plan.arena_bytes, arena_alloc=max(plan.arena_bytes, 16),
+        constants="\n".join(ctx.const_defs), copy_in=copy_in, layers="".join(layers),
+        copy_out=copy_out, run_def=run_def)
+    paths = [out_dir / "model.h", out_dir / "model.c"]
+    paths[0].write_text(header)
+    paths[1].write_text(source)
+    return paths

@@ -1,0 +1,291 @@
+"""Harness sources around model.c: embedded test vectors, the firmware main, the host main.
+
+Both mains print outputs as text lines a runner parses:
+
+    out <vector> <output index> <hex bytes, two digits each, two's complement>
+    mismatch <vector> <output index>      (only when expected outputs are embedded)
+    error <vector> <run status>
+    stack <peak bytes>                    (firmware only: painted-stack measurement)
+"""
+from __future__ import annotations
+
+from string import Template
+
+import numpy as np
+
+from edgeq.codegen.carray import const_array
+
+
+def vectors_c(inputs: list[np.ndarray], expected: list[np.ndarray] | None) -> tuple[str, str]:
+    """(vectors.h, vectors.c) for N vectors: inputs[i] is [N, ...] int8 for model input i,
+    expected[k] likewise for output k (or None: the firmware only prints)."""
+    n = int(inputs[0].shape[0]) if inputs else 0
+    defs, in_ids, exp_ids = [], [], []
+    for i, a in enumerate(inputs):
+        in_ids.append(f"vec_in{i}")
+        defs.append(const_array(in_ids[-1], np.asarray(a, dtype=np.int8), f"input {i}: {n} vectors"))
+    for k, a in enumerate(expected or []):
+        exp_ids.append(f"vec_expected{k}")
+        defs.append(const_array(exp_ids[-1], np.asarray(a, dtype=np.int8), f"expected output {k}"))
+    header = VECTORS_H.substitute(n=n, have_expected=int(expected is not None))
+    source = VECTORS_C.substitute(
+        defs="\n".join(defs), inputs=", ".join(in_ids) or "0",
+        expected=", ".join(exp_ids) if exp_ids else "0")
+    return header, source
+
+
+VECTORS_H = Template("""\
+/* Test vectors embedded by edgeq (generated). Vector v of input i starts at
+ * edgeq_vec_inputs[i] + v * size_i (sizes from EDGEQ_INPUT_SIZES). */
+#ifndef EDGEQ_VECTORS_H
+#define EDGEQ_VECTORS_H
+#include <stdint.h>
+#define EDGEQ_NUM_VECTORS ${n}
+#define EDGEQ_HAVE_EXPECTED ${have_expected}
+extern const int8_t *const edgeq_vec_inputs[];
+extern const int8_t *const edgeq_vec_expected[];
+#endif
+""")
+
+VECTORS_C = Template("""\
+#include "vectors.h"
+
+${defs}
+const int8_t *const edgeq_vec_inputs[] = { ${inputs} };
+const int8_t *const edgeq_vec_expected[] = { ${expected} };
+""")
+
+# Shared by both mains: run every embedded vector, print, compare. `emit(buf, len)` writes.
+RUN_VECTORS = """\
+static const int32_t in_sizes[EDGEQ_NUM_INPUTS] = EDGEQ_INPUT_SIZES;
+static const int32_t out_sizes[EDGEQ_NUM_OUTPUTS] = EDGEQ_OUTPUT_SIZES;
+static int8_t out_mem[EDGEQ_OUTPUT_TOTAL];
+
+/* Decimal without division (the harness keeps the model's no-divide rule too). */
+static char *put_dec(char *p, int32_t v)
+{
+    static const uint32_t pow10[10] = {1000000000u, 100000000u, 10000000u, 1000000u,
+                                       100000u, 10000u, 1000u, 100u, 10u, 1u};
+    uint32_t u = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+    int k, started = 0;
+    if (v < 0) {
+        *p++ = '-';
+    }
+    for (k = 0; k < 10; k++) {
+        char digit = '0';
+        while (u >= pow10[k]) {
+            u -= pow10[k];
+            digit++;
+        }
+        if (digit != '0' || started || k == 9) {
+            *p++ = digit;
+            started = 1;
+        }
+    }
+    return p;
+}
+
+/* "<word> <a> <b>" then hex bytes, written in chunks so no line buffer grows with size */
+static void print_line(const char *word, int32_t a, int32_t b, const int8_t *bytes, int32_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char buf[132];
+    char *p = buf;
+    int32_t i;
+    while (*word) {
+        *p++ = *word++;
+    }
+    *p++ = ' ';
+    p = put_dec(p, a);
+    if (b >= 0) {
+        *p++ = ' ';
+        p = put_dec(p, b);
+    }
+    for (i = 0; i < n; i++) {
+        uint8_t u = (uint8_t)bytes[i];
+        if (i == 0) {
+            *p++ = ' ';
+        }
+        *p++ = hex[u >> 4];
+        *p++ = hex[u & 15u];
+        if (p - buf > 120) {
+            emit(buf, (int)(p - buf));
+            p = buf;
+        }
+    }
+    *p++ = '\\n';
+    emit(buf, (int)(p - buf));
+}
+
+/* Runs every vector; returns the number of mismatching (or failing) outputs. */
+static int run_vectors(void)
+{
+    int8_t *outs[EDGEQ_NUM_OUTPUTS];
+    const int8_t *ins[EDGEQ_NUM_INPUTS];
+    int mismatches = 0;
+    int32_t v, i, k, off = 0;
+    for (k = 0; k < EDGEQ_NUM_OUTPUTS; k++) {
+        outs[k] = out_mem + off;
+        off += out_sizes[k];
+    }
+    for (v = 0; v < EDGEQ_NUM_VECTORS; v++) {
+        int rc;
+        for (i = 0; i < EDGEQ_NUM_INPUTS; i++) {
+            ins[i] = edgeq_vec_inputs[i] + v * in_sizes[i];
+        }
+        rc = edgeq_model_run_io(ins, outs);
+        if (rc != 0) {
+            print_line("error", v, rc, 0, 0);
+            mismatches++;
+            continue;
+        }
+        for (k = 0; k < EDGEQ_NUM_OUTPUTS; k++) {
+            print_line("out", v, k, outs[k], out_sizes[k]);
+#if EDGEQ_HAVE_EXPECTED
+            {
+                const int8_t *want = edgeq_vec_expected[k] + v * out_sizes[k];
+                for (i = 0; i < out_sizes[k]; i++) {
+                    if (want[i] != outs[k][i]) {
+                        print_line("mismatch", v, k, 0, 0);
+                        mismatches++;
+                        break;
+                    }
+                }
+            }
+#endif
+        }
+    }
+    return mismatches;
+}
+"""
+
+FIRMWARE_MAIN = Template("""\
+/* Firmware main (generated by edgeq): runs the embedded vectors through the model, prints
+ * raw outputs over semihosting, and returns the number of mismatches against the integer
+ * reference as the exit status (0 = bit-identical). */
+#include <stdint.h>
+
+#include "model.h"
+#include "vectors.h"
+
+extern void initialise_monitor_handles(void);   /* newlib rdimon: semihosting stdio */
+extern int _write(int fd, const char *buf, int len);
+extern uint32_t edgeq_stack_peak(void);          /* startup.c: painted-stack scan */
+
+static void emit(const char *buf, int len)
+{
+    _write(1, buf, len);
+}
+
+${run_vectors}
+int main(void)
+{
+    int mismatches;
+    initialise_monitor_handles();
+    mismatches = run_vectors();
+    print_line("stack", (int32_t)edgeq_stack_peak(), -1, 0, 0);
+    return mismatches > 255 ? 255 : mismatches;
+}
+""")
+
+HOST_MAIN = Template("""\
+/* Host main (generated by edgeq).
+ *   model_host                 run the embedded vectors (self-check), print outputs
+ *   model_host --raw N         read N samples of raw int8 inputs from stdin (each sample:
+ *                              every input in order), write raw int8 outputs to stdout
+ *   model_host --bench R       run vector 0 R times, print "ns_per_inference <n>" */
+#define _POSIX_C_SOURCE 199309L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model.h"
+#include "vectors.h"
+
+static void emit(const char *buf, int len)
+{
+    fwrite(buf, 1, (size_t)len, stdout);
+}
+
+${run_vectors}
+static int run_raw(long n)
+{
+    static int8_t in_mem[EDGEQ_INPUT_TOTAL];
+    const int8_t *ins[EDGEQ_NUM_INPUTS];
+    int8_t *outs[EDGEQ_NUM_OUTPUTS];
+    int32_t off = 0, k;
+    long s;
+    for (k = 0; k < EDGEQ_NUM_INPUTS; k++) {
+        ins[k] = in_mem + off;
+        off += in_sizes[k];
+    }
+    off = 0;
+    for (k = 0; k < EDGEQ_NUM_OUTPUTS; k++) {
+        outs[k] = out_mem + off;
+        off += out_sizes[k];
+    }
+    for (s = 0; s < n; s++) {
+        if (fread(in_mem, 1, EDGEQ_INPUT_TOTAL, stdin) != EDGEQ_INPUT_TOTAL) {
+            fprintf(stderr, "short input at sample %ld\\n", s);
+            return 2;
+        }
+        if (edgeq_model_run_io(ins, outs) != 0) {
+            fprintf(stderr, "model run failed at sample %ld\\n", s);
+            return 3;
+        }
+        fwrite(out_mem, 1, EDGEQ_OUTPUT_TOTAL, stdout);
+    }
+    return 0;
+}
+
+static int bench(long reps)
+{
+    const int8_t *ins[EDGEQ_NUM_INPUTS];
+    int8_t *outs[EDGEQ_NUM_OUTPUTS];
+    struct timespec t0, t1;
+    int32_t off = 0, k;
+    long r;
+    long long ns;
+    for (k = 0; k < EDGEQ_NUM_INPUTS; k++) {
+        ins[k] = edgeq_vec_inputs[k];
+    }
+    for (k = 0; k < EDGEQ_NUM_OUTPUTS; k++) {
+        outs[k] = out_mem + off;
+        off += out_sizes[k];
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (r = 0; r < reps; r++) {
+        if (edgeq_model_run_io(ins, outs) != 0) {
+            return 3;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ns = (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+    printf("ns_per_inference %lld\\n", ns / (reps > 0 ? reps : 1));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--raw") == 0) {
+        return run_raw(atol(argv[2]));
+    }
+    if (argc == 3 && strcmp(argv[1], "--bench") == 0) {
+        return bench(atol(argv[2]));
+    }
+    {
+        int mismatches = run_vectors();
+        return mismatches > 255 ? 255 : mismatches;
+    }
+}
+""")
+
+
+def firmware_main_c() -> str:
+    return FIRMWARE_MAIN.substitute(run_vectors=RUN_VECTORS)
+
+
+def host_main_c() -> str:
+    return HOST_MAIN.substitute(run_vectors=RUN_VECTORS)

@@ -1,0 +1,217 @@
+"""One emitter per ai.edgeq op: node -> the kernel call of eq_kernels.h that runs it.
+
+Each emitter returns a `Call`: the params struct (type and field values, written as a
+`static const` struct so it lives in flash), the kernel function and its arguments as C
+expressions. `Ctx` turns tensor names into C expressions: `arena + OFFSET` for activations
+(from the memory plan) and the identifier of a `static const` array for constants.
+Attribute conventions are docs/semantics.md's; layouts are eq_kernels.h's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Node
+
+BCAST_RANK = 4  # EQ_BCAST_RANK
+MAX_RANK = 6    # EQ_MAX_RANK
+
+
+@dataclass
+class Call:
+    fn: str
+    args: list[str]
+    ptype: str | None = None                 # params struct type, passed as &p first
+    fields: dict = field(default_factory=dict)
+    pre: list[str] = field(default_factory=list)  # extra declarations before the call
+
+
+def _prod(dims) -> int:
+    return int(np.prod(dims, dtype=np.int64)) if len(dims) else 1
+
+
+def _i(node: Node, key: str, default=0) -> int:
+    return int(node.attr(key, default))
+
+
+def _clamp(node: Node) -> dict:
+    return {"act_min": _i(node, "act_min", -128), "act_max": _i(node, "act_max", 127)}
+
+
+def _spatial(node: Node, x_shape, k_hw):
+    """(stride_h, stride_w, pads t/l/b/r, dilation_h, dilation_w); 1-D ([N,C,L]) is H = 1."""
+    nd = len(x_shape) - 2
+    strides = [int(s) for s in node.attr("strides", [1] * nd)]
+    pads = [int(p) for p in node.attr("pads", [0] * 2 * nd)]
+    dil = [int(d) for d in node.attr("dilations", [1] * nd)]
+    if nd == 1:
+        strides, dil, pads = [1] + strides, [1] + dil, [0, pads[0], 0, pads[1]]
+    return {"stride_h": strides[0], "stride_w": strides[1], "pad_top": pads[0], "pad_left": pads[1],
+            "pad_bottom": pads[2], "pad_right": pads[3], "dilation_h": dil[0], "dilation_w": dil[1]}
+
+
+def _hw(shape):
+    """(H, W) of an [N, C, H, W] or [N, C, L] tensor."""
+    return (1, shape[2]) if len(shape) == 3 else (shape[2], shape[3])
+
+
+def conv(c, n: Node) -> Call:
+    x, w, y = c.shape(n.inputs[0]), c.shape(n.inputs[1]), c.shape(n.outputs[0])
+    (ih, iw), (oh, ow), (kh, kw) = _hw(x), _hw(y), _hw(w)
+    fields = {"batch": x[0], "in_c": x[1], "in_h": ih, "in_w": iw,
+              "out_c": y[1], "out_h": oh, "out_w": ow, "kernel_h": kh, "kernel_w": kw,
+              **_spatial(n, x, (kh, kw)), "groups": _i(n, "group", 1),
+              "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"), **_clamp(n)}
+    args = [c.buf(n.inputs[0]), c.const(n.inputs[1]), c.opt(n, 2), c.opt(n, 3), c.opt(n, 4),
+            c.scratch(n), c.buf(n.outputs[0])]
+    return Call("eq_conv2d_s8", args, "eq_conv2d_params", fields)
+
+
+def gemm(c, n: Node) -> Call:
+    x, w = c.shape(n.inputs[0]), c.shape(n.inputs[1])
+    fields = {"batch": x[0], "in_features": _prod(x[1:]), "out_features": w[0],
+              "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"), **_clamp(n)}
+    args = [c.buf(n.inputs[0]), c.const(n.inputs[1]), c.opt(n, 2), c.opt(n, 3), c.opt(n, 4),
+            c.scratch(n), c.buf(n.outputs[0])]
+    return Call("eq_fully_connected_s8", args, "eq_fc_params", fields)
+
+
+def _bcast_dims(shape, name: str) -> list[int]:
+    dims = list(shape)
+    while len(dims) > BCAST_RANK and dims[0] == 1:
+        dims.pop(0)
+    if len(dims) > BCAST_RANK:
+        raise EdgeqError(f"{name}: broadcasting over {len(shape)}-D tensors is not supported by the C runtime",
+                         "keep elementwise operands at rank <= 4")
+    return [1] * (BCAST_RANK - len(dims)) + dims
+
+
+def _binary_dims(c, n: Node) -> dict:
+    rank = max(len(c.shape(t)) for t in (n.inputs[0], n.inputs[1], n.outputs[0]))
+    pad = lambda s: [1] * (rank - len(s)) + list(s)  # noqa: E731  numpy aligns trailing dims
+    return {k: _bcast_dims(pad(c.shape(t)), n.name)
+            for k, t in (("a_dims", n.inputs[0]), ("b_dims", n.inputs[1]), ("y_dims", n.outputs[0]))}
+
+
+def add(c, n: Node) -> Call:
+    keys = ("a_zp", "b_zp", "y_zp", "left_shift", "a_mult", "a_shift", "b_mult", "b_shift",
+            "y_mult", "y_shift")
+    fields = {**_binary_dims(c, n), **{k: _i(n, k, 20 if k == "left_shift" else 0) for k in keys},
+              **_clamp(n)}
+    return Call("eq_add_s8", [c.buf(n.inputs[0]), c.buf(n.inputs[1]), c.buf(n.outputs[0])],
+                "eq_add_params", fields)
+
+
+def mul(c, n: Node) -> Call:
+    keys = ("a_zp", "b_zp", "y_zp", "y_mult", "y_shift")
+    fields = {**_binary_dims(c, n), **{k: _i(n, k) for k in keys}, **_clamp(n)}
+    return Call("eq_mul_s8", [c.buf(n.inputs[0]), c.buf(n.inputs[1]), c.buf(n.outputs[0])],
+                "eq_mul_params", fields)
+
+
+def lut(c, n: Node) -> Call:
+    size = _prod(c.shape(n.inputs[0]))
+    return Call("eq_lut_s8", [str(size), c.buf(n.inputs[0]), c.const(n.inputs[1], "int8"),
+                              c.buf(n.outputs[0])])
+
+
+def prelu(c, n: Node) -> Call:
+    x = c.shape(n.inputs[0])
+    pos_mult, pos_shift = (int(np.ravel(c.graph.const(t))[0]) for t in n.inputs[1:3])
+    fields = {"batch": x[0], "channels": x[1] if len(x) > 1 else 1, "inner": _prod(x[2:]),
+              "neg_channels": c.graph.tensors[n.inputs[3]].size,
+              "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"),
+              "pos_mult": pos_mult, "pos_shift": pos_shift, **_clamp(n)}
+    args = [c.buf(n.inputs[0]), c.const(n.inputs[3], "int32"), c.const(n.inputs[4], "int32"),
+            c.const(n.inputs[5], "int32"), c.buf(n.outputs[0])]
+    return Call("eq_prelu_s8", args, "eq_prelu_params", fields)
+
+
+def _pool_fields(c, n: Node) -> dict:
+    x, y = c.shape(n.inputs[0]), c.shape(n.outputs[0])
+    (ih, iw), (oh, ow) = _hw(x), _hw(y)
+    kern = [int(k) for k in n.attr("kernel")]
+    kh, kw = (1, kern[0]) if len(kern) == 1 else kern
+    return {"batch": x[0], "channels": x[1], "in_h": ih, "in_w": iw, "out_h": oh, "out_w": ow,
+            "kernel_h": kh, "kernel_w": kw, **_spatial(n, x, (kh, kw)),
+            "count_include_pad": _i(n, "count_include_pad"), "x_zp": _i(n, "x_zp"), **_clamp(n)}
+
+
+def maxpool(c, n: Node) -> Call:
+    return Call("eq_maxpool_s8", [c.buf(n.inputs[0]), c.buf(n.outputs[0])],
+                "eq_pool_params", _pool_fields(c, n))
+
+
+def avgpool(c, n: Node) -> Call:
+    recip = c.attr_array(n, "recip", "int32")
+    rshift = c.attr_array(n, "rshift", "int32")
+    return Call("eq_avgpool_s8", [c.buf(n.inputs[0]), recip, rshift, c.buf(n.outputs[0])],
+                "eq_pool_params", _pool_fields(c, n))
+
+
+def softmax(c, n: Node) -> Call:
+    x = c.shape(n.inputs[0])
+    axis = _i(n, "axis", -1) % len(x)
+    fields = {"outer": _prod(x[:axis]), "depth": x[axis], "inner": _prod(x[axis + 1:]),
+              "input_mult": _i(n, "input_mult"), "input_left_shift": _i(n, "input_left_shift"),
+              "diff_min": _i(n, "diff_min")}
+    return Call("eq_softmax_s8", [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_softmax_params", fields)
+
+
+def requant(c, n: Node) -> Call:
+    fields = {"size": _prod(c.shape(n.inputs[0])), "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"),
+              "mult": _i(n, "mult"), "shift": _i(n, "shift")}
+    return Call("eq_requant_s8", [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_requant_params", fields)
+
+
+def concat(c, n: Node) -> Call:
+    y = c.shape(n.outputs[0])
+    axis = _i(n, "axis") % len(y)
+    inner = _prod(y[axis + 1:])
+    chunks = [c.shape(t)[axis] * inner for t in n.inputs]
+    k = len(n.inputs)
+    pre = [f"const int8_t *const ins[{k}] = {{{', '.join(c.buf(t) for t in n.inputs)}}};",
+           f"static const int32_t chunk[{k}] = {{{', '.join(map(str, chunks))}}};"]
+    return Call("eq_concat_s8", [str(k), "ins", "chunk", str(_prod(y[:axis])), c.buf(n.outputs[0])],
+                pre=pre)
+
+
+def reshape(c, n: Node) -> Call | None:
+    """An alias in the memory plan: nothing to run (a copy only if the plan kept it apart)."""
+    src, dst = c.buf(n.inputs[0]), c.buf(n.outputs[0])
+    if src == dst:
+        return None
+    return Call("eq_reshape_s8", [str(_prod(c.shape(n.inputs[0]))), src, dst])
+
+
+def _ranked(dims, name: str) -> list[int]:
+    if not 1 <= len(dims) <= MAX_RANK:
+        raise EdgeqError(f"{name}: rank {len(dims)} exceeds the C runtime's {MAX_RANK}",
+                         "reshape the model to rank <= 6")
+    return list(dims)
+
+
+def transpose(c, n: Node) -> Call:
+    x = _ranked(c.shape(n.inputs[0]), n.name)
+    perm = n.attr("perm")
+    perm = list(range(len(x)))[::-1] if perm is None else [int(p) for p in perm]
+    fields = {"rank": len(x), "in_dims": x, "perm": perm}
+    return Call("eq_transpose_s8", [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_transpose_params", fields)
+
+
+def pad(c, n: Node) -> Call:
+    x = _ranked(c.shape(n.inputs[0]), n.name)
+    pads = [int(p) for p in n.attr("pads")]
+    r = len(x)
+    fields = {"rank": r, "in_dims": x, "pad_begin": pads[:r], "pad_end": pads[r:],
+              "value": _i(n, "value", _i(n, "x_zp"))}
+    return Call("eq_pad_s8", [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_pad_params", fields)
+
+
+EMITTERS = {
+    "QConv": conv, "QGemm": gemm, "QAdd": add, "QMul": mul, "QLut": lut, "QPrelu": prelu,
+    "QMaxPool": maxpool, "QAvgPool": avgpool, "QSoftmax": softmax, "QRequant": requant,
+    "QConcat": concat, "QReshape": reshape, "QTranspose": transpose, "QPad": pad,
+}

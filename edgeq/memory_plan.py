@@ -1,0 +1,172 @@
+"""Static memory plan: every activation tensor of a quantized graph gets an offset in one
+arena, so generated C needs no malloc and its RAM use is known at compile time.
+
+    plan = plan_memory(qgraph)            # scratch sizes from edgeq.runtime_c.scratch
+    plan.offsets["conv1_out"], plan.arena_bytes, plan.timeline
+
+Rules
+-----
+- Steps are the node indices of `qgraph.nodes` (already topological). A tensor is live
+  from the step that produces it to the last step that reads it, both included: a
+  node's output never shares bytes with an input it is still reading, unless in place.
+- Graph inputs live from step 0 (the run copies the caller's input into the arena before
+  the first node: one buffer layout for every target, and an input may then be
+  overwritten in place); graph outputs live to the end (the run copies them out).
+- QReshape is an alias: its output is its input's buffer (the runtime's reshape is a
+  reinterpretation of the same contiguous bytes), so no kernel call and no copy.
+- In place (output written over an input) only where the kernel is documented safe
+  (eq_kernels.h) and that input dies at this node:
+  QLut, QRequant, QPrelu (same element count, element-wise), QAdd and QMul over an input
+  that is not broadcast (each output element is computed from the same-index inputs
+  before it is stored). Conv, Gemm, pools, softmax, transpose, pad and concat read
+  neighbouring elements after writing, so they never run in place.
+- Each node's kernel scratch (`scratch_size(node, graph)`) is a buffer live at that step
+  only.
+- Buffers are aligned to ALIGN bytes (16: the arena is `aligned(16)`, so every buffer
+  start suits any SIMD load, and word loads in the kernels are aligned).
+- Placement: buffers sorted by size (largest first, then earliest), each put at the
+  lowest offset where it overlaps no already-placed buffer with an intersecting
+  lifetime (greedy by size with gap fitting, TFLite Micro's strategy).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from edgeq.ir import Graph, Node
+
+ALIGN = 16
+
+# op -> indices of the inputs the output may overwrite (see the module docstring)
+INPLACE_INPUTS = {"QLut": (0,), "QRequant": (0,), "QPrelu": (0,), "QAdd": (0, 1), "QMul": (0, 1)}
+
+
+@dataclass
+class Buffer:
+    """One arena region: the tensors sharing it (aliases, in-place chains) or a scratch."""
+    key: str
+    size: int
+    first: int
+    last: int
+    tensors: list[str] = field(default_factory=list)
+    offset: int = -1
+
+    def overlaps_in_time(self, other: "Buffer") -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclass
+class MemoryPlan:
+    arena_bytes: int
+    offsets: dict[str, int]              # activation tensor -> byte offset in the arena
+    sizes: dict[str, int]                # activation tensor -> bytes
+    lifetimes: dict[str, tuple[int, int]]  # tensor -> (first step, last step)
+    scratch: dict[str, tuple[int, int]]  # node name -> (offset, bytes), only bytes > 0
+    timeline: list[int]                  # live bytes at each step (unaligned, for a plot)
+    buffers: list[Buffer]
+    inplace: list[tuple[str, str]]       # (node name, input tensor it overwrites)
+    aliases: dict[str, str]              # QReshape output -> input tensor
+
+    @property
+    def peak_live_bytes(self) -> int:
+        """The lower bound any plan must meet: the most bytes live at one step."""
+        return max(self.timeline, default=0)
+
+    def to_dict(self) -> dict:
+        return {"arena_bytes": self.arena_bytes, "peak_live_bytes": self.peak_live_bytes,
+                "timeline": self.timeline, "inplace": [list(p) for p in self.inplace],
+                "aliases": dict(self.aliases),
+                "tensors": {n: {"offset": self.offsets[n], "bytes": self.sizes[n],
+                                "live": list(self.lifetimes[n])} for n in self.offsets}}
+
+
+def _default_scratch(node: Node, graph: Graph) -> int:
+    from edgeq.runtime_c.scratch import scratch_size
+    return scratch_size(node, graph)
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def activations(qgraph: Graph) -> list[str]:
+    """Non-constant tensors in first-definition order (graph inputs, then node outputs)."""
+    names = list(qgraph.inputs)
+    for n in qgraph.nodes:
+        names += [o for o in n.outputs if o not in names]
+    return [t for t in names if qgraph.const(t) is None]
+
+
+def lifetimes(qgraph: Graph) -> dict[str, tuple[int, int]]:
+    end = len(qgraph.nodes)  # graph outputs stay live after the last node (copy-out)
+    life = {name: (0, 0) for name in qgraph.inputs}
+    for i, n in enumerate(qgraph.nodes):
+        for o in n.outputs:
+            life[o] = (i, i)
+        for t in n.inputs:
+            if t in life:
+                life[t] = (life[t][0], max(life[t][1], i))
+    for o in qgraph.outputs:
+        if o in life:
+            life[o] = (life[o][0], end)
+    return life
+
+
+def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None = None) -> MemoryPlan:
+    scratch_size = scratch_size or _default_scratch
+    life = lifetimes(qgraph)
+    sizes = {t: qgraph.tensors[t].nbytes for t in life}
+
+    # Union tensors into buffers: aliases and in-place outputs join their input's buffer.
+    group: dict[str, Buffer] = {t: Buffer(t, sizes[t], *life[t], [t]) for t in life}
+    aliases, inplace = {}, []
+
+    def join(into: Buffer, t: str) -> None:
+        into.size = max(into.size, sizes[t])
+        into.first, into.last = min(into.first, life[t][0]), max(into.last, life[t][1])
+        into.tensors.append(t)
+        group[t] = into
+
+    for i, n in enumerate(qgraph.nodes):
+        out = n.outputs[0]
+        if n.op == "QReshape" and n.inputs[0] in group:
+            aliases[out] = n.inputs[0]
+            join(group[n.inputs[0]], out)
+            continue
+        for k in INPLACE_INPUTS.get(n.op, ()):
+            src = n.inputs[k] if k < len(n.inputs) else ""
+            buf = group.get(src)
+            if (buf is None or buf.last != i or sizes[src] != sizes[out]
+                    or qgraph.tensors[src].shape != qgraph.tensors[out].shape):
+                continue  # still read later, a graph output, broadcast, or a constant
+            inplace.append((n.name, src))
+            join(buf, out)
+            break
+
+    buffers = list({id(b): b for b in group.values()}.values())
+    for i, n in enumerate(qgraph.nodes):
+        s = int(scratch_size(n, qgraph))
+        if s > 0:
+            buffers.append(Buffer(f"scratch:{n.name}", s, i, i))
+    arena = _place(buffers)
+
+    steps = len(qgraph.nodes) + 1
+    timeline = [sum(b.size for b in buffers if b.first <= i <= b.last) for i in range(steps)]
+    offsets = {t: group[t].offset for t in life}
+    scratch = {b.key.split(":", 1)[1]: (b.offset, b.size) for b in buffers if not b.tensors}
+    return MemoryPlan(arena, offsets, sizes, life, scratch, timeline, buffers, inplace, aliases)
+
+
+def _place(buffers: list[Buffer]) -> int:
+    """Greedy by size with gap fitting; returns the arena size (aligned)."""
+    placed: list[Buffer] = []
+    for b in sorted(buffers, key=lambda b: (-b.size, b.first, b.key)):
+        busy = sorted((p.offset, p.offset + _align(p.size)) for p in placed if p.overlaps_in_time(b))
+        offset = 0
+        for start, stop in busy:
+            if offset + b.size <= start:
+                break  # fits in the gap before this busy range
+            offset = max(offset, stop)
+        b.offset = offset
+        placed.append(b)
+    return _align(max((b.offset + b.size for b in buffers), default=0))

@@ -1,0 +1,158 @@
+"""What the C targets (host, cortex-m*) share: writing the generated project, running tools
+with clear errors, embedding test vectors and parsing what the mains print.
+
+A build folder DIR gets:
+    DIR/src/        model.h, model.c (with profile marks behind -DEDGEQ_PROFILE), main.c,
+                    vectors.h/.c, and target files (startup.c, link.ld)
+    DIR/build.json  what run/profile/flash need without the graph: I/O names, shapes,
+                    sizes, the board, compiler flags
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.codegen import generate_c, io_info
+from edgeq.codegen.mains import vectors_c
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph
+from edgeq.memory_plan import MemoryPlan, plan_memory
+
+SETUP_FIX = "run `make setup` (or: sudo apt-get install --no-install-recommends {pkg})"
+
+
+def require_tool(tool: str, package: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise EdgeqError(f"{tool} is not installed (Debian package {package})",
+                         SETUP_FIX.format(pkg=package))
+    return path
+
+
+def run_tool(cmd: list[str], what: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """Run a build tool; a failure becomes an EdgeqError quoting the tool's own message."""
+    try:
+        res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise EdgeqError(f"{what} timed out after {timeout:.0f} s", "retry, or report the model") from None
+    if res.returncode != 0:
+        raise EdgeqError(f"{what} failed:\n{(res.stderr or res.stdout).strip()[-3000:]}",
+                         "this is an edgeq bug if the model compiled: please report it")
+    return res
+
+
+def write_model(qgraph: Graph, src: Path, report: dict) -> MemoryPlan:
+    """Plan memory, generate model.h/.c (with marks) and record the plan in the report."""
+    for n in qgraph.nodes:
+        for o in n.outputs:
+            if qgraph.tensors[o].dtype != "int8":
+                raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the C runtime is int8 only",
+                                 "quantize the model with edgeq.quantize first")
+    plan = plan_memory(qgraph)
+    generate_c(qgraph, plan, src, profile_marks=True)
+    report["arena_bytes"] = plan.arena_bytes
+    report["memory_plan"] = {"arena_bytes": plan.arena_bytes, "peak_live_bytes": plan.peak_live_bytes,
+                             "timeline": plan.timeline, "inplace": [list(p) for p in plan.inplace]}
+    return plan
+
+
+def batch_of(io: dict) -> int:
+    """The model's own batch (inputs' first axis; 1 for every model edgeq imports)."""
+    return int(io["inputs"][0]["shape"][0]) if io["inputs"] else 1
+
+
+def to_samples(io: dict, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Feeds [N, ...] per input -> one [N / model batch, bytes] int8 array per input."""
+    b = batch_of(io)
+    arrays = []
+    for t in io["inputs"]:
+        if t["name"] not in feeds:
+            raise EdgeqError(f"no data for model input {t['name']!r}", "give one array per model input")
+        x = np.ascontiguousarray(feeds[t["name"]], dtype=np.int8)
+        if x.size % t["bytes"] or x.shape[0] % b:
+            raise EdgeqError(f"input {t['name']!r} has shape {x.shape}, the model takes {t['shape']} per run",
+                             "give a batch along the first axis")
+        arrays.append(x.reshape(-1, t["bytes"]))
+    if len({len(a) for a in arrays}) > 1:
+        raise EdgeqError("model inputs have different batch sizes", "give equal batches")
+    return arrays
+
+
+def from_samples(io: dict, per_output: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """[runs, bytes] per output -> {name: [N, ...]} with the model's shapes."""
+    res = {}
+    for t, a in zip(io["outputs"], per_output):
+        shape = list(t["shape"])
+        res[t["name"]] = np.asarray(a, dtype=np.int8).reshape([-1] + shape[1:])
+    return res
+
+
+def write_vectors(src: Path, io: dict, feeds: dict[str, np.ndarray] | None,
+                  expected: dict[str, np.ndarray] | None) -> int:
+    """vectors.h/.c with the given inputs (and expected outputs); returns the count."""
+    inputs = to_samples(io, feeds) if feeds else [np.zeros((0, t["bytes"]), np.int8) for t in io["inputs"]]
+    exp = None
+    if expected is not None:
+        exp = [np.ascontiguousarray(expected[t["name"]], dtype=np.int8).reshape(len(inputs[0]), -1)
+               for t in io["outputs"]]
+    header, source = vectors_c(inputs, exp)
+    (src / "vectors.h").write_text(header)
+    (src / "vectors.c").write_text(source)
+    return len(inputs[0]) if inputs else 0
+
+
+def reference_expected(qgraph: Graph, vectors: dict[str, np.ndarray] | None):
+    if not vectors:
+        return None
+    from edgeq.intref.interpreter import run_reference
+    return run_reference(qgraph, vectors)
+
+
+def parse_lines(text: str, io: dict) -> dict:
+    """The mains' text protocol (edgeq.codegen.mains) -> outputs, mismatches, errors, stack."""
+    outs: dict[tuple[int, int], bytes] = {}
+    res = {"mismatches": [], "errors": [], "stack_bytes": None}
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "out":
+            outs[(int(parts[1]), int(parts[2]))] = bytes.fromhex(parts[3] if len(parts) > 3 else "")
+        elif parts[0] == "mismatch":
+            res["mismatches"].append((int(parts[1]), int(parts[2])))
+        elif parts[0] == "error":
+            res["errors"].append((int(parts[1]), int(parts[2])))
+        elif parts[0] == "stack":
+            res["stack_bytes"] = int(parts[1])
+    runs = 1 + max((v for v, _ in outs), default=-1)
+    per_output = []
+    for k, t in enumerate(io["outputs"]):
+        rows = [np.frombuffer(outs.get((v, k), b""), dtype=np.int8) for v in range(runs)]
+        if any(r.size != t["bytes"] for r in rows):
+            raise EdgeqError(f"the device printed an incomplete output {t['name']!r}",
+                             "see the runner's output above; this is an edgeq bug")
+        per_output.append(np.stack(rows) if rows else np.zeros((0, t["bytes"]), np.int8))
+    res["runs"] = runs
+    res["outputs"] = from_samples(io, per_output)
+    return res
+
+
+def save_info(out_dir: Path, info: dict) -> None:
+    (Path(out_dir) / "build.json").write_text(json.dumps(info, indent=1))
+
+
+def load_info(out_dir: Path, target: str) -> dict:
+    path = Path(out_dir) / "build.json"
+    if not path.is_file():
+        raise EdgeqError(f"{out_dir} has no {target} build (build.json is missing)",
+                         f"run `edgeq compile MODEL.onnx --target {target} -o {out_dir}` first")
+    return json.loads(path.read_text())
+
+
+def project_info(qgraph: Graph, target: str, plan: MemoryPlan) -> dict:
+    return {"target": target, "arena_bytes": plan.arena_bytes, "num_layers": len(qgraph.nodes),
+            "layers": [n.name for n in qgraph.nodes], "io": io_info(qgraph)}

@@ -1,0 +1,53 @@
+"""Memory use read from an ELF (pyelftools): what the firmware costs in flash and RAM.
+
+flash  = text + rodata + data   (initialised data is stored in flash and copied at reset)
+static RAM = data + bss         (the arena lives in bss; the stack and heap reserves are
+                                 the linker script's NOLOAD .stack/.heap, counted apart)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+
+RESERVES = {".stack", ".heap"}
+
+
+def section_sizes(path: Path) -> dict[str, int]:
+    """Bytes per class of allocated section: text, rodata, data, bss, plus the reserves."""
+    sizes = {"text": 0, "rodata": 0, "data": 0, "bss": 0, "stack_reserve": 0, "heap_reserve": 0}
+    with open(path, "rb") as f:
+        for sec in ELFFile(f).iter_sections():
+            flags = sec["sh_flags"]
+            if not flags & SH_FLAGS.SHF_ALLOC or sec["sh_size"] == 0:
+                continue
+            size = sec["sh_size"]
+            if sec.name in RESERVES:
+                sizes[sec.name[1:] + "_reserve"] += size
+            elif sec["sh_type"] == "SHT_NOBITS":
+                sizes["bss"] += size
+            elif flags & SH_FLAGS.SHF_EXECINSTR:
+                sizes["text"] += size
+            elif flags & SH_FLAGS.SHF_WRITE:
+                sizes["data"] += size
+            else:
+                sizes["rodata"] += size
+    return sizes
+
+
+def symbol(path: Path, name: str) -> tuple[int, int] | None:
+    """(address, size) of a symbol, or None."""
+    with open(path, "rb") as f:
+        tab = ELFFile(f).get_section_by_name(".symtab")
+        if tab is None:
+            return None
+        for sym in tab.get_symbol_by_name(name) or []:
+            return int(sym["st_value"]), int(sym["st_size"])
+    return None
+
+
+def memory_report(path: Path) -> dict[str, int]:
+    """flash_bytes and static_ram_bytes of a linked firmware, plus the raw classes."""
+    s = section_sizes(path)
+    return {**s, "flash_bytes": s["text"] + s["rodata"] + s["data"], "static_ram_bytes": s["data"] + s["bss"]}

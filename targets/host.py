@@ -1,0 +1,130 @@
+"""Target `host`: the generated C compiled by the system gcc into a native executable.
+
+Same model.c as the microcontrollers, built with -O2 -std=c99 -Wall -Wextra -Werror, so
+the host run is the quickest check that the generated C equals the integer reference.
+`run` streams raw int8 samples through stdin/stdout (`model_host --raw N`), so any batch
+runs without a rebuild; `profile` reports host wall time (no instruction counts).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgeq import runtime_c
+from edgeq.codegen.mains import host_main_c
+from edgeq.errors import EdgeqError
+from edgeq.targets import c_project as cp
+
+CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror"]
+EXE = "model_host"
+
+
+class HostTarget:
+    name = "host"
+    description = "this machine: generated C + runtime_c built with the system gcc (quick bit-exactness check)"
+
+    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
+        out_dir = Path(out_dir)
+        src = out_dir / "src"
+        src.mkdir(parents=True, exist_ok=True)
+        plan = cp.write_model(qgraph, src, report)
+        info = cp.project_info(qgraph, self.name, plan)
+        expected = cp.reference_expected(qgraph, test_vectors)
+        n_vec = cp.write_vectors(src, info["io"], test_vectors, expected)
+        (src / "main.c").write_text(host_main_c())
+        self._compile(out_dir, src)
+        cp.save_info(out_dir, info)
+        report.update(self._measure(out_dir, plan.arena_bytes))
+        if n_vec:
+            res = self._exec(out_dir, [], None, timeout=60)
+            parsed = cp.parse_lines(res.stdout, info["io"])
+            report["self_check"] = {"vectors": n_vec, "mismatches": len(parsed["mismatches"]),
+                                    "errors": len(parsed["errors"]), "passed": res.returncode == 0}
+
+    def _compile(self, out_dir: Path, src: Path, extra: list[str] = (), exe: str = EXE) -> Path:
+        gcc = cp.require_tool("gcc", "gcc")
+        srcs = [src / "model.c", src / "main.c", src / "vectors.c", *runtime_c.sources()]
+        cmd = [gcc, *CFLAGS, *extra, f"-I{src}", f"-I{runtime_c.include_dir()}", *srcs, "-o", out_dir / exe]
+        cp.run_tool(cmd, "host gcc")
+        return out_dir / exe
+
+    def _measure(self, out_dir: Path, arena: int) -> dict:
+        """Host numbers: the model's code and constants from its object, the arena."""
+        from edgeq.targets.elfsize import section_sizes
+        gcc = cp.require_tool("gcc", "gcc")
+        obj = out_dir / "src" / "model.o"
+        cp.run_tool([gcc, *CFLAGS, "-c", f"-I{out_dir / 'src'}", f"-I{runtime_c.include_dir()}",
+                     out_dir / "src" / "model.c", "-o", obj], "host gcc")
+        s = section_sizes(obj)
+        obj.unlink()
+        return {"flash_bytes": s["text"] + s["rodata"] + s["data"], "arena_bytes": arena,
+                "sram_bytes": s["data"] + s["bss"], "stack_bytes": None}
+
+    def _exec(self, out_dir: Path, args: list[str], stdin: bytes | None, timeout: float):
+        exe = Path(out_dir) / EXE
+        if not exe.is_file():
+            raise EdgeqError(f"{exe} is missing", f"rebuild with `edgeq compile ... --target host -o {out_dir}`")
+        return subprocess.run([str(exe), *args], input=stdin, capture_output=True, timeout=timeout,
+                              text=stdin is None)
+
+    def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        info = cp.load_info(out_dir, self.name)
+        io = info["io"]
+        samples = cp.to_samples(io, feeds)
+        n = len(samples[0])
+        blob = np.concatenate(samples, axis=1).tobytes() if samples else b""
+        res = self._exec(out_dir, ["--raw", str(n)], blob, timeout=60 + n)
+        if res.returncode != 0:
+            raise EdgeqError(f"the host model exited with status {res.returncode}: "
+                             f"{res.stderr.decode(errors='replace').strip()}", "this is an edgeq bug: please report it")
+        out = np.frombuffer(res.stdout, dtype=np.int8).reshape(n, -1)
+        per_output, off = [], 0
+        for t in io["outputs"]:
+            per_output.append(out[:, off:off + t["bytes"]])
+            off += t["bytes"]
+        return cp.from_samples(io, per_output)
+
+    def profile(self, out_dir: Path, device: str = "host") -> dict:
+        if device.startswith("adb"):
+            adb_missing(device)
+        if device != "host":
+            raise EdgeqError(f"the host target runs on this machine, not on {device!r}",
+                             "use --device host, or compile for a cortex-m target to profile on qemu")
+        reps = 200
+        t0 = time.perf_counter()
+        res = self._exec(out_dir, ["--bench", str(reps)], None, timeout=600)
+        wall = time.perf_counter() - t0
+        if res.returncode != 0 or not res.stdout.startswith("ns_per_inference"):
+            raise EdgeqError("the host benchmark failed (it needs one embedded test vector)",
+                             "recompile with test vectors (the default)")
+        ns = int(res.stdout.split()[1])
+        return {"device": "host", "wall_time_s": ns * 1e-9, "repetitions": reps,
+                "process_time_s": wall, "note": "host wall time per inference; no instruction counts"}
+
+    def flash(self, out_dir: Path, probe: str, dry_run: bool = False) -> dict:
+        raise EdgeqError("the host target builds an executable for this machine; there is nothing to flash",
+                         "compile with --target cortex-m7 (or another cortex-m target) to flash a board")
+
+
+def adb_missing(device: str) -> None:
+    """Profiling on a phone needs adb and a device; say which is missing."""
+    if shutil.which("adb") is None:
+        raise EdgeqError("adb is not installed, so no phone can be reached",
+                         "sudo apt-get install adb, connect a phone with USB debugging, "
+                         "and compile for an ARM CPU target")
+    serial = device.split(":", 1)[1] if ":" in device else None
+    res = subprocess.run(["adb", "devices"], capture_output=True, text=True, timeout=20)
+    lines = [l.split() for l in res.stdout.splitlines()[1:] if l.strip()]
+    ready = [l[0] for l in lines if len(l) > 1 and l[1] == "device"]
+    if not ready or (serial and serial not in ready):
+        raise EdgeqError(f"no adb device {'with serial ' + serial if serial else ''} is connected".replace("  ", " "),
+                         "connect a phone with USB debugging enabled (check `adb devices`)")
+    raise EdgeqError("this target does not produce a phone binary",
+                     "compile for an ARM CPU target (arm64 / android-arm64) to profile over adb")
+
+
+TARGETS = [HostTarget()]

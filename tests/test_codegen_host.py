@@ -1,0 +1,183 @@
+"""Generated C on the host equals the integer reference, byte for byte.
+
+Graphs are built by hand with edgeq.ir (tiny, per op); `qgraph_*` builders are reused by
+tests/test_mcu.py. The oracle is edgeq.intref.interpreter.run_reference.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from edgeq.codegen import generate_c
+from edgeq.codegen.names import NameTable, sanitize
+from edgeq.intref.avgpool import avgpool_recips
+from edgeq.intref.interpreter import run_reference
+from edgeq.ir import Graph, Node, QParams, Tensor, QDOMAIN
+from edgeq.memory_plan import plan_memory
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc is missing")
+
+
+# ---- hand-built quantized graphs ------------------------------------------------------------
+
+class G:
+    """A tiny builder: g.x(shape) declares the input; g.conv(...) etc. append nodes."""
+
+    def __init__(self, name="g", seed=0):
+        self.g = Graph(name)
+        self.rng = np.random.default_rng(seed)
+        self.k = 0
+
+    def _t(self, name, shape, zp=0):
+        self.g.add_tensor(Tensor(name, tuple(shape), "int8", None, QParams(0.05, zp)))
+        return name
+
+    def x(self, shape, name="input", zp=3):
+        self.g.inputs.append(self._t(name, shape, zp))
+        return name
+
+    def node(self, op, inputs, shape, attrs, name=None):
+        self.k += 1
+        name = name or f"{op.lower()}/{self.k};x"
+        y = self._t(f"{name}:out", shape, int(attrs.get("y_zp", 0)))
+        self.g.nodes.append(Node(op, name, inputs, [y], attrs, QDOMAIN))
+        return y
+
+    def requant_params(self, co, shift=-7):
+        mult = self.rng.integers(1 << 30, (1 << 31) - 1, size=co).astype(np.int32)
+        return mult, np.full(co, shift, np.int32)
+
+    def conv(self, x, co, k=3, stride=1, pads=(1, 1, 1, 1), group=1, dil=1, relu=False, bias=True):
+        n, ci, h, w = self.g.tensors[x].shape
+        kh, kw = (k, k) if isinstance(k, int) else k
+        wt = self.rng.integers(-127, 128, size=(co, ci // group, kh, kw)).astype(np.int8)
+        mult, shift = self.requant_params(co, -8 if ci // group * kh * kw > 8 else -5)
+        ins = [x, self.g.add_const(f"w{self.k}", wt)]
+        ins.append(self.g.add_const(f"b{self.k}", self.rng.integers(-3000, 3000, co).astype(np.int32)) if bias else "")
+        ins += [self.g.add_const(f"m{self.k}", mult), self.g.add_const(f"s{self.k}", shift)]
+        ho = (h + pads[0] + pads[2] - dil * (kh - 1) - 1) // stride + 1
+        wo = (w + pads[1] + pads[3] - dil * (kw - 1) - 1) // stride + 1
+        zp = int(self.g.tensors[x].q.zero_point)
+        attrs = {"strides": [stride, stride], "pads": list(pads), "dilations": [dil, dil], "group": group,
+                 "x_zp": zp, "y_zp": -5, "act_min": -5 if relu else -128, "act_max": 127}
+        return self.node("QConv", ins, (n, co, ho, wo), attrs)
+
+    def gemm(self, x, co):
+        shape = self.g.tensors[x].shape
+        k = int(np.prod(shape[1:]))
+        wt = self.rng.integers(-127, 128, size=(co, k)).astype(np.int8)
+        mult, shift = self.requant_params(co, -9)
+        ins = [x, self.g.add_const("fc_w", wt), self.g.add_const("fc_b", self.rng.integers(-999, 999, co).astype(np.int32)),
+               self.g.add_const("fc_m", mult), self.g.add_const("fc_s", shift)]
+        zp = int(self.g.tensors[x].q.zero_point)
+        return self.node("QGemm", ins, (shape[0], co), {"x_zp": zp, "y_zp": 2, "act_min": -128, "act_max": 127})
+
+    def add(self, a, b, shape=None):
+        attrs = {"a_zp": int(self.g.tensors[a].q.zero_point), "b_zp": int(self.g.tensors[b].q.zero_point),
+                 "y_zp": 1, "left_shift": 20, "a_mult": 1 << 30, "a_shift": -1, "b_mult": 1518500250,
+                 "b_shift": -1, "y_mult": 1 << 30, "y_shift": -18, "act_min": -128, "act_max": 127}
+        return self.node("QAdd", [a, b], shape or self.g.tensors[a].shape, attrs)
+
+    def pool(self, op, x, k, stride, pads=(0, 0, 0, 0), include_pad=0):
+        n, c, h, w = self.g.tensors[x].shape
+        ho = (h + pads[0] + pads[2] - k) // stride + 1
+        wo = (w + pads[1] + pads[3] - k) // stride + 1
+        attrs = {"kernel": [k, k], "strides": [stride, stride], "pads": list(pads), "dilations": [1, 1],
+                 "act_min": -128, "act_max": 127}
+        if op == "QAvgPool":
+            recip, rshift = avgpool_recips(k, k)
+            attrs.update(count_include_pad=include_pad, recip=recip, rshift=rshift,
+                         x_zp=int(self.g.tensors[x].q.zero_point))
+        return self.node(op, [x], (n, c, ho, wo), attrs)
+
+    def reshape(self, x, shape):
+        return self.node("QReshape", [x], shape, {"shape": [0] + list(shape[1:])})  # batch-agnostic
+
+    def lut(self, x):
+        table = self.g.add_const("lut", self.rng.integers(-128, 128, 256).astype(np.int8))
+        return self.node("QLut", [x, table], self.g.tensors[x].shape, {"fn": "random"})
+
+    def requant(self, x):
+        attrs = {"x_zp": int(self.g.tensors[x].q.zero_point), "y_zp": 7, "mult": 1 << 30, "shift": 1}
+        return self.node("QRequant", [x], self.g.tensors[x].shape, attrs)
+
+    def done(self, *outs):
+        self.g.outputs = list(outs)
+        return self.g
+
+
+def qgraph_conv(seed=0):
+    """The end-to-end smoke graph: conv -> relu conv stride 2 -> flatten -> gemm."""
+    b = G("conv_smoke", seed)
+    x = b.x((1, 3, 8, 8))
+    y = b.conv(x, 4)
+    y = b.conv(y, 6, stride=2, relu=True)
+    y = b.reshape(y, (1, 6 * 4 * 4))
+    return b.done(b.gemm(y, 5))
+
+
+def qgraph_ops(seed=1):
+    """Every common op once: depthwise, asymmetric pads, residual add, pools, LUT, requant."""
+    b = G("ops", seed)
+    x = b.x((1, 4, 9, 7))
+    a = b.conv(x, 8, k=(3, 2), pads=(0, 1, 2, 0))
+    d = b.conv(a, 8, group=8, stride=2, pads=(1, 1, 1, 1))
+    d2 = b.conv(d, 8, k=1, pads=(0, 0, 0, 0), bias=False)
+    s = b.add(d, d2)
+    m = b.pool("QMaxPool", s, 2, 1, pads=(0, 0, 1, 1))
+    l = b.lut(m)
+    r = b.requant(l)
+    g = b.pool("QAvgPool", r, 3, 2, pads=(1, 1, 1, 1))
+    return b.done(b.gemm(b.reshape(g, (1, 8 * 3 * 2)), 10))
+
+
+def rand_feeds(g, n, seed=5):
+    rng = np.random.default_rng(seed)
+    return {name: rng.integers(-128, 128, (n,) + g.tensors[name].shape[1:], dtype=np.int8) for name in g.inputs}
+
+
+def check_target(target, g, tmp_path, n=3):
+    """Build with test vectors (self-check), then run a batch; both must match the reference."""
+    report = {}
+    target.build(g, tmp_path, report, rand_feeds(g, 2, seed=9))
+    assert report["self_check"]["passed"], report["self_check"]
+    feeds = rand_feeds(g, n)
+    got = target.run(tmp_path, feeds)
+    want = run_reference(g, feeds)
+    for name in g.outputs:
+        assert np.array_equal(got[name], want[name]), name
+    return report
+
+
+# ---- tests ---------------------------------------------------------------------------------
+
+def host():
+    from edgeq.targets import get_target
+    return get_target("host")
+
+
+@pytest.mark.parametrize("builder", [qgraph_conv, qgraph_ops])
+def test_host_equals_reference(builder, tmp_path):
+    rep = check_target(host(), builder(), tmp_path)
+    assert rep["arena_bytes"] > 0 and rep["flash_bytes"] > 0
+
+
+def test_names_sanitized():
+    t = NameTable()
+    assert sanitize("model/conv2d;BiasAdd:0") == "model_conv2d_BiasAdd_0"
+    assert sanitize("3x") == "t_3x" and sanitize("int") == "t_int"
+    assert t.get("a/b") != t.get("a;b")
+
+
+def test_generated_c_is_integer_only(tmp_path):
+    g = qgraph_ops()
+    h, c = generate_c(g, plan_memory(g), tmp_path, profile_marks=True)
+    code = re.sub(r"/\*.*?\*/", "", c.read_text() + h.read_text(), flags=re.S)
+    for word in ("float", "double", "malloc", "free(", "calloc"):
+        assert word not in code
+    assert not re.search(r"[^/*]/[^/*]", code.replace("#include", "")), "no division"
+    assert "%" not in code
+    assert code.count("EDGEQ_LAYER_MARK(") == len(g.nodes) + 1 + 2  # + the two macro definitions
