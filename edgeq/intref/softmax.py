@@ -12,7 +12,8 @@ Output scale 1/256, zero point -128 (TFLite's requirement for int8 softmax).
 The final shift k + 23 exceeds 31 only when the sum is >= 2^28, i.e. 512+ taps near the
 maximum; every probability is then below 1/512 and SRDHM(r, e) < 2^31, so the exact
 rounding is 0 and we define the result so (TFLite shifts an int32 by >= 32 there, which
-is undefined behaviour in C). Rows are limited to 4095 taps (the Q12.19 sum fits int32).
+is undefined behaviour in C, and LiteRT's reference kernel aborts). Rows are limited to
+4095 taps (the Q12.19 sum fits int32).
 """
 from __future__ import annotations
 
