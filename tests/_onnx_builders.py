@@ -125,3 +125,34 @@ def model_bytes(model: onnx.ModelProto) -> bytes:
     buf = io.BytesIO()
     onnx.save(model, buf)
     return buf.getvalue()
+
+
+_EXPORT_DIR: Path | None = None
+_EXPORTED: dict[tuple[str, str], Path] = {}
+
+
+def exported(name: str, exporter: str) -> tuple[Path, tuple]:
+    """A SmallNets model exported once per test session ('legacy' or 'dynamo')."""
+    global _EXPORT_DIR
+    import tempfile
+    if _EXPORT_DIR is None:
+        _EXPORT_DIR = Path(tempfile.mkdtemp(prefix="edgeq-exports-"))
+    cls, shape = SmallNets.all()[name]
+    key = (name, exporter)
+    if key not in _EXPORTED:
+        torch.manual_seed(0)
+        fn = export_legacy if exporter == "legacy" else export_dynamo
+        if exporter == "dynamo":
+            import pytest
+            pytest.importorskip("onnxscript")
+        _EXPORTED[key] = fn(cls(), shape, _EXPORT_DIR / f"{name}_{exporter}.onnx")
+    return _EXPORTED[key], shape
+
+
+def rand(shape, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def ort_per_sample(model, name: str, x: np.ndarray) -> np.ndarray:
+    """onnxruntime on each sample of a batch (the file's batch is 1)."""
+    return np.concatenate([ort_run(model, {name: x[i:i + 1]})[0] for i in range(len(x))])
