@@ -1,0 +1,51 @@
+"""Export an `ai.edgeq` quantized graph to an int8 TFLite flatbuffer (no TensorFlow).
+
+    from edgeq.tflite_export import export_tflite, align_for_tflite
+    data = export_tflite(qgraph)                 # bytes, file identifier "TFL3"
+    aligned, changed = align_for_tflite(qgraph)  # the graph the file reproduces exactly
+
+The exported model is bit-identical to `run_reference(aligned, feeds)` in LiteRT's
+reference kernels and in TFLite Micro (tests/test_tflite_export.py). `aligned` differs
+from `qgraph` only in multipliers that TFLite would derive differently from the file's
+float32 scales (see align.py); `changed` names those nodes.
+
+Layout: edgeq is NCHW, the file is NHWC (layout.py); the metadata entry "edgeq_io"
+(JSON) records, for every graph input and output, the permutation from the edgeq array
+to the TFLite array, so runners can feed and return edgeq-shaped arrays
+(edgeq.tflite_run). I/O stays raw int8 unless float_io=True, which adds QUANTIZE /
+DEQUANTIZE at the edges (TFLite then rounds half away from zero where edgeq rounds half
+to even: ties can differ by one step).
+One module per op family: ops_conv, ops_eltwise, ops_pool, ops_shape, ops_softmax;
+ops_refused lists what is refused and why.
+"""
+from __future__ import annotations
+
+import json
+
+from edgeq.ir import Graph
+from edgeq.tflite_export import ops_conv, ops_eltwise, ops_pool, ops_refused, ops_shape, ops_softmax  # noqa: F401  (register converters)
+from edgeq.tflite_export.align import align_for_tflite
+from edgeq.tflite_export.convert import CONVERTERS, METADATA_KEY, Exporter
+
+SUPPORTED_OPS = sorted(op for op in CONVERTERS if op not in ops_refused.REASONS)
+
+
+def export_tflite(qgraph: Graph, float_io: bool = False, align: bool = True) -> bytes:
+    """Quantized graph -> .tflite bytes. Raises EdgeqError naming the node for anything
+    that cannot be exported bit-exactly."""
+    g = align_for_tflite(qgraph)[0] if align else qgraph
+    return Exporter(g, float_io=float_io).run()
+
+
+def read_io_metadata(model: bytes) -> dict | None:
+    """The "edgeq_io" metadata of an exported model (None for other .tflite files)."""
+    import tflite
+    m = tflite.Model.GetRootAs(model, 0)
+    for i in range(m.MetadataLength()):
+        md = m.Metadata(i)
+        if md.Name().decode() == METADATA_KEY:
+            return json.loads(m.Buffers(md.Buffer()).DataAsNumpy().tobytes())
+    return None
+
+
+__all__ = ["export_tflite", "align_for_tflite", "read_io_metadata", "SUPPORTED_OPS"]
