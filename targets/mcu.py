@@ -1,0 +1,224 @@
+"""Targets cortex-m4 / -m7 / -m33 / -m55: firmware ELFs for real parts, run on QEMU boards.
+
+build: the generated model + runtime_c + startup.c + a firmware main, cross-compiled with
+arm-none-eabi-gcc and linked into DIR/fw.elf against the real part's flash/RAM budget
+(boards/boards.json; `MCUTarget.with_budget` or report["budget"] override it). The
+firmware embeds the test vectors and their expected outputs from the integer reference,
+so a build run on QEMU checks itself (exit status = mismatches) and measures its stack.
+
+run: relinks the firmware with the given inputs embedded (in chunks), runs it on QEMU and
+parses the printed outputs. profile: relinks with -DEDGEQ_PROFILE layer marks and counts
+instructions with the TCG plugin (targets/plugin). flash: targets/flash.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from string import Template
+
+import numpy as np
+
+from edgeq import runtime_c
+from edgeq.codegen.mains import firmware_main_c
+from edgeq.errors import EdgeqError
+from edgeq.targets import c_project as cp
+from edgeq.targets import qemu
+from edgeq.targets.elfsize import memory_report, symbol
+
+BOARDS_DIR = Path(__file__).resolve().parent / "boards"
+CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
+LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections",
+           "-Wl,--no-warn-rwx-segments"]
+DEFAULT_STACK = 8192   # stack reserve (bytes); painted and measured, override with budget
+DEFAULT_HEAP = 1024   # newlib semihosting set-up may call _sbrk; keep it off the stack
+RUN_CHUNK_BYTES = 64 * 1024  # inputs embedded per `run` firmware
+TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
+
+
+def load_boards() -> dict[str, dict]:
+    data = json.loads((BOARDS_DIR / "boards.json").read_text())
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("EDGEQ_CACHE", Path(tempfile.gettempdir()) / "edgeq-cache"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _gcc() -> str:
+    return cp.require_tool("arm-none-eabi-gcc", TOOLCHAIN_PKG)
+
+
+def runtime_library(cpu_flags: list[str]) -> Path:
+    """runtime_c built for one CPU, cached by the sources' and flags' hash."""
+    files = runtime_c.sources() + runtime_c.headers()
+    h = hashlib.sha256(" ".join(cpu_flags + CFLAGS).encode())
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
+    lib = cache_dir() / f"libeqrt-{h.hexdigest()[:16]}.a"
+    if lib.exists():
+        return lib
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        cp.run_tool([_gcc(), *cpu_flags, *CFLAGS, f"-I{runtime_c.include_dir()}", "-c",
+                     *runtime_c.sources()], "arm-none-eabi-gcc (runtime_c)", cwd=tmp)
+        objs = sorted(Path(tmp).glob("*.o"))
+        ar = cp.require_tool("arm-none-eabi-ar", TOOLCHAIN_PKG)
+        cp.run_tool([ar, "rcs", Path(tmp) / "lib.a", *objs], "arm-none-eabi-ar")
+        os.replace(Path(tmp) / "lib.a", lib)  # atomic: parallel builds may race here
+    return lib
+
+
+class MCUTarget:
+    def __init__(self, name: str, board: dict, overrides: dict | None = None):
+        self.name = name
+        self.board = dict(board, **(overrides or {}))
+        core = name.replace("cortex-", "Cortex-").replace("-m", "-M")
+        self.description = (f"{core} firmware for {self.board['part'].split(' (')[0]} "
+                            f"({self.board['flash_bytes'] // 1024} KB flash, {self.board['ram_bytes'] // 1024} KB SRAM), "
+                            f"runs on QEMU {self.board['machine']}")
+
+    def with_budget(self, flash_bytes: int | None = None, ram_bytes: int | None = None,
+                    stack_bytes: int | None = None) -> "MCUTarget":
+        """The same target with other memory budgets (e.g. a bigger part of the family)."""
+        o = {k: v for k, v in (("flash_bytes", flash_bytes), ("ram_bytes", ram_bytes),
+                               ("stack_bytes", stack_bytes)) if v is not None}
+        return MCUTarget(self.name, self.board, o)
+
+    # ---- build ------------------------------------------------------------------------------
+    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
+        out_dir = Path(out_dir)
+        board = dict(self.board, **report.get("budget", {}))
+        src, obj = out_dir / "src", out_dir / "obj"
+        src.mkdir(parents=True, exist_ok=True)
+        obj.mkdir(exist_ok=True)
+        plan = cp.write_model(qgraph, src, report)
+        info = cp.project_info(qgraph, self.name, plan)
+        info["board"] = board
+        expected = cp.reference_expected(qgraph, test_vectors)
+        n_vec = cp.write_vectors(src, info["io"], test_vectors, expected)
+        (src / "main.c").write_text(firmware_main_c())
+        shutil.copy(BOARDS_DIR / "startup.c", src / "startup.c")
+        self._linker_script(board, src / "link.ld")
+        for name in ("model", "main", "startup", "vectors"):
+            self._compile(board, src / f"{name}.c", obj / f"{name}.o")
+        cp.save_info(out_dir, info)
+        self._link(board, out_dir, src / "link.ld", ["model", "main", "startup", "vectors"], out_dir / "fw.elf")
+        mem = memory_report(out_dir / "fw.elf")
+        report.update(board={k: board[k] for k in ("machine", "part", "flash_bytes", "ram_bytes")},
+                      flash_bytes=mem["flash_bytes"], static_ram_bytes=mem["static_ram_bytes"],
+                      stack_reserve_bytes=mem["stack_reserve"], firmware=str(out_dir / "fw.elf"))
+        if shutil.which("qemu-system-arm") is None:
+            report["notices"] = report.get("notices", []) + [
+                "qemu-system-arm is missing: the firmware was built but not run (no stack measurement)"]
+            report.update(stack_bytes=None, sram_bytes=mem["static_ram_bytes"])
+            return
+        res = qemu.run_firmware(board["machine"], out_dir / "fw.elf")
+        qemu.check_status(res, board["machine"])
+        parsed = cp.parse_lines(res.stdout, info["io"])
+        stack = parsed["stack_bytes"]
+        report.update(stack_bytes=stack, sram_bytes=mem["static_ram_bytes"] + (stack or 0))
+        if n_vec:
+            report["self_check"] = {"vectors": n_vec, "mismatches": len(parsed["mismatches"]),
+                                    "errors": len(parsed["errors"]), "exit_status": res.status,
+                                    "passed": res.status == 0}
+
+    def _linker_script(self, board: dict, path: Path, qemu_sizes: bool = False) -> None:
+        text = Template((BOARDS_DIR / "link.ld.in").read_text()).substitute(
+            flash_origin=hex(board["flash_origin"]), ram_origin=hex(board["ram_origin"]),
+            flash_bytes=board["qemu_flash_bytes" if qemu_sizes else "flash_bytes"],
+            ram_bytes=board["qemu_ram_bytes" if qemu_sizes else "ram_bytes"],
+            heap_bytes=board.get("heap_bytes", DEFAULT_HEAP), stack_bytes=board.get("stack_bytes", DEFAULT_STACK))
+        path.write_text(text)
+
+    def _compile(self, board: dict, source: Path, obj: Path, extra: tuple[str, ...] = ()) -> None:
+        cp.run_tool([_gcc(), *board["cpu_flags"], *CFLAGS, *extra, f"-I{source.parent}",
+                     f"-I{runtime_c.include_dir()}", "-c", source, "-o", obj], f"arm-none-eabi-gcc ({source.name})")
+
+    def _link(self, board: dict, out_dir: Path, script: Path, objs: list[str], elf: Path) -> None:
+        files = [out_dir / "obj" / f"{o}.o" for o in objs]
+        cmd = [_gcc(), *board["cpu_flags"], *LDFLAGS, "-T", script, *files,
+               runtime_library(board["cpu_flags"]), "-o", elf]
+        try:
+            cp.run_tool(cmd, "arm-none-eabi-gcc (link)")
+        except EdgeqError as e:
+            raise self._overflow_error(str(e.cause), board) or e
+
+    def _overflow_error(self, message: str, board: dict) -> EdgeqError | None:
+        found = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", message)
+        if not found:
+            return None
+        parts = [f"{region} overflowed by {int(n):,} bytes" for region, n in found]
+        budget = {"FLASH": board["flash_bytes"], "RAM": board["ram_bytes"]}
+        limits = ", ".join(f"{r} budget {budget[r]:,} bytes" for r, _ in found if r in budget)
+        return EdgeqError(f"the model does not fit {board['part'].split(' (')[0]} ({self.name}): "
+                          f"{'; '.join(parts)} ({limits}; RAM includes the arena and a "
+                          f"{board.get('stack_bytes', DEFAULT_STACK):,}-byte stack reserve)",
+                          "use a smaller model or input, or a part with more memory "
+                          "(MCUTarget.with_budget / report['budget'])")
+
+    # ---- run ---------------------------------------------------------------------------------
+    def _relink_with_vectors(self, out_dir: Path, info: dict, feeds, tag: str, profile: bool = False) -> Path:
+        """A firmware from the build's objects with other embedded inputs (no expectations)."""
+        board = info["board"]
+        work = out_dir / "obj" / tag
+        work.mkdir(parents=True, exist_ok=True)
+        cp.write_vectors(work, info["io"], feeds, None)
+        shutil.copy(out_dir / "src" / "model.h", work / "model.h")
+        self._compile(board, work / "vectors.c", out_dir / "obj" / f"{tag}_vectors.o")
+        self._linker_script(board, work / "link.ld", qemu_sizes=not profile)
+        model = "model"
+        if profile:
+            model = "model_prof"
+            if not (out_dir / "obj" / "model_prof.o").exists():
+                self._compile(board, out_dir / "src" / "model.c", out_dir / "obj" / "model_prof.o",
+                              ("-DEDGEQ_PROFILE",))
+        elf = out_dir / f"fw_{tag}.elf"
+        self._link(board, out_dir, work / "link.ld", [model, "main", "startup", f"{tag}_vectors"], elf)
+        return elf
+
+    def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out_dir = Path(out_dir)
+        info = cp.load_info(out_dir, self.name)
+        io = info["io"]
+        samples = cp.to_samples(io, feeds)
+        per_run = sum(t["bytes"] for t in io["inputs"])
+        chunk = max(1, RUN_CHUNK_BYTES // max(per_run, 1))
+        b = cp.batch_of(io)
+        results = []
+        for start in range(0, len(samples[0]), chunk):
+            part = {t["name"]: s[start:start + chunk].reshape([-1] + t["shape"][1:])
+                    for t, s in zip(io["inputs"], samples)}
+            elf = self._relink_with_vectors(out_dir, info, part, "run")
+            res = qemu.run_firmware(info["board"]["machine"], elf)
+            qemu.check_status(res, info["board"]["machine"], allow_mismatch=False)
+            parsed = cp.parse_lines(res.stdout, io)
+            if parsed["errors"] or parsed["runs"] * b != len(next(iter(part.values()))):
+                raise EdgeqError(f"the firmware reported errors {parsed['errors']} or too few outputs",
+                                 "this is an edgeq bug: please report it")
+            results.append(parsed["outputs"])
+        return {t["name"]: np.concatenate([r[t["name"]] for r in results]) for t in io["outputs"]}
+
+    # ---- profile -----------------------------------------------------------------------------
+    def profile(self, out_dir: Path, device: str = "qemu") -> dict:
+        from edgeq.targets.profile_qemu import profile_on_qemu
+        if device.startswith("adb"):
+            from edgeq.targets.host import adb_missing
+            adb_missing(device)
+        if device != "qemu":
+            raise EdgeqError(f"{self.name} firmware runs on QEMU (or a real board), not on {device!r}",
+                             "use --device qemu")
+        return profile_on_qemu(self, Path(out_dir))
+
+    def flash(self, out_dir: Path, probe: str, dry_run: bool = False) -> dict:
+        from edgeq.targets.flash import flash_firmware
+        info = cp.load_info(out_dir, self.name)
+        return flash_firmware(Path(out_dir) / "fw.elf", info["board"], probe, dry_run=dry_run)
+
+
+TARGETS = [MCUTarget(name, board) for name, board in load_boards().items()]
