@@ -2,10 +2,11 @@
  * int32 accumulator: the compiler proved in_features * 255 * 127 + |bias| < 2^31. */
 #include "eq_internal.h"
 
+/* Bytes for the fast path: the row x - x_zp as int16 (+4 alignment slack), computed once
+ * per batch row and shared by every output feature. NULL scratch: the direct loop. */
 size_t eq_fully_connected_s8_scratch_size(const eq_fc_params *p)
 {
-    (void)p;
-    return 0;
+    return p == NULL || p->in_features < 1 ? 0 : (size_t)p->in_features * 2u + 4u;
 }
 
 eq_status eq_fully_connected_s8(const eq_fc_params *p, const int8_t *x, const int8_t *w,
@@ -13,7 +14,6 @@ eq_status eq_fully_connected_s8(const eq_fc_params *p, const int8_t *x, const in
                                 void *scratch, int8_t *y)
 {
     int32_t n, c, k;
-    (void)scratch;
     if (p == NULL || x == NULL || w == NULL || mult == NULL || shift == NULL || y == NULL ||
         p->batch < 1 || p->in_features < 1 || p->out_features < 1 ||
         !eq_zp_ok(p->x_zp) || !eq_zp_ok(p->y_zp) || !eq_clamp_ok(p->act_min, p->act_max)) {
@@ -23,6 +23,22 @@ eq_status eq_fully_connected_s8(const eq_fc_params *p, const int8_t *x, const in
         if (!eq_shift_ok(shift[c])) {
             return EQ_ERR_ARG;
         }
+    }
+    if (scratch != NULL) {
+        int16_t *row = eq_align4_s16(scratch);
+        for (n = 0; n < p->batch; ++n) {
+            const int8_t *x_n = x + (size_t)n * p->in_features;
+            for (k = 0; k < p->in_features; ++k) {
+                row[k] = (int16_t)((int32_t)x_n[k] - p->x_zp);
+            }
+            for (c = 0; c < p->out_features; ++c) {
+                int32_t acc = eq_dot_s16_s8(row, w + (size_t)c * p->in_features, p->in_features,
+                                            bias != NULL ? bias[c] : 0);
+                acc = multiply_by_quantized_multiplier(acc, mult[c], shift[c]);
+                y[(size_t)n * p->out_features + c] = eq_out_s8(acc, p->y_zp, p->act_min, p->act_max);
+            }
+        }
+        return EQ_OK;
     }
     for (n = 0; n < p->batch; ++n) {
         const int8_t *x_n = x + (size_t)n * p->in_features;

@@ -64,4 +64,53 @@ static inline int8_t eq_out_s8(int32_t v, int32_t zp, int32_t lo, int32_t hi)
     return (int8_t)clamp(clamp(v, -1024, 1024) + zp, lo, hi);
 }
 
+/* ---- the dot product of the im2col fast paths (conv2d, fully_connected) ---------------
+ * acc + sum_{i<k} a[i] * w[i]: a holds (x - x_zp) as int16 in [-255, 255], w int8 weights.
+ * Integer addition is exact in any order and every partial sum is bounded by the layer's
+ * proven |acc| bound, so the DSP variant below gives the same int32 as the plain loop. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1
+#include <arm_acle.h>
+
+static inline uint32_t eq_load_u32(const void *p)
+{
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4);  /* unaligned-safe word load (weights are int8) */
+    return v;
+}
+
+static inline int32_t eq_dot_s16_s8(const int16_t *a, const int8_t *w, int32_t k, int32_t acc)
+{
+    for (; k >= 4; k -= 4, a += 4, w += 4) {
+        const uint32_t w4 = eq_load_u32(w);
+        const int16x2_t w02 = __sxtb16((int8x4_t)w4);                       /* (w0, w2) */
+        const int16x2_t w13 = __sxtb16((int8x4_t)((w4 >> 8) | (w4 << 24))); /* (w1, w3) */
+        const uint32_t a01 = eq_load_u32(a), a23 = eq_load_u32(a + 2);
+        /* little endian: a01 = (a0, a1), a23 = (a2, a3); regroup to match w02 / w13 */
+        const uint32_t a02 = (a01 & 0xFFFFu) | (a23 << 16);
+        const uint32_t a13 = (a01 >> 16) | (a23 & 0xFFFF0000u);
+        acc = __smlad((int16x2_t)a02, w02, acc);
+        acc = __smlad((int16x2_t)a13, w13, acc);
+    }
+    for (; k > 0; --k) {
+        acc += (int32_t)*a++ * (int32_t)*w++;
+    }
+    return acc;
+}
+#else
+static inline int32_t eq_dot_s16_s8(const int16_t *a, const int8_t *w, int32_t k, int32_t acc)
+{
+    int32_t i;
+    for (i = 0; i < k; ++i) {
+        acc += (int32_t)a[i] * (int32_t)w[i];
+    }
+    return acc;
+}
+#endif
+
+/* The scratch pointer rounded up to 4 bytes (scratch sizes include 4 bytes of slack). */
+static inline int16_t *eq_align4_s16(void *scratch)
+{
+    return (int16_t *)(((uintptr_t)scratch + 3u) & ~(uintptr_t)3u);
+}
+
 #endif /* EQ_INTERNAL_H */
