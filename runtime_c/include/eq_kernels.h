@@ -18,7 +18,8 @@
  *   per-channel mult/shift are separate const pointers (they live in flash).
  * - Each kernel has a `size_t eq_<op>_s8_scratch_size(...)` companion giving the bytes of
  *   scratch it needs; the Python mirror used by the memory planner is
- *   edgeq.runtime_c.scratch.scratch_size(node, graph). All portable kernels need 0 today.
+ *   edgeq.runtime_c.scratch.scratch_size(node, graph). Only conv2d and fully_connected
+ *   use scratch (an optional im2col fast path; NULL selects the direct loops, same bytes).
  * - Output buffers must not overlap inputs, except where a kernel says in-place is fine.
  * - No float, no double, no division, no modulo, no malloc, no libc.
  */
@@ -48,7 +49,12 @@ extern "C" {
  * out_h must equal floor((in_h + pad_top + pad_bottom - dilation_h*(kernel_h-1) - 1) /
  * stride_h) + 1 (same for w), checked without division.
  * Overflow bound: |acc| <= K * 255 * 127 + |bias| < 2^31 with K = in_c/groups * kH * kW;
- * the compiler asserts it per layer, so the int32 accumulator cannot overflow. */
+ * the compiler asserts it per layer, so the int32 accumulator cannot overflow (in any
+ * summation order, so the fast path may reorder).
+ * scratch: NULL, or eq_conv2d_s8_scratch_size(p) = 2 * K + 4 bytes (any alignment) for
+ * the im2col path: the patch (x - x_zp as int16) is gathered once per output pixel and
+ * group and dotted with each output channel's contiguous weights (__smlad when
+ * __ARM_FEATURE_DSP). Not shared with other kernels while the call runs. */
 typedef struct {
     int32_t batch;
     int32_t in_c, in_h, in_w;
@@ -71,7 +77,9 @@ size_t eq_conv2d_s8_scratch_size(const eq_conv2d_params *p);
  * x [batch, in_features], w [out_features, in_features], bias/mult/shift [out_features]
  * (bias may be NULL), y [batch, out_features].
  * y[n,c] = clamp(y_zp + MBQM(bias[c] + sum_k (x[n,k] - x_zp) * w[c,k], mult[c], shift[c]))
- * Overflow bound: in_features * 255 * 127 + |bias| < 2^31 (asserted by the compiler). */
+ * Overflow bound: in_features * 255 * 127 + |bias| < 2^31 (asserted by the compiler).
+ * scratch: NULL, or eq_fully_connected_s8_scratch_size(p) = 2 * in_features + 4 bytes:
+ * the row x - x_zp as int16, computed once per batch row (DSP dot product on Cortex-M). */
 typedef struct {
     int32_t batch, in_features, out_features;
     int32_t x_zp, y_zp;
@@ -173,7 +181,7 @@ size_t eq_avgpool_s8_scratch_size(const eq_pool_params *p);
  * input_mult, input_left_shift, diff_min from edgeq.intref.softmax.softmax_params(scale,
  * beta): diff = x - max_d x; taps with diff < diff_min get -128 and add nothing; the others
  * get exp of MBQM(diff, input_mult, input_left_shift) as Q5.26 (gemmlowp exp), summed in
- * Q12.19, times the reciprocal of the sum. depth <= 2^12 (the Q12.19 sum cannot overflow). */
+ * Q12.19, times the reciprocal of the sum. depth <= 4095 (the Q12.19 sum fits int32). */
 typedef struct {
     int32_t outer, depth, inner;
     int32_t input_mult, input_left_shift, diff_min;
