@@ -191,6 +191,39 @@ def test_misc_ops_against_onnxruntime():
     _check_against_ort(m, g)
 
 
+def test_activation_forms_against_onnxruntime():
+    """Standalone HardSigmoid (not a hardswish), Dropout with a ratio input, scalar PRelu,
+    Clip with only a max attribute-free input, Tanh."""
+    nodes = [helper.make_node("HardSigmoid", ["x"], ["hs"], alpha=0.3, beta=0.4),
+             helper.make_node("Mul", ["x", "hs"], ["m"]),
+             helper.make_node("Dropout", ["m", "ratio"], ["d"]),
+             helper.make_node("PRelu", ["d", "slope"], ["p"]),
+             helper.make_node("Clip", ["p", "", "hi"], ["c"]),
+             helper.make_node("Tanh", ["c"], ["y"])]
+    inits = {"ratio": np.array(0.5, np.float32), "slope": np.array([0.25], np.float32),
+             "hi": np.array(0.7, np.float32)}
+    m = make_model(nodes, [("x", (1, 3, 4, 4))], [("y", None)], inits)
+    g = import_onnx(m)
+    _canonical(g)
+    assert g.ops() == ["HardSigmoid", "Mul", "Identity", "PRelu", "Clip", "Tanh"]
+    assert g.const(g.nodes[3].inputs[1]).shape == (1, 1, 1)
+    clip = g.nodes[4]
+    assert clip.attrs["min"] == -np.inf and clip.attrs["max"] == pytest.approx(0.7)
+    _check_against_ort(m, g)
+
+
+def test_initializers_listed_as_inputs(tmp_path):
+    """Old exporters (keep_initializers_as_inputs=True) list weights as graph inputs."""
+    import torch
+    from tests._onnx_builders import ConvBnNet
+    path = tmp_path / "kept.onnx"
+    torch.onnx.export(ConvBnNet().eval(), (torch.randn(1, 3, 16, 16),), str(path), dynamo=False,
+                      opset_version=13, keep_initializers_as_inputs=True, input_names=["x"])
+    g = import_onnx(path)
+    assert g.inputs == ["x"]
+    _check_against_ort(str(path), g)
+
+
 def test_opset18_reduce_and_pad_axes():
     nodes = [helper.make_node("Pad", ["x", "pads", "", "axes"], ["p"]),
              helper.make_node("ReduceMean", ["p", "rax"], ["y"], keepdims=0)]
