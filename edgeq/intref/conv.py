@@ -41,7 +41,10 @@ def conv_accumulate(node, x, w, bias, nd: int) -> np.ndarray:
             c0 = j * dilations[1]
             patch = xs[:, :, :, r0:r0 + strides[0] * (ho - 1) + 1:strides[0],
                        c0:c0 + strides[1] * (wo - 1) + 1:strides[1]]
-            acc += np.einsum("ngchw,goc->ngohw", patch, wg[:, :, :, i, j])
+            if cig == 1:  # depthwise: a broadcast multiply is much faster than einsum
+                acc += patch[:, :, :1] * wg[:, :, 0, i, j][None, :, :, None, None]
+            else:
+                acc += np.einsum("ngchw,goc->ngohw", patch, wg[:, :, :, i, j])
     acc = acc.reshape(n, co, ho, wo)
     if bias is not None:
         acc += i64(bias).reshape(1, co, 1, 1)
