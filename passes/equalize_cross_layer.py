@@ -209,6 +209,8 @@ def _summary(W: np.ndarray) -> dict:
 
 def equalize_cross_layer(graph: Graph, ctx: PassContext) -> Graph:
     policy = ctx.options.get("cle_relu6", "relu")
+    if policy not in ("relu", "skip"):
+        raise ValueError(f"cle_relu6 must be 'relu' or 'skip', got {policy!r}")
     max_iter = int(ctx.options.get("cle_max_iter", 100))
     tol = float(ctx.options.get("cle_tol", 1e-6))
     links = find_links(graph)
