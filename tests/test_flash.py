@@ -1,0 +1,61 @@
+"""`flash`: the emulated path end to end (QEMU gdb stub + gdb-multiarch load), the real
+probes' exact commands (dry run) and clear errors when a probe or its tool is missing."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from edgeq.errors import EdgeqError
+from edgeq.targets import get_target
+
+from .test_codegen_host import qgraph_conv
+
+needs_qemu = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in ("arm-none-eabi-gcc", "qemu-system-arm", "gdb-multiarch")),
+    reason="arm-none-eabi-gcc / qemu-system-arm / gdb-multiarch missing (make setup)")
+
+
+@pytest.fixture(scope="module")
+def m7_build(tmp_path_factory):
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc missing")
+    out = tmp_path_factory.mktemp("m7")
+    get_target("cortex-m7").build(qgraph_conv(), out, {}, None)
+    return out
+
+
+@needs_qemu
+@pytest.mark.qemu
+def test_flash_qemu_end_to_end(m7_build):
+    res = get_target("cortex-m7").flash(m7_build, "qemu")
+    assert res["exit_status"] == 0
+    assert res["verified"] and res["sections_matched"] >= 2
+    assert "stack" in res["firmware_output"]
+
+
+def test_real_probe_commands(m7_build):
+    t = get_target("cortex-m7")
+    oc = t.flash(m7_build, "openocd", dry_run=True)["command"]
+    assert oc.startswith("openocd -f board/stm32f7discovery.cfg -c 'program ") and "verify reset exit" in oc
+    py = t.flash(m7_build, "pyocd", dry_run=True)["command"]
+    assert py.startswith("pyocd flash -t stm32f746") and py.endswith("fw.elf")
+    assert "-gdb tcp:127.0.0.1:" in t.flash(m7_build, "qemu", dry_run=True)["command"]
+
+
+def test_missing_tool_or_probe(m7_build, monkeypatch):
+    t = get_target("cortex-m7")
+    with pytest.raises(EdgeqError, match="unknown probe"):
+        t.flash(m7_build, "jlink")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(EdgeqError, match="openocd is not installed"):
+        t.flash(m7_build, "openocd")
+    with pytest.raises(EdgeqError, match="pyocd is not installed"):
+        t.flash(m7_build, "pyocd")
+
+
+def test_m55_has_no_openocd_board(m7_build):
+    from edgeq.targets.flash import real_probe_command
+    from edgeq.targets.mcu import load_boards
+    with pytest.raises(EdgeqError, match="no openocd board"):
+        real_probe_command(m7_build / "fw.elf", load_boards()["cortex-m55"], "openocd")

@@ -1,0 +1,117 @@
+"""Firmware on QEMU's Cortex-M boards equals the integer reference, byte for byte.
+
+Fast set: the hand-built graphs on cortex-m7, one graph on each other board, the budget
+failure, the report's memory numbers and repeatable instruction counts. Slow set: real
+models (quantized by edgeq.quantize) on every board.
+"""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from edgeq.errors import EdgeqError
+from edgeq.targets import get_target
+
+from .test_codegen_host import G, check_target, qgraph_conv, qgraph_ops
+
+BOARDS = ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
+
+pytestmark = [pytest.mark.qemu, pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+    reason="arm-none-eabi-gcc / qemu-system-arm missing (make setup)")]
+
+
+def test_cortex_m7_conv_end_to_end(tmp_path):
+    rep = check_target(get_target("cortex-m7"), qgraph_conv(), tmp_path)
+    assert rep["self_check"] == {"vectors": 2, "mismatches": 0, "errors": 0, "exit_status": 0, "passed": True}
+    # memory numbers: flash from the ELF, SRAM = static data (incl. arena) + painted stack peak
+    assert 0 < rep["arena_bytes"] < rep["static_ram_bytes"] < rep["sram_bytes"]
+    assert 64 < rep["stack_bytes"] < rep["stack_reserve_bytes"]
+    assert rep["sram_bytes"] == rep["static_ram_bytes"] + rep["stack_bytes"]
+    assert 1000 < rep["flash_bytes"] < 64 * 1024
+    assert rep["board"]["part"].startswith("STM32F746")
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_every_board_runs_ops(board, tmp_path):
+    check_target(get_target(board), qgraph_ops(), tmp_path, n=2)
+
+
+def test_run_batch_spans_several_firmwares(tmp_path, monkeypatch):
+    """A batch larger than one embedded chunk is split; outputs keep their order."""
+    import edgeq.targets.mcu as mcu
+    monkeypatch.setattr(mcu, "RUN_CHUNK_BYTES", 400)  # 2 inputs of 192 bytes per firmware
+    check_target(get_target("cortex-m7"), qgraph_conv(), tmp_path, n=5)
+
+
+def test_model_too_big_for_the_part(tmp_path):
+    """A 1x16x96x96 input (147 KB) cannot fit the STM32F446's 128 KB SRAM."""
+    b = G("big")
+    x = b.x((1, 16, 96, 96))
+    g = b.done(b.conv(x, 4, k=1, pads=(0, 0, 0, 0)))
+    with pytest.raises(EdgeqError) as e:
+        get_target("cortex-m4").build(g, tmp_path, {})
+    msg = str(e.value)
+    assert "does not fit STM32F446RE" in msg and "RAM overflowed by" in msg and "bytes" in msg
+
+
+def test_flash_budget_override(tmp_path):
+    t = get_target("cortex-m7").with_budget(flash_bytes=4096)
+    with pytest.raises(EdgeqError, match=r"FLASH overflowed by [\d,]+ bytes"):
+        t.build(qgraph_conv(), tmp_path, {})
+
+
+def test_profile_counts_are_exact_and_repeatable(tmp_path):
+    t = get_target("cortex-m7")
+    g = qgraph_ops()
+    t.build(g, tmp_path, {})
+    p1, p2 = t.profile(tmp_path, "qemu"), t.profile(tmp_path, "qemu")
+    assert p1["instructions"] == p2["instructions"] > 0
+    assert [l["instructions"] for l in p1["layers"]] == [l["instructions"] for l in p2["layers"]]
+    assert [l["name"] for l in p1["layers"]] == [n.name for n in g.nodes]
+    assert sum(l["instructions"] for l in p1["layers"]) == p1["instructions"]
+    assert "not cycles" in p1["counter"]
+    with pytest.raises(EdgeqError):
+        t.profile(tmp_path, "adb")
+
+
+def test_fault_exits_99(tmp_path):
+    """A fault in the firmware ends QEMU with status 99 (startup.c's fault handler)."""
+    from edgeq.targets import qemu
+    t = get_target("cortex-m7")
+    t.build(qgraph_conv(), tmp_path, {})
+    src = tmp_path / "src" / "main.c"
+    src.write_text(src.read_text().replace("initialise_monitor_handles();",
+                                           "initialise_monitor_handles();\n    __asm__ volatile(\"udf #0\");"))
+    t._compile(t.board, src, tmp_path / "obj" / "main.o")
+    t._link(t.board, tmp_path, tmp_path / "src" / "link.ld", ["model", "main", "startup", "vectors"],
+            tmp_path / "bad.elf")
+    res = qemu.run_firmware("mps2-an500", tmp_path / "bad.elf", timeout=30)
+    assert res.status == qemu.FAULT_STATUS
+    with pytest.raises(EdgeqError, match="faulted"):
+        qemu.check_status(res, "mps2-an500")
+
+
+# ---- real models (slow) ------------------------------------------------------------------------
+
+def _quantized_model(name):
+    from tests.conftest import mlperf_model
+    from edgeq.targets.pipeline import CompileOptions, compile_model
+    res = compile_model(mlperf_model(name), CompileOptions(target="reference", progress=False), log=lambda s: None)
+    return res.qgraph
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("model", ["kws01", "ad01", "ic01", "vww01"])
+def test_mlperf_on_board(model, board, tmp_path):
+    g = _quantized_model(model)
+    t = get_target(board)
+    try:
+        check_target(t, g, tmp_path, n=2)
+    except EdgeqError as e:
+        if "does not fit" in str(e):
+            pytest.skip(str(e))
+        raise
