@@ -169,7 +169,7 @@ def random_feeds(g: Graph, n: int, seed: int = 1) -> dict[str, np.ndarray]:
             for x in g.inputs}
 
 
-def assert_exact(g: Graph, feeds: dict | None = None, n: int = 4) -> bytes:
+def assert_exact(g: Graph, feeds: dict | None = None, n: int = 32) -> bytes:
     """Export g; LiteRT (BUILTIN_REF) and TFLM outputs must equal the aligned reference."""
     data = export_tflite(g)
     feeds = feeds or random_feeds(g, n)
@@ -243,12 +243,28 @@ def test_relu6_fused_when_exact():
 
 
 def test_gemm_per_channel_and_per_tensor():
+    """Enough samples to hit rounding ties: LiteRT's FULLY_CONNECTED rounds once (281 of
+    192,000 outputs off by one when this was measured), so QGemm is exported as a 1x1
+    CONV_2D, which rounds twice like TFLM and edgeq."""
     b = QB(5)
-    x = b.inp("x", (1, 40), 0.1, 5)
-    y = b.gemm(x, 16, 0.3, -3, act=(-3, 127))
+    x = b.inp("x", (1, 64), 0.1, 5)
+    y = b.gemm(x, 64, 0.3, -3, act=(-3, 127))
     y = b.gemm(y, 7, 0.5, 10, per_channel=False)
-    data = assert_exact(b.done(y), n=8)
-    assert op_codes(data) == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
+    data = assert_exact(b.done(y), n=1500)
+    assert op_codes(data) == ["RESHAPE", "CONV_2D", "RESHAPE"] * 2
+
+
+def test_fully_connected_is_exact_in_tflm():
+    b = QB(5)
+    x = b.inp("x", (1, 64), 0.1, 5)
+    y = b.gemm(x, 64, 0.3, -3)
+    y = b.gemm(y, 7, 0.5, 10, per_channel=False)
+    g = b.done(y)
+    data = export_tflite(g, gemm_as="fc")
+    assert op_codes(data) == ["FULLY_CONNECTED"] * 2
+    feeds = random_feeds(g, 1500)
+    ref = run_reference(align_for_tflite(g)[0], feeds)[y]
+    assert np.array_equal(run_tflm(data, feeds)[y], ref)
 
 
 def test_flatten_of_nhwc_feature_map_into_gemm():

@@ -30,11 +30,20 @@ from edgeq.tflite_export.convert import CONVERTERS, METADATA_KEY, Exporter
 SUPPORTED_OPS = sorted(op for op in CONVERTERS if op not in ops_refused.REASONS)
 
 
-def export_tflite(qgraph: Graph, float_io: bool = False, align: bool = True) -> bytes:
+def export_tflite(qgraph: Graph, float_io: bool = False, align: bool = True,
+                  gemm_as: str = "conv") -> bytes:
     """Quantized graph -> .tflite bytes. Raises EdgeqError naming the node for anything
-    that cannot be exported bit-exactly."""
+    that cannot be exported bit-exactly.
+
+    float_io: float32 model I/O with QUANTIZE/DEQUANTIZE at the edges (default raw int8).
+    align: write align_for_tflite(qgraph) (False: write qgraph as is; the exporter then
+    refuses nodes whose multipliers TFLite would derive differently).
+    gemm_as: "conv" writes QGemm as a 1x1 CONV_2D (exact in LiteRT and TFLM), "fc" as
+    FULLY_CONNECTED (exact in TFLM only: LiteRT's FC rounds once; see ops_conv)."""
+    if gemm_as not in ("conv", "fc"):
+        raise ValueError("gemm_as must be 'conv' or 'fc'")
     g = align_for_tflite(qgraph)[0] if align else qgraph
-    return Exporter(g, float_io=float_io).run()
+    return Exporter(g, float_io=float_io, gemm_as=gemm_as).run()
 
 
 def read_io_metadata(model: bytes) -> dict | None:

@@ -39,9 +39,10 @@ def refuse(node: Node, reason: str, fix: str = "") -> EdgeqError:
 
 
 class Exporter:
-    def __init__(self, g: Graph, float_io: bool = False):
+    def __init__(self, g: Graph, float_io: bool = False, **options):
         self.g = g
         self.float_io = float_io
+        self.options = options
         self.mb = ModelBuilder(f"edgeq export of {g.name}")
         self.layout: dict[str, tuple[int, ...]] = {}
         self.tid: dict[tuple[str, tuple[int, ...]], int] = {}
