@@ -73,8 +73,9 @@ def _passes(graph: Graph, feeds: dict[str, np.ndarray], names: list[str], progre
     bs = _batch_size(graph)
     starts = range(0, n, bs)
     if progress:
+        from rich.console import Console
         from rich.progress import Progress
-        with Progress(transient=True) as bar:
+        with Progress(transient=True, console=Console(stderr=True)) as bar:  # stdout stays clean
             task = bar.add_task(label, total=n)
             for s in starts:
                 yield run_float(graph, {k: v[s:s + bs] for k, v in feeds.items()}, outputs=names)

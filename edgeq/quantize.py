@@ -45,6 +45,8 @@ def quantize(graph_float: Graph, ranges: dict, weight_granularity: str = "per-ch
                              "supported float ops: " + ", ".join(sorted(rules)) +
                              "; run the float passes first (edgeq compile does)")
         fn(ctx, node)
+        q = ctx.out.tensors[node.outputs[0]].q
+        ctx.record(node.name, op=node.op, out_scale=float(q.scale), out_zero_point=int(q.zero_point))
     out = ctx.out
     out.inputs = list(graph_float.inputs)
     out.outputs = list(graph_float.outputs)

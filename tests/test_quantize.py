@@ -297,6 +297,14 @@ def test_accumulator_overflow_is_refused():
         quantize(g, {"x": (-1.0, 1.0), g.outputs[0]: (-10.0, 10.0)})
 
 
+def test_shifted_accumulator_overflow_is_refused():
+    K = 40000  # K * 255 * 127 ~ 1.3e9 fits, but not after MBQM's left shift by 1
+    b = G(x=(1, K))
+    g = b.done(b.node("Gemm", ["x", b.const("w", np.ones((2, K))), b.const("b", np.zeros(2))]))
+    with pytest.raises(EdgeqError, match="multiplier"):
+        quantize(g, {"x": (-1.0, 1.0), g.outputs[0]: (-0.001, 0.001)})
+
+
 def test_large_bias_on_tiny_weights_raises_the_channel_scale():
     b = G(x=(1, 16))
     W = RNG.standard_normal((3, 16)) * 0.1

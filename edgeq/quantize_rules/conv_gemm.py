@@ -60,6 +60,14 @@ def quantize_conv_gemm(ctx: QuantContext, node) -> None:
         raise EdgeqError(f"{node.op} node {node.name!r}: int32 accumulator bound {bound} >= 2^31",
                          "use per-channel weights or check the layer's bias")
     mult, shift = quantize_multiplier_array(s_in * s_w / s_out)
+    # MBQM shifts acc left first when the real multiplier exceeds 1 (an output range much
+    # narrower than the input step times the weights): that shift must not overflow either.
+    lshift = int(max(int(np.max(shift)), 0))
+    if bound << lshift >= (1 << 31):
+        raise EdgeqError(f"{node.op} node {node.name!r}: requantization multiplier "
+                         f"{float(np.max(s_in * s_w / s_out)):.3g} > 1 would overflow the int32 "
+                         "accumulator when shifted", "calibrate with data that exercises this layer "
+                         "(its output range is much narrower than its inputs allow)")
 
     wq = QParams(raised, np.zeros(np.shape(raised), np.int64), bits=bits,
                  axis=0 if ctx.per_channel else None)

@@ -9,6 +9,7 @@ A constant operand is quantized to an int8 constant with its own min/max paramet
 """
 from __future__ import annotations
 
+from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import quantize_multiplier
 from edgeq.quantize_rules import rule
 from edgeq.quantize_rules.common import QuantContext, fused_clamp, scalar
@@ -26,6 +27,10 @@ def quantize_add(ctx: QuantContext, node) -> None:
     a_mult, a_shift = quantize_multiplier(sa / t)
     b_mult, b_shift = quantize_multiplier(sb / t)
     y_mult, y_shift = quantize_multiplier(t / ((1 << LEFT_SHIFT) * sy))
+    if y_shift > 2:  # |sa + sb| < 2^28: a left shift beyond 2 could leave int32
+        raise EdgeqError(f"Add node {node.name!r}: output range is {t / sy:.3g} times narrower than "
+                         "its inputs' (int32 overflow in the rescale)",
+                         "calibrate with data that exercises this layer")
     act_min, act_max = fused_clamp(ctx, node, qy)
     y = ctx.add_act(node.outputs[0], qy)
     ctx.add_node("QAdd", node.name, [a, b], [y], {

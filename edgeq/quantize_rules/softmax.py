@@ -27,7 +27,11 @@ def quantize_softmax(ctx: QuantContext, node) -> None:
         raise EdgeqError(f"Softmax node {node.name!r} is over axis {axis}, not the last axis",
                          "transpose so that softmax runs over the last axis")
     beta = 1.0
-    params = dict(softmax_params(scalar(qx.scale), beta))
+    try:
+        params = dict(softmax_params(scalar(qx.scale), beta))
+    except ValueError as e:
+        raise EdgeqError(f"Softmax node {node.name!r}: {e}",
+                         "calibrate with data that gives the softmax input a real range") from None
     qy = QParams(SOFTMAX_OUT[0], SOFTMAX_OUT[1])
     y = ctx.add_act(node.outputs[0], qy)
     ctx.add_node("QSoftmax", node.name, [x], [y], {"axis": rank - 1, "beta": beta, **params})
