@@ -131,6 +131,19 @@ def test_conv_overflow_is_an_error():
         run_node(node("QConv", x_zp=-128), [x, w, np.array([2**31 - 30000]), np.array([1 << 30]), np.array([0])])
 
 
+def test_mbqm_left_shift_overflow_is_an_error():
+    """C computes x << shift in int32 (as TFLite does); the reference refuses inputs where
+    that would wrap instead of silently computing something C cannot."""
+    x = np.ones((1, 1, 2, 2), np.int8)
+    w = np.ones((1, 1, 1, 1), np.int8)
+    ok = run_node(node("QConv"), [x, w, np.array([1 << 20]), np.array([1 << 30]), np.array([10])])
+    assert (ok == 127).all()
+    with pytest.raises(OverflowError):
+        run_node(node("QConv"), [x, w, np.array([1 << 21]), np.array([1 << 30]), np.array([10])])
+    with pytest.raises(OverflowError):
+        run_node(node("QRequant", x_zp=-128, y_zp=0, mult=1 << 30, shift=24), [x])
+
+
 # ---- TFLite oracles --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

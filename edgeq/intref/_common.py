@@ -26,6 +26,19 @@ def check_int32(acc: np.ndarray, what: str) -> None:
                             f"(range [{acc.min()}, {acc.max()}])")
 
 
+def mbqm_checked(x, mult, shift, what: str) -> np.ndarray:
+    """multiply_by_quantized_multiplier with its precondition checked: x * 2^max(shift, 0)
+    must fit int32. C (like TFLite) computes that left shift in int32, so a value outside
+    the range would wrap there; the reference refuses it instead of disagreeing silently."""
+    from edgeq.fixedpoint import multiply_by_quantized_multiplier
+    x = i64(x)
+    shifted = x * (np.int64(1) << np.maximum(i64(shift), 0))
+    if shifted.size and (shifted.min() < INT32_MIN or shifted.max() > INT32_MAX):
+        raise OverflowError(f"{what}: MBQM input {x.min()}..{x.max()} shifted left by up to "
+                            f"{int(np.max(shift))} leaves int32 (multiplier > 1 on a large value)")
+    return multiply_by_quantized_multiplier(x, mult, shift)
+
+
 def pool_out_size(size: int, k: int, stride: int, pad_begin: int, pad_end: int,
                   dilation: int) -> int:
     """Output length of a conv/pool window along one axis (floor mode, like ONNX/TFLite)."""

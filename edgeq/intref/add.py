@@ -7,15 +7,17 @@ input multipliers (<= 1/2) keep |sa + sb| < 2^28: nothing can overflow int32.
 """
 from __future__ import annotations
 
-from edgeq.fixedpoint import clamp, multiply_by_quantized_multiplier as mbqm
+from edgeq.fixedpoint import clamp
 from edgeq.intref import kernel
-from edgeq.intref._common import clamp_attrs, i64, to_int8
+from edgeq.intref._common import clamp_attrs, i64, mbqm_checked, to_int8
 
 
 @kernel("QAdd")
 def qadd(node, a, b):
     at = node.attrs
     ls = int(at.get("left_shift", 20))
+    what = f"{node.name} (QAdd)"
+    mbqm = lambda x, m, s: mbqm_checked(x, m, s, what)  # noqa: E731
     sa = mbqm((i64(a) - int(at["a_zp"])) << ls, int(at["a_mult"]), int(at["a_shift"]))
     sb = mbqm((i64(b) - int(at["b_zp"])) << ls, int(at["b_mult"]), int(at["b_shift"]))
     y = int(at["y_zp"]) + mbqm(sa + sb, int(at["y_mult"]), int(at["y_shift"]))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.fixedpoint import clamp, multiply_by_quantized_multiplier
+from edgeq.fixedpoint import clamp
 from edgeq.intref import kernel
-from edgeq.intref._common import check_int32, clamp_attrs, i64, pool_out_size, spatial_attrs, to_int8
+from edgeq.intref._common import (check_int32, clamp_attrs, i64, mbqm_checked, pool_out_size,
+                                   spatial_attrs, to_int8)
 
 
 def conv_accumulate(node, x, w, bias, nd: int) -> np.ndarray:
@@ -62,6 +63,6 @@ def qconv(node, x, w, bias=None, mult=None, shift=None):
     m = i64(mult).reshape(1, co, 1, 1)
     s = i64(shift).reshape(1, co, 1, 1)
     lo, hi = clamp_attrs(node)
-    y = clamp(int(node.attr("y_zp", 0)) + multiply_by_quantized_multiplier(acc, m, s), lo, hi)
+    y = clamp(int(node.attr("y_zp", 0)) + mbqm_checked(acc, m, s, f"{node.name} (QConv)"), lo, hi)
     y = to_int8(y)
     return y[:, :, 0, :] if nd == 1 else y

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.fixedpoint import clamp, multiply_by_quantized_multiplier
+from edgeq.fixedpoint import clamp
 from edgeq.intref import kernel
-from edgeq.intref._common import check_int32, clamp_attrs, i64, to_int8
+from edgeq.intref._common import check_int32, clamp_attrs, i64, mbqm_checked, to_int8
 
 
 @kernel("QGemm")
@@ -20,6 +20,6 @@ def qgemm(node, x, w, bias=None, mult=None, shift=None):
         acc = acc + i64(bias)[None, :]
     check_int32(acc, f"{node.name} (QGemm)")
     lo, hi = clamp_attrs(node)
-    y = int(node.attr("y_zp", 0)) + multiply_by_quantized_multiplier(acc, i64(mult)[None, :],
-                                                                      i64(shift)[None, :])
+    y = int(node.attr("y_zp", 0)) + mbqm_checked(acc, i64(mult)[None, :], i64(shift)[None, :],
+                                                 f"{node.name} (QGemm)")
     return to_int8(clamp(y, lo, hi))

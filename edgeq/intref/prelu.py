@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.fixedpoint import clamp, multiply_by_quantized_multiplier as mbqm
+from edgeq.fixedpoint import clamp
 from edgeq.intref import kernel
-from edgeq.intref._common import clamp_attrs, i64, to_int8
+from edgeq.intref._common import clamp_attrs, i64, mbqm_checked, to_int8
 
 
 @kernel("QPrelu")
@@ -21,6 +21,7 @@ def qprelu(node, x, pos_mult, pos_shift, neg_mult, neg_shift, neg_sign):
         shape[1] = -1
     per_c = lambda a: i64(a).reshape(shape) if np.size(a) > 1 else i64(a).reshape(-1)[0]  # noqa: E731
     d = i64(x) - int(node.attr("x_zp", 0))
+    mbqm = lambda v, m, s: mbqm_checked(v, m, s, f"{node.name} (QPrelu)")  # noqa: E731
     pos = mbqm(d, int(np.ravel(pos_mult)[0]), int(np.ravel(pos_shift)[0]))
     neg = per_c(neg_sign) * mbqm(d, per_c(neg_mult), per_c(neg_shift))
     lo, hi = clamp_attrs(node)

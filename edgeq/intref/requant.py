@@ -2,13 +2,14 @@
 -128, 127). |x - x_zp| <= 255, so any shift <= 23 keeps the left shift inside int32."""
 from __future__ import annotations
 
-from edgeq.fixedpoint import clamp, multiply_by_quantized_multiplier as mbqm
+from edgeq.fixedpoint import clamp
 from edgeq.intref import kernel
-from edgeq.intref._common import i64, to_int8
+from edgeq.intref._common import i64, mbqm_checked, to_int8
 
 
 @kernel("QRequant")
 def qrequant(node, x):
     at = node.attrs
-    y = int(at["y_zp"]) + mbqm(i64(x) - int(at["x_zp"]), int(at["mult"]), int(at["shift"]))
+    y = int(at["y_zp"]) + mbqm_checked(i64(x) - int(at["x_zp"]), int(at["mult"]), int(at["shift"]),
+                                       f"{node.name} (QRequant)")
     return to_int8(clamp(y, -128, 127))
