@@ -1,0 +1,107 @@
+"""Target `tflite`: an int8 .tflite flatbuffer, run by LiteRT's reference kernels.
+
+build: align the multipliers to what TFLite derives from float32 scales
+(edgeq.tflite_export.align), write model.tflite, load it in LiteRT (BUILTIN_REF) and in
+TFLite Micro, run the test vectors through both and require the integer reference's
+bytes; report the file size and TFLM's measured arena. When alignment changed a
+multiplier, DIR/model.q.onnx is rewritten with the aligned graph so `edgeq run --check`
+compares against the semantics the .tflite file actually has.
+run: LiteRT BUILTIN_REF (bit-identical to TFLite Micro's reference kernels).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+
+MODEL_FILE = "model.tflite"
+
+
+def op_histogram(data: bytes) -> dict[str, int]:
+    """Builtin operator name -> count in a .tflite file."""
+    import tflite
+    from tflite.BuiltinOperator import BuiltinOperator
+    names = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+    m = tflite.Model.GetRootAs(data, 0)
+    sg = m.Subgraphs(0)
+    codes = [m.OperatorCodes(sg.Operators(i).OpcodeIndex()).BuiltinCode() for i in range(sg.OperatorsLength())]
+    return dict(Counter(names.get(c, str(c)) for c in codes))
+
+
+def export_build(qgraph, out_dir: Path, report: dict, gemm_as: str = "conv"):
+    """Shared by the tflite and NPU targets: aligned graph + model.tflite in out_dir."""
+    from edgeq.onnx_io import save_graph
+    from edgeq.tflite_export import align_for_tflite, export_tflite
+    aligned, changed = align_for_tflite(qgraph)
+    data = export_tflite(aligned, align=False, gemm_as=gemm_as)
+    (Path(out_dir) / MODEL_FILE).write_bytes(data)
+    if changed and (Path(out_dir) / "model.q.onnx").exists():
+        save_graph(aligned, Path(out_dir) / "model.q.onnx")
+    report["tflite"] = {"file": MODEL_FILE, "ops": op_histogram(data),
+                        "aligned_multiplier_nodes": len(changed)}
+    report["tflite_bytes"] = len(data)
+    return aligned, data
+
+
+def verify(aligned, data: bytes, vectors, report: dict) -> None:
+    """Both interpreters load the file and reproduce the integer reference on the vectors."""
+    from edgeq.intref.interpreter import run_reference
+    from edgeq.tflite_run import run_litert, run_tflm
+    if not vectors:
+        rng = np.random.default_rng(0)
+        vectors = {n: rng.integers(-128, 128, (2,) + tuple(aligned.tensors[n].shape[1:])).astype(np.int8)
+                   for n in aligned.inputs}
+    expected = run_reference(aligned, vectors)
+    result = {"vectors": int(len(next(iter(vectors.values()))))}
+    for runner in (run_litert, run_tflm):
+        got = runner(data, vectors)
+        bad = [n for n in aligned.outputs if not np.array_equal(got[n], expected[n])]
+        result[runner.__name__.removeprefix("run_")] = "bit-identical" if not bad else f"differs on {bad}"
+        if bad:
+            report["self_check"] = result
+            raise EdgeqError(f"the exported model differs from the integer reference in "
+                             f"{runner.__name__.removeprefix('run_')} on outputs {bad}",
+                             "report this as an edgeq bug, with the model")
+    result["passed"] = True
+    report["self_check"] = result
+
+
+class TfliteTarget:
+    name = "tflite"
+    description = "int8 .tflite flatbuffer (NHWC), run by LiteRT reference kernels = TFLite Micro"
+
+    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
+        from edgeq.tflite_run import tflm_allocations
+        aligned, data = export_build(qgraph, out_dir, report)
+        verify(aligned, data, test_vectors, report)
+        alloc = tflm_allocations(data)
+        report.update(
+            tflm_arena_bytes=alloc["total"],
+            flash_bytes=len(data),
+            arena_bytes=alloc["total"],
+            sram_bytes=alloc["total"],
+            runner="LiteRT BUILTIN_REF (ai-edge-litert)",
+        )
+        report["tflite"]["tflm_arena"] = {**alloc, "note": "TFLM host build (64-bit pointers, "
+                                          "reference kernels): the tail is smaller on a 32-bit MCU"}
+
+    def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from edgeq.tflite_run import run_litert
+        path = Path(out_dir) / MODEL_FILE
+        if not path.is_file():
+            raise EdgeqError(f"{path} is missing", f"rebuild with `edgeq compile ... --target tflite -o {out_dir}`")
+        return run_litert(path, feeds)
+
+    def profile(self, out_dir: Path, device: str = "host") -> dict:
+        raise EdgeqError("profile is not supported for this target (tflite)",
+                         "compile for host or a cortex-m target to profile generated code")
+
+    def flash(self, out_dir: Path, probe: str, dry_run: bool = False) -> dict:
+        raise EdgeqError("flash is not supported for this target (tflite): it builds a model file, "
+                         "not firmware", "link model.tflite into a TFLite Micro application")
+
+
+TARGETS = [TfliteTarget()]
