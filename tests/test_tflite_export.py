@@ -417,3 +417,84 @@ def test_float_io_edges():
     got = run_litert(data, xf)[y]
     deq = ((ref.astype(np.float32) - 0) * np.float32(0.1))
     np.testing.assert_allclose(got, deq, atol=0.1 + 1e-6)  # ties may round the other way
+
+
+# ---- whole models through the pipeline (import -> passes -> calibrate -> quantize) ----------
+
+from functools import lru_cache  # noqa: E402
+
+from tests.conftest import MLPERF_MODELS, mlperf_model  # noqa: E402
+
+FMNIST_MODELS = ("dscnn", "mobilenetv2", "resnet8")
+N_SWEEP = 100
+
+
+@lru_cache(maxsize=None)
+def _compiled(path: str, kind: str, name: str):
+    from edgeq.targets.pipeline import CompileOptions, compile_model
+    calib = _float_inputs(kind, name, "calib", 32)
+    res = compile_model(path, CompileOptions(progress=False, calib_limit=32), None, calib=calib,
+                        log=lambda s: None)
+    return res.qgraph
+
+
+def _float_inputs(kind: str, name: str, split: str, n: int) -> np.ndarray:
+    if kind == "mlperf":
+        from edgeq.models.mlperf_inputs import mlperf_inputs
+        return mlperf_inputs(name, split, n=n)
+    from edgeq.models.fmnist import available, load_fmnist, preprocess
+    if not available():
+        pytest.skip("Fashion-MNIST data is absent")
+    images, _ = load_fmnist("train" if split == "calib" else "test")
+    return preprocess(images[:n])
+
+
+def model_qgraph(kind: str, name: str) -> Graph:
+    """The quantized graph of a reference model (skips when its file is absent)."""
+    if kind == "mlperf":
+        path = mlperf_model(name)
+    else:
+        from edgeq.models.registry import REFERENCE_MODELS
+        path = REFERENCE_MODELS[name]
+        if not path.is_file():
+            pytest.skip(f"{path} is absent")
+    return _compiled(str(path), kind, name)
+
+
+def model_feeds(kind: str, name: str, qgraph: Graph, n: int) -> dict[str, np.ndarray]:
+    """n int8 inputs: real (quantized) samples first, seeded random int8 to fill up."""
+    from edgeq.intref.interpreter import quantize_inputs
+    x = qgraph.inputs[0]
+    real = quantize_inputs(qgraph, {x: _float_inputs(kind, name, "eval", n)})[x][:n]
+    fill = random_feeds(qgraph, max(n - len(real), 0), seed=2)[x]
+    return {x: np.concatenate([real, fill])[:n]}
+
+
+MODEL_CASES = [("fmnist", m) for m in FMNIST_MODELS] + [("mlperf", m) for m in MLPERF_MODELS]
+
+
+def _assert_model_exact(kind, name, n):
+    g = model_qgraph(kind, name)
+    data = assert_exact(g, model_feeds(kind, name, g, n))
+    assert tflm_arena_bytes(data) > 0
+    return data
+
+
+@pytest.mark.parametrize("kind,name", [("mlperf", "sww01"), ("fmnist", "dscnn")])
+def test_model_fast_subset(kind, name):
+    data = _assert_model_exact(kind, name, 6)
+    assert not {"MAXIMUM", "MINIMUM", "PADV2"} & set(op_codes(data))  # fused or SAME everywhere
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,name", MODEL_CASES)
+def test_model_sweep_100_inputs(kind, name):
+    _assert_model_exact(kind, name, N_SWEEP)
+
+
+@pytest.mark.slow
+def test_mlperf_input_transpose_disappears():
+    for name in ("ic01", "vww01", "sww01"):
+        data = export_tflite(model_qgraph("mlperf", name))
+        assert "TRANSPOSE" not in op_codes(data), name
+        assert read_io_metadata(data)["inputs"][0]["perm"] == [0, 1, 2, 3]
