@@ -3,10 +3,15 @@
     python -m edgeq.models.train                      # all three, default epochs, into models/
     python -m edgeq.models.train --model dscnn --epochs 7 --out /tmp/m
 
-Sized for a small shared machine: 2 CPU threads (torch.set_num_threads(2)), fixed seed,
+Sized for a small shared machine: 1 CPU thread by default (see --threads), fixed seed,
 Adam with a OneCycle learning-rate schedule, batch 128, random horizontal flips as the only
 augmentation, channels_last memory format (depthwise convs train ~2x faster with it on CPU).
 Default epochs keep each network to a few minutes of wall clock (see models/README.md).
+
+Threads: on a 2-core machine shared with other jobs (load ~5), two OpenMP threads spin at
+every barrier and made a DS-CNN batch ~10x slower (2 s vs 0.2 s) than one thread; on an idle
+machine --threads 2 is ~1.5x faster than 1. Results differ across thread counts only by
+float summation order.
 
 Export: the TorchScript exporter (dynamo=False), opset 13, EVAL mode, no constant folding,
 so each Conv is followed by its own BatchNormalization node (edgeq folds BN itself) and
@@ -37,9 +42,9 @@ from edgeq.models import nets
 from edgeq.models.fmnist import load_fmnist, preprocess
 
 MODELS_DIR = Path(__file__).resolve().parent
-# Epochs that fit in ~3-4 minutes each on 2 cores (measured: dscnn ~30 s/epoch,
-# mobilenetv2 ~50 s/epoch, resnet8 ~15 s/epoch with channels_last).
-DEFAULT_EPOCHS = {"dscnn": 7, "mobilenetv2": 4, "resnet8": 12}
+# Epochs that fit in ~3-5 minutes each on one thread of a busy 2-core machine (measured
+# with channels_last under load ~5: dscnn ~60 s/epoch, mobilenetv2 ~120 s/epoch, resnet8 ~20-30 s/epoch).
+DEFAULT_EPOCHS = {"dscnn": 4, "mobilenetv2": 3, "resnet8": 12}
 RESULTS_FILE = "fmnist_results.json"
 IR_VERSION = 8
 N_SUBSET = 500      # tests check the first 500 test images; record the float accuracy there too
@@ -58,7 +63,9 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
 
 
 def train_one(name: str, epochs: int, seed: int = 0, batch: int = 128, max_lr: float = 0.01,
-              limit: int | None = None, log=print) -> tuple[torch.nn.Module, dict]:
+              limit: int | None = None, threads: int = 1, log=print) -> tuple[torch.nn.Module, dict]:
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)      # denormal grads late in training slow CPU kernels
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     xtr, ytr = load_fmnist("train")
@@ -108,8 +115,9 @@ def train_one(name: str, epochs: int, seed: int = 0, batch: int = 128, max_lr: f
         "batch": batch,
         "max_lr": max_lr,
         "train_images": len(xtr_t),
+        "threads": threads,
         "torch": torch.__version__,
-        "command": f"python -m edgeq.models.train --model {name} --epochs {epochs} --seed {seed}",
+        "command": f"python -m edgeq.models.train --model {name} --epochs {epochs} --seed {seed} --threads {threads}",
     }
     log(f"{name}: test accuracy {acc:.4f} (first {N_SUBSET}: {sub_acc:.4f}), {info['params']} params, "
         f"{info['macs']} MACs, trained in {train_s:.0f} s")
@@ -157,6 +165,32 @@ def export_onnx(model: torch.nn.Module, path: Path, info: dict | None = None) ->
     return path
 
 
+def readme_table(results: dict) -> list[str]:
+    """Markdown rows of models/README.md's table, one per trained model."""
+    rows = []
+    for name in sorted(results):
+        r = results[name]
+        rows.append(f"| {name} | {r['params']:,} | {r['macs']:,} | {r['float_test_accuracy'] * 100:.2f}% | "
+                    f"{r['epochs']} | {r['train_seconds'] / 60:.1f} min ({r.get('threads', 1)} thread"
+                    f"{'s' if r.get('threads', 1) > 1 else ''}) | {r.get('onnx_bytes', 0) / 1024:.0f} KB | "
+                    f"`{r['command']}` |")
+    return rows
+
+
+def update_readme(readme: Path, results: dict) -> None:
+    """Rewrite the table between the `<!-- table` and `<!-- /table -->` markers."""
+    if not readme.is_file():
+        return
+    lines = readme.read_text().splitlines()
+    try:
+        start = next(i for i, l in enumerate(lines) if l.startswith("<!-- table"))
+        end = next(i for i, l in enumerate(lines) if l.startswith("<!-- /table"))
+    except StopIteration:
+        return
+    lines[start + 3:end] = readme_table(results)      # keep marker, header and separator
+    readme.write_text("\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edgeq.models.train", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="all", help=f"one of {sorted(nets.NETS)} or 'all'")
@@ -166,10 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.01, help="OneCycle peak learning rate")
     ap.add_argument("--limit", type=int, default=None, help="train on the first N training images only (smoke test)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: best on a busy shared machine)")
     args = ap.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
     names = sorted(nets.NETS) if args.model == "all" else [args.model]
     for n in names:
         if n not in nets.NETS:
@@ -178,12 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     results_path = args.out / RESULTS_FILE
     for name in names:
         epochs = args.epochs or DEFAULT_EPOCHS[name]
-        model, info = train_one(name, epochs, seed=args.seed, batch=args.batch, max_lr=args.lr, limit=args.limit)
+        model, info = train_one(name, epochs, seed=args.seed, batch=args.batch, max_lr=args.lr, limit=args.limit,
+                                threads=args.threads)
         path = export_onnx(model, args.out / f"fmnist_{name}.onnx", info)
         info["onnx_bytes"] = path.stat().st_size
         results = json.loads(results_path.read_text()) if results_path.is_file() else {}
         results[name] = info
         results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        update_readme(args.out / "README.md", results)
     return 0
 
 
