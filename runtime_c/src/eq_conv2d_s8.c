@@ -60,7 +60,7 @@ static void conv_im2col(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g
                 const int32_t ih0 = oh * p->stride_h - p->pad_top;
                 for (ow = 0; ow < p->out_w; ++ow) {
                     const int32_t iw0 = ow * p->stride_w - p->pad_left;
-                    int16_t *q = patch;
+                    int32_t i = 0;  /* patch position, stored at eq_dot_slot(i) */
                     for (ic = 0; ic < cin_g; ++ic) {
                         const int8_t *x_c = x_g + (size_t)ic * in_hw;
                         for (kh = 0; kh < p->kernel_h; ++kh) {
@@ -68,17 +68,30 @@ static void conv_im2col(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g
                             const int inside_h = ih >= 0 && ih < p->in_h;
                             for (kw = 0; kw < p->kernel_w; ++kw) {
                                 const int32_t iw = iw0 + kw * p->dilation_w;
-                                *q++ = (int16_t)(inside_h && iw >= 0 && iw < p->in_w
-                                                 ? (int32_t)x_c[ih * p->in_w + iw] - p->x_zp : 0);
+                                patch[eq_dot_slot(i++, k_taps)] = (int16_t)(
+                                    inside_h && iw >= 0 && iw < p->in_w
+                                    ? (int32_t)x_c[ih * p->in_w + iw] - p->x_zp : 0);
                             }
                         }
                     }
-                    for (oc = g * cout_g; oc < (g + 1) * cout_g; ++oc) {
-                        int32_t acc = eq_dot_s16_s8(patch, w + (size_t)oc * k_taps, k_taps,
-                                                    bias != NULL ? bias[oc] : 0);
-                        acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]);
-                        y_n[(size_t)oc * out_hw + oh * p->out_w + ow] =
-                            eq_out_s8(acc, p->y_zp, p->act_min, p->act_max);
+                    for (oc = g * cout_g; oc < (g + 1) * cout_g; oc += 2) {
+                        /* two output channels per pass share the patch loads */
+                        const int32_t pair = oc + 1 < (g + 1) * cout_g;
+                        int32_t acc[2], j;
+                        acc[0] = bias != NULL ? bias[oc] : 0;
+                        acc[1] = bias != NULL && pair ? bias[oc + 1] : 0;
+                        if (pair) {
+                            eq_dot2_s16_s8(patch, w + (size_t)oc * k_taps,
+                                           w + (size_t)(oc + 1) * k_taps, k_taps, &acc[0], &acc[1]);
+                        } else {
+                            acc[0] = eq_dot_s16_s8(patch, w + (size_t)oc * k_taps, k_taps, acc[0]);
+                        }
+                        for (j = 0; j <= pair; ++j) {
+                            const int32_t v = multiply_by_quantized_multiplier(acc[j], mult[oc + j],
+                                                                               shift[oc + j]);
+                            y_n[(size_t)(oc + j) * out_hw + oh * p->out_w + ow] =
+                                eq_out_s8(v, p->y_zp, p->act_min, p->act_max);
+                        }
                     }
                 }
             }

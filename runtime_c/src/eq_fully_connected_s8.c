@@ -29,13 +29,25 @@ eq_status eq_fully_connected_s8(const eq_fc_params *p, const int8_t *x, const in
         for (n = 0; n < p->batch; ++n) {
             const int8_t *x_n = x + (size_t)n * p->in_features;
             for (k = 0; k < p->in_features; ++k) {
-                row[k] = (int16_t)((int32_t)x_n[k] - p->x_zp);
+                row[eq_dot_slot(k, p->in_features)] = (int16_t)((int32_t)x_n[k] - p->x_zp);
             }
-            for (c = 0; c < p->out_features; ++c) {
-                int32_t acc = eq_dot_s16_s8(row, w + (size_t)c * p->in_features, p->in_features,
-                                            bias != NULL ? bias[c] : 0);
-                acc = multiply_by_quantized_multiplier(acc, mult[c], shift[c]);
-                y[(size_t)n * p->out_features + c] = eq_out_s8(acc, p->y_zp, p->act_min, p->act_max);
+            for (c = 0; c < p->out_features; c += 2) {
+                /* two output features per pass share the row loads */
+                const int32_t pair = c + 1 < p->out_features;
+                int32_t acc[2], j;
+                acc[0] = bias != NULL ? bias[c] : 0;
+                acc[1] = bias != NULL && pair ? bias[c + 1] : 0;
+                if (pair) {
+                    eq_dot2_s16_s8(row, w + (size_t)c * p->in_features,
+                                   w + (size_t)(c + 1) * p->in_features, p->in_features,
+                                   &acc[0], &acc[1]);
+                } else {
+                    acc[0] = eq_dot_s16_s8(row, w + (size_t)c * p->in_features, p->in_features, acc[0]);
+                }
+                for (j = 0; j <= pair; ++j) {
+                    const int32_t v = multiply_by_quantized_multiplier(acc[j], mult[c + j], shift[c + j]);
+                    y[(size_t)n * p->out_features + c + j] = eq_out_s8(v, p->y_zp, p->act_min, p->act_max);
+                }
             }
         }
         return EQ_OK;

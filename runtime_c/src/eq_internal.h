@@ -64,12 +64,25 @@ static inline int8_t eq_out_s8(int32_t v, int32_t zp, int32_t lo, int32_t hi)
     return (int8_t)clamp(clamp(v, -1024, 1024) + zp, lo, hi);
 }
 
-/* ---- the dot product of the im2col fast paths (conv2d, fully_connected) ---------------
- * acc + sum_{i<k} a[i] * w[i]: a holds (x - x_zp) as int16 in [-255, 255], w int8 weights.
- * Integer addition is exact in any order and every partial sum is bounded by the layer's
- * proven |acc| bound, so the DSP variant below gives the same int32 as the plain loop. */
+/* ---- the dot products of the im2col fast paths (conv2d, fully_connected) --------------
+ * acc + sum_{i<k} a[i] * w[i]: a holds (x - x_zp) as int16 in [-255, 255] in "dot order"
+ * (below), w int8 weights in their natural order. Integer addition is exact in any order
+ * and every partial sum is bounded by the layer's proven |acc| bound, so the DSP variant
+ * gives the same int32 as the plain loop.
+ *
+ * Dot order: the DSP loop multiplies (a0, a2) with the sign-extended weight bytes
+ * (w0, w2) and (a1, a3) with (w1, w3) (that is what SXTB16 produces from 4 packed
+ * weights), so the patch stores each full block of 4 as a0, a2, a1, a3; the last k % 4
+ * values stay in order. The portable build uses the natural order. eq_dot_slot(i, k) is
+ * where value i of a k-long vector goes. */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1
 #include <arm_acle.h>
+
+static inline int32_t eq_dot_slot(int32_t i, int32_t k)
+{
+    /* within a full block: 0->0, 1->2, 2->1, 3->3 (swap when bits 0 and 1 differ) */
+    return i < (k & ~3) ? (i ^ ((((i >> 1) ^ i) & 1) * 3)) : i;
+}
 
 static inline uint32_t eq_load_u32(const void *p)
 {
@@ -82,21 +95,43 @@ static inline int32_t eq_dot_s16_s8(const int16_t *a, const int8_t *w, int32_t k
 {
     for (; k >= 4; k -= 4, a += 4, w += 4) {
         const uint32_t w4 = eq_load_u32(w);
-        const int16x2_t w02 = __sxtb16((int8x4_t)w4);                       /* (w0, w2) */
-        const int16x2_t w13 = __sxtb16((int8x4_t)((w4 >> 8) | (w4 << 24))); /* (w1, w3) */
-        const uint32_t a01 = eq_load_u32(a), a23 = eq_load_u32(a + 2);
-        /* little endian: a01 = (a0, a1), a23 = (a2, a3); regroup to match w02 / w13 */
-        const uint32_t a02 = (a01 & 0xFFFFu) | (a23 << 16);
-        const uint32_t a13 = (a01 >> 16) | (a23 & 0xFFFF0000u);
-        acc = __smlad((int16x2_t)a02, w02, acc);
-        acc = __smlad((int16x2_t)a13, w13, acc);
+        acc = __smlad((int16x2_t)eq_load_u32(a), __sxtb16((int8x4_t)w4), acc);
+        acc = __smlad((int16x2_t)eq_load_u32(a + 2), __sxtb16((int8x4_t)((w4 >> 8) | (w4 << 24))), acc);
     }
     for (; k > 0; --k) {
         acc += (int32_t)*a++ * (int32_t)*w++;
     }
     return acc;
 }
+
+/* Two weight rows against the same activations: each activation word is loaded once. */
+static inline void eq_dot2_s16_s8(const int16_t *a, const int8_t *w0, const int8_t *w1,
+                                  int32_t k, int32_t *acc0, int32_t *acc1)
+{
+    int32_t s0 = *acc0, s1 = *acc1;
+    for (; k >= 4; k -= 4, a += 4, w0 += 4, w1 += 4) {
+        const int16x2_t a02 = (int16x2_t)eq_load_u32(a);
+        const int16x2_t a13 = (int16x2_t)eq_load_u32(a + 2);
+        const uint32_t u0 = eq_load_u32(w0), u1 = eq_load_u32(w1);
+        s0 = __smlad(a02, __sxtb16((int8x4_t)u0), s0);
+        s0 = __smlad(a13, __sxtb16((int8x4_t)((u0 >> 8) | (u0 << 24))), s0);
+        s1 = __smlad(a02, __sxtb16((int8x4_t)u1), s1);
+        s1 = __smlad(a13, __sxtb16((int8x4_t)((u1 >> 8) | (u1 << 24))), s1);
+    }
+    for (; k > 0; --k, ++a) {
+        s0 += (int32_t)*a * (int32_t)*w0++;
+        s1 += (int32_t)*a * (int32_t)*w1++;
+    }
+    *acc0 = s0;
+    *acc1 = s1;
+}
 #else
+static inline int32_t eq_dot_slot(int32_t i, int32_t k)
+{
+    (void)k;
+    return i;
+}
+
 static inline int32_t eq_dot_s16_s8(const int16_t *a, const int8_t *w, int32_t k, int32_t acc)
 {
     int32_t i;
@@ -104,6 +139,13 @@ static inline int32_t eq_dot_s16_s8(const int16_t *a, const int8_t *w, int32_t k
         acc += (int32_t)a[i] * (int32_t)w[i];
     }
     return acc;
+}
+
+static inline void eq_dot2_s16_s8(const int16_t *a, const int8_t *w0, const int8_t *w1,
+                                  int32_t k, int32_t *acc0, int32_t *acc1)
+{
+    *acc0 = eq_dot_s16_s8(a, w0, k, *acc0);
+    *acc1 = eq_dot_s16_s8(a, w1, k, *acc1);
 }
 #endif
 
