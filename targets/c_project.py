@@ -94,9 +94,9 @@ def from_samples(io: dict, per_output: list[np.ndarray]) -> dict[str, np.ndarray
 def write_vectors(src: Path, io: dict, feeds: dict[str, np.ndarray] | None,
                   expected: dict[str, np.ndarray] | None) -> int:
     """vectors.h/.c with the given inputs (and expected outputs); returns the count."""
-    inputs = to_samples(io, feeds) if feeds else [np.zeros((0, t["bytes"]), np.int8) for t in io["inputs"]]
+    inputs = to_samples(io, feeds) if feeds else []
     exp = None
-    if expected is not None:
+    if expected is not None and inputs:
         exp = [np.ascontiguousarray(expected[t["name"]], dtype=np.int8).reshape(len(inputs[0]), -1)
                for t in io["outputs"]]
     header, source = vectors_c(inputs, exp)

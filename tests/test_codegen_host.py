@@ -181,3 +181,33 @@ def test_generated_c_is_integer_only(tmp_path):
     assert not re.search(r"[^/*]/[^/*]", code.replace("#include", "")), "no division"
     assert "%" not in code
     assert code.count("EDGEQ_LAYER_MARK(") == len(g.nodes) + 1 + 2  # + the two macro definitions
+
+
+def test_registry_and_host_profile(tmp_path):
+    from edgeq.errors import EdgeqError
+    from edgeq.targets import all_targets, get_target
+    names = [t.name for t in all_targets()]
+    assert {"reference", "host", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"} <= set(names)
+    assert all(t.description and "\n" not in t.description for t in all_targets())
+    with pytest.raises(EdgeqError, match="cortex-m7"):
+        get_target("cortex-m9")
+    g = qgraph_conv()
+    t = get_target("host")
+    t.build(g, tmp_path, {}, rand_feeds(g, 1))
+    prof = t.profile(tmp_path, "host")
+    assert prof["wall_time_s"] > 0 and "instructions" not in prof
+    with pytest.raises(EdgeqError):
+        t.profile(tmp_path, "adb")
+
+
+def test_multi_io_graph(tmp_path):
+    """Two inputs, two outputs: per-tensor pointers in edgeq_model_run, data in order."""
+    b = G("two", 3)
+    x1 = b.x((1, 2, 5, 5), name="in/a")
+    x2 = b.x((1, 2, 5, 5), name="in;b", zp=-4)
+    s = b.add(x1, x2)
+    g = b.done(b.conv(s, 3), b.lut(s))
+    check_target(host(), g, tmp_path)
+    h = (tmp_path / "src" / "model.h").read_text()
+    assert "int edgeq_model_run(const int8_t *in_in_a, const int8_t *in_in_b, int8_t *out_" in h
+    assert "#define EDGEQ_NUM_INPUTS 2" in h and "#define EDGEQ_INPUT1_ZERO_POINT -4" in h

@@ -25,12 +25,15 @@ pytestmark = [pytest.mark.qemu, pytest.mark.skipif(
 
 def test_cortex_m7_conv_end_to_end(tmp_path):
     rep = check_target(get_target("cortex-m7"), qgraph_conv(), tmp_path)
-    assert rep["self_check"] == {"vectors": 2, "mismatches": 0, "errors": 0, "exit_status": 0, "passed": True}
+    assert rep["self_check"] == {"vectors": 2, "mismatches": 0, "errors": 0, "exit_status": 0, "passed": True,
+                                 "firmware": "fw.elf"}
     # memory numbers: flash from the ELF, SRAM = static data (incl. arena) + painted stack peak
     assert 0 < rep["arena_bytes"] < rep["static_ram_bytes"] < rep["sram_bytes"]
     assert 64 < rep["stack_bytes"] < rep["stack_reserve_bytes"]
     assert rep["sram_bytes"] == rep["static_ram_bytes"] + rep["stack_bytes"]
     assert 1000 < rep["flash_bytes"] < 64 * 1024
+    assert rep["test_vector_bytes"] == 2 * 192 + 2 * 5  # inputs and expected outputs, not counted
+    assert rep["firmware_flash_bytes"] == rep["flash_bytes"] + rep["test_vector_bytes"]
     assert rep["board"]["part"].startswith("STM32F746")
 
 
@@ -55,6 +58,22 @@ def test_model_too_big_for_the_part(tmp_path):
         get_target("cortex-m4").build(g, tmp_path, {})
     msg = str(e.value)
     assert "does not fit STM32F446RE" in msg and "RAM overflowed by" in msg and "bytes" in msg
+
+
+def test_vectors_that_do_not_fit_move_to_a_check_firmware(tmp_path):
+    """The model fits the flash budget but its test vectors do not: fw.elf ships without
+    them and the self-check runs on a firmware linked with the emulated board's flash."""
+    from .test_codegen_host import rand_feeds
+    t = get_target("cortex-m7")
+    g = qgraph_conv()
+    rep = {}
+    t.build(g, tmp_path, rep)
+    small = t.with_budget(flash_bytes=rep["flash_bytes"] + 4096)
+    rep = {}
+    small.build(g, tmp_path / "b", rep, rand_feeds(g, 40))  # 40 * 192 bytes > 4 KB spare
+    assert rep["test_vector_bytes"] == 0
+    assert rep["self_check"]["passed"] and rep["self_check"]["firmware"] == "fw_check.elf"
+    assert rep["self_check"]["vectors"] == 40
 
 
 def test_flash_budget_override(tmp_path):

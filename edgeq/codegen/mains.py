@@ -250,6 +250,10 @@ static int bench(long reps)
     int32_t off = 0, k;
     long r;
     long long ns;
+    if (edgeq_num_vectors == 0) {
+        fprintf(stderr, "no embedded vector to benchmark\\n");
+        return 4;
+    }
     for (k = 0; k < EDGEQ_NUM_INPUTS; k++) {
         ins[k] = edgeq_vec_inputs[k];
     }
