@@ -372,12 +372,46 @@ def test_softmax_rows_and_channels():
 
 # ---- edges, refusals, file format --------------------------------------------------------
 
-def test_refuses_lut_naming_the_node():
-    b = QB(15)
-    x = b.inp("x", (1, 4), 0.05, 0)
-    y = b.same("QLut", x, (1, 4), fn="Sigmoid")
-    b.g.nodes[-1].inputs.append(b.g.add_const("table", np.arange(-128, 128, dtype=np.int8)))
+def _lut_graph(seed=15):
+    b = QB(seed)
+    x = b.inp("x", (1, 3, 4, 4), 0.05, 0)
+    y = b.same("QLut", x, (1, 3, 4, 4), fn="Sigmoid")
+    table = b.rng.integers(-128, 128, 256).astype(np.int8)
+    b.g.nodes[-1].inputs.append(b.g.add_const("table", table))
+    return b, y
+
+
+def test_lut_is_an_exact_gather():
+    b, y = _lut_graph()
+    data = assert_exact(b.done(y), n=64)
+    assert op_codes(data) == ["CAST", "ADD", "GATHER"]
+
+
+def test_prelu_per_channel_is_an_exact_gather():
+    b = QB(18)
+    x = b.inp("x", (1, 3, 5, 5), 0.05, 10)
+    c = b.conv(x, 4, (3, 3), 0.1, -3, pads=(1, 1, 1, 1))
+    slopes = np.array([0.25, -0.5, 0.013, 1.7])
+    s_x, s_y = 0.1, 0.08
+    pm, ps = quantize_multiplier(s_x / s_y)
+    nm, ns = quantize_multiplier_array(np.abs(slopes) * s_x / s_y)
+    g = b.g
+    ins = [c, g.add_const("pm", np.array([pm], np.int32)), g.add_const("ps", np.array([ps], np.int32)),
+           g.add_const("nm", nm), g.add_const("ns", ns), g.add_const("sg", np.sign(slopes).astype(np.int32))]
+    y = b._out((1, 4, 5, 5), s_y, 5)
+    b._node("QPrelu", ins, y, x_zp=-3, y_zp=5)
+    data = assert_exact(b.done(y), n=16)
+    assert op_codes(data) == ["CONV_2D", "CAST", "ADD", "GATHER"]
+
+
+def test_refusals_name_the_node():
+    b, y = _lut_graph()
     with pytest.raises(EdgeqError, match=r"n\d+_QLut.*Sigmoid"):
+        export_tflite(b.done(y), lut_as="refuse")
+    b = QB(19)
+    x = b.inp("x", (1, 4, 6, 6), 0.05, 0)
+    y = b.conv(x, 4, (3, 3), 0.1, 0, group=2)
+    with pytest.raises(EdgeqError, match=r"n\d+_QConv.*grouped convolution"):
         export_tflite(b.done(y))
 
 

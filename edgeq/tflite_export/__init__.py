@@ -15,23 +15,23 @@ to the TFLite array, so runners can feed and return edgeq-shaped arrays
 (edgeq.tflite_run). I/O stays raw int8 unless float_io=True, which adds QUANTIZE /
 DEQUANTIZE at the edges (TFLite then rounds half away from zero where edgeq rounds half
 to even: ties can differ by one step).
-One module per op family: ops_conv, ops_eltwise, ops_pool, ops_shape, ops_softmax;
-ops_refused lists what is refused and why.
+One module per op family: ops_conv, ops_eltwise, ops_pool, ops_shape, ops_softmax,
+ops_lut (QLut / QPrelu as an exact table GATHER); docs/tflite.md lists what is refused.
 """
 from __future__ import annotations
 
 import json
 
 from edgeq.ir import Graph
-from edgeq.tflite_export import ops_conv, ops_eltwise, ops_pool, ops_refused, ops_shape, ops_softmax  # noqa: F401  (register converters)
+from edgeq.tflite_export import ops_conv, ops_eltwise, ops_lut, ops_pool, ops_shape, ops_softmax  # noqa: F401  (register converters)
 from edgeq.tflite_export.align import align_for_tflite
 from edgeq.tflite_export.convert import CONVERTERS, METADATA_KEY, Exporter
 
-SUPPORTED_OPS = sorted(op for op in CONVERTERS if op not in ops_refused.REASONS)
+SUPPORTED_OPS = sorted(CONVERTERS)
 
 
 def export_tflite(qgraph: Graph, float_io: bool = False, align: bool = True,
-                  gemm_as: str = "conv") -> bytes:
+                  gemm_as: str = "conv", lut_as: str = "gather") -> bytes:
     """Quantized graph -> .tflite bytes. Raises EdgeqError naming the node for anything
     that cannot be exported bit-exactly.
 
@@ -39,11 +39,15 @@ def export_tflite(qgraph: Graph, float_io: bool = False, align: bool = True,
     align: write align_for_tflite(qgraph) (False: write qgraph as is; the exporter then
     refuses nodes whose multipliers TFLite would derive differently).
     gemm_as: "conv" writes QGemm as a 1x1 CONV_2D (exact in LiteRT and TFLM), "fc" as
-    FULLY_CONNECTED (exact in TFLM only: LiteRT's FC rounds once; see ops_conv)."""
+    FULLY_CONNECTED (exact in TFLM only: LiteRT's FC rounds once; see ops_conv).
+    lut_as: "gather" writes QLut / QPrelu as CAST + ADD + GATHER of edgeq's own table
+    (exact; CPU ops on an NPU), "refuse" raises EdgeqError for them (see ops_lut)."""
     if gemm_as not in ("conv", "fc"):
         raise ValueError("gemm_as must be 'conv' or 'fc'")
+    if lut_as not in ("gather", "refuse"):
+        raise ValueError("lut_as must be 'gather' or 'refuse'")
     g = align_for_tflite(qgraph)[0] if align else qgraph
-    return Exporter(g, float_io=float_io, gemm_as=gemm_as).run()
+    return Exporter(g, float_io=float_io, gemm_as=gemm_as, lut_as=lut_as).run()
 
 
 def read_io_metadata(model: bytes) -> dict | None:
