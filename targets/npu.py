@@ -111,11 +111,10 @@ def parse_vela(stdout: str, csv_path: Path, tflite_ops: dict[str, int]) -> dict:
 class NpuTarget:
     def __init__(self, accelerator: str):
         self.name = accelerator
-        family = accelerator.rsplit("-", 1)[0]
+        family, macs = accelerator.rsplit("-", 1)
         system, memory = FAMILY_CONFIG[family]
-        macs = accelerator.rsplit("-", 1)[1]
-        self.description = (f"Arm {family.replace('ethos', 'Ethos').upper().replace('ETHOS', 'Ethos')} "
-                            f"NPU, {macs} MACs/cycle: int8 .tflite compiled by Vela ({system}, {memory})")
+        self.description = (f"Arm Ethos-{family.split('-')[1].upper()} NPU, {macs} MACs/cycle: "
+                            f"int8 .tflite compiled by Vela ({system}, {memory})")
 
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
         from edgeq.targets.tflite import MODEL_FILE, export_build, verify

@@ -83,7 +83,11 @@ class Exporter:
         perm = tuple(self.layout[name] if perm is None else perm)
         if (name, perm) in self.tid:
             return self.tid[(name, perm)]
-        have, src = next((p, i) for (n, p), i in self.tid.items() if n == name)
+        found = [(p, i) for (n, p), i in self.tid.items() if n == name]
+        if not found:
+            raise EdgeqError(f"tensor {name!r} is read before any exported node produced it",
+                             "export a topologically sorted graph (Graph.toposort)")
+        have, src = found[0]
         shape = self.shape(name)
         dst = self.mb.tensor(f"{name}_{''.join(map(str, perm))}", L.apply(shape, perm), "int8",
                              self.quant(name))

@@ -8,8 +8,6 @@ exported model takes the same NHWC input the original did.
 """
 from __future__ import annotations
 
-import numpy as np
-
 NHWC = (0, 2, 3, 1)
 
 
@@ -55,7 +53,3 @@ def map_axis(axis: int, rank: int, p) -> int:
     """The TFLite axis holding edgeq axis `axis` under layout p."""
     return tuple(p).index(axis % rank)
 
-
-def gather_check(shape, p) -> np.ndarray:
-    """Index array used in tests: where each TFLite element comes from."""
-    return np.arange(int(np.prod(shape))).reshape(shape).transpose(p)
