@@ -110,6 +110,11 @@ class _Importer:
         self.const_names: dict[str, str] = {}     # ONNX constant name -> graph const name
         self.node_names: set[str] = set()
         self.input_shapes = {k: tuple(int(d) for d in v) for k, v in input_shapes.items()}
+        # Names the file uses anywhere: tensors we invent must not collide with one that
+        # a later ONNX node writes.
+        gp = proto.graph
+        self.reserved = {n for node in gp.node for n in list(node.input) + list(node.output)}
+        self.reserved |= {i.name for i in gp.initializer} | {i.name for i in gp.input}
 
     # -- accessors used by the converters
     def is_const(self, name: str) -> bool:
@@ -131,8 +136,15 @@ class _Importer:
                              "export the model with its weights as initializers (do not feed weights as inputs)")
         return v
 
+    def fresh(self, base: str) -> str:
+        name, k = base, 0
+        while name in self.g.tensors or (name in self.reserved and name not in self.values):
+            k += 1
+            name = f"{base}_{k}"
+        return name
+
     def add_const(self, hint: str, data: np.ndarray, dtype=np.float32) -> str:
-        return self.g.add_const(hint or "const", np.asarray(data, dtype=dtype))
+        return self.g.add_const(self.fresh(hint or "const"), np.asarray(data, dtype=dtype))
 
     def ref(self, name: str) -> str:
         """Graph name for an operand: a constant enters the graph as a float32 tensor."""
@@ -153,7 +165,9 @@ class _Importer:
         return name
 
     def temp(self, hint: str) -> str:
-        return self.g.unique_name(hint)
+        name = self.fresh(hint)
+        self.reserved.add(name)
+        return name
 
     def emit(self, op: str, inputs: list[str], output: str, attrs: dict | None = None,
              name: str = "") -> str:

@@ -267,6 +267,17 @@ def test_names_are_unique_and_non_empty():
     assert all(names) and len(set(names)) == 3
 
 
+def test_invented_names_never_collide_with_later_file_names():
+    """The importer names Gemm's weight '<node>/W'; a later tensor may already be called that."""
+    nodes = [helper.make_node("Gemm", ["x", "B"], ["h"], name="fc"),
+             helper.make_node("Relu", ["h"], ["fc/W"]),
+             helper.make_node("Relu", ["fc/W"], ["y"])]
+    m = make_model(nodes, [("x", (1, 4))], [("y", None)], {"B": rand((4, 3))})
+    g = import_onnx(m)
+    _canonical(g)
+    _check_against_ort(m, g)
+
+
 # ---- dynamic shapes and bad input ------------------------------------------------------------
 
 def test_dynamic_dim_needs_input_shape():
