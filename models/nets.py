@@ -154,6 +154,35 @@ def build(name: str) -> nn.Module:
     return NETS[name]()
 
 
+def from_onnx(name: str, path=None) -> nn.Module:
+    """Rebuild a trained reference network in torch from its committed ONNX file (eval mode).
+
+    The exporter keeps the state_dict names as initializer names (no constant folding),
+    so the weights load by name; every parameter and BN statistic must be found. The
+    exporter also deduplicates equal initializers into `Identity(initializer)` nodes (in
+    resnet8 the two BN biases feeding each residual Add get equal gradients from zero
+    init, so they stay bit-identical through training): those are followed too.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    if path is None:
+        from edgeq.models.registry import model_path
+        path = model_path(name)
+    model = build(name)
+    graph = onnx.load(str(path)).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            inits[node.output[0]] = inits[node.input[0]]
+    state = model.state_dict()
+    missing = [k for k in state if k not in inits and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(f"{path} does not hold {len(missing)} weights of {name}, e.g. {missing[:3]}")
+    model.load_state_dict({k: torch.from_numpy(inits[k].copy()) for k in state if k in inits}, strict=False)
+    return model.eval()
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
