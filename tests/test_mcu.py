@@ -18,11 +18,23 @@ from .test_codegen_host import G, check_target, qgraph_conv, qgraph_ops
 
 BOARDS = ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
 
-pytestmark = [pytest.mark.qemu, pytest.mark.skipif(
+needs_tools = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-    reason="arm-none-eabi-gcc / qemu-system-arm missing (make setup)")]
+    reason="arm-none-eabi-gcc / qemu-system-arm missing (make setup)")
 
 
+def test_missing_toolchain_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(EdgeqError) as e:
+        get_target("cortex-m7").build(qgraph_conv(), tmp_path, {})
+    assert "arm-none-eabi-gcc is not installed" in e.value.cause and "gcc-arm-none-eabi" in e.value.cause
+    assert "make setup" in e.value.fix
+    from edgeq.targets import qemu
+    with pytest.raises(EdgeqError, match="qemu-system-arm is not installed"):
+        qemu.base_command("mps2-an500")
+
+
+@needs_tools
 def test_cortex_m7_conv_end_to_end(tmp_path):
     rep = check_target(get_target("cortex-m7"), qgraph_conv(), tmp_path)
     assert rep["self_check"] == {"vectors": 2, "mismatches": 0, "errors": 0, "exit_status": 0, "passed": True,
@@ -37,11 +49,13 @@ def test_cortex_m7_conv_end_to_end(tmp_path):
     assert rep["board"]["part"].startswith("STM32F746")
 
 
+@needs_tools
 @pytest.mark.parametrize("board", BOARDS)
 def test_every_board_runs_ops(board, tmp_path):
     check_target(get_target(board), qgraph_ops(), tmp_path, n=2)
 
 
+@needs_tools
 def test_run_batch_spans_several_firmwares(tmp_path, monkeypatch):
     """A batch larger than one embedded chunk is split; outputs keep their order."""
     import edgeq.targets.mcu as mcu
@@ -49,6 +63,7 @@ def test_run_batch_spans_several_firmwares(tmp_path, monkeypatch):
     check_target(get_target("cortex-m7"), qgraph_conv(), tmp_path, n=5)
 
 
+@needs_tools
 def test_model_too_big_for_the_part(tmp_path):
     """A 1x16x96x96 input (147 KB) cannot fit the STM32F446's 128 KB SRAM."""
     b = G("big")
@@ -60,6 +75,7 @@ def test_model_too_big_for_the_part(tmp_path):
     assert "does not fit STM32F446RE" in msg and "RAM overflowed by" in msg and "bytes" in msg
 
 
+@needs_tools
 def test_vectors_that_do_not_fit_move_to_a_check_firmware(tmp_path):
     """The model fits the flash budget but its test vectors do not: fw.elf ships without
     them and the self-check runs on a firmware linked with the emulated board's flash."""
@@ -76,12 +92,14 @@ def test_vectors_that_do_not_fit_move_to_a_check_firmware(tmp_path):
     assert rep["self_check"]["vectors"] == 40
 
 
+@needs_tools
 def test_flash_budget_override(tmp_path):
     t = get_target("cortex-m7").with_budget(flash_bytes=4096)
     with pytest.raises(EdgeqError, match=r"FLASH overflowed by [\d,]+ bytes"):
         t.build(qgraph_conv(), tmp_path, {})
 
 
+@needs_tools
 def test_profile_counts_are_exact_and_repeatable(tmp_path):
     t = get_target("cortex-m7")
     g = qgraph_ops()
@@ -96,6 +114,7 @@ def test_profile_counts_are_exact_and_repeatable(tmp_path):
         t.profile(tmp_path, "adb")
 
 
+@needs_tools
 def test_fault_exits_99(tmp_path):
     """A fault in the firmware ends QEMU with status 99 (startup.c's fault handler)."""
     from edgeq.targets import qemu
@@ -122,6 +141,7 @@ def _quantized_model(name):
     return res.qgraph
 
 
+@needs_tools
 @pytest.mark.slow
 @pytest.mark.parametrize("board", BOARDS)
 @pytest.mark.parametrize("model", ["kws01", "ad01", "ic01", "vww01"])
