@@ -127,25 +127,45 @@ def model_bytes(model: onnx.ModelProto) -> bytes:
     return buf.getvalue()
 
 
-_EXPORT_DIR: Path | None = None
 _EXPORTED: dict[tuple[str, str], Path] = {}
 
 
+def _export_dir() -> Path:
+    """Exports are cached on disk, keyed by torch's version and this file's source, so
+    only the first test run pays for the dynamo exporter (several seconds a model)."""
+    import hashlib
+    import os
+    src = Path(__file__).read_bytes() + torch.__version__.encode()
+    key = hashlib.sha256(src).hexdigest()[:16]
+    root = Path(os.environ.get("EDGEQ_TEST_CACHE", Path.home() / ".cache" / "edgeq" / "test-exports"))
+    d = root / key
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 def exported(name: str, exporter: str) -> tuple[Path, tuple]:
-    """A SmallNets model exported once per test session ('legacy' or 'dynamo')."""
-    global _EXPORT_DIR
-    import tempfile
-    if _EXPORT_DIR is None:
-        _EXPORT_DIR = Path(tempfile.mkdtemp(prefix="edgeq-exports-"))
+    """A SmallNets model exported once ('legacy' or 'dynamo'); dynamo needs onnxscript."""
+    import os
     cls, shape = SmallNets.all()[name]
     key = (name, exporter)
     if key not in _EXPORTED:
-        torch.manual_seed(0)
-        fn = export_legacy if exporter == "legacy" else export_dynamo
         if exporter == "dynamo":
             import pytest
             pytest.importorskip("onnxscript")
-        _EXPORTED[key] = fn(cls(), shape, _EXPORT_DIR / f"{name}_{exporter}.onnx")
+        d = _export_dir()
+        path = d / f"{name}_{exporter}.onnx"
+        if not path.is_file():
+            # Export into a private folder, then rename: parallel test runs never see a
+            # half-written file (dynamo writes the .onnx and its .data separately).
+            import tempfile
+            tmp = Path(tempfile.mkdtemp(dir=d))
+            torch.manual_seed(0)
+            fn = export_legacy if exporter == "legacy" else export_dynamo
+            fn(cls(), shape, tmp / path.name)
+            for f in sorted(tmp.iterdir(), key=lambda p: p.suffix == ".onnx"):
+                os.replace(f, d / f.name)
+            tmp.rmdir()
+        _EXPORTED[key] = path
     return _EXPORTED[key], shape
 
 
