@@ -14,6 +14,7 @@ import pytest
 from edgeq.errors import EdgeqError
 from edgeq.targets import get_target
 
+from .conftest import MLPERF_MODELS
 from .test_codegen_host import G, check_target, qgraph_conv, qgraph_ops
 
 BOARDS = ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
@@ -144,7 +145,7 @@ def _quantized_model(name):
 @needs_tools
 @pytest.mark.slow
 @pytest.mark.parametrize("board", BOARDS)
-@pytest.mark.parametrize("model", ["kws01", "ad01", "ic01", "vww01"])
+@pytest.mark.parametrize("model", MLPERF_MODELS)
 def test_mlperf_on_board(model, board, tmp_path):
     g = _quantized_model(model)
     t = get_target(board)
@@ -154,3 +155,19 @@ def test_mlperf_on_board(model, board, tmp_path):
         if "does not fit" in str(e):
             pytest.skip(str(e))
         raise
+
+
+@needs_tools
+@pytest.mark.parametrize("board", ["cortex-m4", "cortex-m55"])
+def test_machine_code_is_integer_only(board, tmp_path):
+    """The model's and kernels' instructions hold no division and no floating point."""
+    import re
+    import subprocess
+    from edgeq.targets.mcu import runtime_library
+    t = get_target(board)
+    t.build(qgraph_ops(), tmp_path, {})
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "obj" / "model.o"),
+                          str(runtime_library(t.board["cpu_flags"]))], capture_output=True, text=True).stdout
+    assert "<eq_conv2d_s8>" in dis
+    bad = re.findall(r"\t(sdiv|udiv|vdiv\S*|vcvt\S*|v\w+\.f(?:16|32|64))\s", dis)
+    assert not bad, bad[:5]
