@@ -46,6 +46,9 @@ class Exporter:
         self.mb = ModelBuilder(f"edgeq export of {g.name}")
         self.layout: dict[str, tuple[int, ...]] = {}
         self.tid: dict[tuple[str, tuple[int, ...]], int] = {}
+        # name -> a TFLite tensor with the activation's bytes (edgeq order) but another
+        # shape, e.g. a QGemm result kept as [N, 1, 1, Co] for the next 1x1 conv
+        self.views: dict[str, int] = {}
         self.consumers = g.consumer_map()
 
     # ---- tensors ----------------------------------------------------------------------
@@ -84,11 +87,16 @@ class Exporter:
         if (name, perm) in self.tid:
             return self.tid[(name, perm)]
         found = [(p, i) for (n, p), i in self.tid.items() if n == name]
+        shape = self.shape(name)
+        if not found and name in self.views and L.is_memory_noop(shape, perm):
+            dst = self.mb.tensor(name, L.apply(shape, perm), "int8", self.quant(name))
+            self.reshape_op(self.views[name], dst, L.apply(shape, perm))
+            self.tid[(name, perm)] = dst
+            return dst
         if not found:
             raise EdgeqError(f"tensor {name!r} is read before any exported node produced it",
                              "export a topologically sorted graph (Graph.toposort)")
         have, src = found[0]
-        shape = self.shape(name)
         dst = self.mb.tensor(f"{name}_{''.join(map(str, perm))}", L.apply(shape, perm), "int8",
                              self.quant(name))
         r = L.compose(L.inverse(have), perm)  # tflite_dst = tflite_src.transpose(r)
@@ -105,6 +113,8 @@ class Exporter:
         for (n, p), i in self.tid.items():
             if n == name and L.is_memory_noop(shape, p):
                 return i
+        if name in self.views:
+            return self.views[name]
         return self.get(name, L.identity(len(shape)))
 
     def const(self, name: str, data: np.ndarray, quant: TQuant | None = None) -> int:
@@ -161,7 +171,8 @@ class Exporter:
         return entry
 
     def _edge_out(self, name: str) -> dict:
-        if self.g.const(name) is not None or not any(n == name for n, _ in self.tid):
+        made = any(n == name for n, _ in self.tid) or name in self.views
+        if self.g.const(name) is not None or not made:
             raise EdgeqError(f"graph output {name!r} is not produced by an exported node")
         perm = self.layout[name]
         idx = self.get(name, perm)

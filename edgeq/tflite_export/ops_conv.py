@@ -27,7 +27,7 @@ import numpy as np
 
 from edgeq.intref._common import pool_out_size
 from edgeq.tflite_export import layout as L
-from edgeq.tflite_export.act import act_output
+from edgeq.tflite_export.act import act_output, fused_code
 from edgeq.tflite_export.align import conv_multipliers
 from edgeq.tflite_export.builder import BuiltinOperator as B
 from edgeq.tflite_export.builder import TQuant
@@ -152,8 +152,7 @@ def convert_gemm(ex, node):
     co, k = w.shape
     check_multipliers(ex, node, x, w_name, co)
     xshape = ex.shape(x)
-    src = ex.get(x)
-    perm = ex.layout[x]
+    perm = ex.layout.get(x, L.identity(len(xshape)))
     if len(xshape) > 2 and not L.is_memory_noop(xshape, perm):
         # the flattened features arrive in TFLite's byte order: permute the columns to match
         w = w.reshape((co,) + xshape[1:]).transpose((0,) + tuple(perm[1:])).reshape(co, k)
@@ -162,19 +161,32 @@ def convert_gemm(ex, node):
     y = node.outputs[0]
     if len(ex.shape(y)) != 2:
         raise refuse(node, f"output shape {ex.shape(y)} is not [N, Co]")
-    out, code, finish = act_output(ex, node, y)
-    if ex.options.get("gemm_as", "conv") == "conv":
-        n = ex.shape(y)[0]
-        src4 = ex.mb.tensor(f"{x}_as_1x1", (n, 1, 1, k), "int8", ex.quant(x))
-        ex.reshape_op(src, src4, (n, 1, 1, k))
-        w4 = ex.const(w_name, np.asarray(w, np.int8).reshape(co, 1, 1, k), wq)
-        y4 = ex.mb.tensor(f"{y}_1x1", (n, 1, 1, co), "int8", ex.quant(y))
-        ex.mb.op(B.CONV_2D, [src4, w4, bt], [y4], "Conv2DOptions", Padding=Padding.VALID,
-                 StrideH=1, StrideW=1, DilationHFactor=1, DilationWFactor=1,
-                 FusedActivationFunction=code)
-        ex.reshape_op(y4, out, (n, co))
-    else:
+    n = ex.shape(y)[0]
+    if ex.options.get("gemm_as", "conv") == "fc":
+        out, code, finish = act_output(ex, node, y)
         wt = ex.const(w_name, np.asarray(w, np.int8), wq)
-        ex.mb.op(B.FULLY_CONNECTED, [src, wt, bt], [out], "FullyConnectedOptions",
+        ex.mb.op(B.FULLY_CONNECTED, [ex.get(x), wt, bt], [out], "FullyConnectedOptions",
                  FusedActivationFunction=code)
+        finish()
+        return
+    # 1x1 CONV_2D on [N, 1, 1, K]; a previous QGemm's [N, 1, 1, Co] result is reused as is,
+    # so a chain of Gemms (ad01) needs no RESHAPE between its layers
+    src4 = ex.views.get(x)
+    if src4 is None:
+        src4 = ex.mb.tensor(f"{x}_as_1x1", (n, 1, 1, k), "int8", ex.quant(x))
+        ex.reshape_op(ex.get(x), src4, (n, 1, 1, k))
+    w4 = ex.const(w_name, np.asarray(w, np.int8).reshape(co, 1, 1, k), wq)
+    conv = dict(Padding=Padding.VALID, StrideH=1, StrideW=1, DilationHFactor=1, DilationWFactor=1)
+    yq = ex.quant(y)
+    code = fused_code(yq.scale[0], yq.zero_point[0], int(node.attr("act_min", -128)),
+                      int(node.attr("act_max", 127)))
+    y4 = ex.mb.tensor(f"{y}_1x1", (n, 1, 1, co), "int8", yq)
+    if code is not None:
+        ex.mb.op(B.CONV_2D, [src4, w4, bt], [y4], "Conv2DOptions", FusedActivationFunction=code, **conv)
+        ex.layout.setdefault(y, L.identity(2))
+        ex.views[y] = y4  # the [N, Co] tensor is made on demand (Exporter.get)
+        return
+    out, code, finish = act_output(ex, node, y)
+    ex.mb.op(B.CONV_2D, [src4, w4, bt], [y4], "Conv2DOptions", FusedActivationFunction=code, **conv)
+    ex.reshape_op(y4, out, (n, co))
     finish()
