@@ -149,12 +149,12 @@ def exported(name: str, exporter: str) -> tuple[Path, tuple]:
     cls, shape = SmallNets.all()[name]
     key = (name, exporter)
     if key not in _EXPORTED:
-        if exporter == "dynamo":
-            import pytest
-            pytest.importorskip("onnxscript")
         d = _export_dir()
         path = d / f"{name}_{exporter}.onnx"
         if not path.is_file():
+            if exporter == "dynamo":
+                import pytest
+                pytest.importorskip("onnxscript")
             # Export into a private folder, then rename: parallel test runs never see a
             # half-written file (dynamo writes the .onnx and its .data separately).
             import tempfile
