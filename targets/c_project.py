@@ -115,7 +115,7 @@ def reference_expected(qgraph: Graph, vectors: dict[str, np.ndarray] | None):
 def parse_lines(text: str, io: dict) -> dict:
     """The mains' text protocol (edgeq.codegen.mains) -> outputs, mismatches, errors, stack."""
     outs: dict[tuple[int, int], bytes] = {}
-    res = {"mismatches": [], "errors": [], "stack_bytes": None}
+    res = {"mismatches": [], "errors": [], "stack_bytes": None, "heap_bytes": None}
     for line in text.splitlines():
         parts = line.split()
         if not parts:
@@ -126,8 +126,8 @@ def parse_lines(text: str, io: dict) -> dict:
             res["mismatches"].append((int(parts[1]), int(parts[2])))
         elif parts[0] == "error":
             res["errors"].append((int(parts[1]), int(parts[2])))
-        elif parts[0] == "stack":
-            res["stack_bytes"] = int(parts[1])
+        elif parts[0] in ("stack", "heap"):
+            res[f"{parts[0]}_bytes"] = int(parts[1])
     runs = 1 + max((v for v, _ in outs), default=-1)
     per_output = []
     for k, t in enumerate(io["outputs"]):

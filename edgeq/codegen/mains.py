@@ -173,6 +173,7 @@ FIRMWARE_MAIN = Template("""\
 extern void initialise_monitor_handles(void);   /* newlib rdimon: semihosting stdio */
 extern int _write(int fd, const char *buf, int len);
 extern uint32_t edgeq_stack_peak(void);          /* startup.c: painted-stack scan */
+extern uint32_t edgeq_heap_peak(void);           /* startup.c: painted-heap scan */
 
 static void emit(const char *buf, int len)
 {
@@ -186,6 +187,7 @@ int main(void)
     initialise_monitor_handles();
     mismatches = run_vectors();
     print_line("stack", (int32_t)edgeq_stack_peak(), -1, 0, 0);
+    print_line("heap", (int32_t)edgeq_heap_peak(), -1, 0, 0);
     return mismatches > 255 ? 255 : mismatches;
 }
 """)

@@ -8,11 +8,13 @@
 #include <stdint.h>
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, __StackLimit, __StackTop;
+extern uint32_t end, __heap_end;  /* newlib's _sbrk grows from `end` */
 extern int main(void);
 
 #define STACK_PAINT 0xA5A5A5A5u
 #define FAULT_EXIT 99
 #define CPACR (*(volatile uint32_t *)0xE000ED88u)
+
 
 void Reset_Handler(void);
 void Fault_Handler(void);
@@ -54,6 +56,17 @@ uint32_t edgeq_stack_peak(void)
     return (uint32_t)((uintptr_t)&__StackTop - (uintptr_t)p);
 }
 
+/* Bytes of the heap reserve newlib's semihosting set-up used: scan down from the top
+ * of the reserve for the last word that lost the paint. */
+uint32_t edgeq_heap_peak(void)
+{
+    const uint32_t *p = &__heap_end;
+    while (p > &end && p[-1] == STACK_PAINT) {
+        p--;
+    }
+    return (uint32_t)((uintptr_t)p - (uintptr_t)&end);
+}
+
 void Reset_Handler(void)
 {
     uint32_t *src = &_sidata, *dst = &_sdata;
@@ -68,6 +81,9 @@ void Reset_Handler(void)
     __asm__ volatile("dsb\n\tisb" ::: "memory");
     /* Paint up to a margin below this frame: this loop calls nothing, so it only
      * overwrites stack no one uses yet. */
+    for (dst = &end; dst < &__heap_end; dst++) {
+        *dst = STACK_PAINT;
+    }
     __asm__ volatile("mov %0, sp" : "=r"(sp));
     for (dst = &__StackLimit; dst < sp - 16; dst++) {
         *dst = STACK_PAINT;
