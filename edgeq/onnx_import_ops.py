@@ -415,22 +415,35 @@ def global_maxpool(m, node, ins, attrs):
 
 
 def reduce_mean(m, node, ins, attrs):
+    """Mean over trailing axes a..r-1 (a >= 1) -> GlobalAveragePool. Rank 4 over (2, 3)
+    maps directly; other cases view x as (N, M, K, 1) with K the reduced elements, so
+    the batch axis stays first and a batched run still works."""
     s = m.shape(ins[0])
     axes = _axes_of(m, node, ins, attrs)
     r = len(s)
+    if axes is None and attrs.get("noop_with_empty_axes", 0):
+        identity(m, node, ins, attrs)
+        return
     axes = sorted({a % r for a in (axes if axes is not None else range(r))})
     keep = int(attrs.get("keepdims", 1))
-    if axes != list(range(2, r)) or r not in (3, 4):
-        _fail(node, f"ReduceMean over axes {axes} of a rank-{r} tensor; only the spatial axes are supported",
-              "reduce over the spatial axes (e.g. x.mean((2, 3))) or use AdaptiveAvgPool2d(1)")
-    x, lifted = _lift_1d(m, node, ins[0])
-    if keep and not lifted:
-        m.emit("GlobalAveragePool", [x], node.output[0], {}, node.name)
-        return
+    if not axes or axes != list(range(axes[0], r)) or axes[0] == 0:
+        _fail(node, f"ReduceMean over axes {axes} of a rank-{r} tensor; only trailing non-batch axes are supported",
+              "reduce over the spatial / last axes (e.g. x.mean((2, 3))) or use AdaptiveAvgPool2d(1)")
+    out_shape = [d for i, d in enumerate(s) if i not in axes] if not keep else \
+        [1 if i in axes else d for i, d in enumerate(s)]
+    if r == 4 and axes == [2, 3]:
+        if keep:
+            m.emit("GlobalAveragePool", [m.ref(ins[0])], node.output[0], {}, node.name)
+            return
+        x = m.ref(ins[0])
+    else:
+        a = axes[0]
+        x = m.temp(f"{node.output[0]}/as4d")
+        m.emit("Reshape", [m.ref(ins[0])], x,
+               {"shape": [s[0], int(np.prod(s[1:a])), int(np.prod(s[a:])), 1]}, node.name + "/as4d")
     tmp = m.temp(f"{node.output[0]}/gap")
     m.emit("GlobalAveragePool", [x], tmp, {}, node.name)
-    out = list(s[:2]) + ([1] * (r - 2) if keep else [])
-    m.emit("Reshape", [tmp], node.output[0], {"shape": out}, node.name + "/keepdims")
+    m.emit("Reshape", [tmp], node.output[0], {"shape": out_shape}, node.name + "/out")
 
 
 CONVERTERS = {

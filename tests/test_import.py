@@ -236,6 +236,17 @@ def test_opset18_reduce_and_pad_axes():
     _check_against_ort(m, g)
 
 
+@pytest.mark.parametrize("shape,axes,keep", [((1, 5, 6), [-1], 1), ((1, 6), [1], 0), ((1, 2, 3, 4), [1, 2, 3], 0),
+                                             ((1, 2, 3, 4), [3], 1)])
+def test_reduce_mean_over_trailing_axes(shape, axes, keep):
+    m = make_model([helper.make_node("ReduceMean", ["x"], ["y"], axes=axes, keepdims=keep)],
+                   [("x", shape)], [("y", None)])
+    g = import_onnx(m)
+    _canonical(g)
+    assert "GlobalAveragePool" in g.ops()
+    _check_against_ort(m, g)
+
+
 def test_old_opset_is_converted():
     nodes = [helper.make_node("Unsqueeze", ["x"], ["u"], axes=[0]),
              helper.make_node("Squeeze", ["u"], ["s"], axes=[0]),
@@ -310,6 +321,7 @@ def test_unsupported_op_names_op_node_and_supported_list():
     lambda: make_model([helper.make_node("Div", ["x", "x2"], ["y"])], [("x", (2, 2)), ("x2", (2, 2))], [("y", None)]),
     lambda: make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", (1, 1, 4, 4)), ("w", (1, 1, 3, 3))], [("y", None)]),
     lambda: make_model([helper.make_node("ReduceMean", ["x"], ["y"], axes=[1])], [("x", (1, 3, 4, 4))], [("y", None)]),
+    lambda: make_model([helper.make_node("ReduceMean", ["x"], ["y"], axes=[0, 1])], [("x", (1, 3))], [("y", None)]),
 ])
 def test_unsupported_forms_raise(bad):
     with pytest.raises(EdgeqError):
