@@ -45,22 +45,22 @@ class HostTarget:
             report["self_check"] = {"vectors": n_vec, "mismatches": len(parsed["mismatches"]),
                                     "errors": len(parsed["errors"]), "passed": res.returncode == 0}
 
-    def _compile(self, out_dir: Path, src: Path, extra: list[str] = (), exe: str = EXE) -> Path:
+    def _compile(self, out_dir: Path, src: Path) -> Path:
+        """model.o, main.o, vectors.o in src/, linked with the cached runtime library."""
+        from edgeq.targets.mcu import runtime_library
         gcc = cp.require_tool("gcc", "gcc")
-        srcs = [src / "model.c", src / "main.c", src / "vectors.c", *runtime_c.sources()]
-        cmd = [gcc, *CFLAGS, *extra, f"-I{src}", f"-I{runtime_c.include_dir()}", *srcs, "-o", out_dir / exe]
-        cp.run_tool(cmd, "host gcc")
-        return out_dir / exe
+        lib = runtime_library([], CFLAGS, gcc, cp.require_tool("ar", "binutils"))
+        for name in ("model", "main", "vectors"):
+            cp.run_tool([gcc, *CFLAGS, f"-I{src}", f"-I{runtime_c.include_dir()}", "-c", src / f"{name}.c",
+                         "-o", src / f"{name}.o"], f"host gcc ({name}.c)")
+        objs = [src / f"{name}.o" for name in ("model", "main", "vectors")]
+        cp.run_tool([gcc, *objs, lib, "-o", out_dir / EXE], "host gcc (link)")
+        return out_dir / EXE
 
     def _measure(self, out_dir: Path, arena: int) -> dict:
         """Host numbers: the model's code and constants from its object, the arena."""
         from edgeq.targets.elfsize import section_sizes
-        gcc = cp.require_tool("gcc", "gcc")
-        obj = out_dir / "src" / "model.o"
-        cp.run_tool([gcc, *CFLAGS, "-c", f"-I{out_dir / 'src'}", f"-I{runtime_c.include_dir()}",
-                     out_dir / "src" / "model.c", "-o", obj], "host gcc")
-        s = section_sizes(obj)
-        obj.unlink()
+        s = section_sizes(out_dir / "src" / "model.o")
         return {"flash_bytes": s["text"] + s["rodata"] + s["data"], "arena_bytes": arena,
                 "sram_bytes": s["data"] + s["bss"], "stack_bytes": None}
 

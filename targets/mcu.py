@@ -55,21 +55,24 @@ def _gcc() -> str:
     return cp.require_tool("arm-none-eabi-gcc", TOOLCHAIN_PKG)
 
 
-def runtime_library(cpu_flags: list[str]) -> Path:
-    """runtime_c built for one CPU, cached by the sources' and flags' hash."""
+def runtime_library(cpu_flags: list[str], cflags: list[str] = CFLAGS, compiler: str | None = None,
+                    archiver: str | None = None) -> Path:
+    """runtime_c built for one CPU (or the host), cached by the sources', flags' and
+    compiler's hash, so a build compiles only its own model."""
+    gcc = compiler or _gcc()
     files = runtime_c.sources() + runtime_c.headers()
-    h = hashlib.sha256(" ".join(cpu_flags + CFLAGS).encode())
+    h = hashlib.sha256(" ".join([gcc, *cpu_flags, *cflags]).encode())
     for f in files:
         h.update(f.name.encode() + f.read_bytes())
     lib = cache_dir() / f"libeqrt-{h.hexdigest()[:16]}.a"
     if lib.exists():
         return lib
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        cp.run_tool([_gcc(), *cpu_flags, *CFLAGS, f"-I{runtime_c.include_dir()}", "-c",
-                     *runtime_c.sources()], "arm-none-eabi-gcc (runtime_c)", cwd=tmp)
+        cp.run_tool([gcc, *cpu_flags, *cflags, f"-I{runtime_c.include_dir()}", "-c",
+                     *runtime_c.sources()], f"{Path(gcc).name} (runtime_c)", cwd=tmp)
         objs = sorted(Path(tmp).glob("*.o"))
-        ar = cp.require_tool("arm-none-eabi-ar", TOOLCHAIN_PKG)
-        cp.run_tool([ar, "rcs", Path(tmp) / "lib.a", *objs], "arm-none-eabi-ar")
+        ar = archiver or cp.require_tool("arm-none-eabi-ar", TOOLCHAIN_PKG)
+        cp.run_tool([ar, "rcs", Path(tmp) / "lib.a", *objs], Path(ar).name)
         os.replace(Path(tmp) / "lib.a", lib)  # atomic: parallel builds may race here
     return lib
 
