@@ -305,6 +305,30 @@ def test_dynamic_dim_needs_input_shape():
         import_onnx(m, {"x": (1, 3, 9, 8)})
 
 
+def test_torch_dynamic_batch_export_with_input_shapes(tmp_path):
+    """Shape-dependent code (x.view(x.shape[0], -1)) exports Shape/Gather chains; with the
+    batch pinned they fold into a static Reshape."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.fc = torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4 * 6 * 6, 5)
+
+        def forward(self, x):
+            y = self.c(x)
+            return self.fc(y.view(y.shape[0], -1))
+
+    path = tmp_path / "dyn.onnx"
+    torch.onnx.export(Net().eval(), (torch.randn(1, 3, 8, 8),), str(path), dynamo=False, opset_version=13,
+                      input_names=["x"], dynamic_axes={"x": {0: "N"}})
+    with pytest.raises(EdgeqError, match="--input-shape x=1x3x8x8"):
+        import_onnx(path)
+    g = import_onnx(path, {"x": (1, 3, 8, 8)})
+    assert g.ops() == ["Conv", "Reshape", "Gemm"]
+    _check_against_ort(str(path), g)
+
+
 def test_unsupported_op_names_op_node_and_supported_list():
     m = make_model([helper.make_node("Erf", ["x"], ["y"], name="my_erf")], [("x", (1, 4))], [("y", None)])
     with pytest.raises(EdgeqError) as e:
