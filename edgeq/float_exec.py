@@ -216,9 +216,12 @@ def run_float(graph: Graph, feeds: dict[str, np.ndarray], outputs: list[str] | N
     with torch.inference_mode():
         env = _execute(graph, env, const, set(outputs))
         result = {}
+        computed = {n.outputs[0] for n in graph.nodes}
         for name in outputs:
             t = env[name] if name in env else const(name)
-            result[name] = t.detach().numpy().astype(np.float32, copy=False)
+            # Inputs and constants would come back as the caller's / the graph's own
+            # arrays (torch shares numpy memory): copy those so edits stay local.
+            result[name] = t.detach().numpy().astype(np.float32, copy=name not in computed)
     return result
 
 
