@@ -275,7 +275,12 @@ class _Importer:
         conv = converters.get(op)
         if conv is None:
             _unsupported(node, converters)
-        conv(self, node, ins, attrs)
+        try:
+            conv(self, node, ins, attrs)
+        except (KeyError, IndexError, ValueError, TypeError) as e:
+            # A malformed node (missing attribute, wrong input count): the user's file.
+            raise EdgeqError(f"{op} node '{node.name}' cannot be imported ({type(e).__name__}: {e})",
+                             "check the model with onnx.checker.check_model(model, full_check=True)") from None
 
     def _outputs(self, gp):
         for o in gp.output:

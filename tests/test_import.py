@@ -346,6 +346,7 @@ def test_unsupported_op_names_op_node_and_supported_list():
     lambda: make_model([helper.make_node("Conv", ["x", "w"], ["y"])], [("x", (1, 1, 4, 4)), ("w", (1, 1, 3, 3))], [("y", None)]),
     lambda: make_model([helper.make_node("ReduceMean", ["x"], ["y"], axes=[1])], [("x", (1, 3, 4, 4))], [("y", None)]),
     lambda: make_model([helper.make_node("ReduceMean", ["x"], ["y"], axes=[0, 1])], [("x", (1, 3))], [("y", None)]),
+    lambda: make_model([helper.make_node("MaxPool", ["x"], ["y"])], [("x", (1, 3, 4, 4))], [("y", None)]),  # no kernel
 ])
 def test_unsupported_forms_raise(bad):
     with pytest.raises(EdgeqError):
