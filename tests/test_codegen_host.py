@@ -104,6 +104,53 @@ class G:
         attrs = {"x_zp": int(self.g.tensors[x].q.zero_point), "y_zp": 7, "mult": 1 << 30, "shift": 1}
         return self.node("QRequant", [x], self.g.tensors[x].shape, attrs)
 
+    def const_i8(self, shape, zp=2):
+        data = self.rng.integers(-128, 128, shape).astype(np.int8)
+        return self.g.add_const("k8", data, QParams(0.05, zp))
+
+    def mul(self, a, b, shape=None):
+        attrs = {"a_zp": int(self.g.tensors[a].q.zero_point), "b_zp": int(self.g.tensors[b].q.zero_point),
+                 "y_zp": -3, "y_mult": 1 << 30, "y_shift": -6, "act_min": -128, "act_max": 127}
+        return self.node("QMul", [a, b], shape or self.g.tensors[a].shape, attrs)
+
+    def prelu(self, x, per_channel=True):
+        c = self.g.tensors[x].shape[1] if per_channel else 1
+        k = lambda n, a: self.g.add_const(n, np.asarray(a, np.int32))  # noqa: E731
+        ins = [x, k("pm", [1 << 30]), k("ps", [1]), k("nm", self.rng.integers(1 << 30, 1 << 31, c)),
+               k("ns", self.rng.integers(-4, 0, c)), k("sg", self.rng.choice([-1, 0, 1], c))]
+        return self.node("QPrelu", ins, self.g.tensors[x].shape,
+                         {"x_zp": int(self.g.tensors[x].q.zero_point), "y_zp": 4, "act_min": -128, "act_max": 127})
+
+    def softmax(self, x, axis=-1):
+        from edgeq.intref.softmax import softmax_params
+        attrs = {"axis": axis, **softmax_params(0.1)}
+        return self.node("QSoftmax", [x], self.g.tensors[x].shape, attrs)
+
+    def concat(self, xs, axis):
+        shape = list(self.g.tensors[xs[0]].shape)
+        shape[axis] = sum(self.g.tensors[x].shape[axis] for x in xs)
+        return self.node("QConcat", list(xs), tuple(shape), {"axis": axis})
+
+    def transpose(self, x, perm):
+        shape = tuple(self.g.tensors[x].shape[p] for p in perm)
+        return self.node("QTranspose", [x], shape, {"perm": list(perm)})
+
+    def pad(self, x, pads, value=-7):
+        r = len(self.g.tensors[x].shape)
+        shape = tuple(d + pads[i] + pads[r + i] for i, d in enumerate(self.g.tensors[x].shape))
+        return self.node("QPad", [x], shape, {"pads": list(pads), "value": value})
+
+    def conv1d(self, x, co, k=3, stride=2, pads=(2, 1), dil=2):
+        n, ci, length = self.g.tensors[x].shape
+        wt = self.rng.integers(-127, 128, size=(co, ci, k)).astype(np.int8)
+        mult, shift = self.requant_params(co, -7)
+        ins = [x, self.g.add_const("w1d", wt), self.g.add_const("b1d", np.zeros(co, np.int32)),
+               self.g.add_const("m1d", mult), self.g.add_const("s1d", shift)]
+        lo = (length + pads[0] + pads[1] - dil * (k - 1) - 1) // stride + 1
+        attrs = {"strides": [stride], "pads": list(pads), "dilations": [dil], "group": 1,
+                 "x_zp": int(self.g.tensors[x].q.zero_point), "y_zp": 0, "act_min": -128, "act_max": 127}
+        return self.node("QConv", ins, (n, co, lo), attrs)
+
     def done(self, *outs):
         self.g.outputs = list(outs)
         return self.g
@@ -132,6 +179,57 @@ def qgraph_ops(seed=1):
     r = b.requant(l)
     g = b.pool("QAvgPool", r, 3, 2, pads=(1, 1, 1, 1))
     return b.done(b.gemm(b.reshape(g, (1, 8 * 3 * 2)), 10))
+
+
+def per_op_graphs():
+    """One small graph per op or attribute form (name -> builder)."""
+    def one(name, build):
+        def make():
+            b = G(name, 11)
+            return b.done(*build(b))
+        make.__name__ = name
+        return make
+    x4 = lambda b, shape=(1, 4, 6, 5): b.x(shape)  # noqa: E731
+    return [
+        one("conv_depthwise_mult2", lambda b: [b.conv(x4(b), 8, group=4, stride=2)]),
+        one("conv_dilated_asym", lambda b: [b.conv(x4(b), 3, k=(2, 3), pads=(2, 0, 1, 3), dil=2)]),
+        one("conv_1d", lambda b: [b.conv1d(b.x((1, 3, 17)), 4)]),
+        one("gemm_4d_input", lambda b: [b.gemm(x4(b), 7)]),
+        one("add_broadcast_const", lambda b: [b.add(x4(b), b.const_i8((1, 4, 1, 1)))]),
+        one("mul_broadcast_const", lambda b: [b.mul(b.const_i8((1, 1, 1, 5)), x4(b), (1, 4, 6, 5))]),
+        one("add_rank2", lambda b: [b.add(b.x((1, 6)), b.const_i8((6,)))]),
+        one("prelu", lambda b: [b.prelu(x4(b)), ]),
+        one("prelu_shared", lambda b: [b.prelu(x4(b), per_channel=False)]),
+        one("avgpool_include_pad", lambda b: [b.pool("QAvgPool", x4(b), 3, 2, (1, 1, 1, 1), include_pad=1)]),
+        one("maxpool_pad", lambda b: [b.pool("QMaxPool", x4(b), 3, 2, (1, 0, 1, 1))]),
+        one("softmax_last", lambda b: [b.softmax(b.x((1, 10)))]),
+        one("softmax_axis1", lambda b: [b.softmax(x4(b), axis=1)]),
+        one("concat_axis1", lambda b: (lambda x: [b.concat([x, b.lut(x), x], 1)])(x4(b))),
+        one("concat_axis3", lambda b: (lambda x: [b.concat([x, b.requant(x)], 3)])(x4(b))),
+        one("transpose", lambda b: [b.transpose(x4(b), (0, 2, 3, 1))]),
+        one("pad", lambda b: [b.pad(x4(b), (0, 1, 2, 0, 0, 0, 1, 3))]),
+        one("reshape_output", lambda b: [b.reshape(b.lut(x4(b)), (1, 120))]),
+    ]
+
+
+def qgraph_all_ops():
+    """Every per-op graph side by side in one multi-input, multi-output graph: one
+    firmware per board covers every kernel."""
+    import copy
+    merged = Graph("all_ops")
+    for k, make in enumerate(per_op_graphs()):
+        g = make()
+        rename = {t: f"g{k}/{t}" for t in g.tensors}
+        for t in g.tensors.values():
+            t2 = copy.copy(t)
+            t2.name = rename[t.name]
+            merged.add_tensor(t2)
+        for n in g.nodes:
+            merged.nodes.append(Node(n.op, f"g{k}/{n.name}", [rename.get(i, i) for i in n.inputs],
+                                     [rename[o] for o in n.outputs], dict(n.attrs), n.domain))
+        merged.inputs += [rename[i] for i in g.inputs]
+        merged.outputs += [rename[o] for o in g.outputs]
+    return merged
 
 
 def rand_feeds(g, n, seed=5):
@@ -163,6 +261,17 @@ def host():
 def test_host_equals_reference(builder, tmp_path):
     rep = check_target(host(), builder(), tmp_path)
     assert rep["arena_bytes"] > 0 and rep["flash_bytes"] > 0
+
+
+@pytest.mark.parametrize("builder", per_op_graphs(), ids=lambda b: b.__name__)
+def test_host_per_op(builder, tmp_path):
+    check_target(host(), builder(), tmp_path)
+
+
+def test_host_all_ops_in_one_graph(tmp_path):
+    g = qgraph_all_ops()
+    assert len(g.inputs) == len(per_op_graphs()) and len(g.outputs) >= len(g.inputs)
+    check_target(host(), g, tmp_path)
 
 
 def test_names_sanitized():

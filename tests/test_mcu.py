@@ -15,7 +15,7 @@ from edgeq.errors import EdgeqError
 from edgeq.targets import get_target
 
 from .conftest import MLPERF_MODELS
-from .test_codegen_host import G, check_target, qgraph_conv, qgraph_ops
+from .test_codegen_host import G, check_target, qgraph_all_ops, qgraph_conv, qgraph_ops
 
 BOARDS = ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
 
@@ -54,6 +54,14 @@ def test_cortex_m7_conv_end_to_end(tmp_path):
 @pytest.mark.parametrize("board", BOARDS)
 def test_every_board_runs_ops(board, tmp_path):
     check_target(get_target(board), qgraph_ops(), tmp_path, n=2)
+
+
+@needs_tools
+@pytest.mark.parametrize("board", BOARDS)
+def test_every_board_runs_every_op(board, tmp_path):
+    """All per-op graphs (depthwise, dilation, 1-D, broadcasting, softmax, concat, ...) in one
+    firmware with 18 inputs and outputs."""
+    check_target(get_target(board), qgraph_all_ops(), tmp_path, n=2)
 
 
 @needs_tools

@@ -27,11 +27,10 @@ def vectors_c(inputs: list[np.ndarray], expected: list[np.ndarray] | None) -> tu
     for k, a in enumerate(expected or []):
         exp_ids.append(f"vec_expected{k}")
         defs.append(const_array(exp_ids[-1], np.asarray(a, dtype=np.int8), f"expected output {k}"))
-    n_out = len(expected) if expected is not None else 1
     header = VECTORS_H.template
     source = VECTORS_C.substitute(
         n=n, defs="\n".join(defs), inputs=", ".join(in_ids) or "0",
-        expected=", ".join(exp_ids) if exp_ids else ", ".join(["0"] * n_out))
+        expected=", ".join(exp_ids) or "0")
     return header, source
 
 
@@ -50,13 +49,15 @@ extern const int8_t *const edgeq_vec_expected[];
 """)
 
 VECTORS_C = Template("""\
+#include "model.h"
 #include "vectors.h"
 
 const int32_t edgeq_num_vectors = ${n};
 
 ${defs}
-const int8_t *const edgeq_vec_inputs[] = { ${inputs} };
-const int8_t *const edgeq_vec_expected[] = { ${expected} };
+/* sized by model.h: missing entries are NULL (no vectors, or no expected outputs) */
+const int8_t *const edgeq_vec_inputs[EDGEQ_NUM_INPUTS] = { ${inputs} };
+const int8_t *const edgeq_vec_expected[EDGEQ_NUM_OUTPUTS] = { ${expected} };
 """)
 
 # Shared by both mains: run every embedded vector, print, compare. `emit(buf, len)` writes.
