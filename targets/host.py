@@ -94,9 +94,11 @@ class HostTarget:
         if device != "host":
             raise EdgeqError(f"the host target runs on this machine, not on {device!r}",
                              "use --device host, or compile for a cortex-m target to profile on qemu")
-        reps = 200
+        return self._bench(Path(out_dir))
+
+    def _bench(self, exe_dir: Path, reps: int = 200) -> dict:
         t0 = time.perf_counter()
-        res = self._exec(out_dir, ["--bench", str(reps)], None, timeout=600)
+        res = self._exec(exe_dir, ["--bench", str(reps)], None, timeout=600)
         wall = time.perf_counter() - t0
         if res.returncode != 0 or not res.stdout.startswith("ns_per_inference"):
             raise EdgeqError("the host benchmark failed (it needs one embedded test vector)",
@@ -108,6 +110,23 @@ class HostTarget:
     def flash(self, out_dir: Path, probe: str, dry_run: bool = False) -> dict:
         raise EdgeqError("the host target builds an executable for this machine; there is nothing to flash",
                          "compile with --target cortex-m7 (or another cortex-m target) to flash a board")
+
+
+def bench_sources_on_host(out_dir: Path, io: dict) -> dict:
+    """Wall time of another target's generated model (DIR/src/model.c) built for this
+    machine: a quick host-side figure for any C build (the same C, a different CPU)."""
+    import shutil as sh
+    rng = np.random.default_rng(0)
+    work = Path(out_dir) / "host_bench"
+    work.mkdir(exist_ok=True)
+    for name in ("model.c", "model.h"):
+        sh.copy(Path(out_dir) / "src" / name, work / name)
+    feeds = {t["name"]: rng.integers(-128, 128, size=t["shape"], dtype=np.int8) for t in io["inputs"]}
+    cp.write_vectors(work, io, feeds, None)
+    (work / "main.c").write_text(host_main_c())
+    target = HostTarget()
+    target._compile(work, work)
+    return target._bench(work)
 
 
 def adb_missing(device: str) -> None:

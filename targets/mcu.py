@@ -242,9 +242,13 @@ class MCUTarget:
         if device.startswith("adb"):
             from edgeq.targets.host import adb_missing
             adb_missing(device)
+        if device == "host":  # the same generated C, timed on this machine
+            from edgeq.targets.host import bench_sources_on_host
+            info = cp.load_info(out_dir, self.name)
+            return bench_sources_on_host(Path(out_dir), info["io"])
         if device != "qemu":
             raise EdgeqError(f"{self.name} firmware runs on QEMU (or a real board), not on {device!r}",
-                             "use --device qemu")
+                             "use --device qemu (instructions) or --device host (wall time)")
         return profile_on_qemu(self, Path(out_dir))
 
     def flash(self, out_dir: Path, probe: str, dry_run: bool = False) -> dict:

@@ -121,6 +121,8 @@ def test_profile_counts_are_exact_and_repeatable(tmp_path):
     assert "not cycles" in p1["counter"]
     with pytest.raises(EdgeqError):
         t.profile(tmp_path, "adb")
+    host = t.profile(tmp_path, "host")  # the same C timed on this machine
+    assert host["device"] == "host" and host["wall_time_s"] > 0 and "instructions" not in host
 
 
 @needs_tools
