@@ -57,7 +57,11 @@ def _enc(o: Any):
         return [_enc(v) for v in o] if isinstance(o, list) else {"__tuple__": [_enc(v) for v in o]}
     if isinstance(o, QParams):
         return {"__qparams__": _enc(o.to_dict())}
-    return o
+    if isinstance(o, (set, frozenset)):
+        return [_enc(v) for v in sorted(o, key=repr)]
+    if o is None or isinstance(o, (str, int, float, bool)):
+        return o
+    return repr(o)  # something only a report reads; never fail a save over it
 
 
 def _dec(o: Any):
