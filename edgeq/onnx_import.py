@@ -8,7 +8,9 @@
   real ops;
 - activations get a canonical node (`onnx_import_ops`) and a static shape computed by
   our own shape functions (`onnx_import_shapes`), so nothing depends on the file's
-  value_info being present or right.
+  value_info being present or right. (ONNX's own shape inference is deliberately not
+  used: for pooling with ceil_mode it disagrees with what onnxruntime and PyTorch
+  compute, and those are the numbers the model was trained with.)
 
 Every user-facing failure (not a model file, missing external data, unsupported op,
 dynamic dim without --input-shape) is an EdgeqError with a fix.

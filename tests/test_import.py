@@ -401,6 +401,7 @@ def test_float_graph_round_trip_runs_in_onnxruntime(tmp_path):
     assert any("act_max" in n.attrs for n in g.nodes)
     g.meta["note"] = {"arr": np.arange(3.0), "x": 1 / 3}
     save_graph(g, tmp_path / "f.onnx")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "f.onnx")), full_check=True)
     g2 = load_graph(tmp_path / "f.onnx")
     _same_graph(g, g2)
     assert np.array_equal(g2.meta["note"]["arr"], np.arange(3.0)) and g2.meta["note"]["x"] == 1 / 3
@@ -429,6 +430,7 @@ def test_quantized_graph_round_trip_is_lossless(tmp_path):
     proto = graph_to_onnx(g)
     assert proto.graph.quantization_annotation and proto.ir_version <= 10
     save_graph(g, tmp_path / "q.onnx")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "q.onnx")))
     g2 = load_graph(tmp_path / "q.onnx")
     _same_graph(g, g2)
     verify(g2)
