@@ -177,18 +177,21 @@ class MCUTarget:
         try:
             cp.run_tool(cmd, "arm-none-eabi-gcc (link)")
         except EdgeqError as e:
-            raise self._overflow_error(str(e.cause), board) or e
+            raise (self._overflow_error(str(e.cause), board, out_dir) or e) from None
 
-    def _overflow_error(self, message: str, board: dict) -> EdgeqError | None:
+    def _overflow_error(self, message: str, board: dict, out_dir: Path) -> EdgeqError | None:
+        """The linker's "region `RAM' overflowed by N bytes" as a user-facing error."""
         found = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", message)
         if not found:
             return None
-        parts = [f"{region} overflowed by {int(n):,} bytes" for region, n in found]
         budget = {"FLASH": board["flash_bytes"], "RAM": board["ram_bytes"]}
-        limits = ", ".join(f"{r} budget {budget[r]:,} bytes" for r, _ in found if r in budget)
-        return EdgeqError(f"the model does not fit {board['part'].split(' (')[0]} ({self.name}): "
-                          f"{'; '.join(parts)} ({limits}; RAM includes the arena and a "
-                          f"{board.get('stack_bytes', DEFAULT_STACK):,}-byte stack reserve)",
+        parts = [f"{region} overflowed by {int(n):,} bytes (budget {budget.get(region, 0):,})" for region, n in found]
+        if any(region == "RAM" for region, _ in found):
+            arena = cp.load_info(out_dir, self.name).get("arena_bytes", 0) if (out_dir / "build.json").exists() else 0
+            parts.append(f"RAM holds the {arena:,}-byte activation arena, a "
+                         f"{board.get('stack_bytes', DEFAULT_STACK):,}-byte stack and a "
+                         f"{board.get('heap_bytes', DEFAULT_HEAP):,}-byte heap reserve")
+        return EdgeqError(f"the model does not fit {board['part'].split(' (')[0]} ({self.name}): " + "; ".join(parts),
                           "use a smaller model or input, or a part with more memory "
                           "(MCUTarget.with_budget / report['budget'])")
 
