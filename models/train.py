@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from edgeq.models import nets
-from edgeq.models.fmnist import load_fmnist, preprocess
+from edgeq.models.fmnist import CLASSES, load_fmnist, preprocess
 
 MODELS_DIR = Path(__file__).resolve().parent
 # Epochs that fit in ~3-5 minutes each on one thread of a busy 2-core machine (measured
@@ -138,8 +138,7 @@ def export_onnx(model: torch.nn.Module, path: Path, info: dict | None = None) ->
     m.ir_version = IR_VERSION
     meta = {"dataset": "Fashion-MNIST (Debian dataset-fashion-mnist)",
             "preprocessing": "float32 NCHW [N,1,28,28] = uint8 pixel / 255, no normalisation",
-            "output": "logits [N,10], no softmax; classes " + ", ".join(__import__(
-                "edgeq.models.fmnist", fromlist=["CLASSES"]).CLASSES)}
+            "output": "logits [N,10], no softmax; classes " + ", ".join(CLASSES)}
     if info:
         meta.update({k: str(v) for k, v in info.items() if k in ("params", "macs", "float_test_accuracy", "command")})
     del m.metadata_props[:]
