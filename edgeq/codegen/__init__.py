@@ -39,21 +39,24 @@ class Ctx:
         self.names = NameTable({"edgeq_arena", "copy_bytes", "p", "ins", "chunk"})
         self.const_defs: list[str] = []
         self._const_ids: dict[str, str] = {}
+        self.layer = 0  # the layer being emitted: constants are named after it
 
     def shape(self, tensor: str) -> tuple[int, ...]:
         return tuple(int(d) for d in self.graph.tensors[tensor].shape)
 
     def buf(self, tensor: str) -> str:
         if self.graph.const(tensor) is not None:
-            return self.const(tensor, "int8")
+            return self.const(tensor, "int8", "operand")
         return f"edgeq_arena + {self.plan.offsets[tensor]}"
 
-    def const(self, tensor: str, dtype: str | None = None) -> str:
+    def const(self, tensor: str, dtype: str | None = None, role: str = "const") -> str:
+        """The `static const` array holding a constant, named `l<layer>_<role>` (the graph's
+        tensor name goes in the comment above it: graph names are long and unsafe)."""
         data = self.graph.const(tensor)
         if data is None:
             raise ValueError(f"{tensor!r} should be a constant input")
         if tensor not in self._const_ids:
-            ident = self.names.get(tensor, "c_")
+            ident = self.names.get(f"l{self.layer}_{role}")
             arr = np.asarray(data)
             if dtype is not None:
                 arr = self._cast(arr, dtype, tensor)
@@ -61,13 +64,13 @@ class Ctx:
             self._const_ids[tensor] = ident
         return self._const_ids[tensor]
 
-    def opt(self, node: Node, k: int) -> str:
+    def opt(self, node: Node, k: int, role: str) -> str:
         """An optional constant input (e.g. a bias): its array or NULL."""
         name = node.inputs[k] if k < len(node.inputs) else ""
-        return self.const(name, "int32") if name else "NULL"
+        return self.const(name, "int32", role) if name else "NULL"
 
     def attr_array(self, node: Node, key: str, dtype: str) -> str:
-        ident = self.names.get(f"{node.name}_{key}", "a_")
+        ident = self.names.get(f"l{self.layer}_{key}")
         arr = self._cast(np.asarray(node.attr(key)), dtype, f"{node.name}.{key}")
         self.const_defs.append(const_array(ident, arr, comment_safe(f"{node.name} attribute {key}")))
         return ident
@@ -93,6 +96,7 @@ def _fields(values: dict) -> str:
 
 
 def emit_layer(ctx: Ctx, index: int, node: Node) -> str:
+    ctx.layer = index
     emitter = ops.EMITTERS.get(node.op)
     if emitter is None:
         raise EdgeqError(f"layer {node.name}: no C kernel for op {node.op}",

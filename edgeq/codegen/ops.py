@@ -64,8 +64,8 @@ def conv(c, n: Node) -> Call:
               "out_c": y[1], "out_h": oh, "out_w": ow, "kernel_h": kh, "kernel_w": kw,
               **_spatial(n, x, (kh, kw)), "groups": _i(n, "group", 1),
               "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"), **_clamp(n)}
-    args = [c.buf(n.inputs[0]), c.const(n.inputs[1]), c.opt(n, 2), c.opt(n, 3), c.opt(n, 4),
-            c.scratch(n), c.buf(n.outputs[0])]
+    args = [c.buf(n.inputs[0]), c.const(n.inputs[1], role="weights"), c.opt(n, 2, "bias"),
+            c.opt(n, 3, "mult"), c.opt(n, 4, "shift"), c.scratch(n), c.buf(n.outputs[0])]
     return Call("eq_conv2d_s8", args, "eq_conv2d_params", fields)
 
 
@@ -73,8 +73,8 @@ def gemm(c, n: Node) -> Call:
     x, w = c.shape(n.inputs[0]), c.shape(n.inputs[1])
     fields = {"batch": x[0], "in_features": _prod(x[1:]), "out_features": w[0],
               "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"), **_clamp(n)}
-    args = [c.buf(n.inputs[0]), c.const(n.inputs[1]), c.opt(n, 2), c.opt(n, 3), c.opt(n, 4),
-            c.scratch(n), c.buf(n.outputs[0])]
+    args = [c.buf(n.inputs[0]), c.const(n.inputs[1], role="weights"), c.opt(n, 2, "bias"),
+            c.opt(n, 3, "mult"), c.opt(n, 4, "shift"), c.scratch(n), c.buf(n.outputs[0])]
     return Call("eq_fully_connected_s8", args, "eq_fc_params", fields)
 
 
@@ -113,7 +113,7 @@ def mul(c, n: Node) -> Call:
 
 def lut(c, n: Node) -> Call:
     size = _prod(c.shape(n.inputs[0]))
-    return Call("eq_lut_s8", [str(size), c.buf(n.inputs[0]), c.const(n.inputs[1], "int8"),
+    return Call("eq_lut_s8", [str(size), c.buf(n.inputs[0]), c.const(n.inputs[1], "int8", "table"),
                               c.buf(n.outputs[0])])
 
 
@@ -124,8 +124,9 @@ def prelu(c, n: Node) -> Call:
               "neg_channels": c.graph.tensors[n.inputs[3]].size,
               "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"),
               "pos_mult": pos_mult, "pos_shift": pos_shift, **_clamp(n)}
-    args = [c.buf(n.inputs[0]), c.const(n.inputs[3], "int32"), c.const(n.inputs[4], "int32"),
-            c.const(n.inputs[5], "int32"), c.buf(n.outputs[0])]
+    args = [c.buf(n.inputs[0]), c.const(n.inputs[3], "int32", "neg_mult"),
+            c.const(n.inputs[4], "int32", "neg_shift"), c.const(n.inputs[5], "int32", "neg_sign"),
+            c.buf(n.outputs[0])]
     return Call("eq_prelu_s8", args, "eq_prelu_params", fields)
 
 
