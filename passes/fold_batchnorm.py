@@ -4,6 +4,9 @@ For y = BN(conv(x)), with s = gamma / sqrt(var + eps) per output channel:
 W'[c] = W[c] * s[c] and B'[c] = (B[c] - mean[c]) * s[c] + beta[c]; the Conv then
 writes the BN's output tensor (so downstream names do not change).
 
+A channel-preserving Reshape between the layer and the BN (the importer's 1-D -> 2-D
+lifting) does not block the fold: the Reshape then writes the BN's output.
+
 A BatchNormalization that does not directly follow a foldable producer (a Conv or Gemm
 whose output only the BN reads, with no fused clamp) becomes a per-channel
 `Mul(x, s)` + `Add(., beta - mean * s)` with constant operands: exactly the same
@@ -28,8 +31,11 @@ def fold_batchnorm(graph: Graph, ctx: PassContext) -> Graph:
     folded, rewritten = 0, 0
     for bn in [n for n in graph.nodes if n.op == "BatchNormalization"]:
         prod = graph.producer_map().get(bn.inputs[0])
+        via = None
+        if _channel_reshape(graph, prod) and _single_reader(graph, prod.outputs[0]):
+            via, prod = prod, graph.producer_map().get(prod.inputs[0])
         if _foldable(graph, prod, bn):
-            _fold(graph, prod, bn)
+            _fold(graph, prod, bn, via)
             folded += 1
         else:
             _to_mul_add(graph, bn)
@@ -43,6 +49,19 @@ def _bn_params(graph: Graph, bn: Node):
     gamma, beta, mean, var = (graph.const(i).astype(np.float64).reshape(-1) for i in bn.inputs[1:5])
     eps = float(bn.attrs["epsilon"])
     return gamma, beta, mean, var, eps
+
+
+def _single_reader(graph: Graph, name: str) -> bool:
+    return len(graph.consumer_map().get(name, [])) == 1 and name not in graph.outputs
+
+
+def _channel_reshape(graph: Graph, node: Node | None) -> bool:
+    """A Reshape keeping (N, C) in axes 0 and 1, like the one the importer puts after a
+    1-D convolution (run as 2-D): a per-channel affine map commutes with it."""
+    if node is None or node.op != "Reshape":
+        return False
+    a, b = graph.tensors[node.inputs[0]].shape, graph.tensors[node.outputs[0]].shape
+    return len(a) >= 2 and len(b) >= 2 and tuple(a[:2]) == tuple(b[:2])
 
 
 def _foldable(graph: Graph, prod: Node | None, bn: Node) -> bool:
@@ -69,18 +88,19 @@ def _set_const(graph: Graph, node: Node, idx: int, value: np.ndarray) -> None:
         old.shape = tuple(data.shape)
 
 
-def _fold(graph: Graph, layer: Node, bn: Node) -> None:
+def _fold(graph: Graph, layer: Node, bn: Node, via: Node | None = None) -> None:
     gamma, beta, mean, var, eps = _bn_params(graph, bn)
     s = gamma / np.sqrt(var + eps)
     W = graph.const(layer.inputs[1]).astype(np.float64)
     B = graph.const(layer.inputs[2]).astype(np.float64)
     _set_const(graph, layer, 1, W * s.reshape((-1,) + (1,) * (W.ndim - 1)))
     _set_const(graph, layer, 2, (B - mean) * s + beta)
-    old_out = layer.outputs[0]
-    layer.outputs = [bn.outputs[0]]
+    writer = via or layer  # the node that now writes the BN's output tensor
+    old_out = writer.outputs[0]
+    writer.outputs = [bn.outputs[0]]
     graph.nodes.remove(bn)
     del graph.tensors[old_out]
-    graph.meta.setdefault("bn_stats", {})[bn.outputs[0]] = {
+    graph.meta.setdefault("bn_stats", {})[layer.outputs[0]] = {
         "gamma": gamma.tolist(), "beta": beta.tolist(), "mean": mean.tolist(),
         "var": var.tolist(), "eps": eps}
 

@@ -5,6 +5,9 @@ fusions intersect) and writes the activation's output tensor; the activation nod
 This is where the integer kernels apply their output clamp (docs/semantics.md), so a
 fused ReLU costs nothing at run time and its range is known to calibration.
 
+A Reshape between producer and activation does not block the fusion (the clamp is
+elementwise); the Reshape then writes the activation's output.
+
 Fused only when the producer's output has exactly one reader (the activation) and is
 not a graph output: otherwise someone still needs the unclamped tensor.
 
@@ -32,6 +35,10 @@ def clamp_of(node: Node) -> tuple[float, float] | None:
     return None
 
 
+def _single_reader(graph: Graph, name: str) -> bool:
+    return len(graph.consumer_map().get(name, [])) == 1 and name not in graph.outputs
+
+
 def fuse_activation(graph: Graph, ctx: PassContext) -> Graph:
     fused = 0
     for act in list(graph.nodes):
@@ -39,20 +46,27 @@ def fuse_activation(graph: Graph, ctx: PassContext) -> Graph:
         if bounds is None:
             continue
         prod = graph.producer_map().get(act.inputs[0])
+        via = None
+        if prod is not None and prod.op == "Reshape" and _single_reader(graph, prod.outputs[0]):
+            # A clamp is elementwise, so it commutes with a Reshape (the importer's 1-D
+            # lifting puts one after every 1-D conv).
+            via, prod = prod, graph.producer_map().get(prod.inputs[0])
         if prod is None or prod.op not in PRODUCERS or prod.domain:
             continue
         mid = prod.outputs[0]
-        if len(graph.consumer_map().get(mid, [])) != 1 or mid in graph.outputs:
+        if not _single_reader(graph, mid):
             continue
         lo = max(float(prod.attrs.get("act_min", -INF)), bounds[0])
         hi = min(float(prod.attrs.get("act_max", INF)), bounds[1])
         prod.attrs["act_min"], prod.attrs["act_max"] = lo, hi
-        prod.outputs = [act.outputs[0]]
+        writer = via or prod  # now writes the activation's output tensor
+        dropped = writer.outputs[0]
+        writer.outputs = [act.outputs[0]]
         stats = graph.meta.get("bn_stats", {})
-        if mid in stats:  # BN statistics follow the layer (they describe its pre-clamp output)
+        if via is None and mid in stats:  # BN statistics follow the layer (pre-clamp output)
             stats[act.outputs[0]] = stats.pop(mid)
         graph.nodes.remove(act)
-        del graph.tensors[mid]
+        del graph.tensors[dropped]
         fused += 1
     ctx.record("fuse_activation", fused=fused)
     return graph

@@ -67,6 +67,36 @@ def test_pipeline_on_mlperf_ad01_makes_one_gemm_per_layer():
     _assert_same_function(g0, g, {g.inputs[0]: rand((4, 640))}, tol=1e-4)
 
 
+def test_conv1d_bn_relu_folds_and_fuses_through_the_lifting_reshape(tmp_path):
+    """Conv1d runs as a 2-D Conv plus Reshapes; BN and ReLU still fold into the Conv."""
+    import torch
+    from tests._onnx_builders import _randomize_bn, export_legacy
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.bn = torch.nn.Conv1d(4, 6, 3, padding=1), torch.nn.BatchNorm1d(6)
+            self.fc, self.bn2 = torch.nn.Linear(6 * 10, 5), torch.nn.BatchNorm1d(5)
+
+        def forward(self, x):
+            return torch.relu(self.bn2(self.fc(torch.flatten(torch.relu(self.bn(self.c(x))), 1))))
+
+    net = Net()
+    _randomize_bn(net)
+    for m in net.modules():  # _randomize_bn knows BatchNorm2d only
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_var.uniform_(0.5, 1.5)
+            m.running_mean.normal_()
+    g0 = import_onnx(export_legacy(net.eval(), (1, 4, 10), tmp_path / "c1d.onnx"))
+    g = g0.copy()
+    for p in ALL:
+        g = p(g, PassContext())
+        verify(g)
+    assert "BatchNormalization" not in g.ops() and "Relu" not in g.ops() and "Mul" not in g.ops()
+    assert len(g.meta["bn_stats"]) == 2
+    _assert_same_function(g0, g, {"x": rand((3, 4, 10))})
+
+
 # ---- fold_batchnorm ------------------------------------------------------------------------------
 
 def test_fold_batchnorm_removes_bn_keeps_function_and_records_stats():
