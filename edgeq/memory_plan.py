@@ -16,9 +16,10 @@ Rules
   reinterpretation of the same contiguous bytes), so no kernel call and no copy.
 - In place (output written over an input) only where the kernel is documented safe
   (eq_kernels.h) and that input dies at this node:
-  QLut, QRequant, QPrelu (same element count, element-wise), QAdd and QMul over an input
-  that is not broadcast (each output element is computed from the same-index inputs
-  before it is stored). Conv, Gemm, pools, softmax, transpose, pad and concat read
+  QLut, QRequant, QPrelu (same element count, element-wise) and QAdd over an input that is
+  not broadcast (each output element is computed from the same-index inputs before it is
+  stored). QMul has the same loop today but its header does not promise it, so it does
+  not run in place. Conv, Gemm, pools, softmax, transpose, pad and concat read
   neighbouring elements after writing, so they never run in place.
 - Each node's kernel scratch (`scratch_size(node, graph)`) is a buffer live at that step
   only.
@@ -38,7 +39,7 @@ from edgeq.ir import Graph, Node
 ALIGN = 16
 
 # op -> indices of the inputs the output may overwrite (see the module docstring)
-INPLACE_INPUTS = {"QLut": (0,), "QRequant": (0,), "QPrelu": (0,), "QAdd": (0, 1), "QMul": (0, 1)}
+INPLACE_INPUTS = {"QLut": (0,), "QRequant": (0,), "QPrelu": (0,), "QAdd": (0, 1)}
 
 
 @dataclass
