@@ -10,8 +10,9 @@ line, shown by `edgeq compile --help`) and four methods:
     flash(out_dir, probe, dry_run=False) -> dict        put the firmware on a (real or
                                                         emulated) board
 
-Modules are imported lazily, in MODULES order; a module that is not present yet (another
-engineer's work in progress) is skipped, but an error inside a present module is raised.
+Modules are imported lazily, in MODULES order. A module that is not present, or that needs
+a third-party package this machine lacks (e.g. an optional oracle), is skipped and noted
+in SKIPPED, so the other targets keep working; any other error inside a module is raised.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 
 MODULES = ["reference", "host", "mcu", "tflite", "npu"]
+SKIPPED: dict[str, str] = {}  # module -> why it was not loaded
 
 
 class Target(Protocol):
@@ -39,8 +41,11 @@ def _load(module: str) -> list:
     try:
         mod = importlib.import_module(f"{__name__}.{module}")
     except ModuleNotFoundError as e:
-        if e.name in (f"{__name__}.{module}",):
+        if e.name == f"{__name__}.{module}":
             return []  # not written yet
+        if e.name and not e.name.startswith(("edgeq", "targets")):
+            SKIPPED[module] = f"needs the Python package {e.name!r}"
+            return []
         raise
     return list(getattr(mod, "TARGETS", []))
 
@@ -63,5 +68,6 @@ def get_target(name: str):
     for t in all_targets():
         if t.name == name:
             return t
-    raise EdgeqError(f"unknown target {name!r}",
+    skipped = "".join(f"; module {m} not loaded: {why}" for m, why in SKIPPED.items())
+    raise EdgeqError(f"unknown target {name!r}{skipped}",
                      f"choose one of: {', '.join(target_names())}")
