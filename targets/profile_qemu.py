@@ -69,4 +69,4 @@ def profile_on_qemu(target, out_dir: Path) -> dict:
     layers = [{"name": name, "instructions": marks[i + 1] - marks[i]} for i, name in enumerate(info["layers"])]
     return {"device": "qemu", "machine": machine, "counter": "instructions (QEMU TCG plugin, exact), not cycles",
             "instructions": marks[-1] - marks[0], "layers": layers, "firmware_total_instructions": total,
-            "wall_time_s": res.seconds}
+            "emulator_seconds": res.seconds}
