@@ -212,6 +212,7 @@ def test_activation_forms_against_onnxruntime():
     _check_against_ort(m, g)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter is meant here
 def test_initializers_listed_as_inputs(tmp_path):
     """Old exporters (keep_initializers_as_inputs=True) list weights as graph inputs."""
     import torch
@@ -305,6 +306,7 @@ def test_dynamic_dim_needs_input_shape():
         import_onnx(m, {"x": (1, 3, 9, 8)})
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter is meant here
 def test_torch_dynamic_batch_export_with_input_shapes(tmp_path):
     """Shape-dependent code (x.view(x.shape[0], -1)) exports Shape/Gather chains; with the
     batch pinned they fold into a static Reshape."""
