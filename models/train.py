@@ -129,11 +129,13 @@ def export_onnx(model: torch.nn.Module, path: Path, info: dict | None = None) ->
     model = model.eval()
     x = torch.from_numpy(preprocess(load_fmnist("test")[0][:1]))
     tmp = path.with_suffix(".tmp.onnx")
-    # dynamo=False on purpose (keeps BN, no onnxscript): silence its deprecation notice.
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
-    torch.onnx.export(model, (x,), str(tmp), dynamo=False, opset_version=13,
-                      training=torch.onnx.TrainingMode.EVAL, do_constant_folding=False,
-                      input_names=["input"], output_names=["logits"])
+    # dynamo=False on purpose (keeps BN, needs no onnxscript): silence its deprecation notice.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        torch.onnx.export(model, (x,), str(tmp), dynamo=False, opset_version=13,
+                          training=torch.onnx.TrainingMode.EVAL, do_constant_folding=False,
+                          input_names=["input"], output_names=["logits"])
     m = onnx.load(str(tmp))
     m.ir_version = IR_VERSION
     meta = {"dataset": "Fashion-MNIST (Debian dataset-fashion-mnist)",

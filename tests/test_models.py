@@ -174,3 +174,21 @@ def test_accuracy_on_full_test_set(name, test_set):
     logits = _run(_session(model_path(name)), fmnist.preprocess(images))
     acc = float(np.mean(logits.argmax(1) == labels))
     assert abs(acc - model_info(name)["float_test_accuracy"]) <= 0.002
+
+
+# ----------------------------------------------------------------------------- training script
+@pytest.mark.slow        # ~15 s: loads 60k images and scores the 10k test set
+@needs_data
+def test_train_script_smoke(tmp_path):
+    """One epoch on 256 images: writes a checked ONNX file, the results record and README rows."""
+    pytest.importorskip("torch")
+    import json
+    from edgeq.models import train
+    (tmp_path / "README.md").write_text("x\n<!-- table -->\n| h |\n|---|\n| stale |\n<!-- /table -->\ny\n")
+    assert train.main(["--model", "resnet8", "--epochs", "1", "--limit", "256", "--out", str(tmp_path)]) == 0
+    m = onnx.load(str(tmp_path / "fmnist_resnet8.onnx"))
+    assert 8 <= m.ir_version <= 10 and any(n.op_type == "BatchNormalization" for n in m.graph.node)
+    info = json.loads((tmp_path / "fmnist_results.json").read_text())["resnet8"]
+    assert info["train_images"] == 256 and info["epochs"] == 1
+    lines = (tmp_path / "README.md").read_text().splitlines()
+    assert lines[4].startswith("| resnet8 | 77,754 |") and lines[5] == "<!-- /table -->" and "stale" not in lines
