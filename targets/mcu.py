@@ -34,7 +34,7 @@ BOARDS_DIR = Path(__file__).resolve().parent / "boards"
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
 LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections",
            "-Wl,--no-warn-rwx-segments"]
-DEFAULT_STACK = 8192   # stack reserve (bytes); painted and measured, override with budget
+DEFAULT_STACK = 4096   # stack reserve (bytes): measured peaks are ~300 B; painted and checked
 DEFAULT_HEAP = 1024    # newlib's semihosting stdio set-up mallocs ~440 bytes (measured, painted)
 RUN_CHUNK_BYTES = 64 * 1024  # inputs embedded per `run` firmware
 TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
@@ -149,6 +149,10 @@ class MCUTarget:
         qemu.check_status(res, board["machine"])
         parsed = cp.parse_lines(res.stdout, info["io"])
         stack = parsed["stack_bytes"]
+        reserve = mem["stack_reserve"]
+        if stack is not None and stack >= reserve - 16:  # the paint is gone to the bottom
+            raise EdgeqError(f"the firmware used its whole {reserve:,}-byte stack reserve (it may have overflowed)",
+                             "raise it: get_target(...).with_budget(stack_bytes=...) or report['budget']")
         # sram_bytes = static data (arena included) + measured stack; the heap that newlib's
         # semihosting stdio takes is the harness's, reported apart as heap_bytes.
         report.update(stack_bytes=stack, heap_bytes=parsed["heap_bytes"],

@@ -102,6 +102,15 @@ def test_vectors_that_do_not_fit_move_to_a_check_firmware(tmp_path):
 
 
 @needs_tools
+def test_stack_reserve_exhaustion_is_detected(tmp_path):
+    """The painted stack shows a reserve that was used to the bottom (the heap reserve
+    below it absorbs the overflow, so the run itself survives)."""
+    t = get_target("cortex-m7").with_budget(stack_bytes=128)
+    with pytest.raises(EdgeqError, match="whole 128-byte stack reserve"):
+        t.build(qgraph_conv(), tmp_path, {})
+
+
+@needs_tools
 def test_flash_budget_override(tmp_path):
     t = get_target("cortex-m7").with_budget(flash_bytes=4096)
     with pytest.raises(EdgeqError, match=r"FLASH overflowed by [\d,]+ bytes"):
