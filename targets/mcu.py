@@ -105,7 +105,8 @@ class MCUTarget:
     # ---- build ------------------------------------------------------------------------------
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
         out_dir = Path(out_dir)
-        board = dict(self.board, **report.get("budget", {}))
+        budget = {k: int(v) for k, v in (report.get("budget") or {}).items() if v is not None}
+        board = dict(self.board, **budget)  # e.g. {"flash_bytes": 2 << 20} from --flash-budget
         src, obj = out_dir / "src", out_dir / "obj"
         src.mkdir(parents=True, exist_ok=True)
         obj.mkdir(exist_ok=True)

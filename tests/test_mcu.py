@@ -190,3 +190,10 @@ def test_machine_code_is_integer_only(board, tmp_path):
     assert "<eq_conv2d_s8>" in dis
     bad = re.findall(r"\t(sdiv|udiv|vdiv\S*|vcvt\S*|v\w+\.f(?:16|32|64))\s", dis)
     assert not bad, bad[:5]
+
+
+@needs_tools
+def test_budget_from_the_report(tmp_path):
+    """report["budget"] (what a --flash-budget / --ram-budget option fills) overrides the part."""
+    with pytest.raises(EdgeqError, match=r"RAM overflowed by [\d,]+ bytes \(budget 4,096\)"):
+        get_target("cortex-m7").build(qgraph_conv(), tmp_path, {"budget": {"ram_bytes": 4096, "flash_bytes": None}})
