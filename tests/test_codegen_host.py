@@ -281,6 +281,15 @@ def test_names_sanitized():
     assert t.get("a/b") != t.get("a;b")
 
 
+def test_hostile_names_compile(tmp_path):
+    """Names that would end a C comment or collide after sanitizing still give valid C."""
+    g = qgraph_conv()
+    g.name = "model */ int x; /*"
+    g.nodes[0].name = "conv*/;1"
+    g.nodes[1].name = "conv/*;1"
+    check_target(host(), g, tmp_path)
+
+
 def test_generated_c_is_integer_only(tmp_path):
     g = qgraph_ops()
     h, c = generate_c(g, plan_memory(g), tmp_path, profile_marks=True)
