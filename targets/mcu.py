@@ -37,6 +37,7 @@ LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,-
 DEFAULT_STACK = 4096   # stack reserve (bytes): measured peaks are ~300 B; painted and checked
 DEFAULT_HEAP = 1024    # newlib's semihosting stdio set-up mallocs ~440 bytes (measured, painted)
 RUN_CHUNK_BYTES = 64 * 1024  # inputs embedded per `run` firmware
+QEMU_SECONDS = (120, 60)     # QEMU timeout: base + per inference (QEMU does ~10^8 instr/s)
 TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 
 
@@ -146,7 +147,8 @@ class MCUTarget:
         elf = out_dir / "fw.elf"
         if test_vectors and not n_vec:
             elf = self._relink_with_vectors(out_dir, info, test_vectors, "check", expected=expected)
-        res = qemu.run_firmware(board["machine"], elf)
+        runs = len(next(iter(test_vectors.values()))) if test_vectors else 0
+        res = qemu.run_firmware(board["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * runs)
         qemu.check_status(res, board["machine"])
         parsed = cp.parse_lines(res.stdout, info["io"])
         stack = parsed["stack_bytes"]
@@ -235,7 +237,8 @@ class MCUTarget:
             part = {t["name"]: s[start:start + chunk].reshape([-1] + t["shape"][1:])
                     for t, s in zip(io["inputs"], samples)}
             elf = self._relink_with_vectors(out_dir, info, part, "run")
-            res = qemu.run_firmware(info["board"]["machine"], elf)
+            runs = len(next(iter(part.values())))
+            res = qemu.run_firmware(info["board"]["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * runs)
             qemu.check_status(res, info["board"]["machine"], allow_mismatch=False)
             parsed = cp.parse_lines(res.stdout, io)
             if parsed["errors"] or parsed["runs"] * b != len(next(iter(part.values()))):
