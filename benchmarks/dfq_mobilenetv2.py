@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-BATCH = 16
+BATCH = 16  # images per integer-reference call: bounds memory at 224x224
 
 
 def float_logits(x: np.ndarray) -> np.ndarray:
@@ -62,12 +62,12 @@ def edgeq_graphs(onnx_path: Path, granularity: str, equalize: bool, bc_mode: str
     return graph, quantize(graph, ranges, weight_granularity=granularity, weight_bits=8)
 
 
-def run_int8(qgraph, x: np.ndarray) -> np.ndarray:
+def run_int8(qgraph, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
     from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
     name, out = qgraph.inputs[0], qgraph.outputs[0]
     ys = []
-    for i in range(0, len(x), BATCH):
-        q = run_reference(qgraph, quantize_inputs(qgraph, {name: x[i:i + BATCH]}))
+    for i in range(0, len(x), batch):
+        q = run_reference(qgraph, quantize_inputs(qgraph, {name: x[i:i + batch]}))
         ys.append(dequantize_outputs(qgraph, q)[out])
     return np.concatenate(ys)
 
@@ -133,6 +133,38 @@ EDGEQ_ROWS = [
 ]
 
 
+FMNIST_ROWS = [
+    ("edgeq naive", "per-tensor", False, None),
+    ("edgeq + CLE + BC (empirical)", "per-tensor", True, "empirical"),
+    ("edgeq + CLE + BC (data-free)", "per-tensor", True, "data-free"),
+    ("edgeq naive", "per-channel", False, None),
+    ("edgeq + BC (empirical)", "per-channel", False, "empirical"),
+    ("edgeq + CLE + BC (empirical)", "per-channel", True, "empirical"),
+]
+
+
+def fmnist(limit: int) -> None:
+    """The Fashion-MNIST MobileNetV2-style reference model: top-1 against the labels
+    (calibration: the first 512 training images, like benchmarks/fmnist_accuracy.py)."""
+    from edgeq.float_exec import run_float
+    from edgeq.models.fmnist import load_fmnist, preprocess
+    from edgeq.onnx_import import import_onnx
+
+    path = Path(__file__).resolve().parents[1] / "models" / "fmnist_mobilenetv2.onnx"
+    calib = preprocess(load_fmnist("train")[0][:512])
+    test_x, test_y = load_fmnist("test")
+    x, y = preprocess(test_x[:limit]), test_y[:limit]
+    g = import_onnx(path)
+    f_acc = np.mean(run_float(g, {g.inputs[0]: x})[g.outputs[0]].argmax(1) == y) * 100
+    print(f"\nFashion-MNIST MobileNetV2-style ({path.name}), {len(y)} test images\n")
+    print("| model | weights | top-1 | vs float (points) |\n|---|---|---|---|")
+    print(f"| float | - | {f_acc:.2f}% | |")
+    for label, gran, eq, bc in FMNIST_ROWS:
+        _, q = edgeq_graphs(path, gran, eq, bc, calib)
+        acc = np.mean(run_int8(q, x, batch=500).argmax(1) == y) * 100
+        print(f"| {label} | {gran} | {acc:.2f}% | {acc - f_acc:+.2f} |", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=200, help="evaluation images")
@@ -141,7 +173,11 @@ def main(argv=None) -> None:
     ap.add_argument("--no-ort", action="store_true")
     ap.add_argument("--cached-only", action="store_true",
                     help="print the rows already computed (e.g. by runs split with --only)")
+    ap.add_argument("--fmnist", type=int, metavar="N", default=0,
+                    help="instead: the Fashion-MNIST MobileNetV2-style model on N test images")
     args = ap.parse_args(argv)
+    if args.fmnist:
+        return fmnist(args.fmnist)
 
     from edgeq.models.mobilenetv2_imagenet import cache_dir, export_onnx
     from edgeq.models.natural_images import natural_images
