@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 
-import numpy as np
 import pytest
 
 from edgeq.errors import EdgeqError
