@@ -42,8 +42,9 @@ def float_logits(x: np.ndarray) -> np.ndarray:
 
 
 def edgeq_graphs(onnx_path: Path, granularity: str, equalize: bool, bc_mode: str | None,
-                 calib: np.ndarray):
-    """The float graph after the compile passes, and its int8 graph."""
+                 calib: np.ndarray, drop: tuple[str, ...] = ()):
+    """The float graph after the compile passes (minus the `drop` ones, for diagnostic
+    rows), and its int8 graph."""
     from edgeq.calibrate import calibrate
     from edgeq.onnx_import import import_onnx
     from edgeq.passctx import PassContext
@@ -57,7 +58,7 @@ def edgeq_graphs(onnx_path: Path, granularity: str, equalize: bool, bc_mode: str
     ctx = PassContext(calib=[{name: calib[i:i + 1]} for i in range(len(calib))],
                       options={"weight_granularity": granularity, "weight_bits": 8,
                                "bias_correction_mode": bc_mode or "auto"})
-    graph = run_float_passes(graph, ctx, float_passes(opts))
+    graph = run_float_passes(graph, ctx, [p for p in float_passes(opts) if p.__name__ not in drop])
     ranges = calibrate(graph, {name: calib}, progress=False)
     return graph, quantize(graph, ranges, weight_granularity=granularity, weight_bits=8)
 
@@ -130,6 +131,9 @@ EDGEQ_ROWS = [
     ("edgeq + CLE + BC (empirical)", "per-channel", True, "empirical"),
     ("edgeq + CLE", "per-channel", True, None),
     ("edgeq + CLE + BC (data-free)", "per-channel", True, "data-free"),
+    ("edgeq + BC (empirical), no CLE", "per-channel", False, "empirical"),
+    ("edgeq + CLE without absorption + BC (empirical)", "per-tensor", True, "empirical",
+     ("absorb_high_bias",)),
 ]
 
 
@@ -217,18 +221,19 @@ def main(argv=None) -> None:
 
     rows = [("float (torch, ReLU6)", "-", ref)]
     cle_float = None
-    for label, gran, eq, bc in EDGEQ_ROWS:
+    for label, gran, eq, bc, *drop in EDGEQ_ROWS:
+        drop = tuple(drop[0]) if drop else ()
         if args.only and gran != args.only:
             continue
         key = f"{label}_{gran}".replace(" ", "_").replace("(", "").replace(")", "").replace("+", "p")
         holder = {}
 
-        def build(gran=gran, eq=eq, bc=bc):
-            holder["g"], holder["q"] = edgeq_graphs(onnx_path, gran, eq, bc, calib)
+        def build(gran=gran, eq=eq, bc=bc, drop=drop):
+            holder["g"], holder["q"] = edgeq_graphs(onnx_path, gran, eq, bc, calib, drop)
             return run_int8(holder["q"], x)
 
         y = cached(key, build)
-        if eq and bc is None and cle_float is None:  # the same float graph for both granularities
+        if eq and bc is None and not drop and cle_float is None:  # the same float graph for both granularities
             cle_float = cached("cle_float", lambda: run_float_graph(
                 holder["g"] if "g" in holder else edgeq_graphs(onnx_path, gran, True, None, calib)[0], x))
             rows.append(("float after CLE + absorption (ReLU6 -> ReLU)", "-", cle_float))

@@ -167,8 +167,12 @@ def bn_stats_of(graph: Graph, node: Node) -> dict | None:
     return stats.get(node.outputs[0], stats.get(node.name))
 
 
-def _equalize_link(graph: Graph, link: Link) -> float:
-    """One CLE step on a pair; returns max |log s| (0 when already equal)."""
+def _equalize_link(graph: Graph, link: Link, bounds: dict | None = None) -> float:
+    """One CLE step on a pair; returns max |log s| (0 when already equal).
+
+    `bounds` (ReLU6 kept, see _relu6_bounds): id(first) -> [lower, upper, S]: the allowed
+    interval of the cumulative scale S per channel and S so far; the step is projected
+    onto that interval."""
     f, s_ = link.first, link.second
     W1 = graph.const(f.inputs[1]).astype(np.float64)
     W2 = graph.const(s_.inputs[1]).astype(np.float64)
@@ -176,6 +180,10 @@ def _equalize_link(graph: Graph, link: Link) -> float:
     r1, r2 = out_ranges(W1), in_ranges(W2, g2)
     live = (r1 > _TINY) & (r2 > _TINY)
     s = np.where(live, np.sqrt(np.where(live, r1, 1.0) / np.where(live, r2, 1.0)), 1.0)
+    if bounds is not None and id(f) in bounds:
+        lower, upper, S = bounds[id(f)]
+        s = np.clip(S * s, lower, upper) / S
+        bounds[id(f)][2] = S * s
     _set(graph, f.inputs[1], scale_outputs(W1, 1.0 / s))
     _set(graph, f.inputs[2], graph.const(f.inputs[2]).astype(np.float64) / s)
     _set(graph, s_.inputs[1], scale_inputs(W2, s, g2))
@@ -184,6 +192,27 @@ def _equalize_link(graph: Graph, link: Link) -> float:
         stats["gamma"] = (np.asarray(stats["gamma"], np.float64) / s).tolist()
         stats["beta"] = (np.asarray(stats["beta"], np.float64) / s).tolist()
     return float(np.max(np.abs(np.log(s)))) if s.size else 0.0
+
+
+def _relu6_bounds(graph: Graph, link: Link) -> list | None:
+    """Keep a clamp clip(x, 0, hi) while scaling (ctx.options["cle_relu6"] = "bounded").
+
+    After scaling channel i by 1/S_i (and the next layer by S_i) the pair computes
+    S_i clip(x/S_i, 0, hi) = clip(x, 0, hi S_i). That equals clip(x, 0, hi) on every value
+    the channel produces iff S_i = 1, or the channel stays below hi (m_i <= hi) and
+    S_i >= m_i / hi. m_i = beta_i + 3 gamma_i from the BN statistics (absorb_high_bias's
+    3-sigma assumption). The bound also keeps the tensor's activation range within hi,
+    so per-tensor activation quantization does not get coarser. Returns [lower, upper,
+    S = 1] per channel, or None without statistics."""
+    stats = bn_stats_of(graph, link.first)
+    if stats is None:
+        return None
+    hi = link.clamp[1]
+    m = np.asarray(stats["beta"], np.float64) + 3.0 * np.abs(np.asarray(stats["gamma"], np.float64))
+    saturating = m >= hi
+    lower = np.where(saturating, 1.0, np.maximum(m, 0.0) / hi)
+    upper = np.where(saturating, 1.0, np.inf)
+    return [lower, upper, np.ones_like(m)]
 
 
 def _set(graph: Graph, name: str, value: np.ndarray) -> None:
@@ -209,25 +238,31 @@ def _summary(W: np.ndarray) -> dict:
 
 def equalize_cross_layer(graph: Graph, ctx: PassContext) -> Graph:
     policy = ctx.options.get("cle_relu6", "relu")
-    if policy not in ("relu", "skip"):
-        raise ValueError(f"cle_relu6 must be 'relu' or 'skip', got {policy!r}")
+    if policy not in ("relu", "bounded", "skip"):
+        raise ValueError(f"cle_relu6 must be relu, bounded or skip, got {policy!r}")
     max_iter = int(ctx.options.get("cle_max_iter", 100))
     tol = float(ctx.options.get("cle_tol", 1e-6))
     links = find_links(graph)
-    if policy == "skip":
-        links = [l for l in links if not l.relu6]
+    bounds: dict[int, list] = {}
+    if policy == "bounded":
+        for l in links:
+            if l.relu6 and (b := _relu6_bounds(graph, l)) is not None:
+                bounds[id(l.first)] = b
+    if policy != "relu":  # ReLU6 pairs without usable bounds stay as they are
+        links = [l for l in links if not l.relu6 or id(l.first) in bounds]
     layers = {}
     for l in links:
         for n in (l.first, l.second):
             layers.setdefault(n.name, (n, _summary(graph.const(n.inputs[1]))))
     relu6_replaced = []
-    for l in links:
-        if l.relu6:
-            relu6_replaced.append(l.first.name)
-            _drop_relu6(l)
+    if policy == "relu":
+        for l in links:
+            if l.relu6:
+                relu6_replaced.append(l.first.name)
+                _drop_relu6(l)
     for chain in chains(links):
         for it in range(max_iter):
-            change = max(_equalize_link(graph, l) for l in chain)
+            change = max(_equalize_link(graph, l, bounds) for l in chain)
             if change < tol:
                 break
         ctx.record(PASS, chain=[chain[0].first.name] + [l.second.name for l in chain],
@@ -236,4 +271,7 @@ def equalize_cross_layer(graph: Graph, ctx: PassContext) -> Graph:
         ctx.record(PASS, layer=name, before=before, after=_summary(graph.const(node.inputs[1])))
     if relu6_replaced:
         ctx.record(PASS, relu6_to_relu=relu6_replaced)
+    if bounds:
+        ctx.record(PASS, relu6_kept=len(bounds), relu6_saturating_channels=int(
+            sum(int(np.sum(b[1] == 1.0)) for b in bounds.values())))
     return graph

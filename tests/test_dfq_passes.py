@@ -191,6 +191,19 @@ def test_cle_relu6_replaced_by_relu_or_skipped():
         np.testing.assert_array_equal(g.const(n.inputs[1]), w)
 
 
+def test_cle_bounded_keeps_relu6_within_its_bounds():
+    g = mobile_block(act=(0.0, 6.0))
+    st = g.meta["bn_stats"][g.nodes[0].outputs[0]]
+    st["beta"], st["gamma"] = np.r_[np.full(7, 0.5), 5.0], np.ones(8)  # m = 3.5, last: 8 >= 6
+    r0 = out_ranges(g.const(g.nodes[0].inputs[1]))
+    ctx = PassContext(options={"cle_relu6": "bounded"})
+    g = equalize_cross_layer(g, ctx)
+    assert all(n.attrs["act_max"] == 6.0 for n in g.nodes[:3])  # ReLU6 kept
+    S = r0 / out_ranges(g.const(g.nodes[0].inputs[1]))          # cumulative scale
+    assert np.all(S[:7] >= 3.5 / 6 - 1e-9) and S[7] == pytest.approx(1.0)
+    assert any(r.get("relu6_kept") for r in ctx.log)
+
+
 def test_cle_separate_relu_node_and_no_fanout_pairs():
     # Conv -> Relu node -> Conv works; a conv whose output also feeds an Add is not paired
     b = Builder(seed=5).conv(4, act=(-np.inf, np.inf)).op("Relu").conv(4, act=(-np.inf, np.inf))
