@@ -42,9 +42,8 @@ def float_logits(x: np.ndarray) -> np.ndarray:
 
 
 def edgeq_graphs(onnx_path: Path, granularity: str, equalize: bool, bc_mode: str | None,
-                 calib: np.ndarray, drop: tuple[str, ...] = ()):
-    """The float graph after the compile passes (minus the `drop` ones, for diagnostic
-    rows), and its int8 graph."""
+                 calib: np.ndarray, relu6: str | None = None):
+    """The float graph after the compile passes and its int8 graph."""
     from edgeq.calibrate import calibrate
     from edgeq.onnx_import import import_onnx
     from edgeq.passctx import PassContext
@@ -58,7 +57,9 @@ def edgeq_graphs(onnx_path: Path, granularity: str, equalize: bool, bc_mode: str
     ctx = PassContext(calib=[{name: calib[i:i + 1]} for i in range(len(calib))],
                       options={"weight_granularity": granularity, "weight_bits": 8,
                                "bias_correction_mode": bc_mode or "auto"})
-    graph = run_float_passes(graph, ctx, [p for p in float_passes(opts) if p.__name__ not in drop])
+    if relu6:
+        ctx.options["cle_relu6"] = relu6
+    graph = run_float_passes(graph, ctx, float_passes(opts))
     ranges = calibrate(graph, {name: calib}, progress=False)
     return graph, quantize(graph, ranges, weight_granularity=granularity, weight_bits=8)
 
@@ -120,31 +121,24 @@ def metrics(y: np.ndarray, ref: np.ndarray) -> dict:
             "conf": agree[conf].mean() if conf.any() else np.nan, "n_conf": int(conf.sum())}
 
 
-# (row label, granularity, equalize, bias-correction mode or None); the order runs the
-# rows the issue's claims rest on first.
+# (row label, granularity, equalize, bias-correction mode or None, ReLU6 policy of CLE);
+# each process (--only) runs the rows the issue's claims rest on first.
 EDGEQ_ROWS = [
-    ("edgeq naive", "per-tensor", False, None),
-    ("edgeq + CLE + BC (empirical)", "per-tensor", True, "empirical"),
-    ("edgeq + CLE", "per-tensor", True, None),
-    ("edgeq + CLE + BC (data-free)", "per-tensor", True, "data-free"),
-    ("edgeq naive", "per-channel", False, None),
-    ("edgeq + CLE + BC (empirical)", "per-channel", True, "empirical"),
-    ("edgeq + CLE", "per-channel", True, None),
-    ("edgeq + CLE + BC (data-free)", "per-channel", True, "data-free"),
-    ("edgeq + BC (empirical), no CLE", "per-channel", False, "empirical"),
-    ("edgeq + CLE without absorption + BC (empirical)", "per-tensor", True, "empirical",
-     ("absorb_high_bias",)),
+    ("edgeq naive", "per-tensor", False, None, None),
+    ("edgeq + CLE + BC (empirical)", "per-tensor", True, "empirical", "bounded"),
+    ("edgeq + CLE + BC (data-free)", "per-tensor", True, "data-free", "bounded"),
+    ("edgeq + CLE", "per-tensor", True, None, "bounded"),
+    ("edgeq + CLE(ReLU6->ReLU) + BC (empirical)", "per-tensor", True, "empirical", "relu"),
+    ("edgeq + CLE(ReLU6->ReLU)", "per-tensor", True, None, "relu"),
+    ("edgeq naive", "per-channel", False, None, None),
+    ("edgeq + BC (empirical), no CLE", "per-channel", False, "empirical", None),
+    ("edgeq + CLE + BC (empirical)", "per-channel", True, "empirical", "bounded"),
+    ("edgeq + CLE + BC (data-free)", "per-channel", True, "data-free", "bounded"),
+    ("edgeq + CLE(ReLU6->ReLU) + BC (empirical)", "per-channel", True, "empirical", "relu"),
 ]
 
 
-FMNIST_ROWS = [
-    ("edgeq naive", "per-tensor", False, None),
-    ("edgeq + CLE + BC (empirical)", "per-tensor", True, "empirical"),
-    ("edgeq + CLE + BC (data-free)", "per-tensor", True, "data-free"),
-    ("edgeq naive", "per-channel", False, None),
-    ("edgeq + BC (empirical)", "per-channel", False, "empirical"),
-    ("edgeq + CLE + BC (empirical)", "per-channel", True, "empirical"),
-]
+FMNIST_ROWS = [r for r in EDGEQ_ROWS if r[4] != "relu"]
 
 
 def fmnist(limit: int) -> None:
@@ -163,8 +157,8 @@ def fmnist(limit: int) -> None:
     print(f"\nFashion-MNIST MobileNetV2-style ({path.name}), {len(y)} test images\n")
     print("| model | weights | top-1 | vs float (points) |\n|---|---|---|---|")
     print(f"| float | - | {f_acc:.2f}% | |")
-    for label, gran, eq, bc in FMNIST_ROWS:
-        _, q = edgeq_graphs(path, gran, eq, bc, calib)
+    for label, gran, eq, bc, relu6 in FMNIST_ROWS:
+        _, q = edgeq_graphs(path, gran, eq, bc, calib, relu6)
         acc = np.mean(run_int8(q, x, batch=500).argmax(1) == y) * 100
         print(f"| {label} | {gran} | {acc:.2f}% | {acc - f_acc:+.2f} |", flush=True)
 
@@ -220,23 +214,23 @@ def main(argv=None) -> None:
             ort_rows.append(("onnxruntime QDQ (quantize_static)", gran, y))
 
     rows = [("float (torch, ReLU6)", "-", ref)]
-    cle_float = None
-    for label, gran, eq, bc, *drop in EDGEQ_ROWS:
-        drop = tuple(drop[0]) if drop else ()
+    cle_float = {}
+    for label, gran, eq, bc, relu6 in EDGEQ_ROWS:
         if args.only and gran != args.only:
             continue
-        key = f"{label}_{gran}".replace(" ", "_").replace("(", "").replace(")", "").replace("+", "p")
+        key = f"{label}_{gran}_{relu6}".replace(" ", "_").replace("(", "").replace(")", "")
+        key = key.replace("+", "p").replace(">", "")
         holder = {}
 
-        def build(gran=gran, eq=eq, bc=bc, drop=drop):
-            holder["g"], holder["q"] = edgeq_graphs(onnx_path, gran, eq, bc, calib, drop)
+        def build(gran=gran, eq=eq, bc=bc, relu6=relu6):
+            holder["g"], holder["q"] = edgeq_graphs(onnx_path, gran, eq, bc, calib, relu6)
             return run_int8(holder["q"], x)
 
         y = cached(key, build)
-        if eq and bc is None and not drop and cle_float is None:  # the same float graph for both granularities
-            cle_float = cached("cle_float", lambda: run_float_graph(
-                holder["g"] if "g" in holder else edgeq_graphs(onnx_path, gran, True, None, calib)[0], x))
-            rows.append(("float after CLE + absorption (ReLU6 -> ReLU)", "-", cle_float))
+        if eq and bc is None and relu6 not in cle_float:  # same float graph for both granularities
+            cle_float[relu6] = cached(f"cle_float_{relu6}", lambda: run_float_graph(
+                holder["g"] if "g" in holder else edgeq_graphs(onnx_path, gran, True, None, calib, relu6)[0], x))
+            rows.append((f"float after CLE ({relu6}) + absorption", "-", cle_float[relu6]))
         rows.append((label, gran, y))
     rows += ort_rows
     print(f"\nMobileNetV2 ImageNet, {args.n} natural images (float-confident: "
