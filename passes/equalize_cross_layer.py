@@ -29,7 +29,8 @@ Needs: the canonical float graph (docs/float_graph.md), ideally after fold_batch
 weights CLE rescales must be the folded ones) and fuse_activation (fused act_min/act_max
 or separate Relu/Clip nodes both work). Weight and bias tensors must not be shared.
 Breaks: activation ranges of every equalized tensor (calibrate afterwards); float outputs
-only where ReLU6 became ReLU. Keeps graph.meta["bn_stats"] consistent (gamma and beta of a
+where ReLU6 became ReLU ("relu"), or where a "bounded" channel's value exceeds its 3-sigma
+estimate and the moved clamp lets it through. Keeps graph.meta["bn_stats"] consistent (gamma and beta of a
 rescaled layer are divided by s_i), which absorb_high_bias and correct_bias read.
 """
 from __future__ import annotations
