@@ -172,6 +172,8 @@ def correct_bias(graph: Graph, ctx: PassContext) -> Graph:
 
     per_channel = ctx.options.get("weight_granularity", "per-channel") != "per-tensor"
     mode = ctx.options.get("bias_correction_mode", "auto")
+    if mode not in ("auto", "empirical", "data-free"):
+        raise ValueError(f"bias_correction_mode must be auto, empirical or data-free, got {mode!r}")
     if mode == "auto":
         mode = "empirical" if ctx.calib else "data-free"
     layers = [n for n in graph.nodes if n.op in LAYER_OPS
@@ -186,11 +188,10 @@ def correct_bias(graph: Graph, ctx: PassContext) -> Graph:
     for n in layers:
         W = graph.const(n.inputs[1]).astype(np.float64)
         dW = fake_quantize_weights(W, _weight_bits(n, ctx), per_channel).astype(np.float64) - W
+        m = maps[n.inputs[0]]
         if mode == "empirical":
-            m = maps[n.inputs[0]]
             eps = _conv_error_mean(n, dW, m) if n.op == "Conv" else dW @ m.reshape(-1)
         else:
-            m = maps[n.inputs[0]]
             if m is None:
                 ctx.record(PASS, layer=n.name, mode=mode, skipped="input mean unknown")
                 continue
