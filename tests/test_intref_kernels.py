@@ -471,3 +471,20 @@ def test_lut_and_data_movement():
     assert y.shape == (3, 4, 6) and (y[2] == -7).all() and np.array_equal(y[:2, 1:, :4], x)
     assert (run_node(node("QPad", pads=[1, 0, 0, 0, 0, 0], x_zp=9), [x])[0] == 9).all()
     assert run_node(node("QReshape", shape=[0, -1]), [x]).shape == (2, 12)
+
+
+def test_run_node_loads_every_kernel_even_after_one_module_was_imported_alone():
+    # A fresh interpreter: importing one kernel module fills the registry partially; run_node
+    # must still find the others (it once only loaded when the registry was empty).
+    import subprocess
+    import sys
+    code = ("import numpy as np\n"
+            "import edgeq.intref.conv\n"
+            "from edgeq.intref import run_node\n"
+            "from edgeq.ir import Node\n"
+            "n = Node('QReshape', 'r', ['x'], ['y'], {'shape': [2, 2]})\n"
+            "y = run_node(n, [np.zeros((1, 4), np.int8)])\n"
+            "print(y.shape)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(2, 2)"

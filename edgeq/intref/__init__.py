@@ -16,6 +16,7 @@ from edgeq.ir import Node
 
 Kernel = Callable[..., np.ndarray]
 REGISTRY: dict[str, Kernel] = {}
+_loaded = False  # a kernel module imported on its own must not stop the others loading
 
 
 def kernel(op: str) -> Callable[[Kernel], Kernel]:
@@ -30,14 +31,16 @@ def load_all() -> dict[str, Kernel]:
     import importlib
     import pkgutil
     import edgeq.intref as pkg
+    global _loaded
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.name != "interpreter":
             importlib.import_module(f"edgeq.intref.{info.name}")
+    _loaded = True
     return REGISTRY
 
 
 def run_node(node: Node, arrays: list[np.ndarray]) -> np.ndarray:
-    if not REGISTRY:
+    if not _loaded:
         load_all()
     fn = REGISTRY.get(node.op)
     if fn is None:
