@@ -22,7 +22,12 @@ Rules
   not run in place. Conv, Gemm, pools, softmax, transpose, pad and concat read
   neighbouring elements after writing, so they never run in place.
 - Each node's kernel scratch (`scratch_size(node, graph)`) is a buffer live at that step
-  only.
+  only. Scratch is optional in the runtime (QConv/QGemm take NULL and run their direct
+  loops, bit-identical, just slower), so with scratch="fit" (the default) the planner
+  first places the activations alone, then gives each node its scratch only where it fits
+  under that arena: the arena is never raised by a scratch buffer. Nodes left without one
+  are listed in `plan.direct` (speed traded for RAM at the peak layers). scratch="always"
+  gives every node its scratch and grows the arena as needed.
 - Buffers are aligned to ALIGN bytes (16: the arena is `aligned(16)`, so every buffer
   start suits any SIMD load, and word loads in the kernels are aligned).
 - Placement: buffers sorted by size (largest first, then earliest), each put at the
@@ -67,6 +72,7 @@ class MemoryPlan:
     buffers: list[Buffer]
     inplace: list[tuple[str, str]]       # (node name, input tensor it overwrites)
     aliases: dict[str, str]              # QReshape output -> input tensor
+    direct: list[str] = field(default_factory=list)  # nodes whose scratch did not fit (NULL)
 
     @property
     def peak_live_bytes(self) -> int:
@@ -76,7 +82,7 @@ class MemoryPlan:
     def to_dict(self) -> dict:
         return {"arena_bytes": self.arena_bytes, "peak_live_bytes": self.peak_live_bytes,
                 "timeline": self.timeline, "inplace": [list(p) for p in self.inplace],
-                "aliases": dict(self.aliases),
+                "aliases": dict(self.aliases), "direct": list(self.direct),
                 "tensors": {n: {"offset": self.offsets[n], "bytes": self.sizes[n],
                                 "live": list(self.lifetimes[n])} for n in self.offsets}}
 
@@ -113,7 +119,13 @@ def lifetimes(qgraph: Graph) -> dict[str, tuple[int, int]]:
     return life
 
 
-def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None = None) -> MemoryPlan:
+SCRATCH_POLICIES = ("fit", "always")
+
+
+def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None = None,
+                scratch: str = "fit") -> MemoryPlan:
+    if scratch not in SCRATCH_POLICIES:
+        raise ValueError(f"scratch={scratch!r}: choose one of {SCRATCH_POLICIES}")
     scratch_size = scratch_size or _default_scratch
     life = lifetimes(qgraph)
     sizes = {t: qgraph.tensors[t].nbytes for t in life}
@@ -145,29 +157,71 @@ def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None
             break
 
     buffers = list({id(b): b for b in group.values()}.values())
-    for i, n in enumerate(qgraph.nodes):
-        s = int(scratch_size(n, qgraph))
-        if s > 0:
-            buffers.append(Buffer(f"scratch:{n.name}", s, i, i))
-    arena = _place(buffers)
+    scratches = [Buffer(f"scratch:{n.name}", s, i, i) for i, n in enumerate(qgraph.nodes)
+                 if (s := int(scratch_size(n, qgraph))) > 0]
+    direct = []
+    if scratch == "always":
+        buffers += scratches
+        arena = _place(buffers)
+    else:
+        arena = _place(buffers)
+        for b in sorted(scratches, key=_placement_order):
+            b.offset = _lowest_offset(b, buffers)
+            if b.offset + b.size <= arena:
+                buffers.append(b)
+            else:
+                direct.append(b.key.split(":", 1)[1])
+        direct.sort(key=[n.name for n in qgraph.nodes].index)
 
     steps = len(qgraph.nodes) + 1
     timeline = [sum(b.size for b in buffers if b.first <= i <= b.last) for i in range(steps)]
     offsets = {t: group[t].offset for t in life}
-    scratch = {b.key.split(":", 1)[1]: (b.offset, b.size) for b in buffers if not b.tensors}
-    return MemoryPlan(arena, offsets, sizes, life, scratch, timeline, buffers, inplace, aliases)
+    scratch_at = {b.key.split(":", 1)[1]: (b.offset, b.size) for b in buffers if not b.tensors}
+    return MemoryPlan(arena, offsets, sizes, life, scratch_at, timeline, buffers, inplace, aliases, direct)
+
+
+def _placement_order(b: Buffer):
+    return (-b.size, b.first, b.key)
+
+
+def _lowest_offset(b: Buffer, placed: list[Buffer]) -> int:
+    """The lowest offset where b overlaps no placed buffer with an intersecting lifetime."""
+    busy = sorted((p.offset, p.offset + _align(p.size)) for p in placed if p.overlaps_in_time(b))
+    offset = 0
+    for start, stop in busy:
+        if offset + b.size <= start:
+            break  # fits in the gap before this busy range
+        offset = max(offset, stop)
+    return offset
 
 
 def _place(buffers: list[Buffer]) -> int:
     """Greedy by size with gap fitting; returns the arena size (aligned)."""
     placed: list[Buffer] = []
-    for b in sorted(buffers, key=lambda b: (-b.size, b.first, b.key)):
-        busy = sorted((p.offset, p.offset + _align(p.size)) for p in placed if p.overlaps_in_time(b))
-        offset = 0
-        for start, stop in busy:
-            if offset + b.size <= start:
-                break  # fits in the gap before this busy range
-            offset = max(offset, stop)
-        b.offset = offset
+    for b in sorted(buffers, key=_placement_order):
+        b.offset = _lowest_offset(b, placed)
         placed.append(b)
     return _align(max((b.offset + b.size for b in buffers), default=0))
+
+
+def plot_timeline(plan: MemoryPlan, layer_names: list[str], path, budget_bytes: int | None = None) -> None:
+    """A PNG of the live activation bytes at each step (the plan's timeline) under the
+    arena size; the part's RAM budget, when given, is in the title. matplotlib's object
+    API, no pyplot (no global state, no display)."""
+    from matplotlib.figure import Figure
+    steps = list(range(len(plan.timeline)))
+    unit, div = ("KiB", 1024) if plan.arena_bytes >= 4096 else ("bytes", 1)
+    fig = Figure(figsize=(max(6.0, 0.25 * len(steps)), 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(steps, [b / div for b in plan.timeline], width=0.8, color="#4c72b0",
+           label="live bytes (activations + scratch)")
+    ax.axhline(plan.arena_bytes / div, color="#c44e52", label=f"arena {plan.arena_bytes:,} B")
+    labels = [f"{i} {n[:18]}" for i, n in enumerate(layer_names)] + ["outputs"]
+    ax.set_xticks(steps, labels[:len(steps)], rotation=90, fontsize=6)
+    ax.set_ylabel(unit)
+    title = "memory timeline (one step per layer)"
+    if budget_bytes:
+        title += f": arena {plan.arena_bytes:,} B of the part's {budget_bytes:,} B RAM"
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.savefig(path, dpi=110)

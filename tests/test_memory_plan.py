@@ -135,3 +135,37 @@ def test_default_scratch_from_runtime():
     plan = plan_memory(g)
     simulate(g, plan)
     assert plan.to_dict()["arena_bytes"] == plan.arena_bytes
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_scratch_never_raises_the_arena(seed):
+    """scratch="fit": the arena is the activations' own; a node gets its scratch wherever it
+    fits under it, else runs the direct loops (listed in plan.direct), never both."""
+    g = random_graph(seed)
+    fit = plan_memory(g, scratch_size=scratch_stub)
+    alone = plan_memory(g, scratch_size=lambda n, g: 0)
+    always = plan_memory(g, scratch_size=scratch_stub, scratch="always")
+    simulate(g, fit)
+    simulate(g, always)
+    assert fit.arena_bytes == alone.arena_bytes <= always.arena_bytes
+    wanting = {n.name for n in g.nodes if scratch_stub(n, g) > 0}
+    assert set(fit.scratch) | set(fit.direct) == wanting and not set(fit.scratch) & set(fit.direct)
+    assert set(always.scratch) == wanting and always.direct == []
+    assert all(off + size <= fit.arena_bytes for off, size in fit.scratch.values())
+
+
+def test_scratch_fits_in_a_gap_and_is_dropped_at_the_peak():
+    """x(100) -> fc1 -> a(10) -> fc2 -> y(10): at fc1 the arena (x + a) is full, so fc1 runs
+    without scratch; at fc2 x is dead and its bytes hold fc2's scratch."""
+    g = Graph("gap")
+    for name, n in (("x", 100), ("a", 10), ("y", 10)):
+        g.add_tensor(Tensor(name, (1, n), "int8"))
+    g.inputs, g.outputs = ["x"], ["y"]
+    g.nodes = [Node("QGemm", "fc1", ["x"], ["a"], {}, QDOMAIN), Node("QGemm", "fc2", ["a"], ["y"], {}, QDOMAIN)]
+    plan = plan_memory(g, scratch_size=lambda n, g: 40)
+    assert plan.arena_bytes == 112 + 16
+    assert plan.direct == ["fc1"] and plan.scratch["fc2"][1] == 40
+    assert plan.to_dict()["direct"] == ["fc1"]
+    assert plan_memory(g, scratch_size=lambda n, g: 40, scratch="always").arena_bytes > plan.arena_bytes
+    with pytest.raises(ValueError, match="scratch="):
+        plan_memory(g, scratch="never")
