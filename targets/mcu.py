@@ -26,6 +26,7 @@ import numpy as np
 from edgeq import runtime_c
 from edgeq.codegen.mains import firmware_main_c
 from edgeq.errors import EdgeqError
+from edgeq.memory_plan import plot_timeline
 from edgeq.targets import c_project as cp
 from edgeq.targets import qemu
 from edgeq.targets.elfsize import memory_report
@@ -87,6 +88,21 @@ def vector_bytes(elf: Path) -> int:
                    if s.name.startswith(("vec_in", "vec_expected")) and s["st_info"]["type"] == "STT_OBJECT")
 
 
+def self_check_error(parsed: dict, check: dict, machine: str, io: dict) -> EdgeqError:
+    """The firmware's outputs differ from the integer reference on its embedded vectors
+    (or a kernel returned an error): the build is wrong and must not ship."""
+    names = [t["name"] for t in io["outputs"]]
+    where = [f"vector {v} output {names[k]!r}" for v, k in parsed["mismatches"][:5]]
+    where += [f"vector {v} kernel status {rc}" for v, rc in parsed["errors"][:5]]
+    more = check["mismatches"] + check["errors"] - len(where)
+    return EdgeqError(
+        f"the firmware's self-check failed on QEMU {machine}: {check['mismatches']} output(s) differ from "
+        f"the integer reference and {check['errors']} run(s) failed over {check['vectors']} embedded test "
+        f"vector(s) (exit status {check['exit_status']}): " + ", ".join(where) + (f" and {more} more" if more > 0 else ""),
+        "this is an edgeq bug (the generated C or a kernel disagrees with the reference): "
+        "please report it with the model; `edgeq compile --target host` checks the same C on this machine")
+
+
 class MCUTarget:
     def __init__(self, name: str, board: dict, overrides: dict | None = None):
         self.name = name
@@ -114,6 +130,9 @@ class MCUTarget:
         plan = cp.write_model(qgraph, src, report)
         info = cp.project_info(qgraph, self.name, plan)
         info["board"] = board
+        report["memory_plan"]["direct"] = plan.direct  # layers whose kernel scratch did not fit
+        plot_timeline(plan, info["layers"], out_dir / "memory_timeline.png", board["ram_bytes"])
+        report["memory_plan"]["plot"] = "memory_timeline.png"
         expected = cp.reference_expected(qgraph, test_vectors)
         n_vec = cp.write_vectors(src, info["io"], test_vectors, expected)
         (src / "main.c").write_text(firmware_main_c())
@@ -161,9 +180,13 @@ class MCUTarget:
         report.update(stack_bytes=stack, heap_bytes=parsed["heap_bytes"],
                       sram_bytes=mem["static_ram_bytes"] + (stack or 0))
         if test_vectors:
-            report["self_check"] = {"vectors": parsed["runs"], "mismatches": len(parsed["mismatches"]),
-                                    "errors": len(parsed["errors"]), "exit_status": res.status,
-                                    "passed": res.status == 0, "firmware": elf.name}
+            check = {"vectors": parsed["runs"], "mismatches": len(parsed["mismatches"]),
+                     "errors": len(parsed["errors"]), "exit_status": res.status,
+                     "passed": res.status == 0 and not parsed["mismatches"] and not parsed["errors"],
+                     "firmware": elf.name}
+            report["self_check"] = check
+            if not check["passed"]:
+                raise self_check_error(parsed, check, board["machine"], info["io"])
 
     def _linker_script(self, board: dict, path: Path, qemu_sizes: bool = False) -> None:
         text = Template((BOARDS_DIR / "link.ld.in").read_text()).substitute(

@@ -47,6 +47,11 @@ def test_cortex_m7_conv_end_to_end(tmp_path):
     assert rep["test_vector_bytes"] == 2 * 192 + 2 * 5  # inputs and expected outputs, not counted
     assert rep["firmware_flash_bytes"] == rep["flash_bytes"] + rep["test_vector_bytes"]
     assert rep["board"]["part"].startswith("STM32F746")
+    # the memory timeline: data and its plot beside report.json
+    assert rep["memory_plan"]["plot"] == "memory_timeline.png"
+    assert (tmp_path / "memory_timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert max(rep["memory_plan"]["timeline"]) <= rep["arena_bytes"]
+    assert isinstance(rep["memory_plan"]["direct"], list)
 
 
 @needs_tools
@@ -98,6 +103,54 @@ def test_vectors_that_do_not_fit_move_to_a_check_firmware(tmp_path):
     assert rep["test_vector_bytes"] == 0
     assert rep["self_check"]["passed"] and rep["self_check"]["firmware"] == "fw_check.elf"
     assert rep["self_check"]["vectors"] == 40
+
+
+def _corrupt_expected(monkeypatch):
+    """Test hook: the integer reference's expected outputs, with one byte flipped, become
+    the firmware's embedded vectors (as if the generated C disagreed with the reference)."""
+    from edgeq.targets import c_project
+    real = c_project.reference_expected
+
+    def corrupted(qgraph, vectors):
+        exp = dict(real(qgraph, vectors))
+        name = qgraph.outputs[0]
+        bad = exp[name].copy()
+        bad.flat[0] ^= 1
+        exp[name] = bad
+        return exp
+    monkeypatch.setattr(c_project, "reference_expected", corrupted)
+
+
+@needs_tools
+def test_self_check_mismatch_fails_the_build(tmp_path, monkeypatch):
+    """A firmware whose outputs differ from the embedded expected vectors is not a build."""
+    from .test_codegen_host import rand_feeds
+    _corrupt_expected(monkeypatch)
+    g = qgraph_conv()
+    rep = {}
+    with pytest.raises(EdgeqError) as e:
+        get_target("cortex-m7").build(g, tmp_path, rep, rand_feeds(g, 3))
+    msg = str(e.value)
+    assert "self-check failed on QEMU mps2-an500" in msg and f"vector 0 output {g.outputs[0]!r}" in msg, msg
+    assert "1 output(s) differ" in msg and "over 3 embedded test vector(s)" in msg
+    assert "edgeq bug" in e.value.fix
+    assert rep["self_check"]["mismatches"] == 1 and rep["self_check"]["exit_status"] == 1
+    assert not rep["self_check"]["passed"]
+
+
+@needs_tools
+def test_self_check_mismatch_fails_edgeq_compile(tmp_path, monkeypatch, capsys):
+    """`edgeq compile --target cortex-m7`: one clear error line, exit 1, no output folder."""
+    from edgeq import cli
+    from .test_cli_errors import conv_model
+    _corrupt_expected(monkeypatch)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["compile", str(conv_model(tmp_path / "m.onnx")), "--target", "cortex-m7", "-o", str(out)])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "self-check failed on QEMU mps2-an500" in err and "Traceback" not in err
+    assert not out.exists()
 
 
 @needs_tools
