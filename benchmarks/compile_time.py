@@ -4,11 +4,13 @@
 
 Uses torchvision's MobileNetV2 layout (edgeq.models.mobilenetv2_imagenet) with the
 ImageNet weights when their package is installed, random weights otherwise (the time does
-not depend on the values); calibration images are natural-photo crops at 224x224.
+not depend on the values); calibration images are augmented natural-photo crops at
+224x224 (edgeq.models.natural_images), ImageNet-normalized.
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,7 @@ def main() -> int:
 
     import torch
     from edgeq.models import mobilenetv2_imagenet as mnv2
-    from edgeq.models.mlperf_inputs import photo_crops
+    from edgeq.models.natural_images import natural_images
 
     work = Path(tempfile.mkdtemp(prefix="edgeq-bench-"))
     try:
@@ -37,19 +39,19 @@ def main() -> int:
         model = mnv2.MobileNetV2().eval()
         weights = "random"
     onnx_path = work / "mobilenetv2.onnx"
-    mnv2.export_onnx(model, onnx_path)
+    mnv2.export_onnx(onnx_path, model)
     params = sum(p.numel() for p in model.parameters())
 
-    mean = np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 3, 1, 1)
-    std = np.array([0.229, 0.224, 0.225], np.float32).reshape(1, 3, 1, 1)
-    crops = photo_crops(224, args.calib, seed=3).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    np.save(work / "calib.npy", (crops - mean) / std)
+    np.save(work / "calib.npy", natural_images(args.calib, seed=3))
 
     cmd = [sys.executable, "-m", "edgeq.cli", "compile", str(onnx_path), "--target", args.target,
            "--calib", str(work / "calib.npy"), "-o", str(work / "build"), "-q"]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    dt = time.perf_counter() - t0
+    try:
+        subprocess.run(cmd, check=True)
+    finally:
+        dt = time.perf_counter() - t0
+        shutil.rmtree(work, ignore_errors=True)
     print(f"MobileNetV2 ({params / 1e6:.2f}M parameters, {weights} weights), {args.calib} calibration images, "
           f"target {args.target}: edgeq compile took {dt:.1f} s wall on {torch.get_num_threads()} threads")
     return 0
