@@ -1,7 +1,8 @@
 """edgeq's bundled C runtime (installed as edgeq.runtime_c): integer-only C99 kernels.
 
 `include/eq_kernels.h` documents every kernel; `include/eq_fixedpoint.h` mirrors
-edgeq/fixedpoint.py; `src/eq_<op>_s8.c` holds one kernel per op and dtype. Generated
+edgeq/fixedpoint.py; `src/eq_<op>_s8.c` holds one kernel per op and dtype
+(`src/eq_<op>_s4.c`: conv and FC with int4 weights packed two per byte). Generated
 projects compile `sources()` with `-I include_dir()`.
 """
 from __future__ import annotations
@@ -29,6 +30,21 @@ KERNELS = {
     "QTranspose": "eq_transpose_s8",
     "QPad": "eq_pad_s8",
 }
+
+# ai.edgeq op -> the kernel for weights of <= 4 bits (packed two per byte, eq_kernels.h);
+# same params, bias, requant and scratch as the KERNELS entry, only the weight layout differs
+KERNELS_S4 = {
+    "QConv": "eq_conv2d_s4",
+    "QGemm": "eq_fully_connected_s4",
+}
+S4_MAX_BITS = 4
+
+
+def kernel_for(op: str, weight_bits: int = 8) -> str | None:
+    """The C function running `op` whose weights use `weight_bits` bits."""
+    if weight_bits <= S4_MAX_BITS and op in KERNELS_S4:
+        return KERNELS_S4[op]
+    return KERNELS[op]
 
 
 def include_dir() -> Path:

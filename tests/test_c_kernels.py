@@ -176,6 +176,7 @@ CONV_CASES = [
     (1, 2, 3, 4, 3, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), 1),        # kernel wider than input
     (1, 16, 5, 5, 8, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),       # deeper K
     (2, 1, 6, 6, 4, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),        # single input channel
+    (2, 6, 3, 5, 6, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 2),        # grouped pointwise, odd H*W and Co/g
 ]
 
 
@@ -592,19 +593,21 @@ def test_every_header_kernel_is_defined_and_mirrored():
     """Each eq_<op>_s8 declared in eq_kernels.h has its source file, a _scratch_size
     companion, and an entry in edgeq.runtime_c.KERNELS / scratch.scratch_size."""
     import re
-    from edgeq.runtime_c import KERNELS
+    from edgeq.runtime_c import KERNELS, KERNELS_S4
     from edgeq.runtime_c.scratch import scratch_size
     header = _strip_c((cb.INCLUDE / "eq_kernels.h").read_text())
-    declared = set(re.findall(r"eq_status\s+(eq_\w+_s8)\s*\(", header))
+    declared = set(re.findall(r"eq_status\s+(eq_\w+_s[48])\s*\(", header))
     assert declared == {f"eq_{n}_s8" for n in ("conv2d", "fully_connected", "add", "mul", "lut",
                                               "prelu", "maxpool", "avgpool", "softmax", "requant",
-                                              "concat", "reshape", "transpose", "pad")}
+                                              "concat", "reshape", "transpose", "pad")} | {
+        "eq_conv2d_s4", "eq_fully_connected_s4"}  # int4 weights, packed two per byte
     for fn in declared:
         assert (cb.SRC / f"{fn}.c").is_file(), fn
         assert re.search(rf"size_t\s+{fn}_scratch_size\s*\(", header), fn
         getattr(cb.library(), fn)
         getattr(cb.library(), f"{fn}_scratch_size")
     assert set(v for v in KERNELS.values() if v) <= declared
+    assert set(KERNELS_S4.values()) <= declared and set(KERNELS_S4) <= set(KERNELS)
     for op in KERNELS:
         if op not in ("QConv", "QGemm"):
             assert scratch_size(node(op)) == 0

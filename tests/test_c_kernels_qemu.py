@@ -1,9 +1,9 @@
 """The C kernels on real Cortex-M instruction sets (QEMU boards), against the integer reference.
 
 A self-test firmware embeds inputs, parameters and the reference outputs, runs each kernel
-(conv2d and fully_connected on both the direct and the scratch/im2col path, where the
-Cortex-M4/M7/M33/M55 use the __ARM_FEATURE_DSP __smlad dot product and the Cortex-M3 the
-portable one) and exits with the number of mismatches. QEMU enforces each core's ISA, so
+(conv2d and fully_connected, int8 and packed int4 weights, on both the direct and the
+scratch/im2col path, where the Cortex-M4/M7/M33/M55 use the __ARM_FEATURE_DSP __smlad dot
+product and the Cortex-M3 the portable one) and exits with the number of mismatches. QEMU enforces each core's ISA, so
 this is also the check that the DSP code is legal where it is compiled.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from edgeq.intref.softmax import softmax_params
 
 from . import _cbuild as cb
 from .test_c_kernels import CONV_CASES, mults_shifts, node, rand_i8
+from .test_int4 import S4_CONV_CASES
 
 pytestmark = pytest.mark.qemu
 load_all()
@@ -120,6 +121,7 @@ def build_cases() -> Firmware:
                 dict(batch=nb, in_features=k, out_features=co, x_zp=-3, y_zp=9, act_min=-128, act_max=127),
                 {"x": (x, "int8_t"), "w": (wt, "int8_t"), "b": (bias, "int32_t"), "m": (m, "int32_t"),
                  "s": (s, "int32_t")}, ref, scratch)
+    build_s4_cases(fw, scratch)
     rng = np.random.default_rng(5)
     for scale, depth in ((0.1, 10), (1 / 256, 37), (0.03, 600)):
         x = rand_i8(rng, (3, depth))
@@ -149,6 +151,40 @@ def build_cases() -> Firmware:
             dict(a_dims=[1, 4, 3, 3], b_dims=[1, 4, 1, 1], y_dims=[1, 4, 3, 3], **at),
             {"a": (a, "int8_t"), "b": (b, "int8_t")}, ref)
     return fw
+
+
+def build_s4_cases(fw: Firmware, scratch) -> None:
+    """int4 weights packed two per byte: the DSP unpacking (8 values per word) and its
+    odd-K tails, against the reference run on the unpacked values."""
+    from edgeq.codegen.carray import pack_s4
+    for case in S4_CONV_CASES:
+        n, ci, h, w, co, kh, kw, st, pads, dil, g = case
+        rng = np.random.default_rng(sum(case[:7]) + 4)
+        x, wt = rand_i8(rng, (n, ci, h, w)), rand_i8(rng, (co, ci // g, kh, kw), -8, 7)
+        bias = rng.integers(-300 * ci, 300 * ci, co).astype(np.int32)
+        nd = node("QConv", strides=list(st), pads=list(pads), dilations=list(dil), group=g,
+                  x_zp=-128, y_zp=5, act_min=-128, act_max=127)
+        m, s = mults_shifts(rng, co, np.abs(conv_accumulate(nd, x, wt, bias, 2)).max(axis=(0, 2, 3)))
+        ref = run_node(nd, [x, wt, bias, m, s])
+        fields = dict(batch=n, in_c=ci, in_h=h, in_w=w, out_c=co, out_h=ref.shape[2],
+                      out_w=ref.shape[3], kernel_h=kh, kernel_w=kw, stride_h=st[0], stride_w=st[1],
+                      pad_top=pads[0], pad_left=pads[1], pad_bottom=pads[2], pad_right=pads[3],
+                      dilation_h=dil[0], dilation_w=dil[1], groups=g, x_zp=-128, y_zp=5,
+                      act_min=-128, act_max=127)
+        fw.case("eq_conv2d_s4(&p, @x, @w, @b, @m, @s, SCRATCH, out)", "eq_conv2d_params", fields,
+                {"x": (x, "int8_t"), "w": (pack_s4(wt), "uint8_t"), "b": (bias, "int32_t"),
+                 "m": (m, "int32_t"), "s": (s, "int32_t")}, ref, scratch)
+    for nb, k, co in ((1, 7, 5), (2, 64, 10), (1, 255, 3)):
+        rng = np.random.default_rng(k + 4)
+        x, wt = rand_i8(rng, (nb, k)), rand_i8(rng, (co, k), -8, 7)
+        bias = rng.integers(-999, 999, co).astype(np.int32)
+        acc = (x.astype(np.int64) + 3) @ wt.astype(np.int64).T + bias
+        m, s = mults_shifts(rng, co, np.abs(acc).max(axis=0))
+        ref = run_node(node("QGemm", x_zp=-3, y_zp=9), [x, wt, bias, m, s])
+        fw.case("eq_fully_connected_s4(&p, @x, @w, @b, @m, @s, SCRATCH, out)", "eq_fc_params",
+                dict(batch=nb, in_features=k, out_features=co, x_zp=-3, y_zp=9, act_min=-128, act_max=127),
+                {"x": (x, "int8_t"), "w": (pack_s4(wt), "uint8_t"), "b": (bias, "int32_t"),
+                 "m": (m, "int32_t"), "s": (s, "int32_t")}, ref, scratch)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """Constant arrays as C: `static const int8_t w_conv1[288] = { ... };`.
 
 Constants are `static const`, so the linker places them in flash (.rodata), and 4-byte
-aligned so kernels may read int8 weights a word at a time.
+aligned so kernels may read int8 weights a word at a time. Weights of <= 4 bits are packed
+two per byte first (`pack_s4`, the layout of eq_kernels.h's _s4 kernels).
 """
 from __future__ import annotations
 
@@ -43,3 +44,26 @@ def const_array(ident: str, data: np.ndarray, comment: str = "", storage: str = 
     head = f"/* {comment} */\n" if comment else ""
     return (f"{head}{storage} {c_type(a.dtype.name)} {ident}[{n}] __attribute__((aligned(4))) = {{\n"
             f"{body}\n}};\n")
+
+
+def pack_s4(q: np.ndarray) -> np.ndarray:
+    """int4 weights [rows, ...] -> uint8 [rows, (K + 1) // 2], K = the values per row.
+
+    Value i of a row goes to byte i // 2, low nibble when i is even, high nibble when odd;
+    an odd K pads each row's last high nibble with 0 (eq_kernels.h). Example: the row
+    (-1, 7, -8) -> (0x7F, 0x08)."""
+    q = np.asarray(q)
+    if q.size and (q.min() < -8 or q.max() > 7):
+        raise ValueError("pack_s4: values outside the int4 range [-8, 7]")
+    rows = q.reshape(q.shape[0], -1).astype(np.int64) & 0xF  # two's complement nibbles
+    k = rows.shape[1]
+    if k % 2:
+        rows = np.concatenate([rows, np.zeros((rows.shape[0], 1), np.int64)], axis=1)
+    return (rows[:, 0::2] | (rows[:, 1::2] << 4)).astype(np.uint8)
+
+
+def s4_bytes(shape) -> int:
+    """Bytes of a packed int4 weight tensor of `shape` (rows along axis 0)."""
+    rows = int(shape[0]) if len(shape) else 1
+    k = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    return rows * ((k + 1) // 2)

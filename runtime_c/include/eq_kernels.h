@@ -1,4 +1,5 @@
-/* edgeq C runtime: one integer-only kernel per op and dtype (src/eq_<op>_s8.c).
+/* edgeq C runtime: one integer-only kernel per op and dtype (src/eq_<op>_s8.c; int4-weight
+ * conv and FC in src/eq_<op>_s4.c).
  *
  * Every kernel here is the C form of the same-named op in docs/semantics.md and must give
  * the bytes of the Python integer reference (edgeq/intref/<op>.py) exactly; the tests in
@@ -7,7 +8,7 @@
  * Conventions shared by all kernels
  * - Layout NCHW (ONNX's), batch N >= 1, row-major contiguous buffers.
  * - int8 activations in [-128, 127]; weights int8 in [-127, 127] (symmetric, so negation
- *   cannot overflow); bias int32; per-output-channel (mult, shift) pairs with
+ *   cannot overflow), or int4 packed two per byte for the _s4 kernels (below); bias int32; per-output-channel (mult, shift) pairs with
  *   mult in [2^30, 2^31) (or 0) and shift in [-31, 30]: the real multiplier is
  *   mult * 2^(shift - 31) (fixedpoint.quantize_multiplier).
  * - Zero points (x_zp, y_zp, ...) in [-128, 127]; act_min <= act_max within [-128, 127]
@@ -90,6 +91,31 @@ eq_status eq_fully_connected_s8(const eq_fc_params *p, const int8_t *x, const in
                                 const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                 void *scratch, int8_t *y);
 size_t eq_fully_connected_s8_scratch_size(const eq_fc_params *p);
+
+/* ---- int4 weights: QConv / QGemm with weights of <= 4 bits ------------------------------
+ * eq_conv2d_s4 and eq_fully_connected_s4 are the ops above with the same params, the same
+ * bias/mult/shift/scratch and the same output bytes; only the weights differ: w holds
+ * 4-bit two's complement values (the compiler writes [-7, 7], symmetric; the kernels
+ * accept [-8, 7]) packed two per byte.
+ * Packing: every output channel (conv) or output feature (FC) is one row of K values, in
+ * the s8 kernel's order (conv: [in_c/groups, kernel_h, kernel_w], so K = in_c/groups * kH
+ * * kW; FC: K = in_features). Value i of a row is in byte i >> 1 of the row, in the low
+ * nibble when i is even and the high nibble when i is odd ("low nibble first"). A row
+ * takes (K + 1) >> 1 bytes: an odd K leaves the last byte's high nibble as padding (0),
+ * so every row starts on a byte. w has out_c * ((K + 1) >> 1) bytes.
+ * Example: K = 3, row (-1, 7, -8) -> bytes 0x7F, 0x08.
+ * Overflow: |w| <= 8 < 127, so the s8 bound covers these kernels (the compiler asserts
+ * K * 255 * 7 + |bias| < 2^31 for int4 layers).
+ * scratch: as for the s8 kernel (the s4 fast path dots the int16 patch with the packed
+ * row directly, unpacking 8 values per word with SXTB16 when __ARM_FEATURE_DSP). */
+eq_status eq_conv2d_s4(const eq_conv2d_params *p, const int8_t *x, const uint8_t *w,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                       void *scratch, int8_t *y);
+size_t eq_conv2d_s4_scratch_size(const eq_conv2d_params *p);
+eq_status eq_fully_connected_s4(const eq_fc_params *p, const int8_t *x, const uint8_t *w,
+                                const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                void *scratch, int8_t *y);
+size_t eq_fully_connected_s4_scratch_size(const eq_fc_params *p);
 
 /* ---- QAdd: TFLite ADD with numpy broadcasting ------------------------------------------
  * a_dims/b_dims/y_dims: 4-D shapes (lower ranks padded with leading 1s); each a_dims[i]

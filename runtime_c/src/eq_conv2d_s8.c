@@ -7,27 +7,6 @@
  * |bias| + K * 255 * 127 < 2^31 for this layer (K = in_c/groups * kernel_h * kernel_w). */
 #include "eq_internal.h"
 
-static eq_status check(const eq_conv2d_params *p, int32_t *cin_g, int32_t *cout_g)
-{
-    if (p->batch < 1 || p->in_c < 1 || p->out_c < 1 || p->groups < 1) {
-        return EQ_ERR_ARG;
-    }
-    if (!eq_zp_ok(p->x_zp) || !eq_zp_ok(p->y_zp) || !eq_clamp_ok(p->act_min, p->act_max)) {
-        return EQ_ERR_ARG;
-    }
-    if (!eq_exact_quotient(p->in_c, p->groups, cin_g) ||
-        !eq_exact_quotient(p->out_c, p->groups, cout_g)) {
-        return EQ_ERR_SHAPE;
-    }
-    if (!eq_window_out_ok(p->in_h, p->out_h, p->kernel_h, p->stride_h, p->pad_top,
-                          p->pad_bottom, p->dilation_h) ||
-        !eq_window_out_ok(p->in_w, p->out_w, p->kernel_w, p->stride_w, p->pad_left,
-                          p->pad_right, p->dilation_w)) {
-        return EQ_ERR_SHAPE;
-    }
-    return EQ_OK;
-}
-
 /* Bytes for the im2col fast path: one patch of K = in_c/groups * kH * kW int16 values,
  * plus 4 bytes of alignment slack. Without scratch (NULL) the direct path runs instead;
  * both give the same bytes. */
@@ -108,7 +87,7 @@ eq_status eq_conv2d_s8(const eq_conv2d_params *p, const int8_t *x, const int8_t 
     if (p == NULL || x == NULL || w == NULL || mult == NULL || shift == NULL || y == NULL) {
         return EQ_ERR_ARG;
     }
-    st = check(p, &cin_g, &cout_g);
+    st = eq_conv2d_check(p, &cin_g, &cout_g);
     if (st != EQ_OK) {
         return st;
     }

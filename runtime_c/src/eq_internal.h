@@ -64,6 +64,30 @@ static inline int8_t eq_out_s8(int32_t v, int32_t zp, int32_t lo, int32_t hi)
     return (int8_t)clamp(clamp(v, -1024, 1024) + zp, lo, hi);
 }
 
+/* The params of a conv2d call (s8 and s4 kernels): groups divide in_c and out_c (the
+ * quotients are returned), zero points, clamp and the output size of each window. */
+static inline eq_status eq_conv2d_check(const eq_conv2d_params *p, int32_t *cin_g,
+                                        int32_t *cout_g)
+{
+    if (p->batch < 1 || p->in_c < 1 || p->out_c < 1 || p->groups < 1) {
+        return EQ_ERR_ARG;
+    }
+    if (!eq_zp_ok(p->x_zp) || !eq_zp_ok(p->y_zp) || !eq_clamp_ok(p->act_min, p->act_max)) {
+        return EQ_ERR_ARG;
+    }
+    if (!eq_exact_quotient(p->in_c, p->groups, cin_g) ||
+        !eq_exact_quotient(p->out_c, p->groups, cout_g)) {
+        return EQ_ERR_SHAPE;
+    }
+    if (!eq_window_out_ok(p->in_h, p->out_h, p->kernel_h, p->stride_h, p->pad_top,
+                          p->pad_bottom, p->dilation_h) ||
+        !eq_window_out_ok(p->in_w, p->out_w, p->kernel_w, p->stride_w, p->pad_left,
+                          p->pad_right, p->dilation_w)) {
+        return EQ_ERR_SHAPE;
+    }
+    return EQ_OK;
+}
+
 /* ---- the dot products of the im2col fast paths (conv2d, fully_connected) --------------
  * acc + sum_{i<k} a[i] * w[i]: a holds (x - x_zp) as int16 in [-255, 255] in "dot order"
  * (below), w int8 weights in their natural order. Integer addition is exact in any order

@@ -1,0 +1,142 @@
+/* QConv with int4 weights packed two per byte (eq_kernels.h, eq_s4.h): the same op as
+ * eq_conv2d_s8 (groups, depthwise, pointwise, stride, dilation, asymmetric pads, batch)
+ * and the same bytes out, with half the weight flash.
+ *
+ * Each output channel's K = in_c/groups * kernel_h * kernel_w weights form one packed row
+ * of (K + 1) >> 1 bytes, in [in_c/groups, kH, kW] order, so tap t of a channel is value t
+ * of its row. The int32 accumulator cannot overflow: |w| <= 8 < 127, so the s8 bound the
+ * compiler proves (K * 255 * qmax + |bias| < 2^31, qmax = 7 here) covers it. */
+#include "eq_s4.h"
+
+/* The same int16 patch as eq_conv2d_s8 (2 * K + 4 bytes); weights are read packed. Each
+ * kernel file stands alone (no cross-file calls), so the formula is repeated here. */
+size_t eq_conv2d_s4_scratch_size(const eq_conv2d_params *p)
+{
+    int32_t cin_g;
+    if (p == NULL || !eq_exact_quotient(p->in_c, p->groups, &cin_g)) {
+        return 0;
+    }
+    return (size_t)cin_g * (size_t)p->kernel_h * (size_t)p->kernel_w * 2u + 4u;
+}
+
+/* im2col path: gather the patch once per output pixel and group (in s4 dot order), then
+ * one dot product per output channel of the group against its packed row. */
+static void conv_im2col(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g,
+                        const int8_t *x, const uint8_t *w, const int32_t *bias,
+                        const int32_t *mult, const int32_t *shift, int16_t *patch, int8_t *y)
+{
+    const int32_t in_hw = p->in_h * p->in_w;
+    const int32_t out_hw = p->out_h * p->out_w;
+    const int32_t k_taps = cin_g * p->kernel_h * p->kernel_w;
+    const int32_t row = eq_s4_row_bytes(k_taps);
+    int32_t n, g, oh, ow, ic, kh, kw, oc;
+    for (n = 0; n < p->batch; ++n) {
+        const int8_t *x_n = x + (size_t)n * p->in_c * in_hw;
+        int8_t *y_n = y + (size_t)n * p->out_c * out_hw;
+        for (g = 0; g < p->groups; ++g) {
+            const int8_t *x_g = x_n + (size_t)g * cin_g * in_hw;
+            for (oh = 0; oh < p->out_h; ++oh) {
+                const int32_t ih0 = oh * p->stride_h - p->pad_top;
+                for (ow = 0; ow < p->out_w; ++ow) {
+                    const int32_t iw0 = ow * p->stride_w - p->pad_left;
+                    int32_t i = 0;
+                    for (ic = 0; ic < cin_g; ++ic) {
+                        const int8_t *x_c = x_g + (size_t)ic * in_hw;
+                        for (kh = 0; kh < p->kernel_h; ++kh) {
+                            const int32_t ih = ih0 + kh * p->dilation_h;
+                            const int inside_h = ih >= 0 && ih < p->in_h;
+                            for (kw = 0; kw < p->kernel_w; ++kw) {
+                                const int32_t iw = iw0 + kw * p->dilation_w;
+                                patch[eq_dot_slot_s4(i++, k_taps)] = (int16_t)(
+                                    inside_h && iw >= 0 && iw < p->in_w
+                                    ? (int32_t)x_c[ih * p->in_w + iw] - p->x_zp : 0);
+                            }
+                        }
+                    }
+                    for (oc = g * cout_g; oc < (g + 1) * cout_g; ++oc) {
+                        int32_t acc = bias != NULL ? bias[oc] : 0;
+                        acc = eq_dot_s16_s4(patch, w + (size_t)oc * row, k_taps, acc);
+                        acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]);
+                        y_n[(size_t)oc * out_hw + oh * p->out_w + ow] =
+                            eq_out_s8(acc, p->y_zp, p->act_min, p->act_max);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Direct path (no scratch): the loops of the semantics, unpacking one tap at a time. */
+static void conv_direct(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g,
+                        const int8_t *x, const uint8_t *w, const int32_t *bias,
+                        const int32_t *mult, const int32_t *shift, int8_t *y)
+{
+    const int32_t in_hw = p->in_h * p->in_w;
+    const int32_t out_hw = p->out_h * p->out_w;
+    const int32_t taps = p->kernel_h * p->kernel_w;
+    const int32_t row = eq_s4_row_bytes(cin_g * taps);
+    int32_t n, g, oc, oh, ow, ic, kh, kw;
+    for (n = 0; n < p->batch; ++n) {
+        const int8_t *x_n = x + (size_t)n * p->in_c * in_hw;
+        int8_t *y_n = y + (size_t)n * p->out_c * out_hw;
+        for (g = 0; g < p->groups; ++g) {
+            const int8_t *x_g = x_n + (size_t)g * cin_g * in_hw;
+            for (oc = g * cout_g; oc < (g + 1) * cout_g; ++oc) {
+                const uint8_t *w_oc = w + (size_t)oc * row;
+                int8_t *y_oc = y_n + (size_t)oc * out_hw;
+                for (oh = 0; oh < p->out_h; ++oh) {
+                    const int32_t ih0 = oh * p->stride_h - p->pad_top;
+                    for (ow = 0; ow < p->out_w; ++ow) {
+                        const int32_t iw0 = ow * p->stride_w - p->pad_left;
+                        int32_t acc = bias != NULL ? bias[oc] : 0;
+                        for (ic = 0; ic < cin_g; ++ic) {
+                            const int8_t *x_c = x_g + (size_t)ic * in_hw;
+                            for (kh = 0; kh < p->kernel_h; ++kh) {
+                                const int32_t ih = ih0 + kh * p->dilation_h;
+                                if (ih < 0 || ih >= p->in_h) {
+                                    continue;  /* padding row: contributes 0 */
+                                }
+                                for (kw = 0; kw < p->kernel_w; ++kw) {
+                                    const int32_t iw = iw0 + kw * p->dilation_w;
+                                    if (iw < 0 || iw >= p->in_w) {
+                                        continue;
+                                    }
+                                    acc += ((int32_t)x_c[ih * p->in_w + iw] - p->x_zp) *
+                                           eq_s4_get(w_oc, ic * taps + kh * p->kernel_w + kw);
+                                }
+                            }
+                        }
+                        acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]);
+                        y_oc[oh * p->out_w + ow] = eq_out_s8(acc, p->y_zp, p->act_min, p->act_max);
+                    }
+                }
+            }
+        }
+    }
+}
+
+eq_status eq_conv2d_s4(const eq_conv2d_params *p, const int8_t *x, const uint8_t *w,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                       void *scratch, int8_t *y)
+{
+    int32_t cin_g, cout_g, c;
+    eq_status st;
+    if (p == NULL || x == NULL || w == NULL || mult == NULL || shift == NULL || y == NULL) {
+        return EQ_ERR_ARG;
+    }
+    st = eq_conv2d_check(p, &cin_g, &cout_g);
+    if (st != EQ_OK) {
+        return st;
+    }
+    for (c = 0; c < p->out_c; ++c) {
+        if (!eq_shift_ok(shift[c])) {
+            return EQ_ERR_ARG;
+        }
+    }
+    if (scratch != NULL) {
+        conv_im2col(p, cin_g, cout_g, x, w, bias, mult, shift, eq_align4_s16(scratch), y);
+    } else {
+        conv_direct(p, cin_g, cout_g, x, w, bias, mult, shift, y);
+    }
+    return EQ_OK;
+}
