@@ -22,11 +22,11 @@ out = Console()
 
 def _targets_help() -> str:
     try:
-        from edgeq.targets import all_targets
-        lines = [f"{t.name}: {t.description}" for t in all_targets()]
+        from edgeq.targets import target_names
+        names = ", ".join(target_names())
     except Exception:  # the help must print even on a half-installed machine
-        lines = ["reference, host, cortex-m4, cortex-m7, cortex-m33, cortex-m55, tflite, ethos-u55-128"]
-    return "Where the model runs. One of: " + "; ".join(lines)
+        names = "reference, host, cortex-m4, cortex-m7, cortex-m33, cortex-m55, tflite, ethos-u55-128"
+    return f"where the model runs: {names} (`edgeq targets` describes each)"
 
 
 def _parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]] | None:
@@ -53,7 +53,7 @@ def compile_cmd(
     weight_granularity: str = typer.Option("per-channel", "--weight-granularity", help="per-channel | per-tensor"),
     equalize: Optional[bool] = typer.Option(None, "--equalize/--no-equalize", help="cross-layer equalization (default: on for per-tensor weights)"),
     bias_correction: Optional[bool] = typer.Option(None, "--bias-correction/--no-bias-correction", help="bias correction (default: on for per-tensor weights)"),
-    weight_bits: str = typer.Option("8", "--weight-bits", help="8 (4 and auto: planned)"),
+    weight_bits: str = typer.Option("8", "--weight-bits", help="8 | 4 (int4 weights, packed two per byte) | auto"),
     calib_method: Optional[str] = typer.Option(None, "--calib-method", help="minmax | percentile | mse"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ):
@@ -63,13 +63,16 @@ def compile_cmd(
 
     if weight_granularity not in ("per-channel", "per-tensor"):
         raise EdgeqError(f"unknown --weight-granularity {weight_granularity!r}", "use per-channel or per-tensor")
-    if weight_bits != "8":
-        raise EdgeqError(f"--weight-bits {weight_bits} is not available in this version",
-                         "use --weight-bits 8")
+    if weight_bits == "auto":  # the sensitivity/ILP planner (edgeq/mixed_precision) decides
+        raise EdgeqError("--weight-bits auto is not available in this version",
+                         "use --weight-bits 8 or 4 (uniform)")
+    if weight_bits not in ("8", "4"):
+        raise EdgeqError(f"unknown --weight-bits {weight_bits!r}", "use 8, 4 or auto")
+    bits = int(weight_bits)
     if not model.is_file():
         raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx file")
     opts = CompileOptions(target=target, input_shapes=_parse_shapes(input_shape),
-                          weight_granularity=weight_granularity, equalize=equalize,
+                          weight_granularity=weight_granularity, weight_bits=bits, equalize=equalize,
                           bias_correction=bias_correction, calib_method=calib_method,
                           progress=not quiet)
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {m}"))
@@ -89,6 +92,19 @@ def run_cmd(
     ok = run_build(build_dir, input, output, raw=raw, check=check, console=out)
     if not ok:
         raise typer.Exit(1)
+
+
+@app.command("targets")
+def targets_cmd():
+    """List every target with its board, memory budget and runner."""
+    from rich.table import Table
+    from edgeq.targets import SKIPPED, all_targets
+    table = Table("target", "what it builds and where it runs", box=None)
+    for t in all_targets():
+        table.add_row(t.name, t.description)
+    out.print(table)
+    for module, why in SKIPPED.items():
+        out.print(f"[dim]targets from {module}.py unavailable: {why}[/dim]")
 
 
 @app.command("inspect")

@@ -121,3 +121,11 @@ def test_compile_run_inspect_reference(tmp_path):
     assert raw.returncode == 0 and np.load(tmp_path / "yr.npy").dtype == np.int8
     insp = edgeq("inspect", out)
     assert insp.returncode == 0 and "QConv" in insp.stdout
+
+
+def test_targets_command_lists_every_registered_target():
+    from edgeq.targets import target_names
+    proc = edgeq("targets")
+    assert proc.returncode == 0, proc.stderr
+    listed = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
+    assert set(target_names()) <= listed
