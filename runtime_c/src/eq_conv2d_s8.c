@@ -1,9 +1,10 @@
 /* QConv, int8, NCHW, general: groups (incl. depthwise with channel multiplier), stride,
  * dilation, asymmetric padding, batch. Semantics in eq_kernels.h / docs/semantics.md.
  *
- * Loop order: n, group, output channel, output row, output col, then the group's input
- * channels and the kernel taps. A tap outside the input is skipped, which is the same as
- * padding with x_zp (its (x - x_zp) is 0). The accumulator is int32: the compiler proved
+ * Three paths, the same bytes: im2col (scratch given), pointwise (1x1, stride 1, no padding)
+ * and direct. Each sums, per output value, the group's input channels and kernel taps; a
+ * tap outside the input is skipped, which is the same as padding with x_zp (its
+ * (x - x_zp) is 0). The accumulator is int32: the compiler proved
  * |bias| + K * 255 * 127 < 2^31 for this layer (K = in_c/groups * kernel_h * kernel_w). */
 #include "eq_internal.h"
 
