@@ -24,10 +24,18 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
     if "instructions" in report:
         rows.append(("instructions / inference", f"{report['instructions']:,} (exact, QEMU; not cycles)"))
     if "self_check" in report:
-        rows.append(("self-check on board", str(report["self_check"])))
+        rows.append(("self-check on board", _self_check(report["self_check"])))
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         console.print(f"  {label:<{width}}  {value}")
+
+
+def _self_check(sc: dict) -> str:
+    """One line a person reads: how many embedded test vectors matched the reference."""
+    n, bad = sc.get("vectors", 0), sc.get("mismatches", 0) + sc.get("errors", 0)
+    if sc.get("passed"):
+        return f"{n}/{n} test vectors bit-exact (integer reference)"
+    return f"FAILED: {bad} of {n} test vectors differ (exit status {sc.get('exit_status')})"
 
 
 def layer_table(rows: list[dict], title: str) -> Table:

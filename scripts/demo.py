@@ -53,7 +53,8 @@ def main() -> int:
     report = json.loads((out / "report.json").read_text())
     print("\n== edgeq demo report ==")
     print(f"model            models/fmnist_{MODEL}.onnx ({report['macs']:,} MACs)")
-    print(f"target           {TARGET} on QEMU {report.get('board', 'mps2-an500')}")
+    board = report.get("board", {})
+    print(f"target           {TARGET}: {board.get('part', '?')} emulated by QEMU {board.get('machine', '?')}")
     print(f"compile time     {compile_s:.1f} s")
     print(f"accuracy         {acc * 100:.1f}% top-1 on {N_TEST} Fashion-MNIST test images (int8, on the board)")
     for key, label in (("flash_bytes", "flash"), ("arena_bytes", "arena"), ("stack_bytes", "peak stack"),
