@@ -66,7 +66,71 @@ static void conv_im2col(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g
     }
 }
 
-/* Direct path (no scratch): the loops of the semantics, unpacking one tap at a time. */
+/* Pointwise (1x1, stride 1, no padding) without scratch: pixel q of input channel ic is
+ * x[ic * H*W + q], so there are no taps to bound. Two pixels per pass share each unpacked
+ * weight byte (two input channels); an odd H*W computes its last pixel twice and stores it
+ * once, so nothing past the input is read. */
+static void conv_pointwise(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g,
+                           const int8_t *x, const uint8_t *w, const int32_t *bias,
+                           const int32_t *mult, const int32_t *shift, int8_t *y)
+{
+    const int32_t hw = p->in_h * p->in_w;
+    const int32_t row = eq_s4_row_bytes(cin_g);
+    const int32_t zp = p->x_zp;
+    int32_t n, g, oc, q, ic;
+    for (n = 0; n < p->batch; ++n) {
+        const int8_t *x_n = x + (size_t)n * p->in_c * hw;
+        int8_t *y_n = y + (size_t)n * p->out_c * hw;
+        for (g = 0; g < p->groups; ++g) {
+            const int8_t *x_g = x_n + (size_t)g * cin_g * hw;
+            for (oc = g * cout_g; oc < (g + 1) * cout_g; ++oc) {
+                const uint8_t *w_oc = w + (size_t)oc * row;
+                int8_t *y_oc = y_n + (size_t)oc * hw;
+                for (q = 0; q < hw; q += 2) {
+                    const int32_t two = q + 1 < hw;
+                    const int8_t *xa = x_g + q;
+                    const int8_t *xb = xa + two;
+                    int32_t a0 = bias != NULL ? bias[oc] : 0, a1 = a0;
+                    for (ic = 0; ic + 1 < cin_g; ic += 2, xa += 2 * hw, xb += 2 * hw) {
+                        const uint32_t b = w_oc[ic >> 1];
+                        const int32_t w0 = eq_s4_value(b), w1 = eq_s4_value(b >> 4);
+                        a0 += ((int32_t)xa[0] - zp) * w0 + ((int32_t)xa[hw] - zp) * w1;
+                        a1 += ((int32_t)xb[0] - zp) * w0 + ((int32_t)xb[hw] - zp) * w1;
+                    }
+                    if (ic < cin_g) {  /* odd cin_g: the row's last value, low nibble */
+                        const int32_t w0 = eq_s4_value(w_oc[ic >> 1]);
+                        a0 += ((int32_t)xa[0] - zp) * w0;
+                        a1 += ((int32_t)xb[0] - zp) * w0;
+                    }
+                    y_oc[q] = eq_out_s8(multiply_by_quantized_multiplier(a0, mult[oc], shift[oc]),
+                                        p->y_zp, p->act_min, p->act_max);
+                    if (two) {
+                        y_oc[q + 1] = eq_out_s8(multiply_by_quantized_multiplier(a1, mult[oc], shift[oc]),
+                                                p->y_zp, p->act_min, p->act_max);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* [*first, *end): the taps of one kernel axis (size k, dilation d) that fall inside an
+ * input of length `in` when the window starts at i0. The others read padding, whose
+ * (x - x_zp) is 0, so skipping them is the semantics. Counted, not divided. */
+static void taps_inside(int32_t i0, int32_t k, int32_t d, int32_t in, int32_t *first, int32_t *end)
+{
+    int32_t a = 0, b = k;
+    for (; a < k && i0 + a * d < 0; ++a) {
+    }
+    for (; b > a && i0 + (b - 1) * d >= in; --b) {
+    }
+    *first = a;
+    *end = b;
+}
+
+/* Direct path (no scratch), any shape: per output pixel the taps inside the input are
+ * found once, so the tap loops do no bounds checks; weights are unpacked one tap at a
+ * time (eq_s4_get). */
 static void conv_direct(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g,
                         const int8_t *x, const uint8_t *w, const int32_t *bias,
                         const int32_t *mult, const int32_t *shift, int8_t *y)
@@ -81,33 +145,31 @@ static void conv_direct(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g
         int8_t *y_n = y + (size_t)n * p->out_c * out_hw;
         for (g = 0; g < p->groups; ++g) {
             const int8_t *x_g = x_n + (size_t)g * cin_g * in_hw;
-            for (oc = g * cout_g; oc < (g + 1) * cout_g; ++oc) {
-                const uint8_t *w_oc = w + (size_t)oc * row;
-                int8_t *y_oc = y_n + (size_t)oc * out_hw;
-                for (oh = 0; oh < p->out_h; ++oh) {
-                    const int32_t ih0 = oh * p->stride_h - p->pad_top;
-                    for (ow = 0; ow < p->out_w; ++ow) {
-                        const int32_t iw0 = ow * p->stride_w - p->pad_left;
+            for (oh = 0; oh < p->out_h; ++oh) {
+                const int32_t ih0 = oh * p->stride_h - p->pad_top;
+                int32_t kh0, kh1;
+                taps_inside(ih0, p->kernel_h, p->dilation_h, p->in_h, &kh0, &kh1);
+                for (ow = 0; ow < p->out_w; ++ow) {
+                    const int32_t iw0 = ow * p->stride_w - p->pad_left;
+                    int32_t kw0, kw1;
+                    taps_inside(iw0, p->kernel_w, p->dilation_w, p->in_w, &kw0, &kw1);
+                    for (oc = g * cout_g; oc < (g + 1) * cout_g; ++oc) {
+                        const uint8_t *w_oc = w + (size_t)oc * row;
                         int32_t acc = bias != NULL ? bias[oc] : 0;
                         for (ic = 0; ic < cin_g; ++ic) {
                             const int8_t *x_c = x_g + (size_t)ic * in_hw;
-                            for (kh = 0; kh < p->kernel_h; ++kh) {
-                                const int32_t ih = ih0 + kh * p->dilation_h;
-                                if (ih < 0 || ih >= p->in_h) {
-                                    continue;  /* padding row: contributes 0 */
-                                }
-                                for (kw = 0; kw < p->kernel_w; ++kw) {
-                                    const int32_t iw = iw0 + kw * p->dilation_w;
-                                    if (iw < 0 || iw >= p->in_w) {
-                                        continue;
-                                    }
-                                    acc += ((int32_t)x_c[ih * p->in_w + iw] - p->x_zp) *
-                                           eq_s4_get(w_oc, ic * taps + kh * p->kernel_w + kw);
+                            for (kh = kh0; kh < kh1; ++kh) {
+                                const int8_t *x_r = x_c + (ih0 + kh * p->dilation_h) * p->in_w + iw0;
+                                const int32_t t = ic * taps + kh * p->kernel_w;
+                                for (kw = kw0; kw < kw1; ++kw) {
+                                    acc += ((int32_t)x_r[kw * p->dilation_w] - p->x_zp) *
+                                           eq_s4_get(w_oc, t + kw);
                                 }
                             }
                         }
                         acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]);
-                        y_oc[oh * p->out_w + ow] = eq_out_s8(acc, p->y_zp, p->act_min, p->act_max);
+                        y_n[(size_t)oc * out_hw + oh * p->out_w + ow] =
+                            eq_out_s8(acc, p->y_zp, p->act_min, p->act_max);
                     }
                 }
             }
@@ -135,6 +197,10 @@ eq_status eq_conv2d_s4(const eq_conv2d_params *p, const int8_t *x, const uint8_t
     }
     if (scratch != NULL) {
         conv_im2col(p, cin_g, cout_g, x, w, bias, mult, shift, eq_align4_s16(scratch), y);
+    } else if (p->kernel_h == 1 && p->kernel_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+               p->pad_top == 0 && p->pad_left == 0 && p->pad_bottom == 0 && p->pad_right == 0 &&
+               p->out_h == p->in_h && p->out_w == p->in_w) {
+        conv_pointwise(p, cin_g, cout_g, x, w, bias, mult, shift, y);
     } else {
         conv_direct(p, cin_g, cout_g, x, w, bias, mult, shift, y);
     }
