@@ -73,3 +73,50 @@ def test_m55_has_no_openocd_board(m7_build):
     from edgeq.targets.mcu import load_boards
     with pytest.raises(EdgeqError, match="no openocd board"):
         real_probe_command(m7_build / "fw.elf", load_boards()["cortex-m55"], "openocd")
+
+
+@needs_qemu
+@pytest.mark.qemu
+def test_edgeq_flash_cli_end_to_end(tmp_path):
+    """`edgeq compile --target cortex-m7` then `edgeq flash DIR --probe qemu`, as a user runs
+    them: gdb-multiarch loads and verifies the ELF, the self-checking firmware runs, exit 0."""
+    import subprocess
+    import sys
+    from .test_cli_errors import conv_model
+    out = tmp_path / "build"
+    cmd = [sys.executable, "-m", "edgeq.cli"]
+    c = subprocess.run([*cmd, "compile", str(conv_model(tmp_path / "m.onnx")), "--target", "cortex-m7",
+                        "-o", str(out)], capture_output=True, text=True, timeout=600)
+    assert c.returncode == 0, c.stderr
+    f = subprocess.run([*cmd, "flash", str(out), "--probe", "qemu"], capture_output=True, text=True, timeout=300)
+    assert f.returncode == 0, f.stdout + f.stderr
+    assert "verified: True" in f.stdout and "exit_status: 0" in f.stdout
+    assert "out 0 0 " in f.stdout  # the firmware's own output, relayed from the board
+
+
+@needs_qemu
+@pytest.mark.qemu
+def test_flashed_firmware_that_fails_its_self_check(tmp_path, capsys):
+    """The flash path checks the run: a firmware whose embedded expected output is wrong
+    loads and verifies, but its exit status (1 mismatch) makes `edgeq flash` fail."""
+    import re
+    from rich.console import Console
+    from edgeq.runner import flash_build
+    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from .test_cli_errors import conv_model
+    out = tmp_path / "build"
+    compile_model(str(conv_model(tmp_path / "m.onnx")), CompileOptions(target="cortex-m7", progress=False),
+                  out, log=lambda s: None)
+    t = get_target("cortex-m7")
+    vec = out / "src" / "vectors.c"
+    text = vec.read_text()
+    m = re.search(r"vec_expected0\[\d+\][^{]*\{\s*(-?\d+)", text)
+    assert m, text[:500]
+    bad = str(int(m.group(1)) ^ 1)
+    vec.write_text(text[:m.start(1)] + bad + text[m.end(1):])
+    t._compile(t.board, vec, out / "obj" / "vectors.o")
+    t._link(t.board, out, out / "src" / "link.ld", ["model", "main", "startup", "vectors"], out / "fw.elf")
+    res = t.flash(out, "qemu")
+    assert res["verified"] and res["exit_status"] == 1
+    assert "mismatch 0 0" in res["firmware_output"]
+    assert flash_build(out, "qemu", False, Console(file=None, force_terminal=False)) is False
