@@ -64,11 +64,17 @@ def base_report(qgraph: Graph, target: str) -> dict:
         "macs": int(sum(r["macs"] for r in layers)),
         # weights_bytes: every constant the model carries (weights, biases, multipliers,
         # shifts, tables) as stored on the device.
-        "weights_bytes": int(sum(t.nbytes for t in consts)),
+        # (weights of <= 4 bits count packed, two per byte, as the C targets store them).
+        "weights_bytes": int(sum(_stored_bytes(t) for t in consts)),
         "inputs": [_io_entry(qgraph, name) for name in qgraph.inputs],
         "outputs": [_io_entry(qgraph, name) for name in qgraph.outputs],
         "layers": layers,
     }
+
+
+def _stored_bytes(t) -> int:
+    from edgeq.codegen.carray import s4_bytes
+    return s4_bytes(t.shape) if t.q is not None and t.q.bits <= 4 else int(t.nbytes)
 
 
 def _io_entry(graph: Graph, name: str) -> dict:

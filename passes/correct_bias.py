@@ -163,7 +163,10 @@ def _conv_error_mean(node: Node, dW: np.ndarray, mean_map: np.ndarray) -> np.nda
 
 
 def _weight_bits(node: Node, ctx: PassContext) -> int:
-    bits = node.attr("weight_bits", ctx.options.get("weight_bits", 8))
+    bits = ctx.options.get("weight_bits", 8)
+    if isinstance(bits, dict):  # a per-layer plan: {float node name: bits}, others 8
+        bits = bits.get(node.name, 8)
+    bits = node.attr("weight_bits", bits)
     return bits if isinstance(bits, int) else 8  # "auto" is decided later; 8 is the default
 
 

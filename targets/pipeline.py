@@ -33,7 +33,7 @@ class CompileOptions:
     target: str = "reference"
     input_shapes: dict[str, tuple[int, ...]] | None = None
     weight_granularity: str = "per-channel"
-    weight_bits: int = 8
+    weight_bits: int | dict[str, int] = 8  # all Conv/Gemm, or {float node name: bits} (others 8)
     equalize: bool | None = None          # None: on for per-tensor weights (see float_passes)
     bias_correction: bool | None = None   # None: on for per-tensor weights
     calib_method: str | None = None       # None: the calibrator's measured default
@@ -172,7 +172,10 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     report = base_report(qgraph, opts.target)
     report.update(passes=ctx.log, notices=notices, timings=timings,
                   options={"weight_granularity": opts.weight_granularity,
-                           "weight_bits": opts.weight_bits,
+                           "weight_bits": _bits_option(opts.weight_bits),
+                           "weight_bits_per_layer": {k: int(v["weight_bits"]) for k, v in
+                                                     qgraph.meta["quant_layers"].items()
+                                                     if "weight_bits" in v},
                            "calibration_samples": 0 if feeds is None else int(len(next(iter(feeds.values()))))})
 
     if out_dir is None:
@@ -196,6 +199,11 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return CompileResult(out_dir, graph, qgraph, report)
+
+
+def _bits_option(bits: int | dict) -> int | dict[str, int]:
+    """The weight_bits option as plain JSON (numpy ints in a plan dict would not serialise)."""
+    return {str(k): int(v) for k, v in bits.items()} if isinstance(bits, dict) else int(bits)
 
 
 def _as_samples(feeds: dict[str, np.ndarray] | None) -> list[dict[str, np.ndarray]] | None:

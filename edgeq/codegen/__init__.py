@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.codegen import ops
-from edgeq.codegen.carray import const_array
+from edgeq.codegen.carray import const_array, pack_s4
 from edgeq.codegen.names import NameTable
 from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_WITH_PARAMS, MODEL_C, MODEL_H
 from edgeq.errors import EdgeqError
@@ -61,6 +61,20 @@ class Ctx:
             if dtype is not None:
                 arr = self._cast(arr, dtype, tensor)
             self.const_defs.append(const_array(ident, arr, comment_safe(f"{tensor} {list(arr.shape)}")))
+            self._const_ids[tensor] = ident
+        return self._const_ids[tensor]
+
+    def packed_s4(self, tensor: str, role: str = "weights") -> str:
+        """A weight constant packed two int4 values per byte (uint8), for the _s4 kernels."""
+        data = self.graph.const(tensor)
+        if data is None:
+            raise ValueError(f"{tensor!r} should be a constant input")
+        if tensor not in self._const_ids:
+            ident = self.names.get(f"l{self.layer}_{role}")
+            arr = np.asarray(data)
+            packed = pack_s4(arr)
+            note = f"{tensor} {list(arr.shape)} int4, packed two per byte (eq_kernels.h)"
+            self.const_defs.append(const_array(ident, packed, comment_safe(note)))
             self._const_ids[tensor] = ident
         return self._const_ids[tensor]
 

@@ -57,6 +57,18 @@ def _hw(shape):
     return (1, shape[2]) if len(shape) == 3 else (shape[2], shape[3])
 
 
+def _weights(c, n: Node, op: str) -> tuple[str, str]:
+    """(kernel, weights array) for a QConv/QGemm: int8 weights as they are; weights of <= 4
+    bits packed two per byte for the _s4 kernel (eq_kernels.h), which halves their flash."""
+    from edgeq.runtime_c import kernel_for
+    q = c.graph.tensors[n.inputs[1]].q
+    bits = q.bits if q is not None else 8
+    fn = kernel_for(op, bits)
+    if fn.endswith("_s4"):
+        return fn, c.packed_s4(n.inputs[1], role="weights")
+    return fn, c.const(n.inputs[1], role="weights")
+
+
 def conv(c, n: Node) -> Call:
     x, w, y = c.shape(n.inputs[0]), c.shape(n.inputs[1]), c.shape(n.outputs[0])
     (ih, iw), (oh, ow), (kh, kw) = _hw(x), _hw(y), _hw(w)
@@ -64,18 +76,20 @@ def conv(c, n: Node) -> Call:
               "out_c": y[1], "out_h": oh, "out_w": ow, "kernel_h": kh, "kernel_w": kw,
               **_spatial(n, x, (kh, kw)), "groups": _i(n, "group", 1),
               "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"), **_clamp(n)}
-    args = [c.buf(n.inputs[0]), c.const(n.inputs[1], role="weights"), c.opt(n, 2, "bias"),
+    fn, wts = _weights(c, n, "QConv")
+    args = [c.buf(n.inputs[0]), wts, c.opt(n, 2, "bias"),
             c.opt(n, 3, "mult"), c.opt(n, 4, "shift"), c.scratch(n), c.buf(n.outputs[0])]
-    return Call("eq_conv2d_s8", args, "eq_conv2d_params", fields)
+    return Call(fn, args, "eq_conv2d_params", fields)
 
 
 def gemm(c, n: Node) -> Call:
     x, w = c.shape(n.inputs[0]), c.shape(n.inputs[1])
     fields = {"batch": x[0], "in_features": _prod(x[1:]), "out_features": w[0],
               "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"), **_clamp(n)}
-    args = [c.buf(n.inputs[0]), c.const(n.inputs[1], role="weights"), c.opt(n, 2, "bias"),
+    fn, wts = _weights(c, n, "QGemm")
+    args = [c.buf(n.inputs[0]), wts, c.opt(n, 2, "bias"),
             c.opt(n, 3, "mult"), c.opt(n, 4, "shift"), c.scratch(n), c.buf(n.outputs[0])]
-    return Call("eq_fully_connected_s8", args, "eq_fc_params", fields)
+    return Call(fn, args, "eq_fc_params", fields)
 
 
 def _bcast_dims(shape, name: str) -> list[int]:

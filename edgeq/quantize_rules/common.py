@@ -46,11 +46,13 @@ def quantize_clamp(q: QParams, lo: float | None, hi: float | None) -> tuple[int,
 class QuantContext:
     """The float graph being read, the integer graph being written and the options."""
 
-    def __init__(self, fg: Graph, ranges: dict, weight_granularity: str, weight_bits: int):
+    def __init__(self, fg: Graph, ranges: dict, weight_granularity: str, weight_bits,
+                 layer_bits: dict[str, int] | None = None):
         self.fg = fg
         self.ranges = ranges
         self.per_channel = weight_granularity == "per-channel"
-        self.weight_bits = weight_bits
+        self.weight_bits = weight_bits  # as the caller gave it: an int or {node: bits}
+        self.layer_bits = layer_bits or {}
         self.out = Graph(fg.name)
         self.out.meta = {k: v for k, v in fg.meta.items()}
         self.out.meta["quant_layers"] = {}
@@ -80,6 +82,12 @@ class QuantContext:
             shape = self.fg.tensors[name].shape
         self.out.add_tensor(Tensor(name, tuple(shape), "int8", None, q))
         return name
+
+    def bits_for(self, node_name: str) -> int:
+        """Weight bits of one Conv/Gemm (quantize() resolved the option per layer)."""
+        if node_name in self.layer_bits:
+            return self.layer_bits[node_name]
+        return self.weight_bits if isinstance(self.weight_bits, int) else 8
 
     def fconst(self, name: str) -> np.ndarray | None:
         return self.fg.const(name)

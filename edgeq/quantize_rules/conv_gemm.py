@@ -1,6 +1,7 @@
 """Conv -> QConv, Gemm -> QGemm (TFLite CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED).
 
-Weights: symmetric int8 per output channel (or per tensor), edgeq.quantize_weights.
+Weights: symmetric per output channel (or per tensor), edgeq.quantize_weights, with the
+layer's bits (ctx.bits_for: 8, or 4 with values in [-7, 7]; stored in an int8 array).
 Bias: int32 = round_half_even(b / (s_in * s_w[c])), zero point 0.
 Requant: per channel, real multiplier s_in * s_w[c] / s_out -> (mult, shift).
 
@@ -35,7 +36,7 @@ def quantize_conv_gemm(ctx: QuantContext, node) -> None:
     B = ctx.fconst(b_name) if b_name else None
     B = np.zeros(W.shape[0]) if B is None else np.asarray(B, dtype=np.float64)
     W = np.asarray(W, dtype=np.float64)
-    bits = ctx.weight_bits
+    bits = ctx.bits_for(node.name)
     qmax = (1 << (bits - 1)) - 1
     x = ctx.int8_input(x)
     qx = ctx.qp(x)
@@ -82,7 +83,7 @@ def quantize_conv_gemm(ctx: QuantContext, node) -> None:
                  "dilations": list(node.attr("dilations", [1, 1])), "group": int(node.attr("group", 1)),
                  **attrs}
     ctx.add_node("QConv" if node.op == "Conv" else "QGemm", node.name, inputs, [y], attrs)
-    ctx.record(node.name, op=node.op, K=K, acc_bound=bound, in_scale=s_in, out_scale=s_out,
+    ctx.record(node.name, op=node.op, K=K, weight_bits=bits, acc_bound=bound, in_scale=s_in, out_scale=s_out,
                weight_range=[float(W.min()), float(W.max())],
                weight_scale_range=[float(s_w.min()), float(s_w.max())],
                scales_raised_for_bias=int(np.sum(raised > scales)),

@@ -46,8 +46,25 @@ def export_tflite(qgraph: Graph, float_io: bool = False, align: bool = True,
         raise ValueError("gemm_as must be 'conv' or 'fc'")
     if lut_as not in ("gather", "refuse"):
         raise ValueError("lut_as must be 'gather' or 'refuse'")
+    refuse_narrow_weights(qgraph)
     g = align_for_tflite(qgraph)[0] if align else qgraph
     return Exporter(g, float_io=float_io, gemm_as=gemm_as, lut_as=lut_as).run()
+
+
+def refuse_narrow_weights(qgraph: Graph) -> None:
+    """int4 (any < 8-bit) weights are not exported: TFLite's INT4 tensor type is packed
+    differently and only some builtin kernels read it, so edgeq cannot promise the same
+    bytes in LiteRT, TFLite Micro and Vela as it does for int8. Refuse, naming the layer."""
+    from edgeq.tflite_export.convert import refuse
+    for node in qgraph.nodes:
+        if node.op not in ("QConv", "QGemm") or len(node.inputs) < 2:
+            continue
+        t = qgraph.tensors.get(node.inputs[1])
+        if t is not None and t.q is not None and t.q.bits < 8:
+            raise refuse(node, f"its weights are {t.q.bits}-bit; the TFLite export writes "
+                               "int8 weights only (TFLite's INT4 tensors are not exported)",
+                         "compile with --weight-bits 8 for tflite / ethos-u targets (or give "
+                         "this layer 8 bits), or use a C target (host, cortex-m*) for int4")
 
 
 def read_io_metadata(model: bytes) -> dict | None:
