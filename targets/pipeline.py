@@ -36,6 +36,7 @@ class CompileOptions:
     weight_bits: int | dict[str, int] = 8  # all Conv/Gemm, or {float node name: bits} (others 8)
     equalize: bool | None = None          # None: on for per-tensor weights (see float_passes)
     bias_correction: bool | None = None   # None: on for per-tensor weights
+    dfq_guard: bool | None = None         # None: on for per-channel weights (passes/dfq_guard.py)
     calib_method: str | None = None       # None: the calibrator's measured default
     calib_limit: int = 512                # at most this many calibration samples are used
     test_vectors: int = 4                 # inputs embedded in firmware to self-check
@@ -62,16 +63,26 @@ def float_passes(opts: CompileOptions) -> list[Pass]:
         fold_add_into_bias,   # MatMul+Add -> Gemm with bias, before activation fusion
         fuse_activation,      # Relu/Relu6 become clamps; CLE reads them to find ReLU pairs
     ]
+    dfq: list[tuple[str, list[Pass]]] = []
     if equalize:
         from edgeq.passes.absorb_high_bias import absorb_high_bias
         from edgeq.passes.equalize_cross_layer import equalize_cross_layer
-        passes += [
+        dfq.append(("CLE + absorption", [
             equalize_cross_layer,  # after fusion (needs act bounds), before bias absorption
             absorb_high_bias,      # uses the BN statistics rescaled by CLE
-        ]
+        ]))
     if correct:
         from edgeq.passes.correct_bias import correct_bias
-        passes.append(correct_bias)  # last: corrects the final weights' quantization error
+        # last: corrects the final weights' quantization error
+        dfq.append(("bias correction", [correct_bias]))
+    guard = (not per_tensor) if opts.dfq_guard is None else opts.dfq_guard
+    if dfq and guard:
+        # per-channel weights: the passes only nudge; keep each step only if it is not
+        # worse on the calibration data (passes/dfq_guard.py, docs/dfq.md)
+        from edgeq.passes.dfq_guard import dfq_guard
+        passes.append(dfq_guard(dfq))
+    else:
+        passes += [p for _, step in dfq for p in step]
     return passes
 
 
@@ -153,7 +164,8 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         feeds = _limit_samples(feeds, opts.calib_limit)
 
     ctx = PassContext(calib=_as_samples(feeds), options={
-        "weight_granularity": opts.weight_granularity, "weight_bits": opts.weight_bits})
+        "weight_granularity": opts.weight_granularity, "weight_bits": opts.weight_bits,
+        "calib_method": opts.calib_method})
     t0 = time.perf_counter()
     graph = run_float_passes(graph, ctx, float_passes(opts))
     timings["passes_s"] = time.perf_counter() - t0

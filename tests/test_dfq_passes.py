@@ -426,3 +426,61 @@ def test_mobilenetv2_bounded_cle_keeps_relu6_and_shrinks_weight_ranges(mnv2):
     assert np.mean([spread(g, n) for n in dw]) < 0.75 * np.mean([spread(g0, g0_dw[n.name]) for n in dw])
     # only tails beyond beta + 3 gamma can differ (the bound's assumption)
     assert _sqnr(_float(g, x), _float(g0, x)) > 15
+
+
+# ---- dfq_guard: a step is kept only if it is not worse on the calibration data ---------
+def _guard_ctx(granularity="per-tensor", n=24):
+    calib = [{"x": s[None]} for s in inputs(n=n, seed=20)]
+    return PassContext(calib=calib, options={"weight_granularity": granularity, "weight_bits": 8})
+
+
+def _sabotage(graph: Graph, ctx: PassContext) -> Graph:
+    """A 'pass' that damages the float function: the first layer's bias moves a lot."""
+    b = graph.tensors[graph.nodes[0].inputs[2]]
+    b.data = (b.data + 3.0 * np.abs(b.data).max() + 1.0).astype(b.data.dtype)
+    ctx.record("sabotage", layer=graph.nodes[0].name)
+    return graph
+
+
+def test_dfq_guard_drops_a_step_that_hurts_and_keeps_the_graph():
+    from edgeq.passes.dfq_guard import dfq_guard
+    g = mobile_block(seed=3)
+    before = {n: t.data.copy() for n, t in g.tensors.items() if t.data is not None}
+    ctx = _guard_ctx()
+    out = dfq_guard([("sabotage", [_sabotage])])(g, ctx)
+    for n, d in before.items():
+        np.testing.assert_array_equal(out.tensors[n].data, d)
+    decision = [r for r in ctx.log if r["pass"] == "dfq_guard" and r.get("step") == "sabotage"]
+    assert decision and decision[0]["kept"] is False
+    assert not any(r["pass"] == "sabotage" for r in ctx.log)  # the dropped step's log is dropped too
+
+
+def test_dfq_guard_keeps_cle_where_it_helps_and_is_then_never_worse():
+    from edgeq.passes.dfq_guard import dfq_guard
+    g = mobile_block(seed=3)  # per-tensor weights: CLE cuts the error by > 4x (test above)
+    ctx = _guard_ctx("per-tensor")
+    out = dfq_guard([("CLE", [equalize_cross_layer]), ("sabotage", [_sabotage])])(g, ctx)
+    steps = {r["step"]: r for r in ctx.log if r["pass"] == "dfq_guard"}
+    assert steps["CLE"]["kept"] and not steps["sabotage"]["kept"]
+    assert steps["CLE"]["sqnr"] > steps["none"]["sqnr"]
+    assert_ranges_equal(out)  # the kept graph is the equalized one
+    assert any(r["pass"] == "equalize_cross_layer" for r in ctx.log)
+
+
+def test_dfq_guard_without_calibration_data_runs_unguarded():
+    from edgeq.passes.dfq_guard import dfq_guard
+    ctx = PassContext(options={"weight_granularity": "per-channel"})
+    out = dfq_guard([("CLE", [equalize_cross_layer])])(mobile_block(), ctx)
+    assert_ranges_equal(out)
+    assert ctx.log[0]["decision"].startswith("unguarded")
+
+
+def test_compile_guards_the_passes_for_per_channel_weights_only():
+    from edgeq.targets.pipeline import CompileOptions, float_passes
+    names = lambda opts: [p.__name__ for p in float_passes(opts)]  # noqa: E731
+    assert names(CompileOptions(weight_granularity="per-channel", equalize=True,
+                                bias_correction=True))[-1] == "dfq_guard"
+    pt = names(CompileOptions(weight_granularity="per-tensor"))
+    assert pt[-3:] == ["equalize_cross_layer", "absorb_high_bias", "correct_bias"]
+    assert "dfq_guard" not in names(CompileOptions(weight_granularity="per-channel"))  # passes off
+    assert names(CompileOptions(weight_granularity="per-tensor", dfq_guard=True))[-1] == "dfq_guard"
