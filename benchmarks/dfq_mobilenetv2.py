@@ -42,8 +42,10 @@ def float_logits(x: np.ndarray) -> np.ndarray:
 
 
 def edgeq_graphs(onnx_path: Path, granularity: str, equalize: bool, bc_mode: str | None,
-                 calib: np.ndarray, relu6: str | None = None):
-    """The float graph after the compile passes and its int8 graph."""
+                 calib: np.ndarray, relu6: str | None = None, unguarded: bool = False):
+    """The float graph after the compile passes and its int8 graph. The passes run as
+    `edgeq compile` runs them: with per-channel weights guarded (passes/dfq_guard.py) on
+    the calibration images, unless `unguarded`."""
     from edgeq.calibrate import calibrate
     from edgeq.onnx_import import import_onnx
     from edgeq.passctx import PassContext
@@ -51,7 +53,8 @@ def edgeq_graphs(onnx_path: Path, granularity: str, equalize: bool, bc_mode: str
     from edgeq.targets.pipeline import CompileOptions, float_passes, run_float_passes
 
     opts = CompileOptions(weight_granularity=granularity, equalize=equalize,
-                          bias_correction=bc_mode is not None, progress=False)
+                          bias_correction=bc_mode is not None, progress=False,
+                          dfq_guard=False if unguarded else None)
     graph = import_onnx(onnx_path)
     name = graph.inputs[0]
     ctx = PassContext(calib=[{name: calib[i:i + 1]} for i in range(len(calib))],
@@ -134,8 +137,18 @@ EDGEQ_ROWS = [
     ("edgeq + BC (empirical), no CLE", "per-channel", False, "empirical", None),
     ("edgeq + CLE + BC (empirical)", "per-channel", True, "empirical", "bounded"),
     ("edgeq + CLE + BC (data-free)", "per-channel", True, "data-free", "bounded"),
+    ("edgeq + CLE + BC (empirical), unguarded", "per-channel", True, "empirical", "bounded"),
     ("edgeq + CLE(ReLU6->ReLU) + BC (empirical)", "per-channel", True, "empirical", "relu"),
 ]
+
+
+# Rows kept out of the default run (measured once, in docs/dfq.md; --diagnostics).
+DIAGNOSTIC_ROWS = {("edgeq + CLE", "per-tensor"),
+                   ("edgeq + CLE(ReLU6->ReLU) + BC (empirical)", "per-tensor"),
+                   ("edgeq + CLE(ReLU6->ReLU)", "per-tensor"),
+                   ("edgeq + CLE(ReLU6->ReLU) + BC (empirical)", "per-channel"),
+                   ("edgeq + CLE + BC (data-free)", "per-channel"),
+                   ("edgeq + CLE + BC (empirical), unguarded", "per-channel")}
 
 
 FMNIST_ROWS = [r for r in EDGEQ_ROWS if r[4] != "relu"]
@@ -143,7 +156,8 @@ FMNIST_ROWS = [r for r in EDGEQ_ROWS if r[4] != "relu"]
 
 def fmnist(limit: int) -> None:
     """The Fashion-MNIST MobileNetV2-style reference model: top-1 against the labels
-    (calibration: the first 512 training images, like benchmarks/fmnist_accuracy.py)."""
+    (calibration: the first 512 training images, like benchmarks/fmnist_accuracy.py), and
+    the fidelity metrics against the float model's outputs."""
     from edgeq.float_exec import run_float
     from edgeq.models.fmnist import load_fmnist, preprocess
     from edgeq.onnx_import import import_onnx
@@ -153,14 +167,46 @@ def fmnist(limit: int) -> None:
     test_x, test_y = load_fmnist("test")
     x, y = preprocess(test_x[:limit]), test_y[:limit]
     g = import_onnx(path)
-    f_acc = np.mean(run_float(g, {g.inputs[0]: x})[g.outputs[0]].argmax(1) == y) * 100
-    print(f"\nFashion-MNIST MobileNetV2-style ({path.name}), {len(y)} test images\n")
-    print("| model | weights | top-1 | vs float (points) |\n|---|---|---|---|")
-    print(f"| float | - | {f_acc:.2f}% | |")
+    ref = run_float(g, {g.inputs[0]: x})[g.outputs[0]]
+    f_acc = np.mean(ref.argmax(1) == y) * 100
+    print(f"\nFashion-MNIST MobileNetV2-style ({path.name}), {len(y)} test images "
+          f"(float-confident: {metrics(ref, ref)['n_conf']})\n")
+    print("| model | weights | top-1 (labels) | vs float (points) | top-1 agree | SQNR dB | "
+          "conf. top-1 agree |\n|---|---|---|---|---|---|---|")
+    print(f"| float | - | {f_acc:.2f}% | | | | |")
+    results = []
     for label, gran, eq, bc, relu6 in FMNIST_ROWS:
-        _, q = edgeq_graphs(path, gran, eq, bc, calib, relu6)
-        acc = np.mean(run_int8(q, x, batch=500).argmax(1) == y) * 100
-        print(f"| {label} | {gran} | {acc:.2f}% | {acc - f_acc:+.2f} |", flush=True)
+        _, q = edgeq_graphs(path, gran, eq, bc, calib, relu6, "unguarded" in label)
+        logits = run_int8(q, x, batch=500)
+        acc = np.mean(logits.argmax(1) == y) * 100
+        m = metrics(logits, ref)
+        results.append((label, gran, logits))
+        print(f"| {label} | {gran} | {acc:.2f}% | {acc - f_acc:+.2f} | {100 * m['top1']:.2f}% | "
+              f"{m['sqnr']:.1f} | {100 * m['conf']:.2f}% |", flush=True)
+    never_worse_check(results, ref)
+
+
+def never_worse_check(rows, ref: np.ndarray) -> bool:
+    """The claim: with per-channel weights, the passes (as `edgeq compile` runs them, i.e.
+    guarded) never make top-1 agreement, confident agreement or SQNR worse than naive."""
+    base = [y for label, gran, y in rows if gran == "per-channel" and label == "edgeq naive"]
+    if not base:
+        return True
+    b = metrics(base[0], ref)
+    ok_all = True
+    for label, gran, y in rows:
+        if gran != "per-channel" or not label.startswith("edgeq +") or "unguarded" in label:
+            continue
+        m = metrics(y, ref)
+        worse = [k for k in ("top1", "conf", "sqnr") if m[k] < b[k]]
+        ok_all &= not worse
+        print(f"never-worse check, per-channel, {label} vs naive: "
+              f"top-1 {100 * m['top1']:.2f}% vs {100 * b['top1']:.2f}%, "
+              f"conf. {100 * m['conf']:.2f}% vs {100 * b['conf']:.2f}%, "
+              f"SQNR {m['sqnr']:.2f} vs {b['sqnr']:.2f} dB: "
+              f"{'PASS' if not worse else 'FAIL (worse: ' + ', '.join(worse) + ')'}")
+    print(f"never-worse check (per-channel, all rows): {'PASS' if ok_all else 'FAIL'}")
+    return ok_all
 
 
 def main(argv=None) -> None:
@@ -169,6 +215,8 @@ def main(argv=None) -> None:
     ap.add_argument("--calib", type=int, default=64, help="calibration images")
     ap.add_argument("--only", choices=["per-tensor", "per-channel"], help="one granularity")
     ap.add_argument("--no-ort", action="store_true")
+    ap.add_argument("--diagnostics", action="store_true",
+                    help="also the diagnostic rows (CLE alone, the ReLU6->ReLU policy)")
     ap.add_argument("--cached-only", action="store_true",
                     help="print the rows already computed (e.g. by runs split with --only)")
     ap.add_argument("--fmnist", type=int, metavar="N", default=0,
@@ -218,12 +266,15 @@ def main(argv=None) -> None:
     for label, gran, eq, bc, relu6 in EDGEQ_ROWS:
         if args.only and gran != args.only:
             continue
+        if not args.diagnostics and (label, gran) in DIAGNOSTIC_ROWS:
+            continue
         key = f"{label}_{gran}_{relu6}".replace(" ", "_").replace("(", "").replace(")", "")
-        key = key.replace("+", "p").replace(">", "")
+        key = key.replace("+", "p").replace(">", "").replace(",", "")
         holder = {}
 
         def build(gran=gran, eq=eq, bc=bc, relu6=relu6):
-            holder["g"], holder["q"] = edgeq_graphs(onnx_path, gran, eq, bc, calib, relu6)
+            holder["g"], holder["q"] = edgeq_graphs(onnx_path, gran, eq, bc, calib, relu6,
+                                                    "unguarded" in label)
             return run_int8(holder["q"], x)
 
         y = cached(key, build)
@@ -243,6 +294,8 @@ def main(argv=None) -> None:
         m = metrics(y, ref)
         print(f"| {label} | {gran} | {100 * m['top1']:.1f}% | {100 * m['top5']:.1f}% | "
               f"{m['sqnr']:.1f} | {100 * m['conf']:.1f}% |")
+    print()
+    never_worse_check([r for r in rows if r[0].startswith("edgeq")], ref)
 
 
 if __name__ == "__main__":
