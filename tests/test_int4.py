@@ -131,3 +131,178 @@ def test_fully_connected_s4(shape, zps):
         y = np.zeros_like(ref)
         assert cb.call("eq_fully_connected_s4", p, x, packed, bias, m, s, scratch, y) == 0
         assert np.array_equal(y, ref)
+
+
+# ---- quantizer ---------------------------------------------------------------------------
+
+def _qw(qg, node_name):
+    """(int weights, QParams) of the QConv/QGemm made from float node `node_name`."""
+    n = next(n for n in qg.nodes if n.name == node_name)
+    return qg.const(n.inputs[1]), qg.tensors[n.inputs[1]].q
+
+
+@pytest.fixture(scope="module")
+def dscnn():
+    """fmnist_dscnn after the float passes, its calibrated ranges, calibration and test
+    inputs, and its Conv/Gemm names (one import + calibration for the whole module)."""
+    from edgeq.models import fmnist
+    from edgeq.models.registry import model_path
+    from edgeq.onnx_import import import_onnx
+    from edgeq.passctx import PassContext
+    from edgeq.targets.pipeline import CompileOptions, find_ranges, float_passes, run_float_passes
+    if not fmnist.available():
+        pytest.skip("Fashion-MNIST is not installed (make setup)")
+    images, _ = fmnist.load_fmnist("test")
+    calib = fmnist.preprocess(images[:16])
+    opts = CompileOptions(progress=False)
+    g = import_onnx(model_path("dscnn"))
+    g = run_float_passes(g, PassContext(calib=None, options={}), float_passes(opts))
+    ranges = find_ranges(g, {g.inputs[0]: calib}, opts, [])
+    names = [n.name for n in g.nodes if n.op in ("Conv", "Gemm")]
+    return {"graph": g, "ranges": ranges, "calib": calib, "x": fmnist.preprocess(images[16:20]),
+            "names": names}
+
+
+def _mixed(names) -> dict:
+    """int4 for the wide late layers and the classifier, int8 for the rest (unnamed)."""
+    return {n: 4 for n in names[6:]}
+
+
+def test_quantize_int4_uniform_and_per_layer(dscnn):
+    from edgeq.quantize import quantize
+    g, ranges, names = dscnn["graph"], dscnn["ranges"], dscnn["names"]
+    q8 = quantize(g, ranges)
+    q4 = quantize(g, ranges, weight_bits=4)
+    qm = quantize(g, ranges, weight_bits=_mixed(names))
+    for name in names:
+        w8, p8 = _qw(q8, name)
+        w4, p4 = _qw(q4, name)
+        assert p8.bits == 8 and p4.bits == 4 and w4.dtype == np.int8
+        assert np.abs(w4).max() == 7 and w4.min() >= -7  # symmetric: -8 never appears
+        assert p4.per_channel and np.array_equal(p4.zero_point, np.zeros_like(p4.zero_point))
+        # the same float weights, 18.14x coarser steps (127 / 7), up to a raised channel
+        assert np.all(p4.scale >= p8.scale * 127 / 7 * (1 - 1e-9))
+        assert q4.meta["quant_layers"][name]["weight_bits"] == 4
+        wm, pm = _qw(qm, name)
+        assert pm.bits == (4 if name in names[6:] else 8)
+        assert np.array_equal(wm, w4 if pm.bits == 4 else w8)
+    assert qm.meta["quant_options"]["weight_bits"] == _mixed(names)
+
+
+def test_quantize_rejects_bad_weight_bits(dscnn):
+    from edgeq.errors import EdgeqError
+    from edgeq.quantize import quantize
+    g, ranges, names = dscnn["graph"], dscnn["ranges"], dscnn["names"]
+    for bad in (1, 9, 4.0, True, "4", {names[0]: 16}, {names[0]: 4, "no_such_conv": 4}):
+        with pytest.raises(EdgeqError) as e:
+            quantize(g, ranges, weight_bits=bad)
+        assert "weight_bits" in str(e.value)
+    with pytest.raises(EdgeqError, match="no_such_conv"):
+        quantize(g, ranges, weight_bits={"no_such_conv": 4})
+
+
+def test_int4_graph_round_trips_through_onnx(dscnn, tmp_path):
+    from edgeq.intref.interpreter import quantize_inputs, run_reference
+    from edgeq.onnx_io import load_graph, save_graph
+    from edgeq.quantize import quantize
+    qm = quantize(dscnn["graph"], dscnn["ranges"], weight_bits=_mixed(dscnn["names"]))
+    back = load_graph(save_graph(qm, tmp_path / "model.q.onnx"))
+    for name in dscnn["names"]:
+        (w0, p0), (w1, p1) = _qw(qm, name), _qw(back, name)
+        assert p1.bits == p0.bits and p1.axis == p0.axis and np.array_equal(w1, w0)
+    feeds = quantize_inputs(qm, {qm.inputs[0]: dscnn["x"]})
+    assert np.array_equal(run_reference(back, feeds)[back.outputs[0]],
+                          run_reference(qm, feeds)[qm.outputs[0]])
+
+
+def test_tflite_export_refuses_int4(dscnn):
+    from edgeq.errors import EdgeqError
+    from edgeq.quantize import quantize
+    from edgeq.tflite_export import export_tflite
+    last = dscnn["names"][-1]
+    qg = quantize(dscnn["graph"], dscnn["ranges"], weight_bits={last: 4})
+    with pytest.raises(EdgeqError) as e:
+        export_tflite(qg)
+    assert last in str(e.value) and "4-bit" in str(e.value)
+
+
+# ---- generated C: host and QEMU, bit-exact, and the flash it saves -------------------------
+
+def _build_and_check(target_name, qg, feeds, out_dir):
+    """Build with embedded self-check vectors, run a batch; both equal the reference."""
+    from edgeq.intref.interpreter import quantize_inputs, run_reference
+    from edgeq.report import base_report
+    from edgeq.targets import get_target
+    t = get_target(target_name)
+    report = base_report(qg, target_name)
+    q = quantize_inputs(qg, feeds)
+    t.build(qg, out_dir, report, {k: v[:2] for k, v in q.items()})
+    assert report["self_check"]["passed"], report["self_check"]
+    got, want = t.run(out_dir, q), run_reference(qg, q)
+    for name in qg.outputs:
+        assert np.array_equal(got[name], want[name]), name
+    return report
+
+
+@pytest.mark.parametrize("plan", ["int4", "mixed"])
+def test_dscnn_int4_host_bit_exact(dscnn, plan, tmp_path):
+    from edgeq.quantize import quantize
+    bits = 4 if plan == "int4" else _mixed(dscnn["names"])
+    qg = quantize(dscnn["graph"], dscnn["ranges"], weight_bits=bits)
+    _build_and_check("host", qg, {qg.inputs[0]: dscnn["x"]}, tmp_path)
+    src = (tmp_path / "model.c").read_text() if (tmp_path / "model.c").exists() else \
+        next(tmp_path.rglob("model.c")).read_text()
+    n4 = sum(1 for n in dscnn["names"] if (bits if isinstance(bits, int) else bits.get(n, 8)) == 4)
+    assert src.count("eq_conv2d_s4(") + src.count("eq_fully_connected_s4(") == n4
+    assert src.count("eq_conv2d_s8(") + src.count("eq_fully_connected_s8(") == len(dscnn["names"]) - n4
+
+
+@needs_arm
+@pytest.mark.qemu
+def test_dscnn_int4_cortex_m7_and_flash(dscnn, tmp_path):
+    """int4 and mixed builds run bit-exact on the Cortex-M7 board, and flash (text + rodata
+    of the ELF) shrinks by about the weight bytes packing saves (give or take the s4
+    kernels' code replacing or joining the s8 ones)."""
+    from edgeq.quantize import quantize
+    feeds = {dscnn["graph"].inputs[0]: dscnn["x"]}
+    reps = {}
+    for plan, bits in (("int8", 8), ("int4", 4), ("mixed", _mixed(dscnn["names"]))):
+        qg = quantize(dscnn["graph"], dscnn["ranges"], weight_bits=bits)
+        reps[plan] = _build_and_check("cortex-m7", qg, feeds, tmp_path / plan)
+    f8, f4, fm = (reps[p]["flash_bytes"] for p in ("int8", "int4", "mixed"))
+    saved = reps["int8"]["weights_bytes"] - reps["int4"]["weights_bytes"]
+    assert saved > 15000  # fmnist_dscnn: ~34.6k int8 weights -> ~17.3k int4
+    assert abs((f8 - f4) - saved) < 0.15 * saved, (f8, f4, saved)
+    assert f4 < fm < f8
+
+
+@needs_arm
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"])
+def test_dscnn_mixed_on_every_board(dscnn, board, tmp_path):
+    from edgeq.quantize import quantize
+    qg = quantize(dscnn["graph"], dscnn["ranges"], weight_bits=_mixed(dscnn["names"]))
+    _build_and_check(board, qg, {qg.inputs[0]: dscnn["x"]}, tmp_path)
+
+
+# ---- the command line ----------------------------------------------------------------------
+
+def test_cli_weight_bits(tmp_path):
+    from typer.testing import CliRunner
+    from edgeq.cli import app
+    from edgeq.models.registry import model_path
+    import json
+    runner = CliRunner()
+    out = tmp_path / "b4"
+    r = runner.invoke(app, ["compile", str(model_path("dscnn")), "--target", "reference",
+                            "--weight-bits", "4", "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["options"]["weight_bits"] == 4
+    assert set(rep["options"]["weight_bits_per_layer"].values()) == {4}
+    assert {row["weight_bits"] for row in rep["layers"] if row["weight_bits"]} == {4}
+    for bad in ("auto", "3"):
+        r = runner.invoke(app, ["compile", str(model_path("dscnn")), "--weight-bits", bad,
+                                "-o", str(tmp_path / "x")])
+        assert r.exit_code != 0 and bad in str(r.exception)  # an EdgeqError (main() prints it)
