@@ -67,46 +67,70 @@ static void conv_im2col(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g
 }
 
 /* Pointwise (1x1, stride 1, no padding) without scratch: pixel q of input channel ic is
- * x[ic * H*W + q], so there are no taps to bound. Two pixels per pass share each unpacked
- * weight byte (two input channels); an odd H*W computes its last pixel twice and stores it
- * once, so nothing past the input is read. */
+ * x[ic * H*W + q], so there are no taps to bound. A 2x2 block per pass: two output
+ * channels (oc0, oc1) and two pixels (qa, qb), so each input load serves two channels and
+ * each unpacked weight byte (two input channels) two pixels. A missing second channel or
+ * pixel repeats the first (computed twice, stored once), so nothing outside the buffers is
+ * read. acc[] is (oc0 qa, oc0 qb, oc1 qa, oc1 qb). */
+static void pointwise_block(int32_t cin_g, int32_t hw, int32_t zp, const int8_t *xa,
+                            const int8_t *xb, const uint8_t *w0, const uint8_t *w1,
+                            int32_t acc[4])
+{
+    int32_t ic;
+    for (ic = 0; ic + 1 < cin_g; ic += 2, xa += 2 * hw, xb += 2 * hw) {
+        const uint32_t u0 = w0[ic >> 1], u1 = w1[ic >> 1];
+        const int32_t v00 = eq_s4_value(u0), v01 = eq_s4_value(u0 >> 4);
+        const int32_t v10 = eq_s4_value(u1), v11 = eq_s4_value(u1 >> 4);
+        const int32_t a0 = (int32_t)xa[0] - zp, a1 = (int32_t)xa[hw] - zp;
+        const int32_t b0 = (int32_t)xb[0] - zp, b1 = (int32_t)xb[hw] - zp;
+        acc[0] += a0 * v00 + a1 * v01;
+        acc[1] += b0 * v00 + b1 * v01;
+        acc[2] += a0 * v10 + a1 * v11;
+        acc[3] += b0 * v10 + b1 * v11;
+    }
+    if (ic < cin_g) {  /* odd cin_g: each row's last value, a low nibble */
+        const int32_t v0 = eq_s4_value(w0[ic >> 1]), v1 = eq_s4_value(w1[ic >> 1]);
+        const int32_t a0 = (int32_t)xa[0] - zp, b0 = (int32_t)xb[0] - zp;
+        acc[0] += a0 * v0;
+        acc[1] += b0 * v0;
+        acc[2] += a0 * v1;
+        acc[3] += b0 * v1;
+    }
+}
+
 static void conv_pointwise(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g,
                            const int8_t *x, const uint8_t *w, const int32_t *bias,
                            const int32_t *mult, const int32_t *shift, int8_t *y)
 {
     const int32_t hw = p->in_h * p->in_w;
     const int32_t row = eq_s4_row_bytes(cin_g);
-    const int32_t zp = p->x_zp;
-    int32_t n, g, oc, q, ic;
+    int32_t n, g, oc, q, j;
     for (n = 0; n < p->batch; ++n) {
         const int8_t *x_n = x + (size_t)n * p->in_c * hw;
         int8_t *y_n = y + (size_t)n * p->out_c * hw;
         for (g = 0; g < p->groups; ++g) {
             const int8_t *x_g = x_n + (size_t)g * cin_g * hw;
-            for (oc = g * cout_g; oc < (g + 1) * cout_g; ++oc) {
-                const uint8_t *w_oc = w + (size_t)oc * row;
-                int8_t *y_oc = y_n + (size_t)oc * hw;
+            for (oc = g * cout_g; oc < (g + 1) * cout_g; oc += 2) {
+                const int32_t pair = oc + 1 < (g + 1) * cout_g;
+                const uint8_t *w0 = w + (size_t)oc * row;
+                const uint8_t *w1 = pair ? w0 + row : w0;
+                const int32_t b0 = bias != NULL ? bias[oc] : 0;
+                const int32_t b1 = bias != NULL && pair ? bias[oc + 1] : 0;
                 for (q = 0; q < hw; q += 2) {
                     const int32_t two = q + 1 < hw;
-                    const int8_t *xa = x_g + q;
-                    const int8_t *xb = xa + two;
-                    int32_t a0 = bias != NULL ? bias[oc] : 0, a1 = a0;
-                    for (ic = 0; ic + 1 < cin_g; ic += 2, xa += 2 * hw, xb += 2 * hw) {
-                        const uint32_t b = w_oc[ic >> 1];
-                        const int32_t w0 = eq_s4_value(b), w1 = eq_s4_value(b >> 4);
-                        a0 += ((int32_t)xa[0] - zp) * w0 + ((int32_t)xa[hw] - zp) * w1;
-                        a1 += ((int32_t)xb[0] - zp) * w0 + ((int32_t)xb[hw] - zp) * w1;
-                    }
-                    if (ic < cin_g) {  /* odd cin_g: the row's last value, low nibble */
-                        const int32_t w0 = eq_s4_value(w_oc[ic >> 1]);
-                        a0 += ((int32_t)xa[0] - zp) * w0;
-                        a1 += ((int32_t)xb[0] - zp) * w0;
-                    }
-                    y_oc[q] = eq_out_s8(multiply_by_quantized_multiplier(a0, mult[oc], shift[oc]),
-                                        p->y_zp, p->act_min, p->act_max);
-                    if (two) {
-                        y_oc[q + 1] = eq_out_s8(multiply_by_quantized_multiplier(a1, mult[oc], shift[oc]),
-                                                p->y_zp, p->act_min, p->act_max);
+                    int32_t acc[4];
+                    acc[0] = b0;
+                    acc[1] = b0;
+                    acc[2] = b1;
+                    acc[3] = b1;
+                    pointwise_block(cin_g, hw, p->x_zp, x_g + q, x_g + q + two, w0, w1, acc);
+                    for (j = 0; j < 4; ++j) {
+                        const int32_t c = oc + (j >> 1);
+                        if ((j >> 1) <= pair && (j & 1) <= two) {
+                            y_n[(size_t)c * hw + q + (j & 1)] = eq_out_s8(
+                                multiply_by_quantized_multiplier(acc[j], mult[c], shift[c]),
+                                p->y_zp, p->act_min, p->act_max);
+                        }
                     }
                 }
             }
