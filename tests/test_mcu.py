@@ -1,13 +1,16 @@
 """Firmware on QEMU's Cortex-M boards equals the integer reference, byte for byte.
 
 Fast set: the hand-built graphs on cortex-m7, one graph on each other board, the budget
-failure, the report's memory numbers and repeatable instruction counts. Slow set: real
-models (quantized by edgeq.quantize) on every board.
+failure, the self-check failure, the report's memory numbers and repeatable instruction
+counts. Slow set: every models/ network and every MLPerf Tiny model (calibrated on real
+data) on the host and on every board.
 """
 from __future__ import annotations
 
 import shutil
+from functools import lru_cache
 
+import numpy as np
 import pytest
 
 from edgeq.errors import EdgeqError
@@ -60,12 +63,25 @@ def test_every_board_runs_ops(board, tmp_path):
     check_target(get_target(board), qgraph_ops(), tmp_path, n=2)
 
 
+def assert_integer_only_c(src) -> None:
+    """The generated model sources hold no float type, no division or modulo, no heap."""
+    import re
+    from .test_c_kernels import _strip_c
+    for name in ("model.c", "model.h"):
+        code = _strip_c((src / name).read_text())
+        for what, pattern in {"float/double": r"\b(float|double)\b", "heap": r"\b(malloc|calloc|realloc|free|alloca)\b",
+                              "division": r"/", "modulo": r"%"}.items():
+            m = re.search(pattern, code)
+            assert m is None, f"{name}: {what}: ...{code[max(0, m.start() - 40):m.end() + 20]}..."
+
+
 @needs_tools
 @pytest.mark.parametrize("board", BOARDS)
 def test_every_board_runs_every_op(board, tmp_path):
     """All per-op graphs (depthwise, dilation, 1-D, broadcasting, softmax, concat, ...) in one
     firmware with 18 inputs and outputs."""
     check_target(get_target(board), qgraph_all_ops(), tmp_path, n=2)
+    assert_integer_only_c(tmp_path / "src")
 
 
 @needs_tools
@@ -206,26 +222,60 @@ def test_fault_exits_99(tmp_path):
 
 # ---- real models (slow) ------------------------------------------------------------------------
 
-def _quantized_model(name):
-    from tests.conftest import mlperf_model
+FMNIST_MODELS = ["dscnn", "mobilenetv2", "resnet8"]
+MODEL_CASES = [("fmnist", m) for m in FMNIST_MODELS] + [("mlperf", m) for m in MLPERF_MODELS]
+
+
+@lru_cache(maxsize=None)
+def _real_model(kind: str, name: str):
+    """(quantized graph, 4 int8 inputs): calibrated on 32 real samples, checked on 4 others."""
+    from edgeq.intref.interpreter import quantize_inputs
     from edgeq.targets.pipeline import CompileOptions, compile_model
-    res = compile_model(mlperf_model(name), CompileOptions(target="reference", progress=False), log=lambda s: None)
-    return res.qgraph
+    if kind == "mlperf":
+        from edgeq.models.mlperf_inputs import mlperf_inputs
+        from tests.conftest import mlperf_model
+        path = mlperf_model(name)
+        calib, held_out = mlperf_inputs(name, "calib", n=32), mlperf_inputs(name, "eval", n=4)
+    else:
+        from edgeq.models.fmnist import available, load_fmnist, preprocess
+        from edgeq.models.registry import REFERENCE_MODELS
+        path = REFERENCE_MODELS[name]
+        if not available():
+            pytest.skip("Fashion-MNIST data is absent")
+        calib, held_out = preprocess(load_fmnist("train")[0][:32]), preprocess(load_fmnist("test")[0][:4])
+    q = compile_model(str(path), CompileOptions(progress=False, calib_limit=32), None, calib=calib,
+                      log=lambda s: None).qgraph
+    return q, quantize_inputs(q, {q.inputs[0]: held_out})
 
 
 @needs_tools
 @pytest.mark.slow
-@pytest.mark.parametrize("board", BOARDS)
-@pytest.mark.parametrize("model", MLPERF_MODELS)
-def test_mlperf_on_board(model, board, tmp_path):
-    g = _quantized_model(model)
-    t = get_target(board)
+@pytest.mark.parametrize("target", ["host"] + BOARDS)
+@pytest.mark.parametrize("kind,name", MODEL_CASES)
+def test_real_model_bit_exact(kind, name, target, tmp_path):
+    """Every models/ network and every MLPerf Tiny model, on the host and on each board: the
+    self-check and a run of 4 held-out real inputs equal the integer reference exactly. A
+    model larger than the board's real part is checked on the emulated board's memory (the
+    same ISA), after the part's budget has refused it with a clear message."""
+    from edgeq.intref.interpreter import run_reference
+    g, feeds = _real_model(kind, name)
+    t = get_target(target)
+    rep = {}
     try:
-        check_target(t, g, tmp_path, n=2)
+        t.build(g, tmp_path, rep, {k: v[:2] for k, v in feeds.items()})
     except EdgeqError as e:
-        if "does not fit" in str(e):
-            pytest.skip(str(e))
-        raise
+        if target == "host" or "does not fit" not in str(e):
+            raise
+        assert "overflowed by" in str(e)
+        b = t.board
+        t = t.with_budget(flash_bytes=b["qemu_flash_bytes"], ram_bytes=b["qemu_ram_bytes"])
+        tmp_path = tmp_path / "emulated"
+        t.build(g, tmp_path, rep, {k: v[:2] for k, v in feeds.items()})
+    assert rep["self_check"]["passed"] and rep["self_check"]["vectors"] == 2, rep["self_check"]
+    assert_integer_only_c(tmp_path / "src")
+    got, want = t.run(tmp_path, feeds), run_reference(g, feeds)
+    for out in g.outputs:
+        assert np.array_equal(got[out], want[out]), out
 
 
 @needs_tools
