@@ -71,6 +71,31 @@ def inspect_path(path: Path, console: Console) -> None:
     console.print(f"  MACs / inference: {sum(r['macs'] for r in rows):,}")
 
 
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _pass_details(entry: dict) -> str:
+    """One readable line per log entry: CLE's per-layer weight ranges before -> after,
+    a bias shift, a guard decision; anything else as key=value."""
+    if "before" in entry and "after" in entry:
+        b, a = entry["before"], entry["after"]
+        return (f"{entry.get('layer', '')}: weight range {_fmt(b['tensor_range'])} -> "
+                f"{_fmt(a['tensor_range'])}, smallest channel {_fmt(b['channel_range_min'])} -> "
+                f"{_fmt(a['channel_range_min'])}, median channel "
+                f"{_fmt(b['channel_range_median'])} -> {_fmt(a['channel_range_median'])}")
+    if "bias_shift_max" in entry:
+        what = "bias shift" if entry["pass"] == "correct_bias" else "absorbed bias"
+        extra = f" ({entry['mode']})" if "mode" in entry else ""
+        return (f"{entry.get('layer', '')}: {what}{extra} max {_fmt(entry['bias_shift_max'])}, "
+                f"mean {_fmt(entry.get('bias_shift_mean', 0.0))}")
+    if "step" in entry:  # passes/dfq_guard.py
+        score = ", ".join(f"{k} {_fmt(entry[k])}" for k in ("sqnr", "top1", "conf_top1") if k in entry)
+        kept = "" if "kept" not in entry else (" kept" if entry["kept"] else " dropped")
+        return f"step {entry['step']}{kept} (calibration data: {score})"
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in entry.items() if k != "pass")
+
+
 def _print_pass_log(log: list[dict], console: Console) -> None:
     if not log:
         return
@@ -78,6 +103,5 @@ def _print_pass_log(log: list[dict], console: Console) -> None:
     table.add_column("pass")
     table.add_column("details", overflow="fold")
     for entry in log:
-        details = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "pass")
-        table.add_row(entry["pass"], details[:200])
+        table.add_row(entry["pass"], _pass_details(entry)[:300])
     console.print(table)
