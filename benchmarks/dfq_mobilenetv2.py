@@ -154,7 +154,7 @@ DIAGNOSTIC_ROWS = {("edgeq + CLE", "per-tensor"),
 FMNIST_ROWS = [r for r in EDGEQ_ROWS if r[4] != "relu"]
 
 
-def fmnist(limit: int) -> None:
+def fmnist(limit: int, only: str | None = None, diagnostics: bool = False) -> None:
     """The Fashion-MNIST MobileNetV2-style reference model: top-1 against the labels
     (calibration: the first 512 training images, like benchmarks/fmnist_accuracy.py), and
     the fidelity metrics against the float model's outputs."""
@@ -176,6 +176,8 @@ def fmnist(limit: int) -> None:
     print(f"| float | - | {f_acc:.2f}% | | | | |")
     results = []
     for label, gran, eq, bc, relu6 in FMNIST_ROWS:
+        if (only and gran != only) or (not diagnostics and (label, gran) in DIAGNOSTIC_ROWS):
+            continue
         _, q = edgeq_graphs(path, gran, eq, bc, calib, relu6, "unguarded" in label)
         logits = run_int8(q, x, batch=500)
         acc = np.mean(logits.argmax(1) == y) * 100
@@ -223,7 +225,7 @@ def main(argv=None) -> None:
                     help="instead: the Fashion-MNIST MobileNetV2-style model on N test images")
     args = ap.parse_args(argv)
     if args.fmnist:
-        return fmnist(args.fmnist)
+        return fmnist(args.fmnist, args.only, args.diagnostics)
 
     from edgeq.models.mobilenetv2_imagenet import cache_dir, export_onnx
     from edgeq.models.natural_images import natural_images

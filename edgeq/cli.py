@@ -52,7 +52,8 @@ def compile_cmd(
     input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs"),
     weight_granularity: str = typer.Option("per-channel", "--weight-granularity", help="per-channel | per-tensor"),
     equalize: Optional[bool] = typer.Option(None, "--equalize/--no-equalize", help="cross-layer equalization (default: on for per-tensor weights)"),
-    bias_correction: Optional[bool] = typer.Option(None, "--bias-correction/--no-bias-correction", help="bias correction (default: on for per-tensor weights)"),
+    bias_correction: Optional[bool] = typer.Option(None, "--bias-correction/--no-bias-correction", help="bias correction (default: on for per-tensor weights; empirical with --calib, else data-free)"),
+    dfq_guard: Optional[bool] = typer.Option(None, "--dfq-guard/--no-dfq-guard", help="keep each of those passes only if not worse on the calibration data (default: on for per-channel weights)"),
     weight_bits: str = typer.Option("8", "--weight-bits", help="8 | 4 (int4 weights, packed two per byte) | auto"),
     calib_method: Optional[str] = typer.Option(None, "--calib-method", help="minmax | percentile | mse"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
@@ -73,7 +74,7 @@ def compile_cmd(
         raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx file")
     opts = CompileOptions(target=target, input_shapes=_parse_shapes(input_shape),
                           weight_granularity=weight_granularity, weight_bits=bits, equalize=equalize,
-                          bias_correction=bias_correction, calib_method=calib_method,
+                          bias_correction=bias_correction, dfq_guard=dfq_guard, calib_method=calib_method,
                           progress=not quiet)
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {m}"))
     print_compile_summary(result.report, out_dir, out)
