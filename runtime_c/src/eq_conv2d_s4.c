@@ -20,7 +20,7 @@ size_t eq_conv2d_s4_scratch_size(const eq_conv2d_params *p)
 }
 
 /* im2col path: gather the patch once per output pixel and group (in s4 dot order), then
- * one dot product per output channel of the group against its packed row. */
+ * dot it with the packed rows of the group's output channels, two channels per pass. */
 static void conv_im2col(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g,
                         const int8_t *x, const uint8_t *w, const int32_t *bias,
                         const int32_t *mult, const int32_t *shift, int16_t *patch, int8_t *y)
@@ -53,12 +53,24 @@ static void conv_im2col(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g
                             }
                         }
                     }
-                    for (oc = g * cout_g; oc < (g + 1) * cout_g; ++oc) {
-                        int32_t acc = bias != NULL ? bias[oc] : 0;
-                        acc = eq_dot_s16_s4(patch, w + (size_t)oc * row, k_taps, acc);
-                        acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]);
-                        y_n[(size_t)oc * out_hw + oh * p->out_w + ow] =
-                            eq_out_s8(acc, p->y_zp, p->act_min, p->act_max);
+                    for (oc = g * cout_g; oc < (g + 1) * cout_g; oc += 2) {
+                        /* two output channels per pass share the patch loads */
+                        const int32_t pair = oc + 1 < (g + 1) * cout_g;
+                        int32_t acc[2], j;
+                        acc[0] = bias != NULL ? bias[oc] : 0;
+                        acc[1] = bias != NULL && pair ? bias[oc + 1] : 0;
+                        if (pair) {
+                            eq_dot2_s16_s4(patch, w + (size_t)oc * row, w + (size_t)(oc + 1) * row,
+                                           k_taps, &acc[0], &acc[1]);
+                        } else {
+                            acc[0] = eq_dot_s16_s4(patch, w + (size_t)oc * row, k_taps, acc[0]);
+                        }
+                        for (j = 0; j <= pair; ++j) {
+                            const int32_t v = multiply_by_quantized_multiplier(acc[j], mult[oc + j],
+                                                                               shift[oc + j]);
+                            y_n[(size_t)(oc + j) * out_hw + oh * p->out_w + ow] =
+                                eq_out_s8(v, p->y_zp, p->act_min, p->act_max);
+                        }
                     }
                 }
             }
@@ -68,34 +80,51 @@ static void conv_im2col(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g
 
 /* Pointwise (1x1, stride 1, no padding) without scratch: pixel q of input channel ic is
  * x[ic * H*W + q], so there are no taps to bound. A 2x2 block per pass: two output
- * channels (oc0, oc1) and two pixels (qa, qb), so each input load serves two channels and
- * each unpacked weight byte (two input channels) two pixels. A missing second channel or
- * pixel repeats the first (computed twice, stored once), so nothing outside the buffers is
- * read. acc[] is (oc0 qa, oc0 qb, oc1 qa, oc1 qb). */
-static void pointwise_block(int32_t cin_g, int32_t hw, int32_t zp, const int8_t *xa,
-                            const int8_t *xb, const uint8_t *w0, const uint8_t *w1,
-                            int32_t acc[4])
+ * channels and two pixels, so each input load serves two channels and each unpacked weight
+ * byte (two input channels) two pixels. A missing second channel or pixel repeats the
+ * first (computed twice, stored once), so nothing outside the buffers is read.
+ * The zero point leaves the loop: sum (x - x_zp) w = sum x w - x_zp * sum w, with sum w of
+ * each row computed once and subtracted after the loop. No int32 overflow: |x w| <= 128 * 8
+ * per tap is below the 255 * 7 of the proven bound K * 255 * 7 + |bias| < 2^31, so every
+ * partial bias + sum x w fits, |x_zp * sum w| <= 128 * 8 * K fits, and the difference is
+ * the layer's true accumulator. s[] is (ch0 px0, ch0 px1, ch1 px0, ch1 px1). */
+static void pointwise_block(int32_t cin_g, int32_t hw, const int8_t *xa, const int8_t *xb,
+                            const uint8_t *w0, const uint8_t *w1, int32_t s[4])
 {
-    int32_t ic;
-    for (ic = 0; ic + 1 < cin_g; ic += 2, xa += 2 * hw, xb += 2 * hw) {
-        const uint32_t u0 = w0[ic >> 1], u1 = w1[ic >> 1];
-        const int32_t v00 = eq_s4_value(u0), v01 = eq_s4_value(u0 >> 4);
-        const int32_t v10 = eq_s4_value(u1), v11 = eq_s4_value(u1 >> 4);
-        const int32_t a0 = (int32_t)xa[0] - zp, a1 = (int32_t)xa[hw] - zp;
-        const int32_t b0 = (int32_t)xb[0] - zp, b1 = (int32_t)xb[hw] - zp;
-        acc[0] += a0 * v00 + a1 * v01;
-        acc[1] += b0 * v00 + b1 * v01;
-        acc[2] += a0 * v10 + a1 * v11;
-        acc[3] += b0 * v10 + b1 * v11;
+    /* local sums: int8_t may alias s[], so summing into s[] would store every step */
+    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
+    const uint8_t *end0 = w0 + (cin_g >> 1);
+    for (; w0 < end0; ++w0, ++w1, xa += 2 * hw, xb += 2 * hw) {
+        const int32_t v00 = eq_s4_value(*w0), v10 = eq_s4_value(*w1);
+        const int32_t a = xa[0], b = xb[0];
+        const int32_t v01 = eq_s4_value((uint32_t)*w0 >> 4), v11 = eq_s4_value((uint32_t)*w1 >> 4);
+        const int32_t c = xa[hw], d = xb[hw];
+        s00 += a * v00 + c * v01;
+        s01 += b * v00 + d * v01;
+        s10 += a * v10 + c * v11;
+        s11 += b * v10 + d * v11;
     }
-    if (ic < cin_g) {  /* odd cin_g: each row's last value, a low nibble */
-        const int32_t v0 = eq_s4_value(w0[ic >> 1]), v1 = eq_s4_value(w1[ic >> 1]);
-        const int32_t a0 = (int32_t)xa[0] - zp, b0 = (int32_t)xb[0] - zp;
-        acc[0] += a0 * v0;
-        acc[1] += b0 * v0;
-        acc[2] += a0 * v1;
-        acc[3] += b0 * v1;
+    if (cin_g & 1) {  /* odd cin_g: each row's last value, a low nibble */
+        const int32_t v0 = eq_s4_value(*w0), v1 = eq_s4_value(*w1);
+        s00 += xa[0] * v0;
+        s01 += xb[0] * v0;
+        s10 += xa[0] * v1;
+        s11 += xb[0] * v1;
     }
+    s[0] = s00;
+    s[1] = s01;
+    s[2] = s10;
+    s[3] = s11;
+}
+
+/* sum of a packed row's k values */
+static int32_t row_sum(const uint8_t *w, int32_t k)
+{
+    int32_t i, sum = 0;
+    for (i = 0; i < k; ++i) {
+        sum += eq_s4_get(w, i);
+    }
+    return sum;
 }
 
 static void conv_pointwise(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g,
@@ -116,6 +145,8 @@ static void conv_pointwise(const eq_conv2d_params *p, int32_t cin_g, int32_t cou
                 const uint8_t *w1 = pair ? w0 + row : w0;
                 const int32_t b0 = bias != NULL ? bias[oc] : 0;
                 const int32_t b1 = bias != NULL && pair ? bias[oc + 1] : 0;
+                const int32_t zw0 = p->x_zp * row_sum(w0, cin_g);
+                const int32_t zw1 = p->x_zp * row_sum(w1, cin_g);
                 for (q = 0; q < hw; q += 2) {
                     const int32_t two = q + 1 < hw;
                     int32_t acc[4];
@@ -123,7 +154,11 @@ static void conv_pointwise(const eq_conv2d_params *p, int32_t cin_g, int32_t cou
                     acc[1] = b0;
                     acc[2] = b1;
                     acc[3] = b1;
-                    pointwise_block(cin_g, hw, p->x_zp, x_g + q, x_g + q + two, w0, w1, acc);
+                    pointwise_block(cin_g, hw, x_g + q, x_g + q + two, w0, w1, acc);
+                    acc[0] -= zw0;  /* after the sum: every partial sum stays bounded */
+                    acc[1] -= zw0;
+                    acc[2] -= zw1;
+                    acc[3] -= zw1;
                     for (j = 0; j < 4; ++j) {
                         const int32_t c = oc + (j >> 1);
                         if ((j >> 1) <= pair && (j & 1) <= two) {

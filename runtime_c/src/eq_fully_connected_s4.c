@@ -34,18 +34,28 @@ eq_status eq_fully_connected_s4(const eq_fc_params *p, const int8_t *x, const ui
                 xs[eq_dot_slot_s4(k, p->in_features)] = (int16_t)((int32_t)x_n[k] - p->x_zp);
             }
         }
-        for (c = 0; c < p->out_features; ++c) {
+        for (c = 0; c < p->out_features; c += 2) {
+            /* two output features per pass (the dot product shares the row loads) */
+            const int32_t pair = c + 1 < p->out_features;
             const uint8_t *w_c = w + (size_t)c * row;
-            int32_t acc = bias != NULL ? bias[c] : 0;
-            if (xs != NULL) {
-                acc = eq_dot_s16_s4(xs, w_c, p->in_features, acc);
+            int32_t acc[2], j;
+            acc[0] = bias != NULL ? bias[c] : 0;
+            acc[1] = bias != NULL && pair ? bias[c + 1] : 0;
+            if (xs != NULL && pair) {
+                eq_dot2_s16_s4(xs, w_c, w_c + row, p->in_features, &acc[0], &acc[1]);
+            } else if (xs != NULL) {
+                acc[0] = eq_dot_s16_s4(xs, w_c, p->in_features, acc[0]);
             } else {
                 for (k = 0; k < p->in_features; ++k) {
-                    acc += ((int32_t)x_n[k] - p->x_zp) * eq_s4_get(w_c, k);
+                    const int32_t d = (int32_t)x_n[k] - p->x_zp;
+                    acc[0] += d * eq_s4_get(w_c, k);
+                    acc[1] += pair ? d * eq_s4_get(w_c + row, k) : 0;
                 }
             }
-            acc = multiply_by_quantized_multiplier(acc, mult[c], shift[c]);
-            y[(size_t)n * p->out_features + c] = eq_out_s8(acc, p->y_zp, p->act_min, p->act_max);
+            for (j = 0; j <= pair; ++j) {
+                const int32_t v = multiply_by_quantized_multiplier(acc[j], mult[c + j], shift[c + j]);
+                y[(size_t)n * p->out_features + c + j] = eq_out_s8(v, p->y_zp, p->act_min, p->act_max);
+            }
         }
     }
     return EQ_OK;

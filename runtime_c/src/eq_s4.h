@@ -7,9 +7,9 @@
  *
  * Sign extension without a branch, and without >> on a negative value or a narrowing
  * cast to a signed type (both implementation-defined in C99; eq_fixedpoint.h avoids them
- * too): one nibble n in [0, 15] becomes (n ^ 8) - 8; four nibbles, one per byte of a word,
- * become int8 bytes with n | (n & 8) * 0x1E (bits 4..7 copy bit 3; 8 * 0x1E = 0xF0 stays
- * inside its byte, so the bytes do not interact), which SXTB16 then widens. */
+ * too): a nibble n in [0, 15] becomes (n ^ 8) - 8. The DSP path does the same on four
+ * nibbles at once, one per byte lane (XOR, then USUB8: per-lane subtraction, no borrow
+ * between lanes), and SXTB16 widens the bytes. */
 #ifndef EQ_S4_H
 #define EQ_S4_H
 
@@ -18,7 +18,6 @@
 #include "eq_internal.h"
 
 #define EQ_S4_LOW_NIBBLES 0x0F0F0F0Fu
-#define EQ_S4_SIGN_BITS 0x08080808u
 
 static inline int32_t eq_s4_row_bytes(int32_t k)
 {
@@ -50,10 +49,18 @@ static inline int32_t eq_s4_get(const uint8_t *row, int32_t i)
  * natural order throughout. */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1
 
-/* Each byte's low nibble -> that byte as int8 (4 at once, for SXTB16). */
-static inline uint32_t eq_s4_widen4(uint32_t nibbles)
+/* The 8 values of a packed word as int8 bytes: *even = values 0, 2, 4, 6 and *odd = 1, 3,
+ * 5, 7, one per byte lane, each (n ^ 8) - 8 of its nibble n. */
+static inline void eq_s4_unpack8(uint32_t w8, uint32_t *even, uint32_t *odd)
 {
-    return nibbles | ((nibbles & EQ_S4_SIGN_BITS) * 0x1Eu);
+    const uint32_t u = w8 ^ 0x88888888u;  /* every nibble biased to [0, 15] */
+    *even = (uint32_t)__usub8((uint8x4_t)(u & EQ_S4_LOW_NIBBLES), (uint8x4_t)0x08080808u);
+    *odd = (uint32_t)__usub8((uint8x4_t)((u >> 4) & EQ_S4_LOW_NIBBLES), (uint8x4_t)0x08080808u);
+}
+
+static inline uint32_t eq_ror8(uint32_t v)
+{
+    return (v >> 8) | (v << 24);  /* GCC folds this into SXTB16's rotation */
 }
 
 static inline int32_t eq_dot_slot_s4(int32_t i, int32_t k)
@@ -66,18 +73,45 @@ static inline int32_t eq_dot_s16_s4(const int16_t *a, const uint8_t *w, int32_t 
 {
     int32_t i = 0;
     for (; k - i >= 8; i += 8, a += 8) {
-        const uint32_t w8 = eq_load_u32(w + (i >> 1));
-        const uint32_t ev = eq_s4_widen4(w8 & EQ_S4_LOW_NIBBLES);
-        const uint32_t od = eq_s4_widen4((w8 >> 4) & EQ_S4_LOW_NIBBLES);
+        uint32_t ev, od;
+        eq_s4_unpack8(eq_load_u32(w + (i >> 1)), &ev, &od);
         acc = __smlad((int16x2_t)eq_load_u32(a), __sxtb16((int8x4_t)ev), acc);
-        acc = __smlad((int16x2_t)eq_load_u32(a + 2), __sxtb16((int8x4_t)((ev >> 8) | (ev << 24))), acc);
+        acc = __smlad((int16x2_t)eq_load_u32(a + 2), __sxtb16((int8x4_t)eq_ror8(ev)), acc);
         acc = __smlad((int16x2_t)eq_load_u32(a + 4), __sxtb16((int8x4_t)od), acc);
-        acc = __smlad((int16x2_t)eq_load_u32(a + 6), __sxtb16((int8x4_t)((od >> 8) | (od << 24))), acc);
+        acc = __smlad((int16x2_t)eq_load_u32(a + 6), __sxtb16((int8x4_t)eq_ror8(od)), acc);
     }
     for (; i < k; ++i) {
         acc += (int32_t)*a++ * eq_s4_get(w, i);
     }
     return acc;
+}
+
+/* Two packed rows against the same activations: each patch word is loaded once. */
+static inline void eq_dot2_s16_s4(const int16_t *a, const uint8_t *w0, const uint8_t *w1,
+                                  int32_t k, int32_t *acc0, int32_t *acc1)
+{
+    int32_t s0 = *acc0, s1 = *acc1, i = 0;
+    for (; k - i >= 8; i += 8, a += 8) {
+        const int16x2_t a04 = (int16x2_t)eq_load_u32(a), a26 = (int16x2_t)eq_load_u32(a + 2);
+        const int16x2_t a15 = (int16x2_t)eq_load_u32(a + 4), a37 = (int16x2_t)eq_load_u32(a + 6);
+        uint32_t ev, od;
+        eq_s4_unpack8(eq_load_u32(w0 + (i >> 1)), &ev, &od);
+        s0 = __smlad(a04, __sxtb16((int8x4_t)ev), s0);
+        s0 = __smlad(a26, __sxtb16((int8x4_t)eq_ror8(ev)), s0);
+        s0 = __smlad(a15, __sxtb16((int8x4_t)od), s0);
+        s0 = __smlad(a37, __sxtb16((int8x4_t)eq_ror8(od)), s0);
+        eq_s4_unpack8(eq_load_u32(w1 + (i >> 1)), &ev, &od);
+        s1 = __smlad(a04, __sxtb16((int8x4_t)ev), s1);
+        s1 = __smlad(a26, __sxtb16((int8x4_t)eq_ror8(ev)), s1);
+        s1 = __smlad(a15, __sxtb16((int8x4_t)od), s1);
+        s1 = __smlad(a37, __sxtb16((int8x4_t)eq_ror8(od)), s1);
+    }
+    for (; i < k; ++i, ++a) {
+        s0 += (int32_t)*a * eq_s4_get(w0, i);
+        s1 += (int32_t)*a * eq_s4_get(w1, i);
+    }
+    *acc0 = s0;
+    *acc1 = s1;
 }
 
 #else
@@ -100,6 +134,13 @@ static inline int32_t eq_dot_s16_s4(const int16_t *a, const uint8_t *w, int32_t 
         acc += (int32_t)a[i] * eq_s4_get(w, i);
     }
     return acc;
+}
+
+static inline void eq_dot2_s16_s4(const int16_t *a, const uint8_t *w0, const uint8_t *w1,
+                                  int32_t k, int32_t *acc0, int32_t *acc1)
+{
+    *acc0 = eq_dot_s16_s4(a, w0, k, *acc0);
+    *acc1 = eq_dot_s16_s4(a, w1, k, *acc1);
 }
 
 #endif
