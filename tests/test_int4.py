@@ -306,3 +306,21 @@ def test_cli_weight_bits(tmp_path):
         r = runner.invoke(app, ["compile", str(model_path("dscnn")), "--weight-bits", bad,
                                 "-o", str(tmp_path / "x")])
         assert r.exit_code != 0 and bad in str(r.exception)  # an EdgeqError (main() prints it)
+
+
+def test_pipeline_takes_a_per_layer_dict(dscnn, tmp_path):
+    """CompileOptions.weight_bits as {float node name: bits} reaches the quantizer, and
+    report.json (JSON) records the plan and every layer's bits."""
+    import json
+    from edgeq.models.registry import model_path
+    from edgeq.targets.pipeline import CompileOptions, compile_model
+    plan = _mixed(dscnn["names"])
+    opts = CompileOptions(target="reference", weight_bits=plan, progress=False, test_vectors=0)
+    res = compile_model(model_path("dscnn"), opts, tmp_path / "b", calib=dscnn["calib"][:4],
+                        log=lambda s: None)
+    rep = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert rep["options"]["weight_bits"] == plan
+    assert rep["options"]["weight_bits_per_layer"] == {n: plan.get(n, 8) for n in dscnn["names"]}
+    assert {r["name"]: r["weight_bits"] for r in rep["layers"] if r["weight_bits"]} == \
+        rep["options"]["weight_bits_per_layer"]
+    assert res.report["weights_bytes"] == rep["weights_bytes"]
