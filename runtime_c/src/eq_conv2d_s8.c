@@ -185,7 +185,10 @@ static void conv_direct(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g
                 for (ow = 0; ow < p->out_w; ++ow) {
                     const int32_t iw0 = ow * p->stride_w - p->pad_left;
                     int32_t kw_lo, kw_hi;
+                    int full3;
                     inside_taps(iw0, p->kernel_w, p->dilation_w, p->in_w, &kw_lo, &kw_hi);
+                    /* a full row of a 3-wide, undilated kernel: the common case, unrolled */
+                    full3 = p->kernel_w == 3 && p->dilation_w == 1 && kw_lo == 0 && kw_hi == 3;
                     for (oc = g * cout_g; oc < (g + 1) * cout_g; oc += 2) {
                         const int32_t pair = oc + 1 < (g + 1) * cout_g;
                         const int8_t *w0 = w + (size_t)oc * cin_g * k_hw;
@@ -198,7 +201,15 @@ static void conv_direct(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g
                             for (kh = kh_lo; kh < kh_hi; ++kh) {
                                 const int8_t *x_r = x_c + (ih0 + kh * p->dilation_h) * p->in_w + iw0;
                                 const int32_t t = ic * k_hw + kh * p->kernel_w;
-                                if (pair) {
+                                if (full3) {
+                                    const int32_t v0 = (int32_t)x_r[0] - p->x_zp;
+                                    const int32_t v1 = (int32_t)x_r[1] - p->x_zp;
+                                    const int32_t v2 = (int32_t)x_r[2] - p->x_zp;
+                                    acc[0] += v0 * w0[t] + v1 * w0[t + 1] + v2 * w0[t + 2];
+                                    if (pair) {
+                                        acc[1] += v0 * w1[t] + v1 * w1[t + 1] + v2 * w1[t + 2];
+                                    }
+                                } else if (pair) {
                                     for (kw = kw_lo; kw < kw_hi; ++kw) {
                                         const int32_t v = (int32_t)x_r[kw * p->dilation_w] - p->x_zp;
                                         acc[0] += v * (int32_t)w0[t + kw];
