@@ -203,6 +203,29 @@ def test_profile_counts_are_exact_and_repeatable(tmp_path):
 
 
 @needs_tools
+def test_edgeq_profile_writes_per_layer_counts_to_the_report(tmp_path):
+    """`edgeq profile DIR --device qemu` (runner.profile_build): report.json gains the
+    instructions per inference and the profile with one exact count per layer."""
+    import json
+    import subprocess
+    import sys
+    from .test_cli_errors import conv_model
+    out = tmp_path / "build"
+    cmd = [sys.executable, "-m", "edgeq.cli"]
+    c = subprocess.run([*cmd, "compile", str(conv_model(tmp_path / "m.onnx")), "--target", "cortex-m7",
+                        "-o", str(out)], capture_output=True, text=True, timeout=600)
+    assert c.returncode == 0, c.stderr
+    p = subprocess.run([*cmd, "profile", str(out), "--device", "qemu"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    rep = json.loads((out / "report.json").read_text())
+    prof = rep["profile"]
+    assert rep["instructions"] == prof["instructions"] == sum(l["instructions"] for l in prof["layers"]) > 0
+    assert [l["name"] for l in prof["layers"]] == [l["name"] for l in rep["layers"]]
+    assert "not cycles" in prof["counter"] and "instructions per inference" in p.stdout
+    assert rep["memory_plan"]["plot"] == "memory_timeline.png" and (out / "memory_timeline.png").is_file()
+
+
+@needs_tools
 def test_fault_exits_99(tmp_path):
     """A fault in the firmware ends QEMU with status 99 (startup.c's fault handler)."""
     from edgeq.targets import qemu
