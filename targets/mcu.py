@@ -4,7 +4,9 @@ build: the generated model + runtime_c + startup.c + a firmware main, cross-comp
 arm-none-eabi-gcc and linked into DIR/fw.elf against the real part's flash/RAM budget
 (boards/boards.json; `MCUTarget.with_budget` or report["budget"] override it). The
 firmware embeds the test vectors and their expected outputs from the integer reference,
-so a build run on QEMU checks itself (exit status = mismatches) and measures its stack.
+so a build run on QEMU checks itself (exit status = mismatches; any mismatch fails the
+build with an EdgeqError naming the vector and output) and measures its stack. The build
+also writes memory_timeline.png (the memory plan's live bytes per layer) beside report.json.
 
 run: relinks the firmware with the given inputs embedded (in chunks), runs it on QEMU and
 parses the printed outputs. profile: relinks with -DEDGEQ_PROFILE layer marks and counts
