@@ -148,6 +148,8 @@ DIAGNOSTIC_ROWS = {("edgeq + CLE", "per-tensor"),
                    ("edgeq + CLE(ReLU6->ReLU)", "per-tensor"),
                    ("edgeq + CLE(ReLU6->ReLU) + BC (empirical)", "per-channel"),
                    ("edgeq + CLE + BC (data-free)", "per-channel"),
+                   ("edgeq + CLE + BC (data-free)", "per-tensor"),
+                   ("edgeq + BC (empirical), no CLE", "per-channel"),
                    ("edgeq + CLE + BC (empirical), unguarded", "per-channel")}
 
 
@@ -237,6 +239,8 @@ def main(argv=None) -> None:
     calib = natural_images(args.calib, seed=1)
     ref = float_logits(x)
     tag = f"n{args.n}_c{args.calib}"
+    if not (work / f"{tag}_inputs.npz").is_file():  # for benchmarks/dfq_aimet.py
+        np.savez(work / f"{tag}_inputs.npz", x=x, calib=calib)
 
     def cached(key: str, fn):
         f = work / f"{tag}_{key}.npy"
@@ -286,6 +290,11 @@ def main(argv=None) -> None:
             rows.append((f"float after CLE ({relu6}) + absorption", "-", cle_float[relu6]))
         rows.append((label, gran, y))
     rows += ort_rows
+    for gran, cle in (("pt", "naive"), ("pt", "cle"), ("pc", "naive"), ("pc", "cle")):
+        f = work / f"{tag}_aimet_{gran}_{cle}.npy"  # written by benchmarks/dfq_aimet.py
+        if f.is_file():
+            rows.append((f"aimet-onnx 2.42 QuantSim{' + CLE' if cle == 'cle' else ''}",
+                         "per-tensor" if gran == "pt" else "per-channel", np.load(f)))
     print(f"\nMobileNetV2 ImageNet, {args.n} natural images (float-confident: "
           f"{metrics(ref, ref)['n_conf']}), {args.calib} calibration images, int8 activations\n")
     print("| model | weights | top-1 agree | top-5 agree | SQNR dB | conf. top-1 agree |")
