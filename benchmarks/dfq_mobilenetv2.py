@@ -63,6 +63,9 @@ def edgeq_graphs(onnx_path: Path, granularity: str, equalize: bool, bc_mode: str
     if relu6:
         ctx.options["cle_relu6"] = relu6
     graph = run_float_passes(graph, ctx, float_passes(opts))
+    for r in ctx.log:
+        if r["pass"] == "dfq_guard":  # the guard's decisions, for the record
+            print(f"  dfq_guard {granularity}: {r}", file=sys.stderr, flush=True)
     ranges = calibrate(graph, {name: calib}, progress=False)
     return graph, quantize(graph, ranges, weight_granularity=granularity, weight_bits=8)
 
