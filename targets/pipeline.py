@@ -33,12 +33,19 @@ class CompileOptions:
     target: str = "reference"
     input_shapes: dict[str, tuple[int, ...]] | None = None
     weight_granularity: str = "per-channel"
-    weight_bits: int | dict[str, int] = 8  # all Conv/Gemm, or {float node name: bits} (others 8)
+    weight_bits: int | dict[str, int] | str = 8  # all Conv/Gemm, {float node name: bits} (others 8), or "auto"
+    # "auto" (edgeq/mixed_precision/plan.py): the ILP picks 4 or 8 per layer within these budgets
+    flash_budget: str | int | None = None    # packed Conv/Gemm weight bytes: 200000, "200KB", "60%"
+    latency_budget: str | int | None = None  # QEMU instructions per inference (MCU): 1500000, "105%"
+    bits_sensitivity: str = "hawq"           # "hawq" (Hessian trace) | "measured" (output noise)
+    keep_ends_int8: bool = True              # first and last Conv/Gemm stay int8 (HAWQ practice)
+    bits_ties: list = field(default_factory=list)  # groups of layer names sharing one precision
     equalize: bool | None = None          # None: on for per-tensor weights (see float_passes)
     bias_correction: bool | None = None   # None: on for per-tensor weights
     dfq_guard: bool | None = None         # None: on for per-channel weights (passes/dfq_guard.py)
     calib_method: str | None = None       # None: the calibrator's measured default
     calib_limit: int = 512                # at most this many calibration samples are used
+    int_bias_correction: bool | None = None  # None: on with calibration data (edgeq/calibrate_bias.py)
     test_vectors: int = 4                 # inputs embedded in firmware to self-check
     progress: bool = True
     extra: dict = field(default_factory=dict)
@@ -164,7 +171,9 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         feeds = _limit_samples(feeds, opts.calib_limit)
 
     ctx = PassContext(calib=_as_samples(feeds), options={
-        "weight_granularity": opts.weight_granularity, "weight_bits": opts.weight_bits,
+        "weight_granularity": opts.weight_granularity,
+        # "auto" is planned after calibration; until then the passes see the int8 default
+        "weight_bits": 8 if opts.weight_bits == "auto" else opts.weight_bits,
         "calib_method": opts.calib_method})
     t0 = time.perf_counter()
     graph = run_float_passes(graph, ctx, float_passes(opts))
@@ -176,12 +185,30 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     for n in notices:
         log(n)
 
+    bits_plan = None
+    if opts.weight_bits == "auto":
+        # after the float passes and calibration (the planner measures the graph that will be
+        # quantized; a latency budget quantizes it all-8 and all-4 to profile on QEMU)
+        t0 = time.perf_counter()
+        opts, bits_plan = plan_bits(graph, feeds, ranges, opts)
+        timings["bit_plan_s"] = time.perf_counter() - t0
+
     t0 = time.perf_counter()
     qgraph = quantize(graph, ranges, weight_granularity=opts.weight_granularity,
                       weight_bits=opts.weight_bits)
     timings["quantize_s"] = time.perf_counter() - t0
 
+    if feeds is not None and opts.int_bias_correction is not False:
+        # after quantize: measures the integer graph itself (every upstream rounding and
+        # clip included) against the float graph; changes only int32 biases
+        from edgeq.calibrate_bias import correct_bias_quantized
+        t0 = time.perf_counter()
+        qgraph = correct_bias_quantized(qgraph, graph, feeds)
+        timings["bias_correction_s"] = time.perf_counter() - t0
+
     report = base_report(qgraph, opts.target)
+    if bits_plan is not None:
+        report["mixed_precision"] = bits_plan
     report.update(passes=ctx.log, notices=notices, timings=timings,
                   options={"weight_granularity": opts.weight_granularity,
                            "weight_bits": _bits_option(opts.weight_bits),
@@ -201,6 +228,10 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         save_graph(qgraph, tmp / "model.q.onnx")
         vectors = _test_vectors(qgraph, feeds, opts.test_vectors)
         t0 = time.perf_counter()
+        if bits_plan is not None and bits_plan.get("pareto"):
+            from edgeq.mixed_precision.pareto import plot
+            plot(bits_plan["pareto"], tmp / "pareto.png", "SQNR vs float (dB, fake-quant)")
+            bits_plan["pareto_plot"] = "pareto.png"
         target.build(qgraph, tmp, report, vectors)
         timings["build_s"] = time.perf_counter() - t0
         write_report(report, tmp / "report.json")
@@ -211,6 +242,18 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return CompileResult(out_dir, graph, qgraph, report)
+
+
+def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
+    """The `--weight-bits auto` stage: (opts with weight_bits = {layer: bits}, report section)."""
+    import dataclasses
+    from edgeq.mixed_precision.plan import plan_weight_bits
+    plan, section = plan_weight_bits(graph, feeds, ranges, target=opts.target,
+                                     flash_budget=opts.flash_budget, latency_budget=opts.latency_budget,
+                                     sensitivity=opts.bits_sensitivity, keep_ends_int8=opts.keep_ends_int8,
+                                     ties=opts.bits_ties, per_channel=opts.weight_granularity == "per-channel",
+                                     progress=opts.progress)
+    return dataclasses.replace(opts, weight_bits=plan), section
 
 
 def _bits_option(bits: int | dict) -> int | dict[str, int]:

@@ -1,0 +1,237 @@
+"""Empirical bias correction of the quantized graph, from the calibration data.
+
+    qgraph = correct_bias_quantized(qgraph, float_graph, feeds)
+
+Why: after quantization, each QConv / QGemm output is off by a systematic amount per
+channel: the weight rounding (dW E[x]) and, unlike what the float pass
+passes/correct_bias.py can see, the quantization of everything upstream (activation
+rounding and clipping, earlier layers' own drift). The mean of that error is
+E[y_q - y] per output channel; subtracting it from the int32 bias makes the layer
+unbiased on the calibration data. This is the "empirical" bias correction of Nagel et
+al. 2019 (section 4.2) done sequentially on the integer graph: layers are corrected in
+topological order, each one measured with the already-corrected layers before it, so
+the corrections do not double-count.
+
+How, per layer (QConv / QGemm with a float twin of the same name):
+- integer side: the int64 accumulators of the integer reference (edgeq.intref's own
+  conv_accumulate / the QGemm sum) on the calibration samples as they arrive through
+  the integer graph, times s_in * s_w[c]: the real pre-activation value the integer
+  model computes;
+- float side: the float node's pre-activation (its fused clamp removed) on the float
+  graph's own values for the same samples;
+- the bias moves by -round(mean_c(error) / (s_in * s_w[c])), only while the overflow
+  proof of edgeq/quantize_rules/conv_gemm.py (K * 255 * qmax + |bias| < 2^31, also after
+  the requant left shift) still holds.
+
+Only int32 bias constants change: every lowering stays bit-exact with the reference
+(they all read the same integer graph). Measured on the MLPerf Tiny models in
+docs/fidelity.md. At most `limit` samples are used (default 64), processed in chunks,
+so memory stays at one chunk's activations per live tensor.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeq.ir import Graph
+
+LIMIT = 64
+CHUNK = 16
+LAYERS = ("QConv", "QGemm")
+
+
+def _int_preact(node, x, w, bias) -> np.ndarray:
+    """int64 accumulators (bias included) as the integer reference forms them
+    (edgeq.intref.conv / gemm), computed with a float64 torch conv: every product and
+    partial sum is an integer below 2^53, so the result is exact, and much faster than
+    the loop-faithful reference."""
+    import torch
+    import torch.nn.functional as F
+    xs = torch.from_numpy(x.astype(np.float64) - float(node.attr("x_zp", 0)))
+    wt = torch.from_numpy(w.astype(np.float64))
+    b = torch.from_numpy(bias.astype(np.float64))
+    if node.op == "QGemm":
+        acc = F.linear(xs.reshape(xs.shape[0], -1), wt, b)
+    else:
+        nd = x.ndim - 2
+        st = [int(v) for v in node.attr("strides", [1] * nd)]
+        pd = [int(v) for v in node.attr("pads", [0] * (2 * nd))]
+        dl = [int(v) for v in node.attr("dilations", [1] * nd)]
+        if nd == 1:
+            xs, wt = xs[:, :, None, :], wt[:, :, None, :]
+            st, dl, pd = [1] + st, [1] + dl, [0, pd[0], 0, pd[1]]
+        xs = F.pad(xs, (pd[1], pd[3], pd[0], pd[2]))
+        acc = F.conv2d(xs, wt, b, stride=st, dilation=dl, groups=int(node.attr("group", 1)))
+    return np.rint(acc.numpy()).astype(np.int64)
+
+
+def _int_output(node, acc: np.ndarray, mult, shift, nd: int) -> np.ndarray:
+    """The kernel's tail (edgeq.intref.conv.qconv / gemm.qgemm) on given accumulators."""
+    from edgeq.fixedpoint import clamp
+    from edgeq.intref._common import check_int32, clamp_attrs, i64, mbqm_checked, to_int8
+    check_int32(acc, node.name)
+    shape = (1, acc.shape[1]) + (1,) * (acc.ndim - 2)
+    lo, hi = clamp_attrs(node)
+    y = clamp(int(node.attr("y_zp", 0)) + mbqm_checked(acc, i64(mult).reshape(shape),
+                                                       i64(shift).reshape(shape), node.name), lo, hi)
+    y = to_int8(y)
+    return y[:, :, 0, :] if node.op == "QConv" and nd == 1 else y
+
+
+def _float_preact(fnode, x, fgraph: Graph) -> np.ndarray:
+    import torch
+    from edgeq.float_exec import run_node, to_torch
+    from edgeq.ir import Node
+    bare = Node(fnode.op, fnode.name, fnode.inputs, fnode.outputs,
+                {k: v for k, v in fnode.attrs.items() if k not in ("act_min", "act_max")})
+    args = [x] + [None if not n else to_torch(fgraph.const(n)) for n in fnode.inputs[1:]]
+    with torch.inference_mode():
+        return run_node(bare, args, fgraph).numpy().astype(np.float64)
+
+
+def _channel_mean(e: np.ndarray) -> np.ndarray:
+    """Sum over every axis but 1 (channels), and the count."""
+    axes = tuple(i for i in range(e.ndim) if i != 1)
+    return e.sum(axis=axes), e.size // e.shape[1]
+
+
+def correct_bias_quantized(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
+                           limit: int = LIMIT, chunk: int = CHUNK) -> Graph:
+    """Shift the int32 bias of every QConv/QGemm so its mean real pre-activation error
+    over the calibration samples is ~0 (see module doc). Edits `qgraph` in place and
+    returns it; graph.meta["quant_layers"][name]["bias_correction_lsb"] records the
+    largest change per layer."""
+    import torch
+    from edgeq.float_exec import run_node as frun, to_torch
+    from edgeq.intref import load_all, run_node as qrun
+    from edgeq.intref.interpreter import quantize_inputs
+
+    load_all()
+    n = min(limit, len(next(iter(feeds.values()))))
+    if n == 0:
+        return qgraph
+    feeds = {k: np.asarray(v[:n], dtype=np.float32) for k, v in feeds.items()}
+    starts = list(range(0, n, chunk))
+    fnodes = {fn.name: fn for fn in fgraph.nodes}
+    fpos = {fn.name: i for i, fn in enumerate(fgraph.nodes)}
+
+    # float side: advanced lazily in the float graph's own order, one list of chunks per tensor
+    fenv = {k: [to_torch(v[s:s + chunk]) for s in starts] for k, v in feeds.items()}
+    flast: dict[str, int] = {}
+    for i, fn in enumerate(fgraph.nodes):
+        for name in fn.inputs:
+            flast[name] = i
+    fdone = [0]
+    fconst: dict[str, object] = {}
+
+    def fval(name):
+        if name in fenv:
+            return fenv[name]
+        if name not in fconst:
+            fconst[name] = to_torch(fgraph.const(name))
+        return [fconst[name]] * len(starts)
+
+    def advance_float(upto: int):
+        with torch.inference_mode():
+            while fdone[0] <= upto:
+                i = fdone[0]
+                fn = fgraph.nodes[i]
+                args = [fval(a) if a else [None] * len(starts) for a in fn.inputs]
+                fenv[fn.outputs[0]] = [frun(fn, [a[c] for a in args], fgraph) for c in range(len(starts))]
+                fdone[0] += 1
+
+    # integer side: the reference interpreter's loop, chunked
+    qin = quantize_inputs(qgraph, feeds)
+    qenv = {k: [v[s:s + chunk] for s in starts] for k, v in qin.items()}
+    qlast: dict[str, int] = {}
+    for i, qn in enumerate(qgraph.nodes):
+        for name in qn.inputs:
+            qlast[name] = i
+    # the float inputs each corrected layer needs, and until which q node they are needed
+    fneed: dict[str, int] = {}
+    for i, qn in enumerate(qgraph.nodes):
+        if qn.op in LAYERS and qn.name in fnodes:
+            fneed[fnodes[qn.name].inputs[0]] = i
+    layers = qgraph.meta.setdefault("quant_layers", {})
+
+    for i, qn in enumerate(qgraph.nodes):
+        def qval(name):
+            if not name:
+                return [None] * len(starts)
+            if name in qenv:
+                return qenv[name]
+            return [qgraph.const(name)] * len(starts)
+        args = [qval(a) for a in qn.inputs]
+        fn = fnodes.get(qn.name)
+        if qn.op in LAYERS and fn is not None and fn.op in ("Conv", "Gemm") and len(qn.inputs) >= 3:
+            advance_float(fpos[fn.name])
+            accs = _correct(qgraph, qn, fn, fgraph, args, fenv[fn.inputs[0]], layers)
+            args = [qval(a) for a in qn.inputs]  # the bias constant was replaced
+            if accs is not None:
+                m, sh = qgraph.const(qn.inputs[3]), qgraph.const(qn.inputs[4])
+                qenv[qn.outputs[0]] = [_int_output(qn, acc, m, sh, xc.ndim - 2)
+                                       for acc, xc in zip(accs, args[0])]
+        if qn.outputs[0] in qenv:
+            pass
+        elif qn.op in LAYERS and len(qn.inputs) == 5 and all(qgraph.const(a) is not None for a in qn.inputs[1:]):
+            w, b, m, sh = (qgraph.const(a) for a in qn.inputs[1:])
+            qenv[qn.outputs[0]] = [_int_output(qn, _int_preact(qn, xc, w, b), m, sh, xc.ndim - 2)
+                                   for xc in args[0]]
+        else:
+            qenv[qn.outputs[0]] = [qrun(qn, [a[c] for a in args]) for c in range(len(starts))]
+        for a in qn.inputs:
+            if qlast.get(a) == i and a in qenv and a not in qgraph.outputs:
+                del qenv[a]
+        # free float tensors no remaining corrected layer or float node needs
+        for name in [k for k in fenv if k not in feeds]:
+            if fneed.get(name, -1) <= i and flast.get(name, -1) < fdone[0]:
+                del fenv[name]
+    return qgraph
+
+
+def _correct(qgraph: Graph, qn, fn, fgraph: Graph, qargs, fx_chunks, layers: dict):
+    """Correct one layer's bias in place; returns its accumulators per chunk with the
+    final bias (None when the layer was left alone before computing them)."""
+    from edgeq.quantize_rules.conv_gemm import INT32_LIMIT
+    w_name, b_name = qn.inputs[1], qn.inputs[2]
+    w, bias = qgraph.const(w_name), qgraph.const(b_name)
+    if w is None or bias is None or len(qn.inputs) != 5:
+        return None
+    s_in = float(np.ravel(qgraph.tensors[qn.inputs[0]].q.scale)[0]) if qgraph.tensors[qn.inputs[0]].q \
+        is not None else None
+    wq = qgraph.tensors[w_name].q
+    if s_in is None or wq is None:
+        return None
+    co = w.shape[0]
+    s_w = np.broadcast_to(np.asarray(wq.scale, np.float64), (co,))
+    step = s_in * s_w  # real value of one accumulator LSB, per channel
+    total, count, accs = np.zeros(co), 0, []
+    for xq, xf in zip(qargs[0], fx_chunks):
+        acc = _int_preact(qn, xq, w, bias)
+        accs.append(acc)
+        yf = _float_preact(fn, xf, fgraph)
+        e = acc.astype(np.float64) * step.reshape((1, co) + (1,) * (acc.ndim - 2)) - yf.reshape(acc.shape)
+        s, c = _channel_mean(e)
+        total += s
+        count += c
+    delta = np.round(total / max(count, 1) / step).astype(np.int64)
+    if not np.any(delta):
+        return accs
+    new = bias.astype(np.int64) - delta
+    # keep the accumulator proof of quantize_rules/conv_gemm.py
+    K = int(np.prod(w.shape[1:]))
+    qmax = wq.qmax()
+    shift = qgraph.const(qn.inputs[4]) if len(qn.inputs) > 4 else None
+    lshift = int(max(int(np.max(shift)), 0)) if shift is not None else 0
+    bound = K * 255 * qmax + int(np.max(np.abs(new), initial=0))
+    if bound >= (1 << 31) or bound << lshift >= (1 << 31) or np.max(np.abs(new)) > INT32_LIMIT:
+        return accs
+    name = qgraph.add_const(f"{qn.name}_bias_corrected", new.astype(np.int32))
+    qn.inputs[2] = name
+    if b_name not in {a for other in qgraph.nodes for a in other.inputs}:
+        qgraph.tensors.pop(b_name, None)
+    info = layers.setdefault(qn.name, {})
+    info["bias_correction_lsb"] = int(np.max(np.abs(delta)))
+    info["bias_max_abs"] = int(np.max(np.abs(new), initial=0))
+    info["acc_bound"] = bound
+    shape = (1, co) + (1,) * (accs[0].ndim - 2)
+    return [acc - delta.reshape(shape) for acc in accs]
