@@ -42,8 +42,13 @@ class HostTarget:
         if n_vec:
             res = self._exec(out_dir, [], None, timeout=60)
             parsed = cp.parse_lines(res.stdout, info["io"])
-            report["self_check"] = {"vectors": n_vec, "mismatches": len(parsed["mismatches"]),
-                                    "errors": len(parsed["errors"]), "passed": res.returncode == 0}
+            check = {"vectors": n_vec, "mismatches": len(parsed["mismatches"]),
+                     "errors": len(parsed["errors"]), "exit_status": res.returncode,
+                     "passed": res.returncode == 0 and not parsed["mismatches"] and not parsed["errors"]}
+            report["self_check"] = check
+            if not check["passed"]:  # the same C would be wrong on a board: do not ship it
+                from edgeq.targets.mcu import self_check_error
+                raise self_check_error(parsed, check, "host", info["io"])
 
     def _compile(self, out_dir: Path, src: Path) -> Path:
         """model.o, main.o, vectors.o in src/, linked with the cached runtime library."""

@@ -98,7 +98,7 @@ def self_check_error(parsed: dict, check: dict, machine: str, io: dict) -> Edgeq
     where += [f"vector {v} kernel status {rc}" for v, rc in parsed["errors"][:5]]
     more = check["mismatches"] + check["errors"] - len(where)
     return EdgeqError(
-        f"the firmware's self-check failed on QEMU {machine}: {check['mismatches']} output(s) differ from "
+        f"the firmware's self-check failed on {'this machine' if machine == 'host' else 'QEMU ' + machine}: {check['mismatches']} output(s) differ from "
         f"the integer reference and {check['errors']} run(s) failed over {check['vectors']} embedded test "
         f"vector(s) (exit status {check['exit_status']}): " + ", ".join(where) + (f" and {more} more" if more > 0 else ""),
         "this is an edgeq bug (the generated C or a kernel disagrees with the reference): "

@@ -154,6 +154,18 @@ def test_self_check_mismatch_fails_the_build(tmp_path, monkeypatch):
     assert not rep["self_check"]["passed"]
 
 
+def test_self_check_mismatch_fails_the_host_build(tmp_path, monkeypatch):
+    """The host target embeds the same vectors: a mismatch there is an error too."""
+    from .test_codegen_host import rand_feeds
+    _corrupt_expected(monkeypatch)
+    g = qgraph_conv()
+    rep = {}
+    with pytest.raises(EdgeqError) as e:
+        get_target("host").build(g, tmp_path, rep, rand_feeds(g, 2))
+    assert "self-check failed on this machine" in str(e.value) and "1 output(s) differ" in str(e.value)
+    assert not rep["self_check"]["passed"]
+
+
 @needs_tools
 def test_self_check_mismatch_fails_edgeq_compile(tmp_path, monkeypatch, capsys):
     """`edgeq compile --target cortex-m7`: one clear error line, exit 1, no output folder."""
