@@ -1,0 +1,120 @@
+"""The compile stage behind `--weight-bits auto`: sensitivities -> ILP -> {layer: bits}.
+
+Budgets (at least one is needed, else all-int8 would be the answer):
+- flash: on the packed Conv/Gemm weight bytes only (biases, multipliers and code do not
+  change with the bit-width). "200KB" (1000 bytes), "196KiB", "200000", or "60%" of the
+  all-int8 weight bytes.
+- latency: QEMU instructions per inference on the target's board (MCU targets only),
+  measured per layer for int8 and int4 (cost_model.py). "1500000", "1.5M", or "105%" of
+  the all-int8 count.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.mixed_precision.ilp import assign_bitwidth_ilp, size_budget
+from edgeq.mixed_precision.layers import total_weight_bytes, weighted_layers
+
+SENSITIVITIES = ("hawq", "measured")
+_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2,
+          "k": 1000, "m": 1000 ** 2}
+
+
+def parse_budget(text, reference: float, what: str) -> float:
+    """A number with an optional unit, or a percentage of `reference` (the all-int8 value)."""
+    s = str(text).strip().lower().replace(" ", "").replace("_", "")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(%|[a-z]*)", s)
+    if not m or (m.group(2) not in _UNITS and m.group(2) != "%"):
+        raise EdgeqError(f"cannot read {what} {text!r}",
+                         "write bytes/instructions as 200000, 200KB, 196KiB, 1.5M, or a share of "
+                         "all-int8 as 60%")
+    v = float(m.group(1))
+    return reference * v / 100 if m.group(2) == "%" else v * _UNITS[m.group(2)]
+
+
+def _first_last(layers) -> dict[str, int]:
+    return {layers[0].name: 8, layers[-1].name: 8} if layers else {}
+
+
+def fake_quant_sqnr(graph, feeds, layers, per_channel: bool):
+    """A plan's fidelity without the integer pipeline: SQNR (dB) of the float model with
+    the planned weights fake-quantized, against the float model, on `feeds`."""
+    from edgeq.float_exec import run_float
+    from edgeq.quantize_weights import fake_quantize_weights
+    out = graph.outputs[0]
+    ref = run_float(graph, feeds)[out].astype(np.float64)
+
+    def sqnr(plan: dict[str, int]) -> float:
+        saved = {}
+        try:
+            for l in layers:
+                t = graph.tensors[l.weight]
+                saved[l.weight] = t.data
+                t.data = fake_quantize_weights(t.data, plan.get(l.name, 8), per_channel)
+            y = run_float(graph, feeds)[out].astype(np.float64)
+        finally:
+            for w, d in saved.items():
+                graph.tensors[w].data = d
+        noise = float(((y - ref) ** 2).sum())
+        return float(10 * np.log10((ref ** 2).sum() / noise)) if noise > 0 else 99.0
+    return sqnr
+
+
+def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, latency_budget=None,
+                     sensitivity: str = "hawq", keep_ends_int8: bool = True, ties=(),
+                     per_channel: bool = True, progress: bool = False, pareto: bool = True):
+    """({layer: bits}, report section). `ranges` are needed only for a latency budget."""
+    from edgeq.mixed_precision import sensitivity as sens_mod
+    if feeds is None:
+        raise EdgeqError("--weight-bits auto needs calibration data (sensitivities are measured on it)",
+                         "give --calib FILE, or choose --weight-bits 8 or 4")
+    if flash_budget is None and latency_budget is None:
+        raise EdgeqError("--weight-bits auto needs a budget",
+                         "give --flash-budget (e.g. 60% or 200KB) and/or --latency-budget")
+    if sensitivity not in SENSITIVITIES:
+        raise EdgeqError(f"unknown sensitivity {sensitivity!r}", f"use one of {', '.join(SENSITIVITIES)}")
+    layers = weighted_layers(graph)
+    # 64 inputs: Hessian-vector products through depthwise convs are slow on CPU (about
+    # 1.7 s per probe per 32 dscnn images on 2 cores); 8 probes x 64 inputs ranks layers stably
+    feeds = {k: v[:64] for k, v in feeds.items()}
+    if sensitivity == "hawq":
+        sens, extra = sens_mod.hawq_sensitivity(graph, feeds, layers, per_channel=per_channel, iters=8,
+                                                 batch=64, progress=progress)
+    else:
+        sens, extra = sens_mod.measured_sensitivity(graph, feeds, layers, per_channel=per_channel, progress=progress)
+    locks = _first_last(layers) if keep_ends_int8 else {}
+    all8 = total_weight_bytes(layers, 8)
+    budgets, section = [], {"sensitivity_measure": sensitivity, "locks": locks, "ties": [list(t) for t in ties],
+                            "all_int8_weight_bytes": all8, "all_int4_weight_bytes": total_weight_bytes(layers, 4)}
+    if flash_budget is not None:
+        limit = parse_budget(flash_budget, all8, "--flash-budget")
+        budgets.append(size_budget(layers, limit))
+        section["flash_budget_weight_bytes"] = int(limit)
+    if latency_budget is not None:
+        from edgeq.mixed_precision.cost_model import latency_budget as lat_budget, measure_instructions
+        if not target.startswith("cortex-m"):
+            raise EdgeqError(f"--latency-budget needs per-layer instruction counts, which target {target!r} "
+                             "does not measure", "use a cortex-m* target, or only --flash-budget")
+        table, offset, totals = measure_instructions(graph, ranges, target, layers,
+                                                     "per-channel" if per_channel else "per-tensor")
+        limit = parse_budget(latency_budget, totals[8], "--latency-budget")
+        budgets.append(lat_budget(table, offset, limit))
+        section.update(latency_budget_instructions=int(limit), all_int8_instructions=int(totals[8]),
+                       all_int4_instructions=int(totals[4]))
+    plan = assign_bitwidth_ilp(layers, sens, budgets, ties, locks)
+    section["weight_bytes"] = total_weight_bytes(layers, plan)
+    if latency_budget is not None:
+        section["instructions_predicted"] = int(budgets[-1].offset + sum(table[n][b] for n, b in plan.items()))
+    section["layers"] = {l.name: {"bits": plan[l.name], "sensitivity": sens[l.name][plan[l.name]],
+                                  "sensitivity_int4": sens[l.name][4], "sensitivity_int8": sens[l.name][8],
+                                  ("hessian_trace" if sensitivity == "hawq" else "sqnr_int4_db"): extra[l.name],
+                                  "weight_bytes": l.weight_bytes(plan[l.name])} for l in layers}
+    if pareto:  # the points now; the caller plots them into its build folder (pareto.plot)
+        from edgeq.mixed_precision.pareto import sweep
+        fid = fake_quant_sqnr(graph, {k: v[:128] for k, v in feeds.items()}, layers, per_channel)
+        section["pareto"] = sweep(layers, sens, fid, ties=ties, locks=locks)
+        section["pareto_fidelity"] = "SQNR (dB) of the fake-quantized float model vs float, calibration data"
+    return plan, section
