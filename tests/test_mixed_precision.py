@@ -1,0 +1,175 @@
+"""edgeq/mixed_precision: the ILP against brute force, ties, locks, infeasible and degenerate
+budgets, speed at 100 layers, Hutchinson's trace on a known Hessian, and the CLI end to end."""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from edgeq.errors import EdgeqError
+from edgeq.mixed_precision.hessian import hutchinson_trace
+from edgeq.mixed_precision.ilp import Budget, assign_bitwidth_ilp
+from edgeq.mixed_precision.plan import parse_budget
+
+
+def _instance(n, seed):
+    rng = np.random.default_rng(seed)
+    names = [f"l{i}" for i in range(n)]
+    size = {k: {8: float(s), 4: float(s) / 2} for k, s in zip(names, rng.integers(10, 1000, n))}
+    sens = {k: {8: float(a), 4: float(a + b)} for k, a, b in zip(names, rng.random(n) * 0.01, rng.random(n))}
+    lat = {k: {8: float(c), 4: float(c * rng.uniform(0.7, 1.3))} for k, c in zip(names, rng.integers(100, 1000, n))}
+    return names, size, sens, lat
+
+
+def _brute(names, sens, budgets, ties=(), locks=None):
+    best, best_plan = np.inf, None
+    for combo in itertools.product((4, 8), repeat=len(names)):
+        plan = dict(zip(names, combo))
+        if any(len({plan[t] for t in tie}) > 1 for tie in ties):
+            continue
+        if any(plan[k] != v for k, v in (locks or {}).items()):
+            continue
+        if any(b.offset + sum(b.cost[k][plan[k]] for k in names) > b.limit + 1e-9 for b in budgets):
+            continue
+        s = sum(sens[k][plan[k]] for k in names)
+        if s < best:
+            best, best_plan = s, plan
+    return best, best_plan
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ilp_matches_brute_force(seed):
+    names, size, sens, lat = _instance(8, seed)
+    total8 = sum(v[8] for v in size.values())
+    rng = np.random.default_rng(100 + seed)
+    budgets = [Budget("weight bytes", size, rng.uniform(0.55, 0.95) * total8)]
+    if seed % 2:  # also a latency budget with an offset (the unweighted layers)
+        budgets.append(Budget("instructions", lat, 500 + sum(v[8] for v in lat.values()), offset=500))
+    ties = [["l0", "l3"], ["l5", "l6", "l7"]] if seed >= 3 else []
+    best, _ = _brute(names, sens, budgets, ties)
+    plan = assign_bitwidth_ilp(names, sens, budgets, ties)
+    assert sum(sens[k][plan[k]] for k in names) == pytest.approx(best, rel=1e-9)
+    for b in budgets:
+        assert b.offset + sum(b.cost[k][plan[k]] for k in names) <= b.limit + 1e-6
+    for tie in ties:
+        assert len({plan[t] for t in tie}) == 1
+
+
+def test_ties_and_locks_respected():
+    names, size, sens, _ = _instance(6, 7)
+    total8 = sum(v[8] for v in size.values())
+    sens["l0"] = {8: 0.0, 4: 0.0}     # l0 alone would go to int4 for free ...
+    sens["l1"] = {8: 0.0, 4: 1e3}     # ... but it is tied to l1, which must not
+    plan = assign_bitwidth_ilp(names, sens, [Budget("weight bytes", size, 0.9 * total8)],
+                               ties=[["l0", "l1"]], locks={"l2": 8})
+    assert plan["l0"] == plan["l1"] == 8 and plan["l2"] == 8
+    with pytest.raises(EdgeqError, match="locked to different bits"):
+        assign_bitwidth_ilp(names, sens, [], ties=[["l0", "l1"]], locks={"l0": 4, "l1": 8})
+    with pytest.raises(EdgeqError, match="unknown layers"):
+        assign_bitwidth_ilp(names, sens, [], ties=[["l0", "nope"]])
+
+
+def test_infeasible_names_smallest_size():
+    names, size, sens, _ = _instance(5, 3)
+    all4 = sum(v[4] for v in size.values())
+    with pytest.raises(EdgeqError) as e:
+        assign_bitwidth_ilp(names, sens, [Budget("weight bytes", size, all4 - 1)])
+    assert f"smallest achievable: {all4:,.0f}" in str(e.value)
+    # a lock raises the floor: the message names the floor with the lock
+    floor = all4 + size["l1"][8] - size["l1"][4]
+    with pytest.raises(EdgeqError, match=f"smallest achievable: {floor:,.0f}"):
+        assign_bitwidth_ilp(names, sens, [Budget("weight bytes", size, all4)], locks={"l1": 8})
+
+
+def test_degenerate_budgets():
+    names, size, sens, _ = _instance(5, 4)
+    all8 = sum(v[8] for v in size.values())
+    all4 = sum(v[4] for v in size.values())
+    flat = {k: {8: 1.0, 4: 1.0} for k in names}  # even with no reason to prefer 8 bits
+    assert set(assign_bitwidth_ilp(names, flat, [Budget("weight bytes", size, all8)]).values()) == {8}
+    assert set(assign_bitwidth_ilp(names, sens, [Budget("weight bytes", size, 10 * all8)]).values()) == {8}
+    assert set(assign_bitwidth_ilp(names, sens, [Budget("weight bytes", size, all4)]).values()) == {4}
+
+
+def test_ilp_100_layers_under_a_second():
+    names, size, sens, lat = _instance(100, 11)
+    total8 = sum(v[8] for v in size.values())
+    t = time.perf_counter()
+    plan = assign_bitwidth_ilp(names, sens, [Budget("weight bytes", size, 0.6 * total8),
+                                             Budget("instructions", lat, 1.05 * sum(v[8] for v in lat.values()))],
+                               ties=[names[i:i + 2] for i in range(0, 20, 2)])
+    elapsed = time.perf_counter() - t
+    print(f"ILP 100 layers: {elapsed:.3f} s")
+    assert len(plan) == 100 and elapsed < 1.0  # generous: a sanity check, HiGHS takes ~10-50 ms
+
+
+def test_hutchinson_trace_of_a_known_quadratic():
+    """loss = 0.5 w^T A w + 0.5 u^T B u: block traces are Tr(A) and Tr(B)."""
+    torch.manual_seed(0)
+    M = torch.randn(6, 6, dtype=torch.float64)
+    A = M @ M.T + torch.eye(6, dtype=torch.float64)
+    B = torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    w = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    loss = lambda: 0.5 * w @ A @ w + 0.5 * u @ B @ u + (w.sum() * u.sum()) ** 2 * 0  # cross term zero
+    est = hutchinson_trace(loss, [w, u], iters=4000, seed=1)
+    assert est[0] == pytest.approx(float(torch.trace(A)), rel=0.05)
+    assert est[1] == pytest.approx(6.0, abs=1e-9)  # diagonal Hessian: every probe is exact
+
+
+def test_parse_budget():
+    assert parse_budget("200KB", 0, "x") == 200_000
+    assert parse_budget("196KiB", 0, "x") == 196 * 1024
+    assert parse_budget("200000", 0, "x") == 200_000
+    assert parse_budget("60%", 1000, "x") == pytest.approx(600)
+    assert parse_budget("1.5M", 0, "x") == 1_500_000
+    with pytest.raises(EdgeqError, match="cannot read --flash-budget"):
+        parse_budget("lots", 0, "--flash-budget")
+
+
+@pytest.fixture(scope="module")
+def calib_file(tmp_path_factory):
+    from edgeq.models.fmnist import available, load_fmnist, preprocess
+    if not available():
+        pytest.skip("Fashion-MNIST not installed")
+    x, _ = load_fmnist("train")
+    path = tmp_path_factory.mktemp("mp") / "calib.npy"
+    np.save(path, preprocess(x[:64]))
+    return path
+
+
+@pytest.mark.parametrize("target", ["reference", "host"])
+def test_cli_auto_flash_budget(calib_file, tmp_path, target):
+    from typer.testing import CliRunner
+    from edgeq.cli import app
+    from edgeq.models.registry import model_path
+    out = tmp_path / "b"
+    r = CliRunner().invoke(app, ["compile", str(model_path("dscnn")), "--target", target, "--calib",
+                                 str(calib_file), "--weight-bits", "auto", "--flash-budget", "60%",
+                                 "-o", str(out), "-q"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    rep = json.loads((out / "report.json").read_text())
+    mp = rep["mixed_precision"]
+    assert mp["weight_bytes"] <= mp["flash_budget_weight_bytes"] == int(0.6 * mp["all_int8_weight_bytes"])
+    bits = rep["options"]["weight_bits_per_layer"]
+    assert set(bits.values()) == {4, 8}
+    assert {k: v["bits"] for k, v in mp["layers"].items()} == bits  # the quantizer got the plan
+    assert all("sensitivity" in v for v in mp["layers"].values())
+    assert (out / mp["pareto_plot"]).is_file() and len(mp["pareto"]) >= 2
+    # an infeasible budget is one EdgeqError naming the smallest size
+    r = CliRunner().invoke(app, ["compile", str(model_path("dscnn")), "--target", target, "--calib",
+                                 str(calib_file), "--weight-bits", "auto", "--flash-budget", "1KB",
+                                 "-o", str(tmp_path / "x"), "-q"])
+    assert isinstance(r.exception, EdgeqError) and "smallest achievable" in str(r.exception)
+
+
+def test_cli_budget_needs_auto(tmp_path):
+    from typer.testing import CliRunner
+    from edgeq.cli import app
+    from edgeq.models.registry import model_path
+    r = CliRunner().invoke(app, ["compile", str(model_path("dscnn")), "--flash-budget", "60%", "-o", str(tmp_path / "x")])
+    assert isinstance(r.exception, EdgeqError) and "--weight-bits auto" in str(r.exception)
