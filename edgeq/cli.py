@@ -75,6 +75,9 @@ def compile_cmd(
                          "add --weight-bits auto, or drop the budget")
     if weight_bits == "auto" and calib is None:  # before any work: sensitivities are measured on data
         raise EdgeqError("--weight-bits auto needs calibration data", "give --calib FILE, or --weight-bits 8 or 4")
+    if weight_bits == "auto" and not (flash_budget or latency_budget):  # all-int8 would be the answer
+        raise EdgeqError("--weight-bits auto needs a budget",
+                         "give --flash-budget (e.g. 60% or 200KB) and/or --latency-budget")
     bits = weight_bits if weight_bits == "auto" else int(weight_bits)
     if not model.is_file():
         raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx file")

@@ -25,9 +25,24 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
         rows.append(("instructions / inference", f"{report['instructions']:,} (exact, QEMU; not cycles)"))
     if "self_check" in report:
         rows.append(("self-check on board", _self_check(report["self_check"])))
+    if "mixed_precision" in report:
+        rows.append(("weight bits (auto)", _bits_plan(report["mixed_precision"])))
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         console.print(f"  {label:<{width}}  {value}")
+
+
+def _bits_plan(mp: dict) -> str:
+    """One line: how many layers went int4, the weight bytes against the budget, the plot."""
+    n4 = sum(v["bits"] == 4 for v in mp["layers"].values())
+    line = f"{n4}/{len(mp['layers'])} Conv/Gemm layers int4, weights {_kb(mp['weight_bytes'])}"
+    if "flash_budget_weight_bytes" in mp:
+        line += f" (budget {_kb(mp['flash_budget_weight_bytes'])}, all-int8 {_kb(mp['all_int8_weight_bytes'])})"
+    if "latency_budget_instructions" in mp:
+        line += f", {mp['instructions_predicted']:,} instructions predicted (budget {mp['latency_budget_instructions']:,})"
+    if mp.get("pareto_plot"):
+        line += f"; Pareto plot {mp['pareto_plot']}"
+    return line
 
 
 def _self_check(sc: dict) -> str:

@@ -58,9 +58,15 @@ def hawq_sensitivity(graph: Graph, feeds: dict[str, np.ndarray], layers: list[La
     with _bar(f"Hessian traces (Hutchinson, {iters} probes)", n, progress) as step:
         traces = layer_hessian_traces(graph, feeds, [l.weight for l in layers], iters=iters,
                                       batch=batch, progress=step)
+    # The true block traces are >= 0 (the self-KL Hessian is Gauss-Newton, PSD); a negative
+    # estimate is a trace below the estimator's noise (cross-block terms v_i H_ij v_j). Scoring
+    # it 0 would make that layer free to drop to int4, so it gets the smallest positive
+    # per-weight estimate among the layers instead: small, never free.
+    mean = np.array([float(t) / l.params for l, t in zip(layers, traces)])
+    floor = float(mean[mean > 0].min()) if (mean > 0).any() else 1.0
     sens = {}
-    for l, tr in zip(layers, traces):
-        mean_tr = max(float(tr), 0.0) / l.params  # negative only by estimator noise
+    for l, m in zip(layers, mean):
+        mean_tr = float(m) if m > 0 else floor
         sens[l.name] = _monotone({b: mean_tr * perturbation(graph, l, b, per_channel) for b in bits})
     return sens, {l.name: float(t) for l, t in zip(layers, traces)}
 
