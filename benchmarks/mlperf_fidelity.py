@@ -1,6 +1,7 @@
 """Fidelity of int8 MLPerf Tiny models against their float originals: edgeq vs its peers.
 
     python benchmarks/mlperf_fidelity.py [--models kws01,ic01,...] [--granularity per-channel]
+                                         [--photos disjoint|shared]
 
 For each model, on the same realistic inputs (edgeq.models.mlperf_inputs, eval split) and
 with the same calibration data (calib split): output SQNR against float and top-1
@@ -33,10 +34,10 @@ def edgeq_int8(model: Path, calib: np.ndarray, x: np.ndarray, granularity: str) 
     return dequantize_outputs(q, run_reference(q, feeds))[q.outputs[0]]
 
 
-def evaluate(name: str, granularity: str) -> dict:
+def evaluate(name: str, granularity: str, photos: str = "disjoint") -> dict:
     from edgeq.models.mlperf_inputs import mlperf_dir, mlperf_inputs
     d = mlperf_dir(name)
-    x, calib = mlperf_inputs(name, "eval"), mlperf_inputs(name, "calib")
+    x, calib = mlperf_inputs(name, "eval", photos=photos), mlperf_inputs(name, "calib", photos=photos)
     ref = run_onnx(d / "model.onnx", x)
     outs = {
         "edgeq": edgeq_int8(d / "model.onnx", calib, x, granularity),
@@ -55,10 +56,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--granularity", default="per-channel", choices=["per-channel", "per-tensor"])
+    ap.add_argument("--photos", default="disjoint", choices=["disjoint", "shared"],
+                    help="image models: calib and eval crops from disjoint photos (default) or "
+                         "from the same ten photos (edgeq.models.mlperf_inputs)")
     args = ap.parse_args()
-    rows = [evaluate(m, args.granularity) for m in args.models.split(",")]
+    rows = [evaluate(m, args.granularity, args.photos) for m in args.models.split(",")]
     peers = ["edgeq", "tflite (official int8)", "onnxruntime QDQ"]
-    print(f"\nSQNR vs float (dB, higher is better) and top-1 agreement with float; edgeq weights {args.granularity}")
+    print(f"\nSQNR vs float (dB, higher is better) and top-1 agreement with float; edgeq weights "
+          f"{args.granularity}; image calib/eval photos {args.photos}")
     print(f"{'model':<11}{'n':>5}  " + "  ".join(f"{p:>28}" for p in peers) + "  edgeq >= best peer")
     worst = True
     for r in rows:

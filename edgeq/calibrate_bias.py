@@ -26,7 +26,8 @@ How, per layer (QConv / QGemm with a float twin of the same name):
 Only int32 bias constants change: every lowering stays bit-exact with the reference
 (they all read the same integer graph). Measured on the MLPerf Tiny models in
 docs/fidelity.md. At most `limit` samples are used (default 64), processed in chunks,
-so memory stays at one chunk's activations per live tensor.
+so memory stays at one chunk's activations per live tensor, and fewer when the model is
+large (MAC_BUDGET).
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ from edgeq.ir import Graph
 
 LIMIT = 64
 CHUNK = 16
+# Work cap: samples * MACs per sample. The MLPerf Tiny models (<= 77M MACs) get all 64
+# samples; a 224x224 MobileNetV2 (~300M MACs) gets 16, so compile time stays bounded.
+MAC_BUDGET = 5e9
 LAYERS = ("QConv", "QGemm")
 
 
@@ -88,6 +92,17 @@ def _float_preact(fnode, x, fgraph: Graph) -> np.ndarray:
         return run_node(bare, args, fgraph).numpy().astype(np.float64)
 
 
+def _macs(qgraph: Graph) -> int:
+    """Multiply-accumulates of one sample in the QConv/QGemm layers."""
+    total = 0
+    for n in qgraph.nodes:
+        w = qgraph.const(n.inputs[1]) if n.op in LAYERS and len(n.inputs) > 1 else None
+        out = qgraph.tensors.get(n.outputs[0])
+        if w is not None and out is not None:
+            total += int(np.prod(out.shape[1:], dtype=np.int64)) * int(np.prod(w.shape[1:]))
+    return total
+
+
 def _channel_mean(e: np.ndarray) -> np.ndarray:
     """Sum over every axis but 1 (channels), and the count."""
     axes = tuple(i for i in range(e.ndim) if i != 1)
@@ -107,6 +122,7 @@ def correct_bias_quantized(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.nda
 
     load_all()
     n = min(limit, len(next(iter(feeds.values()))))
+    n = min(n, max(CHUNK, int(MAC_BUDGET // max(_macs(qgraph), 1))))
     if n == 0:
         return qgraph
     feeds = {k: np.asarray(v[:n], dtype=np.float32) for k, v in feeds.items()}

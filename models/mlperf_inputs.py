@@ -12,6 +12,14 @@ Real samples where the snapshot ships them, realistic stand-ins where it does no
 
 `mlperf_inputs(name, split)` gives float32 arrays in the model's own input layout;
 `split="calib"` and `split="eval"` are disjoint (alternate items).
+
+The image models' splits come in two kinds (`photos=`):
+- "disjoint" (the default): crop i is cut from photo i mod 10, so the alternate-item
+  split puts photos 0, 2, 4, 6, 8 (astronaut, coffee, hubble_deep_field, retina,
+  colorwheel) in calib and the other five (chelsea, rocket, immunohistochemistry, cat,
+  logo) in eval: calibration never sees the evaluation photos (a domain shift).
+- "shared": crop i is cut from photo (i // 2) mod 10, so both splits hold crops of all
+  ten photos (different random crops, none shared): the usual i.i.d. calibration set.
 """
 from __future__ import annotations
 
@@ -40,7 +48,8 @@ def _split(x: np.ndarray, split: str) -> np.ndarray:
     return x[0::2] if split == "calib" else x[1::2]
 
 
-def mlperf_inputs(name: str, split: str = "eval", n: int = 128, root: Path | None = None) -> np.ndarray:
+def mlperf_inputs(name: str, split: str = "eval", n: int = 128, root: Path | None = None,
+                  photos: str = "disjoint") -> np.ndarray:
     d = mlperf_dir(name, root)
     if name == "ad01":
         x = np.load(d / "test_data" / "normal_id_01_00000000_windows.npz")["input"]
@@ -49,10 +58,14 @@ def mlperf_inputs(name: str, split: str = "eval", n: int = 128, root: Path | Non
     elif name == "kws01":
         real = np.load(d / "test_data" / "kws_sample.npz")["input"]
         x = np.concatenate([real, kws_mfcc_windows(d.parent / "sww01" / "test_data")])
-    elif name in ("ic01", "ic01_large"):
-        x = photo_crops(32, 2 * n, seed=1).astype(np.float32)
-    elif name == "vww01":
-        x = photo_crops(96, 2 * n, seed=2).astype(np.float32) / 255.0
+    elif name in ("ic01", "ic01_large", "vww01"):
+        if photos not in ("disjoint", "shared"):
+            raise EdgeqError(f"unknown photo split {photos!r}", "use photos='disjoint' or 'shared'")
+        cycle = 1 if photos == "disjoint" else 2
+        if name == "vww01":
+            x = photo_crops(96, 2 * n, seed=2, cycle=cycle).astype(np.float32) / 255.0
+        else:
+            x = photo_crops(32, 2 * n, seed=1, cycle=cycle).astype(np.float32)
     else:
         raise EdgeqError(f"unknown MLPerf Tiny model {name!r}", "use kws01, ic01, ic01_large, ad01, vww01 or sww01")
     return np.ascontiguousarray(_split(x.astype(np.float32), split)[:n])
@@ -60,16 +73,17 @@ def mlperf_inputs(name: str, split: str = "eval", n: int = 128, root: Path | Non
 
 # ---- natural photos ------------------------------------------------------------------
 
-def photo_crops(size: int, count: int, seed: int = 0) -> np.ndarray:
+def photo_crops(size: int, count: int, seed: int = 0, cycle: int = 1) -> np.ndarray:
     """`count` RGB uint8 crops [count, size, size, 3]: random square crops of the photos,
-    area-resized to `size`, with random horizontal flips (deterministic for a seed)."""
+    area-resized to `size`, with random horizontal flips (deterministic for a seed).
+    Crop i comes from photo (i // cycle) mod 10."""
     from skimage import data as skdata
     from skimage.transform import resize
     rng = np.random.default_rng(seed)
     photos = [np.asarray(getattr(skdata, p)())[..., :3] for p in PHOTOS]
     out = np.empty((count, size, size, 3), np.uint8)
     for i in range(count):
-        img = photos[i % len(photos)]
+        img = photos[(i // cycle) % len(photos)]
         h, w = img.shape[:2]
         side = int(rng.uniform(0.3, 1.0) * min(h, w))
         y0, x0 = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)

@@ -1,0 +1,82 @@
+"""Empirical bias correction of the integer graph (edgeq/calibrate_bias.py): its defining
+property (the mean pre-activation error per channel is ~0 on the calibration data, within
+half an accumulator step), the fast accumulators equal the reference kernels, and only
+int32 biases change."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeq.calibrate import calibrate
+from edgeq.calibrate_bias import _float_preact, _int_output, _int_preact, correct_bias_quantized
+from edgeq.intref import load_all, run_node
+from edgeq.intref.interpreter import quantize_inputs, run_reference
+from edgeq.ir import Graph, Node, Tensor
+from edgeq.quantize import quantize
+
+RNG = np.random.default_rng(3)
+
+
+def two_conv_graph() -> Graph:
+    g = Graph("bc")
+    g.add_tensor(Tensor("x", (1, 3, 8, 8), "float32"))
+    g.inputs = ["x"]
+    g.add_const("w1", RNG.standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.3)
+    g.add_const("b1", RNG.standard_normal(4).astype(np.float32) * 0.1)
+    g.nodes.append(Node("Conv", "conv1", ["x", "w1", "b1"], ["h"],
+                        dict(strides=[2, 2], pads=[0, 0, 1, 1], dilations=[1, 1], group=1,
+                             act_min=0.0, act_max=float("inf"))))
+    g.add_tensor(Tensor("h", (1, 4, 4, 4), "float32"))
+    g.add_const("w2", RNG.standard_normal((4, 1, 3, 3)).astype(np.float32) * 0.3)
+    g.add_const("b2", np.zeros(4, np.float32))
+    g.nodes.append(Node("Conv", "dw", ["h", "w2", "b2"], ["y"],
+                        dict(strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=4)))
+    g.add_tensor(Tensor("y", (1, 4, 4, 4), "float32"))
+    g.outputs = ["y"]
+    return g
+
+
+def _layer_errors(q: Graph, g: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean real pre-activation error per channel of every QConv on x."""
+    from edgeq.float_exec import run_float
+    fl = run_float(g, {"x": x}, outputs=["x", "h"])
+    qi = run_reference(q, quantize_inputs(q, {"x": x}), outputs=["h"])
+    qi["x"] = quantize_inputs(q, {"x": x})["x"]
+    out = {}
+    for qn in q.nodes:
+        fn = next(n for n in g.nodes if n.name == qn.name)
+        w, b = q.const(qn.inputs[1]), q.const(qn.inputs[2])
+        acc = _int_preact(qn, qi[qn.inputs[0]], w, b)
+        step = float(q.tensors[qn.inputs[0]].q.scale) * q.tensors[qn.inputs[1]].q.scale
+        e = acc * step.reshape(1, -1, 1, 1) - _float_preact(fn, __import__("torch").from_numpy(fl[fn.inputs[0]]), g)
+        out[qn.name] = (e.mean(axis=(0, 2, 3)), step)
+    return out
+
+
+def test_mean_error_is_removed_and_only_biases_change():
+    g = two_conv_graph()
+    x = (RNG.standard_normal((32, 3, 8, 8)) + 0.5).astype(np.float32)
+    q0 = quantize(g, calibrate(g, x, progress=False))
+    q = quantize(g, calibrate(g, x, progress=False))
+    correct_bias_quantized(q, g, {"x": x}, limit=32, chunk=8)
+    for name, (mean, step) in _layer_errors(q, g, x).items():
+        assert np.all(np.abs(mean) <= 0.5 * step + 1e-9), (name, mean, step)
+    before = _layer_errors(q0, g, x)
+    assert sum(np.abs(m).sum() for m, _ in before.values()) > 0  # there was something to fix
+    for n0, n1 in zip(q0.nodes, q.nodes):
+        assert n0.attrs == n1.attrs
+        for a, b in zip(n0.inputs[:2] + n0.inputs[3:], n1.inputs[:2] + n1.inputs[3:]):
+            assert np.array_equal(q0.const(a), q.const(b)) if q0.const(a) is not None else a == b
+        assert q.const(n1.inputs[2]).dtype == np.int32
+
+
+def test_fast_accumulators_match_the_reference_kernels():
+    load_all()
+    g = two_conv_graph()
+    x = RNG.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    q = quantize(g, calibrate(g, x, progress=False))
+    vals = run_reference(q, quantize_inputs(q, {"x": x}), outputs=["h"])
+    vals["x"] = quantize_inputs(q, {"x": x})["x"]
+    for qn in q.nodes:
+        args = [vals[qn.inputs[0]]] + [q.const(i) for i in qn.inputs[1:]]
+        fast = _int_output(qn, _int_preact(qn, args[0], args[1], args[2]), args[3], args[4], 2)
+        assert np.array_equal(fast, run_node(qn, args))
