@@ -484,3 +484,17 @@ def test_compile_guards_the_passes_for_per_channel_weights_only():
     assert pt[-3:] == ["equalize_cross_layer", "absorb_high_bias", "correct_bias"]
     assert "dfq_guard" not in names(CompileOptions(weight_granularity="per-channel"))  # passes off
     assert names(CompileOptions(weight_granularity="per-tensor", dfq_guard=True))[-1] == "dfq_guard"
+
+
+def test_inspect_shows_what_each_pass_changed():
+    from edgeq.summary import _pass_details
+    cle = {"pass": "equalize_cross_layer", "layer": "conv1",
+           "before": {"tensor_range": 10.3, "channel_range_min": 0.01, "channel_range_median": 1.2},
+           "after": {"tensor_range": 3.1, "channel_range_min": 0.4, "channel_range_median": 0.9}}
+    assert _pass_details(cle) == ("conv1: weight range 10.3 -> 3.1, smallest channel 0.01 -> 0.4, "
+                                  "median channel 1.2 -> 0.9")
+    bc = {"pass": "correct_bias", "layer": "conv2", "mode": "empirical",
+          "bias_shift_max": 0.0125, "bias_shift_mean": 0.003}
+    assert _pass_details(bc) == "conv2: bias shift (empirical) max 0.0125, mean 0.003"
+    guard = {"pass": "dfq_guard", "step": "bias correction", "kept": False, "sqnr": 20.5, "top1": 0.9}
+    assert _pass_details(guard) == "step bias correction dropped (calibration data: sqnr 20.5, top1 0.9)"
