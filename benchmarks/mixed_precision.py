@@ -111,7 +111,7 @@ def table(title, rows, metric_names):
     for r in rows:
         t.add_row(r["plan"], *[f"{r[m]:.2f}" for m in metric_names], f"{r['bytes']:,}",
                   f"{r['pct']:.0f}%", r["n4"])
-    Console().print(t)
+    Console(width=200).print(t)
 
 
 def fmnist_model(name: str, n_test: int):
@@ -131,7 +131,7 @@ def fmnist_model(name: str, n_test: int):
         b = total_weight_bytes(layers, plan)
         rows.append({"plan": label, "top-1 %": acc, "bytes": b, "pct": 100 * b / a8,
                      "n4": f"{sum(v == 4 for v in plan.values())}/{len(plan)}"})
-    table(f"fmnist {name}: 10k test accuracy (sensitivity: hawq {times['hawq_s']:.0f} s, "
+    table(f"fmnist {name}: accuracy on {len(yte):,} test images (sensitivity: hawq {times['hawq_s']:.0f} s, "
           f"measured {times['measured_s']:.0f} s)", rows, ["top-1 %"])
     return rows
 
@@ -177,8 +177,10 @@ def ilp_speed(n_layers: int = 100):
 
 
 def latency_section():
-    """dscnn on cortex-m7: the 60% flash plan, then the same flash budget plus a latency budget
-    halfway between all-int8's and that plan's QEMU instruction counts, checked on the board."""
+    """dscnn on cortex-m7: the 70% flash plan, then the same flash budget plus a latency budget
+    of all-int8 + 1.4% QEMU instructions, checked on the board. Every int4 kernel is slower
+    than its int8 one on Cortex-M7, so the budget must lie between the fastest plan within
+    70% (+1.3%) and the flash-only plan (+1.7%) to bind; at 60% that gap is ~0.01%."""
     import tempfile
     from edgeq.errors import EdgeqError
     from edgeq.models.fmnist import load_fmnist, preprocess
@@ -191,13 +193,13 @@ def latency_section():
     rows, counts = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         runs = [("all-int8", {"weight_bits": 8}), ("uniform int4", {"weight_bits": 4}),
-                ("ILP flash 60%", {"weight_bits": "auto", "flash_budget": "60%"}),
-                ("ILP flash 60% + latency", None)]
+                ("ILP flash 70%", {"weight_bits": "auto", "flash_budget": "70%"}),
+                ("ILP flash 70% + latency", None)]
         for label, kw in runs:
             if kw is None:  # a budget that binds: between the two measured counts
-                lat = (counts["all-int8"] + counts["ILP flash 60%"]) // 2
-                kw = {"weight_bits": "auto", "flash_budget": "60%", "latency_budget": str(lat)}
-                label = f"ILP flash 60% + latency {lat:,}"
+                lat = int(counts["all-int8"] * 1.014)
+                kw = {"weight_bits": "auto", "flash_budget": "70%", "latency_budget": str(lat)}
+                label = "ILP flash 70% + latency 101.4%"
             out = Path(tmp) / f"b{len(rows)}"
             try:
                 res = compile_model(model_path("dscnn"), CompileOptions(target="cortex-m7", progress=False, **kw),
@@ -221,7 +223,7 @@ def latency_section():
     fmt = lambda v: "" if v is None else f"{v:,}"
     for r in rows:
         t.add_row(r[0], *[fmt(v) for v in r[1:6]], str(r[6]))
-    Console().print(t)
+    Console(width=200).print(t)
 
 
 def main():
