@@ -45,16 +45,20 @@ LAYERS = ("QConv", "QGemm")
 
 def _int_preact(node, x, w, bias) -> np.ndarray:
     """int64 accumulators (bias included) as the integer reference forms them
-    (edgeq.intref.conv / gemm), computed with a float64 torch conv: every product and
-    partial sum is an integer below 2^53, so the result is exact, and much faster than
-    the loop-faithful reference."""
+    (edgeq.intref.conv / gemm), computed with a torch conv, much faster than the
+    loop-faithful reference and still exact: every product and partial sum is an integer
+    of magnitude <= K * 255 * max|w|, so float32 is exact when that is below 2^24 (e.g. a
+    3x3 depthwise layer, where float64 convs are slow) and float64 (2^53) otherwise; the
+    bias is added in int64."""
     import torch
     import torch.nn.functional as F
-    xs = torch.from_numpy(x.astype(np.float64) - float(node.attr("x_zp", 0)))
-    wt = torch.from_numpy(w.astype(np.float64))
-    b = torch.from_numpy(bias.astype(np.float64))
+    k = int(np.prod(w.shape[1:]))
+    exact32 = k * 255 * int(np.max(np.abs(w.astype(np.int64)), initial=0)) < (1 << 24)
+    dt = np.float32 if exact32 else np.float64
+    xs = torch.from_numpy(x.astype(dt) - dt(node.attr("x_zp", 0)))
+    wt = torch.from_numpy(w.astype(dt))
     if node.op == "QGemm":
-        acc = F.linear(xs.reshape(xs.shape[0], -1), wt, b)
+        acc = F.linear(xs.reshape(xs.shape[0], -1), wt)
     else:
         nd = x.ndim - 2
         st = [int(v) for v in node.attr("strides", [1] * nd)]
@@ -64,8 +68,10 @@ def _int_preact(node, x, w, bias) -> np.ndarray:
             xs, wt = xs[:, :, None, :], wt[:, :, None, :]
             st, dl, pd = [1] + st, [1] + dl, [0, pd[0], 0, pd[1]]
         xs = F.pad(xs, (pd[1], pd[3], pd[0], pd[2]))
-        acc = F.conv2d(xs, wt, b, stride=st, dilation=dl, groups=int(node.attr("group", 1)))
-    return np.rint(acc.numpy()).astype(np.int64)
+        acc = F.conv2d(xs, wt, None, stride=st, dilation=dl, groups=int(node.attr("group", 1)))
+    acc = np.rint(acc.numpy()).astype(np.int64)
+    shape = (1, acc.shape[1]) + (1,) * (acc.ndim - 2)
+    return acc + bias.astype(np.int64).reshape(shape)
 
 
 def _int_output(node, acc: np.ndarray, mult, shift, nd: int) -> np.ndarray:
