@@ -52,29 +52,27 @@ class Ctx:
     def const(self, tensor: str, dtype: str | None = None, role: str = "const") -> str:
         """The `static const` array holding a constant, named `l<layer>_<role>` (the graph's
         tensor name goes in the comment above it: graph names are long and unsafe)."""
-        data = self.graph.const(tensor)
-        if data is None:
-            raise ValueError(f"{tensor!r} should be a constant input")
-        if tensor not in self._const_ids:
-            ident = self.names.get(f"l{self.layer}_{role}")
-            arr = np.asarray(data)
+        def emit(arr: np.ndarray) -> tuple[np.ndarray, str]:
             if dtype is not None:
                 arr = self._cast(arr, dtype, tensor)
-            self.const_defs.append(const_array(ident, arr, comment_safe(f"{tensor} {list(arr.shape)}")))
-            self._const_ids[tensor] = ident
-        return self._const_ids[tensor]
+            return arr, f"{tensor} {list(arr.shape)}"
+        return self._const_once(tensor, role, emit)
 
     def packed_s4(self, tensor: str, role: str = "weights") -> str:
         """A weight constant packed two int4 values per byte (uint8), for the _s4 kernels."""
+        return self._const_once(tensor, role, lambda arr: (
+            pack_s4(arr), f"{tensor} {list(arr.shape)} int4, packed two per byte (eq_kernels.h)"))
+
+    def _const_once(self, tensor: str, role: str, emit) -> str:
+        """Define a constant's C array the first time a layer asks for it; later layers
+        (a weight shared by two nodes) reuse the same array."""
         data = self.graph.const(tensor)
         if data is None:
             raise ValueError(f"{tensor!r} should be a constant input")
         if tensor not in self._const_ids:
             ident = self.names.get(f"l{self.layer}_{role}")
-            arr = np.asarray(data)
-            packed = pack_s4(arr)
-            note = f"{tensor} {list(arr.shape)} int4, packed two per byte (eq_kernels.h)"
-            self.const_defs.append(const_array(ident, packed, comment_safe(note)))
+            arr, note = emit(np.asarray(data))
+            self.const_defs.append(const_array(ident, arr, comment_safe(note)))
             self._const_ids[tensor] = ident
         return self._const_ids[tensor]
 
