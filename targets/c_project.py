@@ -52,10 +52,11 @@ def write_model(qgraph: Graph, src: Path, report: dict) -> MemoryPlan:
             if qgraph.tensors[o].dtype != "int8":
                 raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the C runtime is int8 only",
                                  "quantize the model with edgeq.quantize first")
-    plan = plan_memory(qgraph)
+    plan = plan_memory(qgraph, scratch=qgraph.meta.get("scratch_policy", "fit"))
     generate_c(qgraph, plan, src, profile_marks=True)
     report["arena_bytes"] = plan.arena_bytes
-    report["memory_plan"] = {"arena_bytes": plan.arena_bytes, "peak_live_bytes": plan.peak_live_bytes,
+    report["memory_plan"] = {"scratch_policy": qgraph.meta.get("scratch_policy", "fit"),
+                             "arena_bytes": plan.arena_bytes, "peak_live_bytes": plan.peak_live_bytes,
                              "timeline": plan.timeline, "inplace": [list(p) for p in plan.inplace]}
     return plan
 

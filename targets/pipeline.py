@@ -47,6 +47,7 @@ class CompileOptions:
     calib_limit: int = 512                # at most this many calibration samples are used
     int_bias_correction: bool | None = None  # None: on with calibration data (edgeq/calibrate_bias.py)
     test_vectors: int = 4                 # inputs embedded in firmware to self-check
+    scratch: str = "fit"                  # C targets: "fit" (smallest arena) | "always" (fastest)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -232,6 +233,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
             from edgeq.mixed_precision.pareto import plot
             plot(bits_plan["pareto"], tmp / "pareto.png", "SQNR vs float (dB, fake-quant)")
             bits_plan["pareto_plot"] = "pareto.png"
+        qgraph.meta["scratch_policy"] = opts.scratch  # read by the C targets' memory planner
         target.build(qgraph, tmp, report, vectors)
         timings["build_s"] = time.perf_counter() - t0
         write_report(report, tmp / "report.json")

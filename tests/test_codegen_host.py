@@ -5,6 +5,7 @@ tests/test_mcu.py. The oracle is edgeq.intref.interpreter.run_reference.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -329,3 +330,22 @@ def test_multi_io_graph(tmp_path):
     h = (tmp_path / "src" / "model.h").read_text()
     assert "int edgeq_model_run(const int8_t *in_in_a, const int8_t *in_in_b, int8_t *out_" in h
     assert "#define EDGEQ_NUM_INPUTS 2" in h and "#define EDGEQ_INPUT1_ZERO_POINT -4" in h
+
+
+def test_scratch_policy_always_trades_arena_for_instructions_and_stays_exact(tmp_path):
+    """--scratch always: every layer gets its im2col scratch; the build still self-checks
+    bit-exact, and its arena is never smaller than the default 'fit' plan's."""
+    from edgeq import cli
+    from edgeq.models.registry import model_path
+    from edgeq.models.fmnist import load_fmnist, preprocess
+    x, _ = load_fmnist("train")
+    np.save(tmp_path / "calib.npy", preprocess(x[:16]))
+    arenas = {}
+    for policy in ("fit", "always"):
+        out = tmp_path / policy
+        cli.main(["compile", str(model_path("dscnn")), "-t", "host", "--calib", str(tmp_path / "calib.npy"),
+                  "-o", str(out), "--scratch", policy, "-q"])
+        rep = json.loads((out / "report.json").read_text())
+        assert rep["self_check"]["passed"] and rep["memory_plan"]["scratch_policy"] == policy
+        arenas[policy] = rep["arena_bytes"]
+    assert arenas["always"] >= arenas["fit"]
