@@ -467,6 +467,26 @@ def test_dfq_guard_keeps_cle_where_it_helps_and_is_then_never_worse():
     assert any(r["pass"] == "equalize_cross_layer" for r in ctx.log)
 
 
+def test_dfq_guard_keeps_a_combination_whose_first_step_alone_is_worse():
+    """Greedy would drop 'break' before 'fix' could repair it; the guard weighs combinations."""
+    from edgeq.passes.dfq_guard import dfq_guard
+    g = mobile_block(seed=3)
+    b0 = g.tensors[g.nodes[0].inputs[2]].data.copy()
+
+    def fix(graph: Graph, ctx: PassContext) -> Graph:  # restore the bias, then equalize
+        graph.tensors[graph.nodes[0].inputs[2]].data = b0.copy()
+        return equalize_cross_layer(graph, ctx)
+
+    ctx = _guard_ctx("per-tensor")
+    out = dfq_guard([("break", [_sabotage]), ("fix", [fix])])(g, ctx)
+    steps = {r["step"]: r for r in ctx.log if r["pass"] == "dfq_guard"}
+    assert not steps["break"]["kept"] and steps["break"]["sqnr"] < steps["none"]["sqnr"]
+    assert steps["break, fix"]["sqnr"] > steps["none"]["sqnr"]
+    kept = [k for k, r in steps.items() if r.get("kept")]
+    assert len(kept) == 1 and kept[0] in ("fix", "break, fix")
+    assert_ranges_equal(out)
+
+
 def test_dfq_guard_without_calibration_data_runs_unguarded():
     from edgeq.passes.dfq_guard import dfq_guard
     ctx = PassContext(options={"weight_granularity": "per-channel"})
