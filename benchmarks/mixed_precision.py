@@ -1,7 +1,8 @@
 """Mixed-precision weights (HAWQ-V3 ILP, edgeq/mixed_precision) against uniform and greedy plans.
 
     python benchmarks/mixed_precision.py [--models dscnn,mobilenetv2,resnet8] [--imagenet]
-                                         [--latency] [--n-imagenet 128]
+                                         [--latency] [--n-imagenet 128] [--lock first|ends|none]
+                                         [--sens hawq,measured] [--n-sens 32] [--probes 8]
 
 Per model, rows (all with int8 activations, per-channel weights, the integer reference):
   all-int8, uniform int4,
@@ -11,8 +12,13 @@ Per model, rows (all with int8 activations, per-channel weights, the integer ref
   greedy (largest): layers to int4 largest first until within budget
 Each plan is quantized as `edgeq compile --calib` does it (integer bias correction on the
 calibration images; --no-bias-correction skips it).
-The ILP and both greedy plans keep the first and last Conv/Gemm int8 (the same locks for
-all three, so the rows differ only in how they choose).
+The ILP and both greedy plans share the same locks (so the rows differ only in how they
+choose): --lock ends (default for Fashion-MNIST) keeps the first and last Conv/Gemm int8,
+--lock first (default for --imagenet) only the first, as HAWQ-V3 does. ImageNet MobileNetV2
+needs `first`: its 1280x1000 classifier is 37% of the weight bytes, so with it int8 the
+smallest plan is 2,375,312 B > 60% of all-int8 (2,081,856 B).
+--sens picks the ILP sensitivity rows (the greedy-by-sensitivity row uses measured if
+computed, else hawq); --n-sens / --probes: images and Hutchinson probes for the sensitivities.
 
 Fashion-MNIST: accuracy on the 10k test set, calibration on 512 training images.
 MobileNetV2 (ImageNet weights, --imagenet): top-1 agreement with float and SQNR on
@@ -34,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 BUDGET = 0.6
 BIAS_CORR = True  # integer bias correction, on in `edgeq compile` with --calib
 BATCH = 16
+ROWS: set[str] = set()  # --rows: evaluate only these plans (--imagenet; to split a run over processes)
 
 
 def prepare(onnx_path, calib: np.ndarray):
@@ -72,28 +79,42 @@ def greedy(layers, order, limit, locks) -> dict[str, int]:
     return plan
 
 
-def plans(graph, feeds_sens, layers):
+def lock_set(layers, lock: str) -> dict[str, int]:
+    from edgeq.mixed_precision.plan import _first_last
+    if lock == "ends":
+        return _first_last(layers)
+    return {layers[0].name: 8} if lock == "first" and layers else {}
+
+
+def plans(graph, feeds_sens, layers, lock="ends", sens=("hawq", "measured"), probes=8):
     from edgeq.mixed_precision.ilp import assign_bitwidth_ilp, size_budget
     from edgeq.mixed_precision.layers import total_weight_bytes
     from edgeq.mixed_precision.plan import _first_last
     from edgeq.mixed_precision.sensitivity import hawq_sensitivity, measured_sensitivity
     t = time.perf_counter()
     big = graph_is_big(layers)  # 224x224 MobileNetV2: Hessian-vector products cost ~100x dscnn's
-    hawq, _ = hawq_sensitivity(graph, {k: v[:16 if big else 64] for k, v in feeds_sens.items()}, layers,
-                               iters=8, batch=8 if big else 64, progress=True)
+    hawq = meas = None
+    if "hawq" in sens:
+        hawq, _ = hawq_sensitivity(graph, {k: v[:16 if big else 64] for k, v in feeds_sens.items()}, layers,
+                                   iters=probes, batch=8 if big else 64, progress=True)
     t_h = time.perf_counter() - t
     t = time.perf_counter()
-    meas, _ = measured_sensitivity(graph, feeds_sens, layers, progress=True)
+    if "measured" in sens:
+        meas, _ = measured_sensitivity(graph, feeds_sens, layers, progress=True)
     t_m = time.perf_counter() - t
+    print(f"sensitivities: hawq {t_h:.0f} s, measured {t_m:.0f} s", flush=True)
     limit = BUDGET * total_weight_bytes(layers, 8)
-    locks = _first_last(layers)
+    locks = lock_set(layers, lock)
     gain = lambda s, l: (s[l.name][4] - s[l.name][8]) / (l.weight_bytes(8) - l.weight_bytes(4))
     out = {"all-int8": {l.name: 8 for l in layers}, "uniform int4": {l.name: 4 for l in layers}}
-    out["ILP (hawq)"] = assign_bitwidth_ilp(layers, hawq, [size_budget(layers, limit)], locks=locks)
-    out["ILP (measured)"] = assign_bitwidth_ilp(layers, meas, [size_budget(layers, limit)], locks=locks)
+    if hawq is not None:
+        out["ILP (hawq)"] = assign_bitwidth_ilp(layers, hawq, [size_budget(layers, limit)], locks=locks)
+    if meas is not None:
+        out["ILP (measured)"] = assign_bitwidth_ilp(layers, meas, [size_budget(layers, limit)], locks=locks)
     # smallest sensitivity first (per byte saved would be the knapsack heuristic; the brief's
     # baseline is plain sensitivity order)
-    out["greedy (sens.)"] = greedy(layers, sorted(layers, key=lambda l: meas[l.name][4]), limit, locks)
+    gs = meas if meas is not None else hawq
+    out["greedy (sens.)"] = greedy(layers, sorted(layers, key=lambda l: gs[l.name][4]), limit, locks)
     out["greedy (largest)"] = greedy(layers, sorted(layers, key=lambda l: -l.params), limit, locks)
     return out, {"hawq_s": t_h, "measured_s": t_m}
 
@@ -114,7 +135,7 @@ def table(title, rows, metric_names):
     Console(width=200).print(t)
 
 
-def fmnist_model(name: str, n_test: int):
+def fmnist_model(name: str, n_test: int, lock: str = "ends"):
     from edgeq.mixed_precision.layers import total_weight_bytes, weighted_layers
     from edgeq.models.fmnist import load_fmnist, preprocess
     from edgeq.models.registry import model_path
@@ -124,7 +145,7 @@ def fmnist_model(name: str, n_test: int):
     xte, yte = preprocess(xte[:n_test]), yte[:n_test]
     graph, ranges = prepare(model_path(name), calib)
     layers = weighted_layers(graph)
-    ps, times = plans(graph, {graph.inputs[0]: calib[:256]}, layers)
+    ps, times = plans(graph, {graph.inputs[0]: calib[:256]}, layers, lock)
     rows, a8 = [], total_weight_bytes(layers, 8)
     for label, plan in ps.items():
         acc = 100 * float((run_int(graph, ranges, plan, xte, calib if BIAS_CORR else None).argmax(1) == yte).mean())
@@ -136,7 +157,8 @@ def fmnist_model(name: str, n_test: int):
     return rows
 
 
-def mobilenetv2(n: int, n_calib: int = 64):
+def mobilenetv2(n: int, n_calib: int = 64, lock: str = "first", sens=("hawq", "measured"), n_sens=32,
+                probes=8):
     import torch
     from edgeq.mixed_precision.layers import total_weight_bytes, weighted_layers
     from edgeq.models.mobilenetv2_imagenet import export_onnx, load_pretrained
@@ -148,15 +170,19 @@ def mobilenetv2(n: int, n_calib: int = 64):
         ref = np.concatenate([model(torch.from_numpy(x[i:i + BATCH])).numpy() for i in range(0, n, BATCH)])
     graph, ranges = prepare(export_onnx(), calib)
     layers = weighted_layers(graph)
-    ps, times = plans(graph, {graph.inputs[0]: calib[:32]}, layers)
+    ps, times = plans(graph, {graph.inputs[0]: calib[:n_sens]}, layers, lock, sens, probes)
     rows, a8 = [], total_weight_bytes(layers, 8)
     for label, plan in ps.items():
+        if ROWS and label not in ROWS:
+            continue
+        t = time.perf_counter()
         y = run_int(graph, ranges, plan, x, calib if BIAS_CORR else None).astype(np.float64)
         sqnr = 10 * np.log10((ref.astype(np.float64) ** 2).sum() / ((y - ref) ** 2).sum())
         b = total_weight_bytes(layers, plan)
         rows.append({"plan": label, "top-1 agree %": 100 * float((y.argmax(1) == ref.argmax(1)).mean()),
                      "SQNR dB": float(sqnr), "bytes": b, "pct": 100 * b / a8,
                      "n4": f"{sum(v == 4 for v in plan.values())}/{len(plan)}"})
+        print(f"{label}: {rows[-1]} ({time.perf_counter() - t:.0f} s)", flush=True)
     table(f"MobileNetV2 ImageNet weights, {n} natural images (sensitivity: hawq {times['hawq_s']:.0f} s, "
           f"measured {times['measured_s']:.0f} s)", rows, ["top-1 agree %", "SQNR dB"])
 
@@ -233,17 +259,28 @@ def main():
     ap.add_argument("--imagenet", action="store_true")
     ap.add_argument("--n-imagenet", type=int, default=128)
     ap.add_argument("--latency", action="store_true")
+    ap.add_argument("--lock", choices=("first", "ends", "none"), default=None,
+                    help="layers kept int8: first, first+last (ends); default ends for Fashion-MNIST, "
+                         "first for --imagenet")
+    ap.add_argument("--sens", default="hawq,measured", help="ILP sensitivity rows: hawq, measured")
+    ap.add_argument("--n-sens", type=int, default=32, help="--imagenet: images for the sensitivities")
+    ap.add_argument("--probes", type=int, default=8, help="Hutchinson probes for hawq")
+    ap.add_argument("--no-ilp-speed", action="store_true")
+    ap.add_argument("--rows", default="", help="--imagenet: only these plans, comma-separated labels")
     ap.add_argument("--no-bias-correction", action="store_true", help="skip the integer bias correction")
     a = ap.parse_args()
     global BIAS_CORR
     BIAS_CORR = not a.no_bias_correction
-    ilp_speed()
+    ROWS.update(filter(None, a.rows.split(",")))
+    if not a.no_ilp_speed:
+        ilp_speed()
     for name in filter(None, a.models.split(",")):
-        fmnist_model(name, a.n_test)
+        fmnist_model(name, a.n_test, a.lock or "ends")
     if a.latency:
         latency_section()
     if a.imagenet:
-        mobilenetv2(a.n_imagenet)
+        mobilenetv2(a.n_imagenet, lock=a.lock or "first", sens=tuple(filter(None, a.sens.split(","))),
+                    n_sens=a.n_sens, probes=a.probes)
 
 
 if __name__ == "__main__":
