@@ -232,13 +232,13 @@ def test_conv2d_no_bias_and_bad_shapes():
 
 # ---- fully connected ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 10, 7), (3, 33, 5), (2, 257, 11)])
-@pytest.mark.parametrize("zps", [(0, 0), (-128, 127), (127, -128)])
-def test_fully_connected(shape, zps):
+def fc_case(seed: int, shape, zps, wmax: int):
+    """A random fully connected case with weights in [-wmax, wmax]: (x, wt, bias, m, s,
+    the integer reference's output, the C parameter struct)."""
     n, k, co = shape
-    rng = np.random.default_rng(1000 + k * 31 + co + zps[0])
+    rng = np.random.default_rng(seed)
     x = rand_i8(rng, (n, k))
-    wt = rand_i8(rng, (co, k), -127, 127)
+    wt = rand_i8(rng, (co, k), -wmax, wmax)
     bias = rng.integers(-5000, 5000, co).astype(np.int32)
     nd = node("QGemm", x_zp=zps[0], y_zp=zps[1], act_min=-128, act_max=127)
     acc = (x.astype(np.int64) - zps[0]) @ wt.astype(np.int64).T + bias
@@ -246,6 +246,14 @@ def test_fully_connected(shape, zps):
     ref = run_node(nd, [x, wt, bias, m, s])
     p = cb.make(cb.FcParams, batch=n, in_features=k, out_features=co, x_zp=zps[0], y_zp=zps[1],
                 act_min=-128, act_max=127)
+    return x, wt, bias, m, s, ref, p
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 10, 7), (3, 33, 5), (2, 257, 11)])
+@pytest.mark.parametrize("zps", [(0, 0), (-128, 127), (127, -128)])
+def test_fully_connected(shape, zps):
+    _, k, co = shape
+    x, wt, bias, m, s, ref, p = fc_case(1000 + k * 31 + co + zps[0], shape, zps, 127)
     for scratch in (None, scratch_for("eq_fully_connected_s8", p, co, wt.shape)):
         y = np.zeros_like(ref)
         assert cb.call("eq_fully_connected_s8", p, x, cb.i8(wt), bias, m, s, scratch, y) == 0

@@ -16,7 +16,7 @@ from edgeq.intref import run_node
 from edgeq.intref.conv import conv_accumulate
 
 from . import _cbuild as cb
-from .test_c_kernels import mults_shifts, node, rand_i8, scratch_for
+from .test_c_kernels import fc_case, mults_shifts, node, rand_i8, scratch_for
 
 needs_arm = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
@@ -115,17 +115,8 @@ def test_conv2d_s4_no_bias_and_bad_args():
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 10, 7), (3, 33, 5), (2, 257, 11), (1, 16, 4)])
 @pytest.mark.parametrize("zps", [(0, 0), (-128, 127), (127, -128)])
 def test_fully_connected_s4(shape, zps):
-    n, k, co = shape
-    rng = np.random.default_rng(2000 + k * 31 + co + zps[0])
-    x = rand_i8(rng, (n, k))
-    wt = rand_i8(rng, (co, k), -7, 7)
-    bias = rng.integers(-5000, 5000, co).astype(np.int32)
-    nd = node("QGemm", x_zp=zps[0], y_zp=zps[1], act_min=-128, act_max=127)
-    acc = (x.astype(np.int64) - zps[0]) @ wt.astype(np.int64).T + bias
-    m, s = mults_shifts(rng, co, np.abs(acc).max(axis=0))
-    ref = run_node(nd, [x, wt, bias, m, s])
-    p = cb.make(cb.FcParams, batch=n, in_features=k, out_features=co, x_zp=zps[0], y_zp=zps[1],
-                act_min=-128, act_max=127)
+    _, k, co = shape
+    x, wt, bias, m, s, ref, p = fc_case(2000 + k * 31 + co + zps[0], shape, zps, 7)
     packed = np.ascontiguousarray(pack_s4(wt))
     for scratch in (None, scratch_for("eq_fully_connected_s8", p, co, wt.shape)):
         y = np.zeros_like(ref)
