@@ -9,6 +9,14 @@ scales = [1/127, 0.02/127], q = [[64, -127], [127, 64]] (63.5 rounds to even 64)
 
 An all-zero channel gets scale 1.0 (any positive value works: every q is 0) so that the
 bias scale s_in * s_w[c] and the requant multiplier stay finite and positive.
+
+Weights that already lie on a per-tensor grid (a model quantized before export: per-tensor
+QAT, or a hybrid file such as MLPerf's kws01 whose convs hold int8 * s) keep that grid.
+Re-rounding them per channel to max|W_c| / qmax would add up to half an LSB of error to
+weights that are exact as they are; instead channel c gets s / j_c with the largest
+integer j_c that keeps max|q_c| <= qmax, so every weight stays exact and each channel still
+uses most of its range. Example: s = 0.1, W_c = [0.3, -0.2] -> k = [3, -2], j_c = 42,
+scale 0.1/42, q = [126, -84] (per channel max/127 would give [127, -85]: -0.2 -> -0.2008).
 """
 from __future__ import annotations
 
@@ -30,7 +38,28 @@ def weight_scales(W: np.ndarray, bits: int = 8, per_channel: bool = True,
     else:
         amax = np.asarray(np.max(np.abs(W)) if W.size else 0.0)
     scale = amax / qmax
+    if per_channel and W.ndim > 1:
+        on_grid = _existing_grid_scales(W, qmax, axis % W.ndim)
+        if on_grid is not None:
+            scale = on_grid
     return np.where(scale > 0, scale, 1.0).astype(np.float64)
+
+
+GRID_TOLERANCE = 1e-3  # in LSBs: float32 storage of int8 * s is exact to ~1e-5 LSB
+
+
+def _existing_grid_scales(W: np.ndarray, qmax: int, axis: int) -> np.ndarray | None:
+    """Per-channel scales s / j_c if W = k * s with integers |k| <= qmax, else None."""
+    amax = float(np.max(np.abs(W))) if W.size else 0.0
+    if amax == 0.0:
+        return None
+    s = amax / qmax
+    k = W / s
+    if np.max(np.abs(k - np.round(k))) > GRID_TOLERANCE:
+        return None
+    kmax = np.max(np.abs(np.round(k)), axis=_reduce_axes(W.ndim, axis))
+    j = np.floor(qmax / np.maximum(kmax, 1.0))
+    return np.where(kmax > 0, s / j, 0.0)
 
 
 def quantize_weights(W: np.ndarray, bits: int = 8, per_channel: bool = True,

@@ -261,6 +261,27 @@ def test_weight_quantization_properties():
     assert s1.shape == () and q1.tolist() == [[127, 0, 2]]  # 0.5 -> 0 and 1.5 -> 2 (half to even)
 
 
+def test_weights_already_on_an_int8_grid_stay_exact_per_channel():
+    # a per-tensor int8 model exported as float (kws01's convs): k * s, |k| <= 127
+    s = 0.0123
+    k = RNG.integers(-40, 41, size=(5, 4, 3, 3)).astype(np.float64)
+    k[0, 0, 0, 0], k[3] = 127, np.clip(k[3], -3, 3)
+    W = (k * s).astype(np.float32)
+    q, sc = quantize_weights(W)
+    j = np.round(s / sc).reshape(-1, 1, 1, 1)  # channel c's grid is s / j_c
+    assert np.array_equal(q, k * j)  # every weight exact: only float32 storage rounding remains
+    assert np.allclose(fake_quantize_weights(W), W, rtol=1e-6, atol=0)
+    assert np.all(np.abs(q.astype(int)).reshape(5, -1).max(axis=1) * 2 > 127)  # still most of each channel's range
+    plain = np.abs(W.astype(np.float64)).reshape(5, -1).max(axis=1) / 127
+    assert sc[0] == pytest.approx(s, rel=1e-6)
+    # off the grid by more than the tolerance: the usual max|W_c| / 127 scales
+    W2 = W.copy()
+    W2[1, 0, 0, 0] += s * 0.3
+    assert np.allclose(quantize_weights(W2)[1], np.abs(W2.astype(np.float64)).reshape(5, -1).max(axis=1) / 127)
+    # int4 cannot hold an int8 grid: plain int4 scales
+    assert np.allclose(quantize_weights(W, bits=4)[1], plain * 127 / 7)
+
+
 def test_bias_and_multipliers_match_their_definitions():
     b = G(x=(1, 4, 6, 6))
     Wf = RNG.standard_normal((5, 4, 3, 3)) * 0.2
