@@ -206,10 +206,18 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         t0 = time.perf_counter()
         qgraph = correct_bias_quantized(qgraph, graph, feeds)
         timings["bias_correction_s"] = time.perf_counter() - t0
+        bc = qgraph.meta.get("bias_correction", {})
+        if bc and not bc["kept"]:
+            msg = (f"integer bias correction left off: it lowered the output SQNR on the calibration "
+                   f"data ({bc['output_sqnr_db_before']} -> {bc['output_sqnr_db_after']} dB)")
+            notices.append(msg)
+            log(msg)
 
     report = base_report(qgraph, opts.target)
     if bits_plan is not None:
         report["mixed_precision"] = bits_plan
+    if "bias_correction" in qgraph.meta:
+        report["integer_bias_correction"] = qgraph.meta["bias_correction"]
     report.update(passes=ctx.log, notices=notices, timings=timings,
                   options={"weight_granularity": opts.weight_granularity,
                            "weight_bits": _bits_option(opts.weight_bits),

@@ -67,6 +67,27 @@ def test_mean_error_is_removed_and_only_biases_change():
         for a, b in zip(n0.inputs[:2] + n0.inputs[3:], n1.inputs[:2] + n1.inputs[3:]):
             assert np.array_equal(q0.const(a), q.const(b)) if q0.const(a) is not None else a == b
         assert q.const(n1.inputs[2]).dtype == np.int32
+    info = q.meta["bias_correction"]
+    assert info["kept"] and info["output_sqnr_db_after"] > info["output_sqnr_db_before"]
+
+
+def test_a_correction_that_worsens_the_outputs_is_undone(monkeypatch):
+    import edgeq.calibrate_bias as cb
+    g = two_conv_graph()
+    x = (RNG.standard_normal((32, 3, 8, 8)) + 0.5).astype(np.float32)
+    ranges = calibrate(g, x, progress=False)
+    q0, q = quantize(g, ranges), quantize(g, ranges)
+    real = cb._float_preact
+    # a float side that is off by a constant: every layer's "correction" now moves away from float
+    monkeypatch.setattr(cb, "_float_preact", lambda fn, xf, fg: real(fn, xf, fg) + 0.5)
+    correct_bias_quantized(q, g, {"x": x}, limit=32, chunk=8)
+    info = q.meta["bias_correction"]
+    assert not info["kept"] and info["output_sqnr_db_after"] < info["output_sqnr_db_before"]
+    assert [n.inputs for n in q.nodes] == [n.inputs for n in q0.nodes]
+    assert not any("bias_correction_lsb" in v for v in q.meta.get("quant_layers", {}).values())
+    feeds = quantize_inputs(q, {"x": x})
+    assert np.array_equal(run_reference(q, feeds)["y"], run_reference(q0, feeds)["y"])
+    assert set(q.tensors) == set(q0.tensors)  # no corrected bias constant left behind
 
 
 def test_fast_accumulators_match_the_reference_kernels():
