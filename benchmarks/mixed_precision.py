@@ -55,16 +55,41 @@ def prepare(onnx_path, calib: np.ndarray):
     return graph, calibrate(graph, {graph.inputs[0]: calib}, progress=False)
 
 
-def run_int(graph, ranges, plan, x: np.ndarray, calib: np.ndarray | None = None) -> np.ndarray:
-    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+def quantize_plan(graph, ranges, plan, calib: np.ndarray | None = None):
     from edgeq.quantize import quantize
     q = quantize(graph, ranges, weight_granularity="per-channel", weight_bits=plan)
     if calib is not None:  # as `edgeq compile` does with calibration data (edgeq/calibrate_bias.py)
         from edgeq.calibrate_bias import correct_bias_quantized
         q = correct_bias_quantized(q, graph, {graph.inputs[0]: calib})
+    return q
+
+
+def run_int(graph, ranges, plan, x: np.ndarray, calib: np.ndarray | None = None) -> np.ndarray:
+    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    q = quantize_plan(graph, ranges, plan, calib)
     name, out = q.inputs[0], q.outputs[0]
     return np.concatenate([dequantize_outputs(q, run_reference(q, quantize_inputs(q, {name: x[i:i + 256]})))[out]
                            for i in range(0, len(x), 256 if len(x[0].ravel()) < 10000 else BATCH)])
+
+
+def run_host(q, x: np.ndarray, n_check: int = 1) -> np.ndarray:
+    """The quantized graph's outputs from its generated C built for this machine (target
+    `host`): bit-exact with the integer reference (tests/test_codegen_host.py and the build's own
+    self-check), ~100x quicker on 224x224. The first `n_check` images are also run through
+    the reference and must match exactly, so a wrong build cannot slip into the table."""
+    import tempfile
+    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    from edgeq.targets.host import HostTarget
+    name, out = q.inputs[0], q.outputs[0]
+    xq = quantize_inputs(q, {name: x})[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        target = HostTarget()
+        target.build(q, Path(tmp), {}, test_vectors=None)
+        yq = np.concatenate([target.run(Path(tmp), {name: xq[i:i + 16]})[out] for i in range(0, len(xq), 16)])
+    ref = run_reference(q, {name: xq[:n_check]})[out]
+    if not np.array_equal(ref, yq[:n_check]):
+        raise SystemExit("host C build differs from the integer reference: this is an edgeq bug")
+    return dequantize_outputs(q, {out: yq})[out]
 
 
 def greedy(layers, order, limit, locks) -> dict[str, int]:
@@ -176,7 +201,7 @@ def mobilenetv2(n: int, n_calib: int = 64, lock: str = "first", sens=("hawq", "m
         if ROWS and label not in ROWS:
             continue
         t = time.perf_counter()
-        y = run_int(graph, ranges, plan, x, calib if BIAS_CORR else None).astype(np.float64)
+        y = run_host(quantize_plan(graph, ranges, plan, calib if BIAS_CORR else None), x).astype(np.float64)
         sqnr = 10 * np.log10((ref.astype(np.float64) ** 2).sum() / ((y - ref) ** 2).sum())
         b = total_weight_bytes(layers, plan)
         rows.append({"plan": label, "top-1 agree %": 100 * float((y.argmax(1) == ref.argmax(1)).mean()),
