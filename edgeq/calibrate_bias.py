@@ -155,10 +155,11 @@ def correct_bias_quantized(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.nda
 
 def _sqnr(qgraph: Graph, ref: dict, got: dict) -> float:
     """Output SQNR (dB) of the integer outputs (dequantized) against float, all outputs."""
+    from edgeq.intref.interpreter import dequantize_outputs
+    real = dequantize_outputs(qgraph, got)
     sig = err = 0.0
     for name, f in ref.items():
-        q = qgraph.tensors[name].q
-        y = (got[name].astype(np.float64) - float(np.ravel(q.zero_point)[0])) * float(np.ravel(q.scale)[0])
+        y = real[name].astype(np.float64)
         f = f.reshape(y.shape)
         sig, err = sig + float((f * f).sum()), err + float(((y - f) ** 2).sum())
     return 10 * np.log10(max(sig, 1e-30) / max(err, 1e-30))
