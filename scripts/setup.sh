@@ -20,7 +20,14 @@ fi
 
 PY=${PYTHON:-python3}
 stamp=.setup-stamp
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! $PY -c 'import edgeq, torch, onnx' 2>/dev/null; then
+# Import from outside the tree: inside it, `import edgeq` would succeed from the working
+# directory even when the editable install points at a checkout that no longer exists.
+here=$(pwd -P)
+installed_here() {
+  (cd / && $PY -c 'import os, sys, edgeq, torch, onnx
+sys.exit(os.path.dirname(os.path.dirname(os.path.realpath(edgeq.__file__))) != sys.argv[1])' "$here") 2>/dev/null
+}
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! installed_here; then
   echo "setup: installing Python packages"
   # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
   $PY -m pip install -q --disable-pip-version-check torch==2.13.0
