@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 BUDGET = 0.6
 BIAS_CORR = True  # integer bias correction, on in `edgeq compile` with --calib
+ROUNDING = "gptq"  # int4 layers' rounding, as `edgeq compile --calib` does it (--weight-rounding)
 BATCH = 16
 ROWS: set[str] = set()  # --rows: evaluate only these plans (--imagenet; to split a run over processes)
 
@@ -56,9 +57,15 @@ def prepare(onnx_path, calib: np.ndarray):
 
 
 def quantize_plan(graph, ranges, plan, calib: np.ndarray | None = None):
+    """As `edgeq compile --calib` does it: GPTQ rounding of the int4 layers
+    (edgeq/round_weights.py), quantization, integer bias correction (edgeq/calibrate_bias.py)."""
     from edgeq.quantize import quantize
-    q = quantize(graph, ranges, weight_granularity="per-channel", weight_bits=plan)
-    if calib is not None:  # as `edgeq compile` does with calibration data (edgeq/calibrate_bias.py)
+    rounded = graph
+    if calib is not None and ROUNDING == "gptq":
+        from edgeq.round_weights import round_weights_gptq
+        rounded = round_weights_gptq(graph, {graph.inputs[0]: calib}, plan)
+    q = quantize(rounded, ranges, weight_granularity="per-channel", weight_bits=plan)
+    if calib is not None and BIAS_CORR:
         from edgeq.calibrate_bias import correct_bias_quantized
         q = correct_bias_quantized(q, graph, {graph.inputs[0]: calib})
     return q
@@ -173,7 +180,7 @@ def fmnist_model(name: str, n_test: int, lock: str = "ends"):
     ps, times = plans(graph, {graph.inputs[0]: calib[:256]}, layers, lock)
     rows, a8 = [], total_weight_bytes(layers, 8)
     for label, plan in ps.items():
-        acc = 100 * float((run_int(graph, ranges, plan, xte, calib if BIAS_CORR else None).argmax(1) == yte).mean())
+        acc = 100 * float((run_int(graph, ranges, plan, xte, calib).argmax(1) == yte).mean())
         b = total_weight_bytes(layers, plan)
         rows.append({"plan": label, "top-1 %": acc, "bytes": b, "pct": 100 * b / a8,
                      "n4": f"{sum(v == 4 for v in plan.values())}/{len(plan)}"})
@@ -201,7 +208,7 @@ def mobilenetv2(n: int, n_calib: int = 64, lock: str = "first", sens=("hawq", "m
         if ROWS and label not in ROWS:
             continue
         t = time.perf_counter()
-        y = run_host(quantize_plan(graph, ranges, plan, calib if BIAS_CORR else None), x).astype(np.float64)
+        y = run_host(quantize_plan(graph, ranges, plan, calib), x).astype(np.float64)
         sqnr = 10 * np.log10((ref.astype(np.float64) ** 2).sum() / ((y - ref) ** 2).sum())
         b = total_weight_bytes(layers, plan)
         rows.append({"plan": label, "top-1 agree %": 100 * float((y.argmax(1) == ref.argmax(1)).mean()),
@@ -293,9 +300,12 @@ def main():
     ap.add_argument("--no-ilp-speed", action="store_true")
     ap.add_argument("--rows", default="", help="--imagenet: only these plans, comma-separated labels")
     ap.add_argument("--no-bias-correction", action="store_true", help="skip the integer bias correction")
+    ap.add_argument("--weight-rounding", choices=("gptq", "nearest"), default="gptq",
+                    help="rounding of the int4 layers (default gptq, as edgeq compile --calib)")
     a = ap.parse_args()
-    global BIAS_CORR
+    global BIAS_CORR, ROUNDING
     BIAS_CORR = not a.no_bias_correction
+    ROUNDING = a.weight_rounding
     ROWS.update(filter(None, a.rows.split(",")))
     if not a.no_ilp_speed:
         ilp_speed()

@@ -60,6 +60,7 @@ def compile_cmd(
     bits_sensitivity: str = typer.Option("hawq", "--bits-sensitivity", help="with auto: hawq (Hessian trace x weight perturbation) | measured (output error with one layer at int4)"),
     keep_ends_int8: bool = typer.Option(True, "--keep-ends-int8/--no-keep-ends-int8", help="with auto: first and last Conv/Gemm stay int8"),
     calib_method: Optional[str] = typer.Option(None, "--calib-method", help="minmax | percentile | mse"),
+    weight_rounding: str = typer.Option("gptq", "--weight-rounding", help="layers below 8 bits: gptq (error-compensating rounding on the calibration data; needs --calib) | nearest"),
     scratch: str = typer.Option("fit", "--scratch", help="C targets: fit = smallest arena (a layer whose im2col "
                                 "scratch would raise the peak runs slower direct loops) | always = every layer "
                                 "gets its scratch (fewer instructions, larger arena)"),
@@ -73,6 +74,8 @@ def compile_cmd(
         raise EdgeqError(f"unknown --weight-granularity {weight_granularity!r}", "use per-channel or per-tensor")
     if scratch not in ("fit", "always"):
         raise EdgeqError(f"unknown --scratch {scratch!r}", "use fit or always")
+    if weight_rounding not in ("gptq", "nearest"):
+        raise EdgeqError(f"unknown --weight-rounding {weight_rounding!r}", "use gptq or nearest")
     if weight_bits not in ("8", "4", "auto"):
         raise EdgeqError(f"unknown --weight-bits {weight_bits!r}", "use 8, 4 or auto")
     if weight_bits != "auto" and (flash_budget or latency_budget):
@@ -91,7 +94,7 @@ def compile_cmd(
                           flash_budget=flash_budget, latency_budget=latency_budget,
                           bits_sensitivity=bits_sensitivity, keep_ends_int8=keep_ends_int8,
                           bias_correction=bias_correction, dfq_guard=dfq_guard, calib_method=calib_method,
-                          scratch=scratch, progress=not quiet)
+                          weight_rounding=weight_rounding, scratch=scratch, progress=not quiet)
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {m}"))
     print_compile_summary(result.report, out_dir, out)
 

@@ -17,6 +17,14 @@ weights that are exact as they are; instead channel c gets s / j_c with the larg
 integer j_c that keeps max|q_c| <= qmax, so every weight stays exact and each channel still
 uses most of its range. Example: s = 0.1, W_c = [0.3, -0.2] -> k = [3, -2], j_c = 42,
 scale 0.1/42, q = [126, -84] (per channel max/127 would give [127, -85]: -0.2 -> -0.2008).
+
+Likewise weights already on a per-channel grid (W_c = k * s_c, |k| <= qmax: GPTQ rounding
+in edgeq/round_weights.py, or a per-channel QAT export) keep it: channel c gets
+max|W_c| / j_c with the largest j_c <= qmax that makes every W_c * j_c / max|W_c| an
+integer. When GPTQ's error feedback moved a channel's largest weight off the top code
+(max|k| = 6 at 4 bits), max|W_c| / qmax would re-round the whole channel; j_c = 6 keeps it.
+Generic float weights are never on such a grid (each weight would have to land within
+1e-3 LSB of an integer for the same j_c), and if a channel were, keeping it is exact.
 """
 from __future__ import annotations
 
@@ -40,6 +48,8 @@ def weight_scales(W: np.ndarray, bits: int = 8, per_channel: bool = True,
     scale = amax / qmax
     if per_channel and W.ndim > 1:
         on_grid = _existing_grid_scales(W, qmax, axis % W.ndim)
+        if on_grid is None:
+            on_grid = _channel_grid_scales(W, qmax, axis % W.ndim)
         if on_grid is not None:
             scale = on_grid
     return np.where(scale > 0, scale, 1.0).astype(np.float64)
@@ -60,6 +70,32 @@ def _existing_grid_scales(W: np.ndarray, qmax: int, axis: int) -> np.ndarray | N
     kmax = np.max(np.abs(np.round(k)), axis=_reduce_axes(W.ndim, axis))
     j = np.floor(qmax / np.maximum(kmax, 1.0))
     return np.where(kmax > 0, s / j, 0.0)
+
+
+_PROBE = 16  # weights per channel tried for every j before a channel is checked in full
+
+
+def _channel_grid_scales(W: np.ndarray, qmax: int, axis: int) -> np.ndarray | None:
+    """Per-channel scales max|W_c| / j_c if every channel lies on its own grid, else None."""
+    rows = np.moveaxis(W, axis, 0).reshape(W.shape[axis], -1)
+    amax = np.max(np.abs(rows), axis=1)
+    live = amax > 0
+    if not np.any(live):
+        return None
+    r = rows[live] / amax[live, None]  # in [-1, 1]; a grid channel is k / j_c
+    probe = r[:, :_PROBE]
+    j_best = np.zeros(len(r))
+    for j in range(qmax, 0, -1):  # largest j first: the finest grid that holds the weights
+        fits = np.max(np.abs(probe * j - np.round(probe * j)), axis=1) <= GRID_TOLERANCE
+        j_best = np.where((j_best == 0) & fits, j, j_best)
+    if np.any(j_best == 0):
+        return None
+    k = r * j_best[:, None]
+    if np.max(np.abs(k - np.round(k))) > GRID_TOLERANCE:
+        return None  # a probe matched by chance; the full channel does not
+    scale = np.zeros(len(amax))
+    scale[live] = amax[live] / j_best
+    return scale
 
 
 def quantize_weights(W: np.ndarray, bits: int = 8, per_channel: bool = True,

@@ -46,6 +46,7 @@ class CompileOptions:
     calib_method: str | None = None       # None: the calibrator's measured default
     calib_limit: int = 512                # at most this many calibration samples are used
     int_bias_correction: bool | None = None  # None: on with calibration data (edgeq/calibrate_bias.py)
+    weight_rounding: str = "gptq"         # layers below 8 bits: "gptq" (with calibration data) | "nearest"
     test_vectors: int = 4                 # inputs embedded in firmware to self-check
     scratch: str = "fit"                  # C targets: "fit" (smallest arena) | "always" (fastest)
     progress: bool = True
@@ -195,7 +196,11 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         timings["bit_plan_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    qgraph = quantize(graph, ranges, weight_granularity=opts.weight_granularity,
+    rounded = round_low_bit_weights(graph, feeds, opts, notices, log)
+    timings["weight_rounding_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    qgraph = quantize(rounded, ranges, weight_granularity=opts.weight_granularity,
                       weight_bits=opts.weight_bits)
     timings["quantize_s"] = time.perf_counter() - t0
 
@@ -218,6 +223,8 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         report["mixed_precision"] = bits_plan
     if "bias_correction" in qgraph.meta:
         report["integer_bias_correction"] = qgraph.meta["bias_correction"]
+    if "gptq" in rounded.meta:
+        report["gptq_rounding"] = rounded.meta["gptq"]
     report.update(passes=ctx.log, notices=notices, timings=timings,
                   options={"weight_granularity": opts.weight_granularity,
                            "weight_bits": _bits_option(opts.weight_bits),
@@ -252,6 +259,30 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return CompileResult(out_dir, graph, qgraph, report)
+
+
+WEIGHT_ROUNDINGS = ("gptq", "nearest")
+
+
+def round_low_bit_weights(graph: Graph, feeds, opts: CompileOptions, notices: list[str], log) -> Graph:
+    """The graph the quantizer reads: `graph` itself, or (layers below 8 bits, calibration
+    data, per-channel weights) a copy with those weights GPTQ-rounded (edgeq/round_weights.py).
+    The float graph stays the reference for bias correction and model.float.onnx."""
+    from edgeq.quantize import weight_bits_per_layer
+    if opts.weight_rounding not in WEIGHT_ROUNDINGS:
+        raise EdgeqError(f"unknown weight rounding {opts.weight_rounding!r}", "use gptq or nearest")
+    low = [n for n, b in weight_bits_per_layer(graph, opts.weight_bits).items() if b < 8]
+    if not low or opts.weight_rounding == "nearest":
+        return graph
+    if feeds is None or opts.weight_granularity != "per-channel":
+        why = "no calibration data" if feeds is None else "per-tensor weights"
+        msg = (f"{len(low)} layer(s) below 8 bits are rounded to nearest ({why}); GPTQ rounding, "
+               "usually more accurate, needs --calib and per-channel weights")
+        notices.append(msg)
+        log(msg)
+        return graph
+    from edgeq.round_weights import round_weights_gptq
+    return round_weights_gptq(graph, feeds, opts.weight_bits, progress=opts.progress)
 
 
 def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
