@@ -128,11 +128,11 @@ def plans(graph, feeds_sens, layers, lock="ends", sens=("hawq", "measured"), pro
     hawq = meas = None
     if "hawq" in sens:
         hawq, _ = hawq_sensitivity(graph, {k: v[:16 if big else 64] for k, v in feeds_sens.items()}, layers,
-                                   iters=probes, batch=8 if big else 64, progress=True)
+                                   iters=probes, batch=8 if big else 64, progress=True, rounding=ROUNDING)
     t_h = time.perf_counter() - t
     t = time.perf_counter()
     if "measured" in sens:
-        meas, _ = measured_sensitivity(graph, feeds_sens, layers, progress=True)
+        meas, _ = measured_sensitivity(graph, feeds_sens, layers, progress=True, rounding=ROUNDING)
     t_m = time.perf_counter() - t
     print(f"sensitivities: hawq {t_h:.0f} s, measured {t_m:.0f} s", flush=True)
     limit = BUDGET * total_weight_bytes(layers, 8)

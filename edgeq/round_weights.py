@@ -57,11 +57,25 @@ def round_weights_gptq(graph: Graph, feeds: dict[str, np.ndarray], weight_bits: 
     for node, xs in _sequential_inputs(out, chunks, low, progress):
         W = out.const(node.inputs[1]).astype(np.float64)
         H = _hessian(node, xs, out)
-        Q, err = gptq_layer(W, H, bits[node.name], int(node.attrs.get("group", 1)) if node.op == "Conv" else 1)
+        Q, err = gptq_layer(W, H, bits[node.name], layer_groups(node))
         out.tensors[node.inputs[1]].data = Q.astype(np.float32)
         report[node.name] = {"bits": bits[node.name], **err}
     out.meta["gptq"] = report
     return out
+
+
+def layer_hessians(graph: Graph, feeds: dict[str, np.ndarray], names, limit: int = LIMIT) -> dict:
+    """{layer: H} of the float graph as it is (no layer rounded): what GPTQ would see for
+    one layer rounded alone (the measured sensitivity in edgeq/mixed_precision)."""
+    n = min(limit, len(next(iter(feeds.values()))))
+    chunks = [{k: np.asarray(v[s:s + CHUNK], np.float32) for k, v in feeds.items()}
+              for s in range(0, n, CHUNK)]
+    return {node.name: _hessian(node, xs, graph)
+            for node, xs in _sequential_inputs(graph, chunks, set(names), False)}
+
+
+def layer_groups(node) -> int:
+    return int(node.attrs.get("group", 1)) if node.op == "Conv" else 1
 
 
 def _sequential_inputs(graph: Graph, chunks: list[dict], low: set[str], progress: bool):

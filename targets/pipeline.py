@@ -293,7 +293,7 @@ def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
                                      flash_budget=opts.flash_budget, latency_budget=opts.latency_budget,
                                      sensitivity=opts.bits_sensitivity, keep_ends_int8=opts.keep_ends_int8,
                                      ties=opts.bits_ties, per_channel=opts.weight_granularity == "per-channel",
-                                     progress=opts.progress)
+                                     progress=opts.progress, rounding=opts.weight_rounding)
     return dataclasses.replace(opts, weight_bits=plan), section
 
 

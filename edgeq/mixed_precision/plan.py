@@ -65,7 +65,8 @@ def fake_quant_sqnr(graph, feeds, layers, per_channel: bool):
 
 def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, latency_budget=None,
                      sensitivity: str = "hawq", keep_ends_int8: bool = True, ties=(),
-                     per_channel: bool = True, progress: bool = False, pareto: bool = True):
+                     per_channel: bool = True, progress: bool = False, pareto: bool = True,
+                     rounding: str = "gptq"):
     """({layer: bits}, report section). `ranges` are needed only for a latency budget."""
     from edgeq.mixed_precision import sensitivity as sens_mod
     if feeds is None:
@@ -82,9 +83,10 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, la
     feeds = {k: v[:64] for k, v in feeds.items()}
     if sensitivity == "hawq":
         sens, extra = sens_mod.hawq_sensitivity(graph, feeds, layers, per_channel=per_channel, iters=8,
-                                                 batch=64, progress=progress)
+                                                 batch=64, progress=progress, rounding=rounding)
     else:
-        sens, extra = sens_mod.measured_sensitivity(graph, feeds, layers, per_channel=per_channel, progress=progress)
+        sens, extra = sens_mod.measured_sensitivity(graph, feeds, layers, per_channel=per_channel,
+                                                    progress=progress, rounding=rounding)
     locks = _first_last(layers) if keep_ends_int8 else {}
     all8 = total_weight_bytes(layers, 8)
     budgets, section = [], {"sensitivity_measure": sensitivity, "locks": locks, "ties": [list(t) for t in ties],
