@@ -7,19 +7,23 @@ Real samples where the snapshot ships them, realistic stand-ins where it does no
 | ad01 | the 196 real log-mel windows of one ToyCar clip |
 | sww01 | the 48 real log-filterbank samples (45 labelled calibration + 3 reference) |
 | kws01 | MFCCs computed, as upstream's preprocessing describes, from 1 s windows of the real speech audio in sww01/test_data (plus the one real KWS sample) |
-| ic01, ic01_large | 32x32 crops of scikit-image's natural photos, raw 0..255, NHWC |
+| ic01, ic01_large | 32x32 crops of scikit-image's bundled photographs, raw 0..255, NHWC |
 | vww01 | 96x96 crops of the same photos, scaled to [0, 1], NHWC |
 
 `mlperf_inputs(name, split)` gives float32 arrays in the model's own input layout;
-`split="calib"` and `split="eval"` are disjoint (alternate items).
+`split="calib"` and `split="eval"` never share a sample.
 
+The photos are the fourteen photographs edgeq.models.natural_images uses for ImageNet
+(people, animals, objects, scenes, microscopy, astronomy; gray ones replicated to RGB),
+not scikit-image's synthetic graphics: the issue asks for natural images, and until
+2026-11-29 a colour wheel and a logo stood in among them (the colour wheel alone set
+vww01's first activation range, 2.5x wider than any photo needs).
 The image models' splits come in two kinds (`photos=`):
-- "disjoint" (the default): crop i is cut from photo i mod 10, so the alternate-item
-  split puts photos 0, 2, 4, 6, 8 (astronaut, coffee, hubble_deep_field, retina,
-  colorwheel) in calib and the other five (chelsea, rocket, immunohistochemistry, cat,
-  logo) in eval: calibration never sees the evaluation photos (a domain shift).
-- "shared": crop i is cut from photo (i // 2) mod 10, so both splits hold crops of all
-  ten photos (different random crops, none shared): the usual i.i.d. calibration set.
+- "disjoint" (the default): calib crops come from photos 0, 2, 4, ... of that list and
+  eval crops from photos 1, 3, 5, ...: calibration never sees the evaluation photos (a
+  domain shift, as when a user calibrates on a few scenes of their own).
+- "shared": both splits are random crops of all fourteen photos (different crops, none
+  shared): the usual i.i.d. calibration set.
 """
 from __future__ import annotations
 
@@ -31,8 +35,6 @@ import numpy as np
 from edgeq.errors import EdgeqError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
-PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
-          "retina", "cat", "colorwheel", "logo"]
 
 
 def mlperf_dir(name: str, root: Path | None = None) -> Path:
@@ -40,6 +42,9 @@ def mlperf_dir(name: str, root: Path | None = None) -> Path:
     if not d.is_dir():
         raise EdgeqError(f"MLPerf Tiny model folder {d} is absent", "place shared/models/mlperf-tiny beside the repository")
     return d
+
+
+EVAL_SEED_OFFSET = 1000  # the eval crops' generator: a different stream from calib's
 
 
 def _split(x: np.ndarray, split: str) -> np.ndarray:
@@ -61,11 +66,9 @@ def mlperf_inputs(name: str, split: str = "eval", n: int = 128, root: Path | Non
     elif name in ("ic01", "ic01_large", "vww01"):
         if photos not in ("disjoint", "shared"):
             raise EdgeqError(f"unknown photo split {photos!r}", "use photos='disjoint' or 'shared'")
-        cycle = 1 if photos == "disjoint" else 2
-        if name == "vww01":
-            x = photo_crops(96, 2 * n, seed=2, cycle=cycle).astype(np.float32) / 255.0
-        else:
-            x = photo_crops(32, 2 * n, seed=1, cycle=cycle).astype(np.float32)
+        size, seed = (96, 2) if name == "vww01" else (32, 1)
+        x = _photo_split(size, n, seed, split, photos)
+        return np.ascontiguousarray(x / 255.0 if name == "vww01" else x)
     else:
         raise EdgeqError(f"unknown MLPerf Tiny model {name!r}", "use kws01, ic01, ic01_large, ad01, vww01 or sww01")
     return np.ascontiguousarray(_split(x.astype(np.float32), split)[:n])
@@ -73,17 +76,38 @@ def mlperf_inputs(name: str, split: str = "eval", n: int = 128, root: Path | Non
 
 # ---- natural photos ------------------------------------------------------------------
 
-def photo_crops(size: int, count: int, seed: int = 0, cycle: int = 1) -> np.ndarray:
-    """`count` RGB uint8 crops [count, size, size, 3]: random square crops of the photos,
-    area-resized to `size`, with random horizontal flips (deterministic for a seed).
-    Crop i comes from photo (i // cycle) mod 10."""
+def _photo_split(size: int, n: int, seed: int, split: str, photos: str) -> np.ndarray:
+    if split not in ("calib", "eval", "all"):
+        raise EdgeqError(f"unknown split {split!r}", "use calib, eval or all")
+    if split == "all":
+        return np.concatenate([_photo_split(size, n, seed, s, photos) for s in ("calib", "eval")])
+    names = source_photos()
+    if photos == "disjoint":
+        names = names[0::2] if split == "calib" else names[1::2]
+    return photo_crops(size, n, seed + (EVAL_SEED_OFFSET if split == "eval" else 0), names).astype(np.float32)
+
+
+def source_photos() -> list[str]:
+    """The photographs the image inputs are cut from (edgeq.models.natural_images.PHOTOS)."""
+    from edgeq.models.natural_images import PHOTOS
+    return list(PHOTOS)
+
+
+def photo_crops(size: int, count: int, seed: int, names: list[str]) -> np.ndarray:
+    """`count` RGB uint8 crops [count, size, size, 3]: random square crops of the named
+    photos, area-resized to `size`, with random horizontal flips (deterministic for a
+    seed). Crop i comes from photo i mod len(names)."""
     from skimage import data as skdata
     from skimage.transform import resize
     rng = np.random.default_rng(seed)
-    photos = [np.asarray(getattr(skdata, p)())[..., :3] for p in PHOTOS]
+    imgs = []
+    for name in names:
+        img = getattr(skdata, name)()
+        img = np.asarray(img[0] if isinstance(img, tuple) else img)  # a stereo pair: its left view
+        imgs.append(np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3])
     out = np.empty((count, size, size, 3), np.uint8)
     for i in range(count):
-        img = photos[(i // cycle) % len(photos)]
+        img = imgs[i % len(imgs)]
         h, w = img.shape[:2]
         side = int(rng.uniform(0.3, 1.0) * min(h, w))
         y0, x0 = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
