@@ -189,7 +189,7 @@ def fmnist_model(name: str, n_test: int, lock: str = "ends"):
     return rows
 
 
-def mobilenetv2(n: int, n_calib: int = 64, lock: str = "first", sens=("hawq", "measured"), n_sens=32,
+def mobilenetv2(n: int, n_calib: int = 256, lock: str = "first", sens=("hawq", "measured"), n_sens=32,
                 probes=8):
     import torch
     from edgeq.mixed_precision.layers import total_weight_bytes, weighted_layers
