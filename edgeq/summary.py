@@ -27,6 +27,8 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
         rows.append(("self-check on board", _self_check(report["self_check"])))
     if "mixed_precision" in report:
         rows.append(("weight bits (auto)", _bits_plan(report["mixed_precision"])))
+    if report.get("gptq_rounding"):
+        rows.append(("int4 rounding", _gptq(report["gptq_rounding"])))
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         console.print(f"  {label:<{width}}  {value}")
@@ -43,6 +45,14 @@ def _bits_plan(mp: dict) -> str:
     if mp.get("pareto_plot"):
         line += f"; Pareto plot {mp['pareto_plot']}"
     return line
+
+
+def _gptq(layers: dict) -> str:
+    """One line: GPTQ's effect on the int4 layers' output error (calibration data)."""
+    near = [v["output_error_nearest"] for v in layers.values()]
+    gptq = [v["output_error_gptq"] for v in layers.values()]
+    return (f"GPTQ on {len(layers)} layer(s): mean relative output error {100 * sum(near) / len(near):.2f}% "
+            f"(round to nearest) -> {100 * sum(gptq) / len(gptq):.2f}% on the calibration data")
 
 
 def _self_check(sc: dict) -> str:

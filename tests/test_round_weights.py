@@ -191,3 +191,23 @@ def test_hawq_perturbation_in_the_input_metric():
         near = np.sum(H[l.name].shape[1] * np.einsum("grk,gkm,grm->g", dW, H[l.name], dW)
                       / np.maximum(np.einsum("gkk->g", H[l.name]), 1e-30))
         assert metric(l, 4) < near, l.name
+
+
+def test_cli_int4_with_calib_reports_gptq(tmp_path):
+    import json
+    from typer.testing import CliRunner
+    from edgeq.cli import app
+    from edgeq.models.registry import model_path
+    calib = tmp_path / "calib.npy"
+    np.save(calib, fmnist_calib(32))
+    out = tmp_path / "b"
+    r = CliRunner().invoke(app, ["compile", str(model_path("dscnn")), "--calib", str(calib), "--weight-bits", "4",
+                                 "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "GPTQ on 10 layer(s)" in r.output
+    rep = json.loads((out / "report.json").read_text())
+    assert len(rep["gptq_rounding"]) == 10
+    r = CliRunner().invoke(app, ["compile", str(model_path("dscnn")), "--calib", str(calib), "--weight-bits", "4",
+                                 "--weight-rounding", "nearest", "-o", str(out), "-q"])
+    assert r.exit_code == 0 and "GPTQ" not in r.output
+    assert "gptq_rounding" not in json.loads((out / "report.json").read_text())
