@@ -21,7 +21,8 @@ from edgeq.intref.conv import conv_accumulate
 from edgeq.intref.softmax import softmax_params
 
 from . import _cbuild as cb
-from .test_c_kernels import CONV_CASES, mults_shifts, node, rand_i8
+from ._ckernels import mults_shifts, node, rand_i8
+from .test_c_kernels import CONV_CASES
 from .test_int4 import S4_CONV_CASES
 
 pytestmark = pytest.mark.qemu

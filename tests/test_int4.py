@@ -16,7 +16,8 @@ from edgeq.intref import run_node
 from edgeq.intref.conv import conv_accumulate
 
 from . import _cbuild as cb
-from .test_c_kernels import fc_case, mults_shifts, node, rand_i8, scratch_for
+from ._ckernels import mults_shifts, node, rand_i8
+from .test_c_kernels import fc_case, scratch_for
 
 needs_arm = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,

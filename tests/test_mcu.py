@@ -66,7 +66,7 @@ def test_every_board_runs_ops(board, tmp_path):
 def assert_integer_only_c(src) -> None:
     """The generated model sources hold no float type, no division or modulo, no heap."""
     import re
-    from .test_c_kernels import _strip_c
+    from .test_c_runtime_portability import _strip_c
     for name in ("model.c", "model.h"):
         code = _strip_c((src / name).read_text())
         for what, pattern in {"float/double": r"\b(float|double)\b", "heap": r"\b(malloc|calloc|realloc|free|alloca)\b",
