@@ -57,7 +57,7 @@ def compile_cmd(
     weight_bits: str = typer.Option("8", "--weight-bits", help="8 | 4 (int4 weights, packed two per byte) | auto (4 or 8 per layer: Hessian-aware ILP within the budgets below; needs --calib)"),
     flash_budget: Optional[str] = typer.Option(None, "--flash-budget", help="with auto: budget on the Conv/Gemm weight bytes only (int4 packed; not code, biases or the whole flash): 200000, 200KB (=200000), 196KiB, or 60% of all-int8"),
     latency_budget: Optional[str] = typer.Option(None, "--latency-budget", help="with auto, cortex-m* targets: QEMU instructions per inference (not cycles), measured per layer for int8 and int4: 1500000, 1.5M, or 105% of all-int8"),
-    bits_sensitivity: str = typer.Option("hawq", "--bits-sensitivity", help="with auto: hawq (Hessian trace x weight perturbation) | measured (output error with one layer at int4)"),
+    bits_sensitivity: str = typer.Option("measured", "--bits-sensitivity", help="with auto: measured (output error with one layer at int4; default) | hawq (Hessian trace x weight perturbation)"),
     keep_ends_int8: bool = typer.Option(True, "--keep-ends-int8/--no-keep-ends-int8", help="with auto: first and last Conv/Gemm stay int8"),
     calib_method: Optional[str] = typer.Option(None, "--calib-method", help="minmax | percentile | mse"),
     weight_rounding: str = typer.Option("gptq", "--weight-rounding", help="layers below 8 bits: gptq (error-compensating rounding on the calibration data; needs --calib) | nearest"),

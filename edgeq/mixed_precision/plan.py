@@ -64,7 +64,7 @@ def fake_quant_sqnr(graph, feeds, layers, per_channel: bool):
 
 
 def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, latency_budget=None,
-                     sensitivity: str = "hawq", keep_ends_int8: bool = True, ties=(),
+                     sensitivity: str = "measured", keep_ends_int8: bool = True, ties=(),
                      per_channel: bool = True, progress: bool = False, pareto: bool = True,
                      rounding: str = "gptq"):
     """({layer: bits}, report section). `ranges` are needed only for a latency budget."""
