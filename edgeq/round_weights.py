@@ -221,9 +221,13 @@ def _clip_scales(Wg: np.ndarray, diag: np.ndarray, qmax: int) -> np.ndarray:
     return best
 
 
+def output_energy(D: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """Per group, the energy of the layer's outputs under weights D: ||D X||^2 / columns
+    = sum over rows of d H d^T. D: (groups, rows, K), H: (groups, K, K)."""
+    return np.einsum("grk,gkm,grm->g", D, H, D)
+
+
 def _output_error(W: np.ndarray, Q: np.ndarray, H: np.ndarray) -> float:
-    """||(W - Q) X||^2 / ||W X||^2 via H (all groups)."""
-    d = W - Q
-    num = np.einsum("grk,gkm,grm->", d, H, d)
-    den = np.einsum("grk,gkm,grm->", W, H, W)
+    """||(W - Q) X||^2 / ||W X||^2 (all groups)."""
+    num, den = output_energy(W - Q, H).sum(), output_energy(W, H).sum()
     return float(num / den) if den > 0 else 0.0

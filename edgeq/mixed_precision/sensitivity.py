@@ -135,7 +135,7 @@ def _rounder(graph: Graph, feeds, layers: list[Layer], per_channel: bool, roundi
 def _input_metric_perturbation(graph: Graph, feeds, layers: list[Layer]):
     """(layer, bits) -> K tr(dW H_x dW^T) / tr(H_x), summed over groups, for the weights
     rounded as the compiler will (GPTQ below 8 bits); see the module doc."""
-    from edgeq.round_weights import layer_hessians
+    from edgeq.round_weights import layer_hessians, output_energy
     hessians = layer_hessians(graph, feeds, [l.name for l in layers])
     rounded = _rounder(graph, feeds, layers, True, "gptq", hessians)
 
@@ -144,6 +144,6 @@ def _input_metric_perturbation(graph: Graph, feeds, layers: list[Layer]):
         H = hessians[l.name]
         G, K = H.shape[0], H.shape[1]
         dW = (np.asarray(rounded(l, W, b), np.float64) - W).reshape(G, -1, K)
-        energy = np.einsum("grk,gkm,grm->g", dW, H, dW)
+        energy = output_energy(dW, H)
         return float(np.sum(K * energy / np.maximum(np.einsum("gkk->g", H), 1e-30)))
     return perturb
