@@ -78,18 +78,11 @@ def _passes(graph: Graph, feeds: dict[str, np.ndarray], names: list[str], progre
     from edgeq.float_exec import run_float
     n = len(next(iter(feeds.values())))
     bs = _batch_size(graph)
-    starts = range(0, n, bs)
-    if progress:
-        from rich.console import Console
-        from rich.progress import Progress
-        with Progress(transient=True, console=Console(stderr=True)) as bar:  # stdout stays clean
-            task = bar.add_task(label, total=n)
-            for s in starts:
-                yield run_float(graph, {k: v[s:s + bs] for k, v in feeds.items()}, outputs=names)
-                bar.advance(task, min(bs, n - s))
-    else:
-        for s in starts:
+    from edgeq.progress import progress_bar
+    with progress_bar(label, n, progress) as step:
+        for s in range(0, n, bs):
             yield run_float(graph, {k: v[s:s + bs] for k, v in feeds.items()}, outputs=names)
+            step(min(bs, n - s))
 
 
 def calibrate(graph: Graph, samples, method: str = DEFAULT_METHOD,

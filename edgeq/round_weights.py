@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.ir import Graph
+from edgeq.progress import progress_bar
 
 # Calibration samples used: H of a wide layer needs many (the 1280-input classifier of a
 # 224x224 MobileNetV2 sees one column per image). Measured there, weights-only agreement
@@ -98,36 +99,17 @@ def _sequential_inputs(graph: Graph, chunks: list[dict], low: set[str], progress
             last[name] = i
     env = {k: [to_torch(c[k]) for c in chunks] for k in graph.inputs}
     todo = sum(nd.name in low for nd in graph.nodes)
-    bar = _progress(progress, todo)
-    with torch.inference_mode():
+    with torch.inference_mode(), progress_bar("GPTQ rounding", todo, progress and todo > 0) as step:
         for i, nd in enumerate(graph.nodes):
             if nd.name in low:
                 yield nd, env[nd.inputs[0]]
-                bar(nd.name)
+                step()
             consts = {a: to_torch(graph.const(a)) for a in nd.inputs if a and a not in env}
             env[nd.outputs[0]] = [run_node(nd, [None if not a else env[a][c] if a in env else consts[a]
                                                 for a in nd.inputs], graph) for c in range(len(chunks))]
             for a in nd.inputs:
                 if last.get(a) == i and a in env and a not in graph.outputs:
                     del env[a]
-    bar(None)
-
-
-def _progress(on: bool, total: int):
-    if not on or total == 0:
-        return lambda name: None
-    from rich.console import Console
-    from rich.progress import Progress
-    p = Progress(transient=True, console=Console(stderr=True))
-    task = p.add_task("GPTQ rounding", total=total)
-    p.start()
-
-    def step(name):
-        if name is None:
-            p.stop()
-        else:
-            p.advance(task)
-    return step
 
 
 def _columns(node, x, kernel):

@@ -23,26 +23,12 @@ estimator noise must not make the ILP prefer fewer bits for free.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
-
 import numpy as np
 
 from edgeq.ir import Graph
 from edgeq.mixed_precision.layers import Layer
+from edgeq.progress import progress_bar as _bar
 from edgeq.quantize_weights import fake_quantize_weights
-
-
-@contextmanager
-def _bar(label: str, total: int, show: bool) -> Iterator[Callable[[int], None]]:
-    if not show:
-        yield lambda k=1: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-    with Progress(transient=True, console=Console(stderr=True)) as bar:  # stdout stays clean
-        task = bar.add_task(label, total=total)
-        yield lambda k=1: bar.advance(task, k)
 
 
 def _monotone(s: dict[int, float]) -> dict[int, float]:
