@@ -10,6 +10,11 @@ Per model, rows (all with int8 activations, per-channel weights, the integer ref
   ILP (measured)  : same budget, measured sensitivity (output noise, one layer at int4)
   greedy (sens.)  : layers to int4 by smallest measured sensitivity until within budget
   greedy (largest): layers to int4 largest first until within budget
+  greedy (smallest): layers to int4 smallest first until within budget (the literal reading
+                     of "smallest layers first"; keeping the small layers int8 is `largest`)
+After the table, each row is compared with ILP (measured) on the same samples
+(benchmarks/paired.py): discordant top-1 samples with the exact McNemar p, and the SQNR gap
+against float with a 95% bootstrap interval over samples.
 Each plan is quantized as `edgeq compile --calib` does it (integer bias correction on the
 calibration images; --no-bias-correction skips it).
 The ILP and both greedy plans share the same locks (so the rows differ only in how they
@@ -36,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/paired.py
 
 BUDGET = 0.6
 BIAS_CORR = True  # integer bias correction, on in `edgeq compile` with --calib
@@ -148,6 +154,7 @@ def plans(graph, feeds_sens, layers, lock="ends", sens=("hawq", "measured"), pro
     gs = meas if meas is not None else hawq
     out["greedy (sens.)"] = greedy(layers, sorted(layers, key=lambda l: gs[l.name][4]), limit, locks)
     out["greedy (largest)"] = greedy(layers, sorted(layers, key=lambda l: -l.params), limit, locks)
+    out["greedy (smallest)"] = greedy(layers, sorted(layers, key=lambda l: l.params), limit, locks)
     return out, {"hawq_s": t_h, "measured_s": t_m}
 
 
@@ -167,6 +174,32 @@ def table(title, rows, metric_names):
     Console(width=200).print(t)
 
 
+def paired_table(title, ref: np.ndarray, outputs: dict, right: dict, base: str = "ILP (measured)"):
+    """Every plan against `base` on the same samples: who is right where the other is not,
+    and the SQNR gap with its bootstrap interval (benchmarks/paired.py)."""
+    from rich.console import Console
+    from rich.table import Table
+    from paired import mcnemar, sqnr_gap
+    if base not in outputs:
+        return
+    t = Table(title=title)
+    for c in ("plan", f"right only for {base}", "right only for plan", "McNemar p",
+              f"SQNR gap dB ({base} - plan)", "95% interval"):
+        t.add_column(c, justify="left" if c == "plan" else "right")
+    for label in outputs:
+        if label == base:
+            continue
+        a_only, b_only, p = mcnemar(right[base], right[label])
+        gap, lo, hi = sqnr_gap(ref, outputs[base], outputs[label])
+        t.add_row(label, str(a_only), str(b_only), f"{p:.3g}", f"{gap:+.2f}", f"[{lo:+.2f}, {hi:+.2f}]")
+    Console(width=200).print(t)
+
+
+def sqnr_db(ref: np.ndarray, y: np.ndarray) -> float:
+    ref = ref.astype(np.float64)
+    return float(10 * np.log10((ref ** 2).sum() / ((y.astype(np.float64) - ref) ** 2).sum()))
+
+
 def fmnist_model(name: str, n_test: int, lock: str = "ends"):
     from edgeq.mixed_precision.layers import total_weight_bytes, weighted_layers
     from edgeq.models.fmnist import load_fmnist, preprocess
@@ -176,17 +209,30 @@ def fmnist_model(name: str, n_test: int, lock: str = "ends"):
     calib = preprocess(xtr[:512])
     xte, yte = preprocess(xte[:n_test]), yte[:n_test]
     graph, ranges = prepare(model_path(name), calib)
+    ref = run_onnx_batched(model_path(name), xte)  # float logits, onnxruntime
     layers = weighted_layers(graph)
     ps, times = plans(graph, {graph.inputs[0]: calib[:256]}, layers, lock)
-    rows, a8 = [], total_weight_bytes(layers, 8)
+    rows, a8, outputs, right = [], total_weight_bytes(layers, 8), {}, {}
     for label, plan in ps.items():
-        acc = 100 * float((run_int(graph, ranges, plan, xte, calib).argmax(1) == yte).mean())
+        y = outputs[label] = run_int(graph, ranges, plan, xte, calib)
+        right[label] = y.argmax(1) == yte
         b = total_weight_bytes(layers, plan)
-        rows.append({"plan": label, "top-1 %": acc, "bytes": b, "pct": 100 * b / a8,
-                     "n4": f"{sum(v == 4 for v in plan.values())}/{len(plan)}"})
-    table(f"fmnist {name}: accuracy on {len(yte):,} test images (sensitivity: hawq {times['hawq_s']:.0f} s, "
-          f"measured {times['measured_s']:.0f} s)", rows, ["top-1 %"])
+        rows.append({"plan": label, "top-1 %": 100 * float(right[label].mean()), "SQNR dB": sqnr_db(ref, y),
+                     "bytes": b, "pct": 100 * b / a8, "n4": f"{sum(v == 4 for v in plan.values())}/{len(plan)}"})
+    table(f"fmnist {name}: accuracy on {len(yte):,} test images, SQNR of the logits against float "
+          f"(sensitivity: hawq {times['hawq_s']:.0f} s, measured {times['measured_s']:.0f} s)",
+          rows, ["top-1 %", "SQNR dB"])
+    paired_table(f"fmnist {name}: paired against ILP (measured), top-1 against the labels", ref, outputs, right)
     return rows
+
+
+def run_onnx_batched(path, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Float outputs from onnxruntime; one sample at a time if the model's batch is fixed."""
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    step = batch if not isinstance(inp.shape[0], int) else inp.shape[0]
+    return np.concatenate([sess.run(None, {inp.name: x[i:i + step]})[0] for i in range(0, len(x), step)])
 
 
 def mobilenetv2(n: int, n_calib: int = 256, lock: str = "first", sens=("hawq", "measured"), n_sens=32,
@@ -203,20 +249,21 @@ def mobilenetv2(n: int, n_calib: int = 256, lock: str = "first", sens=("hawq", "
     graph, ranges = prepare(export_onnx(), calib)
     layers = weighted_layers(graph)
     ps, times = plans(graph, {graph.inputs[0]: calib[:n_sens]}, layers, lock, sens, probes)
-    rows, a8 = [], total_weight_bytes(layers, 8)
+    rows, a8, outputs, right = [], total_weight_bytes(layers, 8), {}, {}
     for label, plan in ps.items():
         if ROWS and label not in ROWS:
             continue
         t = time.perf_counter()
-        y = run_host(quantize_plan(graph, ranges, plan, calib), x).astype(np.float64)
-        sqnr = 10 * np.log10((ref.astype(np.float64) ** 2).sum() / ((y - ref) ** 2).sum())
+        y = outputs[label] = run_host(quantize_plan(graph, ranges, plan, calib), x).astype(np.float64)
+        right[label] = y.argmax(1) == ref.argmax(1)
         b = total_weight_bytes(layers, plan)
-        rows.append({"plan": label, "top-1 agree %": 100 * float((y.argmax(1) == ref.argmax(1)).mean()),
-                     "SQNR dB": float(sqnr), "bytes": b, "pct": 100 * b / a8,
+        rows.append({"plan": label, "top-1 agree %": 100 * float(right[label].mean()),
+                     "SQNR dB": sqnr_db(ref, y), "bytes": b, "pct": 100 * b / a8,
                      "n4": f"{sum(v == 4 for v in plan.values())}/{len(plan)}"})
         print(f"{label}: {rows[-1]} ({time.perf_counter() - t:.0f} s)", flush=True)
     table(f"MobileNetV2 ImageNet weights, {n} natural images (sensitivity: hawq {times['hawq_s']:.0f} s, "
           f"measured {times['measured_s']:.0f} s)", rows, ["top-1 agree %", "SQNR dB"])
+    paired_table("MobileNetV2: paired against ILP (measured), top-1 agreement with float", ref, outputs, right)
 
 
 def ilp_speed(n_layers: int = 100):
