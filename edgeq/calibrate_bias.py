@@ -23,11 +23,15 @@ How, per layer (QConv / QGemm with a float twin of the same name):
   proof of edgeq/quantize_rules/conv_gemm.py (K * 255 * qmax + |bias| < 2^31, also after
   the requant left shift) still holds.
 
-Guard: the corrected graph is kept only if its outputs on the calibration samples are
-closer to float (output SQNR) than the uncorrected graph's; otherwise every bias goes
-back (graph.meta["bias_correction"] records both numbers and the decision). The mean
-error includes upstream clipping, and removing it everywhere can hurt (see
-correct_bias_quantized).
+Guard: the correction is kept only if it brings the outputs closer to float (output
+SQNR) on calibration samples it was not fitted on; otherwise every bias goes back
+(graph.meta["bias_correction"] records both numbers and the decision). The mean error
+includes upstream clipping, and removing it everywhere can hurt (see
+correct_bias_quantized). The comparison is cross-fitted (two interleaved folds: fit on
+one, score on the other, and the reverse; then fit on all) because the in-sample one is
+biased towards keeping shifts fitted on the very samples it scores, and on <= 64
+samples it also flipped on small range changes (docs/fidelity.md, 2026-11-29 fourth
+session).
 
 Only int32 bias constants change: every lowering stays bit-exact with the reference
 (they all read the same integer graph). Measured on the MLPerf Tiny models in
@@ -47,6 +51,8 @@ CHUNK = 16
 # samples; a 224x224 MobileNetV2 (~300M MACs) gets 16, so compile time stays bounded.
 MAC_BUDGET = 5e9
 LAYERS = ("QConv", "QGemm")
+# The guard's cross-fitting: shifts fitted on all folds but one, scored on that one.
+FOLDS = 2
 
 
 def _int_preact(node, x, w, bias) -> np.ndarray:
@@ -122,19 +128,29 @@ def _channel_mean(e: np.ndarray) -> np.ndarray:
 
 
 def correct_bias_quantized(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
-                           limit: int = LIMIT, chunk: int = CHUNK) -> Graph:
+                           limit: int = LIMIT, chunk: int = CHUNK, folds: int = FOLDS) -> Graph:
     """Shift the int32 bias of every QConv/QGemm so its mean real pre-activation error
-    over the calibration samples is ~0 (see module doc), and keep the shifts only if the
-    model's outputs on those samples get closer to float (output SQNR): the guard below.
-    Edits `qgraph` in place and returns it; graph.meta["quant_layers"][name]
-    ["bias_correction_lsb"] records the largest change per layer, graph.meta
-    ["bias_correction"] the guard's measurement and decision.
+    over the calibration samples is ~0 (see module doc), and keep the shifts only if they
+    bring the model's outputs closer to float on samples they were not fitted on: the
+    cross-fitted guard below. Edits `qgraph` in place and returns it;
+    graph.meta["quant_layers"][name]["bias_correction_lsb"] records the largest change
+    per layer, graph.meta["bias_correction"] the guard's measurement and decision.
 
     Why the guard: the mean error also carries the clipping of upstream activations. When
     calibration clips hard (percentile ranges on MobileNetV2 224x224, where a few large
     ReLU6 values hold much of a late tensor's energy), removing that mean from every
     position shifts the unclipped majority: output SQNR fell from 16.1 to 8.6 dB on the
-    very samples it was fitted on."""
+    very samples it was fitted on.
+
+    Why held out: the shifts are fitted on the samples, so an in-sample comparison is
+    biased towards keeping them, and on few samples it is also noisy in the other
+    direction (a narrower range flipped it from keep to revert on ic01_large, throwing
+    away ~2 dB on unseen data; docs/fidelity.md). So the samples are split into `folds`
+    interleaved folds (sample i in fold i mod folds); for each fold the shifts are fitted
+    on the other folds and the outputs are measured on it. The correction is kept when
+    the output SQNR over all folds' held-out outputs beats the uncorrected graph's on the
+    same samples; the final shifts are then fitted on all samples. With fewer than
+    2 * folds samples the comparison falls back to in-sample (recorded as such)."""
     n = min(limit, len(next(iter(feeds.values()))))
     n = min(n, max(CHUNK, int(MAC_BUDGET // max(_macs(qgraph), 1))))
     if n == 0:
@@ -143,13 +159,34 @@ def correct_bias_quantized(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.nda
     before, ref = _sequential_pass(qgraph, fgraph, feeds, chunk, correct=False)
     biases = {qn.name: (qn.inputs[2], qgraph.tensors.get(qn.inputs[2])) for qn in qgraph.nodes
               if qn.op in LAYERS and len(qn.inputs) >= 3}
-    after, _ = _sequential_pass(qgraph, fgraph, feeds, chunk, correct=True)
-    sqnr_before, sqnr_after = _sqnr(qgraph, ref, before), _sqnr(qgraph, ref, after)
-    kept = sqnr_after > sqnr_before
-    if not kept:
-        _restore_biases(qgraph, biases)
-    qgraph.meta["bias_correction"] = {"samples": n, "output_sqnr_db_before": round(float(sqnr_before), 2),
-                                      "output_sqnr_db_after": round(float(sqnr_after), 2), "kept": bool(kept)}
+    sqnr_before = _sqnr(qgraph, ref, before)
+    info = {"samples": n, "output_sqnr_db_before": round(float(sqnr_before), 2)}
+    if folds >= 2 and n >= 2 * folds:
+        held = {k: np.empty_like(v) for k, v in before.items()}
+        fold = np.arange(n) % folds
+        for k in range(folds):
+            fit, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+            _sequential_pass(qgraph, fgraph, {a: v[fit] for a, v in feeds.items()}, chunk, correct=True)
+            out, _ = _sequential_pass(qgraph, fgraph, {a: v[test] for a, v in feeds.items()}, chunk,
+                                      correct=False, float_side=False)
+            _restore_biases(qgraph, biases)
+            for name, v in out.items():
+                held[name][test] = v
+        sqnr_held = _sqnr(qgraph, ref, held)
+        info.update(folds=folds, heldout=True, output_sqnr_db_after=round(float(sqnr_held), 2))
+        kept = sqnr_held > sqnr_before
+        if kept:
+            after, _ = _sequential_pass(qgraph, fgraph, feeds, chunk, correct=True)
+            info["output_sqnr_db_after_in_sample"] = round(float(_sqnr(qgraph, ref, after)), 2)
+    else:
+        after, _ = _sequential_pass(qgraph, fgraph, feeds, chunk, correct=True)
+        sqnr_after = _sqnr(qgraph, ref, after)
+        info.update(heldout=False, output_sqnr_db_after=round(float(sqnr_after), 2))
+        kept = sqnr_after > sqnr_before
+        if not kept:
+            _restore_biases(qgraph, biases)
+    info["kept"] = bool(kept)
+    qgraph.meta["bias_correction"] = info
     return qgraph
 
 
@@ -180,11 +217,13 @@ def _restore_biases(qgraph: Graph, biases: dict) -> None:
 
 
 def _sequential_pass(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray], chunk: int,
-                     correct: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                     correct: bool, float_side: bool = True) -> tuple[dict[str, np.ndarray], dict | None]:
     """Run the integer graph and the float graph side by side over the samples, in
     chunks; with `correct`, shift each layer's bias on the way (topological order, each
     layer measured with the corrected ones before it). Returns the integer and the float
-    graph outputs."""
+    graph outputs (None without `float_side`, which only a pass that does not correct
+    may drop)."""
+    float_side = float_side or correct
     import torch
     from edgeq.float_exec import run_node as frun, to_torch
     from edgeq.intref import load_all, run_node as qrun
@@ -245,7 +284,7 @@ def _sequential_pass(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
             return [qgraph.const(name)] * len(starts)
         args = [qval(a) for a in qn.inputs]
         fn = fnodes.get(qn.name)
-        if fn is not None:  # keep the float side in step, so its live tensors stay few
+        if fn is not None and float_side:  # keep the float side in step, so its live tensors stay few
             advance_float(fpos[fn.name])
         if correct and qn.op in LAYERS and fn is not None and fn.op in ("Conv", "Gemm") and len(qn.inputs) >= 3:
             accs = _correct(qgraph, qn, fn, fgraph, args, fenv[fn.inputs[0]], layers)
@@ -269,8 +308,10 @@ def _sequential_pass(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
         for name in [k for k in fenv if k not in feeds and k not in fgraph.outputs]:
             if fneed.get(name, -1) <= i and flast.get(name, -1) < fdone[0]:
                 del fenv[name]
-    advance_float(len(fgraph.nodes) - 1)
     qout = {k: np.concatenate(qenv[k]) for k in qgraph.outputs}
+    if not float_side:
+        return qout, None
+    advance_float(len(fgraph.nodes) - 1)
     fout = {q: torch.cat(fenv[f]).numpy().astype(np.float64) for q, f in zip(qgraph.outputs, fgraph.outputs)}
     return qout, fout
 

@@ -215,8 +215,9 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         timings["bias_correction_s"] = time.perf_counter() - t0
         bc = qgraph.meta.get("bias_correction", {})
         if bc and not bc["kept"]:
-            msg = (f"integer bias correction left off: it lowered the output SQNR on the calibration "
-                   f"data ({bc['output_sqnr_db_before']} -> {bc['output_sqnr_db_after']} dB)")
+            where = "held-out calibration samples" if bc.get("heldout") else "the calibration data"
+            msg = (f"integer bias correction left off: it lowered the output SQNR on {where} "
+                   f"({bc['output_sqnr_db_before']} -> {bc['output_sqnr_db_after']} dB)")
             notices.append(msg)
             log(msg)
 

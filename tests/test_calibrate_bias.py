@@ -1,7 +1,8 @@
 """Empirical bias correction of the integer graph (edgeq/calibrate_bias.py): its defining
 property (the mean pre-activation error per channel is ~0 on the calibration data, within
-half an accumulator step), the fast accumulators equal the reference kernels, and only
-int32 biases change."""
+half an accumulator step), the fast accumulators equal the reference kernels, only int32
+biases change, and the keep-or-revert guard scores shifts on samples they were not fitted
+on."""
 from __future__ import annotations
 
 import numpy as np
@@ -88,6 +89,70 @@ def test_a_correction_that_worsens_the_outputs_is_undone(monkeypatch):
     feeds = quantize_inputs(q, {"x": x})
     assert np.array_equal(run_reference(q, feeds)["y"], run_reference(q0, feeds)["y"])
     assert set(q.tensors) == set(q0.tensors)  # no corrected bias constant left behind
+
+
+def _spy_passes(monkeypatch):
+    """Record every _sequential_pass: (correct, the set of samples it saw)."""
+    import edgeq.calibrate_bias as cb
+    real, seen = cb._sequential_pass, []
+
+    def spy(qgraph, fgraph, feeds, chunk, correct, float_side=True):
+        x = feeds["x"]
+        seen.append((correct, {x[i].tobytes() for i in range(len(x))}))
+        return real(qgraph, fgraph, feeds, chunk, correct, float_side)
+    monkeypatch.setattr(cb, "_sequential_pass", spy)
+    return seen
+
+
+def test_the_guard_scores_each_fold_with_shifts_fitted_on_the_others(monkeypatch):
+    g = two_conv_graph()
+    x = (RNG.standard_normal((32, 3, 8, 8)) + 0.5).astype(np.float32)
+    q = quantize(g, calibrate(g, x, progress=False))
+    seen = _spy_passes(monkeypatch)
+    correct_bias_quantized(q, g, {"x": x}, limit=32, chunk=8)
+    everything = {x[i].tobytes() for i in range(len(x))}
+    assert seen[0] == (False, everything)  # the uncorrected outputs
+    folds = seen[1:5]
+    scored = set()
+    for (fit_correct, fit), (test_correct, test) in zip(folds[0::2], folds[1::2]):
+        assert fit_correct and not test_correct
+        assert fit and test and not (fit & test)  # scored only on samples it was not fitted on
+        scored |= test
+    assert scored == everything  # every sample is scored once, held out
+    info = q.meta["bias_correction"]
+    assert info["heldout"] and info["folds"] == 2 and info["kept"]
+    assert seen[5:] == [(True, everything)]  # the kept shifts are fitted on all samples
+
+
+def test_shifts_that_only_fit_their_own_samples_are_undone(monkeypatch):
+    import edgeq.calibrate_bias as cb
+    g = two_conv_graph()
+    x = (RNG.standard_normal((32, 3, 8, 8)) + 0.5).astype(np.float32)
+    ranges = calibrate(g, x, progress=False)
+    q0, q = quantize(g, ranges), quantize(g, ranges)
+    real = cb._float_preact
+    even = {x[i].tobytes() for i in range(0, len(x), 2)}
+
+    # a fitting target off by +1 on the even samples and -1 on the odd ones: over all samples
+    # it cancels, but shifts fitted on one fold carry that fold's offset to the other
+    def skewed(fn, xf, fg):
+        y = real(fn, xf, fg)
+        return y + np.where([xf[i].numpy().tobytes() in even for i in range(len(xf))], 1.0, -1.0
+                            ).reshape((-1,) + (1,) * (y.ndim - 1)) if fn.name == "conv1" else y
+    monkeypatch.setattr(cb, "_float_preact", skewed)
+    correct_bias_quantized(q, g, {"x": x}, limit=32, chunk=8)
+    info = q.meta["bias_correction"]
+    assert info["heldout"] and not info["kept"]
+    assert info["output_sqnr_db_after"] < info["output_sqnr_db_before"]
+    assert [n.inputs for n in q.nodes] == [n.inputs for n in q0.nodes]
+
+
+def test_too_few_samples_for_folds_fall_back_to_in_sample():
+    g = two_conv_graph()
+    x = (RNG.standard_normal((3, 3, 8, 8)) + 0.5).astype(np.float32)
+    q = quantize(g, calibrate(g, x, progress=False))
+    correct_bias_quantized(q, g, {"x": x}, limit=32, chunk=8)
+    assert q.meta["bias_correction"]["heldout"] is False
 
 
 def test_fast_accumulators_match_the_reference_kernels():
