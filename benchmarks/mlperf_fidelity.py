@@ -8,6 +8,10 @@ with the same calibration data (calib split): output SQNR against float and top-
 agreement (classifiers) of
   edgeq int8 (integer reference), the official MLPerf int8 TFLite (LiteRT reference
   kernels), and onnxruntime quantize_static (QDQ, per-channel).
+Then edgeq paired against the better peer on the same samples (benchmarks/paired.py): the
+SQNR gap with a 95% bootstrap interval over samples and, for classifiers, the samples whose
+top-1 only one of the two gets right, with the exact McNemar p. A gap whose interval spans
+zero is a difference the samples cannot resolve.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paired import mcnemar, sqnr_gap  # noqa: E402
 from peers import ort_quantize_static, run_onnx, run_tflite_int8, sqnr_db, top1_agreement  # noqa: E402
 
 MODELS = ["kws01", "ic01", "ad01", "vww01", "sww01", "ic01_large"]
@@ -55,6 +60,13 @@ def evaluate(name: str, granularity: str, photos: str = "disjoint", n_eval: int 
         row[f"{k} sqnr"] = sqnr_db(ref, y.reshape(ref.shape))
         if name in CLASSIFIERS:
             row[f"{k} top1"] = top1_agreement(ref, y.reshape(ref.shape))
+    peer = max(("tflite (official int8)", "onnxruntime QDQ"), key=lambda k: row[f"{k} sqnr"])
+    mine, theirs = outs["edgeq"].reshape(ref.shape), outs[peer].reshape(ref.shape)
+    row["paired"] = {"peer": peer, "sqnr gap": sqnr_gap(ref, mine, theirs)}
+    if name in CLASSIFIERS:
+        want = ref.reshape(len(ref), -1).argmax(1)
+        row["paired"]["top1"] = mcnemar(mine.reshape(len(ref), -1).argmax(1) == want,
+                                        theirs.reshape(len(ref), -1).argmax(1) == want)
     return row
 
 
@@ -87,6 +99,15 @@ def main() -> int:
             ok = ok and r["edgeq top1"] >= max(r["tflite (official int8) top1"], r["onnxruntime QDQ top1"])
         worst &= ok
         print(f"{r['model']:<11}{r['n']:>5}  " + "  ".join(cells) + f"  {'yes' if ok else 'NO'}")
+    print("\nedgeq paired against the better peer (by SQNR) on the same samples:")
+    for r in rows:
+        pr = r["paired"]
+        gap, lo, hi = pr["sqnr gap"]
+        line = f"{r['model']:<11} vs {pr['peer']:<22} SQNR gap {gap:+6.2f} dB, 95% interval [{lo:+.2f}, {hi:+.2f}]"
+        if "top1" in pr:
+            a_only, b_only, p = pr["top1"]
+            line += f"; top-1 right only for edgeq {a_only}, only for the peer {b_only} (McNemar p = {p:.2g})"
+        print(line)
     return 0 if worst else 1
 
 
