@@ -72,12 +72,17 @@ def test_mean_error_is_removed_and_only_biases_change():
     assert info["kept"] and info["output_sqnr_db_after"] > info["output_sqnr_db_before"]
 
 
-def test_a_correction_that_worsens_the_outputs_is_undone(monkeypatch):
-    import edgeq.calibrate_bias as cb
+def _graph_data_and_two_quantizations():
+    """(float graph, 32 samples, an untouched quantized graph, a twin to correct)."""
     g = two_conv_graph()
     x = (RNG.standard_normal((32, 3, 8, 8)) + 0.5).astype(np.float32)
     ranges = calibrate(g, x, progress=False)
-    q0, q = quantize(g, ranges), quantize(g, ranges)
+    return g, x, quantize(g, ranges), quantize(g, ranges)
+
+
+def test_a_correction_that_worsens_the_outputs_is_undone(monkeypatch):
+    import edgeq.calibrate_bias as cb
+    g, x, q0, q = _graph_data_and_two_quantizations()
     real = cb._float_preact
     # a float side that is off by a constant: every layer's "correction" now moves away from float
     monkeypatch.setattr(cb, "_float_preact", lambda fn, xf, fg: real(fn, xf, fg) + 0.5)
@@ -126,10 +131,7 @@ def test_the_guard_scores_each_fold_with_shifts_fitted_on_the_others(monkeypatch
 
 def test_shifts_that_only_fit_their_own_samples_are_undone(monkeypatch):
     import edgeq.calibrate_bias as cb
-    g = two_conv_graph()
-    x = (RNG.standard_normal((32, 3, 8, 8)) + 0.5).astype(np.float32)
-    ranges = calibrate(g, x, progress=False)
-    q0, q = quantize(g, ranges), quantize(g, ranges)
+    g, x, q0, q = _graph_data_and_two_quantizations()
     real = cb._float_preact
     even = {x[i].tobytes() for i in range(0, len(x), 2)}
 
