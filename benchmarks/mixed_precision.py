@@ -127,7 +127,6 @@ def lock_set(layers, lock: str) -> dict[str, int]:
 def plans(graph, feeds_sens, layers, lock="ends", sens=("hawq", "measured"), probes=8):
     from edgeq.mixed_precision.ilp import assign_bitwidth_ilp, size_budget
     from edgeq.mixed_precision.layers import total_weight_bytes
-    from edgeq.mixed_precision.plan import _first_last
     from edgeq.mixed_precision.sensitivity import hawq_sensitivity, measured_sensitivity
     t = time.perf_counter()
     big = graph_is_big(layers)  # 224x224 MobileNetV2: Hessian-vector products cost ~100x dscnn's
@@ -143,7 +142,6 @@ def plans(graph, feeds_sens, layers, lock="ends", sens=("hawq", "measured"), pro
     print(f"sensitivities: hawq {t_h:.0f} s, measured {t_m:.0f} s", flush=True)
     limit = BUDGET * total_weight_bytes(layers, 8)
     locks = lock_set(layers, lock)
-    gain = lambda s, l: (s[l.name][4] - s[l.name][8]) / (l.weight_bytes(8) - l.weight_bytes(4))
     out = {"all-int8": {l.name: 8 for l in layers}, "uniform int4": {l.name: 4 for l in layers}}
     if hawq is not None:
         out["ILP (hawq)"] = assign_bitwidth_ilp(layers, hawq, [size_budget(layers, limit)], locks=locks)
@@ -152,7 +150,8 @@ def plans(graph, feeds_sens, layers, lock="ends", sens=("hawq", "measured"), pro
     # smallest sensitivity first (per byte saved would be the knapsack heuristic; the brief's
     # baseline is plain sensitivity order)
     gs = meas if meas is not None else hawq
-    out["greedy (sens.)"] = greedy(layers, sorted(layers, key=lambda l: gs[l.name][4]), limit, locks)
+    if gs is not None:
+        out["greedy (sens.)"] = greedy(layers, sorted(layers, key=lambda l: gs[l.name][4]), limit, locks)
     out["greedy (largest)"] = greedy(layers, sorted(layers, key=lambda l: -l.params), limit, locks)
     out["greedy (smallest)"] = greedy(layers, sorted(layers, key=lambda l: l.params), limit, locks)
     return out, {"hawq_s": t_h, "measured_s": t_m}
@@ -248,6 +247,8 @@ def mobilenetv2(n: int, n_calib: int = 256, lock: str = "first", sens=("hawq", "
         ref = np.concatenate([model(torch.from_numpy(x[i:i + BATCH])).numpy() for i in range(0, n, BATCH)])
     graph, ranges = prepare(export_onnx(), calib)
     layers = weighted_layers(graph)
+    if ROWS:  # sensitivities only for the rows asked for (they take minutes at 224x224)
+        sens = tuple(s for s in sens if f"ILP ({s})" in ROWS or "greedy (sens.)" in ROWS)
     ps, times = plans(graph, {graph.inputs[0]: calib[:n_sens]}, layers, lock, sens, probes)
     rows, a8, outputs, right = [], total_weight_bytes(layers, 8), {}, {}
     for label, plan in ps.items():
