@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/paired.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/paired.py, peers.py
+from peers import run_onnx, sqnr_db  # noqa: E402
 
 BUDGET = 0.6
 BIAS_CORR = True  # integer bias correction, on in `edgeq compile` with --calib
@@ -194,11 +195,6 @@ def paired_table(title, ref: np.ndarray, outputs: dict, right: dict, base: str =
     Console(width=200).print(t)
 
 
-def sqnr_db(ref: np.ndarray, y: np.ndarray) -> float:
-    ref = ref.astype(np.float64)
-    return float(10 * np.log10((ref ** 2).sum() / ((y.astype(np.float64) - ref) ** 2).sum()))
-
-
 def fmnist_model(name: str, n_test: int, lock: str = "ends"):
     from edgeq.mixed_precision.layers import total_weight_bytes, weighted_layers
     from edgeq.models.fmnist import load_fmnist, preprocess
@@ -208,7 +204,7 @@ def fmnist_model(name: str, n_test: int, lock: str = "ends"):
     calib = preprocess(xtr[:512])
     xte, yte = preprocess(xte[:n_test]), yte[:n_test]
     graph, ranges = prepare(model_path(name), calib)
-    ref = run_onnx_batched(model_path(name), xte)  # float logits, onnxruntime
+    ref = run_onnx(model_path(name), xte)  # float logits, onnxruntime
     layers = weighted_layers(graph)
     ps, times = plans(graph, {graph.inputs[0]: calib[:256]}, layers, lock)
     rows, a8, outputs, right = [], total_weight_bytes(layers, 8), {}, {}
@@ -223,15 +219,6 @@ def fmnist_model(name: str, n_test: int, lock: str = "ends"):
           rows, ["top-1 %", "SQNR dB"])
     paired_table(f"fmnist {name}: paired against ILP (measured), top-1 against the labels", ref, outputs, right)
     return rows
-
-
-def run_onnx_batched(path, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Float outputs from onnxruntime; one sample at a time if the model's batch is fixed."""
-    import onnxruntime as ort
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    step = batch if not isinstance(inp.shape[0], int) else inp.shape[0]
-    return np.concatenate([sess.run(None, {inp.name: x[i:i + step]})[0] for i in range(0, len(x), step)])
 
 
 def mobilenetv2(n: int, n_calib: int = 256, lock: str = "first", sens=("hawq", "measured"), n_sens=32,
