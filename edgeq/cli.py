@@ -17,7 +17,8 @@ from edgeq.errors import EdgeqError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Compile float ONNX models to integer-only code for edge devices.")
 err = Console(stderr=True)
-out = Console()
+# Piped or redirected, rich would fold tables to 80 columns; a log file reads better wide.
+out = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _targets_help() -> str:

@@ -63,17 +63,37 @@ def _self_check(sc: dict) -> str:
     return f"FAILED: {bad} of {n} test vectors differ (exit status {sc.get('exit_status')})"
 
 
-def layer_table(rows: list[dict], title: str) -> Table:
+def _short(name: str, width: int = 40) -> str:
+    """The end of a long node name: '/stages/stages.2/shortcut/shortcut.0/Conv' keeps its
+    layer and op, which say more than its first characters."""
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def layer_table(rows: list[dict], title: str, mixed: dict | None = None) -> Table:
+    """One row per quantized layer; with `mixed` (report.json's mixed_precision section) the
+    weight bits chosen by `--weight-bits auto` also show what the ILP saw: each layer's
+    sensitivity at int8 and int4 (lower is better) and whether it was locked to int8."""
     table = Table(title=title)
-    for col, just in (("#", "right"), ("name", "left"), ("op", "left"), ("output shape", "left"),
-                      ("MACs", "right"), ("w bits", "right"), ("a bits", "right"), ("out scale", "right"), ("out zp", "right")):
+    cols = [("#", "right"), ("name", "left"), ("op", "left"), ("output shape", "left"),
+            ("MACs", "right"), ("w bits", "right"), ("a bits", "right"), ("out scale", "right"), ("out zp", "right")]
+    if mixed:
+        cols.append(("sensitivity 8b / 4b", "right"))
+        table.caption = (f"sensitivity: {mixed.get('sensitivity_measure', '')} (what the ILP sums; lower is "
+                         "better); locked layers stay int8")
+    for col, just in cols:
         table.add_column(col, justify=just, overflow="fold")
+    planned, locks = (mixed or {}).get("layers", {}), (mixed or {}).get("locks", {})
     for i, r in enumerate(rows):
-        table.add_row(str(i), r["name"][:40], r["op"], "x".join(map(str, r["output_shape"])),
-                      f"{r['macs']:,}" if r["macs"] else "",
-                      str(r["weight_bits"] or ""), str(r["act_bits"] or ""),
-                      f"{r['output_scale']:.4g}" if "output_scale" in r else "",
-                      str(r.get("output_zero_point", "")))
+        cells = [str(i), _short(r["name"]), r["op"], "x".join(map(str, r["output_shape"])),
+                 f"{r['macs']:,}" if r["macs"] else "",
+                 str(r["weight_bits"] or ""), str(r["act_bits"] or ""),
+                 f"{r['output_scale']:.4g}" if "output_scale" in r else "",
+                 str(r.get("output_zero_point", ""))]
+        if mixed:
+            p = planned.get(r["name"])
+            cells.append("" if p is None else f"{p['sensitivity_int8']:.3g} / {p['sensitivity_int4']:.3g}"
+                         + (" (locked)" if r["name"] in locks else ""))
+        table.add_row(*cells)
     return table
 
 
@@ -85,7 +105,8 @@ def inspect_path(path: Path, console: Console) -> None:
         if not rep.is_file():
             raise EdgeqError(f"{path} has no report.json", "give a folder written by `edgeq compile`")
         report = read_report(rep)
-        console.print(layer_table(report["layers"], f"{path} ({report['target']}): quantized layers"))
+        console.print(layer_table(report["layers"], f"{path} ({report['target']}): quantized layers",
+                                  report.get("mixed_precision")))
         _print_pass_log(report.get("passes", []), console)
         print_compile_summary(report, path, console)
         return

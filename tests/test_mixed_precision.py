@@ -161,6 +161,13 @@ def test_cli_auto_flash_budget(calib_file, tmp_path, target):
     assert {k: v["bits"] for k, v in mp["layers"].items()} == bits  # the quantizer got the plan
     assert all("sensitivity" in v for v in mp["layers"].values())
     assert (out / mp["pareto_plot"]).is_file() and len(mp["pareto"]) >= 2
+    # `edgeq inspect` shows each layer's bits beside the sensitivities the ILP weighed
+    shown = CliRunner().invoke(app, ["inspect", str(out)]).output
+    first = next(iter(mp["layers"]))
+    row = next(line for line in shown.splitlines() if first in line)
+    s = mp["layers"][first]
+    assert f"{s['sensitivity_int8']:.3g} / {s['sensitivity_int4']:.3g} (locked)" in row
+    assert "sensitivity 8b / 4b" in shown and "sensitivity: measured" in shown
     # an infeasible budget is one EdgeqError naming the smallest size
     r = CliRunner().invoke(app, ["compile", str(model_path("dscnn")), "--target", target, "--calib",
                                  str(calib_file), "--weight-bits", "auto", "--flash-budget", "1KB",
