@@ -9,11 +9,11 @@ The modules, one concern each:
   hessian.py     Hutchinson's estimator of Hessian traces (label-free KL loss)
   sensitivity.py HAWQ sensitivity (trace x ||Q_b(W) - W||^2) and a measured one
   ilp.py         the integer program (scipy.optimize.milp) with budgets, ties and locks
-  cost_model.py  BOPs and per-layer instruction counts measured on QEMU
+  cost_model.py  BOPs, per-layer instruction counts measured on QEMU, firmware flash from ELFs
   pareto.py      a sweep of budgets -> size-versus-fidelity plot
   plan.py        the compile stage that `--weight-bits auto` runs
 """
 from edgeq.mixed_precision.layers import Layer, weighted_layers
-from edgeq.mixed_precision.ilp import Budget, assign_bitwidth_ilp, size_budget
+from edgeq.mixed_precision.ilp import Budget, Once, assign_bitwidth_ilp, size_budget
 
-__all__ = ["Layer", "weighted_layers", "Budget", "assign_bitwidth_ilp", "size_budget"]
+__all__ = ["Layer", "weighted_layers", "Budget", "Once", "assign_bitwidth_ilp", "size_budget"]
