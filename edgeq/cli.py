@@ -57,6 +57,7 @@ def compile_cmd(
     dfq_guard: Optional[bool] = typer.Option(None, "--dfq-guard/--no-dfq-guard", help="keep each of those passes only if not worse on the calibration data (default: on for per-channel weights)"),
     weight_bits: str = typer.Option("8", "--weight-bits", help="8 | 4 (int4 weights, packed two per byte) | auto (4 or 8 per layer: Hessian-aware ILP within the budgets below; needs --calib)"),
     flash_budget: Optional[str] = typer.Option(None, "--flash-budget", help="with auto: budget on the Conv/Gemm weight bytes only (int4 packed; not code, biases or the whole flash): 200000, 200KB (=200000), 196KiB, or 60% of all-int8"),
+    firmware_budget: Optional[str] = typer.Option(None, "--firmware-budget", help="with auto, cortex-m* targets: the whole firmware's flash as linked (code, weights, runtime; int4 kernels' code included): 200KB, or 90% of the all-int8 firmware"),
     latency_budget: Optional[str] = typer.Option(None, "--latency-budget", help="with auto, cortex-m* targets: QEMU instructions per inference (not cycles), measured per layer for int8 and int4: 1500000, 1.5M, or 105% of all-int8"),
     bits_sensitivity: str = typer.Option("measured", "--bits-sensitivity", help="with auto: measured (output error with one layer at int4; default) | hawq (Hessian trace x weight perturbation)"),
     keep_ends_int8: bool = typer.Option(True, "--keep-ends-int8/--no-keep-ends-int8", help="with auto: first and last Conv/Gemm stay int8"),
@@ -79,20 +80,22 @@ def compile_cmd(
         raise EdgeqError(f"unknown --weight-rounding {weight_rounding!r}", "use gptq or nearest")
     if weight_bits not in ("8", "4", "auto"):
         raise EdgeqError(f"unknown --weight-bits {weight_bits!r}", "use 8, 4 or auto")
-    if weight_bits != "auto" and (flash_budget or latency_budget):
-        raise EdgeqError("--flash-budget/--latency-budget choose bits per layer, so they need --weight-bits auto",
+    if weight_bits != "auto" and (flash_budget or latency_budget or firmware_budget):
+        raise EdgeqError("--flash-budget/--firmware-budget/--latency-budget choose bits per layer, so they "
+                         "need --weight-bits auto",
                          "add --weight-bits auto, or drop the budget")
     if weight_bits == "auto" and calib is None:  # before any work: sensitivities are measured on data
         raise EdgeqError("--weight-bits auto needs calibration data", "give --calib FILE, or --weight-bits 8 or 4")
-    if weight_bits == "auto" and not (flash_budget or latency_budget):  # all-int8 would be the answer
+    if weight_bits == "auto" and not (flash_budget or latency_budget or firmware_budget):  # all-int8 would win
         raise EdgeqError("--weight-bits auto needs a budget",
-                         "give --flash-budget (e.g. 60% or 200KB) and/or --latency-budget")
+                         "give --flash-budget (e.g. 60% or 200KB), --firmware-budget and/or --latency-budget")
     bits = weight_bits if weight_bits == "auto" else int(weight_bits)
     if not model.is_file():
         raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx file")
     opts = CompileOptions(target=target, input_shapes=_parse_shapes(input_shape),
                           weight_granularity=weight_granularity, weight_bits=bits, equalize=equalize,
                           flash_budget=flash_budget, latency_budget=latency_budget,
+                          firmware_budget=firmware_budget,
                           bits_sensitivity=bits_sensitivity, keep_ends_int8=keep_ends_int8,
                           bias_correction=bias_correction, dfq_guard=dfq_guard, calib_method=calib_method,
                           weight_rounding=weight_rounding, scratch=scratch, progress=not quiet)

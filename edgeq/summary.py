@@ -10,7 +10,8 @@ from edgeq.errors import EdgeqError
 
 
 def _kb(n) -> str:
-    return "-" if n is None else f"{n / 1024:,.1f} KB"
+    # KiB: budgets read "KB" as 1000 bytes (parse_budget), so the summary must not print KB for 1024
+    return "-" if n is None else f"{n / 1024:,.1f} KiB"
 
 
 def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None:
@@ -40,6 +41,9 @@ def _bits_plan(mp: dict) -> str:
     line = f"{n4}/{len(mp['layers'])} Conv/Gemm layers int4, weights {_kb(mp['weight_bytes'])}"
     if "flash_budget_weight_bytes" in mp:
         line += f" (budget {_kb(mp['flash_budget_weight_bytes'])}, all-int8 {_kb(mp['all_int8_weight_bytes'])})"
+    if "firmware_budget_bytes" in mp:
+        line += (f", firmware {_kb(mp['firmware_bytes_predicted'])} predicted (budget "
+                 f"{_kb(mp['firmware_budget_bytes'])}, all-int8 {_kb(mp['all_int8_firmware_bytes'])})")
     if "latency_budget_instructions" in mp:
         line += f", {mp['instructions_predicted']:,} instructions predicted (budget {mp['latency_budget_instructions']:,})"
     if mp.get("pareto_plot"):

@@ -37,6 +37,7 @@ class CompileOptions:
     # "auto" (edgeq/mixed_precision/plan.py): the ILP picks 4 or 8 per layer within these budgets
     flash_budget: str | int | None = None    # packed Conv/Gemm weight bytes: 200000, "200KB", "60%"
     latency_budget: str | int | None = None  # QEMU instructions per inference (MCU): 1500000, "105%"
+    firmware_budget: str | int | None = None  # whole firmware flash from the ELF (MCU): "200KB", "90%"
     # "measured" (output noise with the layer GPTQ-rounded alone) | "hawq" (Hessian trace); measured
     # is the default: ImageNet MobileNetV2 at 60%, 76.6% vs 80.5% agreement (docs/mixed_precision.md)
     bits_sensitivity: str = "measured"
@@ -294,6 +295,7 @@ def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
     from edgeq.mixed_precision.plan import plan_weight_bits
     plan, section = plan_weight_bits(graph, feeds, ranges, target=opts.target,
                                      flash_budget=opts.flash_budget, latency_budget=opts.latency_budget,
+                                     firmware_budget=opts.firmware_budget,
                                      sensitivity=opts.bits_sensitivity, keep_ends_int8=opts.keep_ends_int8,
                                      ties=opts.bits_ties, per_channel=opts.weight_granularity == "per-channel",
                                      progress=opts.progress, rounding=opts.weight_rounding)

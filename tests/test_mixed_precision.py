@@ -3,6 +3,7 @@ budgets, speed at 100 layers, Hutchinson's trace on a known Hessian, and the CLI
 from __future__ import annotations
 
 import itertools
+import shutil
 import json
 import time
 
@@ -12,7 +13,7 @@ import torch
 
 from edgeq.errors import EdgeqError
 from edgeq.mixed_precision.hessian import hutchinson_trace
-from edgeq.mixed_precision.ilp import Budget, assign_bitwidth_ilp
+from edgeq.mixed_precision.ilp import Budget, Once, assign_bitwidth_ilp
 from edgeq.mixed_precision.plan import parse_budget
 
 
@@ -33,7 +34,8 @@ def _brute(names, sens, budgets, ties=(), locks=None):
             continue
         if any(plan[k] != v for k, v in (locks or {}).items()):
             continue
-        if any(b.offset + sum(b.cost[k][plan[k]] for k in names) > b.limit + 1e-9 for b in budgets):
+        once = lambda b: sum(o.cost for o in b.once if o.triggered(plan))  # noqa: E731
+        if any(b.offset + once(b) + sum(b.cost[k][plan[k]] for k in names) > b.limit + 1e-9 for b in budgets):
             continue
         s = sum(sens[k][plan[k]] for k in names)
         if s < best:
@@ -71,6 +73,28 @@ def test_ties_and_locks_respected():
         assign_bitwidth_ilp(names, sens, [], ties=[["l0", "l1"]], locks={"l0": 4, "l1": 8})
     with pytest.raises(EdgeqError, match="unknown layers"):
         assign_bitwidth_ilp(names, sens, [], ties=[["l0", "nope"]])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_once_paid_costs(seed):
+    """Costs paid once if any of their layers uses 4 bits (the int4 kernels' code, one per
+    kernel): the ILP matches brute force, and where lowering cannot pay for the code it
+    says so."""
+    names, size, sens, _ = _instance(8, seed)
+    total8 = sum(v[8] for v in size.values())
+    rng = np.random.default_rng(seed)
+    onces = [Once(float(rng.integers(50, 400)), 4, frozenset(names[:5])),
+             Once(float(rng.integers(20, 100)), 4, frozenset(names[5:]))]
+    budget = Budget("flash bytes", size, 0.75 * total8, once=onces)
+    best, _ = _brute(names, sens, [budget])
+    plan = assign_bitwidth_ilp(names, sens, [budget])
+    assert sum(sens[k][plan[k]] for k in names) == pytest.approx(best, rel=1e-9)
+    paid = sum(o.cost for o in onces if any(plan[n] == 4 for n in o.layers))
+    assert sum(size[k][plan[k]] for k in names) + paid <= budget.limit + 1e-6
+    # all-int8 is over the budget by less than any int4 code costs: no plan below it exists
+    tight = Budget("flash bytes", size, total8 - 1, once=[Once(total8, 4)])
+    with pytest.raises(EdgeqError, match=f"smallest achievable: {total8:,.0f}"):
+        assign_bitwidth_ilp(names, sens, [tight])
 
 
 def test_infeasible_names_smallest_size():
@@ -206,3 +230,50 @@ def test_latency_budget_met_on_qemu(calib_file, tmp_path):
     assert mp["instructions_predicted"] <= budget and measured <= budget
     assert mp["weight_bytes"] <= mp["flash_budget_weight_bytes"]
     assert res.report["firmware_flash_bytes"] < res8.report["firmware_flash_bytes"]
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="arm-none-eabi-gcc / qemu-system-arm missing (make setup)")
+def test_firmware_budget_holds_on_the_linked_elf(calib_file, tmp_path):
+    """--firmware-budget prices the whole ELF, int4 kernels' code included: the linked
+    firmware is within the budget and within the reserved link slack of the prediction; a
+    budget just below all-int8 makes it lower enough weights to pay for that code too; an
+    unreachable one is refused with the smallest achievable size."""
+    from typer.testing import CliRunner
+    from edgeq.cli import app
+    from edgeq.mixed_precision.cost_model import LINK_SLACK
+    from edgeq.models.registry import model_path
+    out = tmp_path / "fw"
+    r = CliRunner().invoke(app, ["compile", str(model_path("dscnn")), "--target", "cortex-m7", "--calib",
+                                 str(calib_file), "--weight-bits", "auto", "--firmware-budget", "85%",
+                                 "-o", str(out), "-q"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    rep = json.loads((out / "report.json").read_text())
+    mp = rep["mixed_precision"]
+    assert mp["firmware_budget_bytes"] == int(0.85 * mp["all_int8_firmware_bytes"])
+    assert rep["flash_bytes"] <= mp["firmware_bytes_predicted"] <= mp["firmware_budget_bytes"]
+    assert mp["firmware_bytes_predicted"] - rep["flash_bytes"] <= 2 * LINK_SLACK
+    assert 4 in rep["options"]["weight_bits_per_layer"].values()
+    assert "firmware" in r.output and "predicted" in r.output
+    # 1 KB below all-int8: the plan must save the 1 KB *and* pay for the int4 kernels' code
+    # it links in (4.5 KB for the conv kernel on M7), which a weight-bytes budget ignores
+    tight = mp["all_int8_firmware_bytes"] - 1000
+    r = CliRunner().invoke(app, ["compile", str(model_path("dscnn")), "--target", "cortex-m7", "--calib",
+                                 str(calib_file), "--weight-bits", "auto", "--firmware-budget", str(tight),
+                                 "-o", str(tmp_path / "t"), "-q"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    rep_t = json.loads((tmp_path / "t" / "report.json").read_text())
+    saved = rep_t["mixed_precision"]["all_int8_weight_bytes"] - rep_t["mixed_precision"]["weight_bytes"]
+    assert rep_t["flash_bytes"] <= tight and saved >= 1000 + 4000
+    # below anything reachable: one clear error with the smallest achievable size, no folder
+    r = CliRunner().invoke(app, ["compile", str(model_path("dscnn")), "--target", "cortex-m7", "--calib",
+                                 str(calib_file), "--weight-bits", "auto", "--firmware-budget", "20KB",
+                                 "-o", str(tmp_path / "x"), "-q"])
+    assert isinstance(r.exception, EdgeqError) and "firmware flash bytes" in str(r.exception)
+    assert "smallest achievable" in str(r.exception) and not (tmp_path / "x").exists()
+    # a target without a linked firmware cannot price it
+    r = CliRunner().invoke(app, ["compile", str(model_path("dscnn")), "--target", "host", "--calib",
+                                 str(calib_file), "--weight-bits", "auto", "--firmware-budget", "90%",
+                                 "-o", str(tmp_path / "y"), "-q"])
+    assert isinstance(r.exception, EdgeqError) and "cortex-m" in str(r.exception)

@@ -4,6 +4,10 @@ Budgets (at least one is needed, else all-int8 would be the answer):
 - flash: on the packed Conv/Gemm weight bytes only (biases, multipliers and code do not
   change with the bit-width). "200KB" (1000 bytes), "196KiB", "200000", or "60%" of the
   all-int8 weight bytes.
+- firmware (MCU targets): the whole firmware's flash as the ELF measures it (code, weights,
+  biases, runtime; not edgeq's embedded test vectors): "200KB" or "90%" of the all-int8
+  firmware. Priced from two linked firmwares (cost_model.measure_firmware_flash), so the
+  int4 kernels' code counts against it.
 - latency: QEMU instructions per inference on the target's board (MCU targets only),
   measured per layer for int8 and int4 (cost_model.py). "1500000", "1.5M", or "105%" of
   the all-int8 count.
@@ -64,6 +68,7 @@ def fake_quant_sqnr(graph, feeds, layers, per_channel: bool):
 
 
 def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, latency_budget=None,
+                     firmware_budget=None,
                      sensitivity: str = "measured", keep_ends_int8: bool = True, ties=(),
                      per_channel: bool = True, progress: bool = False, pareto: bool = True,
                      rounding: str = "gptq"):
@@ -72,9 +77,13 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, la
     if feeds is None:
         raise EdgeqError("--weight-bits auto needs calibration data (sensitivities are measured on it)",
                          "give --calib FILE, or choose --weight-bits 8 or 4")
-    if flash_budget is None and latency_budget is None:
+    if flash_budget is None and latency_budget is None and firmware_budget is None:
         raise EdgeqError("--weight-bits auto needs a budget",
-                         "give --flash-budget (e.g. 60% or 200KB) and/or --latency-budget")
+                         "give --flash-budget (e.g. 60% or 200KB), --firmware-budget and/or --latency-budget")
+    if (firmware_budget is not None or latency_budget is not None) and not target.startswith("cortex-m"):
+        which = "--firmware-budget" if firmware_budget is not None else "--latency-budget"
+        raise EdgeqError(f"{which} is measured on a linked firmware, which target {target!r} does not build",
+                         "use a cortex-m* target, or only --flash-budget")
     if sensitivity not in SENSITIVITIES:
         raise EdgeqError(f"unknown sensitivity {sensitivity!r}", f"use one of {', '.join(SENSITIVITIES)}")
     layers = weighted_layers(graph)
@@ -95,11 +104,15 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, la
         limit = parse_budget(flash_budget, all8, "--flash-budget")
         budgets.append(size_budget(layers, limit))
         section["flash_budget_weight_bytes"] = int(limit)
+    if firmware_budget is not None:
+        from edgeq.mixed_precision.cost_model import measure_firmware_flash
+        fw, fw_flash = measure_firmware_flash(graph, ranges, target, layers,
+                                              "per-channel" if per_channel else "per-tensor")
+        fw.limit = parse_budget(firmware_budget, fw_flash[8], "--firmware-budget")
+        budgets.append(fw)
+        section.update(firmware_budget_bytes=int(fw.limit), all_int8_firmware_bytes=fw_flash[8])
     if latency_budget is not None:
         from edgeq.mixed_precision.cost_model import latency_budget as lat_budget, measure_instructions
-        if not target.startswith("cortex-m"):
-            raise EdgeqError(f"--latency-budget needs per-layer instruction counts, which target {target!r} "
-                             "does not measure", "use a cortex-m* target, or only --flash-budget")
         table, offset, totals = measure_instructions(graph, ranges, target, layers,
                                                      "per-channel" if per_channel else "per-tensor")
         limit = parse_budget(latency_budget, totals[8], "--latency-budget")
@@ -108,6 +121,9 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, la
                        all_int4_instructions=int(totals[4]))
     plan = assign_bitwidth_ilp(layers, sens, budgets, ties, locks)
     section["weight_bytes"] = total_weight_bytes(layers, plan)
+    if firmware_budget is not None:
+        from edgeq.mixed_precision.ilp import _plan_cost
+        section["firmware_bytes_predicted"] = int(_plan_cost(fw, plan))
     if latency_budget is not None:
         section["instructions_predicted"] = int(budgets[-1].offset + sum(table[n][b] for n, b in plan.items()))
     section["layers"] = {l.name: {"bits": plan[l.name], "sensitivity": sens[l.name][plan[l.name]],
