@@ -51,3 +51,12 @@ def memory_report(path: Path) -> dict[str, int]:
     """flash_bytes and static_ram_bytes of a linked firmware, plus the raw classes."""
     s = section_sizes(path)
     return {**s, "flash_bytes": s["text"] + s["rodata"] + s["data"], "static_ram_bytes": s["data"] + s["bss"]}
+
+
+def function_sizes(path: Path) -> dict[str, int]:
+    """{function name: bytes of code} of a linked ELF's symbol table."""
+    with open(path, "rb") as f:
+        tab = ELFFile(f).get_section_by_name(".symtab")
+        if tab is None:
+            return {}
+        return {s.name: int(s["st_size"]) for s in tab.iter_symbols() if s["st_info"]["type"] == "STT_FUNC"}

@@ -69,13 +69,6 @@ LINK_SLACK = 64
 INT4_KERNELS = {"Conv": "eq_conv2d_s4", "Gemm": "eq_fully_connected_s4", "MatMul": "eq_fully_connected_s4"}
 
 
-def _function_sizes(elf: Path) -> dict[str, int]:
-    from elftools.elf.elffile import ELFFile
-    with open(elf, "rb") as f:
-        tab = ELFFile(f).get_section_by_name(".symtab")
-        return {s.name: int(s["st_size"]) for s in tab.iter_symbols() if s["st_info"]["type"] == "STT_FUNC"}
-
-
 def measure_firmware_flash(graph, ranges, target_name: str, layers: Sequence[Layer],
                            weight_granularity: str = "per-channel") -> tuple[Budget, dict]:
     """(a Budget of the firmware's flash bytes, limit still 0, {bits: measured flash}) from
@@ -83,6 +76,7 @@ def measure_firmware_flash(graph, ranges, target_name: str, layers: Sequence[Lay
     from edgeq.quantize import quantize
     from edgeq.report import base_report
     from edgeq.targets import get_target
+    from edgeq.targets.elfsize import function_sizes
     target = get_target(target_name)
     flash, code = {}, {}
     for b in (8, 4):
@@ -91,7 +85,7 @@ def measure_firmware_flash(graph, ranges, target_name: str, layers: Sequence[Lay
         with tempfile.TemporaryDirectory(prefix="edgeq-flash-") as tmp:
             target.build(qgraph, Path(tmp), report, None)
             if b == 4:
-                code = _function_sizes(Path(tmp) / "fw.elf")
+                code = function_sizes(Path(tmp) / "fw.elf")
         flash[b] = int(report["flash_bytes"])
     cost = {l.name: {b: float(_aligned(l.weight_bytes(b))) for b in (4, 8)} for l in layers}
     ops = {n.name: n.op for n in graph.nodes}

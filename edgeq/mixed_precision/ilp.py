@@ -108,7 +108,7 @@ def assign_bitwidth_ilp(layers: Sequence[Layer | str], sensitivity: dict[str, di
         return float(sum(table[n][b] for n in groups[g]))
 
     widest = {n: max(_allowed(grp, bits, locks)) for grp in groups for n in grp}
-    if all(_plan_cost(k, widest) <= k.limit for k in budgets):
+    if all(plan_cost(k, widest) <= k.limit for k in budgets):
         return widest
 
     # columns: one x per (group, bits) choice, then one indicator y per once-paid cost
@@ -143,7 +143,7 @@ def assign_bitwidth_ilp(layers: Sequence[Layer | str], sensitivity: dict[str, di
     return {n: plan[n] for n in names}
 
 
-def _plan_cost(budget: Budget, plan: dict[str, int]) -> float:
+def plan_cost(budget: Budget, plan: dict[str, int]) -> float:
     return (budget.offset + sum(budget.cost[n][b] for n, b in plan.items())
             + sum(o.cost for o in budget.once if o.triggered(plan)))
 

@@ -122,8 +122,8 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, la
     plan = assign_bitwidth_ilp(layers, sens, budgets, ties, locks)
     section["weight_bytes"] = total_weight_bytes(layers, plan)
     if firmware_budget is not None:
-        from edgeq.mixed_precision.ilp import _plan_cost
-        section["firmware_bytes_predicted"] = int(_plan_cost(fw, plan))
+        from edgeq.mixed_precision.ilp import plan_cost
+        section["firmware_bytes_predicted"] = int(plan_cost(fw, plan))
     if latency_budget is not None:
         section["instructions_predicted"] = int(budgets[-1].offset + sum(table[n][b] for n, b in plan.items()))
     section["layers"] = {l.name: {"bits": plan[l.name], "sensitivity": sens[l.name][plan[l.name]],
