@@ -277,3 +277,26 @@ def test_firmware_budget_holds_on_the_linked_elf(calib_file, tmp_path):
                                  str(calib_file), "--weight-bits", "auto", "--firmware-budget", "90%",
                                  "-o", str(tmp_path / "y"), "-q"])
     assert isinstance(r.exception, EdgeqError) and "cortex-m" in str(r.exception)
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="arm-none-eabi-gcc / qemu-system-arm missing (make setup)")
+def test_firmware_budget_fits_a_part_all_int8_overflows(calib_file, tmp_path, monkeypatch):
+    """The user story: all-int8 does not fit the part's flash, --firmware-budget makes it
+    fit. The all-int8 and all-int4 firmwares the budget is priced from are linked against
+    the emulated board's larger flash, so pricing does not fail on the very overflow the
+    budget is there to remove."""
+    from edgeq.models.registry import model_path
+    from edgeq.targets import get_target
+    from edgeq.targets.pipeline import CompileOptions, compile_model
+    calib = np.load(calib_file)
+    monkeypatch.setitem(get_target("cortex-m7").board, "flash_bytes", 52_000)  # all-int8 needs 58,588
+    with pytest.raises(EdgeqError, match="FLASH|flash"):
+        compile_model(model_path("dscnn"), CompileOptions(target="cortex-m7", progress=False, test_vectors=0),
+                      tmp_path / "b8", calib, log=lambda m: None)
+    res = compile_model(model_path("dscnn"), CompileOptions(
+        target="cortex-m7", progress=False, weight_bits="auto", firmware_budget="50KB"),
+        tmp_path / "bm", calib, log=lambda m: None)
+    assert res.report["flash_bytes"] <= 50_000 < res.report["mixed_precision"]["all_int8_firmware_bytes"]
+    assert res.report["self_check"]["passed"]
