@@ -8,10 +8,10 @@
   the budget's offset. Counts are QEMU instructions, not cycles.
 - firmware flash: measured from two linked firmwares (all-int8, all-int4), not modelled per
   byte of code. A layer costs its packed weight array (4-byte aligned, as carray.py writes
-  it); each int4 kernel's code (eq_conv2d_s4, eq_fully_connected_s4 in the all-int4 ELF) is
-  paid once if any layer it serves is int4; everything else (int8 kernels, biases, multipliers, the runtime) is
-  the offset, read from the all-int8 ELF. An all-int4 plan that drops the int8 kernels is
-  over-estimated by their code, never under-estimated.
+  it); each int4 kernel's code (eq_conv2d_s4, eq_fully_connected_s4 in the all-int4 ELF)
+  is paid once if any layer it serves is int4; everything else (int8 kernels, biases,
+  multipliers, the runtime) is the offset, read from the all-int8 ELF. A plan with no int8
+  Conv/Gemm left drops the int8 kernels and is over-estimated by their code, never under.
 """
 from __future__ import annotations
 

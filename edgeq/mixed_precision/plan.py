@@ -1,9 +1,9 @@
 """The compile stage behind `--weight-bits auto`: sensitivities -> ILP -> {layer: bits}.
 
 Budgets (at least one is needed, else all-int8 would be the answer):
-- flash: on the packed Conv/Gemm weight bytes only (biases, multipliers and code do not
-  change with the bit-width). "200KB" (1000 bytes), "196KiB", "200000", or "60%" of the
-  all-int8 weight bytes.
+- flash: on the packed Conv/Gemm weight bytes only (biases and multipliers do not change
+  with the bit-width; the int4 kernels' code does, and only the firmware budget counts it).
+  "200KB" (1000 bytes), "196KiB", "200000", or "60%" of the all-int8 weight bytes.
 - firmware (MCU targets): the whole firmware's flash as the ELF measures it (code, weights,
   biases, runtime; not edgeq's embedded test vectors): "200KB" or "90%" of the all-int8
   firmware. Priced from two linked firmwares (cost_model.measure_firmware_flash), so the
