@@ -39,20 +39,33 @@ def bops_table(layers: Sequence[Layer], bits: Sequence[int] = (4, 8)) -> dict[st
     return {l.name: {b: float(l.macs * b * ACT_BITS) for b in bits} for l in layers}
 
 
-def measure_instructions(graph, ranges, target_name: str, layers: Sequence[Layer],
-                         weight_granularity: str = "per-channel",
-                         bits: Sequence[int] = (4, 8)) -> tuple[dict[str, dict[int, float]], float, dict]:
-    """({layer: {bits: instructions}}, offset, {bits: total}) from one QEMU profile per bit-width."""
+def build_uniform(graph, ranges, target_name: str, weight_granularity: str = "per-channel",
+                  profile: bool = False, bits: Sequence[int] = (8, 4)) -> dict[int, dict]:
+    """{bits: {"flash": bytes, "functions": {name: code bytes}, "profile": QEMU profile or
+    None}} of the model quantized all-`bits` and linked for the target (no test vectors).
+    One pair of builds serves both the latency and the firmware budget."""
     from edgeq.quantize import quantize
     from edgeq.targets import get_target
+    from edgeq.targets.elfsize import function_sizes
     target = get_target(target_name)
-    table: dict[str, dict[int, float]] = {l.name: {} for l in layers}
-    totals, offsets = {}, {}
+    out = {}
     for b in bits:
         qgraph = quantize(graph, ranges, weight_granularity=weight_granularity, weight_bits=b)
+        report = _measurement_report(qgraph, target)
         with tempfile.TemporaryDirectory(prefix="edgeq-cost-") as tmp:
-            target.build(qgraph, Path(tmp), _measurement_report(qgraph, target), None)
-            prof = target.profile(Path(tmp), "qemu")
+            target.build(qgraph, Path(tmp), report, None)
+            out[b] = {"flash": int(report["flash_bytes"]), "functions": function_sizes(Path(tmp) / "fw.elf"),
+                      "profile": target.profile(Path(tmp), "qemu") if profile else None}
+    return out
+
+
+def instruction_table(builds: dict[int, dict], layers: Sequence[Layer]) -> tuple[dict, float, dict]:
+    """({layer: {bits: instructions}}, offset, {bits: total}) from profiled uniform builds:
+    a layer's count at b bits is its count in the all-b build."""
+    table: dict[str, dict[int, float]] = {l.name: {} for l in layers}
+    totals, offsets = {}, {}
+    for b, build in builds.items():
+        prof = build["profile"]
         per = {r["name"]: r["instructions"] for r in prof["layers"]}
         for l in layers:
             table[l.name][b] = float(per[l.name])
@@ -78,28 +91,16 @@ LINK_SLACK = 64
 INT4_KERNELS = {"Conv": "eq_conv2d_s4", "Gemm": "eq_fully_connected_s4", "MatMul": "eq_fully_connected_s4"}
 
 
-def measure_firmware_flash(graph, ranges, target_name: str, layers: Sequence[Layer],
-                           weight_granularity: str = "per-channel") -> tuple[Budget, dict]:
-    """(a Budget of the firmware's flash bytes, limit still 0, {bits: measured flash}) from
-    one all-int8 and one all-int4 firmware (no test vectors)."""
-    from edgeq.quantize import quantize
-    from edgeq.targets import get_target
-    from edgeq.targets.elfsize import function_sizes
-    target = get_target(target_name)
-    flash, code = {}, {}
-    for b in (8, 4):
-        qgraph = quantize(graph, ranges, weight_granularity=weight_granularity, weight_bits=b)
-        report = _measurement_report(qgraph, target)
-        with tempfile.TemporaryDirectory(prefix="edgeq-flash-") as tmp:
-            target.build(qgraph, Path(tmp), report, None)
-            if b == 4:
-                code = function_sizes(Path(tmp) / "fw.elf")
-        flash[b] = int(report["flash_bytes"])
+def firmware_flash_budget(builds: dict[int, dict], graph, layers: Sequence[Layer]) -> Budget:
+    """The firmware's flash bytes as a Budget (limit still 0) from the uniform builds: the
+    all-int8 firmware minus its weight arrays is the offset, each layer costs its packed
+    array, each int4 kernel's code is paid once (module doc)."""
     cost = {l.name: {b: float(_aligned(l.weight_bytes(b))) for b in (4, 8)} for l in layers}
     ops = {n.name: n.op for n in graph.nodes}
     users: dict[str, set[str]] = {}
     for l in layers:
         users.setdefault(INT4_KERNELS.get(ops[l.name], ""), set()).add(l.name)
+    code = builds[4]["functions"]
     once = [Once(float(code[k] + LINK_SLACK), 4, frozenset(names)) for k, names in users.items() if k in code]
-    offset = flash[8] - sum(c[8] for c in cost.values())
-    return Budget("firmware flash bytes", cost, 0.0, float(offset), once), flash
+    offset = builds[8]["flash"] - sum(c[8] for c in cost.values())
+    return Budget("firmware flash bytes", cost, 0.0, float(offset), once)

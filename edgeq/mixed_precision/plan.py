@@ -6,7 +6,7 @@ Budgets (at least one is needed, else all-int8 would be the answer):
   "200KB" (1000 bytes), "196KiB", "200000", or "60%" of the all-int8 weight bytes.
 - firmware (MCU targets): the whole firmware's flash as the ELF measures it (code, weights,
   biases, runtime; not edgeq's embedded test vectors): "200KB" or "90%" of the all-int8
-  firmware. Priced from two linked firmwares (cost_model.measure_firmware_flash), so the
+  firmware. Priced from two linked firmwares (cost_model.firmware_flash_budget), so the
   int4 kernels' code counts against it.
 - latency: QEMU instructions per inference on the target's board (MCU targets only),
   measured per layer for int8 and int4 (cost_model.py). "1500000", "1.5M", or "105%" of
@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.mixed_precision.ilp import assign_bitwidth_ilp, size_budget
+from edgeq.mixed_precision.ilp import assign_bitwidth_ilp, plan_cost, size_budget
 from edgeq.mixed_precision.layers import total_weight_bytes, weighted_layers
 
 SENSITIVITIES = ("hawq", "measured")
@@ -104,28 +104,28 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, la
         limit = parse_budget(flash_budget, all8, "--flash-budget")
         budgets.append(size_budget(layers, limit))
         section["flash_budget_weight_bytes"] = int(limit)
+    if firmware_budget is not None or latency_budget is not None:
+        from edgeq.mixed_precision import cost_model
+        builds = cost_model.build_uniform(graph, ranges, target, "per-channel" if per_channel else "per-tensor",
+                                          profile=latency_budget is not None)
     if firmware_budget is not None:
-        from edgeq.mixed_precision.cost_model import measure_firmware_flash
-        fw, fw_flash = measure_firmware_flash(graph, ranges, target, layers,
-                                              "per-channel" if per_channel else "per-tensor")
-        fw.limit = parse_budget(firmware_budget, fw_flash[8], "--firmware-budget")
+        fw = cost_model.firmware_flash_budget(builds, graph, layers)
+        fw.limit = parse_budget(firmware_budget, builds[8]["flash"], "--firmware-budget")
         budgets.append(fw)
-        section.update(firmware_budget_bytes=int(fw.limit), all_int8_firmware_bytes=fw_flash[8])
+        section.update(firmware_budget_bytes=int(fw.limit), all_int8_firmware_bytes=builds[8]["flash"])
     if latency_budget is not None:
-        from edgeq.mixed_precision.cost_model import latency_budget as lat_budget, measure_instructions
-        table, offset, totals = measure_instructions(graph, ranges, target, layers,
-                                                     "per-channel" if per_channel else "per-tensor")
+        table, offset, totals = cost_model.instruction_table(builds, layers)
         limit = parse_budget(latency_budget, totals[8], "--latency-budget")
-        budgets.append(lat_budget(table, offset, limit))
+        lat = cost_model.latency_budget(table, offset, limit)
+        budgets.append(lat)
         section.update(latency_budget_instructions=int(limit), all_int8_instructions=int(totals[8]),
                        all_int4_instructions=int(totals[4]))
     plan = assign_bitwidth_ilp(layers, sens, budgets, ties, locks)
     section["weight_bytes"] = total_weight_bytes(layers, plan)
     if firmware_budget is not None:
-        from edgeq.mixed_precision.ilp import plan_cost
         section["firmware_bytes_predicted"] = int(plan_cost(fw, plan))
     if latency_budget is not None:
-        section["instructions_predicted"] = int(budgets[-1].offset + sum(table[n][b] for n, b in plan.items()))
+        section["instructions_predicted"] = int(plan_cost(lat, plan))
     section["layers"] = {l.name: {"bits": plan[l.name], "sensitivity": sens[l.name][plan[l.name]],
                                   "sensitivity_int4": sens[l.name][4], "sensitivity_int8": sens[l.name][8],
                                   ("hessian_trace" if sensitivity == "hawq" else "sqnr_int4_db"): extra[l.name],
