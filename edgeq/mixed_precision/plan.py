@@ -84,6 +84,10 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, la
         which = "--firmware-budget" if firmware_budget is not None else "--latency-budget"
         raise EdgeqError(f"{which} is measured on a linked firmware, which target {target!r} does not build",
                          "use a cortex-m* target, or only --flash-budget")
+    for text, what in ((flash_budget, "--flash-budget"), (firmware_budget, "--firmware-budget"),
+                       (latency_budget, "--latency-budget")):
+        if text is not None:  # a typo fails now, not after minutes of sensitivities and builds
+            parse_budget(text, 1.0, what)
     if sensitivity not in SENSITIVITIES:
         raise EdgeqError(f"unknown sensitivity {sensitivity!r}", f"use one of {', '.join(SENSITIVITIES)}")
     layers = weighted_layers(graph)
