@@ -53,10 +53,15 @@ def memory_report(path: Path) -> dict[str, int]:
     return {**s, "flash_bytes": s["text"] + s["rodata"] + s["data"], "static_ram_bytes": s["data"] + s["bss"]}
 
 
-def function_sizes(path: Path) -> dict[str, int]:
-    """{function name: bytes of code} of a linked ELF's symbol table."""
+def symbol_sizes(path: Path, kind: str = "STT_FUNC") -> dict[str, int]:
+    """{name: bytes} of a linked ELF's symbols of one kind: STT_FUNC (code), STT_OBJECT (data)."""
     with open(path, "rb") as f:
         tab = ELFFile(f).get_section_by_name(".symtab")
         if tab is None:
             return {}
-        return {s.name: int(s["st_size"]) for s in tab.iter_symbols() if s["st_info"]["type"] == "STT_FUNC"}
+        return {s.name: int(s["st_size"]) for s in tab.iter_symbols() if s["st_info"]["type"] == kind}
+
+
+def function_sizes(path: Path) -> dict[str, int]:
+    """{function name: bytes of code}."""
+    return symbol_sizes(path, "STT_FUNC")

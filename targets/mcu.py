@@ -31,7 +31,7 @@ from edgeq.errors import EdgeqError
 from edgeq.memory_plan import plot_timeline
 from edgeq.targets import c_project as cp
 from edgeq.targets import qemu
-from edgeq.targets.elfsize import memory_report
+from edgeq.targets.elfsize import memory_report, symbol_sizes
 
 BOARDS_DIR = Path(__file__).resolve().parent / "boards"
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
@@ -83,11 +83,8 @@ def runtime_library(cpu_flags: list[str], cflags: list[str] = CFLAGS, compiler: 
 
 def vector_bytes(elf: Path) -> int:
     """Flash taken by embedded test vectors (vectors.c's vec_in* / vec_expected* arrays)."""
-    from elftools.elf.elffile import ELFFile
-    with open(elf, "rb") as f:
-        tab = ELFFile(f).get_section_by_name(".symtab")
-        return sum(int(s["st_size"]) for s in tab.iter_symbols()
-                   if s.name.startswith(("vec_in", "vec_expected")) and s["st_info"]["type"] == "STT_OBJECT")
+    return sum(size for name, size in symbol_sizes(elf, "STT_OBJECT").items()
+               if name.startswith(("vec_in", "vec_expected")))
 
 
 def self_check_error(parsed: dict, check: dict, machine: str, io: dict) -> EdgeqError:

@@ -17,6 +17,10 @@ from edgeq.mixed_precision.ilp import Budget, Once, assign_bitwidth_ilp
 from edgeq.mixed_precision.plan import parse_budget
 
 
+needs_arm = pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+    reason="arm-none-eabi-gcc / qemu-system-arm missing (make setup)")
+
 def _instance(n, seed):
     rng = np.random.default_rng(seed)
     names = [f"l{i}" for i in range(n)]
@@ -233,8 +237,7 @@ def test_latency_budget_met_on_qemu(calib_file, tmp_path):
 
 
 @pytest.mark.qemu
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-                    reason="arm-none-eabi-gcc / qemu-system-arm missing (make setup)")
+@needs_arm
 def test_firmware_budget_holds_on_the_linked_elf(calib_file, tmp_path):
     """--firmware-budget prices the whole ELF, int4 kernels' code included: the linked
     firmware is within the budget and within the reserved link slack of the prediction; a
@@ -280,8 +283,7 @@ def test_firmware_budget_holds_on_the_linked_elf(calib_file, tmp_path):
 
 
 @pytest.mark.qemu
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-                    reason="arm-none-eabi-gcc / qemu-system-arm missing (make setup)")
+@needs_arm
 def test_firmware_budget_fits_a_part_all_int8_overflows(calib_file, tmp_path, monkeypatch):
     """The user story: all-int8 does not fit the part's flash, --firmware-budget makes it
     fit. The all-int8 and all-int4 firmwares the budget is priced from are linked against
