@@ -85,11 +85,26 @@ def _passes(graph: Graph, feeds: dict[str, np.ndarray], names: list[str], progre
             step(min(bs, n - s))
 
 
-def calibrate(graph: Graph, samples, method: str = DEFAULT_METHOD,
-              progress: bool = True) -> dict[str, tuple[float, float]]:
-    """{tensor name: (lo, hi)} for every activation (graph inputs included)."""
+def check_method(method: str, percentile: float | None = None) -> None:
+    """An EdgeqError for a method or percentile the calibrator cannot use (cheap: callers
+    run it before any work)."""
     if method not in METHODS:
         raise EdgeqError(f"unknown calibration method {method!r}", f"use one of {', '.join(METHODS)}")
+    if percentile is None:
+        return
+    if method != "percentile":
+        raise EdgeqError(f"a percentile ({percentile:g}) was given for calibration method {method!r}",
+                         "drop --calib-percentile, or use --calib-method percentile")
+    if not 50.0 < float(percentile) <= 100.0:
+        raise EdgeqError(f"calibration percentile {percentile:g} is outside (50, 100]",
+                         f"give the upper percentile of each range, e.g. {PERCENTILE:g} (the default) or 99.999")
+
+
+def calibrate(graph: Graph, samples, method: str = DEFAULT_METHOD, progress: bool = True,
+              percentile: float | None = None) -> dict[str, tuple[float, float]]:
+    """{tensor name: (lo, hi)} for every activation (graph inputs included). `percentile`
+    (method "percentile" only) replaces PERCENTILE."""
+    check_method(method, percentile)
     feeds = _as_feeds(graph, samples)
     names = activation_names(graph)
     mm = {n: MinMax() for n in names}
@@ -103,7 +118,8 @@ def calibrate(graph: Graph, samples, method: str = DEFAULT_METHOD,
     for out in _passes(graph, feeds, names, progress, f"calibrating ({method}, pass 2/2)"):
         for n in names:
             hist[n].observe(np.asarray(out[n]))
-    pick = (lambda h: percentile_range(h, PERCENTILE)) if method == "percentile" else mse_range
+    p = PERCENTILE if percentile is None else float(percentile)
+    pick = (lambda h: percentile_range(h, p)) if method == "percentile" else mse_range
     return {n: pick(hist[n]) for n in names}
 
 

@@ -14,7 +14,7 @@ not worse there on any of three criteria against the float model:
 - top-1 agreement on the samples where the float top-1 probability is > 0.5.
 
 Both candidates (the graph without the passes, the graph with them) go through the same
-stages compile uses afterwards: calibrate (ctx.options["calib_method"], default the
+stages compile uses afterwards: calibrate (ctx.options["calib_method"] and "calib_percentile", default the
 calibrator's) -> quantize (ctx.options weight_granularity / weight_bits) -> the integer
 reference (edgeq.intref, the golden semantics every lowering is bit-exact with). The
 decision and both candidates' scores are recorded in ctx.log ("dfq_guard").
@@ -63,7 +63,7 @@ def _int8_outputs(graph: Graph, feeds: dict[str, np.ndarray], ctx: PassContext) 
     from edgeq.calibrate import calibrate
     from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
     from edgeq.quantize import quantize
-    kwargs = {"progress": False}
+    kwargs = {"progress": False, "percentile": ctx.options.get("calib_percentile")}
     if ctx.options.get("calib_method"):
         kwargs["method"] = ctx.options["calib_method"]
     ranges = calibrate(graph, feeds, **kwargs)

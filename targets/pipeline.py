@@ -47,6 +47,9 @@ class CompileOptions:
     bias_correction: bool | None = None   # None: on for per-tensor weights
     dfq_guard: bool | None = None         # None: on for per-channel weights (passes/dfq_guard.py)
     calib_method: str | None = None       # None: the calibrator's measured default
+    # percentile method only: the upper percentile of each range (None: calibrate.PERCENTILE);
+    # wider for few-scene calibration sets (docs/fidelity.md, sixth session)
+    calib_percentile: float | None = None
     calib_limit: int = 512                # at most this many calibration samples are used
     int_bias_correction: bool | None = None  # None: on with calibration data (edgeq/calibrate_bias.py)
     weight_rounding: str = "gptq"         # layers below 8 bits: "gptq" (with calibration data) | "nearest"
@@ -112,10 +115,30 @@ def find_ranges(graph: Graph, calib: dict[str, np.ndarray] | None, opts: Compile
     if calib is None:
         notices.append(cal.DATA_FREE_NOTICE)
         return cal.data_free_ranges(graph)
-    kwargs = {"progress": opts.progress}
+    kwargs = {"progress": opts.progress, "percentile": opts.calib_percentile}
     if opts.calib_method:
         kwargs["method"] = opts.calib_method
     return cal.calibrate(graph, calib, **kwargs)
+
+
+def check_calibration_options(opts: CompileOptions, has_calib: bool) -> None:
+    """Fail on calibration options that cannot apply, before any work."""
+    from edgeq.calibrate import DEFAULT_METHOD, check_method
+    check_method(opts.calib_method or DEFAULT_METHOD, opts.calib_percentile)
+    if opts.calib_percentile is not None and not has_calib:
+        raise EdgeqError("--calib-percentile sets calibrated ranges, but no calibration data was given",
+                         "give --calib FILE, or drop --calib-percentile")
+
+
+def _calibration_report(opts: CompileOptions, feeds) -> dict:
+    from edgeq.calibrate import DEFAULT_METHOD, PERCENTILE
+    if feeds is None:
+        return {"method": "data-free", "samples": 0}
+    method = opts.calib_method or DEFAULT_METHOD
+    info = {"method": method, "samples": int(len(next(iter(feeds.values()))))}
+    if method == "percentile":
+        info["percentile"] = PERCENTILE if opts.calib_percentile is None else float(opts.calib_percentile)
+    return info
 
 
 def _limit_samples(calib: dict[str, np.ndarray], limit: int) -> dict[str, np.ndarray]:
@@ -156,6 +179,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     from edgeq.targets import get_target
 
     target = get_target(opts.target)  # fail on a bad target name before any work
+    check_calibration_options(opts, calib is not None)
     if out_dir is not None:
         _check_output_dir(Path(out_dir))
     timings: dict[str, float] = {}
@@ -179,7 +203,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         "weight_granularity": opts.weight_granularity,
         # "auto" is planned after calibration; until then the passes see the int8 default
         "weight_bits": 8 if opts.weight_bits == "auto" else opts.weight_bits,
-        "calib_method": opts.calib_method})
+        "calib_method": opts.calib_method, "calib_percentile": opts.calib_percentile})
     t0 = time.perf_counter()
     graph = run_float_passes(graph, ctx, float_passes(opts))
     timings["passes_s"] = time.perf_counter() - t0
@@ -235,7 +259,8 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
                            "weight_bits_per_layer": {k: int(v["weight_bits"]) for k, v in
                                                      qgraph.meta["quant_layers"].items()
                                                      if "weight_bits" in v},
-                           "calibration_samples": 0 if feeds is None else int(len(next(iter(feeds.values()))))})
+                           "calibration_samples": 0 if feeds is None else int(len(next(iter(feeds.values())))),
+                           "calibration": _calibration_report(opts, feeds)})
 
     if out_dir is None:
         return CompileResult(None, graph, qgraph, report)

@@ -119,6 +119,26 @@ def test_calibrate_dict_for_two_inputs_and_errors():
         calibrate(g, feeds, method="kl", progress=False)
 
 
+def test_percentile_option_moves_every_range_and_is_checked():
+    """`percentile` replaces PERCENTILE: 100 is min/max, a higher one never narrows a range
+    and widens the heavy-tailed ones; nonsense fails before any work."""
+    g = conv_relu_graph()
+    x = RNG.standard_normal((2000, 2, 6, 6)).astype(np.float32)
+    x[:10, 0, 2, 2] = 40.0  # 10 of 144,000 values: 99.99 clips them (14 allowed), 99.999 keeps them
+    default = calibrate(g, x, progress=False)
+    wide = calibrate(g, x, percentile=99.999, progress=False)
+    assert calibrate(g, x, percentile=100.0, progress=False) == calibrate(g, x, method="minmax", progress=False)
+    assert calibrate(g, x, percentile=cal.PERCENTILE, progress=False) == default
+    for name, (lo, hi) in default.items():
+        assert wide[name][0] <= lo and wide[name][1] >= hi
+    assert wide["x"][1] > default["x"][1]
+    for bad in (50.0, 101.0, -1.0):
+        with pytest.raises(EdgeqError, match="outside"):
+            calibrate(g, x, percentile=bad, progress=False)
+    with pytest.raises(EdgeqError, match="--calib-method percentile"):
+        calibrate(g, x, method="mse", percentile=99.9, progress=False)
+
+
 # ---- --calib files ---------------------------------------------------------------------------------
 
 def test_load_npy_and_npz(tmp_path):

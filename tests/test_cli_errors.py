@@ -1,6 +1,7 @@
 """Bad input at the command line: one clear line, a non-zero exit, no traceback, no DIR."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -90,6 +91,22 @@ def test_bad_calibration(tmp_path, array):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["--calib-percentile", "120"], "outside"),
+    (["--calib-percentile", "99.9", "--calib-method", "minmax"], "--calib-method percentile"),
+    (["--calib-percentile", "99.999", "--no-calib"], "no calibration data"),
+])
+def test_bad_calibration_percentile(tmp_path, args, needle):
+    model = conv_model(tmp_path / "m.onnx")
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(1).normal(size=(8, 1, 8, 8)).astype(np.float32))
+    out = tmp_path / "out"
+    calib_args = [] if "--no-calib" in args else ["--calib", calib]
+    args = [a for a in args if a != "--no-calib"]
+    assert_clean_failure(edgeq("compile", model, *calib_args, *args, "-o", out), needle)
+    assert not out.exists()
+
+
 def test_unwritable_output(tmp_path):
     model = conv_model(tmp_path / "m.onnx")
     blocker = tmp_path / "file"
@@ -107,10 +124,12 @@ def test_compile_run_inspect_reference(tmp_path):
     calib = tmp_path / "calib.npy"
     np.save(calib, np.random.default_rng(1).normal(size=(16, 1, 8, 8)).astype(np.float32))
     out = tmp_path / "out"
-    proc = edgeq("compile", model, "--calib", calib, "-o", out, "-q")
+    proc = edgeq("compile", model, "--calib", calib, "-o", out, "-q", "--calib-percentile", "99.999")
     assert proc.returncode == 0, proc.stderr
     for f in ("report.json", "model.float.onnx", "model.q.onnx"):
         assert (out / f).is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert report["options"]["calibration"] == {"method": "percentile", "samples": 16, "percentile": 99.999}
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(2).normal(size=(3, 1, 8, 8)).astype(np.float32))
     run = edgeq("run", out, "--input", x, "--output", tmp_path / "y.npy", "--check")
