@@ -1,7 +1,7 @@
 """Fidelity of int8 MLPerf Tiny models against their float originals: edgeq vs its peers.
 
     python benchmarks/mlperf_fidelity.py [--models kws01,ic01,...] [--granularity per-channel]
-                                         [--photos disjoint|shared]
+                                         [--photos disjoint|shared] [--calib-percentile P]
 
 For each model, on the same realistic inputs (edgeq.models.mlperf_inputs, eval split) and
 with the same calibration data (calib split): output SQNR against float and top-1
@@ -34,24 +34,26 @@ N_CALIB = 128
 N_EVAL = 512
 
 
-def edgeq_int8(model: Path, calib: np.ndarray, x: np.ndarray, granularity: str) -> np.ndarray:
+def edgeq_int8(model: Path, calib: np.ndarray, x: np.ndarray, granularity: str,
+               percentile: float | None = None) -> np.ndarray:
     import edgeq
     from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
     result = edgeq.compile(model, target="reference", calib=calib, weight_granularity=granularity,
-                           progress=False)
+                           calib_percentile=percentile, progress=False)
     q = result.qgraph
     feeds = quantize_inputs(q, {q.inputs[0]: x})
     return dequantize_outputs(q, run_reference(q, feeds))[q.outputs[0]]
 
 
-def evaluate(name: str, granularity: str, photos: str = "disjoint", n_eval: int = N_EVAL) -> dict:
+def evaluate(name: str, granularity: str, photos: str = "disjoint", n_eval: int = N_EVAL,
+             percentile: float | None = None) -> dict:
     from edgeq.models.mlperf_inputs import mlperf_dir, mlperf_inputs
     d = mlperf_dir(name)
     x = mlperf_inputs(name, "eval", n=n_eval, photos=photos)
     calib = mlperf_inputs(name, "calib", n=N_CALIB, photos=photos)
     ref = run_onnx(d / "model.onnx", x)
     outs = {
-        "edgeq": edgeq_int8(d / "model.onnx", calib, x, granularity),
+        "edgeq": edgeq_int8(d / "model.onnx", calib, x, granularity, percentile),
         "tflite (official int8)": run_tflite_int8(d / "reference_int8.tflite", x),
         "onnxruntime QDQ": run_onnx(ort_quantize_static(d / "model.onnx", calib), x),
     }
@@ -79,11 +81,15 @@ def main() -> int:
                          "from the same fourteen photos (edgeq.models.mlperf_inputs)")
     ap.add_argument("--n-eval", type=int, default=N_EVAL, help="evaluation samples (image models; "
                     "the others have fewer real samples)")
+    ap.add_argument("--calib-percentile", type=float, default=None,
+                    help="edgeq's --calib-percentile (default: the calibrator's, 99.99)")
     args = ap.parse_args()
-    rows = [evaluate(m, args.granularity, args.photos, args.n_eval) for m in args.models.split(",")]
+    rows = [evaluate(m, args.granularity, args.photos, args.n_eval, args.calib_percentile)
+            for m in args.models.split(",")]
     peers = ["edgeq", "tflite (official int8)", "onnxruntime QDQ"]
     print(f"\nSQNR vs float (dB, higher is better) and top-1 agreement with float; edgeq weights "
-          f"{args.granularity}; image calib/eval photos {args.photos}")
+          f"{args.granularity}; image calib/eval photos {args.photos}"
+          + (f"; edgeq --calib-percentile {args.calib_percentile:g}" if args.calib_percentile else ""))
     print(f"{'model':<11}{'n':>5}  " + "  ".join(f"{p:>28}" for p in peers) + "  edgeq >= best peer")
     worst = True
     for r in rows:
