@@ -29,10 +29,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mlperf_fidelity import CLASSIFIERS, MODELS, N_CALIB  # noqa: E402
+from mlperf_fidelity import CLASSIFIERS, IMAGE_MODELS, MODELS, N_CALIB  # noqa: E402
 from peers import run_onnx, run_tflite_int8, sqnr_db, top1_agreement  # noqa: E402
 
-IMAGE_MODELS = {"ic01", "ic01_large", "vww01"}
 PHOTOS_IN_CALIB = 7   # the disjoint split's calibration photos: 0, 2, ..., 12 of fourteen
 AUDIO_FOLDS = 4
 
