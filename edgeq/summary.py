@@ -18,6 +18,9 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
     console.print(f"[bold]edgeq[/] compiled for [bold]{report['target']}[/] -> {out_dir}")
     rows = [("layers", str(len(report["layers"]))), ("MACs / inference", f"{report['macs']:,}"),
             ("weights + params", _kb(report.get("weights_bytes")))]
+    cal = report.get("options", {}).get("calibration")
+    if cal:
+        rows.append(("calibration", _calibration(cal)))
     for key, label in (("flash_bytes", "flash"), ("arena_bytes", "arena (activations)"),
                        ("stack_bytes", "peak stack"), ("sram_bytes", "SRAM total")):
         if key in report:
@@ -33,6 +36,14 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         console.print(f"  {label:<{width}}  {value}")
+
+
+def _calibration(cal: dict) -> str:
+    """One line: how the activation ranges were found."""
+    if cal["method"] == "data-free":
+        return "data-free (BatchNorm statistics; no --calib)"
+    how = f"percentile {cal['percentile']:g}" if "percentile" in cal else cal["method"]
+    return f"{how} on {cal['samples']:,} samples"
 
 
 def _bits_plan(mp: dict) -> str:

@@ -130,6 +130,7 @@ def test_compile_run_inspect_reference(tmp_path):
         assert (out / f).is_file()
     report = json.loads((out / "report.json").read_text())
     assert report["options"]["calibration"] == {"method": "percentile", "samples": 16, "percentile": 99.999}
+    assert "percentile 99.999 on 16 samples" in " ".join(proc.stdout.split())
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(2).normal(size=(3, 1, 8, 8)).astype(np.float32))
     run = edgeq("run", out, "--input", x, "--output", tmp_path / "y.npy", "--check")
