@@ -93,26 +93,28 @@ def _passes(graph: Graph, feeds: dict[str, np.ndarray], names: list[str], progre
             step(min(bs, n - s))
 
 
-def check_method(method: str, percentile: float | None = None) -> None:
-    """An EdgeqError for a method or percentile the calibrator cannot use (cheap: callers
-    run it before any work)."""
+def check_method(method: str | None, percentile: float | None = None) -> str:
+    """The method to use (None: DEFAULT_METHOD), or an EdgeqError for a method or
+    percentile the calibrator cannot use (cheap: callers run it before any work)."""
+    method = method or DEFAULT_METHOD
     if method not in METHODS:
         raise EdgeqError(f"unknown calibration method {method!r}", f"use one of {', '.join(METHODS)}")
     if percentile is None:
-        return
+        return method
     if method != "percentile":
         raise EdgeqError(f"a percentile ({percentile:g}) was given for calibration method {method!r}",
                          "drop --calib-percentile, or use --calib-method percentile")
     if not 50.0 < float(percentile) <= 100.0:
         raise EdgeqError(f"calibration percentile {percentile:g} is outside (50, 100]",
                          f"give the upper percentile of each range, e.g. {PERCENTILE:g} (the default) or 99.999")
+    return method
 
 
-def calibrate(graph: Graph, samples, method: str = DEFAULT_METHOD, progress: bool = True,
+def calibrate(graph: Graph, samples, method: str | None = DEFAULT_METHOD, progress: bool = True,
               percentile: float | None = None) -> dict[str, tuple[float, float]]:
-    """{tensor name: (lo, hi)} for every activation (graph inputs included). `percentile`
-    (method "percentile" only) replaces PERCENTILE."""
-    check_method(method, percentile)
+    """{tensor name: (lo, hi)} for every activation (graph inputs included). method None is
+    DEFAULT_METHOD; `percentile` (method "percentile" only) replaces PERCENTILE."""
+    method = check_method(method, percentile)
     feeds = _as_feeds(graph, samples)
     names = activation_names(graph)
     mm = {n: MinMax() for n in names}

@@ -63,10 +63,8 @@ def _int8_outputs(graph: Graph, feeds: dict[str, np.ndarray], ctx: PassContext) 
     from edgeq.calibrate import calibrate
     from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
     from edgeq.quantize import quantize
-    kwargs = {"progress": False, "percentile": ctx.options.get("calib_percentile")}
-    if ctx.options.get("calib_method"):
-        kwargs["method"] = ctx.options["calib_method"]
-    ranges = calibrate(graph, feeds, **kwargs)
+    ranges = calibrate(graph, feeds, method=ctx.options.get("calib_method"), progress=False,
+                       percentile=ctx.options.get("calib_percentile"))
     q = quantize(graph, ranges, weight_granularity=ctx.options.get("weight_granularity", "per-channel"),
                  weight_bits=ctx.options.get("weight_bits", 8))
     n = len(next(iter(feeds.values())))

@@ -115,26 +115,24 @@ def find_ranges(graph: Graph, calib: dict[str, np.ndarray] | None, opts: Compile
     if calib is None:
         notices.append(cal.DATA_FREE_NOTICE)
         return cal.data_free_ranges(graph)
-    kwargs = {"progress": opts.progress, "percentile": opts.calib_percentile}
-    if opts.calib_method:
-        kwargs["method"] = opts.calib_method
-    return cal.calibrate(graph, calib, **kwargs)
+    return cal.calibrate(graph, calib, method=opts.calib_method, progress=opts.progress,
+                         percentile=opts.calib_percentile)
 
 
 def check_calibration_options(opts: CompileOptions, has_calib: bool) -> None:
     """Fail on calibration options that cannot apply, before any work."""
-    from edgeq.calibrate import DEFAULT_METHOD, check_method
-    check_method(opts.calib_method or DEFAULT_METHOD, opts.calib_percentile)
+    from edgeq.calibrate import check_method
+    check_method(opts.calib_method, opts.calib_percentile)
     if opts.calib_percentile is not None and not has_calib:
         raise EdgeqError("--calib-percentile sets calibrated ranges, but no calibration data was given",
                          "give --calib FILE, or drop --calib-percentile")
 
 
 def _calibration_report(opts: CompileOptions, feeds) -> dict:
-    from edgeq.calibrate import DEFAULT_METHOD, PERCENTILE
+    from edgeq.calibrate import PERCENTILE, check_method
     if feeds is None:
         return {"method": "data-free", "samples": 0}
-    method = opts.calib_method or DEFAULT_METHOD
+    method = check_method(opts.calib_method, opts.calib_percentile)
     info = {"method": method, "samples": int(len(next(iter(feeds.values()))))}
     if method == "percentile":
         info["percentile"] = PERCENTILE if opts.calib_percentile is None else float(opts.calib_percentile)
