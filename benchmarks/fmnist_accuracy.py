@@ -38,6 +38,7 @@ def main() -> int:
     ap.add_argument("--granularity", default="per-channel", choices=["per-channel", "per-tensor"])
     ap.add_argument("--limit", type=int, default=10000)
     ap.add_argument("--models", default=",".join(REFERENCE_MODELS))
+    ap.add_argument("--calib-percentile", type=float, default=None, help="edgeq's --calib-percentile")
     args = ap.parse_args()
 
     train_x, _ = load_fmnist("train")
@@ -51,11 +52,13 @@ def main() -> int:
         path = Path(REFERENCE_MODELS[name])
         f_acc = float(np.mean(np.argmax(run_onnx(path, x), axis=1) == y)) * 100
         t0 = time.perf_counter()
-        q_acc = float(np.mean(np.argmax(int8_logits(path, calib, x, args.granularity), axis=1) == y)) * 100
+        q_acc = float(np.mean(np.argmax(int8_logits(path, calib, x, args.granularity,
+                                                         calib_percentile=args.calib_percentile), axis=1) == y)) * 100
         dt = time.perf_counter() - t0
         worst = max(worst, f_acc - q_acc)
         print(f"| {name} | {f_acc:.2f}% | {q_acc:.2f}% | {q_acc - f_acc:+.2f} | {dt:.0f} s |")
-    print(f"\n{len(y)} test images; calibration: 512 training images.")
+    pct = "" if args.calib_percentile is None else f", --calib-percentile {args.calib_percentile:g}"
+    print(f"\n{len(y)} test images; calibration: 512 training images{pct}.")
     return 0
 
 
