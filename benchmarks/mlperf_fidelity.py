@@ -13,13 +13,13 @@ SQNR gap with a 95% bootstrap interval over samples and, for classifiers, the sa
 top-1 only one of the two gets right, with the exact McNemar p. A gap whose interval spans
 zero is a difference the samples cannot resolve.
 
-edgeq is compiled as the README tells a user to for each model's calibration data: with
-the disjoint photo split the image models calibrate on seven photos and are scored on seven
-others, the few-scene case, so they get `--calib-percentile 99.999`; every other case
-(the audio models, whose calibration and evaluation windows come from the same clips, and
-`--photos shared`) gets the defaults. That rule was chosen inside the calibration split
-(benchmarks/mlperf_dev.py, docs/fidelity.md, sixth session). `--defaults` compiles every
-model with the defaults; `--calib-percentile P` gives every model P.
+Which --calib-percentile edgeq gets is chosen per model without the evaluation split:
+with the disjoint photo split, benchmarks/mlperf_dev.py holds out one calibration photo
+(or, for the audio models, a quarter of the windows) at a time and
+`pick_percentile` keeps the default or 99.999, whichever is closer to float there
+(docs/fidelity.md, sixth session). With `--photos shared` every model gets the defaults.
+`--defaults` compiles every model with the defaults; `--calib-percentile P` gives every
+model P.
 """
 from __future__ import annotations
 
@@ -30,14 +30,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mlperf_common import CLASSIFIERS, MODELS, N_CALIB  # noqa: E402
+from mlperf_dev import pick_percentile  # noqa: E402
 from paired import mcnemar, sqnr_gap  # noqa: E402
 from peers import ort_quantize_static, run_onnx, run_tflite_int8, sqnr_db, top1_agreement  # noqa: E402
 
-MODELS = ["kws01", "ic01", "ad01", "vww01", "sww01", "ic01_large"]
-CLASSIFIERS = {"kws01", "ic01", "vww01", "sww01", "ic01_large"}
-IMAGE_MODELS = {"ic01", "ic01_large", "vww01"}
-FEW_SCENE_PERCENTILE = 99.999
-N_CALIB = 128
 # Evaluation samples: the image models get 512 photo crops. With 128, top-1 agreement moved
 # in steps of 0.8 points and one borderline crop decided a row (ic01_large on 2026-11-29: the
 # 93.0% vs 96.9% gap had McNemar p = 0.23). The audio models have fewer real samples.
@@ -55,15 +52,20 @@ def edgeq_int8(model: Path, calib: np.ndarray, x: np.ndarray, granularity: str,
     return dequantize_outputs(q, run_reference(q, feeds))[q.outputs[0]]
 
 
-def edgeq_percentile(name: str, photos: str, override: float | None, defaults: bool) -> float | None:
-    """The --calib-percentile edgeq gets for this model (None: the default)."""
-    if override is not None or defaults:
-        return override
-    return FEW_SCENE_PERCENTILE if name in IMAGE_MODELS and photos == "disjoint" else None
+def edgeq_percentile(name: str, photos: str, override: float | None, defaults: bool,
+                     pick=pick_percentile) -> tuple[float | None, str]:
+    """The --calib-percentile edgeq gets for this model (None: the default), and why."""
+    if override is not None:
+        return override, "given"
+    if defaults or photos != "disjoint":
+        return None, "defaults"
+    best, scores = pick(name)
+    return best, "held out: " + ", ".join(f"{'default' if p is None else f'{p:g}'} {s:.2f} dB"
+                                         for p, s in scores.items())
 
 
 def evaluate(name: str, granularity: str, photos: str = "disjoint", n_eval: int = N_EVAL,
-             percentile: float | None = None) -> dict:
+             percentile: float | None = None, why: str = "") -> dict:
     from edgeq.models.mlperf_inputs import mlperf_dir, mlperf_inputs
     d = mlperf_dir(name)
     x = mlperf_inputs(name, "eval", n=n_eval, photos=photos)
@@ -74,7 +76,7 @@ def evaluate(name: str, granularity: str, photos: str = "disjoint", n_eval: int 
         "tflite (official int8)": run_tflite_int8(d / "reference_int8.tflite", x),
         "onnxruntime QDQ": run_onnx(ort_quantize_static(d / "model.onnx", calib), x),
     }
-    row = {"model": name, "n": len(x), "percentile": percentile}
+    row = {"model": name, "n": len(x), "percentile": percentile, "why": why}
     for k, y in outs.items():
         row[f"{k} sqnr"] = sqnr_db(ref, y.reshape(ref.shape))
         if name in CLASSIFIERS:
@@ -104,7 +106,7 @@ def main() -> int:
     how.add_argument("--defaults", action="store_true", help="compile every model with edgeq's defaults")
     args = ap.parse_args()
     rows = [evaluate(m, args.granularity, args.photos, args.n_eval,
-                     edgeq_percentile(m, args.photos, args.calib_percentile, args.defaults))
+                     *edgeq_percentile(m, args.photos, args.calib_percentile, args.defaults))
             for m in args.models.split(",")]
     peers = ["edgeq", "tflite (official int8)", "onnxruntime QDQ"]
     print(f"\nSQNR vs float (dB, higher is better) and top-1 agreement with float; edgeq weights "
@@ -134,6 +136,10 @@ def main() -> int:
             a_only, b_only, p = pr["top1"]
             line += f"; top-1 right only for edgeq {a_only}, only for the peer {b_only} (McNemar p = {p:.2g})"
         print(line)
+    print("\nedgeq's --calib-percentile per model:")
+    for r in rows:
+        pct = "default" if r["percentile"] is None else f"{r['percentile']:g}"
+        print(f"{r['model']:<11} {pct:<8} ({r['why']})")
     return 0 if worst else 1
 
 

@@ -5,17 +5,26 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from mlperf_common import MODELS  # noqa: E402
 from mlperf_dev import PHOTOS_IN_CALIB, fold_of  # noqa: E402
-from mlperf_fidelity import FEW_SCENE_PERCENTILE, IMAGE_MODELS, MODELS, edgeq_percentile  # noqa: E402
+from mlperf_fidelity import edgeq_percentile  # noqa: E402
 
 
-def test_only_image_models_on_disjoint_photos_get_the_few_scene_percentile():
+def test_the_percentile_is_picked_on_held_out_calibration_photos_only_for_the_disjoint_split():
+    asked = []
+
+    def pick(name):  # stands in for mlperf_dev.pick_percentile (which compiles 8-14 times)
+        asked.append(name)
+        return (99.999, {None: 20.0, 99.999: 21.5}) if name == "vww01" else (None, {None: 30.0, 99.999: 29.0})
+
     for name in MODELS:
-        few = name in IMAGE_MODELS
-        assert edgeq_percentile(name, "disjoint", None, False) == (FEW_SCENE_PERCENTILE if few else None)
-        assert edgeq_percentile(name, "shared", None, False) is None
-        assert edgeq_percentile(name, "disjoint", None, True) is None
-        assert edgeq_percentile(name, "shared", 99.9, False) == 99.9
+        got, why = edgeq_percentile(name, "disjoint", None, False, pick)
+        assert got == (99.999 if name == "vww01" else None) and "held out" in why
+        assert edgeq_percentile(name, "shared", None, False, pick) == (None, "defaults")
+        assert edgeq_percentile(name, "disjoint", None, True, pick) == (None, "defaults")
+        assert edgeq_percentile(name, "shared", 99.9, False, pick) == (99.9, "given")
+    assert asked == MODELS  # asked once per model, and only for the disjoint split
+    assert "default 20.00 dB, 99.999 21.50 dB" in edgeq_percentile("vww01", "disjoint", None, False, pick)[1]
 
 
 def test_dev_folds_hold_out_one_calibration_photo_each():
