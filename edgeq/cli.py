@@ -62,7 +62,7 @@ def compile_cmd(
     bits_sensitivity: str = typer.Option("measured", "--bits-sensitivity", help="with auto: measured (output error with one layer at int4; default) | hawq (Hessian trace x weight perturbation)"),
     keep_ends_int8: bool = typer.Option(True, "--keep-ends-int8/--no-keep-ends-int8", help="with auto: first and last Conv/Gemm stay int8"),
     calib_method: Optional[str] = typer.Option(None, "--calib-method", help="minmax | percentile | mse"),
-    calib_percentile: Optional[float] = typer.Option(None, "--calib-percentile", help="percentile method: the upper percentile of each range (default 99.99; 99.999 when the calibration images cover only a few scenes of what the device will see)"),
+    calib_percentile: Optional[float] = typer.Option(None, "--calib-percentile", help="percentile method: the upper percentile of each range (default 99.99). 99.999 keeps more headroom; when the calibration images cover only a few scenes it can be better or worse by model: compare on a held-out scene"),
     weight_rounding: str = typer.Option("gptq", "--weight-rounding", help="layers below 8 bits: gptq (error-compensating rounding on the calibration data; needs --calib) | nearest"),
     scratch: str = typer.Option("fit", "--scratch", help="C targets: fit = smallest arena (a layer whose im2col "
                                 "scratch would raise the peak runs slower direct loops) | always = every layer "

@@ -48,7 +48,8 @@ class CompileOptions:
     dfq_guard: bool | None = None         # None: on for per-channel weights (passes/dfq_guard.py)
     calib_method: str | None = None       # None: the calibrator's measured default
     # percentile method only: the upper percentile of each range (None: calibrate.PERCENTILE);
-    # wider for few-scene calibration sets (docs/fidelity.md, sixth session)
+    # which is better depends on the model and on how well calibration covers the scenes
+    # (docs/fidelity.md, sixth session)
     calib_percentile: float | None = None
     calib_limit: int = 512                # at most this many calibration samples are used
     int_bias_correction: bool | None = None  # None: on with calibration data (edgeq/calibrate_bias.py)
