@@ -52,6 +52,10 @@ def edgeq_int8(model: Path, calib: np.ndarray, x: np.ndarray, granularity: str,
     return dequantize_outputs(q, run_reference(q, feeds))[q.outputs[0]]
 
 
+def percentile_label(p: float | None) -> str:
+    return "default" if p is None else f"{p:g}"
+
+
 def edgeq_percentile(name: str, photos: str, override: float | None, defaults: bool,
                      pick=pick_percentile) -> tuple[float | None, str]:
     """The --calib-percentile edgeq gets for this model (None: the default), and why."""
@@ -60,8 +64,7 @@ def edgeq_percentile(name: str, photos: str, override: float | None, defaults: b
     if defaults or photos != "disjoint":
         return None, "defaults"
     best, scores = pick(name)
-    return best, "held out: " + ", ".join(f"{'default' if p is None else f'{p:g}'} {s:.2f} dB"
-                                         for p, s in scores.items())
+    return best, "held out: " + ", ".join(f"{percentile_label(p)} {s:.2f} dB" for p, s in scores.items())
 
 
 def evaluate(name: str, granularity: str, photos: str = "disjoint", n_eval: int = N_EVAL,
@@ -125,8 +128,8 @@ def main() -> int:
         if "edgeq top1" in r:
             ok = ok and r["edgeq top1"] >= max(r["tflite (official int8) top1"], r["onnxruntime QDQ top1"])
         worst &= ok
-        pct = "default" if r["percentile"] is None else f"{r['percentile']:g}"
-        print(f"{r['model']:<11}{r['n']:>5}{pct:>8}  " + "  ".join(cells) + f"  {'yes' if ok else 'NO'}")
+        print(f"{r['model']:<11}{r['n']:>5}{percentile_label(r['percentile']):>8}  " + "  ".join(cells)
+              + f"  {'yes' if ok else 'NO'}")
     print("\nedgeq paired against the better peer (by SQNR) on the same samples:")
     for r in rows:
         pr = r["paired"]
@@ -138,8 +141,7 @@ def main() -> int:
         print(line)
     print("\nedgeq's --calib-percentile per model:")
     for r in rows:
-        pct = "default" if r["percentile"] is None else f"{r['percentile']:g}"
-        print(f"{r['model']:<11} {pct:<8} ({r['why']})")
+        print(f"{r['model']:<11} {percentile_label(r['percentile']):<8} ({r['why']})")
     return 0 if worst else 1
 
 
