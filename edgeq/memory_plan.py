@@ -30,7 +30,8 @@ Rules
   gives every node its scratch and grows the arena as needed.
 - Buffers are aligned to ALIGN bytes (16: the arena is `aligned(16)`, so every buffer
   start suits any SIMD load, and word loads in the kernels are aligned).
-- Placement: buffers sorted by size (largest first, then earliest), each put at the
+- Placement: buffers sorted by size (largest first, then earliest, then definition order;
+  never by name, so a model's names cannot change its plan), each put at the
   lowest offset where it overlaps no already-placed buffer with an intersecting
   lifetime (greedy by size with gap fitting, TFLite Micro's strategy).
 """
@@ -56,6 +57,7 @@ class Buffer:
     last: int
     tensors: list[str] = field(default_factory=list)
     offset: int = -1
+    order: int = 0  # creation order: the last tie-break, so names never change the plan
 
     def overlaps_in_time(self, other: "Buffer") -> bool:
         return self.first <= other.last and other.first <= self.last
@@ -131,7 +133,7 @@ def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None
     sizes = {t: qgraph.tensors[t].nbytes for t in life}
 
     # Union tensors into buffers: aliases and in-place outputs join their input's buffer.
-    group: dict[str, Buffer] = {t: Buffer(t, sizes[t], *life[t], [t]) for t in life}
+    group: dict[str, Buffer] = {t: Buffer(t, sizes[t], *life[t], [t], order=k) for k, t in enumerate(life)}
     aliases, inplace = {}, []
 
     def join(into: Buffer, t: str) -> None:
@@ -157,7 +159,7 @@ def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None
             break
 
     buffers = list({id(b): b for b in group.values()}.values())
-    scratches = [Buffer(f"scratch:{n.name}", s, i, i) for i, n in enumerate(qgraph.nodes)
+    scratches = [Buffer(f"scratch:{n.name}", s, i, i, order=len(life) + i) for i, n in enumerate(qgraph.nodes)
                  if (s := int(scratch_size(n, qgraph))) > 0]
     direct = []
     if scratch == "always":
@@ -181,7 +183,7 @@ def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None
 
 
 def _placement_order(b: Buffer):
-    return (-b.size, b.first, b.key)
+    return (-b.size, b.first, b.order)
 
 
 def _lowest_offset(b: Buffer, placed: list[Buffer]) -> int:
