@@ -279,7 +279,7 @@ def test_names_sanitized():
     t = NameTable()
     assert sanitize("model/conv2d;BiasAdd:0") == "model_conv2d_BiasAdd_0"
     assert sanitize("3x") == "t_3x" and sanitize("int") == "t_int"
-    assert t.get("a/b") != t.get("a;b")
+    assert t.get("a/b", "in_") != t.get("a;b", "in_")
 
 
 def test_hostile_names_compile(tmp_path):

@@ -6,7 +6,9 @@
 model.c is a straight-line sequence of eq_kernels.h calls (no interpreter): one block per
 layer with its params as a `static const` struct, weights and integer parameters as
 `static const` arrays (flash), activations in one static arena at the plan's offsets.
-Compile it with runtime_c's sources and `-I edgeq.runtime_c.include_dir()`.
+Compile it with runtime_c's sources and `-I edgeq.runtime_c.include_dir()`. Strings from
+the model file (graph, node and tensor names) reach the C only through names.py: as
+prefixed identifiers or as whitelisted comment text.
 """
 from __future__ import annotations
 
@@ -16,19 +18,14 @@ import numpy as np
 
 from edgeq.codegen import ops
 from edgeq.codegen.carray import const_array, pack_s4
-from edgeq.codegen.names import NameTable
+from edgeq.codegen.names import NameTable, check_plain_c, comment_text
 from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_WITH_PARAMS, MODEL_C, MODEL_H
 from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import quantize_multiplier
 from edgeq.ir import Graph, Node
 from edgeq.memory_plan import MemoryPlan
 
-__all__ = ["generate_c", "io_info", "comment_safe"]
-
-
-def comment_safe(text: str) -> str:
-    """Graph names inside C comments: never let a name close (or open) the comment."""
-    return str(text).replace("*/", "*_/").replace("/*", "/_*")
+__all__ = ["generate_c", "io_info"]
 
 
 class Ctx:
@@ -36,7 +33,9 @@ class Ctx:
 
     def __init__(self, graph: Graph, plan: MemoryPlan):
         self.graph, self.plan = graph, plan
-        self.names = NameTable({"edgeq_arena", "copy_bytes", "p", "ins", "chunk"})
+        # identifiers model.c defines itself; model names only ever get prefixed ones
+        self.names = NameTable({"edgeq_arena", "copy_bytes", "p", "ins", "chunk", "input", "output",
+                                "inputs", "outputs", "edgeq_model_run", "edgeq_model_run_io"})
         self.const_defs: list[str] = []
         self._const_ids: dict[str, str] = {}
         self.layer = 0  # the layer being emitted: constants are named after it
@@ -51,17 +50,17 @@ class Ctx:
 
     def const(self, tensor: str, dtype: str | None = None, role: str = "const") -> str:
         """The `static const` array holding a constant, named `l<layer>_<role>` (the graph's
-        tensor name goes in the comment above it: graph names are long and unsafe)."""
+        tensor name goes in the comment above it, through comment_text: names are unsafe)."""
         def emit(arr: np.ndarray) -> tuple[np.ndarray, str]:
             if dtype is not None:
                 arr = self._cast(arr, dtype, tensor)
-            return arr, f"{tensor} {list(arr.shape)}"
+            return arr, f"{comment_text(tensor)} {list(arr.shape)}"
         return self._const_once(tensor, role, emit)
 
     def packed_s4(self, tensor: str, role: str = "weights") -> str:
         """A weight constant packed two int4 values per byte (uint8), for the _s4 kernels."""
         return self._const_once(tensor, role, lambda arr: (
-            pack_s4(arr), f"{tensor} {list(arr.shape)} int4, packed two per byte (eq_kernels.h)"))
+            pack_s4(arr), f"{comment_text(tensor)} {list(arr.shape)} int4, packed two per byte (eq_kernels.h)"))
 
     def _const_once(self, tensor: str, role: str, emit) -> str:
         """Define a constant's C array the first time a layer asks for it; later layers
@@ -70,9 +69,9 @@ class Ctx:
         if data is None:
             raise ValueError(f"{tensor!r} should be a constant input")
         if tensor not in self._const_ids:
-            ident = self.names.get(f"l{self.layer}_{role}")
+            ident = self.names.get(role, f"l{self.layer}_")
             arr, note = emit(np.asarray(data))
-            self.const_defs.append(const_array(ident, arr, comment_safe(note)))
+            self.const_defs.append(const_array(ident, arr, note))
             self._const_ids[tensor] = ident
         return self._const_ids[tensor]
 
@@ -82,9 +81,9 @@ class Ctx:
         return self.const(name, "int32", role) if name else "NULL"
 
     def attr_array(self, node: Node, key: str, dtype: str) -> str:
-        ident = self.names.get(f"l{self.layer}_{key}")
+        ident = self.names.get(key, f"l{self.layer}_")
         arr = self._cast(np.asarray(node.attr(key)), dtype, f"{node.name}.{key}")
-        self.const_defs.append(const_array(ident, arr, comment_safe(f"{node.name} attribute {key}")))
+        self.const_defs.append(const_array(ident, arr, f"{comment_text(node.name)} attribute {key}"))
         return ident
 
     def scratch(self, node: Node) -> str:
@@ -114,10 +113,10 @@ def emit_layer(ctx: Ctx, index: int, node: Node) -> str:
         raise EdgeqError(f"layer {node.name}: no C kernel for op {node.op}",
                          "use the reference target, or a model without this op")
     call = emitter(ctx, node)
-    head = {"index": index, "name": comment_safe(node.name), "op": node.op,
+    head = {"index": index, "name": comment_text(node.name), "op": comment_text(node.op),
             "shape": "x".join(map(str, ctx.shape(node.outputs[0])))}
     if call is None:  # an alias: documented, nothing runs
-        return f"    /* layer {index}: {head['name']} ({node.op}) aliases its input */\n"
+        return f"    /* layer {index}: {head['name']} ({head['op']}) aliases its input */\n"
     pre = "".join(f"        {line}\n" for line in call.pre)
     if call.ptype is None:
         return LAYER.substitute(head, pre=pre, call=f"{call.fn}({', '.join(call.args)})")
@@ -140,7 +139,7 @@ def _io_macros(qgraph: Graph, names: list[str], kind: str) -> str:
         scale = float(np.ravel(t.q.scale)[0]) if t.q is not None else 1.0
         zp = int(np.ravel(t.q.zero_point)[0]) if t.q is not None else 0
         mult, shift = quantize_multiplier(scale)
-        out.append(IO_MACROS.substitute(kind=kind.lower(), KIND=kind, index=i, name=comment_safe(name),
+        out.append(IO_MACROS.substitute(kind=kind.lower(), KIND=kind, index=i, name=comment_text(name),
                                         shape="x".join(map(str, t.shape)), scale=f"{scale:.9g}",
                                         size=t.nbytes, zero_point=zp, mult=mult, shift=shift))
     if len(names) == 1:  # the common single-tensor names
@@ -157,7 +156,7 @@ def _run_functions(ctx: Ctx, qgraph: Graph) -> tuple[str, str]:
         outs = [ctx.names.get(n, "out_") for n in qgraph.outputs]
         params = [f"const int8_t *{i}" for i in ins] + [f"int8_t *{o}" for o in outs]
     sig = f"int edgeq_model_run({', '.join(params)})"
-    doc = "/* Run one inference: " + comment_safe(", ".join(qgraph.inputs) + " -> " + ", ".join(qgraph.outputs)) + ". */"
+    doc = "/* Run one inference: " + comment_text(", ".join(qgraph.inputs) + " -> " + ", ".join(qgraph.outputs)) + ". */"
     body = (f"{sig}\n{{\n"
             f"    const int8_t *const inputs[{len(ins)}] = {{{', '.join(ins)}}};\n"
             f"    int8_t *const outputs[{len(outs)}] = {{{', '.join(outs)}}};\n"
@@ -189,7 +188,7 @@ def generate_c(qgraph: Graph, plan: MemoryPlan, out_dir, *, profile_marks: bool 
     copy_out = "".join(f"    copy_bytes(outputs[{i}], edgeq_arena + {plan.offsets[n]}, {plan.sizes[n]});\n"
                        for i, n in enumerate(qgraph.outputs))
     run_decl, run_def = _run_functions(ctx, qgraph)
-    model = comment_safe(qgraph.name)
+    model = comment_text(qgraph.name)
     batch = qgraph.tensors[qgraph.inputs[0]].shape[0] if qgraph.inputs else 1
     header = MODEL_H.substitute(
         model=model, batch=batch, arena_bytes=plan.arena_bytes, num_layers=len(qgraph.nodes),
@@ -204,6 +203,6 @@ def generate_c(qgraph: Graph, plan: MemoryPlan, out_dir, *, profile_marks: bool 
         constants="\n".join(ctx.const_defs), copy_in=copy_in, layers="".join(layers),
         copy_out=copy_out, run_def=run_def)
     paths = [out_dir / "model.h", out_dir / "model.c"]
-    paths[0].write_text(header)
-    paths[1].write_text(source)
+    paths[0].write_text(check_plain_c(header, "model.h"))
+    paths[1].write_text(check_plain_c(source, "model.c"))
     return paths
