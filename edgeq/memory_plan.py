@@ -218,8 +218,10 @@ def plot_timeline(plan: MemoryPlan, layer_names: list[str], path, budget_bytes: 
     ax.bar(steps, [b / div for b in plan.timeline], width=0.8, color="#4c72b0",
            label="live bytes (activations + scratch)")
     ax.axhline(plan.arena_bytes / div, color="#c44e52", label=f"arena {plan.arena_bytes:,} B")
-    labels = [f"{i} {n[:18]}" for i, n in enumerate(layer_names)] + ["outputs"]
-    ax.set_xticks(steps, labels[:len(steps)], rotation=90, fontsize=6)
+    # layer names come from the model file: drawn as plain text (a `$` would start mathtext)
+    labels = [f"{i} {''.join(c if c.isprintable() else '?' for c in n[:18])}"
+              for i, n in enumerate(layer_names)] + ["outputs"]
+    ax.set_xticks(steps, labels[:len(steps)], rotation=90, fontsize=6, parse_math=False)
     ax.set_ylabel(unit)
     title = "memory timeline (one step per layer)"
     if budget_bytes:

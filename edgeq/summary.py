@@ -5,6 +5,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from edgeq.errors import EdgeqError
 
@@ -78,10 +79,16 @@ def _self_check(sc: dict) -> str:
     return f"FAILED: {bad} of {n} test vectors differ (exit status {sc.get('exit_status')})"
 
 
-def _short(name: str, width: int = 40) -> str:
+def _plain(text: str) -> Text:
+    """A string from the model file as plain text: no rich markup (`[/]`), no terminal
+    control sequences."""
+    return Text("".join(c if c.isprintable() else "?" for c in str(text)))
+
+
+def _short(name: str, width: int = 40) -> Text:
     """The end of a long node name: '/stages/stages.2/shortcut/shortcut.0/Conv' keeps its
     layer and op, which say more than its first characters."""
-    return name if len(name) <= width else "…" + name[-(width - 1):]
+    return _plain(name if len(name) <= width else "…" + name[-(width - 1):])
 
 
 def layer_table(rows: list[dict], title: str, mixed: dict | None = None) -> Table:
@@ -99,7 +106,7 @@ def layer_table(rows: list[dict], title: str, mixed: dict | None = None) -> Tabl
         table.add_column(col, justify=just, overflow="fold")
     planned, locks = (mixed or {}).get("layers", {}), (mixed or {}).get("locks", {})
     for i, r in enumerate(rows):
-        cells = [str(i), _short(r["name"]), r["op"], "x".join(map(str, r["output_shape"])),
+        cells = [str(i), _short(r["name"]), _plain(r["op"]), "x".join(map(str, r["output_shape"])),
                  f"{r['macs']:,}" if r["macs"] else "",
                  str(r["weight_bits"] or ""), str(r["act_bits"] or ""),
                  f"{r['output_scale']:.4g}" if "output_scale" in r else "",
@@ -164,5 +171,5 @@ def _print_pass_log(log: list[dict], console: Console) -> None:
     table.add_column("pass")
     table.add_column("details", overflow="fold")
     for entry in log:
-        table.add_row(entry["pass"], _pass_details(entry)[:300])
+        table.add_row(entry["pass"], _plain(_pass_details(entry)[:300]))
     console.print(table)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+import string
 import subprocess
 
 import onnx
@@ -215,3 +216,26 @@ def test_every_emitter_with_hostile_names(tmp_path):
     assert all(re.fullmatch(r"(in|out)_[A-Za-z0-9_]+", p) and "__" not in p for p in params["evil"])
     assert numbered(code["plain"], params["plain"]) == numbered(code["evil"], params["evil"])
     assert b"INJECTED" not in (tmp_path / "evil" / "src" / "model.o").read_bytes()
+
+
+def test_hostile_layer_names_in_the_memory_plot(tmp_path):
+    """MCU builds draw layer names: `$` must not start matplotlib's mathtext parser."""
+    from types import SimpleNamespace
+    from edgeq.memory_plan import plot_timeline
+    plan = SimpleNamespace(timeline=[1, 2, 3, 4], arena_bytes=8)
+    plot_timeline(plan, ["$\\frac{$", "a$b$c", "\x01\n" + string.punctuation], tmp_path / "t.png", 64)
+    assert (tmp_path / "t.png").stat().st_size > 0
+
+
+
+def test_hostile_layer_names_in_the_terminal_tables():
+    """`edgeq inspect` prints names as plain text: no rich markup, no escape sequences."""
+    import io
+    from rich.console import Console
+    from edgeq.summary import layer_table
+    rows = [{"name": name, "op": "Conv", "output_shape": [1, 2], "macs": 0, "weight_bits": None,
+             "act_bits": 8} for name in ("[/]x[link=y]", "\x1b[31mred\x1b[0m", "[bold]b")]
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(layer_table(rows, "t"))
+    text = out.getvalue()
+    assert "[/]x[link=y]" in text and "[bold]b" in text and "\x1b" not in text
