@@ -1,10 +1,14 @@
 """Build runtime_c/ into a host shared library once per session and call its kernels from
 Python with ctypes (tests only). The ctypes structs below mirror eq_kernels.h field for
-field; every field is int32_t, so a struct is declared by its field names alone."""
+field; every field is int32_t, so a struct is declared by its field names alone.
+
+With EDGEQ_SANITIZE=1 the library is built with AddressSanitizer and UBSan, every report
+fatal (`make sanitize`, tests/sanitize.py: the ASan runtime must be preloaded into Python)."""
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +21,15 @@ RUNTIME = Path(__file__).resolve().parents[1] / "runtime_c"
 INCLUDE = RUNTIME / "include"
 SRC = RUNTIME / "src"
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-fPIC", "-shared"]
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+
+
+def sanitized() -> bool:
+    return os.environ.get("EDGEQ_SANITIZE") == "1"
+
+
+def cflags() -> list[str]:
+    return CFLAGS + SANITIZE_FLAGS if sanitized() else CFLAGS
 
 I32 = ctypes.c_int32
 EQ_MAX_RANK, EQ_BCAST_RANK = 6, 4
@@ -83,12 +96,13 @@ def library() -> ctypes.CDLL:
         pytest.skip("host gcc is missing")
     files = sources() + sorted(INCLUDE.glob("*.h")) + sorted(SRC.glob("*.h"))
     files.append(Path(__file__))  # the flags live here
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+    flags = cflags()
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files) + " ".join(flags).encode()).hexdigest()[:16]
     out = Path(tempfile.gettempdir()) / f"edgeq_rt_{digest}.so"
     if not out.exists():
-        tmp = out.with_suffix(f".{digest}.tmp.so")
-        subprocess.run(["gcc", *CFLAGS, f"-I{INCLUDE}", *map(str, sources()), "-o", str(tmp)],
-                       check=True, capture_output=True, text=True, timeout=120)
+        tmp = out.with_suffix(f".{os.getpid()}.tmp.so")
+        subprocess.run(["gcc", *flags, f"-I{INCLUDE}", *map(str, sources()), "-o", str(tmp)],
+                       check=True, capture_output=True, text=True, timeout=300)
         tmp.replace(out)
     return ctypes.CDLL(str(out))
 
