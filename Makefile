@@ -19,6 +19,12 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -m slow
 
+# The C runtime's kernel tests and the three Fashion-MNIST models' generated C under
+# AddressSanitizer + UBSan (tests/test_sanitizers.py, also part of `make test`).
+.PHONY: sanitize
+sanitize: setup
+	$(PY) -m pytest -rP tests/test_sanitizers.py
+
 # Accuracy table of float vs int8 on the Fashion-MNIST 10k test set (README table).
 accuracy: setup
 	$(PY) benchmarks/fmnist_accuracy.py

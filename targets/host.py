@@ -50,16 +50,17 @@ class HostTarget:
                 from edgeq.targets.mcu import self_check_error
                 raise self_check_error(parsed, check, "host", info["io"])
 
-    def _compile(self, out_dir: Path, src: Path) -> Path:
-        """model.o, main.o, vectors.o in src/, linked with the cached runtime library."""
+    def _compile(self, out_dir: Path, src: Path, cflags: list[str] = CFLAGS) -> Path:
+        """model.o, main.o, vectors.o in src/, linked with the cached runtime library (other
+        cflags, e.g. sanitizers, apply to the runtime and the link too)."""
         from edgeq.targets.mcu import runtime_library
         gcc = cp.require_tool("gcc", "gcc")
-        lib = runtime_library([], CFLAGS, gcc, cp.require_tool("ar", "binutils"))
+        lib = runtime_library([], cflags, gcc, cp.require_tool("ar", "binutils"))
         for name in ("model", "main", "vectors"):
-            cp.run_tool([gcc, *CFLAGS, f"-I{src}", f"-I{runtime_c.include_dir()}", "-c", src / f"{name}.c",
+            cp.run_tool([gcc, *cflags, f"-I{src}", f"-I{runtime_c.include_dir()}", "-c", src / f"{name}.c",
                          "-o", src / f"{name}.o"], f"host gcc ({name}.c)")
         objs = [src / f"{name}.o" for name in ("model", "main", "vectors")]
-        cp.run_tool([gcc, *objs, lib, "-o", out_dir / EXE], "host gcc (link)")
+        cp.run_tool([gcc, *cflags, *objs, lib, "-o", out_dir / EXE], "host gcc (link)")
         return out_dir / EXE
 
     def _measure(self, out_dir: Path, arena: int) -> dict:
