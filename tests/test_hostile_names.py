@@ -91,6 +91,7 @@ def test_name_table_is_unique_per_scope_and_avoids_reserved():
     ids = [t.get(n, "in_") for n in ("a/b", "a;b", "a b", "a__b", "a/b")]
     assert ids[0] == ids[-1] and len(set(ids[:4])) == 4 and "in_a_b" not in ids
     assert t.get("x", "out_") != t.get("x", "in_")
+    assert t.get("await", "co_") == "co_await_1" and t.get("eq", "and_") == "and_eq_1"  # C++ keywords
     with pytest.raises(ValueError):
         t.get("x", "")  # an unprefixed model name could be a keyword or a macro (NULL)
 

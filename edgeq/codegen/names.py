@@ -67,7 +67,7 @@ class NameTable:
         if key not in self._ids:
             base = (prefix + sanitize(name))[:MAX_IDENT].rstrip("_")
             ident, k = base, 1
-            while ident in self._used:
+            while ident in self._used or ident in _KEYWORDS:  # e.g. prefix 'co_' + 'await'
                 ident, k = f"{base}_{k}", k + 1
             self._used.add(ident)
             self._ids[key] = ident
