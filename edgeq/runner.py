@@ -47,11 +47,15 @@ def load_inputs(path: Path, qgraph) -> dict[str, np.ndarray]:
                              f"save an .npz with arrays named {', '.join(qgraph.inputs)}")
         arrays = {qgraph.inputs[0]: data}
     else:
-        arrays = {k: data[k] for k in data.files}
-        missing = [n for n in qgraph.inputs if n not in arrays]
+        missing = [n for n in qgraph.inputs if n not in data.files]
         if missing:
             raise EdgeqError(f"{path.name} lacks arrays for inputs {missing}",
                              f"name the arrays {', '.join(qgraph.inputs)}")
+        try:  # an .npz reads each array on access
+            arrays = {n: data[n] for n in qgraph.inputs}
+        except ValueError as e:  # object arrays (pickles) are refused, never unpickled
+            raise EdgeqError(f"cannot read {path}: {e}",
+                             "save numeric arrays (float32 or int8) with numpy.savez") from None
     floats, ints = {}, {}
     for name in qgraph.inputs:
         want = tuple(qgraph.tensors[name].shape[1:])
@@ -61,10 +65,17 @@ def load_inputs(path: Path, qgraph) -> dict[str, np.ndarray]:
         if tuple(x.shape[1:]) != want:
             raise EdgeqError(f"input {name!r} has shape {tuple(x.shape)}, the model expects (N, {', '.join(map(str, want))})",
                              "reshape the array: batch first, then the model's input shape")
+        if len(x) == 0:
+            raise EdgeqError(f"input {name!r} in {path.name} holds 0 samples", "give at least one sample (batch first)")
         if x.dtype == np.int8:
             ints[name] = x
         elif np.issubdtype(x.dtype, np.floating):
-            floats[name] = x.astype(np.float32)
+            x = x.astype(np.float32)
+            bad = int(np.count_nonzero(~np.isfinite(x)))  # after the cast: 1e300 is Inf in float32
+            if bad:
+                raise EdgeqError(f"input {name!r} in {path.name} holds {bad} NaN/Inf value(s)",
+                                 "replace them with finite numbers (e.g. numpy.nan_to_num) before running")
+            floats[name] = x
         else:
             raise EdgeqError(f"input {name!r} has dtype {x.dtype}", "give float32 (real values) or int8 (quantized)")
     if floats:
@@ -136,7 +147,10 @@ def profile_build(build_dir: Path, device: str, console: Console) -> dict:
     report["profile"] = prof
     if "instructions" in prof:
         report["instructions"] = prof["instructions"]
-    write_report(report, Path(build_dir) / "report.json")
+    try:
+        write_report(report, Path(build_dir) / "report.json")
+    except OSError as e:  # a read-only build still profiles; only the record is skipped
+        console.print(f"note: report.json was not updated ({e.strerror or e}); the profile is printed below")
     table = Table(title=f"{report['target']} on {device}: instructions (exact, from QEMU), not cycles")
     table.add_column("layer")
     table.add_column("op")

@@ -199,8 +199,9 @@ class MCUTarget:
         cp.run_tool([_gcc(), *board["cpu_flags"], *CFLAGS, *extra, f"-I{source.parent}",
                      f"-I{runtime_c.include_dir()}", "-c", source, "-o", obj], f"arm-none-eabi-gcc ({source.name})")
 
-    def _link(self, board: dict, out_dir: Path, script: Path, objs: list[str], elf: Path) -> None:
-        files = [out_dir / "obj" / f"{o}.o" for o in objs]
+    def _link(self, board: dict, out_dir: Path, script: Path, objs: list[str | Path], elf: Path) -> None:
+        """objs: names of the build's objects (DIR/obj/NAME.o) or paths of others."""
+        files = [o if isinstance(o, Path) else out_dir / "obj" / f"{o}.o" for o in objs]
         cmd = [_gcc(), *board["cpu_flags"], *LDFLAGS, "-T", script, *files,
                runtime_library(board["cpu_flags"]), "-o", elf]
         try:
@@ -226,24 +227,27 @@ class MCUTarget:
 
     # ---- run ---------------------------------------------------------------------------------
     def _relink_with_vectors(self, out_dir: Path, info: dict, feeds, tag: str, profile: bool = False,
-                             expected=None) -> Path:
+                             expected=None, scratch: Path | None = None) -> Path:
         """A firmware from the build's objects with other embedded inputs, linked with the
-        emulated board's full memory (the vectors are a harness, not part of the model)."""
+        emulated board's full memory (the vectors are a harness, not part of the model).
+        Its files go to `scratch` (run and profile: a temporary folder, so a build, even a
+        read-only one, is never written after compile), else into DIR (the build's own)."""
         board = info["board"]
-        work = out_dir / "obj" / tag
+        scratch = out_dir / "obj" if scratch is None else scratch
+        work = scratch / tag
         work.mkdir(parents=True, exist_ok=True)
         cp.write_vectors(work, info["io"], feeds, expected)
         shutil.copy(out_dir / "src" / "model.h", work / "model.h")
-        self._compile(board, work / "vectors.c", out_dir / "obj" / f"{tag}_vectors.o")
+        vectors_o = scratch / f"{tag}_vectors.o"
+        self._compile(board, work / "vectors.c", vectors_o)
         self._linker_script(board, work / "link.ld", qemu_sizes=True)
-        model = "model"
+        model: str | Path = "model"
         if profile:
-            model = "model_prof"
-            if not (out_dir / "obj" / "model_prof.o").exists():
-                self._compile(board, out_dir / "src" / "model.c", out_dir / "obj" / "model_prof.o",
-                              ("-DEDGEQ_PROFILE",))
-        elf = out_dir / f"fw_{tag}.elf"
-        self._link(board, out_dir, work / "link.ld", [model, "main", "startup", f"{tag}_vectors"], elf)
+            model = scratch / "model_prof.o"
+            if not model.exists():
+                self._compile(board, out_dir / "src" / "model.c", model, ("-DEDGEQ_PROFILE",))
+        elf = (out_dir if scratch == out_dir / "obj" else scratch) / f"fw_{tag}.elf"
+        self._link(board, out_dir, work / "link.ld", [model, "main", "startup", vectors_o], elf)
         return elf
 
     def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -253,21 +257,25 @@ class MCUTarget:
         samples = cp.to_samples(io, feeds)
         per_run = sum(t["bytes"] for t in io["inputs"])
         chunk = max(1, RUN_CHUNK_BYTES // max(per_run, 1))
-        b = cp.batch_of(io)
         results = []
-        for start in range(0, len(samples[0]), chunk):
-            part = {t["name"]: s[start:start + chunk].reshape([-1] + t["shape"][1:])
-                    for t, s in zip(io["inputs"], samples)}
-            elf = self._relink_with_vectors(out_dir, info, part, "run")
-            runs = len(next(iter(part.values())))
-            res = qemu.run_firmware(info["board"]["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * runs)
-            qemu.check_status(res, info["board"]["machine"], allow_mismatch=False)
-            parsed = cp.parse_lines(res.stdout, io)
-            if parsed["errors"] or parsed["runs"] * b != len(next(iter(part.values()))):
-                raise EdgeqError(f"the firmware reported errors {parsed['errors']} or too few outputs",
-                                 "this is an edgeq bug: please report it")
-            results.append(parsed["outputs"])
+        with tempfile.TemporaryDirectory(prefix="edgeq-run-") as scratch:
+            for start in range(0, len(samples[0]), chunk):
+                part = {t["name"]: s[start:start + chunk].reshape([-1] + t["shape"][1:])
+                        for t, s in zip(io["inputs"], samples)}
+                results.append(self._run_chunk(out_dir, info, part, Path(scratch)))
         return {t["name"]: np.concatenate([r[t["name"]] for r in results]) for t in io["outputs"]}
+
+    def _run_chunk(self, out_dir: Path, info: dict, part: dict, scratch: Path) -> dict:
+        io = info["io"]
+        elf = self._relink_with_vectors(out_dir, info, part, "run", scratch=scratch)
+        runs = len(next(iter(part.values())))
+        res = qemu.run_firmware(info["board"]["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * runs)
+        qemu.check_status(res, info["board"]["machine"], allow_mismatch=False)
+        parsed = cp.parse_lines(res.stdout, io)
+        if parsed["errors"] or parsed["runs"] * cp.batch_of(io) != runs:
+            raise EdgeqError(f"the firmware reported errors {parsed['errors']} or too few outputs",
+                             "this is an edgeq bug: please report it")
+        return parsed["outputs"]
 
     # ---- profile -----------------------------------------------------------------------------
     def profile(self, out_dir: Path, device: str = "qemu") -> dict:
