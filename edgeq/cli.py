@@ -148,10 +148,13 @@ def targets_cmd():
 
 
 @app.command("inspect")
-def inspect_cmd(path: Path = typer.Argument(..., help="an .onnx model or a build folder")):
+def inspect_cmd(
+    path: Path = typer.Argument(..., help="an .onnx model or a build folder"),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs (a model only)"),
+):
     """Print a per-layer table: op, shapes, MACs, weight/activation bits, scales."""
     from edgeq.summary import inspect_path
-    inspect_path(path, out)
+    inspect_path(path, out, _parse_shapes(input_shape))
 
 
 @app.command("flash")
