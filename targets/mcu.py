@@ -42,6 +42,11 @@ DEFAULT_HEAP = 1024    # newlib's semihosting stdio set-up mallocs ~440 bytes (m
 RUN_CHUNK_BYTES = 64 * 1024  # inputs embedded per `run` firmware
 QEMU_SECONDS = (120, 60)     # QEMU timeout: base + per inference (QEMU does ~10^8 instr/s)
 TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
+# Code floor for the early fit check: the smallest firmware measured (one Conv + Relu) has
+# 10,680 B of code besides its constants (cortex-m33); a floor keeps the estimate from
+# rejecting a model that would link.
+MIN_CODE_BYTES = 8192
+BIGGER_PART_FIX = "or a target whose part has more memory (`edgeq targets` lists each part's budget)"
 
 
 def load_boards() -> dict[str, dict]:
@@ -119,6 +124,29 @@ class MCUTarget:
         return MCUTarget(self.name, self.board, o)
 
     # ---- build ------------------------------------------------------------------------------
+    def check_fit(self, qgraph, report: dict) -> None:
+        """Right after quantization, before the build: fail when the model surely does not fit
+        the part. Flash: the constants as stored plus a code floor; SRAM: the memory plan's
+        arena plus the stack and heap reserves (all in the linker's RAM region)."""
+        from edgeq.memory_plan import plan_memory
+        budget = {k: int(v) for k, v in (report.get("budget") or {}).items() if v is not None}
+        board = dict(self.board, **budget)
+        part = f"{board['part'].split(' (')[0]} ({self.name})"
+        flash = int(report["weights_bytes"]) + MIN_CODE_BYTES
+        if flash > board["flash_bytes"]:
+            raise EdgeqError(f"the model does not fit {part}: it needs at least {flash:,} bytes of flash "
+                             f"({report['weights_bytes']:,} of weights and constants + at least {MIN_CODE_BYTES:,} "
+                             f"of code), the part has {board['flash_bytes']:,}",
+                             "use a smaller model, int4 weights (--weight-bits 4, or auto with a "
+                             "--firmware-budget), " + BIGGER_PART_FIX)
+        arena = plan_memory(qgraph, scratch=qgraph.meta.get("scratch_policy", "fit")).arena_bytes
+        stack, heap = board.get("stack_bytes", DEFAULT_STACK), board.get("heap_bytes", DEFAULT_HEAP)
+        if arena + stack + heap > board["ram_bytes"]:
+            raise EdgeqError(f"the model does not fit {part}: it needs at least {arena + stack + heap:,} bytes "
+                             f"of SRAM ({arena:,}-byte activation arena + {stack:,} stack + {heap:,} heap "
+                             f"reserve), the part has {board['ram_bytes']:,}",
+                             "use a smaller input or model, " + BIGGER_PART_FIX)
+
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
         out_dir = Path(out_dir)
         budget = {k: int(v) for k, v in (report.get("budget") or {}).items() if v is not None}
@@ -173,7 +201,8 @@ class MCUTarget:
         reserve = mem["stack_reserve"]
         if stack is not None and stack >= reserve - 16:  # the paint is gone to the bottom
             raise EdgeqError(f"the firmware used its whole {reserve:,}-byte stack reserve (it may have overflowed)",
-                             "raise it: get_target(...).with_budget(stack_bytes=...) or report['budget']")
+                             "please report it with the model (the reserve can be raised only from "
+                             "Python: get_target(...).with_budget(stack_bytes=...))")
         # sram_bytes = static data (arena included) + measured stack; the heap that newlib's
         # semihosting stdio takes is the harness's, reported apart as heap_bytes.
         report.update(stack_bytes=stack, heap_bytes=parsed["heap_bytes"],
@@ -221,9 +250,9 @@ class MCUTarget:
             parts.append(f"RAM holds the {arena:,}-byte activation arena, a "
                          f"{board.get('stack_bytes', DEFAULT_STACK):,}-byte stack and a "
                          f"{board.get('heap_bytes', DEFAULT_HEAP):,}-byte heap reserve")
+        int4 = "int4 weights (--weight-bits 4), " if any(region == "FLASH" for region, _ in found) else ""
         return EdgeqError(f"the model does not fit {board['part'].split(' (')[0]} ({self.name}): " + "; ".join(parts),
-                          "use a smaller model or input, or a part with more memory "
-                          "(MCUTarget.with_budget / report['budget'])")
+                          f"use a smaller model or input, {int4}" + BIGGER_PART_FIX)
 
     # ---- run ---------------------------------------------------------------------------------
     def _relink_with_vectors(self, out_dir: Path, info: dict, feeds, tag: str, profile: bool = False,
