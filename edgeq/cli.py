@@ -64,7 +64,7 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True, cal
 def compile_cmd(
     model: Path = typer.Argument(..., help="float ONNX model (from torch.onnx.export)"),
     target: str = typer.Option("reference", "--target", "-t", help=_targets_help()),
-    out_dir: Path = typer.Option(Path("build"), "-o", "--output", help="output folder"),
+    out_dir: Path = typer.Option(Path("build"), "-o", "--output", help="output folder: new, empty, or an edgeq build (replaced); never a folder holding your files"),
     calib: Optional[Path] = typer.Option(None, "--calib", help=".npy (N samples) or .npz (one array per input)"),
     input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs"),
     weight_granularity: str = typer.Option("per-channel", "--weight-granularity", help="per-channel | per-tensor"),
@@ -227,8 +227,10 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    # standalone_mode=False: typer returns an Exit's code (e.g. 0 after --help) or None
-    sys.exit(code if isinstance(code, int) else 0)
+    # standalone_mode=False: typer returns an Exit's code (e.g. 0 after --help) or None;
+    # success returns (callers in Python carry on), anything else exits with its status
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
