@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -181,7 +182,6 @@ def profile_cmd(
 # Typer's usage errors (its own since 0.26, click's before) share this base; found through
 # a class every version exports, so the error path imports nothing typer may not have.
 _USAGE_BASE = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-EXIT_USAGE = 2
 SIGNAL_EXIT = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
 
 
@@ -210,7 +210,9 @@ def _error_line(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    previous = {s: signal.signal(s, _raise_signalled) for s in SIGNAL_EXIT}
+    # handlers can be set only from the main thread; elsewhere Ctrl-C stays Python's own
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, _raise_signalled) for s in SIGNAL_EXIT} if in_main else {}
     try:
         code = app(args=argv, prog_name="edgeq", standalone_mode=False)
     except EdgeqError as e:

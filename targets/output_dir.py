@@ -10,7 +10,8 @@ point, a symbolic link, and any folder holding the model or calibration file.
 The build is written into a sibling staging folder `.NAME.XXXXXXXX` that holds an OWNER file
 (the writing process) and is renamed into place at the end; an old build is first moved
 aside into a second staging folder and removed only once the new one is in place. Signals
-are held during the renames, so SIGINT / SIGTERM never leave DIR half-swapped; a staging
+are held while a staging folder is made and during the swap, so SIGINT / SIGTERM never leave
+DIR half-swapped nor a staging folder behind (`staging` removes it on the way out); a staging
 folder left by a killed process (SIGKILL) is removed by the next compile into the same
 parent, and only when its OWNER file names this machine and a process that is gone.
 """
@@ -141,8 +142,9 @@ def _alive(pid: int) -> bool:
 def remove_stale_staging(out_dir: Path) -> list[Path]:
     """Remove staging folders of DIR left by edgeq processes that died (SIGKILL, a crash)."""
     removed = []
-    for p in Path(out_dir).parent.glob(f".{Path(out_dir).name}.*"):
-        if p.is_symlink() or not p.is_dir():
+    prefix = f".{Path(out_dir).name}."
+    for p in Path(out_dir).parent.iterdir():
+        if not p.name.startswith(prefix) or p.is_symlink() or not p.is_dir():
             continue
         try:
             owner = json.loads((p / OWNER).read_text())
@@ -155,14 +157,28 @@ def remove_stale_staging(out_dir: Path) -> list[Path]:
     return removed
 
 
-def stage(out_dir: Path) -> Path:
-    """A new staging folder beside DIR, owned by this process (stale ones removed first)."""
-    out_dir = Path(out_dir)
-    remove_stale_staging(out_dir)
-    with signals_held():
-        staged = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-        (staged / OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n")
+def new_staging(out_dir: Path) -> Path:
+    """A staging folder beside DIR owned by this process. Call it with signals held, so no
+    interrupt falls between the folder and its OWNER file, or before the caller owns it."""
+    staged = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.", dir=Path(out_dir).parent))
+    (staged / OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n")
     return staged
+
+
+@contextlib.contextmanager
+def staging(out_dir: Path):
+    """with staging(DIR) as tmp: build into tmp, then install(tmp, DIR, ...); on any
+    exception or signal the staging folder is removed."""
+    remove_stale_staging(out_dir)
+    staged = None
+    try:
+        with signals_held():  # a signal held here is raised at the unblock, inside this try
+            staged = new_staging(out_dir)
+        yield staged
+    except BaseException:
+        if staged is not None:
+            discard(staged)
+        raise
 
 
 def discard(staged: Path) -> None:
@@ -186,8 +202,8 @@ def install(staged: Path, out_dir: Path, target: str, inputs: list[Path] = ()) -
     (staged / MARKER).write_text(json.dumps({"format": FORMAT, "edgeq": __version__, "target": target,
                                              "files": files}, indent=1) + "\n")
     os.chmod(staged, 0o777 & ~_umask())  # mkdtemp made it 0700; DIR follows the umask like mkdir
-    aside = stage(out_dir) if out_dir.exists() else None
-    with signals_held():
+    with signals_held():  # DIR is never seen half-swapped; a Ctrl-C waits for the swap
+        aside = new_staging(out_dir) if out_dir.exists() else None
         if aside is not None:
             os.rename(out_dir, aside / "old")
         try:
@@ -197,5 +213,5 @@ def install(staged: Path, out_dir: Path, target: str, inputs: list[Path] = ()) -
                 os.rename(aside / "old", out_dir)  # the old build back where it was
                 discard(aside)
             raise
-    if aside is not None:
-        discard(aside)
+        if aside is not None:
+            discard(aside)

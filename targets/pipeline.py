@@ -255,8 +255,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         return CompileResult(None, graph, qgraph, report)
 
     out_dir = Path(out_dir)
-    tmp = output_dir.stage(out_dir)
-    try:
+    with output_dir.staging(out_dir) as tmp:  # removed on any failure or signal
         save_graph(graph, tmp / "model.float.onnx")
         save_graph(qgraph, tmp / "model.q.onnx")
         vectors = _test_vectors(qgraph, feeds, opts.test_vectors)
@@ -270,9 +269,6 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         timings["build_s"] = time.perf_counter() - t0
         write_report(report, tmp / "report.json")
         output_dir.install(tmp, out_dir, opts.target, inputs)
-    except BaseException:
-        output_dir.discard(tmp)
-        raise
     return CompileResult(out_dir, graph, qgraph, report)
 
 

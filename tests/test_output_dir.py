@@ -240,7 +240,7 @@ def test_failed_swap_keeps_the_old_build(tmp_path, monkeypatch):
     (out / "report.json").write_text('{"old": true}')
     _mark(out)
     before = snapshot(out)
-    staged = od.stage(out)
+    staged = od.new_staging(out)
     (staged / "report.json").write_text('{"new": true}')
     real_rename = os.rename
 
