@@ -42,10 +42,11 @@ DEFAULT_HEAP = 1024    # newlib's semihosting stdio set-up mallocs ~440 bytes (m
 RUN_CHUNK_BYTES = 64 * 1024  # inputs embedded per `run` firmware
 QEMU_SECONDS = (120, 60)     # QEMU timeout: base + per inference (QEMU does ~10^8 instr/s)
 TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
-# Code floor for the early fit check: the smallest firmware measured (one Conv + Relu) has
-# 10,680 B of code besides its constants (cortex-m33); a floor keeps the estimate from
-# rejecting a model that would link.
-MIN_CODE_BYTES = 8192
+# Code floor for the early fit check: the smallest firmware measured (one 16x8 Gemm,
+# cortex-m33) has 7,604 B besides its constants, MLPerf ad01 8,616 B; half of that leaves
+# room for constants the report counts but the C may store more compactly, so the estimate
+# never rejects a model that would link.
+MIN_CODE_BYTES = 4096
 BIGGER_PART_FIX = "or a target whose part has more memory (`edgeq targets` lists each part's budget)"
 
 
