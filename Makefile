@@ -1,5 +1,8 @@
 # edgeq: the README's two commands are `make demo` and `make test`; both set up first.
-PY ?= python3
+# Everything runs in the project's virtual environment .venv/ (scripts/setup.sh makes it and
+# names the same interpreter as PYTHON); its bin/ leads PATH so its tools (vela, ...) are found.
+PY := .venv/bin/python
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: setup demo test test-slow bench accuracy clean
 
@@ -29,5 +32,6 @@ sanitize: setup
 accuracy: setup
 	$(PY) benchmarks/fmnist_accuracy.py
 
+# .venv/ stays: `rm -rf .venv .setup-stamp` and `make setup` rebuild it.
 clean:
 	rm -rf build demo-build .pytest_cache

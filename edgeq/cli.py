@@ -1,20 +1,24 @@
 """The `edgeq` command line: compile, run, inspect, flash, profile.
 
-Every user-facing failure is an EdgeqError and ends as one line on stderr and exit 1;
-the command modules do the work, this file only parses and prints.
+Every user-facing failure ends as one line on stderr and an exit status (README, "Exit
+codes"): 0 ok, 1 error (an EdgeqError), 2 usage, 3 check mismatch, 130 interrupted,
+143 terminated. The command modules do the work, this file only parses and prints.
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape as rich_escape
 
 from edgeq.errors import EdgeqError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Compile float ONNX models to integer-only code for edge devices.")
 err = Console(stderr=True)
 # Piped or redirected, rich would fold tables to 80 columns; a log file reads better wide.
@@ -44,11 +48,24 @@ def _parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]] | None:
     return shapes or None
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from edgeq import __version__
+        out.print(f"edgeq {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                          help="print the version and exit")):
+    """Compile float ONNX models to integer-only code for edge devices."""
+
+
 @app.command("compile")
 def compile_cmd(
     model: Path = typer.Argument(..., help="float ONNX model (from torch.onnx.export)"),
     target: str = typer.Option("reference", "--target", "-t", help=_targets_help()),
-    out_dir: Path = typer.Option(Path("build"), "-o", "--output", help="output folder"),
+    out_dir: Path = typer.Option(Path("build"), "-o", "--output", help="output folder: new, empty, or an edgeq build (replaced); never a folder holding your files"),
     calib: Optional[Path] = typer.Option(None, "--calib", help=".npy (N samples) or .npz (one array per input)"),
     input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs"),
     weight_granularity: str = typer.Option("per-channel", "--weight-granularity", help="per-channel | per-tensor"),
@@ -111,13 +128,11 @@ def run_cmd(
     input: Path = typer.Option(..., "--input", "-i", help=".npy (batch on the first axis) or .npz per input"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write outputs (.npy, or .npz for several)"),
     raw: bool = typer.Option(False, "--raw", help="write raw int8 outputs instead of dequantized float32"),
-    check: bool = typer.Option(False, "--check", help="also run the integer reference; fail unless bit-identical"),
+    check: bool = typer.Option(False, "--check", help="also run the integer reference; exit 3 unless bit-identical"),
 ):
     """Run a compiled model on its target's runner (Python reference, host process, QEMU board)."""
     from edgeq.runner import run_build
-    ok = run_build(build_dir, input, output, raw=raw, check=check, console=out)
-    if not ok:
-        raise typer.Exit(1)
+    run_build(build_dir, input, output, raw=raw, check=check, console=out)
 
 
 @app.command("targets")
@@ -134,10 +149,13 @@ def targets_cmd():
 
 
 @app.command("inspect")
-def inspect_cmd(path: Path = typer.Argument(..., help="an .onnx model or a build folder")):
+def inspect_cmd(
+    path: Path = typer.Argument(..., help="an .onnx model or a build folder"),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs (a model only)"),
+):
     """Print a per-layer table: op, shapes, MACs, weight/activation bits, scales."""
     from edgeq.summary import inspect_path
-    inspect_path(path, out)
+    inspect_path(path, out, _parse_shapes(input_shape))
 
 
 @app.command("flash")
@@ -148,9 +166,7 @@ def flash_cmd(
 ):
     """Flash the firmware ELF into a board (or an emulated one) and report the run."""
     from edgeq.runner import flash_build
-    ok = flash_build(build_dir, probe, dry_run, console=out)
-    if not ok:
-        raise typer.Exit(1)
+    flash_build(build_dir, probe, dry_run, console=out)
 
 
 @app.command("profile")
@@ -163,25 +179,60 @@ def profile_cmd(
     profile_build(build_dir, device, console=out)
 
 
+# Typer's usage errors (its own since 0.26, click's before) share this base; found through
+# a class every version exports, so the error path imports nothing typer may not have.
+_USAGE_BASE = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+SIGNAL_EXIT = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
+
+
+class Signalled(BaseException):
+    """SIGINT / SIGTERM as an exception: `finally` and `except BaseException` blocks (the
+    output folder's staging, temporary folders, child processes) clean up on the way out.
+    Not a KeyboardInterrupt, which typer would turn into a silent return value."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum, frame):
+    raise Signalled(signum)
+
+
+def _usage_line(e: Exception) -> str:
+    ctx = getattr(e, "ctx", None)
+    where = f"{ctx.command_path} --help" if ctx is not None else "edgeq --help"
+    return f"{e.format_message()} (fix: see `{where}`)"
+
+
+def _error_line(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+
+
 def main(argv: list[str] | None = None) -> None:
+    # handlers can be set only from the main thread; elsewhere Ctrl-C stays Python's own
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, _raise_signalled) for s in SIGNAL_EXIT} if in_main else {}
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="edgeq", standalone_mode=False)
     except EdgeqError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-    except Exception as e:  # click's usage errors come here in non-standalone mode
-        import click
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+        _error_line(rich_escape(str(e)))
+        code = e.exit_code
+    except _USAGE_BASE as e:
+        _error_line(rich_escape(_usage_line(e)))
+        code = e.exit_code
+    except typer.Abort:
+        code = 1
+    except (Signalled, KeyboardInterrupt) as e:
+        code, word = SIGNAL_EXIT[getattr(e, "signum", signal.SIGINT)]
+        err.print(word, highlight=False)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    # standalone_mode=False: typer returns an Exit's code (e.g. 0 after --help) or None;
+    # success returns (callers in Python carry on), anything else exits with its status
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

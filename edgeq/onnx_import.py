@@ -233,15 +233,16 @@ class _Importer:
                 shape = self.input_shapes[vi.name]
                 if declared is not None and len(declared) != len(shape):
                     raise EdgeqError(f"--input-shape gives {vi.name} rank {len(shape)}, the model declares rank {len(declared)}",
-                                     f"give {len(declared)} dims, e.g. --input-shape {vi.name}=" + "x".join(str(d or 1) for d in declared))
+                                     f"give {len(declared)} dims: --input-shape {vi.name}=" + _dims(declared) + " with each ? set")
                 if declared and any(d is not None and d != s for d, s in zip(declared, shape)):
                     raise EdgeqError(f"--input-shape {vi.name}={'x'.join(map(str, shape))} contradicts the model's fixed shape {declared}",
                                      "only the model's dynamic dims may be set")
             elif declared is None or None in declared:
-                dims = "x".join("?" if d is None else str(d) for d in (declared or []))
-                example = "x".join(str(d or 1) for d in (declared or [1, 3, 32, 32]))
-                raise EdgeqError(f"input '{vi.name}' has a dynamic or unknown shape [{dims}]",
-                                 f"pass static dims: --input-shape {vi.name}={example} (Python: input_shapes={{'{vi.name}': (...)}})")
+                shown = _dims(declared) if declared is not None else "unknown"
+                fix = (f"give --input-shape {vi.name}={_dims(declared)} with each ? set to a number"
+                       if declared is not None else
+                       f"give --input-shape {vi.name}=NxCxHxW (every dim; the model declares none)")
+                raise EdgeqError(f"input '{vi.name}' has a dynamic or unknown shape [{shown}]", fix)
             else:
                 shape = tuple(declared)
             if any(d <= 0 for d in shape):
@@ -292,6 +293,11 @@ class _Importer:
             if o.name not in self.g.tensors:
                 raise EdgeqError(f"model output '{o.name}' is never produced", "check the model with onnx.checker")
             self.g.outputs.append(o.name)
+
+
+def _dims(declared: list[int | None]) -> str:
+    """A declared shape as --input-shape writes it, unknown dims as `?`: 1x3x?x?."""
+    return "x".join("?" if d is None else str(d) for d in declared)
 
 
 def _to_array(t: onnx.TensorProto) -> np.ndarray:

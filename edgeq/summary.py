@@ -119,10 +119,13 @@ def layer_table(rows: list[dict], title: str, mixed: dict | None = None) -> Tabl
     return table
 
 
-def inspect_path(path: Path, console: Console) -> None:
+def inspect_path(path: Path, console: Console, input_shapes: dict | None = None) -> None:
     from edgeq.report import layer_rows, read_report
     path = Path(path)
     if path.is_dir():
+        if input_shapes:
+            raise EdgeqError("--input-shape applies to an .onnx model; a build folder has its shapes",
+                             "drop --input-shape, or inspect the .onnx model")
         rep = path / "report.json"
         if not rep.is_file():
             raise EdgeqError(f"{path} has no report.json", "give a folder written by `edgeq compile`")
@@ -133,7 +136,7 @@ def inspect_path(path: Path, console: Console) -> None:
         print_compile_summary(report, path, console)
         return
     from edgeq.onnx_import import import_onnx
-    graph = import_onnx(path)
+    graph = import_onnx(path, input_shapes)
     rows = layer_rows(graph)
     console.print(layer_table(rows, f"{path}: float graph as imported"))
     console.print(f"  MACs / inference: {sum(r['macs'] for r in rows):,}")

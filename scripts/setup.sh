@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything edgeq needs on a fresh Debian 12 machine; safe to run again.
-# Debian: the ARM cross compilers, newlib, QEMU (system + user), gdb-multiarch, Fashion-MNIST.
-# PyPI: edgeq itself (editable) with its oracles and test tools; torch pinned to the CPU wheel.
+# Debian: the ARM cross compilers, newlib, QEMU (system + user), gdb-multiarch, Fashion-MNIST,
+# python3-venv (Debian's python3 refuses `pip install` outside a virtual environment, PEP 668).
+# PyPI, into the project's own virtual environment .venv/ (made here with the python3 on PATH):
+# edgeq itself (editable) with its oracles and test tools; torch pinned to the CPU wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user
-              gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch dataset-fashion-mnist)
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch dataset-fashion-mnist
+              python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,7 +21,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-PY=${PYTHON:-python3}
+# The one interpreter: the Makefile's PY names the same file (tests/test_setup.py checks it).
+PYTHON=.venv/bin/python
+PY="$PWD/$PYTHON"  # absolute: installed_here runs it from /
+if ! "$PY" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' 2>/dev/null; then
+  echo "setup: creating the virtual environment .venv/ with $(command -v python3)"
+  python3 -m venv .venv
+fi
 stamp=.setup-stamp
 # Import from outside the tree: inside it, `import edgeq` would succeed from the working
 # directory even when the editable install points at a checkout that no longer exists.

@@ -16,6 +16,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -60,11 +61,11 @@ def flash_firmware(elf: Path, board: dict, probe: str, dry_run: bool = False, ti
     result = {"probe": probe, "part": board["part"], "command": shlex.join(cmd)}
     if dry_run:
         return result
-    package = "openocd (apt)" if probe == "openocd" else "pyocd (pip install pyocd)"
     if probe == "openocd":
-        require_tool("openocd", "openocd")
+        require_tool("openocd", "openocd")  # not installed by `make setup`: the fix says apt-get
     elif shutil.which("pyocd") is None:
-        raise EdgeqError(f"pyocd is not installed ({package})", "pip install pyocd, connect the board, retry")
+        raise EdgeqError("pyocd is not installed (Python package pyocd)",
+                         f"{sys.executable} -m pip install pyocd, connect the board, retry")
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * 5)
     result.update(exit_status=res.returncode, output=(res.stdout + res.stderr).strip()[-2000:])
     if res.returncode != 0:

@@ -122,17 +122,18 @@ def bench_sources_on_host(out_dir: Path, io: dict) -> dict:
     """Wall time of another target's generated model (DIR/src/model.c) built for this
     machine: a quick host-side figure for any C build (the same C, a different CPU)."""
     import shutil as sh
+    import tempfile
     rng = np.random.default_rng(0)
-    work = Path(out_dir) / "host_bench"
-    work.mkdir(exist_ok=True)
-    for name in ("model.c", "model.h"):
-        sh.copy(Path(out_dir) / "src" / name, work / name)
-    feeds = {t["name"]: rng.integers(-128, 128, size=t["shape"], dtype=np.int8) for t in io["inputs"]}
-    cp.write_vectors(work, io, feeds, None)
-    (work / "main.c").write_text(host_main_c())
-    target = HostTarget()
-    target._compile(work, work)
-    return target._bench(work)
+    with tempfile.TemporaryDirectory(prefix="edgeq-host-bench-") as tmp:  # DIR is not written
+        work = Path(tmp)
+        for name in ("model.c", "model.h"):
+            sh.copy(Path(out_dir) / "src" / name, work / name)
+        feeds = {t["name"]: rng.integers(-128, 128, size=t["shape"], dtype=np.int8) for t in io["inputs"]}
+        cp.write_vectors(work, io, feeds, None)
+        (work / "main.c").write_text(host_main_c())
+        target = HostTarget()
+        target._compile(work, work)
+        return target._bench(work)
 
 
 def adb_missing(device: str) -> None:

@@ -42,6 +42,12 @@ DEFAULT_HEAP = 1024    # newlib's semihosting stdio set-up mallocs ~440 bytes (m
 RUN_CHUNK_BYTES = 64 * 1024  # inputs embedded per `run` firmware
 QEMU_SECONDS = (120, 60)     # QEMU timeout: base + per inference (QEMU does ~10^8 instr/s)
 TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
+# Code floor for the early fit check: the smallest firmware measured (one 16x8 Gemm,
+# cortex-m33) has 7,604 B besides its constants, MLPerf ad01 8,616 B; half of that leaves
+# room for constants the report counts but the C may store more compactly, so the estimate
+# never rejects a model that would link.
+MIN_CODE_BYTES = 4096
+BIGGER_PART_FIX = "or a target whose part has more memory (`edgeq targets` lists each part's budget)"
 
 
 def load_boards() -> dict[str, dict]:
@@ -119,6 +125,29 @@ class MCUTarget:
         return MCUTarget(self.name, self.board, o)
 
     # ---- build ------------------------------------------------------------------------------
+    def check_fit(self, qgraph, report: dict) -> None:
+        """Right after quantization, before the build: fail when the model surely does not fit
+        the part. Flash: the constants as stored plus a code floor; SRAM: the memory plan's
+        arena plus the stack and heap reserves (all in the linker's RAM region)."""
+        from edgeq.memory_plan import plan_memory
+        budget = {k: int(v) for k, v in (report.get("budget") or {}).items() if v is not None}
+        board = dict(self.board, **budget)
+        part = f"{board['part'].split(' (')[0]} ({self.name})"
+        flash = int(report["weights_bytes"]) + MIN_CODE_BYTES
+        if flash > board["flash_bytes"]:
+            raise EdgeqError(f"the model does not fit {part}: it needs at least {flash:,} bytes of flash "
+                             f"({report['weights_bytes']:,} of weights and constants + at least {MIN_CODE_BYTES:,} "
+                             f"of code), the part has {board['flash_bytes']:,}",
+                             "use a smaller model, int4 weights (--weight-bits 4, or auto with a "
+                             "--firmware-budget), " + BIGGER_PART_FIX)
+        arena = plan_memory(qgraph, scratch=qgraph.meta.get("scratch_policy", "fit")).arena_bytes
+        stack, heap = board.get("stack_bytes", DEFAULT_STACK), board.get("heap_bytes", DEFAULT_HEAP)
+        if arena + stack + heap > board["ram_bytes"]:
+            raise EdgeqError(f"the model does not fit {part}: it needs at least {arena + stack + heap:,} bytes "
+                             f"of SRAM ({arena:,}-byte activation arena + {stack:,} stack + {heap:,} heap "
+                             f"reserve), the part has {board['ram_bytes']:,}",
+                             "use a smaller input or model, " + BIGGER_PART_FIX)
+
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
         out_dir = Path(out_dir)
         budget = {k: int(v) for k, v in (report.get("budget") or {}).items() if v is not None}
@@ -173,7 +202,8 @@ class MCUTarget:
         reserve = mem["stack_reserve"]
         if stack is not None and stack >= reserve - 16:  # the paint is gone to the bottom
             raise EdgeqError(f"the firmware used its whole {reserve:,}-byte stack reserve (it may have overflowed)",
-                             "raise it: get_target(...).with_budget(stack_bytes=...) or report['budget']")
+                             "please report it with the model (the reserve can be raised only from "
+                             "Python: get_target(...).with_budget(stack_bytes=...))")
         # sram_bytes = static data (arena included) + measured stack; the heap that newlib's
         # semihosting stdio takes is the harness's, reported apart as heap_bytes.
         report.update(stack_bytes=stack, heap_bytes=parsed["heap_bytes"],
@@ -199,8 +229,9 @@ class MCUTarget:
         cp.run_tool([_gcc(), *board["cpu_flags"], *CFLAGS, *extra, f"-I{source.parent}",
                      f"-I{runtime_c.include_dir()}", "-c", source, "-o", obj], f"arm-none-eabi-gcc ({source.name})")
 
-    def _link(self, board: dict, out_dir: Path, script: Path, objs: list[str], elf: Path) -> None:
-        files = [out_dir / "obj" / f"{o}.o" for o in objs]
+    def _link(self, board: dict, out_dir: Path, script: Path, objs: list[str | Path], elf: Path) -> None:
+        """objs: names of the build's objects (DIR/obj/NAME.o) or paths of others."""
+        files = [o if isinstance(o, Path) else out_dir / "obj" / f"{o}.o" for o in objs]
         cmd = [_gcc(), *board["cpu_flags"], *LDFLAGS, "-T", script, *files,
                runtime_library(board["cpu_flags"]), "-o", elf]
         try:
@@ -220,30 +251,33 @@ class MCUTarget:
             parts.append(f"RAM holds the {arena:,}-byte activation arena, a "
                          f"{board.get('stack_bytes', DEFAULT_STACK):,}-byte stack and a "
                          f"{board.get('heap_bytes', DEFAULT_HEAP):,}-byte heap reserve")
+        int4 = "int4 weights (--weight-bits 4), " if any(region == "FLASH" for region, _ in found) else ""
         return EdgeqError(f"the model does not fit {board['part'].split(' (')[0]} ({self.name}): " + "; ".join(parts),
-                          "use a smaller model or input, or a part with more memory "
-                          "(MCUTarget.with_budget / report['budget'])")
+                          f"use a smaller model or input, {int4}" + BIGGER_PART_FIX)
 
     # ---- run ---------------------------------------------------------------------------------
     def _relink_with_vectors(self, out_dir: Path, info: dict, feeds, tag: str, profile: bool = False,
-                             expected=None) -> Path:
+                             expected=None, scratch: Path | None = None) -> Path:
         """A firmware from the build's objects with other embedded inputs, linked with the
-        emulated board's full memory (the vectors are a harness, not part of the model)."""
+        emulated board's full memory (the vectors are a harness, not part of the model).
+        Its files go to `scratch` (run and profile: a temporary folder, so a build, even a
+        read-only one, is never written after compile), else into DIR (the build's own)."""
         board = info["board"]
-        work = out_dir / "obj" / tag
+        scratch = out_dir / "obj" if scratch is None else scratch
+        work = scratch / tag
         work.mkdir(parents=True, exist_ok=True)
         cp.write_vectors(work, info["io"], feeds, expected)
         shutil.copy(out_dir / "src" / "model.h", work / "model.h")
-        self._compile(board, work / "vectors.c", out_dir / "obj" / f"{tag}_vectors.o")
+        vectors_o = scratch / f"{tag}_vectors.o"
+        self._compile(board, work / "vectors.c", vectors_o)
         self._linker_script(board, work / "link.ld", qemu_sizes=True)
-        model = "model"
+        model: str | Path = "model"
         if profile:
-            model = "model_prof"
-            if not (out_dir / "obj" / "model_prof.o").exists():
-                self._compile(board, out_dir / "src" / "model.c", out_dir / "obj" / "model_prof.o",
-                              ("-DEDGEQ_PROFILE",))
-        elf = out_dir / f"fw_{tag}.elf"
-        self._link(board, out_dir, work / "link.ld", [model, "main", "startup", f"{tag}_vectors"], elf)
+            model = scratch / "model_prof.o"
+            if not model.exists():
+                self._compile(board, out_dir / "src" / "model.c", model, ("-DEDGEQ_PROFILE",))
+        elf = (out_dir if scratch == out_dir / "obj" else scratch) / f"fw_{tag}.elf"
+        self._link(board, out_dir, work / "link.ld", [model, "main", "startup", vectors_o], elf)
         return elf
 
     def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -253,21 +287,25 @@ class MCUTarget:
         samples = cp.to_samples(io, feeds)
         per_run = sum(t["bytes"] for t in io["inputs"])
         chunk = max(1, RUN_CHUNK_BYTES // max(per_run, 1))
-        b = cp.batch_of(io)
         results = []
-        for start in range(0, len(samples[0]), chunk):
-            part = {t["name"]: s[start:start + chunk].reshape([-1] + t["shape"][1:])
-                    for t, s in zip(io["inputs"], samples)}
-            elf = self._relink_with_vectors(out_dir, info, part, "run")
-            runs = len(next(iter(part.values())))
-            res = qemu.run_firmware(info["board"]["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * runs)
-            qemu.check_status(res, info["board"]["machine"], allow_mismatch=False)
-            parsed = cp.parse_lines(res.stdout, io)
-            if parsed["errors"] or parsed["runs"] * b != len(next(iter(part.values()))):
-                raise EdgeqError(f"the firmware reported errors {parsed['errors']} or too few outputs",
-                                 "this is an edgeq bug: please report it")
-            results.append(parsed["outputs"])
+        with tempfile.TemporaryDirectory(prefix="edgeq-run-") as scratch:
+            for start in range(0, len(samples[0]), chunk):
+                part = {t["name"]: s[start:start + chunk].reshape([-1] + t["shape"][1:])
+                        for t, s in zip(io["inputs"], samples)}
+                results.append(self._run_chunk(out_dir, info, part, Path(scratch)))
         return {t["name"]: np.concatenate([r[t["name"]] for r in results]) for t in io["outputs"]}
+
+    def _run_chunk(self, out_dir: Path, info: dict, part: dict, scratch: Path) -> dict:
+        io = info["io"]
+        elf = self._relink_with_vectors(out_dir, info, part, "run", scratch=scratch)
+        runs = len(next(iter(part.values())))
+        res = qemu.run_firmware(info["board"]["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * runs)
+        qemu.check_status(res, info["board"]["machine"], allow_mismatch=False)
+        parsed = cp.parse_lines(res.stdout, io)
+        if parsed["errors"] or parsed["runs"] * cp.batch_of(io) != runs:
+            raise EdgeqError(f"the firmware reported errors {parsed['errors']} or too few outputs",
+                             "this is an edgeq bug: please report it")
+        return parsed["outputs"]
 
     # ---- profile -----------------------------------------------------------------------------
     def profile(self, out_dir: Path, device: str = "qemu") -> dict:

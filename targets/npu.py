@@ -23,9 +23,12 @@ the NPU's own arithmetic is not modeled. profile / flash are not supported.
 from __future__ import annotations
 
 import csv
+import os
 import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +61,28 @@ def vela_config_file() -> Path:
     return path
 
 
-def vela_command(tflite: Path, accelerator: str, out_dir: Path) -> list[str]:
+def vela_executable() -> str:
+    """The `vela` script of this interpreter's environment (a venv that is not activated is
+    not on PATH), else the one pip installed beside the importable ethosu package, else PATH."""
+    candidates = [Path(sysconfig.get_path("scripts")) / "vela", Path(sys.executable).parent / "vela"]
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+        candidates += [Path(f.locate()).resolve() for f in distribution("ethos-u-vela").files or []
+                       if f.name == "vela" and f.parent.name == "bin"]
+    except PackageNotFoundError:
+        pass
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return str(c)
     exe = shutil.which("vela")
     if exe is None:
-        raise EdgeqError("the `vela` command is not on PATH", "pip install ethos-u-vela")
+        raise EdgeqError(f"the `vela` command is not installed for {sys.executable} (nor on PATH)",
+                         f"{sys.executable} -m pip install ethos-u-vela")
+    return exe
+
+
+def vela_command(tflite: Path, accelerator: str, out_dir: Path) -> list[str]:
+    exe = vela_executable()
     system, memory = FAMILY_CONFIG[accelerator.rsplit("-", 1)[0]]
     return [exe, str(tflite), "--accelerator-config", accelerator, "--config", str(vela_config_file()),
             "--system-config", system, "--memory-mode", memory, "--output-dir", str(out_dir),

@@ -2,18 +2,15 @@
 
 Each stage is a function of its own (import_onnx, run_float_passes, find_ranges,
 quantize, Target.build) so tests and users can call any one alone; `compile_model`
-chains them and writes DIR atomically (everything goes to a sibling temporary folder
+chains them and writes DIR atomically (everything goes to a sibling staging folder
 that is renamed into place only when the build succeeded, so a failure never leaves a
-half-written DIR).
+half-written DIR; targets/output_dir.py says which folders edgeq may replace).
 
 This module lives in targets/ because it is where passes and targets meet (core never
 imports either; see design.md's layering).
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +21,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
 from edgeq.passctx import PassContext
+from edgeq.targets import output_dir
 
 Pass = Callable[[Graph, PassContext], Graph]
 
@@ -144,20 +142,6 @@ def _limit_samples(calib: dict[str, np.ndarray], limit: int) -> dict[str, np.nda
     return {k: v[:limit] for k, v in calib.items()}
 
 
-def _check_output_dir(out_dir: Path) -> None:
-    """Fail before any work if DIR cannot be written (a file in the way, no permission,
-    a read-only file system): create the parent and a probe folder, then remove the probe."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise EdgeqError(f"output path {out_dir} exists and is not a directory", "choose another -o DIR")
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.mkdtemp(prefix=f".{out_dir.name}.probe.", dir=out_dir.parent)
-        os.rmdir(probe)
-    except OSError as e:
-        raise EdgeqError(f"cannot write the output folder {out_dir}: {e.strerror or e}",
-                         "choose a writable -o DIR") from None
-
-
 @dataclass
 class CompileResult:
     out_dir: Path | None
@@ -179,8 +163,10 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
 
     target = get_target(opts.target)  # fail on a bad target name before any work
     check_calibration_options(opts, calib is not None)
+    inputs = [Path(f) for f in (model, calib) if isinstance(f, (str, Path))]  # DIR must not hold them
     if out_dir is not None:
-        _check_output_dir(Path(out_dir))
+        output_dir.check_output_dir(Path(out_dir), inputs)
+        output_dir.check_writable(Path(out_dir))
     timings: dict[str, float] = {}
     notices: list[str] = []
 
@@ -229,6 +215,10 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     qgraph = quantize(rounded, ranges, weight_granularity=opts.weight_granularity,
                       weight_bits=opts.weight_bits)
     timings["quantize_s"] = time.perf_counter() - t0
+    if out_dir is not None and hasattr(target, "check_fit"):
+        qgraph.meta["scratch_policy"] = opts.scratch
+        # before bias correction and the build: a model too big for the part fails now
+        target.check_fit(qgraph, base_report(qgraph, opts.target))
 
     if feeds is not None and opts.int_bias_correction is not False:
         # after quantize: measures the integer graph itself (every upstream rounding and
@@ -265,9 +255,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         return CompileResult(None, graph, qgraph, report)
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with output_dir.staging(out_dir) as tmp:  # removed on any failure or signal
         save_graph(graph, tmp / "model.float.onnx")
         save_graph(qgraph, tmp / "model.q.onnx")
         vectors = _test_vectors(qgraph, feeds, opts.test_vectors)
@@ -280,12 +268,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         target.build(qgraph, tmp, report, vectors)
         timings["build_s"] = time.perf_counter() - t0
         write_report(report, tmp / "report.json")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        output_dir.install(tmp, out_dir, opts.target, inputs)
     return CompileResult(out_dir, graph, qgraph, report)
 
 

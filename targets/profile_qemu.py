@@ -47,12 +47,13 @@ def _profile_vector(info: dict) -> dict[str, np.ndarray]:
 def profile_on_qemu(target, out_dir: Path) -> dict:
     info = cp.load_info(out_dir, target.name)
     machine = info["board"]["machine"]
-    elf = target._relink_with_vectors(out_dir, info, _profile_vector(info), "prof", profile=True)
-    mark = symbol(elf, "edgeq_layer_mark")
-    if mark is None:
-        raise EdgeqError("the profiling firmware has no edgeq_layer_mark", "this is an edgeq bug: please report it")
-    addr = mark[0] & ~1  # Thumb functions have bit 0 set in the symbol, not in the PC
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgeq-profile-") as tmp:  # DIR is not written
+        elf = target._relink_with_vectors(out_dir, info, _profile_vector(info), "prof", profile=True,
+                                          scratch=Path(tmp))
+        mark = symbol(elf, "edgeq_layer_mark")
+        if mark is None:
+            raise EdgeqError("the profiling firmware has no edgeq_layer_mark", "this is an edgeq bug: please report it")
+        addr = mark[0] & ~1  # Thumb functions have bit 0 set in the symbol, not in the PC
         counts_file = Path(tmp) / "counts.txt"
         res = qemu.run_firmware(machine, elf, plugin=plugin_library(),
                                 plugin_args={"mark": hex(addr), "out": str(counts_file)})

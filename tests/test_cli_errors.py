@@ -70,10 +70,26 @@ def test_unsupported_op(tmp_path):
     assert not out.exists()
 
 
+def test_input_shape_of_the_wrong_rank_shows_the_declared_dims(tmp_path):
+    model = conv_model(tmp_path / "m.onnx", batch="N")
+    proc = edgeq("compile", model, "-o", tmp_path / "o", "--input-shape", "x=1x8x8")
+    assert_clean_failure(proc, "give 4 dims: --input-shape x=?x1x8x8")
+
+
+def test_inspect_takes_input_shape(tmp_path):
+    """`inspect` names --input-shape in its fix, so it has the option, as compile does."""
+    model = conv_model(tmp_path / "m.onnx", batch="N")
+    assert_clean_failure(edgeq("inspect", model), "--input-shape x=?x1x8x8")
+    ok = edgeq("inspect", model, "--input-shape", "x=1x1x8x8")
+    assert ok.returncode == 0, ok.stderr
+    assert "Conv" in ok.stdout and "1x4x8x8" in ok.stdout
+
+
 def test_dynamic_shape_needs_input_shape(tmp_path):
     model = conv_model(tmp_path / "m.onnx", batch="N")
     out = tmp_path / "out"
-    assert_clean_failure(edgeq("compile", model, "-o", out), "--input-shape")
+    # the fix names the model's own shape with only the unknown dim as `?`
+    assert_clean_failure(edgeq("compile", model, "-o", out), "--input-shape x=?x1x8x8 with each ? set")
     assert not out.exists()
     ok = edgeq("compile", model, "-o", out, "--input-shape", "x=1x1x8x8", "-q")
     assert ok.returncode == 0, ok.stderr

@@ -98,9 +98,13 @@ def test_edgeq_flash_cli_end_to_end(tmp_path):
 @pytest.mark.qemu
 def test_flashed_firmware_that_fails_its_self_check(tmp_path, capsys):
     """The flash path checks the run: a firmware whose embedded expected output is wrong
-    loads and verifies, but its exit status (1 mismatch) makes `edgeq flash` fail."""
+    loads and verifies, but its exit status (1 mismatch) makes `edgeq flash` fail with
+    exit 3 (check mismatch) and one line."""
     import re
+    import subprocess
+    import sys
     from rich.console import Console
+    from edgeq.errors import CheckMismatch
     from edgeq.runner import flash_build
     from edgeq.targets.pipeline import CompileOptions, compile_model
     from .test_cli_errors import conv_model
@@ -119,4 +123,9 @@ def test_flashed_firmware_that_fails_its_self_check(tmp_path, capsys):
     res = t.flash(out, "qemu")
     assert res["verified"] and res["exit_status"] == 1
     assert "mismatch 0 0" in res["firmware_output"]
-    assert flash_build(out, "qemu", False, Console(file=None, force_terminal=False)) is False
+    with pytest.raises(CheckMismatch, match="self-check failed: 1 output"):
+        flash_build(out, "qemu", False, Console(file=None, force_terminal=False))
+    f = subprocess.run([sys.executable, "-m", "edgeq.cli", "flash", str(out), "--probe", "qemu"],
+                       capture_output=True, text=True, timeout=300)
+    assert f.returncode == 3, f.stdout + f.stderr
+    assert f.stderr.startswith("error: the flashed firmware's self-check failed") and "Traceback" not in f.stderr

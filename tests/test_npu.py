@@ -42,6 +42,23 @@ def test_registry_has_the_ethos_targets():
     assert set(ACCELERATORS) <= set(names)
 
 
+def test_vela_is_found_without_it_on_path(tmp_path, monkeypatch):
+    """edgeq run from a venv that is not activated: vela comes from the interpreter's own
+    environment, not from PATH (here PATH holds only the system folders)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    from .test_cli_errors import conv_model
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    exe = vela_command(tmp_path / "m.tflite", "ethos-u55-128", tmp_path)[0]
+    assert Path(exe).is_file() and not exe.startswith(("/usr/bin", "/bin"))
+    out = tmp_path / "u55"
+    proc = subprocess.run([sys.executable, "-m", "edgeq.cli", "compile", str(conv_model(tmp_path / "m.onnx")),
+                           "-t", "ethos-u55-128", "-o", str(out), "-q"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "report.json").read_text())["npu"]["npu_cycles"] > 0
+
+
 def test_small_graph_on_u55_report(tmp_path):
     b = QB(20)
     x = b.inp("x", (1, 3, 16, 16), 0.05, -20)
