@@ -6,6 +6,7 @@ codes"): 0 ok, 1 error (an EdgeqError), 2 usage, 3 check mismatch, 130 interrupt
 """
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
@@ -118,7 +119,7 @@ def compile_cmd(
                           bias_correction=bias_correction, dfq_guard=dfq_guard, calib_method=calib_method,
                           calib_percentile=calib_percentile,
                           weight_rounding=weight_rounding, scratch=scratch, progress=not quiet)
-    result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {m}"))
+    result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {terminal_text(m)}"))
     print_compile_summary(result.report, out_dir, out)
 
 
@@ -205,6 +206,15 @@ def _usage_line(e: Exception) -> str:
     return f"{e.format_message()} (fix: see `{where}`)"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_text(text: str) -> str:
+    """Text from a model or a path, safe to print: rich markup escaped, and control
+    characters (a terminal escape sequence hidden in a node name) shown as '?'."""
+    return rich_escape(_CONTROL.sub("?", str(text)))
+
+
 def _error_line(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
 
@@ -216,10 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, prog_name="edgeq", standalone_mode=False)
     except EdgeqError as e:
-        _error_line(rich_escape(str(e)))
+        _error_line(terminal_text(e))
         code = e.exit_code
     except _USAGE_BASE as e:
-        _error_line(rich_escape(_usage_line(e)))
+        _error_line(terminal_text(_usage_line(e)))
         code = e.exit_code
     except typer.Abort:
         code = 1

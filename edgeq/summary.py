@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape as rich_escape
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -16,7 +17,7 @@ def _kb(n) -> str:
 
 
 def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None:
-    console.print(f"[bold]edgeq[/] compiled for [bold]{report['target']}[/] -> {out_dir}")
+    console.print(f"[bold]edgeq[/] compiled for [bold]{report['target']}[/] -> {rich_escape(str(out_dir))}")
     rows = [("layers", str(len(report["layers"]))), ("MACs / inference", f"{report['macs']:,}"),
             ("weights + params", _kb(report.get("weights_bytes")))]
     cal = report.get("options", {}).get("calibration")

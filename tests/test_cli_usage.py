@@ -110,3 +110,23 @@ def test_signal_during_compile(tmp_path, sig, code, word):
     assert proc.returncode == code, stdout + stderr
     assert stderr.strip().splitlines()[-1] == word and "Traceback" not in stderr, stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_control_characters_and_markup_in_messages_are_printed_inert(tmp_path):
+    """A node name carrying rich markup and a terminal escape sequence reaches the error
+    line as plain text: no MarkupError traceback, no raw ESC byte on stderr."""
+    import onnx
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    node = helper.make_node("Erf", ["x"], ["y"], name="[/]bad\x1b[2Jname")
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    res = subprocess.run([sys.executable, "-m", "edgeq.cli", "compile", str(path), "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr and "\x1b" not in res.stderr
+    assert "[/]bad?[2Jname" in res.stderr
