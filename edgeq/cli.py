@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgeq.errors import EdgeqError
 
@@ -101,7 +102,7 @@ def compile_cmd(
                           bias_correction=bias_correction, dfq_guard=dfq_guard, calib_method=calib_method,
                           calib_percentile=calib_percentile,
                           weight_rounding=weight_rounding, scratch=scratch, progress=not quiet)
-    result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {m}"))
+    result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {escape(m)}"))
     print_compile_summary(result.report, out_dir, out)
 
 
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except EdgeqError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # escape: the message quotes the model's own names, which may look like [markup]
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as e:
         sys.exit(e.exit_code)

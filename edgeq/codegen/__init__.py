@@ -27,8 +27,9 @@ __all__ = ["generate_c", "io_info", "comment_safe"]
 
 
 def comment_safe(text: str) -> str:
-    """Graph names inside C comments: never let a name close (or open) the comment."""
-    return str(text).replace("*/", "*_/").replace("/*", "/_*")
+    """Graph names inside C comments: printable ASCII only, without '*' (no comment
+    opener or closer), '\\' (no line splice) and '?' (no trigraph): anything else is '_'."""
+    return "".join(ch if " " <= ch <= "~" and ch not in "*\\?" else "_" for ch in str(text))
 
 
 class Ctx:
