@@ -33,6 +33,7 @@ def main() -> int:
                     help="run only the cases whose reproducers are in this folder (same --seed and --seeds)")
     ap.add_argument("--save", type=Path, default=Path("fuzz-failures"),
                     help="folder for reproducers of failing cases")
+    ap.add_argument("--save-valid", action="store_true", help="also save the cases that built")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # `kill` ends the run like Ctrl-C: workers stopped, temporary cases removed
@@ -43,7 +44,7 @@ def main() -> int:
     if args.rerun is not None:  # folder names end in -<index>-<kind>
         indices = sorted({int(p.name.split("-")[1]) for p in args.rerun.iterdir() if p.is_dir()})
     s = run_fuzz(args.cases, args.seed, args.workers, args.seeds, args.host_every, args.save, args.first,
-                 indices=indices)
+                 indices=indices, save_valid=args.save_valid)
     print(f"\n{s.cases} cases from seed {args.seed} (first case {args.first}), {args.workers} workers, "
           f"{s.seconds:.0f} s; {s.host_cases} cases built for --target host; seed models: {', '.join(s.seeds)}\n")
     print(table(s))

@@ -30,7 +30,6 @@ class Summary:
     counts: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # kind -> class -> n
     failures: list[tuple[int, str, str, str]] = field(default_factory=list)  # index, kind, class, reason
     host_cases: int = 0
-    case_seconds: list[float] = field(default_factory=list)
 
     def total(self, cls: str) -> int:
         return sum(c[cls] for c in self.counts.values())
@@ -85,8 +84,10 @@ def save_reproducer(case: Case, case_dir: Path, o: Outcome, cls: str, reason: st
 
 
 def run_fuzz(cases: int, seed: int = 0, workers: int = 2, seeds: str = "all", host_every: int = 10,
-             save_dir: Path | None = None, first: int = 0, log=print, indices: list[int] | None = None) -> Summary:
-    """Cases first .. first+cases-1 of `seed` (or exactly `indices`)."""
+             save_dir: Path | None = None, first: int = 0, log=print, indices: list[int] | None = None,
+             save_valid: bool = False) -> Summary:
+    """Cases first .. first+cases-1 of `seed` (or exactly `indices`). Failing cases (and
+    with `save_valid` the valid builds too) are saved to `save_dir`."""
     models = seed_models(seeds)
     indices = list(range(first, first + cases)) if indices is None else list(indices)
     cases = len(indices)
@@ -108,11 +109,10 @@ def run_fuzz(cases: int, seed: int = 0, workers: int = 2, seeds: str = "all", ho
         case, case_dir = live.pop(i)
         cls, reason = classify(case, case_dir, o)
         summary.counts[case.kind][cls] += 1
-        summary.case_seconds.append(o.seconds)
         if cls in FAILURES:
             summary.failures.append((i, case.kind, cls, reason))
-            if save_dir is not None:
-                save_reproducer(case, case_dir, o, cls, reason, save_dir)
+        if save_dir is not None and (cls in FAILURES or (save_valid and cls == "valid build")):
+            save_reproducer(case, case_dir, o, cls, reason, save_dir)
         shutil.rmtree(case_dir, ignore_errors=True)
         done = sum(sum(c.values()) for c in summary.counts.values())
         if log and done % 500 == 0:
