@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.errors import EdgeqError
+from edgeq.errors import EdgeqError, shown
 from edgeq.ir import Graph
 from edgeq.observers import Histogram, MinMax, mse_range, percentile_range
 
@@ -122,6 +122,7 @@ def calibrate(graph: Graph, samples, method: str | None = DEFAULT_METHOD, progre
     for out in _passes(graph, feeds, names, progress, f"calibrating ({method}, pass 1/{passes})"):
         for n in names:
             mm[n].observe(np.asarray(out[n]))
+    check_finite({n: mm[n].range() for n in names})
     if method == "minmax":
         return {n: mm[n].range() for n in names}
     hist = {n: Histogram(*mm[n].range()) for n in names}
@@ -131,6 +132,14 @@ def calibrate(graph: Graph, samples, method: str | None = DEFAULT_METHOD, progre
     p = PERCENTILE if percentile is None else float(percentile)
     pick = (lambda h: percentile_range(h, p)) if method == "percentile" else mse_range
     return {n: pick(hist[n]) for n in names}
+
+
+def check_finite(ranges: dict[str, tuple[float, float]]) -> None:
+    """An activation that reaches inf or NaN in float32 has no int8 scale: say which one."""
+    for name, (lo, hi) in ranges.items():
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise EdgeqError(f"activation '{shown(name)}' reaches {lo} .. {hi} in float32 on the calibration inputs",
+                             "the model overflows float32: check its weights (and the calibration data)")
 
 
 # ---- --calib files ---------------------------------------------------------------------

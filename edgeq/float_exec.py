@@ -78,7 +78,10 @@ def _bn(node, a, g):
 
 def _clip(node, a, g):
     lo, hi = node.attrs.get("min", -math.inf), node.attrs.get("max", math.inf)
-    return torch.clamp(a[0], min=None if math.isinf(lo) else lo, max=None if math.isinf(hi) else hi)
+    lo, hi = (None if lo == -math.inf else lo), (None if hi == math.inf else hi)
+    if lo is None and hi is None:  # a Clip without bounds (valid ONNX) is the identity
+        return a[0]
+    return torch.clamp(a[0], min=lo, max=hi)
 
 
 def _maxpool(node, a, g):

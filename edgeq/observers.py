@@ -29,8 +29,10 @@ class MinMax:
 
     def observe(self, x: np.ndarray) -> None:
         if x.size:
-            self.lo = min(self.lo, float(np.min(x)))
-            self.hi = max(self.hi, float(np.max(x)))
+            lo, hi = float(np.min(x)), float(np.max(x))
+            # NaN sticks (min/max would skip it), so the caller can refuse the range
+            self.lo = lo if np.isnan(lo) or np.isnan(self.lo) else min(self.lo, lo)
+            self.hi = hi if np.isnan(hi) or np.isnan(self.hi) else max(self.hi, hi)
 
     def range(self) -> tuple[float, float]:
         if self.lo > self.hi:  # never saw a value

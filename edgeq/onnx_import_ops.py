@@ -11,14 +11,22 @@ import math
 
 import numpy as np
 
-from edgeq.errors import EdgeqError
+from edgeq.errors import EdgeqError, shown
 from edgeq.onnx_import_shapes import ceil_extra_pad, resolve_reshape
 
 INF = float("inf")
 
 
 def _fail(node, why: str, fix: str = "change the model before export"):
-    raise EdgeqError(f"{node.op_type} node '{node.name}': {why}", fix)
+    raise EdgeqError(f"{node.op_type} node '{shown(node.name)}': {why}", fix)
+
+
+def axis(node, a, rank: int, what: str = "axis", inclusive: bool = False) -> int:
+    """An ONNX axis in [-rank, rank) ([-rank, rank] when `inclusive`), as a non-negative index."""
+    a, hi = int(a), rank + inclusive
+    if not -rank <= a < hi:
+        _fail(node, f"{what} {a} is out of range for a rank-{rank} tensor", "use an axis of the tensor")
+    return a + rank if a < 0 else a
 
 
 def _only_first_output(node):
@@ -93,10 +101,15 @@ def conv(m, node, ins, attrs):
         W = W[:, :, None, :]
     if W.ndim != 4:
         _fail(node, f"weight rank {W.ndim} is not supported (only 1-D and 2-D convolution)")
+    declared = [int(k) for k in attrs.get("kernel_shape", [])]
+    if declared and declared != list(W.shape[2 + lifted:]):
+        _fail(node, f"kernel_shape {declared} does not match the weight's {list(W.shape[2 + lifted:])}")
     co = W.shape[0]
     B = m.value(ins[2]) if len(ins) > 2 and ins[2] else None
     if len(ins) > 2 and ins[2] and B is None:
         m.need_const(ins[2], "the bias", node)
+    if B is not None and np.size(B) != co:
+        _fail(node, f"bias has {np.size(B)} values for {co} output channels")
     B = np.zeros(co, np.float32) if B is None else np.asarray(B, np.float32).reshape(co)
     strides = _spatial_attrs(node, attrs, lifted, "strides", 1)
     dil = _spatial_attrs(node, attrs, lifted, "dilations", 1)
@@ -187,12 +200,22 @@ def matmul(m, node, ins, attrs):
 def batchnorm(m, node, ins, attrs):
     if attrs.get("training_mode", 0):
         _fail(node, "training_mode=1 is not supported", "export in eval mode (training=TrainingMode.EVAL)")
-    c = m.shape(ins[0])[1]
-    params = [np.asarray(m.need_const(n, what, node), np.float32).reshape(c)
-              for n, what in zip(ins[1:5], ("scale", "bias", "mean", "var"))]
+    shape = m.shape(ins[0])
+    if len(shape) < 2:
+        _fail(node, f"input rank {len(shape)} has no channel axis")
+    c = shape[1]
+    params = []
+    for n, what in zip(ins[1:5], ("scale", "bias", "mean", "var")):
+        p = np.asarray(m.need_const(n, what, node), np.float32)
+        if p.size != c:
+            _fail(node, f"{what} has {p.size} values for {c} channels")
+        params.append(p.reshape(c))
+    eps = float(attrs.get("epsilon", 1e-5))
+    if not np.all(params[3].astype(np.float64) + eps > 0):
+        _fail(node, f"variance + epsilon ({eps:g}) is not positive in every channel",
+              "the BatchNorm statistics are broken: re-export the model")
     names = [m.add_const(f"{node.name}/{k}", p) for k, p in zip(("scale", "B", "mean", "var"), params)]
-    m.emit("BatchNormalization", [m.ref(ins[0])] + names, node.output[0],
-           {"epsilon": float(attrs.get("epsilon", 1e-5))}, node.name)
+    m.emit("BatchNormalization", [m.ref(ins[0])] + names, node.output[0], {"epsilon": eps}, node.name)
 
 
 # ---- elementwise ------------------------------------------------------------------------
@@ -251,6 +274,8 @@ def _binary(op):
         else:  # Div
             if cb is None:
                 _fail(node, "division by a run-time tensor is not supported", "divide only by constants")
+            if np.any(np.asarray(cb) == 0):
+                _fail(node, "the constant divisor holds zeros", "divide by non-zero constants")
             m.emit("Mul", [m.ref(a), m.add_const(f"{node.name}/recip", 1.0 / np.asarray(cb, np.float64))], out, {}, node.name)
     return f
 
@@ -264,8 +289,8 @@ def _const_operand(m, node, name, value):
 # ---- data movement ------------------------------------------------------------------------
 
 def concat(m, node, ins, attrs):
-    rank = len(m.shape(ins[0]))
-    m.emit("Concat", [m.ref(i) for i in ins], node.output[0], {"axis": int(attrs["axis"]) % rank}, node.name)
+    ax = axis(node, attrs["axis"], len(m.shape(ins[0])))
+    m.emit("Concat", [m.ref(i) for i in ins], node.output[0], {"axis": ax}, node.name)
 
 
 def _reshape_to(m, node, x, shape):
@@ -283,7 +308,7 @@ def reshape(m, node, ins, attrs):
 
 def flatten(m, node, ins, attrs):
     s = m.shape(ins[0])
-    ax = int(attrs.get("axis", 1)) % (len(s) + 1) if s else 0
+    ax = axis(node, attrs.get("axis", 1), len(s), inclusive=True)
     _reshape_to(m, node, ins[0], (int(np.prod(s[:ax])), int(np.prod(s[ax:]))))
 
 
@@ -297,7 +322,7 @@ def _axes_of(m, node, ins, attrs):
 def squeeze(m, node, ins, attrs):
     s = m.shape(ins[0])
     axes = _axes_of(m, node, ins, attrs)
-    axes = [i for i, d in enumerate(s) if d == 1] if axes is None else [a % len(s) for a in axes]
+    axes = [i for i, d in enumerate(s) if d == 1] if axes is None else [axis(node, a, len(s), "axes") for a in axes]
     if any(s[a] != 1 for a in axes):
         _fail(node, f"cannot squeeze axes {axes} of shape {s}")
     _reshape_to(m, node, ins[0], [d for i, d in enumerate(s) if i not in axes])
@@ -307,14 +332,19 @@ def unsqueeze(m, node, ins, attrs):
     s = list(m.shape(ins[0]))
     axes = _axes_of(m, node, ins, attrs) or []
     r = len(s) + len(axes)
-    for a in sorted(a % r for a in axes):
+    where = sorted(axis(node, a, r, "axes") for a in axes)
+    if len(set(where)) != len(where):
+        _fail(node, f"axes {axes} repeat an axis")
+    for a in where:
         s.insert(a, 1)
     _reshape_to(m, node, ins[0], s)
 
 
 def transpose(m, node, ins, attrs):
     r = len(m.shape(ins[0]))
-    perm = [int(p) % r for p in attrs.get("perm", list(range(r))[::-1])]
+    perm = [int(p) for p in attrs.get("perm", list(range(r))[::-1])]
+    if sorted(perm) != list(range(r)):
+        _fail(node, f"perm {perm} is not a permutation of the {r} axes")
     m.emit("Transpose", [m.ref(ins[0])], node.output[0], {"perm": perm}, node.name)
 
 
@@ -331,11 +361,15 @@ def pad(m, node, ins, attrs):
     if len(ins) > 2 and ins[2]:
         value = float(np.asarray(m.need_const(ins[2], "the pad value", node)).reshape(-1)[0])
     if len(ins) > 3 and ins[3]:  # opset 18 axes: pads are given only for these axes
-        axes = [int(a) % r for a in np.asarray(m.need_const(ins[3], "axes", node)).reshape(-1)]
+        axes = [axis(node, a, r, "axes") for a in np.asarray(m.need_const(ins[3], "axes", node)).reshape(-1)]
+        if len(p) != 2 * len(axes):
+            _fail(node, f"{len(p)} pads for {len(axes)} axes")
         full = [0] * 2 * r
         for k, a in enumerate(axes):
             full[a], full[a + r] = p[k], p[k + len(axes)]
         p = full
+    if len(p) != 2 * r:
+        _fail(node, f"{len(p)} pads for a rank-{r} tensor (it needs {2 * r})")
     if any(v < 0 for v in p):
         _fail(node, f"negative pads {p} (cropping) are not supported")
     m.emit("Pad", [m.ref(ins[0])], node.output[0], {"pads": p, "value": value}, node.name)
@@ -343,11 +377,11 @@ def pad(m, node, ins, attrs):
 
 def softmax(m, node, ins, attrs):
     r = len(m.shape(ins[0]))
-    axis = int(attrs.get("axis", -1 if m.opset >= 13 else 1)) % r
-    if axis != r - 1:
-        _fail(node, f"softmax over axis {axis} of a rank-{r} tensor; only the last axis is supported",
+    ax = axis(node, attrs.get("axis", -1 if m.opset >= 13 else 1), r)
+    if ax != r - 1:
+        _fail(node, f"softmax over axis {ax} of a rank-{r} tensor; only the last axis is supported",
               "transpose so the softmax runs over the last axis")
-    m.emit("Softmax", [m.ref(ins[0])], node.output[0], {"axis": axis}, node.name)
+    m.emit("Softmax", [m.ref(ins[0])], node.output[0], {"axis": ax}, node.name)
 
 
 def identity(m, node, ins, attrs):
@@ -424,7 +458,7 @@ def reduce_mean(m, node, ins, attrs):
     if axes is None and attrs.get("noop_with_empty_axes", 0):
         identity(m, node, ins, attrs)
         return
-    axes = sorted({a % r for a in (axes if axes is not None else range(r))})
+    axes = sorted({axis(node, a, r, "axes") for a in (axes if axes is not None else range(r))})
     keep = int(attrs.get("keepdims", 1))
     if not axes or axes != list(range(axes[0], r)) or axes[0] == 0:
         _fail(node, f"ReduceMean over axes {axes} of a rank-{r} tensor; only trailing non-batch axes are supported",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeq.errors import EdgeqError, shown
 from edgeq.ir import Graph, Node
 from edgeq.passctx import PassContext
 
@@ -75,12 +76,23 @@ def _foldable(graph: Graph, prod: Node | None, bn: Node) -> bool:
             and all(graph.const(i) is not None for i in prod.inputs[1:3]))
 
 
-def _set_const(graph: Graph, node: Node, idx: int, value: np.ndarray) -> None:
+def _float32(value: np.ndarray, bn: Node) -> np.ndarray:
+    """The folded values in float32; extreme statistics (a variance near 0 with a large
+    gamma) can leave float32's range, which no later stage can represent."""
+    with np.errstate(all="ignore"):
+        data = np.asarray(value).astype(np.float32)
+    if not np.all(np.isfinite(data)):
+        raise EdgeqError(f"BatchNormalization node '{shown(bn.name)}': folding it gives values beyond float32's range",
+                         "check its statistics (a variance near zero with a large scale): re-export the model")
+    return data
+
+
+def _set_const(graph: Graph, node: Node, idx: int, value: np.ndarray, bn: Node) -> None:
     """Write a new weight; copy first if another node shares the old constant."""
     name = node.inputs[idx]
     old = graph.tensors[name]
     shared = sum(i == name for n in graph.nodes for i in n.inputs) > 1
-    data = np.ascontiguousarray(value.astype(old.data.dtype))
+    data = np.ascontiguousarray(_float32(value, bn).astype(old.data.dtype))
     if shared:
         node.inputs[idx] = graph.add_const(name + "_bn", data)
     else:
@@ -93,8 +105,8 @@ def _fold(graph: Graph, layer: Node, bn: Node, via: Node | None = None) -> None:
     s = gamma / np.sqrt(var + eps)
     W = graph.const(layer.inputs[1]).astype(np.float64)
     B = graph.const(layer.inputs[2]).astype(np.float64)
-    _set_const(graph, layer, 1, W * s.reshape((-1,) + (1,) * (W.ndim - 1)))
-    _set_const(graph, layer, 2, (B - mean) * s + beta)
+    _set_const(graph, layer, 1, W * s.reshape((-1,) + (1,) * (W.ndim - 1)), bn)
+    _set_const(graph, layer, 2, (B - mean) * s + beta, bn)
     writer = via or layer  # the node that now writes the BN's output tensor
     old_out = writer.outputs[0]
     writer.outputs = [bn.outputs[0]]
@@ -110,8 +122,8 @@ def _to_mul_add(graph: Graph, bn: Node) -> None:
     s = gamma / np.sqrt(var + eps)
     rank = len(graph.tensors[bn.inputs[0]].shape)
     shape = (-1,) + (1,) * max(rank - 2, 0)  # broadcast along axis 1
-    scale = graph.add_const(f"{bn.name}/scale", s.reshape(shape).astype(np.float32))
-    shift = graph.add_const(f"{bn.name}/shift", (beta - mean * s).reshape(shape).astype(np.float32))
+    scale = graph.add_const(f"{bn.name}/scale", _float32(s.reshape(shape), bn))
+    shift = graph.add_const(f"{bn.name}/shift", _float32((beta - mean * s).reshape(shape), bn))
     mid = graph.unique_name(f"{bn.outputs[0]}/scaled")
     src = graph.tensors[bn.inputs[0]]
     from edgeq.ir import Tensor

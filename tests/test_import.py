@@ -115,7 +115,6 @@ def test_conv1d_becomes_2d():
 @pytest.mark.parametrize("attrs,a_shape,b_shape,c_shape", [
     (dict(transB=1, alpha=0.5, beta=2.0), (1, 6), (4, 6), (4,)),
     (dict(), (1, 6), (6, 4), (1, 4)),
-    (dict(transA=1), (6, 1), (6, 4), None),
 ])
 def test_gemm_forms(attrs, a_shape, b_shape, c_shape):
     inits = {"B": rand(b_shape, 1)}
@@ -128,6 +127,18 @@ def test_gemm_forms(attrs, a_shape, b_shape, c_shape):
     _canonical(g)
     assert "Gemm" in g.ops()
     feeds = {"a": rand(a_shape, 3)}
+    np.testing.assert_allclose(run_float(g, feeds)["y"], ort_run(m, feeds)[0], **TOL)
+
+
+def test_gemm_transA():
+    """transA reads a (K, N) operand: here a transposed activation, so axis 0 of the
+    model's input stays the batch (an input (K, 1) itself is refused: tests/test_import_malformed.py)."""
+    nodes = [helper.make_node("Transpose", ["a"], ["t"], perm=[1, 0]),
+             helper.make_node("Gemm", ["t", "B"], ["y"], transA=1)]
+    m = make_model(nodes, [("a", (1, 6))], [("y", None)], {"B": rand((6, 4), 1)})
+    g = import_onnx(m)
+    _canonical(g)
+    feeds = {"a": rand((1, 6), 3)}
     np.testing.assert_allclose(run_float(g, feeds)["y"], ort_run(m, feeds)[0], **TOL)
 
 
@@ -256,6 +267,39 @@ def test_old_opset_is_converted():
     g = import_onnx(m)
     clip = [n for n in g.nodes if n.op == "Clip"][0]
     assert (clip.attrs["min"], clip.attrs["max"]) == (0.0, 6.0)
+
+
+def test_folded_min_max_broadcast():
+    """Min/Max of constants of different shapes (ONNX broadcasts) were refused as 'unsupported op Min'."""
+    nodes = [helper.make_node("Min", ["a", "b"], ["k0"], name="min"), helper.make_node("Max", ["k0", "c"], ["k"]),
+             helper.make_node("Mul", ["x", "k"], ["y"])]
+    m = make_model(nodes, [("x", (1, 4))], [("y", None)],
+                   {"a": rand((1, 4), 1), "b": np.array(0.5, np.float32), "c": np.array([-0.5], np.float32)})
+    g = import_onnx(m)
+    _check_against_ort(m, g)
+
+
+def test_clip_without_bounds_runs():
+    """Clip with neither bound is the identity (valid ONNX); float execution raised."""
+    m = make_model([helper.make_node("Clip", ["x"], ["y"])], [("x", (1, 4))], [("y", None)])
+    g = import_onnx(m)
+    x = rand((3, 4))
+    assert np.array_equal(run_float(g, {"x": x})["y"], x)
+
+
+def test_rank1_result_runs_batched_in_the_integer_reference():
+    """ReduceMean(keepdims=0) of a (1, 8) tensor is rank 1: a batch of N had no axis to keep
+    (QReshape raised 'cannot reshape array of size 4 into shape (1,)' in the host build)."""
+    from edgeq.intref.interpreter import run_reference
+    from edgeq.targets.pipeline import CompileOptions, compile_model
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1], keepdims=0),
+             helper.make_node("Unsqueeze", ["m", "ax"], ["y"])]
+    m = make_model(nodes, [("x", (1, 8))], [("y", None)], {"ax": np.array([1], np.int64)})
+    q = compile_model(m, CompileOptions(progress=False), log=lambda _: None).qgraph
+    xs = np.random.default_rng(0).integers(-128, 128, (4, 8)).astype(np.int8)
+    batched = run_reference(q, {"x": xs})["y"]
+    one_by_one = np.concatenate([run_reference(q, {"x": xs[i:i + 1]})["y"] for i in range(4)])
+    assert batched.shape == (4, 1) and np.array_equal(batched, one_by_one)
 
 
 def test_external_data(tmp_path):
