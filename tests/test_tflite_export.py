@@ -387,6 +387,22 @@ def test_lut_is_an_exact_gather():
     assert op_codes(data) == ["CAST", "ADD", "GATHER"]
 
 
+def test_sigmoid_tanh_hard_swish_export_as_tflite_builtins():
+    """The quantizer's Sigmoid / Tanh / HardSwish tables are TFLite's own kernels on these
+    parameters (tests/test_tflite_oracle_activations.py), so they export as LOGISTIC, TANH
+    and HARD_SWISH, not as a GATHER, and still give the reference's bytes in both runtimes."""
+    from edgeq.quantize import quantize
+    g = Graph("t")
+    for name in ("x", "h", "s", "t"):
+        g.add_tensor(Tensor(name, (1, 3, 4, 4), "float32"))
+    g.inputs, g.outputs = ["x"], ["s", "t"]
+    g.nodes += [Node("HardSwish", "hswish", ["x"], ["h"], {}), Node("Sigmoid", "sigm", ["h"], ["s"], {}),
+                Node("Tanh", "tanh", ["x"], ["t"], {})]
+    q = quantize(g, {"x": (-4.0, 5.0), "h": (-0.375, 5.0), "s": (0.0, 1.0), "t": (-1.0, 1.0)})
+    data = assert_exact(q, random_feeds(q, 64))
+    assert op_codes(data) == ["HARD_SWISH", "LOGISTIC", "TANH"]
+
+
 def test_prelu_per_channel_is_an_exact_gather():
     b = QB(18)
     x = b.inp("x", (1, 3, 5, 5), 0.05, 10)
@@ -431,22 +447,6 @@ def test_file_format():
     assert tflm_arena_bytes(data) > 0
 
 
-def test_float_io_edges():
-    b = QB(17)
-    x = b.inp("x", (1, 3, 4, 4), 0.05, 0)
-    y = b.conv(x, 4, (1, 1), 0.1, 0)
-    g = b.done(y)
-    data = export_tflite(g, float_io=True)
-    assert op_codes(data) == ["QUANTIZE", "CONV_2D", "DEQUANTIZE"]
-    xf = {"x": np.random.default_rng(0).uniform(-6, 6, (3, 1, 3, 4, 4)).reshape(3, 3, 4, 4).astype(np.float32)}
-    ref = run_reference(g, {"x": g.tensors["x"].q.quantize(xf["x"])})[y]
-    got = run_litert(data, xf)[y]
-    deq = ((ref.astype(np.float32) - 0) * np.float32(0.1))
-    np.testing.assert_allclose(got, deq, atol=0.1 + 1e-6)  # ties may round the other way
-
-
-# ---- whole models through the pipeline (import -> passes -> calibrate -> quantize) ----------
-
 def _one_unit_off(g: Graph, op: str) -> Graph:
     """g with the first `op` node's multiplier one unit away from TFLite's."""
     node = next(n for n in g.nodes if n.op == op)
@@ -472,6 +472,22 @@ def test_multiplier_tflite_would_derive_differently_is_refused(op):
     with pytest.raises(EdgeqError, match=rf"n\d+_{op}.*(multiplier|parameters)"):
         export_tflite(_one_unit_off(g, op))
 
+
+def test_float_io_edges():
+    b = QB(17)
+    x = b.inp("x", (1, 3, 4, 4), 0.05, 0)
+    y = b.conv(x, 4, (1, 1), 0.1, 0)
+    g = b.done(y)
+    data = export_tflite(g, float_io=True)
+    assert op_codes(data) == ["QUANTIZE", "CONV_2D", "DEQUANTIZE"]
+    xf = {"x": np.random.default_rng(0).uniform(-6, 6, (3, 1, 3, 4, 4)).reshape(3, 3, 4, 4).astype(np.float32)}
+    ref = run_reference(g, {"x": g.tensors["x"].q.quantize(xf["x"])})[y]
+    got = run_litert(data, xf)[y]
+    deq = ((ref.astype(np.float32) - 0) * np.float32(0.1))
+    np.testing.assert_allclose(got, deq, atol=0.1 + 1e-6)  # ties may round the other way
+
+
+# ---- whole models through the pipeline (import -> passes -> calibrate -> quantize) ----------
 
 from functools import lru_cache  # noqa: E402
 
