@@ -2,7 +2,9 @@
 
 q = round_half_even(W / scale), clamped to [-qmax, qmax] with qmax = 2^(bits-1) - 1, so
 -128 never appears and negation cannot overflow. scale = max|W_c| / qmax per output
-channel (axis 0 for Conv [Co, Ci/g, kH, kW] and Gemm [Co, K]) or over the whole tensor.
+channel (axis 0 for Conv [Co, Ci/g, kH, kW] and Gemm [Co, K]) or over the whole tensor,
+rounded to float32 like every scale of the quantized graph (a .tflite file stores float32
+scales and TFLite derives its multipliers from them; the clamp absorbs the rounding).
 
 Example: W = [[0.5, -1.0], [0.02, 0.01]], bits=8, per channel ->
 scales = [1/127, 0.02/127], q = [[64, -127], [127, 64]] (63.5 rounds to even 64).
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeq.quantize_rules.multipliers import f32_array
+
 
 def _reduce_axes(ndim: int, axis: int) -> tuple[int, ...]:
     return tuple(i for i in range(ndim) if i != axis)
@@ -37,7 +41,7 @@ def _reduce_axes(ndim: int, axis: int) -> tuple[int, ...]:
 
 def weight_scales(W: np.ndarray, bits: int = 8, per_channel: bool = True,
                   axis: int = 0) -> np.ndarray:
-    """float64 scales: shape (W.shape[axis],) per channel, shape () per tensor."""
+    """float32 values in float64 arrays: shape (W.shape[axis],) per channel, () per tensor."""
     W = np.asarray(W, dtype=np.float64)
     qmax = (1 << (bits - 1)) - 1
     if per_channel and W.ndim > 0:
@@ -52,7 +56,7 @@ def weight_scales(W: np.ndarray, bits: int = 8, per_channel: bool = True,
             on_grid = _channel_grid_scales(W, qmax, axis % W.ndim)
         if on_grid is not None:
             scale = on_grid
-    return np.where(scale > 0, scale, 1.0).astype(np.float64)
+    return f32_array(np.where(scale > 0, scale, 1.0))
 
 
 GRID_TOLERANCE = 1e-3  # in LSBs: float32 storage of int8 * s is exact to ~1e-5 LSB
@@ -100,7 +104,7 @@ def _channel_grid_scales(W: np.ndarray, qmax: int, axis: int) -> np.ndarray | No
 
 def quantize_weights(W: np.ndarray, bits: int = 8, per_channel: bool = True,
                      axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Return (q int8, scales float64). q has W's shape; scales as in `weight_scales`."""
+    """Return (q int8, scales). q has W's shape; scales as in `weight_scales`."""
     if not 2 <= bits <= 8:
         raise ValueError(f"quantize_weights: bits must be in [2, 8], got {bits}")
     W = np.asarray(W, dtype=np.float64)

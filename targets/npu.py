@@ -1,7 +1,7 @@
 """Targets `ethos-u55-*`, `ethos-u65-*`, `ethos-u85-*`: the int8 .tflite compiled by Vela.
 
-build: the same model.tflite as the `tflite` target (exported, aligned, and checked bit
-for bit in LiteRT and TFLite Micro), then Arm's Vela compiler (ethos-u-vela, CLI) with an
+build: the same model.tflite as the `tflite` target (exported from the quantized graph
+every target shares, and checked bit for bit in LiteRT and TFLite Micro), then Arm's Vela compiler (ethos-u-vela, CLI) with an
 explicit configuration from the vela.ini shipped inside the ethos-u-vela package:
 
 | NPU family | system config (Arm/vela.ini) | memory mode | what it models |
@@ -140,8 +140,8 @@ class NpuTarget:
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
         from edgeq.targets.tflite import MODEL_FILE, export_build, verify
         out_dir = Path(out_dir)
-        aligned, data = export_build(qgraph, out_dir, report)
-        verify(aligned, data, test_vectors, report)
+        data = export_build(qgraph, out_dir, report)
+        verify(qgraph, data, test_vectors, report)
         vela_out = out_dir / VELA_DIR
         vela_out.mkdir(exist_ok=True)
         cmd = vela_command(out_dir / MODEL_FILE, self.name, vela_out)

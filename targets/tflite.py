@@ -1,11 +1,10 @@
 """Target `tflite`: an int8 .tflite flatbuffer, run by LiteRT's reference kernels.
 
-build: align the multipliers to what TFLite derives from float32 scales
-(edgeq.tflite_export.align), write model.tflite, load it in LiteRT (BUILTIN_REF) and in
-TFLite Micro, run the test vectors through both and require the integer reference's
-bytes; report the file size and TFLM's measured arena. When alignment changed a
-multiplier, DIR/model.q.onnx is rewritten with the aligned graph so `edgeq run --check`
-compares against the semantics the .tflite file actually has.
+build: write model.tflite from the quantized graph every target shares (DIR/model.q.onnx:
+its scales are float32 and its multipliers are the ones TFLite derives from them, so the
+file computes what the C targets compute), load it in LiteRT (BUILTIN_REF) and in TFLite
+Micro, run the test vectors through both and require the integer reference's bytes;
+report the file size and TFLM's measured arena.
 run: LiteRT BUILTIN_REF (bit-identical to TFLite Micro's reference kernels).
 """
 from __future__ import annotations
@@ -31,34 +30,29 @@ def op_histogram(data: bytes) -> dict[str, int]:
     return dict(Counter(names.get(c, str(c)) for c in codes))
 
 
-def export_build(qgraph, out_dir: Path, report: dict, gemm_as: str = "conv"):
-    """Shared by the tflite and NPU targets: aligned graph + model.tflite in out_dir."""
-    from edgeq.onnx_io import save_graph
-    from edgeq.tflite_export import align_for_tflite, export_tflite
-    aligned, changed = align_for_tflite(qgraph)
-    data = export_tflite(aligned, align=False, gemm_as=gemm_as)
+def export_build(qgraph, out_dir: Path, report: dict, gemm_as: str = "conv") -> bytes:
+    """Shared by the tflite and NPU targets: model.tflite in out_dir."""
+    from edgeq.tflite_export import export_tflite
+    data = export_tflite(qgraph, gemm_as=gemm_as)
     (Path(out_dir) / MODEL_FILE).write_bytes(data)
-    if changed and (Path(out_dir) / "model.q.onnx").exists():
-        save_graph(aligned, Path(out_dir) / "model.q.onnx")
-    report["tflite"] = {"file": MODEL_FILE, "ops": op_histogram(data),
-                        "aligned_multiplier_nodes": len(changed)}
+    report["tflite"] = {"file": MODEL_FILE, "ops": op_histogram(data)}
     report["tflite_bytes"] = len(data)
-    return aligned, data
+    return data
 
 
-def verify(aligned, data: bytes, vectors, report: dict) -> None:
+def verify(qgraph, data: bytes, vectors, report: dict) -> None:
     """Both interpreters load the file and reproduce the integer reference on the vectors."""
     from edgeq.intref.interpreter import run_reference
     from edgeq.tflite_run import run_litert, run_tflm
     if not vectors:
         rng = np.random.default_rng(0)
-        vectors = {n: rng.integers(-128, 128, (2,) + tuple(aligned.tensors[n].shape[1:])).astype(np.int8)
-                   for n in aligned.inputs}
-    expected = run_reference(aligned, vectors)
+        vectors = {n: rng.integers(-128, 128, (2,) + tuple(qgraph.tensors[n].shape[1:])).astype(np.int8)
+                   for n in qgraph.inputs}
+    expected = run_reference(qgraph, vectors)
     result = {"vectors": int(len(next(iter(vectors.values()))))}
     for runner in (run_litert, run_tflm):
         got = runner(data, vectors)
-        bad = [n for n in aligned.outputs if not np.array_equal(got[n], expected[n])]
+        bad = [n for n in qgraph.outputs if not np.array_equal(got[n], expected[n])]
         result[runner.__name__.removeprefix("run_")] = "bit-identical" if not bad else f"differs on {bad}"
         if bad:
             report["self_check"] = result
@@ -75,8 +69,8 @@ class TfliteTarget:
 
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
         from edgeq.tflite_run import tflm_allocations
-        aligned, data = export_build(qgraph, out_dir, report)
-        verify(aligned, data, test_vectors, report)
+        data = export_build(qgraph, out_dir, report)
+        verify(qgraph, data, test_vectors, report)
         alloc = tflm_allocations(data)
         report.update(
             tflm_arena_bytes=alloc["total"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.calibrate import calibrate
-from edgeq.calibrate_bias import _float_preact, _int_output, _int_preact, correct_bias_quantized
+from edgeq.calibrate_bias import _int_output, _int_preact, correct_bias_quantized
 from edgeq.intref import load_all, run_node
 from edgeq.intref.interpreter import quantize_inputs, run_reference
 from edgeq.ir import Graph, Node, Tensor
@@ -36,19 +36,33 @@ def two_conv_graph() -> Graph:
     return g
 
 
+def _torch_float_preacts(g: Graph, x: np.ndarray) -> dict[str, tuple]:
+    """Per layer of two_conv_graph: (float input, float pre-activation), written out with
+    torch here, in float64, so the grade does not use edgeq's float executor or the
+    module's own helpers."""
+    import torch
+    import torch.nn.functional as F
+    w1, b1, w2, b2 = (torch.from_numpy(g.const(n)).double() for n in ("w1", "b1", "w2", "b2"))
+    xt = torch.from_numpy(x).double()
+    pre1 = F.conv2d(F.pad(xt, (0, 1, 0, 1)), w1, b1, stride=2)  # pads (top, left, bottom, right) = (0, 0, 1, 1)
+    h = torch.relu(pre1)
+    pre2 = F.conv2d(h, w2, b2, padding=1, groups=4)
+    return {"conv1": pre1.numpy(), "dw": pre2.numpy()}
+
+
 def _layer_errors(q: Graph, g: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean real pre-activation error per channel of every QConv on x."""
-    from edgeq.float_exec import run_float
-    fl = run_float(g, {"x": x}, outputs=["x", "h"])
-    qi = run_reference(q, quantize_inputs(q, {"x": x}), outputs=["h"])
-    qi["x"] = quantize_inputs(q, {"x": x})["x"]
+    """Mean real pre-activation error per channel of every QConv on x: the integer
+    reference's own accumulators (edgeq.intref.conv) times s_in * s_w[c], minus torch."""
+    from edgeq.intref.conv import conv_accumulate
+    feeds = quantize_inputs(q, {"x": x})
+    ints = {**run_reference(q, feeds, outputs=["h"]), "x": feeds["x"]}
+    floats = _torch_float_preacts(g, x)
     out = {}
     for qn in q.nodes:
-        fn = next(n for n in g.nodes if n.name == qn.name)
         w, b = q.const(qn.inputs[1]), q.const(qn.inputs[2])
-        acc = _int_preact(qn, qi[qn.inputs[0]], w, b)
+        acc = conv_accumulate(qn, ints[qn.inputs[0]], w, b, 2)
         step = float(q.tensors[qn.inputs[0]].q.scale) * q.tensors[qn.inputs[1]].q.scale
-        e = acc * step.reshape(1, -1, 1, 1) - _float_preact(fn, __import__("torch").from_numpy(fl[fn.inputs[0]]), g)
+        e = acc * step.reshape(1, -1, 1, 1) - floats[qn.name]
         out[qn.name] = (e.mean(axis=(0, 2, 3)), step)
     return out
 
@@ -60,9 +74,11 @@ def test_mean_error_is_removed_and_only_biases_change():
     q = quantize(g, calibrate(g, x, progress=False))
     correct_bias_quantized(q, g, {"x": x}, limit=32, chunk=8)
     for name, (mean, step) in _layer_errors(q, g, x).items():
-        assert np.all(np.abs(mean) <= 0.5 * step + 1e-9), (name, mean, step)
+        # half an accumulator step (the bias is an integer); 1e-6 covers float32 vs float64
+        assert np.all(np.abs(mean) <= 0.5 * step + 1e-6), (name, mean, step)
     before = _layer_errors(q0, g, x)
-    assert sum(np.abs(m).sum() for m, _ in before.values()) > 0  # there was something to fix
+    # there was something to fix: uncorrected, the same grade fails (5-80 steps when measured)
+    assert any(np.any(np.abs(m) > 0.5 * step + 1e-6) for m, step in before.values())
     for n0, n1 in zip(q0.nodes, q.nodes):
         assert n0.attrs == n1.attrs
         for a, b in zip(n0.inputs[:2] + n0.inputs[3:], n1.inputs[:2] + n1.inputs[3:]):

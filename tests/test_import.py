@@ -26,6 +26,8 @@ def _check_against_ort(model, graph, batch=3, seed=0):
     got = run_float(graph, feeds)
     for i in range(batch):
         ref = ort_run(model, {k: v[i:i + 1] for k, v in feeds.items()})
+        # one onnxruntime array per graph output, or zip() would compare fewer (or none)
+        assert len(ref) == len(graph.outputs) > 0, (len(ref), graph.outputs)
         for name, r in zip(graph.outputs, ref):
             np.testing.assert_allclose(got[name][i:i + 1], r, **TOL)
 

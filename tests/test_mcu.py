@@ -313,6 +313,30 @@ def test_real_model_bit_exact(kind, name, target, tmp_path):
         assert np.array_equal(got[out], want[out]), out
 
 
+# One real model per board in the default run (the full grid above is slow): a different
+# MLPerf Tiny model on each, or a Fashion-MNIST net when ../shared is absent.
+BOARD_MODELS = {"cortex-m4": ("kws01", "dscnn"), "cortex-m7": ("ic01", "resnet8"),
+                "cortex-m33": ("sww01", "dscnn"), "cortex-m55": ("ad01", "mobilenetv2")}
+
+
+@needs_tools
+@pytest.mark.parametrize("board", BOARDS)
+def test_a_real_model_on_each_board_bit_exact(board, tmp_path):
+    """The firmware's self-check (2 calibration inputs) and 4 held-out real inputs run on
+    the emulated board equal the integer reference exactly."""
+    from edgeq.intref.interpreter import run_reference
+    from tests.conftest import MLPERF
+    mlperf, fmnist = BOARD_MODELS[board]
+    g, feeds = _real_model("mlperf", mlperf) if (MLPERF / mlperf / "model.onnx").is_file() \
+        else _real_model("fmnist", fmnist)
+    t, rep = get_target(board), {}
+    t.build(g, tmp_path, rep, {k: v[:2] for k, v in feeds.items()})
+    assert rep["self_check"]["passed"] and rep["self_check"]["vectors"] == 2, rep["self_check"]
+    got, want = t.run(tmp_path, feeds), run_reference(g, feeds)
+    for out in g.outputs:
+        assert np.array_equal(got[out], want[out]), out
+
+
 @needs_tools
 @pytest.mark.parametrize("board", ["cortex-m4", "cortex-m55"])
 def test_machine_code_is_integer_only(board, tmp_path):

@@ -16,6 +16,7 @@ from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_re
 from edgeq.ir import QDOMAIN, Graph, Node, Tensor
 from edgeq.quantize import quantize
 from edgeq.quantize_rules.common import act_qparams, quantize_clamp
+from edgeq.quantize_rules.multipliers import f32
 from edgeq.quantize_weights import fake_quantize_weights, quantize_weights
 
 RNG = np.random.default_rng(0)
@@ -257,8 +258,9 @@ def test_weight_quantization_properties():
     assert s[2] == 1.0 and not q[2].any()
     err = np.abs(fake_quantize_weights(W) - W)
     assert np.all(err <= s.reshape(-1, 1, 1, 1) / 2 + 1e-12)
-    q1, s1 = quantize_weights(np.array([[1.27, 0.005, 0.015]]), per_channel=False)
-    assert s1.shape == () and q1.tolist() == [[127, 0, 2]]  # 0.5 -> 0 and 1.5 -> 2 (half to even)
+    u = 2.0 ** -7  # max 127 u: the scale u is exact in float32, so the ties below are exact
+    q1, s1 = quantize_weights(np.array([[127 * u, 0.5 * u, 1.5 * u]]), per_channel=False)
+    assert s1 == u and q1.tolist() == [[127, 0, 2]]  # 0.5 -> 0 and 1.5 -> 2 (half to even)
 
 
 def test_weights_already_on_an_int8_grid_stay_exact_per_channel():
@@ -290,14 +292,18 @@ def test_bias_and_multipliers_match_their_definitions():
     ranges = {"x": (-1.0, 2.0), g.outputs[0]: (-3.0, 5.0)}
     q = quantize(g, ranges)
     node = q.nodes[0]
-    s_in, s_out = 3.0 / 255, 8.0 / 255
+    s_in, s_out = f32(3.0 / 255), f32(8.0 / 255)  # every scale of the graph is a float32 value
     s_w = q.tensors["w"].q.scale
+    assert np.array_equal(s_w, s_w.astype(np.float32))
     bias, mult, shift = (q.tensors[n].data for n in node.inputs[2:])
     assert bias.dtype == np.int32 and mult.dtype == np.int32
     np.testing.assert_array_equal(bias, np.round(Bf.astype(np.float32) / (s_in * s_w)))
     assert np.all((mult >= 1 << 30) & (mult.astype(np.int64) < 1 << 31))
     real = mult.astype(np.float64) * 2.0 ** (shift.astype(np.float64) - 31)
     np.testing.assert_allclose(real, s_in * s_w / s_out, rtol=1e-9)
+    # exactly TFLite's QuantizeMultiplier of double(s_in) * double(s_w[c]) / double(s_out)
+    want = [quantize_multiplier(s_in * float(w) / s_out) for w in s_w]
+    assert [(int(m), int(s)) for m, s in zip(mult, shift)] == want
     assert node.attrs["x_zp"] == act_qparams(-1, 2).zero_point == -43
 
 
@@ -307,7 +313,22 @@ def test_activation_params_convention():
     assert act_qparams(-1.0, 3.0).zero_point == -64
     assert np.isclose(act_qparams(1.0, 2.0).scale, 2 / 255)  # widened to include 0
     assert quantize_clamp(q, 0.0, 6.0) == (-128, 127)
-    assert quantize_clamp(act_qparams(-2.0, 2.0), 0.0, float("inf")) == (0, 127)
+    q2 = act_qparams(-2.0, 2.0)  # zp = round(-128 + 2 / float32(4/255)) = -1
+    assert quantize_clamp(q2, 0.0, float("inf")) == (int(q2.zero_point), 127) == (-1, 127)
+    # Relu6 on a scale where 6 / s lies near a half: TFLite's float32 division and round half
+    # away from zero decide it, so the export can fuse the clamp as RELU6
+    from edgeq.tflite_export.act import tflite_ranges
+    from tflite.ActivationFunctionType import ActivationFunctionType as AF
+    # (-4.5, 7.5): 6 / s is 127.4999975 in double but 127.5 in float32 -> 96, not 95
+    for lo, hi in ((0.0, 6.0), (-0.5, 6.5), (-4.5, 7.5), (-1.375, 10.625)):
+        qa = act_qparams(lo, hi)
+        assert quantize_clamp(qa, 0.0, 6.0) == tflite_ranges(float(qa.scale), int(qa.zero_point))[AF.RELU6]
+
+
+def test_range_without_a_float32_scale_is_a_clear_error():
+    for lo, hi in ((0.0, 1e300), (0.0, 1e-43)):
+        with pytest.raises(EdgeqError, match="no float32 scale"):
+            act_qparams(lo, hi)
 
 
 def test_accumulator_overflow_is_refused():

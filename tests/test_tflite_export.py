@@ -1,6 +1,6 @@
 """TFLite export, op by op and on whole models: the exported .tflite run by LiteRT's
 reference kernels (BUILTIN_REF) and by TFLite Micro must give exactly the bytes of edgeq's
-integer reference (np.array_equal), for the graph export_tflite writes (align_for_tflite).
+integer reference (np.array_equal) of the graph it was exported from.
 
 The per-op graphs are built by hand with edgeq.ir (QB below) so each TFLite construct is
 tested alone: conv (stride 2 + asymmetric pads, depthwise, dilation, explicit PAD), FC
@@ -20,17 +20,19 @@ from edgeq.intref.avgpool import avgpool_recips
 from edgeq.intref.interpreter import run_reference
 from edgeq.intref.softmax import softmax_params
 from edgeq.ir import QDOMAIN, Graph, Node, QParams, Tensor
-from edgeq.tflite_export import align_for_tflite, export_tflite, read_io_metadata
-from edgeq.tflite_export.align import add_multipliers
+from edgeq.quantize_rules.multipliers import (add_multipliers, conv_multipliers, f32, f32_array,
+                                              mul_multiplier, requant_multiplier)
+from edgeq.tflite_export import export_tflite, read_io_metadata
 from edgeq.tflite_run import run_litert, run_tflm, tflm_arena_bytes
 
 
 def qp(s, z) -> QParams:
-    return QParams(np.float64(s), np.int64(z))
+    return QParams(np.float64(f32(s)), np.int64(z))
 
 
 class QB:
-    """Hand-built `ai.edgeq` graphs; integer parameters from the documented formulas."""
+    """Hand-built `ai.edgeq` graphs: float32 scales (as the quantizer makes them) and
+    integer parameters from the documented formulas."""
 
     def __init__(self, seed: int = 0):
         self.g = Graph("t")
@@ -67,9 +69,8 @@ class QB:
              act=(-128, 127), per_channel=True):
         n, ci, h, w = self.shape(x)
         W = self.rng.integers(-127, 128, (co, ci // group) + tuple(k)).astype(np.int8)
-        ws = self.rng.uniform(0.002, 0.02, co) if per_channel else np.float64(0.01)
-        s_in = float(self.q(x).scale)
-        m, sh = quantize_multiplier_array(np.broadcast_to(s_in * ws / s, (co,)))
+        ws = f32_array(self.rng.uniform(0.002, 0.02, co) if per_channel else 0.01)
+        m, sh = conv_multipliers(float(self.q(x).scale), ws, f32(s), co)
         g = self.g
         wq = QParams(ws, np.zeros(np.shape(ws), np.int64), axis=0 if per_channel else None)
         ins = [x, g.add_const("w", W, wq),
@@ -85,9 +86,8 @@ class QB:
     def gemm(self, x, co, s, z, act=(-128, 127), per_channel=True):
         K = int(np.prod(self.shape(x)[1:]))
         W = self.rng.integers(-127, 128, (co, K)).astype(np.int8)
-        ws = self.rng.uniform(0.002, 0.02, co) if per_channel else np.float64(0.004)
-        s_in = float(self.q(x).scale)
-        m, sh = quantize_multiplier_array(np.broadcast_to(s_in * ws / s, (co,)))
+        ws = f32_array(self.rng.uniform(0.002, 0.02, co) if per_channel else 0.004)
+        m, sh = conv_multipliers(float(self.q(x).scale), ws, f32(s), co)
         g = self.g
         wq = QParams(ws, np.zeros(np.shape(ws), np.int64), axis=0 if per_channel else None)
         ins = [x, g.add_const("w", W, wq),
@@ -101,13 +101,13 @@ class QB:
         qa, qb = self.q(a), self.q(b)
         shape = np.broadcast_shapes(self.shape(a), self.shape(b))
         y = self._out(shape, s, z)
-        attrs = add_multipliers(float(qa.scale), float(qb.scale), s)
+        attrs = add_multipliers(float(qa.scale), float(qb.scale), f32(s))
         return self._node("QAdd", [a, b], y, a_zp=int(qa.zero_point), b_zp=int(qb.zero_point),
                           y_zp=z, act_min=act[0], act_max=act[1], **attrs)
 
     def mul(self, a, b, s, z):
         qa, qb = self.q(a), self.q(b)
-        m, sh = quantize_multiplier(float(qa.scale) * float(qb.scale) / s)
+        m, sh = mul_multiplier(float(qa.scale), float(qb.scale), f32(s))
         y = self._out(np.broadcast_shapes(self.shape(a), self.shape(b)), s, z)
         return self._node("QMul", [a, b], y, a_zp=int(qa.zero_point), b_zp=int(qb.zero_point),
                           y_zp=z, y_mult=m, y_shift=sh, act_min=-128, act_max=127)
@@ -158,7 +158,7 @@ class QB:
         return self._node("QSoftmax", [x], y, axis=axis, beta=1.0, **softmax_params(float(self.q(x).scale)))
 
     def requant(self, x, s, z):
-        m, sh = quantize_multiplier(float(self.q(x).scale) / s)
+        m, sh = requant_multiplier(float(self.q(x).scale), f32(s))
         y = self._out(self.shape(x), s, z)
         return self._node("QRequant", [x], y, x_zp=int(self.q(x).zero_point), y_zp=z, mult=m, shift=sh)
 
@@ -170,10 +170,10 @@ def random_feeds(g: Graph, n: int, seed: int = 1) -> dict[str, np.ndarray]:
 
 
 def assert_exact(g: Graph, feeds: dict | None = None, n: int = 32) -> bytes:
-    """Export g; LiteRT (BUILTIN_REF) and TFLM outputs must equal the aligned reference."""
+    """Export g; LiteRT (BUILTIN_REF) and TFLM outputs must equal g's integer reference."""
     data = export_tflite(g)
     feeds = feeds or random_feeds(g, n)
-    ref = run_reference(align_for_tflite(g)[0], feeds)
+    ref = run_reference(g, feeds)
     for runner in (run_litert, run_tflm):
         got = runner(data, feeds)
         for name in g.outputs:
@@ -263,7 +263,7 @@ def test_fully_connected_is_exact_in_tflm():
     data = export_tflite(g, gemm_as="fc")
     assert op_codes(data) == ["FULLY_CONNECTED"] * 2
     feeds = random_feeds(g, 1500)
-    ref = run_reference(align_for_tflite(g)[0], feeds)[y]
+    ref = run_reference(g, feeds)[y]
     assert np.array_equal(run_tflm(data, feeds)[y], ref)
 
 
@@ -387,6 +387,22 @@ def test_lut_is_an_exact_gather():
     assert op_codes(data) == ["CAST", "ADD", "GATHER"]
 
 
+def test_sigmoid_tanh_hard_swish_export_as_tflite_builtins():
+    """The quantizer's Sigmoid / Tanh / HardSwish tables are TFLite's own kernels on these
+    parameters (tests/test_tflite_oracle_activations.py), so they export as LOGISTIC, TANH
+    and HARD_SWISH, not as a GATHER, and still give the reference's bytes in both runtimes."""
+    from edgeq.quantize import quantize
+    g = Graph("t")
+    for name in ("x", "h", "s", "t"):
+        g.add_tensor(Tensor(name, (1, 3, 4, 4), "float32"))
+    g.inputs, g.outputs = ["x"], ["s", "t"]
+    g.nodes += [Node("HardSwish", "hswish", ["x"], ["h"], {}), Node("Sigmoid", "sigm", ["h"], ["s"], {}),
+                Node("Tanh", "tanh", ["x"], ["t"], {})]
+    q = quantize(g, {"x": (-4.0, 5.0), "h": (-0.375, 5.0), "s": (0.0, 1.0), "t": (-1.0, 1.0)})
+    data = assert_exact(q, random_feeds(q, 64))
+    assert op_codes(data) == ["HARD_SWISH", "LOGISTIC", "TANH"]
+
+
 def test_prelu_per_channel_is_an_exact_gather():
     b = QB(18)
     x = b.inp("x", (1, 3, 5, 5), 0.05, 10)
@@ -415,13 +431,12 @@ def test_refusals_name_the_node():
         export_tflite(b.done(y))
 
 
-def test_file_format_and_alignment_report():
+def test_file_format():
     import tflite
     b = QB(16)
     x = b.inp("x", (1, 3, 4, 4), 0.05, 0)
     y = b.conv(x, 4, (1, 1), 0.1, 0)
-    g = b.done(y)
-    data = export_tflite(g)
+    data = export_tflite(b.done(y))
     assert data[4:8] == b"TFL3"
     m = tflite.Model.GetRootAs(data, 0)
     assert m.Version() == 3 and m.Buffers(0).DataLength() == 0
@@ -429,14 +444,33 @@ def test_file_format_and_alignment_report():
     w = next(sg.Tensors(i) for i in range(sg.TensorsLength()) if sg.Tensors(i).Name() == b"w")
     assert w.Quantization().ScaleLength() == 4 and w.Quantization().QuantizedDimension() == 0
     assert tuple(w.ShapeAsNumpy()) == (4, 1, 1, 3)  # OHWI
-    aligned, changed = align_for_tflite(g)
-    assert align_for_tflite(aligned)[1] == []  # idempotent: aligned is a fixed point
-    with pytest.raises(EdgeqError, match="multiplier"):
-        if changed:
-            export_tflite(g, align=False)
-        else:
-            raise EdgeqError("multiplier (already float32-exact)")
     assert tflm_arena_bytes(data) > 0
+
+
+def _one_unit_off(g: Graph, op: str) -> Graph:
+    """g with the first `op` node's multiplier one unit away from TFLite's."""
+    node = next(n for n in g.nodes if n.op == op)
+    if op in ("QConv", "QGemm"):
+        g.tensors[node.inputs[3]].data = g.tensors[node.inputs[3]].data + np.int32(1)
+    else:
+        key = {"QAdd": "y_mult", "QMul": "y_mult", "QRequant": "mult", "QSoftmax": "input_mult"}[op]
+        node.attrs[key] += 1
+    return g
+
+
+@pytest.mark.parametrize("op", ["QConv", "QGemm", "QAdd", "QMul", "QRequant", "QSoftmax"])
+def test_multiplier_tflite_would_derive_differently_is_refused(op):
+    """The file stores scales, so a multiplier TFLite would not derive from them cannot be
+    written: the export refuses the node instead of computing other bytes."""
+    b = QB(16)
+    x = b.inp("x", (1, 3, 4, 4), 0.05, 0)
+    y = b.conv(x, 4, (1, 1), 0.1, 0)
+    y = b.add(y, b.requant(b.mul(y, y, 0.2, 1), 0.07, 2), 0.3, 0)
+    y = b.softmax(b.gemm(b.reshape(y, (1, 64)), 5, 0.2, 3))
+    g = b.done(y)
+    assert_exact(g, n=4)  # as built: TFLite's multipliers
+    with pytest.raises(EdgeqError, match=rf"n\d+_{op}.*(multiplier|parameters)"):
+        export_tflite(_one_unit_off(g, op))
 
 
 def test_float_io_edges():
@@ -447,7 +481,7 @@ def test_float_io_edges():
     data = export_tflite(g, float_io=True)
     assert op_codes(data) == ["QUANTIZE", "CONV_2D", "DEQUANTIZE"]
     xf = {"x": np.random.default_rng(0).uniform(-6, 6, (3, 1, 3, 4, 4)).reshape(3, 3, 4, 4).astype(np.float32)}
-    ref = run_reference(align_for_tflite(g)[0], {"x": g.tensors["x"].q.quantize(xf["x"])})[y]
+    ref = run_reference(g, {"x": g.tensors["x"].q.quantize(xf["x"])})[y]
     got = run_litert(data, xf)[y]
     deq = ((ref.astype(np.float32) - 0) * np.float32(0.1))
     np.testing.assert_allclose(got, deq, atol=0.1 + 1e-6)  # ties may round the other way

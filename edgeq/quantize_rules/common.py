@@ -3,9 +3,11 @@
 Activation parameters (TFLite's convention, docs/semantics.md):
   the calibrated range (lo, hi) is widened to contain 0 (so real 0.0, i.e. padding and
   ReLU's floor, is exactly representable), scale = (hi - lo) / 255 and
-  zp = round(-128 - lo / scale), clamped to [-128, 127].
-  Example: (lo, hi) = (0.0, 6.0) -> scale = 6/255 = 0.023529, zp = -128;
-           (-1.0, 3.0) -> scale = 4/255, zp = round(-128 + 63.75) = -64.
+  zp = round(-128 - lo / scale), clamped to [-128, 127]. The scale is rounded to float32
+  (a .tflite file stores float32 scales; every multiplier derives from them, see
+  multipliers.py), so every target computes with the same parameters.
+  Example: (lo, hi) = (0.0, 6.0) -> scale = float32(6/255) = 0.023529412, zp = -128;
+           (-1.0, 3.0) -> scale = float32(4/255), zp = round(-128 + 63.75) = -64.
 An empty range (a tensor that is always 0) gets (0, 1): any positive scale is exact there.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import QDOMAIN, Graph, Node, QParams, Tensor
+from edgeq.quantize_rules.multipliers import f32
 
 
 def act_qparams(lo: float, hi: float) -> QParams:
@@ -26,21 +29,36 @@ def act_qparams(lo: float, hi: float) -> QParams:
                          "check the calibration data for NaN/inf or use another --calib-method")
     if hi - lo <= 0.0:
         hi = 1.0
-    scale = (hi - lo) / 255.0
+    scale = f32((hi - lo) / 255.0)
+    if not 0.0 < scale < math.inf:
+        raise EdgeqError(f"activation range ({lo}, {hi}) has no float32 scale (a .tflite file "
+                         "and every target store scales as float32)",
+                         "check the calibration data or the model for values beyond 1e38 or below 1e-36")
     zp = int(np.clip(np.round(-128.0 - lo / scale), -128, 127))
     return QParams(np.float64(scale), np.int64(zp))
 
 
 def quantize_clamp(q: QParams, lo: float | None, hi: float | None) -> tuple[int, int]:
     """Float output clamp (a fused Relu/Relu6/Clip) -> int8 (act_min, act_max).
+
+    TFLite's rule (CalculateActivationRangeQuantized): zp + round_half_away(bound / s) with
+    the division in float32, so a Relu / Relu6 / [-1, 1] clamp is exactly the interval a
+    TFLite kernel recomputes from the output's scale (the export fuses it).
     Relu: act_min = max(-128, zp); an open side stays at the int8 limit."""
-    s, z = float(q.scale), int(q.zero_point)
+    s, z = np.float32(np.ravel(q.scale)[0]), int(q.zero_point)
     qmin, qmax = -128, 127
     if lo is not None and math.isfinite(lo):
-        qmin = int(np.clip(z + np.round(lo / s), -128, 127))
+        qmin = int(np.clip(z + _round_away(np.float32(lo) / s), -128, 127))
     if hi is not None and math.isfinite(hi):
-        qmax = int(np.clip(z + np.round(hi / s), -128, 127))
+        qmax = int(np.clip(z + _round_away(np.float32(hi) / s), -128, 127))
     return qmin, max(qmin, qmax)
+
+
+def _round_away(v: np.float32) -> int:
+    """TfLiteRound on a float32: half away from zero (beyond +-2^20 only the sign matters:
+    the result is clamped to int8)."""
+    v = np.clip(v, np.float32(-(1 << 20)), np.float32(1 << 20))
+    return int(np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)))
 
 
 class QuantContext:

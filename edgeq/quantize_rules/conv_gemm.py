@@ -3,7 +3,8 @@
 Weights: symmetric per output channel (or per tensor), edgeq.quantize_weights, with the
 layer's bits (ctx.bits_for: 8, or 4 with values in [-7, 7]; stored in an int8 array).
 Bias: int32 = round_half_even(b / (s_in * s_w[c])), zero point 0.
-Requant: per channel, real multiplier s_in * s_w[c] / s_out -> (mult, shift).
+Requant: per channel, real multiplier s_in * s_w[c] / s_out -> (mult, shift), from the
+float32 scales as TFLite derives it (multipliers.conv_multipliers).
 
 Overflow proof (asserted here for every layer): |x - x_zp| <= 255 and |w| <= qmax, so
 |acc| <= K * 255 * qmax + |bias| with K = Ci/group * kH * kW (or K of the Gemm). We
@@ -17,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.fixedpoint import quantize_multiplier_array
 from edgeq.ir import QParams
 from edgeq.quantize_rules import rule
 from edgeq.quantize_rules.common import QuantContext, fused_clamp, scalar
+from edgeq.quantize_rules.multipliers import conv_multipliers, f32_at_least
 from edgeq.quantize_weights import quantize_with_scales, weight_scales
 
 INT32_LIMIT = (1 << 31) - 1
@@ -51,8 +52,9 @@ def quantize_conv_gemm(ctx: QuantContext, node) -> None:
                          "split the layer or use fewer weight bits")
     scales = weight_scales(W, bits, ctx.per_channel, axis=0)
     # Smallest weight scale whose int32 bias still fits the headroom (see module doc).
+    # (float32, like every scale of the graph; rounded up so the bias still fits)
     need = np.abs(B) / (s_in * (headroom - 1))
-    raised = np.maximum(scales, need if ctx.per_channel else np.max(need))
+    raised = f32_at_least(np.maximum(scales, need if ctx.per_channel else np.max(need)))
     qw = quantize_with_scales(W, raised, bits, axis=0)
     s_w = np.broadcast_to(raised, (W.shape[0],)).astype(np.float64)
     bias = np.round(B / (s_in * s_w)).astype(np.int64)
@@ -60,7 +62,7 @@ def quantize_conv_gemm(ctx: QuantContext, node) -> None:
     if bound >= (1 << 31):
         raise EdgeqError(f"{node.op} node {node.name!r}: int32 accumulator bound {bound} >= 2^31",
                          "use per-channel weights or check the layer's bias")
-    mult, shift = quantize_multiplier_array(s_in * s_w / s_out)
+    mult, shift = conv_multipliers(s_in, s_w, s_out, W.shape[0])
     # MBQM shifts acc left first when the real multiplier exceeds 1 (an output range much
     # narrower than the input step times the weights): that shift must not overflow either.
     lshift = int(max(int(np.max(shift)), 0))

@@ -10,11 +10,9 @@ A constant operand is quantized to an int8 constant with its own min/max paramet
 from __future__ import annotations
 
 from edgeq.errors import EdgeqError
-from edgeq.fixedpoint import quantize_multiplier
 from edgeq.quantize_rules import rule
 from edgeq.quantize_rules.common import QuantContext, fused_clamp, scalar
-
-LEFT_SHIFT = 20
+from edgeq.quantize_rules.multipliers import add_multipliers, mul_multiplier
 
 
 @rule("Add")
@@ -23,21 +21,16 @@ def quantize_add(ctx: QuantContext, node) -> None:
     qa, qb = ctx.qp(a), ctx.qp(b)
     qy = ctx.act_params(node.outputs[0])
     sa, sb, sy = scalar(qa.scale), scalar(qb.scale), scalar(qy.scale)
-    t = 2.0 * max(sa, sb)
-    a_mult, a_shift = quantize_multiplier(sa / t)
-    b_mult, b_shift = quantize_multiplier(sb / t)
-    y_mult, y_shift = quantize_multiplier(t / ((1 << LEFT_SHIFT) * sy))
-    if y_shift > 2:  # |sa + sb| < 2^28: a left shift beyond 2 could leave int32
-        raise EdgeqError(f"Add node {node.name!r}: output range is {t / sy:.3g} times narrower than "
-                         "its inputs' (int32 overflow in the rescale)",
+    params = add_multipliers(sa, sb, sy)
+    if params["y_shift"] > 2:  # |sa + sb| < 2^28: a left shift beyond 2 could leave int32
+        raise EdgeqError(f"Add node {node.name!r}: output range is {2 * max(sa, sb) / sy:.3g} times "
+                         "narrower than its inputs' (int32 overflow in the rescale)",
                          "calibrate with data that exercises this layer")
     act_min, act_max = fused_clamp(ctx, node, qy)
     y = ctx.add_act(node.outputs[0], qy)
     ctx.add_node("QAdd", node.name, [a, b], [y], {
         "a_zp": int(qa.zero_point), "b_zp": int(qb.zero_point), "y_zp": int(qy.zero_point),
-        "left_shift": LEFT_SHIFT, "a_mult": a_mult, "a_shift": a_shift,
-        "b_mult": b_mult, "b_shift": b_shift, "y_mult": y_mult, "y_shift": y_shift,
-        "act_min": act_min, "act_max": act_max})
+        **params, "act_min": act_min, "act_max": act_max})
     ctx.record(node.name, op="Add", in_scales=[sa, sb], out_scale=sy)
 
 
@@ -47,7 +40,7 @@ def quantize_mul(ctx: QuantContext, node) -> None:
     qa, qb = ctx.qp(a), ctx.qp(b)
     qy = ctx.act_params(node.outputs[0])
     sa, sb, sy = scalar(qa.scale), scalar(qb.scale), scalar(qy.scale)
-    y_mult, y_shift = quantize_multiplier(sa * sb / sy)
+    y_mult, y_shift = mul_multiplier(sa, sb, sy)
     act_min, act_max = fused_clamp(ctx, node, qy)
     y = ctx.add_act(node.outputs[0], qy)
     ctx.add_node("QMul", node.name, [a, b], [y], {

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.fixedpoint import quantize_multiplier
 from edgeq.quantize_rules import rule
 from edgeq.quantize_rules.common import QuantContext, scalar
+from edgeq.quantize_rules.multipliers import requant_multiplier
 
 
 def _passthrough(ctx: QuantContext, node) -> tuple[str, str]:
@@ -55,7 +55,7 @@ def quantize_pad(ctx: QuantContext, node) -> None:
 def requant(ctx: QuantContext, x: str, target, base: str) -> str:
     """A QRequant node moving int8 tensor x to the parameters `target`; returns its output."""
     qx = ctx.qp(x)
-    mult, shift = quantize_multiplier(scalar(qx.scale) / scalar(target.scale))
+    mult, shift = requant_multiplier(scalar(qx.scale), scalar(target.scale))
     y = ctx.add_act(ctx.out.unique_name(f"{x}_requant"), target, shape=ctx.out.tensors[x].shape)
     ctx.add_node("QRequant", ctx.out.unique_name(base), [x], [y], {
         "x_zp": int(qx.zero_point), "y_zp": int(target.zero_point), "mult": mult, "shift": shift})

@@ -1,13 +1,13 @@
 """Export an `ai.edgeq` quantized graph to an int8 TFLite flatbuffer (no TensorFlow).
 
-    from edgeq.tflite_export import export_tflite, align_for_tflite
+    from edgeq.tflite_export import export_tflite
     data = export_tflite(qgraph)                 # bytes, file identifier "TFL3"
-    aligned, changed = align_for_tflite(qgraph)  # the graph the file reproduces exactly
 
-The exported model is bit-identical to `run_reference(aligned, feeds)` in LiteRT's
-reference kernels and in TFLite Micro (tests/test_tflite_export.py). `aligned` differs
-from `qgraph` only in multipliers that TFLite would derive differently from the file's
-float32 scales (see align.py); `changed` names those nodes.
+The exported model is bit-identical to `run_reference(qgraph, feeds)` in LiteRT's
+reference kernels and in TFLite Micro (tests/test_tflite_export.py): the quantizer's
+scales are float32 and its multipliers are the ones TFLite derives from them
+(edgeq.quantize_rules.multipliers), and the converters refuse any node whose multipliers
+TFLite would derive differently (a graph quantized elsewhere), naming it.
 
 Layout: edgeq is NCHW, the file is NHWC (layout.py); the metadata entry "edgeq_io"
 (JSON) records, for every graph input and output, the permutation from the edgeq array
@@ -24,20 +24,17 @@ import json
 
 from edgeq.ir import Graph
 from edgeq.tflite_export import ops_conv, ops_eltwise, ops_lut, ops_pool, ops_shape, ops_softmax  # noqa: F401  (register converters)
-from edgeq.tflite_export.align import align_for_tflite
 from edgeq.tflite_export.convert import CONVERTERS, METADATA_KEY, Exporter
 
 SUPPORTED_OPS = sorted(CONVERTERS)
 
 
-def export_tflite(qgraph: Graph, float_io: bool = False, align: bool = True,
-                  gemm_as: str = "conv", lut_as: str = "gather") -> bytes:
+def export_tflite(qgraph: Graph, float_io: bool = False, gemm_as: str = "conv",
+                  lut_as: str = "gather") -> bytes:
     """Quantized graph -> .tflite bytes. Raises EdgeqError naming the node for anything
     that cannot be exported bit-exactly.
 
     float_io: float32 model I/O with QUANTIZE/DEQUANTIZE at the edges (default raw int8).
-    align: write align_for_tflite(qgraph) (False: write qgraph as is; the exporter then
-    refuses nodes whose multipliers TFLite would derive differently).
     gemm_as: "conv" writes QGemm as a 1x1 CONV_2D (exact in LiteRT and TFLM), "fc" as
     FULLY_CONNECTED (exact in TFLM only: LiteRT's FC rounds once; see ops_conv).
     lut_as: "gather" writes QLut / QPrelu as CAST + ADD + GATHER of edgeq's own table
@@ -47,8 +44,7 @@ def export_tflite(qgraph: Graph, float_io: bool = False, align: bool = True,
     if lut_as not in ("gather", "refuse"):
         raise ValueError("lut_as must be 'gather' or 'refuse'")
     refuse_narrow_weights(qgraph)
-    g = align_for_tflite(qgraph)[0] if align else qgraph
-    return Exporter(g, float_io=float_io, gemm_as=gemm_as, lut_as=lut_as).run()
+    return Exporter(qgraph, float_io=float_io, gemm_as=gemm_as, lut_as=lut_as).run()
 
 
 def refuse_narrow_weights(qgraph: Graph) -> None:
@@ -78,4 +74,4 @@ def read_io_metadata(model: bytes) -> dict | None:
     return None
 
 
-__all__ = ["export_tflite", "align_for_tflite", "read_io_metadata", "SUPPORTED_OPS"]
+__all__ = ["export_tflite", "read_io_metadata", "SUPPORTED_OPS"]

@@ -8,7 +8,8 @@ Schema facts this relies on (TFLite schema v3):
 - buffer 0 is the empty sentinel buffer; every tensor without data points at it;
 - a tensor's quantization is a QuantizationParameters table (scale[], zero_point[],
   quantized_dimension), scale stored as float32: runtimes derive their fixed-point
-  multipliers from these float32 values, which is why edgeq.tflite_export.align exists;
+  multipliers from these float32 values, which is why the quantizer's scales are float32
+  (edgeq.quantize_rules.multipliers);
 - OperatorCode carries the builtin code twice: `deprecated_builtin_code` (int8, codes
   < 127) and `builtin_code` (int32); old readers use the first;
 - the file identifier is "TFL3".

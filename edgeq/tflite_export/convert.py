@@ -32,6 +32,12 @@ def converts(*ops: str):
     return register
 
 
+# The fix for a node whose multipliers differ from what TFLite derives from its float32
+# scales: only a graph quantized elsewhere (or edited by hand) can have them.
+REQUANTIZE_FIX = ("quantize the float model with edgeq (its scales are float32 and its "
+                  "multipliers are the ones TFLite derives from them)")
+
+
 def refuse(node: Node, reason: str, fix: str = "") -> EdgeqError:
     return EdgeqError(f"cannot export node {node.name!r} ({node.op}) to TFLite: {reason}",
                       fix or "use a C target (host, cortex-m*) for this model, or change the "

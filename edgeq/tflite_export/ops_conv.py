@@ -26,12 +26,12 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.intref._common import pool_out_size
+from edgeq.quantize_rules.multipliers import conv_multipliers
 from edgeq.tflite_export import layout as L
 from edgeq.tflite_export.act import act_output, fused_code
-from edgeq.tflite_export.align import conv_multipliers
 from edgeq.tflite_export.builder import BuiltinOperator as B
 from edgeq.tflite_export.builder import TQuant
-from edgeq.tflite_export.convert import converts, refuse
+from edgeq.tflite_export.convert import REQUANTIZE_FIX, converts, refuse
 from tflite.Padding import Padding
 
 
@@ -86,8 +86,7 @@ def check_multipliers(ex, node, x: str, w_name: str, co: int) -> None:
         raise refuse(node, f"channel {c} multiplier ({int(np.broadcast_to(mult, (co,))[c])}, "
                            f"{int(np.broadcast_to(shift, (co,))[c])}) differs from the ({m[c]}, {s[c]}) "
                            f"TFLite derives from the float32 scales ({bad.size} channels differ)",
-                     "export the graph returned by align_for_tflite (export_tflite does this "
-                     "unless align=False)")
+                     REQUANTIZE_FIX)
 
 
 def weight_quant(ex, w_name: str, axis: int) -> TQuant:

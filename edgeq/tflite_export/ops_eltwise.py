@@ -1,9 +1,9 @@
 """QAdd -> ADD, QMul -> MUL, QRequant -> QUANTIZE (int8 -> int8).
 
-Their integer semantics are TFLite's kernels by construction (docs/semantics.md); the
-multipliers TFLite derives from the file's float32 scales are made equal to edgeq's by
-edgeq.tflite_export.align, and the exporter checks it again here, so a mismatch is an
-error at export time instead of an occasional LSB at run time.
+Their integer semantics are TFLite's kernels by construction (docs/semantics.md), and the
+quantizer derives their multipliers from float32 scales exactly as TFLite does
+(edgeq.quantize_rules.multipliers); the exporter checks it again here, so a graph from
+elsewhere that differs is refused at export time instead of an occasional LSB at run time.
 
 Broadcasting: an operand of lower rank than the output is read with numpy's rule
 (leading 1s) and stored in the output's layout; constants are transposed here, lower-
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.fixedpoint import quantize_multiplier
+from edgeq.quantize_rules.multipliers import add_multipliers, mul_multiplier, requant_multiplier
 from edgeq.tflite_export import layout as L
 from edgeq.tflite_export.act import act_output
-from edgeq.tflite_export.align import add_multipliers, mul_multiplier
 from edgeq.tflite_export.builder import BuiltinOperator as B
-from edgeq.tflite_export.convert import converts, refuse
+from edgeq.tflite_export.convert import REQUANTIZE_FIX, converts, refuse
 
 
 def operand(ex, node, name: str, out_perm, out_rank: int) -> int:
@@ -42,8 +41,7 @@ def operand(ex, node, name: str, out_perm, out_rank: int) -> int:
 def _check(node, what: str, ours: tuple, theirs: tuple):
     if tuple(int(v) for v in ours) != tuple(int(v) for v in theirs):
         raise refuse(node, f"{what} {ours} differs from the {theirs} TFLite derives from the "
-                           "float32 scales", "export the graph returned by align_for_tflite "
-                                             "(export_tflite does this unless align=False)")
+                           "float32 scales", REQUANTIZE_FIX)
 
 
 def _binary(ex, node):
@@ -79,7 +77,7 @@ def convert_mul(ex, node):
 @converts("QRequant")
 def convert_requant(ex, node):
     x, y = node.inputs[0], node.outputs[0]
-    want = quantize_multiplier(ex.quant(x).scale[0] / ex.quant(y).scale[0])
+    want = requant_multiplier(ex.quant(x).scale[0], ex.quant(y).scale[0])
     _check(node, "QUANTIZE multiplier", (node.attr("mult"), node.attr("shift")), want)
     perm = ex.layout.setdefault(y, L.default_layout(len(ex.shape(y))))
     ex.mb.op(B.QUANTIZE, [ex.get(x, perm)], [ex.new_act(y, perm)])

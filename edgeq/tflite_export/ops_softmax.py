@@ -1,8 +1,8 @@
 """QSoftmax -> SOFTMAX (int8 in, int8 out with scale 1/256, zero point -128).
 
 edgeq's QSoftmax is TFLite's reference int8 softmax; TFLite derives input_mult,
-input_left_shift and diff_min from the float32 input scale and beta, which
-align_for_tflite has already put into the node. TFLite's softmax runs over the last
+input_left_shift and diff_min from the float32 input scale and beta, as the quantizer
+did (the exporter checks it). TFLite's softmax runs over the last
 axis, so the input is read in a layout where edgeq's axis is last.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 from edgeq.intref.softmax import softmax_params
 from edgeq.tflite_export import layout as L
 from edgeq.tflite_export.builder import BuiltinOperator as B
-from edgeq.tflite_export.convert import converts, refuse
+from edgeq.tflite_export.convert import REQUANTIZE_FIX, converts, refuse
 
 
 @converts("QSoftmax")
@@ -25,7 +25,7 @@ def convert_softmax(ex, node):
     ours = {k: int(node.attr(k)) for k in want}
     if ours != want:
         raise refuse(node, f"softmax parameters {ours} differ from TFLite's {want}",
-                     "export the graph returned by align_for_tflite")
+                     REQUANTIZE_FIX)
     yq = ex.quant(y)
     if abs(yq.scale[0] - 1 / 256) > 0 or yq.zero_point[0] != -128:
         raise refuse(node, "TFLite's int8 softmax needs output scale 1/256, zero point -128")
