@@ -125,7 +125,7 @@ class MCUTarget:
         return MCUTarget(self.name, self.board, o)
 
     # ---- build ------------------------------------------------------------------------------
-    def check_fit(self, qgraph, report: dict) -> None:
+    def check_fit(self, qgraph, report: dict, scratch: str = "fit") -> None:
         """Right after quantization, before the build: fail when the model surely does not fit
         the part. Flash: the constants as stored plus a code floor; SRAM: the memory plan's
         arena plus the stack and heap reserves (all in the linker's RAM region)."""
@@ -140,7 +140,7 @@ class MCUTarget:
                              f"of code), the part has {board['flash_bytes']:,}",
                              "use a smaller model, int4 weights (--weight-bits 4, or auto with a "
                              "--firmware-budget), " + BIGGER_PART_FIX)
-        arena = plan_memory(qgraph, scratch=qgraph.meta.get("scratch_policy", "fit")).arena_bytes
+        arena = plan_memory(qgraph, scratch=scratch).arena_bytes
         stack, heap = board.get("stack_bytes", DEFAULT_STACK), board.get("heap_bytes", DEFAULT_HEAP)
         if arena + stack + heap > board["ram_bytes"]:
             raise EdgeqError(f"the model does not fit {part}: it needs at least {arena + stack + heap:,} bytes "

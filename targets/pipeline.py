@@ -216,9 +216,8 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
                       weight_bits=opts.weight_bits)
     timings["quantize_s"] = time.perf_counter() - t0
     if out_dir is not None and hasattr(target, "check_fit"):
-        qgraph.meta["scratch_policy"] = opts.scratch
         # before bias correction and the build: a model too big for the part fails now
-        target.check_fit(qgraph, base_report(qgraph, opts.target))
+        target.check_fit(qgraph, base_report(qgraph, opts.target), scratch=opts.scratch)
 
     if feeds is not None and opts.int_bias_correction is not False:
         # after quantize: measures the integer graph itself (every upstream rounding and
