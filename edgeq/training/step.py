@@ -170,6 +170,19 @@ def forward(plan: TrainPlan, state: TrainState, x: np.ndarray,
     return env
 
 
+def frozen_forward(plan: TrainPlan, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The tensors of plan.frozen_inputs() for a batch x [N, ...]: no update can change
+    them, so a host may compute them once and pass each sample's slice to train_step."""
+    load_all()
+    g = plan.graph
+    env = {g.inputs[0]: np.asarray(x)}
+    for node in plan.forward:
+        if node.outputs[0] in plan.frozen:
+            env[node.outputs[0]] = run_node(node, [None if not n else env[n] if n in env else g.const(n)
+                                                   for n in node.inputs])
+    return {k: env[k] for k in plan.frozen_inputs()}
+
+
 def train_step(plan: TrainPlan, state: TrainState, x: np.ndarray, label: int,
                frozen: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """One SGD step on one sample, in place on `state`; returns the int8 logits of the
