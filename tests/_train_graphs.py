@@ -3,6 +3,8 @@ builder returns a Graph with QParams on every tensor (what the rules' compile-ti
 reads) and the node, so a test can run one rule on a chosen output gradient."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -74,3 +76,23 @@ def real(graph: Graph, name: str, value) -> torch.Tensor:
     s = np.asarray(q.scale, np.float64).reshape(shape if q.axis is not None else ())
     z = np.asarray(q.zero_point, np.int64).reshape(shape if q.axis is not None else ())
     return torch.tensor((np.asarray(value, np.int64) - z) * s, dtype=torch.float64, requires_grad=True)
+
+
+@lru_cache(maxsize=1)
+def small_net():
+    """ConvBnNet (conv, depthwise, pointwise, residual add, avgpool, flatten, gemm) compiled
+    for the reference target once per session, with 12 int8 samples and random labels."""
+    import tempfile
+    from pathlib import Path
+
+    import edgeq
+    from edgeq.intref.interpreter import quantize_inputs
+    from tests._onnx_builders import ConvBnNet, export_legacy
+
+    with tempfile.TemporaryDirectory() as d:
+        path = export_legacy(ConvBnNet(), (1, 3, 16, 16), Path(d) / "net.onnx")
+        rng = np.random.default_rng(0)
+        calib = rng.standard_normal((48, 3, 16, 16)).astype(np.float32)
+        qgraph = edgeq.compile(str(path), target="reference", calib=calib).qgraph
+    x = quantize_inputs(qgraph, {qgraph.inputs[0]: calib[:12]})[qgraph.inputs[0]]
+    return qgraph, x, rng.integers(0, 10, size=12)

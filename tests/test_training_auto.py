@@ -7,24 +7,17 @@ import itertools
 import numpy as np
 import pytest
 
-import edgeq
 from edgeq.errors import EdgeqError
-from edgeq.intref.interpreter import quantize_inputs
 from edgeq.training import TrainOptions, build_plan
 from edgeq.training.auto import Candidate, select, solve
 from edgeq.training.memory import step_memory
 
-from tests._onnx_builders import ConvBnNet, export_legacy
+from tests._train_graphs import small_net
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory):
-    path = export_legacy(ConvBnNet(), (1, 3, 16, 16), tmp_path_factory.mktemp("m") / "net.onnx")
-    rng = np.random.default_rng(0)
-    calib = rng.standard_normal((32, 3, 16, 16)).astype(np.float32)
-    qgraph = edgeq.compile(str(path), target="reference", calib=calib).qgraph
-    x = quantize_inputs(qgraph, {qgraph.inputs[0]: calib[:8]})[qgraph.inputs[0]]
-    return qgraph, x, rng.integers(0, 10, size=8)
+def net():
+    return small_net()
 
 
 def test_selection_fits_the_budget_and_grows_with_it(net):

@@ -6,27 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import edgeq
 from edgeq.errors import EdgeqError
-from edgeq.intref.interpreter import quantize_inputs
 from edgeq.ir import QDOMAIN, Node, Tensor
 from edgeq.training import LayerUpdate, TrainOptions, TrainState, build_plan, train_step
 from edgeq.training import step as step_module
 from edgeq.training.memory import step_memory
 from edgeq.training.rules import load_rules
 
-from tests._onnx_builders import ConvBnNet, export_legacy
+from tests._train_graphs import small_net
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory):
-    path = export_legacy(ConvBnNet(), (1, 3, 16, 16), tmp_path_factory.mktemp("m") / "net.onnx")
-    rng = np.random.default_rng(0)
-    calib = rng.standard_normal((48, 3, 16, 16)).astype(np.float32)
-    qgraph = edgeq.compile(str(path), target="reference", calib=calib).qgraph
-    x = quantize_inputs(qgraph, {qgraph.inputs[0]: calib[:12]})[qgraph.inputs[0]]
-    labels = rng.integers(0, 10, size=12)
-    return qgraph, x, labels
+def net():
+    return small_net()
 
 
 def mean_loss(plan, state, x, labels) -> float:
