@@ -139,16 +139,20 @@ class Backward:
             self.state.residuals[node.name] = res
 
 
-def forward(plan: TrainPlan, state: TrainState, x: np.ndarray,
+def forward(plan: TrainPlan, state: TrainState, x: np.ndarray | None,
             frozen: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Run the forward pass; returns the kept tensors and the logits. With `frozen`
     (the tensors of plan.frozen_inputs() for this sample) the frozen prefix is skipped."""
     load_all()
     g = plan.graph
-    x = np.asarray(x)
-    if x.dtype != np.int8 or x.shape[0] != 1:
-        raise ValueError(f"train_step: input must be int8 [1, ...], got {x.dtype} {x.shape}")
-    env = {g.inputs[0]: x}
+    env = {}
+    if x is not None:
+        x = np.asarray(x)
+        if x.dtype != np.int8 or x.shape[0] != 1:
+            raise ValueError(f"train_step: input must be int8 [1, ...], got {x.dtype} {x.shape}")
+        env[g.inputs[0]] = x
+    elif frozen is None:
+        raise ValueError("train_step: give the input x or its frozen tensors")
     if frozen is not None:
         missing = [k for k in plan.frozen_inputs() if k not in frozen]
         if missing:
@@ -183,10 +187,28 @@ def frozen_forward(plan: TrainPlan, x: np.ndarray) -> dict[str, np.ndarray]:
     return {k: env[k] for k in plan.frozen_inputs()}
 
 
-def train_step(plan: TrainPlan, state: TrainState, x: np.ndarray, label: int,
+def predict(plan: TrainPlan, state: TrainState, frozen: dict[str, np.ndarray], chunk: int = 500) -> np.ndarray:
+    """int8 logits of a batch with the state's current parameters, from the batch's frozen
+    tensors (frozen_forward): what the trained model answers, without its frozen prefix."""
+    load_all()
+    g = plan.graph
+    n = len(next(iter(frozen.values())))
+    out = []
+    for lo in range(0, n, chunk):
+        env = {k: v[lo:lo + chunk] for k, v in frozen.items()}
+        for node in plan.forward:
+            if node.outputs[0] not in plan.frozen:
+                arrays = [None if not a else env[a] if a in env else g.const(a) for a in node.inputs]
+                env[node.outputs[0]] = run_node(node, state.params(node, arrays))
+        out.append(env[plan.logits])
+    return np.concatenate(out)
+
+
+def train_step(plan: TrainPlan, state: TrainState, x: np.ndarray | None, label: int,
                frozen: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """One SGD step on one sample, in place on `state`; returns the int8 logits of the
-    forward pass (before the update)."""
+    forward pass (before the update). x may be None when `frozen` holds the sample's
+    frozen tensors."""
     rules = load_rules()
     env = forward(plan, state, x, frozen)
     logits = env[plan.logits]
