@@ -1,0 +1,162 @@
+/* edgeq C runtime, channels-last (NHWC) kernels with compile-time packed weights.
+ *
+ * The same ops and the same bytes as eq_kernels.h (docs/semantics.md; the integer reference
+ * edgeq/intref is NCHW: the tests transpose), laid out for speed on Cortex-M:
+ * - Activations NHWC: x[n][h][w][c], a pixel's channels contiguous. A 1-D conv ([N, C, L]
+ *   in the graph) is H = 1, W = L. FC rows are [batch][features].
+ * - Weights, biases and requantization constants are packed at compile time by
+ *   edgeq.runtime_c.packing (Python), in the order each kernel reads fastest; the format
+ *   depends on the ISA variant (below), so generated code packs for the variant it calls.
+ * - Every op has three variants, one file each: _c (portable C99: the fallback on any CPU
+ *   and a second oracle), _dsp (Cortex-M4/M7/M33, __ARM_FEATURE_DSP: SXTB16/SMLAD) and _mve
+ *   (Cortex-M55, __ARM_FEATURE_MVE: Helium). A variant's file compiles to nothing on a CPU
+ *   without its extension, so calling it there is a link error, never wrong code.
+ *   EQ_NHWC(eq_nhwc_pointwise_s8) names the best variant of the CPU being compiled for;
+ *   edgeq.runtime_c.packing.isa_for_cpu gives the same choice in Python.
+ * - Params structs are eq_kernels.h's (eq_conv2d_params, eq_fc_params, eq_pool_params):
+ *   their fields are layout-free; eq_nhwc_add_params is new. Dims, zero points and clamps as
+ *   in eq_kernels.h; every kernel checks them and returns EQ_ERR_ARG / EQ_ERR_SHAPE before
+ *   writing, EQ_OK otherwise.
+ * - Each kernel has a `size_t <kernel>_scratch_size(params)` companion (bytes, any
+ *   alignment: the kernels align the pointer); scratch may be NULL only when it returns 0.
+ *   The Python mirror is edgeq.runtime_c.packing.scratch_bytes.
+ * - No float, no division, no modulo, no malloc, no libc.
+ *
+ * Shape specialisation: the pointwise and depthwise 3x3 kernels are written as
+ * always-inline bodies in eq_nhwc_pointwise_body.h / eq_nhwc_dw3x3_body.h. The .c files call
+ * them with run-time params; generated code may include the body header and call it with a
+ * pointer to a `static const` params struct, so the compiler folds the shape into the
+ * loops (bounds, strides, unrolling, dropped clamps). Same bytes either way.
+ *
+ * ---- Requantization (all variants) -----------------------------------------------------
+ * y = clamp(y_zp + MBQM(acc, mult, shift), act_min, act_max), bit-exact with
+ * multiply_by_quantized_multiplier (TFLite's double rounding), from constants packed per
+ * output channel (packing.pack_requant):
+ *   eq_rq {mult, rs, c_lo, c_hi}
+ *   shift <= -1 (R = -shift): rs = R - 1, (c_hi:c_lo) = 2^30 + 2^(30+R) (64-bit), and
+ *     y = (int32)((c + acc * mult - [acc < 0] * 2^31) >> 32) >> rs
+ *   shift >= 0: rs = -1, c_hi = shift, and y = SRDHM(acc << shift, mult) directly.
+ * Why the first form is exact: SRDHM(a, m) = floor((a m + 2^30) / 2^31) (gemmlowp's
+ * nudge rounds ties of negative products toward zero), and RDBP(h, R) = floor((h + 2^(R-1)
+ * - [h < 0]) / 2^R); nested floors by powers of two merge into one floor of the 64-bit sum,
+ * and [h < 0] may be replaced by [acc < 0]: they differ only when -2^30 <= acc*mult < 0,
+ * where both forms give 0. |acc * mult| < 2^62 and c < 2^62, so the sum fits int64.
+ * On Cortex-M the first form is AND, SUBS, SBC, SMLAL, ASR: 5 instructions per output.
+ *
+ * ---- Accumulator bound (conv, pointwise, depthwise, fc) --------------------------------
+ * The kernels accumulate raw int8 activations against the weights onto a folded bias:
+ *   bias_eff[co] = bias[co] - x_zp * sum_k w[co][k]       (packing.fold_bias)
+ * and a padded tap contributes x * w with x = x_zp (which is the semantics' "padding
+ * contributes 0": (x_zp - x_zp) * w). Every partial sum is bounded by
+ * |bias| + 2 * 128 * 127 * K, which packing.fold_bias checks is < 2^31 (a layer that fails
+ * it keeps eq_conv2d_s8), so int32 accumulation never overflows in any order.
+ */
+#ifndef EQ_KERNELS_NHWC_H
+#define EQ_KERNELS_NHWC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eq_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Per output channel requantization constants (see above). 16 bytes, read with LDRD. */
+typedef struct {
+    int32_t mult;   /* m in [2^30, 2^31), or 0 */
+    int32_t rs;     /* R - 1 in [0, 30] for shift = -R <= -1; -1 for shift >= 0 */
+    uint32_t c_lo;  /* low word of 2^30 + 2^(30+R); unused when rs == -1 */
+    int32_t c_hi;   /* high word of 2^30 + 2^(30+R); the left shift (0..30) when rs == -1 */
+} eq_rq;
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#define EQ_NHWC_ISA _mve
+#elif defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1
+#define EQ_NHWC_ISA _dsp
+#else
+#define EQ_NHWC_ISA _c
+#endif
+#define EQ_NHWC_CAT_(a, b) a##b
+#define EQ_NHWC_CAT(a, b) EQ_NHWC_CAT_(a, b)
+/* EQ_NHWC(eq_nhwc_fc_s8)(...) calls eq_nhwc_fc_s8_mve / _dsp / _c, whichever this CPU has. */
+#define EQ_NHWC(kernel) EQ_NHWC_CAT(kernel, EQ_NHWC_ISA)
+
+#define EQ_NHWC_DECLARE(name, ptype, ...)                                               \
+    eq_status name##_c(const ptype *p, __VA_ARGS__);                                     \
+    eq_status name##_dsp(const ptype *p, __VA_ARGS__);                                   \
+    eq_status name##_mve(const ptype *p, __VA_ARGS__);                                   \
+    size_t name##_c_scratch_size(const ptype *p);                                        \
+    size_t name##_dsp_scratch_size(const ptype *p);                                      \
+    size_t name##_mve_scratch_size(const ptype *p)
+
+/* ---- Conv, general (groups, dilation, asymmetric pads) -----------------------------------
+ * x [batch, in_h, in_w, in_c], y [batch, out_h, out_w, out_c]; K = in_c/groups * kH * kW,
+ * ordered (kh, kw, ci) (TFLite's OHWI). w, bias, rq from packing.pack_conv(isa):
+ *   _c:   w [out_c][K] int8; bias_eff [out_c]; rq [out_c].
+ *   _dsp: per group, channel pairs (an odd group gets a zero row): for pair j, 4-column
+ *         block b: bytes [8 (j K4/4 + b) ..] = w[2j][4b..4b+3], w[2j+1][4b..4b+3]
+ *         (K4 = K rounded up to 4, zero padded); bias_eff, rq padded likewise.
+ *   _mve: w [out_c][K16] (K rounded up to 16, zero padded); bias_eff, rq [out_c].
+ * scratch: _c 0 (direct loops); _dsp: the im2col patches of two output pixels as int16,
+ * 4 * K4 + 16 bytes; _mve: two int8 patches, 2 * K16 + 16 bytes. */
+EQ_NHWC_DECLARE(eq_nhwc_conv_s8, eq_conv2d_params, const int8_t *x, const int8_t *w,
+                const int32_t *bias, const eq_rq *rq, void *scratch, int8_t *y);
+
+/* ---- Pointwise: 1x1 conv, groups == 1, no padding, any stride (a matrix multiply) ------
+ * Packing, bias and rq as for the general conv (pack_conv with K = in_c).
+ * scratch: _c 0; _dsp 4 * K4 + 16 (two pixels as int16); _mve 0. */
+EQ_NHWC_DECLARE(eq_nhwc_pointwise_s8, eq_conv2d_params, const int8_t *x, const int8_t *w,
+                const int32_t *bias, const eq_rq *rq, void *scratch, int8_t *y);
+
+/* ---- Depthwise: groups == in_c, out_c = in_c * multiplier ------------------------------
+ * Output channel co reads input channel co / multiplier. w, bias, rq from
+ * packing.pack_depthwise(isa):
+ *   _c, _mve: w [kH*kW][out_c] int8 (tap-major, channels contiguous like the input).
+ *   _dsp: per 4 output channels (out_c rounded up to 4) and tap, two words of int16
+ *         pairs (w[c0], w[c2]), (w[c1], w[c3]) (low half first): what SXTB16 makes of 4
+ *         input channels; bias_eff, rq padded to the same channel count.
+ * scratch: in_c bytes + 16 (a row of x_zp that padded taps read) for every variant. */
+EQ_NHWC_DECLARE(eq_nhwc_depthwise_s8, eq_conv2d_params, const int8_t *x, const int8_t *w,
+                const int32_t *bias, const eq_rq *rq, void *scratch, int8_t *y);
+
+/* ---- Depthwise 3x3: multiplier 1, dilation 1, stride 1 or 2, pads <= 1 -----------------
+ * The common case, specialised; same packing and scratch as eq_nhwc_depthwise_s8. */
+EQ_NHWC_DECLARE(eq_nhwc_dw3x3_s8, eq_conv2d_params, const int8_t *x, const int8_t *w,
+                const int32_t *bias, const eq_rq *rq, void *scratch, int8_t *y);
+
+/* ---- Fully connected: x [batch][in_features], y [batch][out_features] -------------------
+ * Packing as pack_conv with K = in_features (packing.pack_fc). scratch: 0 (every variant). */
+EQ_NHWC_DECLARE(eq_nhwc_fc_s8, eq_fc_params, const int8_t *x, const int8_t *w,
+                const int32_t *bias, const eq_rq *rq, void *scratch, int8_t *y);
+
+/* ---- Add: TFLite ADD of two same-shape tensors (any layout), in-place allowed -------------
+ * TFLite's two input rescalings depend on one int8 each, so they are tables made at compile
+ * time (packing.pack_add): table_a[q + 128] = MBQM((q - a_zp) << left_shift, a_mult,
+ * a_shift), likewise b. y = clamp(y_zp + MBQM(table_a[a] + table_b[b], y_mult, y_shift))
+ * with rq = pack_requant(y_mult, y_shift) (one entry): one requantization per element
+ * instead of three. |table| < 2^28 (semantics: left_shift <= 20, multipliers <= 1/2), so
+ * the sum fits. Broadcasting adds stay with eq_add_s8 (layout-free given NHWC dims). */
+typedef struct {
+    int32_t size;
+    int32_t y_zp;
+    int32_t act_min, act_max;
+} eq_nhwc_add_params;
+
+EQ_NHWC_DECLARE(eq_nhwc_add_s8, eq_nhwc_add_params, const int8_t *a, const int8_t *b,
+                const int32_t *table_a, const int32_t *table_b, const eq_rq *rq, int8_t *y);
+
+/* ---- Pooling: x [batch, in_h, in_w, channels] -> y [batch, out_h, out_w, channels] -------
+ * eq_pool_params and semantics as eq_maxpool_s8 / eq_avgpool_s8 (recip/rshift from
+ * avgpool_recips; kH * kW <= 65535). scratch: avg _c 0, _dsp and _mve 4 * channels + 16
+ * (int32 sums of one output pixel); max 0. */
+EQ_NHWC_DECLARE(eq_nhwc_maxpool_s8, eq_pool_params, const int8_t *x, int8_t *y);
+EQ_NHWC_DECLARE(eq_nhwc_avgpool_s8, eq_pool_params, const int8_t *x, const int32_t *recip,
+                const int32_t *rshift, void *scratch, int8_t *y);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EQ_KERNELS_NHWC_H */

@@ -1,0 +1,189 @@
+"""Compile-time packing for the channels-last kernels of eq_kernels_nhwc.h.
+
+Generated code calls a kernel variant (isa "c", "dsp" or "mve": `isa_for_cpu`) with
+constants packed here for that variant: weights in the order the variant reads them,
+biases with the input zero point folded in, and per-channel requantization constants.
+Every function returns plain numpy arrays; the C initialisers are the code generator's.
+
+    pk = pack_conv(w, bias, mult, shift, x_zp=-128, groups=1, isa="dsp")
+    pk.w, pk.bias, pk.rq          # int8 [...], int32 [Co'], int64 [Co', 4] (eq_rq words)
+    rq_initializer(pk.rq)         # "{{m, rs, 0x...u, hi}, ...}" for a `static const eq_rq`
+
+The formats are documented in eq_kernels_nhwc.h beside each kernel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ISAS = ("c", "dsp", "mve")
+ACC_LIMIT = 1 << 31
+
+
+def isa_for_cpu(cpu: str) -> str:
+    """The NHWC kernel variant for a target CPU (what EQ_NHWC picks when compiling for it)."""
+    if cpu == "cortex-m55":
+        return "mve"
+    if cpu in ("cortex-m4", "cortex-m7", "cortex-m33"):
+        return "dsp"
+    return "c"
+
+
+def _check_isa(isa: str) -> None:
+    if isa not in ISAS:
+        raise ValueError(f"unknown kernel variant {isa!r}: one of {ISAS}")
+
+
+def _round_up(n: int, m: int) -> int:
+    return (n + m - 1) // m * m
+
+
+# ---- requantization ----------------------------------------------------------------------
+
+def pack_requant(mult, shift) -> np.ndarray:
+    """eq_rq words per channel: [mult, rs, c_lo, c_hi] (int64 holding the C values; c_lo is
+    the unsigned low word). shift <= -1: rs = R - 1 and (c_hi:c_lo) = 2^30 + 2^(30+R) with
+    R = -shift; shift >= 0: rs = -1 and c_hi = shift (eq_kernels_nhwc.h)."""
+    mult = np.asarray(mult, dtype=np.int64).ravel()
+    shift = np.asarray(shift, dtype=np.int64).ravel()
+    if mult.shape != shift.shape:
+        raise ValueError("pack_requant: mult and shift differ in length")
+    if np.any((mult < 0) | (mult >= ACC_LIMIT)) or np.any((shift < -31) | (shift > 30)):
+        raise ValueError("pack_requant: mult must be in [0, 2^31) and shift in [-31, 30]")
+    out = np.zeros((mult.size, 4), dtype=np.int64)
+    out[:, 0] = mult
+    for i, s in enumerate(shift):
+        if s >= 0:
+            out[i, 1:] = (-1, 0, s)
+        else:
+            r = -int(s)
+            c = (1 << 30) + (1 << (30 + r))
+            out[i, 1:] = (r - 1, c & 0xFFFFFFFF, c >> 32)
+    return out
+
+
+def rq_initializer(rq: np.ndarray) -> str:
+    """C initialiser of an `eq_rq` array from pack_requant's words."""
+    return "{" + ", ".join(f"{{{int(m)}, {int(rs)}, {int(lo):#x}u, {int(hi)}}}" for m, rs, lo, hi in rq) + "}"
+
+
+# ---- folded biases -----------------------------------------------------------------------
+
+def fold_bias(w2: np.ndarray, bias, x_zp: int) -> np.ndarray:
+    """bias_eff[c] = bias[c] - x_zp * sum_k w2[c, k] for w2 [Co, K] (one output channel per
+    row). Raises ValueError unless |bias| + 2 * 128 * 127 * K < 2^31, the bound under which
+    the kernels' raw int8 accumulation cannot overflow int32 in any order."""
+    w2 = np.asarray(w2, dtype=np.int64)
+    co, k = w2.shape
+    b = np.zeros(co, np.int64) if bias is None else np.asarray(bias, dtype=np.int64).ravel()
+    if np.abs(b).max(initial=0) + 2 * 128 * 127 * k >= ACC_LIMIT:
+        raise ValueError(f"fold_bias: |bias| + 32512 * K (K = {k}) does not fit int32; "
+                         "this layer needs eq_conv2d_s8")
+    return (b - int(x_zp) * w2.sum(axis=1)).astype(np.int32)
+
+
+# ---- conv, pointwise, fully connected ------------------------------------------------------
+
+@dataclass
+class Packed:
+    w: np.ndarray       # int8 (or int16 words for the DSP depthwise)
+    bias: np.ndarray    # int32 bias_eff
+    rq: np.ndarray      # pack_requant words
+
+
+def _rows(w2: np.ndarray, isa: str, groups: int = 1) -> np.ndarray:
+    """Weight rows [Co, K] in the variant's order (eq_kernels_nhwc.h, conv)."""
+    co, k = w2.shape
+    if isa == "c":
+        return np.ascontiguousarray(w2, dtype=np.int8).ravel()
+    if isa == "mve":
+        out = np.zeros((co, _round_up(k, 16)), np.int8)
+        out[:, :k] = w2
+        return out.ravel()
+    # dsp: per group, channel pairs interleaved per 4-column block, K padded to 4
+    k4 = _round_up(k, 4)
+    parts = []
+    for g in np.split(np.asarray(w2, np.int8), groups):
+        rows = np.zeros((_round_up(g.shape[0], 2), k4), np.int8)
+        rows[:g.shape[0], :k] = g
+        parts.append(rows.reshape(-1, 2, k4 // 4, 4).transpose(0, 2, 1, 3).ravel())
+    return np.concatenate(parts)
+
+
+def _per_channel(a: np.ndarray, co: int, groups: int, isa: str) -> np.ndarray:
+    """Bias / rq rows padded like the DSP weight pairs (a zero row after each odd group)."""
+    if isa != "dsp":
+        return a
+    parts = []
+    for g in np.split(a, groups):
+        pad = np.zeros((_round_up(len(g), 2) - len(g),) + a.shape[1:], a.dtype)
+        if a.ndim == 2 and len(pad):
+            pad[:] = pack_requant([0], [-1])  # a harmless entry (its output is never stored)
+        parts += [g, pad]
+    return np.concatenate(parts)
+
+
+def pack_conv(w: np.ndarray, bias, mult, shift, x_zp: int, groups: int = 1, isa: str = "c") -> Packed:
+    """A QConv's constants for eq_nhwc_conv_s8_<isa> / eq_nhwc_pointwise_s8_<isa>.
+    w [Co, Ci/groups, kH, kW] (or [Co, Ci/groups, L] for 1-D), as in the graph."""
+    _check_isa(isa)
+    w = np.asarray(w)
+    if w.ndim == 3:
+        w = w[:, :, None, :]
+    co = w.shape[0]
+    w2 = w.transpose(0, 2, 3, 1).reshape(co, -1)  # K ordered (kh, kw, ci): OHWI
+    b = fold_bias(w2, bias, x_zp)
+    return Packed(_rows(w2, isa, groups), _per_channel(b, co, groups, isa),
+                  _per_channel(pack_requant(mult, shift), co, groups, isa))
+
+
+def pack_fc(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") -> Packed:
+    """A QGemm's constants for eq_nhwc_fc_s8_<isa>: w [Co, K] as in the graph."""
+    _check_isa(isa)
+    w2 = np.asarray(w).reshape(np.shape(w)[0], -1)
+    b = fold_bias(w2, bias, x_zp)
+    co = w2.shape[0]
+    return Packed(_rows(w2, isa), _per_channel(b, co, 1, isa), _per_channel(pack_requant(mult, shift), co, 1, isa))
+
+
+# ---- depthwise -----------------------------------------------------------------------------
+
+def pack_depthwise(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") -> Packed:
+    """A depthwise QConv's constants for eq_nhwc_depthwise_s8_<isa> / eq_nhwc_dw3x3_s8_<isa>.
+    w [Co, 1, kH, kW] (or [Co, 1, L])."""
+    _check_isa(isa)
+    w = np.asarray(w)
+    if w.ndim == 3:
+        w = w[:, :, None, :]
+    co = w.shape[0]
+    taps = w.reshape(co, -1)                     # [Co, kH*kW]
+    b = fold_bias(taps, bias, x_zp)
+    rq = pack_requant(mult, shift)
+    if isa != "dsp":
+        return Packed(np.ascontiguousarray(taps.T, dtype=np.int8).ravel(), b, rq)
+    c4 = _round_up(co, 4)
+    t = np.zeros((c4, taps.shape[1]), np.int64)
+    t[:co] = taps
+    quad = t.reshape(c4 // 4, 4, -1).transpose(0, 2, 1)          # [C/4, taps, 4]
+    lo, hi = quad[..., [0, 1]], quad[..., [2, 3]]                 # (c0, c1) low, (c2, c3) high
+    words = (lo & 0xFFFF) | ((hi & 0xFFFF) << 16)                 # (c0|c2<<16), (c1|c3<<16)
+    bias4 = np.zeros(c4, np.int32)
+    bias4[:co] = b
+    rq4 = np.concatenate([rq, np.repeat(pack_requant([0], [-1]), c4 - co, axis=0)])
+    return Packed(words.astype(np.uint32).view(np.int32).ravel(), bias4, rq4)
+
+
+# ---- add -------------------------------------------------------------------------------------
+
+def pack_add(attrs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """QAdd's (table_a, table_b, rq) for eq_nhwc_add_s8_<isa> (every variant): the tables
+    are the integer reference's own input rescaling of each of the 256 int8 values."""
+    from edgeq.intref._common import mbqm_checked
+    ls = int(attrs.get("left_shift", 20))
+    q = np.arange(-128, 128, dtype=np.int64)
+    tables = [mbqm_checked((q - int(attrs[f"{s}_zp"])) << ls, int(attrs[f"{s}_mult"]), int(attrs[f"{s}_shift"]),
+                           f"pack_add ({s})").astype(np.int32) for s in ("a", "b")]
+    if max(np.abs(t).max() for t in tables) >= 1 << 28:
+        raise ValueError("pack_add: an input rescaling reaches 2^28 (multiplier above 1/2?)")
+    return tables[0], tables[1], pack_requant([attrs["y_mult"]], [attrs["y_shift"]])
