@@ -98,3 +98,16 @@ def library_functions(archive: Path) -> set[str]:
     text = subprocess.run(["arm-none-eabi-nm", "--defined-only", str(archive)],
                           capture_output=True, text=True, check=True).stdout
     return {ln.split()[-1] for ln in text.splitlines() if re.match(r"^[0-9a-f]+ [tT] ", ln)}
+
+
+def annotated(elf: Path, counts: dict[int, int], mve: bool, top: int = 60) -> str:
+    """The executed instructions in address order with their counts (the `top` hottest
+    functions' bodies): where a kernel spends its instructions."""
+    dis = disassembly(elf, mve)
+    starts, info = functions(elf)
+    lines = []
+    for addr in sorted(counts, key=lambda a: -counts[a])[:top]:
+        i = bisect.bisect_right(starts, addr) - 1
+        name = info[i][0] if i >= 0 else "?"
+        lines.append((addr, f"{counts[addr]:>10,}  {addr:08x}  {dis.get(addr, '?'):<10} {name}"))
+    return "\n".join(t for _, t in sorted(lines))

@@ -64,7 +64,7 @@ def model_data(name: str) -> tuple[Path, np.ndarray, np.ndarray]:
             mlperf_inputs(name, "eval", n=1))
 
 
-def backend_for(kind: str, cpu: str, cache: Path):
+def backend_for(kind: str, cpu: str, cache: Path, nhwc_isa: str | None = None):
     import mcu_harness as h
     if kind == "cmsis":
         import mcu_cmsis
@@ -73,10 +73,11 @@ def backend_for(kind: str, cpu: str, cache: Path):
                           libraries=[lib], include_dirs=[mcu_cmsis.CMSIS / "Include"]),
                 mcu_cmsis.layer_call, lib)
     import mcu_nhwc
-    return mcu_nhwc.backend(cpu, cache)
+    return mcu_nhwc.backend(cpu, cache, nhwc_isa)
 
 
-def measure(name: str, cpus: list[str], kinds: list[str], work: Path, cache: Path, log) -> dict:
+def measure(name: str, cpus: list[str], kinds: list[str], work: Path, cache: Path, log,
+            nhwc_isa: str | None = None) -> dict:
     import edgeq
     from edgeq.intref.interpreter import quantize_inputs
     from edgeq.targets import get_target
@@ -108,7 +109,7 @@ def measure(name: str, cpus: list[str], kinds: list[str], work: Path, cache: Pat
                 "layers": {i: {"instructions": n, "code": kernel_code_bytes(fw.elf, fw.profile[i], funcs),
                                "mix": mix(fw.elf, fw.profile[i], mve)} for i, n in fw.instructions.items()}}
         for kind in (k for k in kinds if k != "edgeq"):
-            backend, call_for, lib = backend_for(kind, cpu, cache)
+            backend, call_for, lib = backend_for(kind, cpu, cache, nhwc_isa)
             calls = [(l.index, call_for(l, f"L{l.index}_")) for l in layers]
             run = build_and_run(backend, cpu, calls, work / f"{name}-{cpu}-{kind}")
             funcs = library_functions(lib)
@@ -251,6 +252,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backends", default=",".join(BACKENDS), help="edgeq (today's firmware), nhwc, cmsis")
     ap.add_argument("--layers", action="store_true", help="print the per-layer tables too")
     ap.add_argument("--mix", action="store_true", help="print the instruction mix per model")
+    ap.add_argument("--nhwc-isa", choices=("c", "dsp", "mve"), help="force this variant of the NHWC kernels "
+                    "(default: the CPU's best, edgeq.runtime_c.packing.isa_for_cpu)")
     ap.add_argument("--json", type=Path, help="write the raw results here")
     ap.add_argument("--keep", type=Path, help="keep the builds in this folder")
     args = ap.parse_args(argv)
@@ -266,7 +269,8 @@ def main(argv=None) -> int:
     cache = cache_dir()
     results = []
     for m in models:
-        results.append(measure(m, cpus, kinds, work, cache, lambda s: print(s, file=sys.stderr, flush=True)))
+        results.append(measure(m, cpus, kinds, work, cache, lambda s: print(s, file=sys.stderr, flush=True),
+                               args.nhwc_isa))
     print(f"Instructions per inference counted by edgeq's QEMU TCG plugin (instructions, not cycles); "
           f"cortex-m7 on mps2-an500, cortex-m55 on mps3-an547. CMSIS-NN commit {mcu_cmsis.commit()[:12]}, -O2.\n")
     print(model_table(results, kinds))

@@ -20,6 +20,18 @@ static inline int eq_rq_ok(const eq_rq *rq, int32_t n)
     return 1;
 }
 
+/* 1 when no entry takes the shift >= 0 path (the kernels then compile it out). */
+static inline int eq_rq_all_fast(const eq_rq *rq, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        if (rq[i].rs < 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static inline eq_status eq_nhwc_conv_check(const eq_conv2d_params *p, const void *x, const void *w,
                                            const void *bias, const eq_rq *rq, const void *y,
                                            int32_t *cin_g, int32_t *cout_g)
@@ -100,6 +112,22 @@ static inline eq_status eq_nhwc_pool_check(const eq_pool_params *p)
         }
     }
     return EQ_OK;
+}
+
+/* Output pixel coordinates walked in NHWC order without dividing. */
+typedef struct {
+    int32_t n, oh, ow;
+} eq_px;
+
+static inline void eq_px_next(eq_px *px, int32_t out_h, int32_t out_w)
+{
+    if (++px->ow == out_w) {
+        px->ow = 0;
+        if (++px->oh == out_h) {
+            px->oh = 0;
+            ++px->n;
+        }
+    }
 }
 
 #endif /* EQ_NHWC_CHECK_H */
