@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ISAS = ("c", "dsp", "mve")
-ACC_LIMIT = 1 << 31
+ACC_LIMIT = 1 << 31  # mult < 2^31
 
 
 def isa_for_cpu(cpu: str) -> str:
@@ -54,7 +54,9 @@ def pack_requant(mult, shift) -> np.ndarray:
     out = np.zeros((mult.size, 4), dtype=np.int64)
     out[:, 0] = mult
     for i, s in enumerate(shift):
-        if s >= 0:
+        if mult[i] == 0:  # MBQM(x, 0, s) = 0 for every s: the fast form with R = 1 gives it
+            out[i, 1:] = (0, 0xC0000000, 0)
+        elif s >= 0:
             out[i, 1:] = (-1, 0, s)
         else:
             r = -int(s)
@@ -71,16 +73,14 @@ def rq_initializer(rq: np.ndarray) -> str:
 # ---- folded biases -----------------------------------------------------------------------
 
 def fold_bias(w2: np.ndarray, bias, x_zp: int) -> np.ndarray:
-    """bias_eff[c] = bias[c] - x_zp * sum_k w2[c, k] for w2 [Co, K] (one output channel per
-    row). Raises ValueError unless |bias| + 2 * 128 * 127 * K < 2^31, the bound under which
-    the kernels' raw int8 accumulation cannot overflow int32 in any order."""
+    """bias_eff[c] = bias[c] - x_zp * sum_k w2[c, k] modulo 2^32, as int32, for w2 [Co, K]
+    (one output channel per row). The kernels add raw x * w to it modulo 2^32; the total,
+    bias + sum (x - x_zp) * w, is inside int32 by the compiler's bound, so it comes out
+    exact even where bias_eff or a partial sum does not fit (eq_kernels_nhwc.h)."""
     w2 = np.asarray(w2, dtype=np.int64)
-    co, k = w2.shape
-    b = np.zeros(co, np.int64) if bias is None else np.asarray(bias, dtype=np.int64).ravel()
-    if np.abs(b).max(initial=0) + 2 * 128 * 127 * k >= ACC_LIMIT:
-        raise ValueError(f"fold_bias: |bias| + 32512 * K (K = {k}) does not fit int32; "
-                         "this layer needs eq_conv2d_s8")
-    return (b - int(x_zp) * w2.sum(axis=1)).astype(np.int32)
+    b = np.zeros(w2.shape[0], np.int64) if bias is None else np.asarray(bias, dtype=np.int64).ravel()
+    eff = (b - int(x_zp) * w2.sum(axis=1)) & 0xFFFFFFFF
+    return eff.astype(np.uint32).view(np.int32)
 
 
 # ---- conv, pointwise, fully connected ------------------------------------------------------

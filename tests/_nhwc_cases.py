@@ -126,8 +126,20 @@ def conv_cases(isa: str, subset: bool = False) -> list[Case]:
     return out
 
 
+def huge_bias_case(isa: str) -> Case:
+    """A channel whose bias sits at the compiler's bound (|bias| + K * 255 * 127 = 2^31 - 1,
+    as in vww01's saturated channels): the kernels' partial sums leave int32 and wrap."""
+    rng = np.random.default_rng(99)
+    x = np.full((1, 64, 3, 3), 127, np.int8)
+    x[0, :, 0, 0] = -128
+    wt = rng.integers(100, 128, (2, 64, 1, 1)).astype(np.int8)
+    edge = (1 << 31) - 1 - 64 * 255 * 127
+    bias = np.array([edge, -edge], np.int32)
+    return _conv_case("pointwise", x, wt, bias, (1, 1), (0, 0, 0, 0), (1, 1), 1, (-128, 3), (-128, 127), rng, isa)
+
+
 def pointwise_cases(isa: str, subset: bool = False) -> list[Case]:
-    out = []
+    out = [huge_bias_case(isa)]
     for i, (n, ci, h, w, co, s) in enumerate(POINTWISE):
         for j, zps in enumerate(ZPS[:2] if subset else ZPS):
             rng = np.random.default_rng(2000 + 10 * i + j)

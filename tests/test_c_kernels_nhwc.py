@@ -90,16 +90,18 @@ def test_pack_requant_constants():
     rq = packing.pack_requant([1 << 30, 1 << 30, 5, 0], [-1, -31, 3, 0])
     assert rq[0].tolist() == [1 << 30, 0, 0xC0000000, 0]                    # 2^30 + 2^31
     assert rq[1].tolist() == [1 << 30, 30, 1 << 30, 1 << 29]                # 2^30 + 2^61
-    assert rq[2].tolist() == [5, -1, 0, 3] and rq[3].tolist() == [0, -1, 0, 0]
+    assert rq[2].tolist() == [5, -1, 0, 3]
+    assert rq[3].tolist() == [0, 0, 0xC0000000, 0]  # multiplier 0: the fast form gives 0
     with pytest.raises(ValueError):
         packing.pack_requant([1 << 31], [0])
 
 
-def test_fold_bias_refuses_a_layer_that_could_overflow():
+def test_fold_bias():
     w = np.full((2, 1000), 127, np.int8)
     assert packing.fold_bias(w, [1, 2], -128).tolist() == [1 + 128 * 127000, 2 + 128 * 127000]
-    with pytest.raises(ValueError, match="eq_conv2d_s8"):
-        packing.fold_bias(np.zeros((1, 66100), np.int8), None, 0)
+    assert packing.fold_bias(w, [5, 6], 100).tolist() == [5 - 12700000, 6 - 12700000]
+    wrapped = packing.fold_bias(np.ones((1, 1), np.int8), [(1 << 31) - 1], -1)  # modulo 2^32
+    assert wrapped.tolist() == [-(1 << 31)]
 
 
 def test_pack_conv_dsp_pairs_channels_per_4_columns():

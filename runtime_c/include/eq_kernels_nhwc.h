@@ -43,13 +43,16 @@
  * where both forms give 0. |acc * mult| < 2^62 and c < 2^62, so the sum fits int64.
  * On Cortex-M the first form is AND, SUBS, SBC, SMLAL, ASR: 5 instructions per output.
  *
- * ---- Accumulator bound (conv, pointwise, depthwise, fc) --------------------------------
+ * ---- Accumulator (conv, pointwise, depthwise, fc) --------------------------------------
  * The kernels accumulate raw int8 activations against the weights onto a folded bias:
- *   bias_eff[co] = bias[co] - x_zp * sum_k w[co][k]       (packing.fold_bias)
+ *   bias_eff[co] = bias[co] - x_zp * sum_k w[co][k]  modulo 2^32   (packing.fold_bias)
  * and a padded tap contributes x * w with x = x_zp (which is the semantics' "padding
- * contributes 0": (x_zp - x_zp) * w). Every partial sum is bounded by
- * |bias| + 2 * 128 * 127 * K, which packing.fold_bias checks is < 2^31 (a layer that fails
- * it keeps eq_conv2d_s8), so int32 accumulation never overflows in any order.
+ * contributes 0": (x_zp - x_zp) * w). So bias_eff + sum x * w = bias + sum (x - x_zp) * w,
+ * the semantics' accumulator, which the compiler proves is inside int32 (|bias| +
+ * K * 255 * 127 < 2^31). Partial sums need not be: a channel with a huge bias (the
+ * quantizer saturates the bias of a channel whose real bias dwarfs its scale) can leave
+ * int32 on the way. So the kernels add modulo 2^32 (uint32_t in C; SMLAD, SMLABB, MLA and
+ * VMLADAVA wrap) and the final sum, being in range, is exact.
  */
 #ifndef EQ_KERNELS_NHWC_H
 #define EQ_KERNELS_NHWC_H

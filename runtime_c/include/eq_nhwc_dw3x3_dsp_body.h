@@ -59,12 +59,12 @@ EQ_INLINE void eq_dw_tail(const int8_t *const tap[9], int32_t c0, int32_t C, con
     for (c = c0; c < C; ++c) {
         const uint32_t *wg = w + (size_t)(c >> 2) * 18 + (c & 1);
         const int32_t hi_half = (c & 2) != 0;
-        int32_t acc = bias[c];
+        uint32_t acc = (uint32_t)bias[c];
         for (t = 0; t < 9; ++t) {
             const uint32_t word = wg[2 * t];
-            acc += tap[t][c] * (int32_t)(int16_t)(hi_half ? word >> 16 : word);
+            acc += (uint32_t)(tap[t][c] * (int32_t)(int16_t)(hi_half ? word >> 16 : word));
         }
-        y[c] = (int8_t)eq_dsp_out(eq_dsp_rq(acc, &rq[c]), zp, lo, hi, 1);
+        y[c] = (int8_t)eq_dsp_out(eq_dsp_rq((int32_t)acc, &rq[c]), zp, lo, hi, 1);
     }
 }
 

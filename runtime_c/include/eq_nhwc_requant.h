@@ -15,6 +15,15 @@
 #include "eq_fixedpoint.h"
 #include "eq_kernels_nhwc.h"
 
+/* The int32 whose two's complement bits are v. The kernels accumulate modulo 2^32 in
+ * uint32_t (eq_kernels_nhwc.h, "Accumulator"); C leaves the conversion of an out-of-range
+ * unsigned value to a signed type implementation-defined, so it is written out (GCC
+ * compiles it to nothing). */
+static inline int32_t eq_s32(uint32_t v)
+{
+    return v <= 0x7FFFFFFFu ? (int32_t)v : -(int32_t)(~v) - 1;
+}
+
 /* MBQM(acc, mult, shift) for shift >= 0 (rs == -1; c_hi is the shift): the precondition
  * (acc << shift fits int32) is the compiler's range proof, as for the reference. */
 static inline int32_t eq_rq_left(int32_t acc, const eq_rq *q)

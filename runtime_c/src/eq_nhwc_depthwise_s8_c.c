@@ -30,17 +30,17 @@ eq_status eq_nhwc_depthwise_s8_c(const eq_conv2d_params *p, const int8_t *x, con
                 for (ci = 0; ci < p->in_c; ++ci) {
                     for (j = 0; j < mult; ++j, ++co) {
                         const int8_t *w_t = w + co;
-                        int32_t acc = bias[co];
+                        uint32_t acc = (uint32_t)bias[co];
                         for (kh = 0; kh < p->kernel_h; ++kh) {
                             const int32_t ih = oh * p->stride_h - p->pad_top + kh * p->dilation_h;
                             for (kw = 0; kw < p->kernel_w; ++kw, w_t += p->out_c) {
                                 const int32_t iw = ow * p->stride_w - p->pad_left + kw * p->dilation_w;
                                 const int32_t v = ih < 0 || ih >= p->in_h || iw < 0 || iw >= p->in_w
                                     ? p->x_zp : x_n[((size_t)ih * p->in_w + iw) * p->in_c + ci];
-                                acc += v * *w_t;
+                                acc += (uint32_t)(v * *w_t);
                             }
                         }
-                        *y++ = eq_rq_out(eq_rq_c(acc, &rq[co]), p->y_zp, p->act_min, p->act_max);
+                        *y++ = eq_rq_out(eq_rq_c(eq_s32(acc), &rq[co]), p->y_zp, p->act_min, p->act_max);
                     }
                 }
             }

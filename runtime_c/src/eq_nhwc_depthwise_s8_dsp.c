@@ -78,11 +78,11 @@ eq_status eq_nhwc_depthwise_s8_dsp(const eq_conv2d_params *p, const int8_t *x, c
                 for (c = C4; c < C; ++c) {  /* the tail (or every channel when multiplier > 1) */
                     for (j = 0; j < mult; ++j) {
                         const int32_t co = mult == 1 ? c : c * mult + j;
-                        int32_t acc = bias[co];
+                        uint32_t acc = (uint32_t)bias[co];
                         for (t = 0; t < taps; ++t) {
-                            acc += tap[t][c] * weight(w32, taps, co, t);
+                            acc += (uint32_t)(tap[t][c] * weight(w32, taps, co, t));
                         }
-                        y[co] = (int8_t)eq_dsp_out(eq_dsp_rq(acc, &rq[co]), p->y_zp, p->act_min, p->act_max, 1);
+                        y[co] = (int8_t)eq_dsp_out(eq_dsp_rq((int32_t)acc, &rq[co]), p->y_zp, p->act_min, p->act_max, 1);
                     }
                 }
             }

@@ -39,17 +39,19 @@ eq_status eq_nhwc_dw3x3_s8_c(const eq_conv2d_params *p, const int8_t *x, const i
                     inside &= ok;
                 }
                 for (c = 0; c < C; ++c) {
-                    int32_t acc = bias[c];
+                    uint32_t acc = (uint32_t)bias[c];
                     if (inside) {
-                        acc += tap[0][c] * w[c] + tap[1][c] * w[C + c] + tap[2][c] * w[2 * C + c] +
-                               tap[3][c] * w[3 * C + c] + tap[4][c] * w[4 * C + c] + tap[5][c] * w[5 * C + c] +
-                               tap[6][c] * w[6 * C + c] + tap[7][c] * w[7 * C + c] + tap[8][c] * w[8 * C + c];
+                        /* nine products: |sum| <= 9 * 128 * 127, an int32 */
+                        acc += (uint32_t)(tap[0][c] * w[c] + tap[1][c] * w[C + c] + tap[2][c] * w[2 * C + c] +
+                                          tap[3][c] * w[3 * C + c] + tap[4][c] * w[4 * C + c] +
+                                          tap[5][c] * w[5 * C + c] + tap[6][c] * w[6 * C + c] +
+                                          tap[7][c] * w[7 * C + c] + tap[8][c] * w[8 * C + c]);
                     } else {
                         for (t = 0; t < 9; ++t) {
-                            acc += (tap[t] != NULL ? tap[t][c] : p->x_zp) * w[t * C + c];
+                            acc += (uint32_t)((tap[t] != NULL ? tap[t][c] : p->x_zp) * w[t * C + c]);
                         }
                     }
-                    *y++ = eq_rq_out(eq_rq_c(acc, &rq[c]), p->y_zp, p->act_min, p->act_max);
+                    *y++ = eq_rq_out(eq_rq_c(eq_s32(acc), &rq[c]), p->y_zp, p->act_min, p->act_max);
                 }
             }
         }

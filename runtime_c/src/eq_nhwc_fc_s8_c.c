@@ -20,11 +20,11 @@ eq_status eq_nhwc_fc_s8_c(const eq_fc_params *p, const int8_t *x, const int8_t *
     for (n = 0; n < p->batch; ++n, x += p->in_features) {
         const int8_t *w_c = w;
         for (c = 0; c < p->out_features; ++c, w_c += p->in_features) {
-            int32_t acc = bias[c];
+            uint32_t acc = (uint32_t)bias[c];
             for (k = 0; k < p->in_features; ++k) {
-                acc += x[k] * w_c[k];
+                acc += (uint32_t)(x[k] * w_c[k]);
             }
-            *y++ = eq_rq_out(eq_rq_c(acc, &rq[c]), p->y_zp, p->act_min, p->act_max);
+            *y++ = eq_rq_out(eq_rq_c(eq_s32(acc), &rq[c]), p->y_zp, p->act_min, p->act_max);
         }
     }
     return EQ_OK;

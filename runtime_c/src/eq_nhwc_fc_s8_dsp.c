@@ -89,10 +89,10 @@ eq_status eq_nhwc_fc_s8_dsp(const eq_fc_params *p, const int8_t *x, const int8_t
             for (i = full * 4; i < k; ++i) {  /* the partial last block, from its bytes */
                 const int8_t *wpa = (const int8_t *)(wa + full * 2), *wpb = (const int8_t *)(wb + full * 2);
                 const int32_t xv = x[i], j = i - full * 4;
-                acc[0] += xv * wpa[j];
-                acc[1] += xv * wpa[4 + j];
-                acc[2] += xv * wpb[j];
-                acc[3] += xv * wpb[4 + j];
+                acc[0] = (int32_t)((uint32_t)acc[0] + (uint32_t)(xv * wpa[j]));  /* modulo 2^32 */
+                acc[1] = (int32_t)((uint32_t)acc[1] + (uint32_t)(xv * wpa[4 + j]));
+                acc[2] = (int32_t)((uint32_t)acc[2] + (uint32_t)(xv * wpb[j]));
+                acc[3] = (int32_t)((uint32_t)acc[3] + (uint32_t)(xv * wpb[4 + j]));
             }
             for (i = 0; i < 4 && c + i < co; ++i) {
                 y[c + i] = (int8_t)eq_dsp_out(eq_dsp_rq(acc[i], &rq[c + i]), p->y_zp, p->act_min, p->act_max, 1);

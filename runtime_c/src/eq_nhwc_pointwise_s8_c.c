@@ -29,21 +29,21 @@ eq_status eq_nhwc_pointwise_s8_c(const eq_conv2d_params *p, const int8_t *x, con
                 for (oc = 0; oc + 1 < p->out_c; oc += 2) {
                     const int8_t *w0 = w + (size_t)oc * p->in_c;
                     const int8_t *w1 = w0 + p->in_c;
-                    int32_t a0 = bias[oc], a1 = bias[oc + 1];
+                    uint32_t a0 = (uint32_t)bias[oc], a1 = (uint32_t)bias[oc + 1];
                     for (ci = 0; ci < p->in_c; ++ci) {
-                        a0 += x_p[ci] * w0[ci];
-                        a1 += x_p[ci] * w1[ci];
+                        a0 += (uint32_t)(x_p[ci] * w0[ci]);
+                        a1 += (uint32_t)(x_p[ci] * w1[ci]);
                     }
-                    *y++ = eq_rq_out(eq_rq_c(a0, &rq[oc]), p->y_zp, p->act_min, p->act_max);
-                    *y++ = eq_rq_out(eq_rq_c(a1, &rq[oc + 1]), p->y_zp, p->act_min, p->act_max);
+                    *y++ = eq_rq_out(eq_rq_c(eq_s32(a0), &rq[oc]), p->y_zp, p->act_min, p->act_max);
+                    *y++ = eq_rq_out(eq_rq_c(eq_s32(a1), &rq[oc + 1]), p->y_zp, p->act_min, p->act_max);
                 }
                 if (oc < p->out_c) {  /* an odd out_c ends with one channel */
                     const int8_t *w0 = w + (size_t)oc * p->in_c;
-                    int32_t a0 = bias[oc];
+                    uint32_t a0 = (uint32_t)bias[oc];
                     for (ci = 0; ci < p->in_c; ++ci) {
-                        a0 += x_p[ci] * w0[ci];
+                        a0 += (uint32_t)(x_p[ci] * w0[ci]);
                     }
-                    *y++ = eq_rq_out(eq_rq_c(a0, &rq[oc]), p->y_zp, p->act_min, p->act_max);
+                    *y++ = eq_rq_out(eq_rq_c(eq_s32(a0), &rq[oc]), p->y_zp, p->act_min, p->act_max);
                 }
             }
         }
