@@ -65,6 +65,23 @@ def pack_requant(mult, shift) -> np.ndarray:
     return out
 
 
+def pack_requant4(mult, shift, order=None) -> np.ndarray:
+    """The _mve variants' requantization constants: per block of 4 channels (lanes), the
+    vectors mult[4], neg_r[4] = min(shift, 0) and left[4] = max(shift, 0), int32 [n/4, 3, 4]
+    (an eq_rq4 array). `order` permutes the channels into lanes first; channels beyond the
+    input get multiplier 0. VQRDMULH, then a rounding right shift fixed up for negative
+    ties (eq_nhwc_mve.h) gives MBQM exactly."""
+    mult = np.asarray(mult, dtype=np.int64).ravel()
+    shift = np.asarray(shift, dtype=np.int64).ravel()
+    pack_requant(mult, shift)  # the same range checks
+    n = len(order) if order is not None else _round_up(len(mult), 4)
+    idx = np.asarray(order if order is not None else np.arange(n))
+    m, s = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    live = idx < len(mult)
+    m[live], s[live] = mult[idx[live]], shift[idx[live]]
+    return np.stack([m, np.minimum(s, 0), np.maximum(s, 0)]).reshape(3, -1, 4).transpose(1, 0, 2).astype(np.int32)
+
+
 def rq_initializer(rq: np.ndarray) -> str:
     """C initialiser of an `eq_rq` array from pack_requant's words."""
     return "{" + ", ".join(f"{{{int(m)}, {int(rs)}, {int(lo):#x}u, {int(hi)}}}" for m, rs, lo, hi in rq) + "}"
@@ -97,10 +114,14 @@ def _rows(w2: np.ndarray, isa: str, groups: int = 1) -> np.ndarray:
     co, k = w2.shape
     if isa == "c":
         return np.ascontiguousarray(w2, dtype=np.int8).ravel()
-    if isa == "mve":
-        out = np.zeros((co, _round_up(k, 16)), np.int8)
-        out[:, :k] = w2
-        return out.ravel()
+    if isa == "mve":  # per group, blocks of 4 channels x 16 columns, both zero padded
+        k16 = _round_up(k, 16)
+        parts = []
+        for g in np.split(np.asarray(w2, np.int8), groups):
+            rows = np.zeros((_round_up(g.shape[0], 4), k16), np.int8)
+            rows[:g.shape[0], :k] = g
+            parts.append(rows.reshape(-1, 4, k16 // 16, 16).transpose(0, 2, 1, 3).ravel())
+        return np.concatenate(parts)
     # dsp: per group, channel pairs interleaved per 4-column block, K padded to 4
     k4 = _round_up(k, 4)
     parts = []
@@ -112,15 +133,28 @@ def _rows(w2: np.ndarray, isa: str, groups: int = 1) -> np.ndarray:
 
 
 def _per_channel(a: np.ndarray, co: int, groups: int, isa: str) -> np.ndarray:
-    """Bias / rq rows padded like the DSP weight pairs (a zero row after each odd group)."""
-    if isa != "dsp":
+    """Bias rows padded like the weight rows: to pairs per group (dsp), to fours (mve)."""
+    if isa == "c":
         return a
+    unit = 2 if isa == "dsp" else 4
     parts = []
     for g in np.split(a, groups):
-        pad = np.zeros((_round_up(len(g), 2) - len(g),) + a.shape[1:], a.dtype)
-        if a.ndim == 2 and len(pad):
-            pad[:] = pack_requant([0], [-1])  # a harmless entry (its output is never stored)
-        parts += [g, pad]
+        parts += [g, np.zeros(_round_up(len(g), unit) - len(g), a.dtype)]
+    return np.concatenate(parts)
+
+
+def _requant_for(mult, shift, groups: int, isa: str) -> np.ndarray:
+    """pack_requant (c), padded to pairs per group (dsp), or pack_requant4 per group (mve)."""
+    if isa == "c":
+        return pack_requant(mult, shift)
+    parts = []
+    for m, s in zip(np.split(np.ravel(mult), groups), np.split(np.ravel(shift), groups)):
+        if isa == "mve":
+            parts.append(pack_requant4(m, s))
+        else:
+            pad = _round_up(len(m), 2) - len(m)
+            parts.append(pack_requant(np.concatenate([m, np.zeros(pad, np.int64)]),
+                                      np.concatenate([s, -np.ones(pad, np.int64)])))
     return np.concatenate(parts)
 
 
@@ -134,8 +168,7 @@ def pack_conv(w: np.ndarray, bias, mult, shift, x_zp: int, groups: int = 1, isa:
     co = w.shape[0]
     w2 = w.transpose(0, 2, 3, 1).reshape(co, -1)  # K ordered (kh, kw, ci): OHWI
     b = fold_bias(w2, bias, x_zp)
-    return Packed(_rows(w2, isa, groups), _per_channel(b, co, groups, isa),
-                  _per_channel(pack_requant(mult, shift), co, groups, isa))
+    return Packed(_rows(w2, isa, groups), _per_channel(b, co, groups, isa), _requant_for(mult, shift, groups, isa))
 
 
 def pack_fc(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") -> Packed:
@@ -143,11 +176,15 @@ def pack_fc(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") -> Pack
     _check_isa(isa)
     w2 = np.asarray(w).reshape(np.shape(w)[0], -1)
     b = fold_bias(w2, bias, x_zp)
-    co = w2.shape[0]
-    return Packed(_rows(w2, isa), _per_channel(b, co, 1, isa), _per_channel(pack_requant(mult, shift), co, 1, isa))
+    return Packed(_rows(w2, isa), _per_channel(b, w2.shape[0], 1, isa), _requant_for(mult, shift, 1, isa))
 
 
 # ---- depthwise -----------------------------------------------------------------------------
+
+# The _mve depthwise multiplies 16 channels as int8 lanes; VMULLB/VMULLT and the int16 -> int32
+# widenings leave the products of a 16-channel block in four int32 vectors holding these
+# channels (eq_nhwc_mve.h), so its bias and rq come in this lane order.
+DW_MVE_LANES = [0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15]
 
 def pack_depthwise(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") -> Packed:
     """A depthwise QConv's constants for eq_nhwc_depthwise_s8_<isa> / eq_nhwc_dw3x3_s8_<isa>.
@@ -160,8 +197,16 @@ def pack_depthwise(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") 
     taps = w.reshape(co, -1)                     # [Co, kH*kW]
     b = fold_bias(taps, bias, x_zp)
     rq = pack_requant(mult, shift)
-    if isa != "dsp":
+    if isa == "c":
         return Packed(np.ascontiguousarray(taps.T, dtype=np.int8).ravel(), b, rq)
+    if isa == "mve":  # per 16 channels: the taps' 16 weights; bias and rq in the lanes' order
+        c16 = _round_up(co, 16)
+        t = np.zeros((c16, taps.shape[1]), np.int8)
+        t[:co] = taps
+        order = (np.arange(c16).reshape(-1, 16)[:, DW_MVE_LANES]).ravel()
+        bias16 = np.concatenate([b, np.zeros(c16 - co, np.int32)])[order]
+        return Packed(t.reshape(-1, 16, taps.shape[1]).transpose(0, 2, 1).ravel(), bias16,
+                      pack_requant4(mult, shift, order))
     c4 = _round_up(co, 4)
     t = np.zeros((c4, taps.shape[1]), np.int64)
     t[:co] = taps
@@ -187,3 +232,10 @@ def pack_add(attrs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if max(np.abs(t).max() for t in tables) >= 1 << 28:
         raise ValueError("pack_add: an input rescaling reaches 2^28 (multiplier above 1/2?)")
     return tables[0], tables[1], pack_requant([attrs["y_mult"]], [attrs["y_shift"]])
+
+
+def pack_add_rq(attrs: dict, isa: str) -> np.ndarray:
+    """pack_add's rq for a variant: one eq_rq (c, dsp) or one eq_rq4 with four equal lanes (mve)."""
+    if isa == "mve":
+        return pack_requant4([attrs["y_mult"]] * 4, [attrs["y_shift"]] * 4)
+    return pack_requant([attrs["y_mult"]], [attrs["y_shift"]])

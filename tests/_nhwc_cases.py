@@ -221,7 +221,8 @@ def add_cases(isa: str, subset: bool = False) -> list[Case]:
                 am, bm, ym, ysh = ADD_EXTREMES[j]
                 at.update(a_mult=am, a_shift=0, b_mult=bm, b_shift=-1, y_mult=ym, y_shift=ysh)
             ref = run_node(node("QAdd", **at), [a, b])
-            ta, tb, rq = packing.pack_add(at)
+            ta, tb, _ = packing.pack_add(at)
+            rq = packing.pack_add_rq(at, isa)
             out.append(Case("add", "eq_nhwc_add_params",
                             dict(size=a.size, y_zp=at["y_zp"], act_min=at["act_min"], act_max=at["act_max"]),
                             [("a", nhwc(a), "int8_t"), ("c", nhwc(b), "int8_t"), ("ta", ta, "int32_t"),

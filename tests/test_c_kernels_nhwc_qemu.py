@@ -25,13 +25,15 @@ pytestmark = pytest.mark.qemu
 ISA = {"cortex-m4": "dsp", "cortex-m7": "dsp", "cortex-m33": "dsp", "cortex-m55": "mve"}
 FLOAT_ABI = {"cortex-m55": "hard"}  # MVE needs the hard-float ABI; the others build soft
 # kernels with a variant for each ISA (the rest run their _c variant on that board)
-VARIANTS = {"dsp": {"conv", "pointwise", "depthwise", "dw3x3", "fc", "add", "maxpool", "avgpool"}, "mve": set()}
+ALL = {"conv", "pointwise", "depthwise", "dw3x3", "fc", "add", "maxpool", "avgpool"}
+VARIANTS = {"dsp": ALL, "mve": ALL}
 
 
 def _call(case: nc.Case, isa: str) -> str:
     args = ["&p"]
     for role, _, _ in case.arrays:
-        args.append("(const eq_rq *)@rq" if role == "rq" else "(const int8_t *)@w" if role == "w" else f"@{role}")
+        rq = "(const eq_rq4 *)@rq" if isa == "mve" else "(const eq_rq *)@rq"
+        args.append(rq if role == "rq" else "(const int8_t *)@w" if role == "w" else f"@{role}")
     if case.scratch:
         args.append("SCRATCH")
     return f"{case.fn(isa)}({', '.join(args)}, out)"
@@ -73,9 +75,12 @@ def run_board(board: str, subset: bool, tmp_path, kinds=None):
                          capture_output=True, text=True, timeout=120)
     assert "edgeq kernels: 0 failures" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode == 0
-    dis = subprocess.run(["arm-none-eabi-objdump", "-d", "-marmv8.1-m.main" if ISA[board] == "mve" else "-d", str(elf)],
-                         capture_output=True, text=True).stdout
-    assert ("smlad" if ISA[board] == "dsp" else "vmladava") in dis or not VARIANTS[ISA[board]]
+    # the variant really is in the image and uses the extension (objdump calls VMLADAVA "vmlava")
+    isa = ISA[board]
+    for kernel, insn in (("pointwise", {"dsp": "smlad", "mve": "vmlava"}), ("dw3x3", {"dsp": "smlabb", "mve": "vmullb"})):
+        dis = subprocess.run(["arm-none-eabi-objdump", "-marmv8.1-m.main" if isa == "mve" else "-marmv7e-m",
+                              f"--disassemble=eq_nhwc_{kernel}_s8_{isa}", str(elf)], capture_output=True, text=True).stdout
+        assert insn[isa] in dis, (kernel, isa)
 
 
 @pytest.mark.parametrize("board", list(ISA))

@@ -20,6 +20,22 @@ static inline int eq_rq_ok(const eq_rq *rq, int32_t n)
     return 1;
 }
 
+/* eq_rq4 blocks as pack_requant4 writes them: mult >= 0, neg_r in [-31, 0], left in
+ * [0, 30], never both shifts. */
+static inline int eq_rq4_ok(const eq_rq4 *rq, int32_t blocks)
+{
+    int32_t b, i;
+    for (b = 0; b < blocks; ++b) {
+        for (i = 0; i < 4; ++i) {
+            if (rq[b].mult[i] < 0 || rq[b].neg_r[i] < -31 || rq[b].neg_r[i] > 0 || rq[b].left[i] < 0 ||
+                rq[b].left[i] > 30 || (rq[b].neg_r[i] != 0 && rq[b].left[i] != 0)) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 /* 1 when no entry takes the shift >= 0 path (the kernels then compile it out). */
 static inline int eq_rq_all_fast(const eq_rq *rq, int32_t n)
 {
@@ -110,6 +126,34 @@ static inline eq_status eq_nhwc_pool_check(const eq_pool_params *p)
         if (t0 == t1) {
             return EQ_ERR_SHAPE;
         }
+    }
+    return EQ_OK;
+}
+
+/* The checks of the _mve depthwise kernels; fills the x_zp row (in_c rounded up to 16
+ * bytes) at the aligned start of scratch. */
+static inline eq_status eq_nhwc_dw_mve_setup(const eq_conv2d_params *p, const int8_t *x, const int8_t *w,
+                                             const int32_t *bias, const eq_rq4 *rq, void *scratch, int8_t *y,
+                                             int32_t *mult, int8_t **zp_row)
+{
+    int32_t cin_g, c;
+    eq_status st;
+    if (p == NULL || x == NULL || w == NULL || bias == NULL || rq == NULL || y == NULL || scratch == NULL) {
+        return EQ_ERR_ARG;
+    }
+    st = eq_conv2d_check(p, &cin_g, mult);
+    if (st != EQ_OK) {
+        return st;
+    }
+    if (!eq_nhwc_is_depthwise(p)) {
+        return EQ_ERR_SHAPE;
+    }
+    if (!eq_rq4_ok(rq, ((p->out_c + 15) & ~15) >> 2) || ((uintptr_t)rq & 3u) != 0 || ((uintptr_t)bias & 3u) != 0) {
+        return EQ_ERR_ARG;
+    }
+    *zp_row = (int8_t *)eq_align4_s16(scratch);
+    for (c = 0; c < ((p->in_c + 15) & ~15); ++c) {
+        (*zp_row)[c] = (int8_t)p->x_zp;
     }
     return EQ_OK;
 }
