@@ -57,7 +57,8 @@ def _struct(ctype: str, fields: dict) -> str:
 
 def _rq(name: str, rq: np.ndarray) -> str:
     from edgeq.runtime_c.packing import rq_initializer
-    return f"static const eq_rq {name}[{len(rq)}] LAYERDATA = {rq_initializer(rq)};"
+    ctype = "eq_rq4" if np.ndim(rq) == 3 else "eq_rq"
+    return f"static const {ctype} {name}[{len(rq)}] LAYERDATA = {rq_initializer(rq)};"
 
 
 def conv_call(lay: Layer, p: str, kernel: str, isa: str) -> LayerCall:
@@ -105,7 +106,8 @@ def add_call(lay: Layer, p: str, isa: str) -> LayerCall:
     from edgeq.runtime_c import packing
     a, b = lay.inputs
     at = {k: int(v) for k, v in lay.node.attrs.items() if isinstance(v, (int, np.integer))}
-    ta, tb, rq = packing.pack_add(at)
+    ta, tb, _ = packing.pack_add(at)
+    rq = packing.pack_add_rq(at, isa)
     fields = dict(size=a.size, y_zp=at["y_zp"], act_min=at.get("act_min", -128), act_max=at.get("act_max", 127))
     fn = f"eq_nhwc_add_s8_{isa}"
     decls = [c_array(f"{p}a", to_nhwc(a), "int8_t"), c_array(f"{p}c", to_nhwc(b), "int8_t"),

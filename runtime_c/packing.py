@@ -83,8 +83,18 @@ def pack_requant4(mult, shift, order=None) -> np.ndarray:
 
 
 def rq_initializer(rq: np.ndarray) -> str:
-    """C initialiser of an `eq_rq` array from pack_requant's words."""
+    """C initialiser of an `eq_rq` array (pack_requant's words) or, for an [n, 3, 4] array,
+    of an `eq_rq4` array (pack_requant4)."""
+    rq = np.asarray(rq)
+    if rq.ndim == 3:
+        vec = lambda v: "{" + ", ".join(str(int(e)) for e in v) + "}"  # noqa: E731
+        return "{" + ", ".join("{" + ", ".join(vec(v) for v in blk) + "}" for blk in rq) + "}"
     return "{" + ", ".join(f"{{{int(m)}, {int(rs)}, {int(lo):#x}u, {int(hi)}}}" for m, rs, lo, hi in rq) + "}"
+
+
+def rq_ctype(isa: str) -> str:
+    """The C type of a variant's requantization constants."""
+    return "eq_rq4" if isa == "mve" else "eq_rq"
 
 
 # ---- folded biases -----------------------------------------------------------------------
@@ -181,10 +191,10 @@ def pack_fc(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") -> Pack
 
 # ---- depthwise -----------------------------------------------------------------------------
 
-# The _mve depthwise multiplies 16 channels as int8 lanes; VMULLB/VMULLT and the int16 -> int32
-# widenings leave the products of a 16-channel block in four int32 vectors holding these
-# channels (eq_nhwc_mve.h), so its bias and rq come in this lane order.
-DW_MVE_LANES = [0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15]
+# The _mve depthwise works on 8 channels as int16 lanes; VMULLB/VMULLT leave their products
+# in two int32 vectors holding the even and the odd channels (eq_nhwc_mve.h), so a block's
+# bias and rq come in this lane order.
+DW_MVE_LANES = [0, 2, 4, 6, 1, 3, 5, 7]
 
 def pack_depthwise(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") -> Packed:
     """A depthwise QConv's constants for eq_nhwc_depthwise_s8_<isa> / eq_nhwc_dw3x3_s8_<isa>.
@@ -199,13 +209,13 @@ def pack_depthwise(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") 
     rq = pack_requant(mult, shift)
     if isa == "c":
         return Packed(np.ascontiguousarray(taps.T, dtype=np.int8).ravel(), b, rq)
-    if isa == "mve":  # per 16 channels: the taps' 16 weights; bias and rq in the lanes' order
-        c16 = _round_up(co, 16)
-        t = np.zeros((c16, taps.shape[1]), np.int8)
+    if isa == "mve":  # per 8 channels: the taps' 8 weights; bias and rq in the lanes' order
+        c8 = _round_up(co, 8)
+        t = np.zeros((c8, taps.shape[1]), np.int8)
         t[:co] = taps
-        order = (np.arange(c16).reshape(-1, 16)[:, DW_MVE_LANES]).ravel()
-        bias16 = np.concatenate([b, np.zeros(c16 - co, np.int32)])[order]
-        return Packed(t.reshape(-1, 16, taps.shape[1]).transpose(0, 2, 1).ravel(), bias16,
+        order = (np.arange(c8).reshape(-1, 8)[:, DW_MVE_LANES]).ravel()
+        bias8 = np.concatenate([b, np.zeros(c8 - co, np.int32)])[order]
+        return Packed(t.reshape(-1, 8, taps.shape[1]).transpose(0, 2, 1).ravel(), bias8,
                       pack_requant4(mult, shift, order))
     c4 = _round_up(co, 4)
     t = np.zeros((c4, taps.shape[1]), np.int64)

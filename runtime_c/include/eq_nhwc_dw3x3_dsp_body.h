@@ -84,9 +84,9 @@ EQ_INLINE void eq_nhwc_dw3x3_dsp_body(const eq_conv2d_params *p, const int8_t *x
             const int rows_in = ih0 >= 0 && ih0 + 2 < in_h;
             for (ow = 0; ow < out_w; ++ow, y += C) {
                 const int32_t iw0 = ow * sw - pl;
-                const int8_t *base = x_n + ((size_t)ih0 * in_w + iw0) * C;
                 const int8_t *tap[9];
                 if (rows_in && iw0 >= 0 && iw0 + 2 < in_w) {  /* interior: fixed tap offsets */
+                    const int8_t *base = x_n + ((size_t)ih0 * in_w + iw0) * C;
                     const uint32_t *wg = w32;
                     for (c = 0; c < C4; c += 4, wg += 18) {
                         const int8_t *r = base + c;

@@ -63,98 +63,175 @@ EQ_INLINE int32x4_t eq_mve_vec4(int32_t a0, int32_t a1, int32_t a2, int32_t a3)
     return v;
 }
 
+/* One 16-column chunk: x from [x] (post-increment), the block's 4 weight vectors from [w]
+ * (post-increment), four VMLADAV{A} into the pinned accumulators. */
+#define EQ_MVE_CHUNK(op)                                         \
+    "vldrb.u8    %q[xv], [%[x]], #16\n\t"                        \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a0], %q[xv], %q[wv]\n\t"                             \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a1], %q[xv], %q[wv]\n\t"                             \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a2], %q[xv], %q[wv]\n\t"                             \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a3], %q[xv], %q[wv]\n\t"
+/* The same with x loaded under the tail predicate (VPR.P0 = pred). */
+#define EQ_MVE_TAIL_CHUNK(op)                                    \
+    "vmsr        p0, %[pred]\n\t"                                \
+    "vpst\n\t"                                                   \
+    "vldrbt.u8   %q[xv], [%[x]]\n\t"                             \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a0], %q[xv], %q[wv]\n\t"                             \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a1], %q[xv], %q[wv]\n\t"                             \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a2], %q[xv], %q[wv]\n\t"                             \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a3], %q[xv], %q[wv]\n\t"
+
 /* The dot products of one row x with the 4 channels of a packed block w (per 16 columns,
- * 16 bytes of each channel; zero padded to K16) over `full` whole 16-column blocks and, when
- * tail != 0, one last block whose x is loaded under the tail predicate (x is never read past
- * its row; the zero-padded weights make the sum right): VMLADAVA, 16 MACs per instruction. */
-EQ_INLINE int32x4_t eq_mve_dot4(const int8_t *x, const int8_t *w, int32_t full, int tail, mve_pred16_t p)
+ * 16 bytes of each channel; zero padded to K16), as a vector: `full` whole chunks and,
+ * when tail != 0, one last chunk whose x is loaded under pred = VCTP8(k % 16) (x is never
+ * read past its row; the zero-padded weights make the sum right). VMLADAV wants even
+ * accumulator registers, hence one assembly statement with pinned r0/r2/r4/r6 and a
+ * low-overhead loop (WLS/LE on LR): 10 instructions per chunk, 64 MACs. */
+EQ_INLINE int32x4_t eq_mve_dot4(const int8_t *x, const int8_t *w, int32_t full, int tail, mve_pred16_t pred)
 {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, i;
-    for (i = full; i > 0; --i, x += 16, w += 64) {
-        const int8x16_t xv = vldrbq_s8(x);
-        a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w));
-        a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w + 16));
-        a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w + 32));
-        a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w + 48));
-    }
-    if (tail) {
-        const int8x16_t xv = vldrbq_z_s8(x, p);
-        a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w));
-        a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w + 16));
-        a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w + 32));
-        a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w + 48));
-    }
-    return eq_mve_vec4(a0, a1, a2, a3);
+    register int32_t a0 __asm__("r0");
+    register int32_t a1 __asm__("r2");
+    register int32_t a2 __asm__("r4");
+    register int32_t a3 __asm__("r6");
+    register int32_t n __asm__("lr") = full;
+    const uint32_t pr = tail ? pred : 0u;  /* 0: no tail chunk */
+    int8x16_t xv, wv;
+    int32x4_t out;
+    __asm__ volatile(
+        "cmp         lr, #0\n\t"
+        "beq         4f\n\t"
+        EQ_MVE_CHUNK("vmladav.s8 ")
+        "subs        lr, lr, #1\n\t"
+        "wls         lr, lr, 2f\n\t"
+        "1:\n\t"
+        EQ_MVE_CHUNK("vmladava.s8")
+        "le          lr, 1b\n\t"
+        "2:\n\t"
+        "cmp         %[pred], #0\n\t"
+        "beq         3f\n\t"
+        EQ_MVE_TAIL_CHUNK("vmladava.s8")
+        "b           3f\n\t"
+        "4:\n\t"
+        EQ_MVE_TAIL_CHUNK("vmladav.s8 ")
+        "3:\n\t"
+        "vmov        %q[out][2], %q[out][0], %[a0], %[a2]\n\t"
+        "vmov        %q[out][3], %q[out][1], %[a1], %[a3]\n\t"
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "+r"(x), [w] "+r"(w),
+          [xv] "=&w"(xv), [wv] "=&w"(wv), [n] "+r"(n), [out] "=w"(out)
+        : [pred] "r"(pr)
+        : "memory", "cc");
+    return out;
 }
 
-/* ---- depthwise: 16 channels per int8 vector ---------------------------------------------
- * VMULLB/VMULLT multiply the even/odd int8 lanes into int16 products (|p| <= 128 * 127, so
- * two taps' products still fit int16), and VMOVLB/VMOVLT widen the even/odd int16 lanes into
- * int32: a 16-channel block's sums live in four int32 vectors holding the channels
- * (0,4,8,12), (2,6,10,14), (1,5,9,13), (3,7,11,15): packing.DW_MVE_LANES, the order of
- * the block's bias and eq_rq4 entries. */
+/* eq_mve_dot4 for a row scattered over memory: `chunks` 16-byte pieces of x at the
+ * addresses in ptrs[] (a conv's taps, each in_c = 16 k channels long, straight from the
+ * input: no im2col copy), against the block's packed weights. 11 instructions per chunk. */
+EQ_INLINE int32x4_t eq_mve_dot4_ptrs(const int8_t *const *ptrs, const int8_t *w, int32_t chunks)
+{
+    register int32_t a0 __asm__("r0");
+    register int32_t a1 __asm__("r2");
+    register int32_t a2 __asm__("r4");
+    register int32_t a3 __asm__("r6");
+    register int32_t n __asm__("lr") = chunks - 1;
+    const int8_t *xp;
+    int8x16_t xv, wv;
+    int32x4_t out;
+    __asm__ volatile(
+        "ldr         %[x], [%[ptrs]], #4\n\t"
+        EQ_MVE_CHUNK("vmladav.s8 ")
+        "wls         lr, %[n], 2f\n\t"
+        "1:\n\t"
+        "ldr         %[x], [%[ptrs]], #4\n\t"
+        EQ_MVE_CHUNK("vmladava.s8")
+        "le          lr, 1b\n\t"
+        "2:\n\t"
+        "vmov        %q[out][2], %q[out][0], %[a0], %[a2]\n\t"
+        "vmov        %q[out][3], %q[out][1], %[a1], %[a3]\n\t"
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "=&r"(xp), [w] "+r"(w),
+          [ptrs] "+r"(ptrs), [xv] "=&w"(xv), [wv] "=&w"(wv), [n] "+r"(n), [out] "=w"(out)
+        :
+        : "memory");
+    return out;
+}
+
+/* ---- depthwise: 8 channels per vector of int16 lanes ----------------------------------
+ * VLDRB.S16 widens 8 channels to int16 lanes; VMULLB/VMULLT multiply the even/odd lanes into
+ * int32 products, added into two int32 sums holding the channels (0, 2, 4, 6) and
+ * (1, 3, 5, 7): packing.DW_MVE_LANES, the order of a block's bias and eq_rq4 entries.
+ * 6 instructions per tap and 8 channels (2 loads, 2 multiplies, 2 adds). */
 typedef struct {
-    int32x4_t a, b, c, d;
-} eq_mve_acc16;
+    int32x4_t even, odd;
+} eq_mve_acc8;
 
-EQ_INLINE void eq_mve_acc16_add(eq_mve_acc16 *s, int16x8_t even, int16x8_t odd)
+EQ_INLINE void eq_mve_dw_tap(eq_mve_acc8 *s, int16x8_t x, int16x8_t w)
 {
-    s->a = vaddq_s32(s->a, vmovlbq_s16(even));
-    s->b = vaddq_s32(s->b, vmovltq_s16(even));
-    s->c = vaddq_s32(s->c, vmovlbq_s16(odd));
-    s->d = vaddq_s32(s->d, vmovltq_s16(odd));
+    s->even = vaddq_s32(s->even, vmullbq_int_s16(x, w));
+    s->odd = vaddq_s32(s->odd, vmulltq_int_s16(x, w));
 }
 
-/* Two taps (x0 . w0 + x1 . w1 per channel) into the sums: 4 VMULL, 2 int16 adds, 4 widens. */
-EQ_INLINE void eq_mve_dw_pair(eq_mve_acc16 *s, int8x16_t x0, int8x16_t w0, int8x16_t x1, int8x16_t w1)
-{
-    const int16x8_t e = vaddq_s16(vmullbq_int_s8(x0, w0), vmullbq_int_s8(x1, w1));
-    const int16x8_t o = vaddq_s16(vmulltq_int_s8(x0, w0), vmulltq_int_s8(x1, w1));
-    eq_mve_acc16_add(s, e, o);
-}
+/* One tap from memory, the weight pointer w8 stepping on by 8 (post-increment). */
+#define EQ_MVE_DW_TAP_NEXT(s, xp, w8)                                                            \
+    do {                                                                                         \
+        int16x8_t x_, w_;                                                                        \
+        int32x4_t t_;                                                                            \
+        __asm__("vldrb.s16   %q[x], [%[xa]]\n\t"                                                \
+                "vldrb.s16   %q[w], [%[wa]], #8\n\t"                                            \
+                "vmullb.s16  %q[t], %q[x], %q[w]\n\t"                                           \
+                "vadd.i32    %q[e], %q[e], %q[t]\n\t"                                           \
+                "vmullt.s16  %q[t], %q[x], %q[w]\n\t"                                           \
+                "vadd.i32    %q[o], %q[o], %q[t]\n\t"                                           \
+                : [e] "+w"((s).even), [o] "+w"((s).odd), [x] "=&w"(x_), [w] "=&w"(w_), [t] "=&w"(t_), \
+                  [wa] "+l"(w8)                                                                  \
+                : [xa] "l"(xp)                                                                   \
+                : "memory");                                                                     \
+    } while (0)
 
-EQ_INLINE void eq_mve_dw_one(eq_mve_acc16 *s, int8x16_t x0, int8x16_t w0)
-{
-    eq_mve_acc16_add(s, vmullbq_int_s8(x0, w0), vmulltq_int_s8(x0, w0));
-}
+/* One tap from memory: x at xp (8 channels), w at w8 + off; an assembly statement, so the
+ * compiler neither hoists the loads of all taps nor spills them (it does both otherwise). */
+#define EQ_MVE_DW_TAP_AT(s, xp, w8, off)                                                         \
+    do {                                                                                         \
+        int16x8_t x_, w_;                                                                        \
+        int32x4_t t_;                                                                            \
+        __asm__("vldrb.s16   %q[x], [%[xa]]\n\t"                                                \
+                "vldrb.s16   %q[w], [%[wa], #" #off "]\n\t"                                     \
+                "vmullb.s16  %q[t], %q[x], %q[w]\n\t"                                           \
+                "vadd.i32    %q[e], %q[e], %q[t]\n\t"                                           \
+                "vmullt.s16  %q[t], %q[x], %q[w]\n\t"                                           \
+                "vadd.i32    %q[o], %q[o], %q[t]\n\t"                                           \
+                : [e] "+w"((s).even), [o] "+w"((s).odd), [x] "=&w"(x_), [w] "=&w"(w_), [t] "=&w"(t_) \
+                : [xa] "l"(xp), [wa] "l"(w8)  /* widening loads take r0-r7 */                    \
+                : "memory");                                                                     \
+    } while (0)
 
-EQ_INLINE eq_mve_acc16 eq_mve_acc16_load(const int32_t *bias16)
+/* Requantize an 8-channel block (rq2: its two eq_rq4), add y_zp, narrow back to channel
+ * order with saturation (VQMOVNB/T: int32 -> int16, then int16 -> int8), clamp, store the
+ * low bytes of the 8 lanes (n <= 8 of them: pred, when not full). */
+EQ_INLINE void eq_mve_dw_store8(const eq_mve_acc8 *s, const eq_rq4 *rq2, int left, int32_t zp, int16x8_t lo,
+                                int16x8_t hi, int narrow, int8_t *y, mve_pred16_t pred, int full)
 {
-    eq_mve_acc16 s;
-    s.a = vldrwq_s32(bias16);
-    s.b = vldrwq_s32(bias16 + 4);
-    s.c = vldrwq_s32(bias16 + 8);
-    s.d = vldrwq_s32(bias16 + 12);
-    return s;
-}
-
-/* Requantize a 16-channel block (rq4: its 4 eq_rq4 in lane order), add y_zp, narrow back to
- * channel order with saturation (VQMOVNB/T: int32 -> int16 -> int8), clamp, store n <= 16. */
-EQ_INLINE void eq_mve_dw_store16(const eq_mve_acc16 *s, const eq_rq4 *rq4, int left, int32_t zp, int8x16_t lo,
-                                 int8x16_t hi, int narrow, int8_t *y, mve_pred16_t pred, int full)
-{
-    eq_mve_rqv q;
-    int32x4_t a, b, c, d;
-    int16x8_t e = vdupq_n_s16(0), o = vdupq_n_s16(0);
-    int8x16_t r = vdupq_n_s8(0);
-    q = eq_mve_rq_load(&rq4[0]);
-    a = vaddq_n_s32(eq_mve_rq(s->a, &q, left), zp);
-    q = eq_mve_rq_load(&rq4[1]);
-    b = vaddq_n_s32(eq_mve_rq(s->b, &q, left), zp);
-    q = eq_mve_rq_load(&rq4[2]);
-    c = vaddq_n_s32(eq_mve_rq(s->c, &q, left), zp);
-    q = eq_mve_rq_load(&rq4[3]);
-    d = vaddq_n_s32(eq_mve_rq(s->d, &q, left), zp);
-    e = vqmovntq_s32(vqmovnbq_s32(e, a), b);   /* channels 0, 2, ..., 14 */
-    o = vqmovntq_s32(vqmovnbq_s32(o, c), d);   /* channels 1, 3, ..., 15 */
-    r = vqmovntq_s16(vqmovnbq_s16(r, e), o);   /* channels 0..15, saturated to int8 */
+    eq_mve_rqv q = eq_mve_rq_load(&rq2[0]);
+    const int32x4_t e = vaddq_n_s32(eq_mve_rq(s->even, &q, left), zp);
+    int32x4_t o;
+    int16x8_t r;
+    q = eq_mve_rq_load(&rq2[1]);
+    o = vaddq_n_s32(eq_mve_rq(s->odd, &q, left), zp);
+    r = vqmovntq_s32(vqmovnbq_s32(vdupq_n_s16(0), e), o);  /* channels 0..7, int16 */
     if (narrow) {
-        r = vminq_s8(vmaxq_s8(r, lo), hi);
+        r = vminq_s16(vmaxq_s16(r, lo), hi);
     }
+    r = vreinterpretq_s16_s8(vqmovnbq_s16(vdupq_n_s8(0), r));  /* int8 in each lane's low byte */
     if (full) {
-        vstrbq_s8(y, r);
+        vstrbq_s16(y, r);
     } else {
-        vstrbq_p_s8(y, r, pred);
+        vstrbq_p_s16(y, r, pred);
     }
 }
 

@@ -12,6 +12,15 @@
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 
+/* One output pixel's 4 channels (n of them stored). */
+#define EQ_PW_MVE_PIXEL(store)                                                                  \
+    do {                                                                                        \
+        const int32x4_t acc_ = vaddq_s32(eq_mve_dot4(xp, w, full, tail, tail_p), b);           \
+        store(yp, eq_mve_out(eq_mve_rq(acc_, &q, left), zp, lo, hi));                           \
+    } while (0)
+#define EQ_PW_MVE_STORE4(y_, v_) vstrbq_s32(y_, v_)
+#define EQ_PW_MVE_STOREP(y_, v_) vstrbq_p_s32(y_, v_, store_p)
+
 EQ_INLINE void eq_nhwc_pointwise_mve_body(const eq_conv2d_params *p, const int8_t *x, const int8_t *w,
                                           const int32_t *bias, const eq_rq4 *rq, int left, int8_t *y)
 {
@@ -20,6 +29,7 @@ EQ_INLINE void eq_nhwc_pointwise_mve_body(const eq_conv2d_params *p, const int8_
     const int32_t px_step = p->stride_w * c, row_skip = (p->stride_h * p->in_w - out_w * p->stride_w) * c;
     const int32_t image_skip = (p->in_h - out_h * p->stride_h) * p->in_w * c;
     const int32_t zp = p->y_zp, total = p->batch * out_h * out_w;
+    const int contiguous = p->stride_h == 1 && p->stride_w == 1;  /* input pixels follow each other */
     const int32x4_t lo = vdupq_n_s32(p->act_min), hi = vdupq_n_s32(p->act_max);
     const mve_pred16_t tail_p = vctp8q((uint32_t)(c & 15));
     int32_t j;
@@ -30,9 +40,14 @@ EQ_INLINE void eq_nhwc_pointwise_mve_body(const eq_conv2d_params *p, const int8_
         const int8_t *xp = x;
         int8_t *yp = y + j;
         int32_t k, ow = 0, oh = 0;
+        if (contiguous && co - j >= 4) {
+            for (k = 0; k < total; ++k, xp += c, yp += co) {
+                EQ_PW_MVE_PIXEL(EQ_PW_MVE_STORE4);
+            }
+            continue;
+        }
         for (k = 0; k < total; ++k, yp += co) {
-            const int32x4_t acc = vaddq_s32(eq_mve_dot4(xp, w, full, tail, tail_p), b);
-            vstrbq_p_s32(yp, eq_mve_out(eq_mve_rq(acc, &q, left), zp, lo, hi), store_p);
+            EQ_PW_MVE_PIXEL(EQ_PW_MVE_STOREP);
             /* the next output pixel's input: along the row, then the next used row / image */
             xp += px_step;
             if (++ow == out_w) {
@@ -46,6 +61,10 @@ EQ_INLINE void eq_nhwc_pointwise_mve_body(const eq_conv2d_params *p, const int8_
         }
     }
 }
+
+#undef EQ_PW_MVE_PIXEL
+#undef EQ_PW_MVE_STORE4
+#undef EQ_PW_MVE_STOREP
 
 #endif /* __ARM_FEATURE_MVE */
 #endif /* EQ_NHWC_POINTWISE_MVE_BODY_H */

@@ -130,7 +130,7 @@ static inline eq_status eq_nhwc_pool_check(const eq_pool_params *p)
     return EQ_OK;
 }
 
-/* The checks of the _mve depthwise kernels; fills the x_zp row (in_c rounded up to 16
+/* The checks of the _mve depthwise kernels; fills the x_zp row (in_c rounded up to 8
  * bytes) at the aligned start of scratch. */
 static inline eq_status eq_nhwc_dw_mve_setup(const eq_conv2d_params *p, const int8_t *x, const int8_t *w,
                                              const int32_t *bias, const eq_rq4 *rq, void *scratch, int8_t *y,
@@ -148,11 +148,11 @@ static inline eq_status eq_nhwc_dw_mve_setup(const eq_conv2d_params *p, const in
     if (!eq_nhwc_is_depthwise(p)) {
         return EQ_ERR_SHAPE;
     }
-    if (!eq_rq4_ok(rq, ((p->out_c + 15) & ~15) >> 2) || ((uintptr_t)rq & 3u) != 0 || ((uintptr_t)bias & 3u) != 0) {
+    if (!eq_rq4_ok(rq, ((p->out_c + 7) & ~7) >> 2) || ((uintptr_t)rq & 3u) != 0 || ((uintptr_t)bias & 3u) != 0) {
         return EQ_ERR_ARG;
     }
     *zp_row = (int8_t *)eq_align4_s16(scratch);
-    for (c = 0; c < ((p->in_c + 15) & ~15); ++c) {
+    for (c = 0; c < ((p->in_c + 7) & ~7); ++c) {
         (*zp_row)[c] = (int8_t)p->x_zp;
     }
     return EQ_OK;

@@ -40,7 +40,7 @@ static void fill_patch(const eq_conv2d_params *p, const int8_t *x_n, int32_t oh,
         for (kw = 0; kw < p->kernel_w; ++kw, k += cin_g) {
             const int32_t iw = ow * p->stride_w - p->pad_left + kw * p->dilation_w;
             const int inside = ih >= 0 && ih < p->in_h && iw >= 0 && iw < p->in_w;
-            const int8_t *src = x_n + ((size_t)ih * p->in_w + iw) * p->in_c + ci0;
+            const int8_t *src = inside ? x_n + ((size_t)ih * p->in_w + iw) * p->in_c + ci0 : x_n;
             if ((cin_g & 3) == 0) {  /* whole 4-blocks per tap: SXTB16 straight into place */
                 uint32_t *blk = patch + (k >> 2) * 4 + pix * 2;
                 for (c = 0; c < cin_g; c += 4, blk += 4) {
