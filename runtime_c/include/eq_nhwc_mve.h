@@ -131,35 +131,63 @@ EQ_INLINE int32x4_t eq_mve_dot4(const int8_t *x, const int8_t *w, int32_t full, 
     return out;
 }
 
-/* eq_mve_dot4 for a row scattered over memory: `chunks` 16-byte pieces of x at the
- * addresses in ptrs[] (a conv's taps, each in_c = 16 k channels long, straight from the
- * input: no im2col copy), against the block's packed weights. 11 instructions per chunk. */
-EQ_INLINE int32x4_t eq_mve_dot4_ptrs(const int8_t *const *ptrs, const int8_t *w, int32_t chunks)
+/* ---- two pixels x four channels ------------------------------------------------------
+ * The same dot products for two rows at once: each weight vector serves both, so a chunk
+ * of 16 columns costs 2 + 4 loads and 8 VMLADAV for 128 MACs. Eight accumulators need all
+ * eight even registers (r0 ... r12 and lr), so the loop counts with SUBS/BNE. */
+#define EQ_MVE_CHUNK2_MACS(op)                                   \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a0], %q[x0], %q[wv]\n\t"                             \
+    op "  %[b0], %q[x1], %q[wv]\n\t"                             \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a1], %q[x0], %q[wv]\n\t"                             \
+    op "  %[b1], %q[x1], %q[wv]\n\t"                             \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a2], %q[x0], %q[wv]\n\t"                             \
+    op "  %[b2], %q[x1], %q[wv]\n\t"                             \
+    "vldrb.u8    %q[wv], [%[w]], #16\n\t"                        \
+    op "  %[a3], %q[x0], %q[wv]\n\t"                             \
+    op "  %[b3], %q[x1], %q[wv]\n\t"
+#define EQ_MVE_CHUNK2(op)                                        \
+    "vldrb.u8    %q[x0], [%[p0]], #16\n\t"                       \
+    "vldrb.u8    %q[x1], [%[p1]], #16\n\t"                       \
+    EQ_MVE_CHUNK2_MACS(op)
+#define EQ_MVE_OUT2                                              \
+    "vmov        %q[r0][2], %q[r0][0], %[a0], %[a2]\n\t"         \
+    "vmov        %q[r0][3], %q[r0][1], %[a1], %[a3]\n\t"         \
+    "vmov        %q[r1][2], %q[r1][0], %[b0], %[b2]\n\t"         \
+    "vmov        %q[r1][3], %q[r1][1], %[b1], %[b3]\n\t"
+#define EQ_MVE_ACC8                                              \
+    register int32_t a0 __asm__("r0"), a1 __asm__("r2"), a2 __asm__("r4"), a3 __asm__("r6"); \
+    register int32_t b0 __asm__("r8"), b1 __asm__("r10"), b2 __asm__("r12"), b3 __asm__("lr")
+#define EQ_MVE_ACC8_OUT                                          \
+    [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0), [b1] "=&r"(b1), \
+    [b2] "=&r"(b2), [b3] "=&r"(b3)
+
+/* eq_mve_dot4 for rows x0 and x1 of `full` (>= 1) whole chunks: out[0] for x0, out[1]
+ * for x1 (a row with a partial last chunk takes eq_mve_dot4, which predicates it). */
+EQ_INLINE void eq_mve_dot4x2(const int8_t *x0, const int8_t *x1, const int8_t *w, int32_t full, int32x4_t out[2])
 {
-    register int32_t a0 __asm__("r0");
-    register int32_t a1 __asm__("r2");
-    register int32_t a2 __asm__("r4");
-    register int32_t a3 __asm__("r6");
-    register int32_t n __asm__("lr") = chunks - 1;
-    const int8_t *xp;
-    int8x16_t xv, wv;
-    int32x4_t out;
+    EQ_MVE_ACC8;
+    int32_t n = full;
+    int8x16_t xa, xb, wv;
+    int32x4_t r0, r1;
     __asm__ volatile(
-        "ldr         %[x], [%[ptrs]], #4\n\t"
-        EQ_MVE_CHUNK("vmladav.s8 ")
-        "wls         lr, %[n], 2f\n\t"
+        EQ_MVE_CHUNK2("vmladav.s8 ")
+        "subs        %[n], %[n], #1\n\t"
+        "beq         2f\n\t"
         "1:\n\t"
-        "ldr         %[x], [%[ptrs]], #4\n\t"
-        EQ_MVE_CHUNK("vmladava.s8")
-        "le          lr, 1b\n\t"
+        EQ_MVE_CHUNK2("vmladava.s8")
+        "subs        %[n], %[n], #1\n\t"
+        "bne         1b\n\t"
         "2:\n\t"
-        "vmov        %q[out][2], %q[out][0], %[a0], %[a2]\n\t"
-        "vmov        %q[out][3], %q[out][1], %[a1], %[a3]\n\t"
-        : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "=&r"(xp), [w] "+r"(w),
-          [ptrs] "+r"(ptrs), [xv] "=&w"(xv), [wv] "=&w"(wv), [n] "+r"(n), [out] "=w"(out)
+        EQ_MVE_OUT2
+        : EQ_MVE_ACC8_OUT, [p0] "+r"(x0), [p1] "+r"(x1), [w] "+r"(w), [n] "+r"(n),
+          [x0] "=&w"(xa), [x1] "=&w"(xb), [wv] "=&w"(wv), [r0] "=w"(r0), [r1] "=w"(r1)
         :
-        : "memory");
-    return out;
+        : "memory", "cc");
+    out[0] = r0;
+    out[1] = r1;
 }
 
 /* ---- depthwise: 8 channels per vector of int16 lanes ----------------------------------
