@@ -61,7 +61,39 @@ def _rq(name: str, rq: np.ndarray) -> str:
     return f"static const {ctype} {name}[{len(rq)}] LAYERDATA = {rq_initializer(rq)};"
 
 
-def conv_call(lay: Layer, p: str, kernel: str, isa: str) -> LayerCall:
+def spec_call(lay: Layer, p: str, kernel: str, isa: str, pk, fields: dict, decls: list[str]) -> LayerCall:
+    """The shape-specialised form: what generated code does with the always-inline bodies
+    (eq_nhwc_<kernel>_<isa>_body.h) and a `static const` params struct, so the compiler
+    folds the shape into the loops. Flags the kernel file computes at run time (all_fast,
+    left) and the x_zp row are compile-time constants here."""
+    c = fields["in_c"]
+    struct = ("static const eq_conv2d_params " + f"{p}P = {{" +
+              ", ".join(f".{k} = {int(v)}" for k, v in fields.items()) + "};")
+    rq = np.asarray(pk.rq)
+    args = f"&{p}P, x, (const int8_t *){p}w, {p}b, {p}rq"
+    if isa == "mve":
+        flag = str(int(np.any(rq[:, 2] != 0)))  # some lane shifts left
+    else:
+        flag = str(int(np.all(rq[:, 1] >= 0)))  # all_fast: no shift >= 0 channel
+    out = list(decls) + [struct]
+    if kernel == "pointwise":
+        body = (f"eq_nhwc_pointwise_{isa}_body({args}, {flag}, (uint32_t *)work, y);" if isa == "dsp"
+                else f"eq_nhwc_pointwise_{isa}_body({args}, {flag}, y);")
+    else:
+        zp_len = ((c + 3) & ~3) if isa == "dsp" else ((c + 7) & ~7) + 8
+        out.append(f"static const int8_t {p}zp[{zp_len}] __attribute__((aligned(4))) = "
+                   f"{{{', '.join([str(fields['x_zp'])] * zp_len)}}};")
+        body = (f"eq_nhwc_dw3x3_{isa}_body({args}, {p}zp, y);" if isa == "dsp"
+                else f"eq_nhwc_dw3x3_{isa}_body({args}, {flag}, {p}zp, y);")
+    out.append(f"static void __attribute__((noinline)) eq_spec_{p}(const int8_t *x, void *work, int8_t *y)\n"
+               f"{{\n    (void)work;\n    {body}\n}}")
+    fn = f"eq_nhwc_{kernel}_s8_{isa}"
+    return LayerCall(out, [f"need = (int32_t){fn}_scratch_size(&{p}P);"],
+                     f"eq_spec_{p}({p}x, (void *)(((uintptr_t)scratch + 3u) & ~(uintptr_t)3u), out); st = 0;",
+                     to_nhwc(lay.output))
+
+
+def conv_call(lay: Layer, p: str, kernel: str, isa: str, spec: bool = False) -> LayerCall:
     from edgeq.runtime_c import packing
     x, (w, bias, mult, shift) = lay.inputs[0], (list(lay.consts) + [None] * 4)[:4]
     w4 = w[:, :, None, :] if w.ndim == 3 else w
@@ -81,6 +113,8 @@ def conv_call(lay: Layer, p: str, kernel: str, isa: str) -> LayerCall:
     wtype = "int32_t" if pk.w.dtype == np.int32 else "int8_t"
     decls = [c_array(f"{p}x", to_nhwc(x), "int8_t"), c_array(f"{p}w", pk.w, wtype),
              c_array(f"{p}b", pk.bias, "int32_t"), _rq(f"{p}rq", pk.rq)]
+    if spec and isa in ("dsp", "mve") and kernel in ("pointwise", "dw3x3"):
+        return spec_call(lay, p, kernel, isa, pk, fields, decls)
     fn = f"eq_nhwc_{kernel}_s8_{isa}"
     return LayerCall(decls, [_struct("eq_conv2d_params", fields), f"need = (int32_t){fn}_scratch_size(&p);"],
                      f"st = {fn}(&p, {p}x, (const int8_t *){p}w, {p}b, {p}rq, scratch, out);", to_nhwc(lay.output))
@@ -150,7 +184,7 @@ def softmax_call(lay: Layer, p: str) -> LayerCall:
                      f"st = eq_softmax_s8(&p, {p}x, out);", lay.output)
 
 
-def layer_call(lay: Layer, prefix: str, isa: str, defined: set[str]) -> LayerCall:
+def layer_call(lay: Layer, prefix: str, isa: str, defined: set[str], spec: bool = False) -> LayerCall:
     kernel = choose(lay)
     if f"eq_nhwc_{kernel}_s8_{isa}" not in defined:
         isa = "c"  # this op has no variant for the CPU's ISA: the portable kernel (and packing)
@@ -166,17 +200,22 @@ def layer_call(lay: Layer, prefix: str, isa: str, defined: set[str]) -> LayerCal
         return add_call(lay, prefix, isa)
     if kernel in ("avgpool", "maxpool"):
         return pool_call(lay, prefix, kernel, isa)
-    return conv_call(lay, prefix, kernel, isa)
+    return conv_call(lay, prefix, kernel, isa, spec)
 
 
-def backend(cpu: str, cache: Path, isa: str | None = None):
-    """(Backend, layer -> LayerCall, runtime archive) for the harness."""
+SPEC_HEADERS = ['#include "eq_nhwc_pointwise_dsp_body.h"', '#include "eq_nhwc_dw3x3_dsp_body.h"',
+                '#include "eq_nhwc_pointwise_mve_body.h"', '#include "eq_nhwc_dw3x3_mve_body.h"']
+
+
+def backend(cpu: str, cache: Path, isa: str | None = None, spec: bool = False):
+    """(Backend, layer -> LayerCall, runtime archive) for the harness; spec: the pointwise
+    and depthwise 3x3 layers through the shape-specialised bodies."""
     from edgeq import runtime_c
     from edgeq.runtime_c.packing import isa_for_cpu
     from edgeq.targets.mcu import load_boards, runtime_library
     isa = isa or isa_for_cpu(cpu)
     lib = runtime_library(load_boards()[cpu]["cpu_flags"])
-    b = Backend(f"edgeq NHWC ({isa})", ['#include "eq_kernels_nhwc.h"'], "int32_t need = 0;", "need",
-                libraries=[lib], include_dirs=[runtime_c.include_dir()])
+    b = Backend(f"edgeq NHWC ({isa})", ['#include "eq_kernels_nhwc.h"'] + (SPEC_HEADERS if spec else []),
+                "int32_t need = 0;", "need", libraries=[lib], include_dirs=[runtime_c.include_dir()])
     defined = library_functions(lib)
-    return b, (lambda lay, prefix: layer_call(lay, prefix, isa, defined)), lib
+    return b, (lambda lay, prefix: layer_call(lay, prefix, isa, defined, spec)), lib

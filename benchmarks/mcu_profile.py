@@ -93,6 +93,12 @@ def mix(elf: Path, counts: dict[int, int], mve: bool) -> dict[str, int]:
     return out
 
 
+def spec_functions(elf: Path) -> set[str]:
+    """The shape-specialised kernel instances a harness defines (eq_spec_*)."""
+    _, info = functions(elf)
+    return {n for n, _ in info if n.startswith("eq_spec_")}
+
+
 def library_functions(archive: Path) -> set[str]:
     """Names of the functions an archive (or object) defines."""
     text = subprocess.run(["arm-none-eabi-nm", "--defined-only", str(archive)],

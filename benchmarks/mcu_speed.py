@@ -17,7 +17,10 @@ Fashion-MNIST networks in models/):
    the reference (np.array_equal, transposed to NHWC).
 4. "edgeq NHWC": edgeq's channels-last kernels (runtime_c/src/eq_nhwc_*.c, weights packed
    by edgeq.runtime_c.packing), in the same kind of harness, before code generation uses
-   them; every output compared with the reference the same way.
+   them; every output compared with the reference the same way. "NHWC specialised": the
+   same, with the pointwise and depthwise 3x3 layers compiled from the always-inline kernel
+   bodies against a `static const` params struct, as generated code will do (the shape
+   becomes compile-time constants; benchmarks/mcu_nhwc.py spec_call).
 
 Boards: cortex-m7 on QEMU mps2-an500 (DSP code paths) and cortex-m55 on mps3-an547 (CMSIS-NN's
 and edgeq's MVE/Helium paths). QEMU counts instructions, not cycles. Code bytes: the sizes
@@ -47,8 +50,8 @@ sys.path.insert(0, str(HERE))
 MLPERF_MODELS = ["kws01", "vww01", "ic01", "ad01", "sww01", "ic01_large"]
 FMNIST_MODELS = ["fmnist_dscnn", "fmnist_mobilenetv2", "fmnist_resnet8"]
 CPUS = ["cortex-m7", "cortex-m55"]
-BACKENDS = ["edgeq", "nhwc", "cmsis"]
-LABELS = {"edgeq": "edgeq", "nhwc": "edgeq NHWC", "cmsis": "CMSIS-NN"}
+BACKENDS = ["edgeq", "nhwc", "spec", "cmsis"]
+LABELS = {"edgeq": "edgeq", "nhwc": "edgeq NHWC", "spec": "NHWC specialised", "cmsis": "CMSIS-NN"}
 N_CALIB = 32
 
 
@@ -73,7 +76,7 @@ def backend_for(kind: str, cpu: str, cache: Path, nhwc_isa: str | None = None):
                           libraries=[lib], include_dirs=[mcu_cmsis.CMSIS / "Include"]),
                 mcu_cmsis.layer_call, lib)
     import mcu_nhwc
-    return mcu_nhwc.backend(cpu, cache, nhwc_isa)
+    return mcu_nhwc.backend(cpu, cache, nhwc_isa, spec=kind == "spec")
 
 
 def measure(name: str, cpus: list[str], kinds: list[str], work: Path, cache: Path, log,
@@ -84,7 +87,7 @@ def measure(name: str, cpus: list[str], kinds: list[str], work: Path, cache: Pat
     from mcu_edgeq_fw import measure_firmware
     from mcu_harness import build_and_run
     from mcu_layers import model_layers
-    from mcu_profile import kernel_code_bytes, library_functions, mix
+    from mcu_profile import kernel_code_bytes, library_functions, mix, spec_functions
 
     path, calib, x = model_data(name)
     result = {"model": name, "cpus": {}}
@@ -112,7 +115,7 @@ def measure(name: str, cpus: list[str], kinds: list[str], work: Path, cache: Pat
             backend, call_for, lib = backend_for(kind, cpu, cache, nhwc_isa)
             calls = [(l.index, call_for(l, f"L{l.index}_")) for l in layers]
             run = build_and_run(backend, cpu, calls, work / f"{name}-{cpu}-{kind}")
-            funcs = library_functions(lib)
+            funcs = library_functions(lib) | spec_functions(run.elf)
             rows = {}
             for i, c in calls:
                 if not c.supported:
@@ -249,7 +252,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="", help="comma-separated (default: all six MLPerf Tiny and three Fashion-MNIST)")
     ap.add_argument("--cpus", default=",".join(CPUS))
-    ap.add_argument("--backends", default=",".join(BACKENDS), help="edgeq (today's firmware), nhwc, cmsis")
+    ap.add_argument("--backends", default=",".join(BACKENDS),
+                    help="edgeq (today's firmware), nhwc (the new kernels), spec (specialised), cmsis")
     ap.add_argument("--layers", action="store_true", help="print the per-layer tables too")
     ap.add_argument("--mix", action="store_true", help="print the instruction mix per model")
     ap.add_argument("--nhwc-isa", choices=("c", "dsp", "mve"), help="force this variant of the NHWC kernels "
