@@ -249,3 +249,34 @@ def pack_add_rq(attrs: dict, isa: str) -> np.ndarray:
     if isa == "mve":
         return pack_requant4([attrs["y_mult"]] * 4, [attrs["y_shift"]] * 4)
     return pack_requant([attrs["y_mult"]], [attrs["y_shift"]])
+
+
+# ---- scratch -------------------------------------------------------------------------------
+
+ARM_POINTER_BYTES = 4
+
+
+def scratch_bytes(kernel: str, isa: str, p: dict) -> int:
+    """Bytes of scratch eq_nhwc_<kernel>_s8_<isa> asks for: the Python mirror of its
+    _scratch_size companion (the memory planner's input). `p` holds the params struct's
+    fields (eq_conv2d_params for conv/pointwise/depthwise/dw3x3, eq_pool_params for the
+    pools; fc and add take none)."""
+    _check_isa(isa)
+    if isa == "c" or kernel in ("fc", "add", "maxpool"):
+        return 0
+    if kernel == "avgpool":
+        return _round_up(p["channels"], 16) * 4 + 4 if isa == "mve" else 0
+    cin_g, cout_g = p["in_c"] // p["groups"], p["out_c"] // p["groups"]
+    taps = p["kernel_h"] * p["kernel_w"]
+    if kernel == "conv":
+        k = cin_g * taps
+        return _round_up(k, 16) * 2 + 4 if isa == "mve" else _round_up(k, 4) * 4 + (cout_g + 1) // 2 * 16 + 4
+    if kernel == "pointwise":
+        return 0 if isa == "mve" else _round_up(p["in_c"], 4) * 4 + (p["out_c"] + 1) // 2 * 16 + 4
+    if kernel == "depthwise":
+        if isa == "mve":
+            return _round_up(p["in_c"], 8) + 8 + taps * ARM_POINTER_BYTES + 4
+        return taps * ARM_POINTER_BYTES + _round_up(p["in_c"], 4) + 4
+    if kernel == "dw3x3":
+        return _round_up(p["in_c"], 8) + 12 if isa == "mve" else _round_up(p["in_c"], 4) + 4
+    raise ValueError(f"scratch_bytes: unknown kernel {kernel!r}")

@@ -86,6 +86,41 @@ def test_requant_exact_for_every_shift():
     assert np.array_equal(y, fp.multiply_by_quantized_multiplier(x, m, shifts))
 
 
+def _vqrdmulh(a, b):
+    """MVE VQRDMULH.S32 per lane: (2 a b + 2^31) >> 32, saturated (Arm's pseudocode)."""
+    r = (2 * a * b + (1 << 31)) >> 32
+    return np.clip(r, -(1 << 31), (1 << 31) - 1)
+
+
+def _vrshl(x, n):
+    """MVE VRSHL.S32 by a negative count -R: (x + 2^(R-1)) >> R in wider arithmetic; R = 0: x."""
+    r = -n
+    return np.where(r > 0, (x + (np.int64(1) << np.maximum(r - 1, 0))) >> r, x)
+
+
+def test_mve_requant_formula_exact_for_every_shift():
+    """The _mve kernels' requantization (eq_nhwc_mve.h: VSHL by left, VQRDMULH, the sign-bit
+    fixup, VRSHL by neg_r) on pack_requant4's constants equals MBQM: the instruction
+    semantics emulated in int64, on the inputs of test_requant_exact_for_every_shift."""
+    rng = np.random.default_rng(18)
+    shifts = np.repeat(np.arange(-31, 31), 600)
+    m = rng.integers(1 << 30, 1 << 31, shifts.size)
+    m[::3], m[1::3], m[2::97] = M_EXTREMES[0], M_EXTREMES[1], 0
+    lim = (1 << (31 - np.maximum(shifts, 0))) - 1
+    x = (rng.integers(-(1 << 31), 1 << 31, shifts.size) % (2 * lim + 1)) - lim
+    x[::7], x[1::7], x[2::7], x[3::7] = lim[::7], -lim[1::7], 0, -1
+    r = np.maximum(-shifts, 0)
+    tie = ((rng.integers(-200, 200, shifts.size) * 2 + 1) << np.maximum(r - 1, 0)) << 31
+    x[4::7] = np.clip(tie[4::7] // np.maximum(m[4::7], 1), -lim[4::7], lim[4::7])
+    pad = (-len(m)) % 4
+    rq4 = packing.pack_requant4(np.concatenate([m, np.zeros(pad, np.int64)]),
+                                np.concatenate([shifts, np.zeros(pad, np.int64)]))
+    mult, neg_r, left = (rq4[:, i, :].ravel()[:len(m)].astype(np.int64) for i in range(3))
+    h = _vqrdmulh(x << left, mult)
+    h = h + ((h & neg_r) >> 31)
+    assert np.array_equal(_vrshl(h, neg_r), fp.multiply_by_quantized_multiplier(x, m, shifts))
+
+
 def test_pack_requant_constants():
     rq = packing.pack_requant([1 << 30, 1 << 30, 5, 0], [-1, -31, 3, 0])
     assert rq[0].tolist() == [1 << 30, 0, 0xC0000000, 0]                    # 2^30 + 2^31
@@ -128,3 +163,16 @@ def test_kernels_refuse_bad_calls_before_writing():
     bad_rq[3][1][0, 1] = 31  # rs out of range
     st, y = run_case(nc.Case(case.kernel, case.ptype, case.fields, bad_rq, case.scratch, case.expected))
     assert st == 1 and (y == 0x55).all()
+
+
+def test_every_nhwc_kernel_has_its_three_variants():
+    """eq_kernels_nhwc.h's kernels: one file per op and ISA variant, the portable one (and its
+    scratch companion) built on the host, and packing/scratch mirrors for each."""
+    ops = ("conv", "pointwise", "depthwise", "dw3x3", "fc", "add", "maxpool", "avgpool")
+    header = (cb.INCLUDE / "eq_kernels_nhwc.h").read_text()
+    for op in ops:
+        assert f"eq_nhwc_{op}_s8" in header, op
+        for isa in packing.ISAS:
+            assert (cb.SRC / f"eq_nhwc_{op}_s8_{isa}.c").is_file(), (op, isa)
+        getattr(cb.library(), f"eq_nhwc_{op}_s8_c")
+        getattr(cb.library(), f"eq_nhwc_{op}_s8_c_scratch_size")

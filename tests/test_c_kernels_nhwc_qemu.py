@@ -16,6 +16,8 @@ import subprocess
 
 import pytest
 
+from edgeq.runtime_c import packing
+
 from . import _cbuild as cb
 from . import _nhwc_cases as nc
 from .test_c_kernels_qemu import BOARDS, HARNESS, Firmware
@@ -39,20 +41,29 @@ def _call(case: nc.Case, isa: str) -> str:
     return f"{case.fn(isa)}({', '.join(args)}, out)"
 
 
-def firmware(isa: str, subset: bool, kinds=None) -> str:
+def firmware(isa: str, subset: bool, kinds=None) -> tuple[str, set[str]]:
     """A firmware checking every case (of `kinds`, default all) with the ISA's variant
-    where the kernel has one and with the _c variant (constants packed for "c") otherwise."""
+    where the kernel has one and with the _c variant (constants packed for "c") otherwise;
+    and the functions it calls."""
     fw = Firmware()
+    called = set()
     for kind, build in nc.BUILDERS.items():
         if kinds is not None and kind not in kinds:
             continue
         for mine, portable in zip(build(isa, subset), build("c", subset)):
             case, variant = (mine, isa) if mine.kernel in VARIANTS[isa] else (portable, "c")
+            called.add(case.fn(variant))
+            if case.scratch:  # the Python mirror of the scratch size equals the kernel's
+                want = packing.scratch_bytes(case.kernel, variant, case.fields)
+                fields = ", ".join(f".{k} = {int(v)}" for k, v in case.fields.items())
+                fw.blocks.append(f"    {{ static const {case.ptype} p = {{{fields}}};\n"
+                                 f"      if ({case.fn(variant)}_scratch_size(&p) != {want}u) {{\n"
+                                 f'          printf("scratch size of {case.fn(variant)}\\n"); ++bad; }} }}')
             fw.case(_call(case, variant), case.ptype, case.fields, {r: (a, t) for r, a, t in case.arrays},
                     case.expected, ("scratch_buf + 1",) if case.scratch else ("NULL",))
     src = fw.source().replace('#include "eq_kernels.h"', '#include "eq_kernels_nhwc.h"')
     # packed weights are read as words: align every array as generated code will
-    return src.replace("static const int8_t c", "static const int8_t __attribute__((aligned(8))) c")
+    return src.replace("static const int8_t c", "static const int8_t __attribute__((aligned(8))) c"), called
 
 
 def run_board(board: str, subset: bool, tmp_path, kinds=None):
@@ -60,7 +71,8 @@ def run_board(board: str, subset: bool, tmp_path, kinds=None):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is missing")
     machine, cpu, flash, ram = BOARDS[board]
-    (tmp_path / "main.c").write_text(firmware(ISA[board], subset, kinds))
+    source, called = firmware(ISA[board], subset, kinds)
+    (tmp_path / "main.c").write_text(source)
     elf = tmp_path / "fw.elf"
     build = subprocess.run(
         ["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", f"-mfloat-abi={FLOAT_ABI.get(board, 'soft')}", "-std=c99",
@@ -75,8 +87,10 @@ def run_board(board: str, subset: bool, tmp_path, kinds=None):
                          capture_output=True, text=True, timeout=120)
     assert "edgeq kernels: 0 failures" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.returncode == 0
-    # the variant really is in the image and uses the extension (objdump calls VMLADAVA "vmlava")
+    # every variant ran (it is in the image), and uses the extension (objdump calls VMLADAVA "vmlava")
     isa = ISA[board]
+    symbols = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True).stdout
+    assert all(f" {fn}\n" in symbols for fn in called) and all(fn.endswith(isa) for fn in called), called
     for kernel, insn in (("pointwise", {"dsp": "smlad", "mve": "vmlava"}), ("dw3x3", {"dsp": "smlabb", "mve": "vmullb"})):
         dis = subprocess.run(["arm-none-eabi-objdump", "-marmv8.1-m.main" if isa == "mve" else "-marmv7e-m",
                               f"--disassemble=eq_nhwc_{kernel}_s8_{isa}", str(elf)], capture_output=True, text=True).stdout

@@ -19,7 +19,7 @@
  *   writing, EQ_OK otherwise.
  * - Each kernel has a `size_t <kernel>_scratch_size(params)` companion (bytes, any
  *   alignment: the kernels align the pointer); scratch may be NULL only when it returns 0.
- *   The Python mirror is edgeq.runtime_c.packing.scratch_bytes.
+ *   The Python mirror is edgeq.runtime_c.packing.scratch_bytes (the QEMU tests compare).
  * - No float, no division, no modulo, no malloc, no libc.
  *
  * Shape specialisation: the pointwise and depthwise 3x3 kernels are written as
@@ -120,8 +120,8 @@ typedef struct {
  *         16-column block b, 64 bytes = the 16 columns of its 4 channels, one after the other
  *         (K16 = K rounded up to 16, zero padded); bias_eff padded likewise; rq eq_rq4 blocks.
  * Weights word aligned for _dsp and _mve. scratch: _c 0; _dsp: the im2col patches of two
- * output pixels as int16 and their accumulators, 4 K4 + 8 pairs + 4 bytes; _mve: one int8
- * patch, K16 + 4 bytes. */
+ * output pixels as int16 and their accumulators, 4 K4 + 16 ceil(out_c/groups / 2) + 4
+ * bytes; _mve: two int8 patches, 2 K16 + 4 bytes. */
 EQ_NHWC_DECLARE(eq_nhwc_conv_s8, eq_conv2d_params, EQ_NHWC_ARGS(const int8_t *x, const int8_t *w, const int32_t *bias),
                 EQ_NHWC_ARGS(void *scratch, int8_t *y));
 
