@@ -21,7 +21,8 @@
 
 #define EQ_INLINE static inline __attribute__((always_inline))
 
-/* GCC 12's arm_acle.h has no __ror; the compiler folds this into SXTB16's rotate field. */
+/* GCC 12's arm_acle.h has no __ror, so it is written by hand (it costs an instruction: the
+ * compiler does not fold it into SXTB16's rotate field; eq_sxtb16_ror8 does). */
 EQ_INLINE uint32_t eq_ror8(uint32_t v)
 {
     return (v >> 8) | (v << 24);
@@ -34,14 +35,9 @@ EQ_INLINE uint32_t eq_ld32(const void *p)
     return v;
 }
 
-EQ_INLINE void eq_st16(void *p, uint32_t v)
-{
-    const uint16_t h = (uint16_t)v;
-    __builtin_memcpy(p, &h, 2);
-}
-
-/* Requantize and add the zero point: |result| < 2^31 - 128 (the fast path's |v| is below
- * 2^30 + 2^29; the rare shift >= 0 path is pre-clamped), so a later add cannot overflow. */
+/* MBQM(acc, mult, shift) from an eq_rq, with |result| < 2^31 - 128 (the fast path's |v| is
+ * below 2^30 + 2^29; the rare shift >= 0 path is pre-clamped), so adding y_zp cannot
+ * overflow. */
 EQ_INLINE int32_t eq_dsp_rq(int32_t acc, const eq_rq *q)
 {
     if (__builtin_expect(q->rs < 0, 0)) {
@@ -70,13 +66,6 @@ EQ_INLINE uint32_t eq_sxtb16_ror8(uint32_t v)
     uint32_t r;
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
     return r;
-}
-
-EQ_INLINE uint64_t eq_ld64(const uint32_t *p)
-{
-    uint64_t v;
-    __builtin_memcpy(&v, p, 8);  /* word-aligned pointers: one LDRD */
-    return v;
 }
 
 /* One 4-block of the 2x2 product (inline assembly: GCC splits the LDRDs and spills

@@ -53,16 +53,6 @@ EQ_INLINE int32x4_t eq_mve_out(int32x4_t v, int32_t zp, int32x4_t lo, int32x4_t 
     return vminq_s32(vmaxq_s32(vaddq_n_s32(v, zp), lo), hi);
 }
 
-/* Four scalars into one vector: two VMOVs of two lanes each. */
-EQ_INLINE int32x4_t eq_mve_vec4(int32_t a0, int32_t a1, int32_t a2, int32_t a3)
-{
-    int32x4_t v;
-    __asm__("vmov   %q0[2], %q0[0], %1, %2\n\t"
-            "vmov   %q0[3], %q0[1], %3, %4"
-            : "=&w"(v) : "r"(a0), "r"(a2), "r"(a1), "r"(a3));
-    return v;
-}
-
 /* One 16-column chunk: x from [x] (post-increment), the block's 4 weight vectors from [w]
  * (post-increment), four VMLADAV{A} into the pinned accumulators. */
 #define EQ_MVE_CHUNK(op)                                         \

@@ -1,11 +1,11 @@
 /* The requantization of the NHWC kernels (eq_kernels_nhwc.h explains the constants and why
  * they are exact): y = clamp(y_zp + MBQM(acc, mult, shift), lo, hi) from an eq_rq.
  *
- * eq_rq_c is portable C99 (every negative right shift through eq_asr32/64). eq_rq_arm is
- * the same function for the _dsp/_mve variants, which GCC compiles for Arm only, where `>>`
- * of a negative value is an arithmetic shift (GCC documents it): the fast path is
- * AND, SUBS, SBC, SMLAL, ASR. Both take the rare shift >= 0 case (rs == -1) through the
- * reference's saturating_rounding_doubling_high_mul.
+ * eq_rq_c is portable C99 (every negative right shift through eq_asr32/64); the _dsp
+ * variants use eq_dsp_rq (eq_nhwc_dsp.h), the same function for GCC on Arm, where `>>` of a
+ * negative value is an arithmetic shift (GCC documents it): AND, SUBS, SBC, SMLAL, ASR.
+ * Both take the rare shift >= 0 case (rs == -1) through the reference's
+ * saturating_rounding_doubling_high_mul.
  */
 #ifndef EQ_NHWC_REQUANT_H
 #define EQ_NHWC_REQUANT_H
@@ -46,16 +46,6 @@ static inline int32_t eq_rq_c(int32_t acc, const eq_rq *q)
     }
     return eq_asr32((int32_t)eq_asr64((int64_t)eq_rq_sum(acc, q), 32), q->rs);
 }
-
-#if defined(__GNUC__) && defined(__arm__)
-static inline int32_t eq_rq_arm(int32_t acc, const eq_rq *q)
-{
-    if (__builtin_expect(q->rs < 0, 0)) {
-        return eq_rq_left(acc, q);
-    }
-    return (int32_t)((int64_t)eq_rq_sum(acc, q) >> 32) >> q->rs;
-}
-#endif
 
 /* clamp(zp + v, lo, hi) for any int32 v (v is pre-clamped so the add cannot overflow; once
  * |v| > 1024 the result is saturated anyway). */

@@ -58,7 +58,7 @@ static inline void mm1x4(const int8_t *x, const uint32_t *wa, const uint32_t *wb
 eq_status eq_nhwc_fc_s8_dsp(const eq_fc_params *p, const int8_t *x, const int8_t *w,
                             const int32_t *bias, const eq_rq *rq, void *scratch, int8_t *y)
 {
-    int32_t n, c, k, i, full, blocks, co;
+    int32_t n, c, k, i, full, blocks, co, narrow;
     const uint32_t *w32 = (const uint32_t *)w;
     eq_status st = eq_nhwc_fc_check(p, x, w, bias, rq, y);
     (void)scratch;
@@ -70,6 +70,7 @@ eq_status eq_nhwc_fc_s8_dsp(const eq_fc_params *p, const int8_t *x, const int8_t
     }
     k = p->in_features;
     co = p->out_features;
+    narrow = p->act_min > -128 || p->act_max < 127;
     full = k >> 2;
     blocks = (k + 3) >> 2;
     for (n = 0; n < p->batch; ++n, x += k, y += co) {
@@ -95,7 +96,7 @@ eq_status eq_nhwc_fc_s8_dsp(const eq_fc_params *p, const int8_t *x, const int8_t
                 acc[3] = (int32_t)((uint32_t)acc[3] + (uint32_t)(xv * wpb[4 + j]));
             }
             for (i = 0; i < 4 && c + i < co; ++i) {
-                y[c + i] = (int8_t)eq_dsp_out(eq_dsp_rq(acc[i], &rq[c + i]), p->y_zp, p->act_min, p->act_max, 1);
+                y[c + i] = (int8_t)eq_dsp_out(eq_dsp_rq(acc[i], &rq[c + i]), p->y_zp, p->act_min, p->act_max, narrow);
             }
         }
     }
