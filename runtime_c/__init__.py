@@ -4,6 +4,9 @@
 edgeq/fixedpoint.py; `src/eq_<op>_s8.c` holds one kernel per op and dtype
 (`src/eq_<op>_s4.c`: conv and FC with int4 weights packed two per byte). Generated
 projects compile `sources()` with `-I include_dir()`.
+The channels-last kernels (`include/eq_kernels_nhwc.h`, `src/eq_nhwc_<op>_s8_<isa>.c`, one
+per ISA variant) take constants packed by `edgeq.runtime_c.packing`; code generation does
+not call them yet (docs/nhwc_kernels.md).
 """
 from __future__ import annotations
 

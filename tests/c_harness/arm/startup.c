@@ -1,6 +1,8 @@
 /* Minimal Cortex-M start-up for the kernel self-test firmware (tests only): vector table,
- * .data copy, .bss zeroing, then exit(main()) through newlib's semihosting (rdimon), which
- * makes main's return value QEMU's exit status. Any fault exits with 99. */
+ * .data copy, .bss zeroing, CP10/CP11 access (the FPU, and MVE on the M55, for hard-float
+ * builds; a write nothing reads on cores without them), then exit(main()) through newlib's
+ * semihosting (rdimon), which makes main's return value QEMU's exit status. Any fault
+ * exits with 99. */
 #include <stdint.h>
 
 extern uint32_t __stack_top, __data_load, __data_start, __data_end, __bss_start, __bss_end;
@@ -25,6 +27,8 @@ void reset_handler(void)
     for (dst = &__bss_start; dst < &__bss_end;) {
         *dst++ = 0;
     }
+    *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;  /* CPACR: CP10, CP11 full access */
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
     initialise_monitor_handles();
     exit(main());
 }
