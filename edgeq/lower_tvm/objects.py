@@ -1,0 +1,172 @@
+"""A scheduled TVM PrimFunc -> a freestanding aarch64 object file with one plain C function.
+
+TVM's LLVM backend wraps every PrimFunc in its packed-call ABI (`__tvm_ffi_<name>`: type
+and shape checks on DLTensor arguments, errors reported through the TVM FFI runtime) and
+puts the computation itself in an internal function `<name>_compute_` whose parameters are
+the raw data pointers, in the PrimFunc's parameter order. We keep only that function:
+
+1. `tvm.compile` the function for the CPU's LLVM target;
+2. take the optimized LLVM IR text, rename `<name>_compute_` to the kernel's symbol with
+   external linkage and the C calling convention (it was `internal fastcc`), and delete
+   every other function (the packed wrapper, its error helpers, TVM's fp16 conversion
+   helpers) and the strings only they used;
+3. let TVM's own LLVM parse that IR and write the object (the system llc is older than
+   TVM's LLVM and cannot read its IR).
+
+The object then defines exactly one global symbol and references none: no TVM runtime,
+no libc, no libstdc++. Objects are cached by the hash of what determines them (the op's
+parameters, the CPU, TVM's version and this module's version), so a model recompiles
+only the layers it has not seen before.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from edgeq.errors import EdgeqError
+
+# Bump when the generated code changes for the same parameters (invalidates the cache).
+GENERATOR_VERSION = 1
+
+
+def cache_dir() -> Path:
+    from edgeq.targets.mcu import cache_dir as edgeq_cache
+    d = edgeq_cache() / "tvm"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def kernel_hash(key: dict) -> str:
+    import tvm
+    blob = json.dumps({"key": key, "tvm": tvm.__version__, "generator": GENERATOR_VERSION},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cached_object(symbol: str) -> Path:
+    return cache_dir() / f"{symbol}.o"
+
+
+def build_object(func, symbol: str, target: dict, out: Path) -> Path:
+    """Compile `func` (a scheduled PrimFunc) to `out`, an object defining `symbol`, a C
+    function of the PrimFunc's parameters (raw pointers) in their order."""
+    import tvm
+    mod = tvm.IRModule({symbol: func.with_attr("global_symbol", symbol)})
+    try:
+        ll = tvm.compile(mod, target=tvm.target.Target(target)).mod.inspect_source("ll")
+    except Exception as e:  # TVM raises its own error types; name the kernel
+        raise EdgeqError(f"TVM failed to compile kernel {symbol}: {str(e).splitlines()[0][:300]}",
+                         "this is an edgeq bug: please report it with the model") from e
+    ll = keep_only_compute(ll, symbol, [p.name for p in func.params])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{symbol}.ll"
+        path.write_text(ll)
+        tmp_obj = Path(tmp) / f"{symbol}.o"
+        tvm.runtime.load_module(str(path)).write_to_file(str(tmp_obj))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(tmp_obj.read_bytes())
+        os.replace(partial, out)  # atomic: two builds of one kernel may race
+    return out
+
+
+_DEFINE = re.compile(r"^define\b[^@]*@(\"[^\"]+\"|[\w.$]+)\(", re.M)
+
+
+def keep_only_compute(ll: str, symbol: str, arg_names: list[str]) -> str:
+    """LLVM IR of TVM's module -> IR whose only global is `void symbol(<arg_names>)`.
+
+    TVM's `<symbol>_compute_` takes the raw data pointers, but only of the buffers it
+    reads or writes (an unused one, e.g. the left shifts of a layer without any, is
+    dropped) and sometimes a leading `i32 dev_id`. So it stays as an internal function,
+    renamed `<symbol>_body`, and a small external `symbol` taking every argument in the
+    kernel's order calls it with the ones it wants (dev_id = 0, the CPU)."""
+    compute, body = f"{symbol}_compute_", f"{symbol}_body"
+    chunks, pos = [], 0
+    for m in _DEFINE.finditer(ll):
+        end = ll.index("\n}\n", m.start()) + 3
+        chunks.append((m.start(), end, m.group(1).strip('"')))
+    if compute not in {c[2] for c in chunks}:
+        raise EdgeqError(f"TVM's IR for {symbol} has no {compute} function",
+                         "this TVM version lowers differently: pin apache-tvm==0.27.0.post1")
+    out, signature = [], None
+    for start, end, name in chunks:
+        out.append(ll[pos:start])
+        if name == compute:
+            out.append(ll[start:end])
+            signature = ll[start:ll.index("\n", start)].replace(f"@{compute}(", f"@{body}(")
+        pos = end
+    out.append(ll[pos:])
+    text = "".join(out).replace(f"@{compute}(", f"@{body}(")
+    text += _wrapper(symbol, body, signature, arg_names)
+    return _drop_unused_globals(text)
+
+
+def _split_params(params: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in params:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    return parts + ([cur.strip()] if cur.strip() else [])
+
+
+def _wrapper(symbol: str, body: str, signature: str, arg_names: list[str]) -> str:
+    head, _, rest = signature.partition(f"@{body}(")
+    ret = head.split()[-1]
+    depth, i = 1, 0
+    while depth:
+        depth += {"(": 1, ")": -1}.get(rest[i], 0)
+        i += 1
+    call_args = []
+    for p in _split_params(rest[:i - 1]):
+        ty, name = p.split()[0], p.split()[-1].lstrip("%")
+        if ty == "ptr" and name in arg_names:
+            call_args.append(f"ptr %{name}")
+        elif ty == "i32" and name == "dev_id":
+            call_args.append("i32 0")
+        else:
+            raise EdgeqError(f"kernel {symbol}: unexpected parameter {p!r} in TVM's IR",
+                             "this is an edgeq bug: please report it")
+    params = ", ".join(f"ptr %{a}" for a in arg_names)
+    cc = "fastcc " if "fastcc" in head.split() else ""
+    result = "" if ret == "void" else "%r = "
+    return (f"\ndefine void @{symbol}({params}) {{\nentry:\n"
+            f"  {result}call {cc}{ret} @{body}({', '.join(call_args)})\n  ret void\n}}\n")
+
+
+_PRIVATE_GLOBAL = re.compile(r"^(@[\w.$]+) = (?:private|internal) .*$", re.M)
+
+
+def _drop_unused_globals(text: str) -> str:
+    """Remove private constants (error strings) no remaining function refers to."""
+    for m in list(_PRIVATE_GLOBAL.finditer(text)):
+        name = m.group(1)
+        if len(re.findall(re.escape(name) + r"(?![\w.$])", text)) == 1:
+            text = text.replace(m.group(0) + "\n", "", 1)
+    return text
+
+
+_BUFFER_PARAM = re.compile(r'T\.Buffer\(\(([^()]*)\), "(\w+)"\)')
+
+
+def prim_func(tensors: list):
+    """te.create_prim_func over `tensors` with every parameter buffer declared 1-byte
+    aligned. TE gives parameters 64-byte alignment, which TVM passes on to LLVM as an
+    assumption about the pointers; edgeq's arena offsets are only 16-byte aligned (and
+    aliases inside it less), so the assumption would be false. TE has no option for it,
+    hence the round trip through TVMScript text (before any scheduling)."""
+    import tvm
+    from tvm import te
+    text = te.create_prim_func(tensors).script()
+    head, sep, body = text.partition("):\n")
+    head = _BUFFER_PARAM.sub(r'T.Buffer((\1), "\2", align=1)', head)
+    return tvm.script.from_source(head + sep + body)

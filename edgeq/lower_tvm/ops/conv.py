@@ -1,0 +1,326 @@
+"""QConv (dense and grouped) and QGemm as one NHWC implicit GEMM with int8 dot products.
+
+The reduction runs over (kh, kw, c) in groups of 4 input values, each group one
+`sdot`/NEON 4x4 step against 4 output channels (pre-packed weights). Two ways to walk it:
+
+- "flat" (dense, dilation_w = 1): for one kernel row kh, the KW*C input values a pixel
+  needs are contiguous in NHWC, so the reduction is one run r in [0, R4) with
+  R4 = KW*C rounded up to 4 (zero weights past KW*C). A 3-channel or 1-channel first
+  layer then wastes at most 3 products per row, not 3 of every 4 channels.
+- "tap" (grouped, or dilation_w > 1): per kernel tap, the group's channels padded to
+  C4 = a multiple of 4 (zero weights on the padding channels).
+
+Zero points: acc = sum (x - x_zp) w = sum x w - x_zp sum w, so the kernel multiplies raw
+int8 inputs, pads with x_zp (padding then adds x_zp w, which the folded bias
+bias' = bias - x_zp sum w cancels) and adds bias' after the reduction. |sum x w| <=
+K * 128 * 127 and the final acc fits int32 by the compiler's proof, so nothing wraps.
+
+A padded copy of the input (spatial padding, the reduction's overrun, channel padding)
+goes to the scratch argument; a layer that needs none (a 1x1 conv, a Gemm) reads its
+input in place. Output pixels are tiled by `pt` along W (clamped reads past the last
+pixel recompute it; those results are never stored), output channels by `cot`.
+Gemm is the 1x1 conv of a [1, 1, N, K] image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph, Node
+from edgeq.lower_tvm import requant as rq
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    n: int
+    c: int
+    h: int
+    w: int
+    co: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pt: int
+    pl: int
+    pb: int
+    pr: int
+    dh: int
+    dw: int
+    g: int
+
+    @property
+    def oh(self) -> int:
+        return (self.h + self.pt + self.pb - self.dh * (self.kh - 1) - 1) // self.sh + 1
+
+    @property
+    def ow(self) -> int:
+        return (self.w + self.pl + self.pr - self.dw * (self.kw - 1) - 1) // self.sw + 1
+
+    @property
+    def cg(self) -> int:
+        return self.c // self.g
+
+    @property
+    def cog(self) -> int:
+        return self.co // self.g
+
+    def is_pointwise(self) -> bool:
+        return (self.kh, self.kw, self.sh, self.sw, self.g) == (1, 1, 1, 1, 1) and \
+            not any((self.pt, self.pl, self.pb, self.pr))
+
+
+def conv_geometry(node: Node, graph: Graph) -> ConvGeometry:
+    """NCHW shapes and attributes of a QConv (2-D or 1-D) as one 2-D geometry."""
+    from edgeq.intref._common import spatial_attrs
+    x = graph.tensors[node.inputs[0]].shape
+    w = graph.tensors[node.inputs[1]].shape
+    nd = len(x) - 2
+    strides, pads, dil = spatial_attrs(node, nd)
+    if nd == 1:
+        x, w = (x[0], x[1], 1, x[2]), (w[0], w[1], 1, w[2])
+        strides, dil, pads = (1,) + strides, (1,) + dil, (0, pads[0], 0, pads[1])
+    elif nd != 2:
+        raise EdgeqError(f"layer {node.name}: QConv over {nd} spatial dims", "use 1-D or 2-D convolutions")
+    return ConvGeometry(int(x[0]), int(x[1]), int(x[2]), int(x[3]), int(w[0]), int(w[2]), int(w[3]),
+                        strides[0], strides[1], pads[0], pads[1], pads[2], pads[3],
+                        dil[0], dil[1], int(node.attr("group", 1)))
+
+
+def gemm_geometry(node: Node, graph: Graph) -> ConvGeometry:
+    x = graph.tensors[node.inputs[0]].shape
+    co, k = graph.tensors[node.inputs[1]].shape
+    return ConvGeometry(1, int(k), 1, int(x[0]), int(co), 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1)
+
+
+def _round_up(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """How one geometry is computed: the reduction walk, tiles and buffer shapes."""
+    geo: ConvGeometry
+    flat: bool
+    pt: int          # output pixels per tile (along W)
+    cot: int         # output channels per tile (multiple of 4)
+    x_zp: int
+    y_zp: int
+    act_min: int
+    act_max: int
+    with_left: bool  # some channel's multiplier needs a left shift
+    inner: str       # sdot | neon
+
+    @property
+    def c4g(self) -> int:
+        return self.geo.cg if self.flat else _round_up(self.geo.cg, 4)
+
+    @property
+    def stride(self) -> int:
+        """Bytes between two pixels in the (padded) input rows."""
+        return self.geo.c if self.flat else self.geo.g * self.c4g
+
+    @property
+    def kwr(self) -> int:
+        return 1 if self.flat else self.geo.kw
+
+    @property
+    def rc(self) -> int:
+        """Reduction run per (kh, kwr): R4 (flat) or C4 (tap)."""
+        return _round_up(self.geo.kw * self.geo.c, 4) if self.flat else self.c4g
+
+    @property
+    def cog4(self) -> int:
+        return _round_up(self.geo.cog, self.cot)
+
+    @property
+    def owp(self) -> int:
+        return _round_up(self.geo.ow, self.pt)
+
+    @property
+    def padded_input(self) -> bool:
+        g = self.geo
+        return bool(any((g.pt, g.pl, g.pb, g.pr)) or self.c4g != g.cg or
+                    (self.flat and self.rc != g.kw * g.c))
+
+    @property
+    def pad_shape(self) -> tuple[int, int, int]:
+        """[N, Hp, cols] of the padded copy: rows of `stride`-byte pixels, one spare pixel
+        when the flat reduction reads up to 3 bytes past the last window."""
+        g = self.geo
+        hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1
+        wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1
+        spare = 1 if self.flat and self.rc > g.kw * g.c else 0
+        return (g.n, hp, (wp + spare) * self.stride)
+
+    def key(self) -> dict:
+        return {"op": "conv", **self.geo.__dict__, "flat": self.flat, "pt": self.pt, "cot": self.cot,
+                "x_zp": self.x_zp, "y_zp": self.y_zp, "act": [self.act_min, self.act_max],
+                "left": self.with_left, "inner": self.inner}
+
+
+def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool) -> ConvPlan:
+    flat = geo.g == 1 and geo.dw == 1
+    cog = geo.cog
+    cot = 16 if cog >= 16 else 8 if cog > 4 else 4
+    pt = 4 if geo.ow >= 4 else geo.ow
+    return ConvPlan(geo, flat, pt, cot, int(node.attr("x_zp", 0)), int(node.attr("y_zp", 0)),
+                    int(node.attr("act_min", -128)), int(node.attr("act_max", 127)), with_left, inner)
+
+
+def pack_weights(plan: ConvPlan, w: np.ndarray) -> np.ndarray:
+    """[Co, Cg, KH, KW] int8 -> [G, JB, KH, KWr, RC/4, COt/4, 4, 4]: for one reduction step
+    of one tile, the COt x 4 weights are 16-byte rows back to back (one per `sdot`)."""
+    g = plan.geo
+    out = np.zeros((g.g, plan.cog4 // plan.cot, g.kh, plan.kwr, plan.rc // 4, plan.cot // 4, 4, 4), np.int8)
+    wg = np.asarray(w, dtype=np.int8).reshape(g.g, g.cog, g.cg, g.kh, g.kw)
+    j = np.arange(g.cog)
+    jb, jt, ji = j // plan.cot, (j % plan.cot) // 4, j % 4
+    for kh in range(g.kh):
+        for kw in range(g.kw):
+            for c in range(g.cg):
+                r = kw * g.c + c if plan.flat else c
+                kwr = 0 if plan.flat else kw
+                out[:, jb, kh, kwr, r // 4, jt, ji, r % 4] = wg[:, :, c, kh, kw]
+    return out
+
+
+def channel_params(plan: ConvPlan, w, bias, mult, shift) -> dict[str, np.ndarray]:
+    """Per output channel, padded to G * COg4 entries: the folded bias, multiplier, shifts."""
+    g = plan.geo
+    w64 = np.asarray(w, dtype=np.int64).reshape(g.co, -1)
+    b = np.zeros(g.co, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
+    folded = b - plan.x_zp * w64.sum(axis=1)
+    lsh, rsh = rq.split_shifts(np.asarray(shift).reshape(-1))
+    arrays = {"bias": folded, "mult": np.asarray(mult, np.int64).reshape(-1), "lshift": lsh, "rshift": rsh}
+    out = {}
+    for name, a in arrays.items():
+        padded = np.zeros((g.g, plan.cog4), np.int64)
+        padded[:, :g.cog] = np.asarray(a, np.int64).reshape(g.g, g.cog)
+        if padded.min() < -2**31 or padded.max() >= 2**31:
+            raise EdgeqError(f"{name} of a conv does not fit int32", "this is an edgeq bug: please report it")
+        out[name] = padded.reshape(-1).astype(np.int32)
+    return out
+
+
+def conv_te(plan: ConvPlan):
+    """The TE tensors: (args in kernel order, names of the stages to schedule)."""
+    from tvm import te, tirx
+    g = plan.geo
+    S, C4 = plan.stride, plan.c4g
+    x = te.placeholder((g.n, g.h, g.w * g.c), "int8", name="x")
+    wp = te.placeholder((g.g, plan.cog4 // plan.cot, g.kh, plan.kwr, plan.rc // 4, plan.cot // 4, 4, 4),
+                        "int8", name="w")
+    chans = g.g * plan.cog4
+    bias = te.placeholder((chans,), "int32", name="bias")
+    mult = te.placeholder((chans,), "int32", name="mult")
+    lsh = te.placeholder((chans,), "int32", name="lshift")
+    rsh = te.placeholder((chans,), "int32", name="rshift")
+    zp8 = tirx.const(plan.x_zp, "int8")
+
+    if plan.padded_input:
+        def pad_value(n, i, j):
+            iw, ch = j // S, j % S
+            gi, c = (ch // C4, ch % C4) if not plan.flat else (0, ch)
+            ih, iw = i - g.pt, iw - g.pl
+            inside = tirx.all(ih >= 0, ih < g.h, iw >= 0, iw < g.w, c < g.cg)
+            return te.if_then_else(inside, x[n, ih, iw * g.c + gi * g.cg + c], zp8)
+        src = te.compute(plan.pad_shape, pad_value, name="xpad")
+    else:
+        src = x
+
+    kh = te.reduce_axis((0, g.kh), name="kh")
+    kw = te.reduce_axis((0, plan.kwr), name="kw")
+    r = te.reduce_axis((0, plan.rc), name="r")
+    last = g.ow - 1
+
+    def acc_value(n, oh, ow, gi, j):
+        col = tirx.min(ow, last) * (g.sw * S) + kw * (g.dw * S) + r
+        if not plan.flat:
+            col = col + gi * C4
+        a = src[n, oh * g.sh + kh * g.dh, col].astype("int32")
+        b = wp[gi, j // plan.cot, kh, kw, r // 4, (j % plan.cot) // 4, j % 4, r % 4].astype("int32")
+        return te.sum(a * b, axis=[kh, kw, r])
+    acc = te.compute((g.n, g.oh, plan.owp, g.g, plan.cog4), acc_value, name="acc")
+
+    def y_value(n, oh, ow, gi, j):
+        ch = gi * plan.cog4 + j
+        v = rq.mbqm(acc[n, oh, ow, gi, j] + bias[ch], mult[ch], lsh[ch], rsh[ch], plan.with_left)
+        return rq.clamp_to_int8(v, plan.y_zp, plan.act_min, plan.act_max)
+    y = te.compute((g.n, g.oh, g.ow, g.g, g.cog), y_value, name="y")
+    args = [x, wp, bias, mult, lsh, rsh] + ([src] if plan.padded_input else []) + [y]
+    return args
+
+
+def schedule_conv(plan: ConvPlan, func):
+    from tvm import s_tir
+
+    from edgeq.lower_tvm.intrinsics import register
+    sch = s_tir.Schedule(func)
+    acc, y = sch.get_sblock("acc"), sch.get_sblock("y")
+    n, oh, ow, gi, j, kh, kw, r = sch.get_loops(acc)
+    ow_o, ow_i = sch.split(ow, [None, plan.pt])
+    j_b, j_t, j_i = sch.split(j, [None, plan.cot // 4, 4])
+    r_o, r_i = sch.split(r, [None, 4])
+    sch.reorder(n, oh, ow_o, gi, j_b, kh, kw, r_o, ow_i, j_t, j_i, r_i)
+    sch.reverse_compute_at(y, j_b)
+    init = sch.decompose_reduction(acc, kh)
+    sch.tensorize(j_i, register()[plan.inner])
+    sch.unroll(ow_i)
+    sch.unroll(j_t)
+    *_, i_ow, i_jt, i_ji = sch.get_loops(init)
+    sch.unroll(i_ow)
+    sch.vectorize(sch.fuse(i_jt, i_ji))
+    *_, y_ow, y_j = sch.get_loops(y)
+    sch.unroll(y_ow)
+    sch.vectorize(y_j)
+    if plan.padded_input:
+        pad = sch.get_sblock("xpad")
+        *_, col = sch.get_loops(pad)
+        c_o, c_i = sch.split(col, [None, plan.stride])
+        if plan.stride % 16 == 0:
+            c_io, c_ii = sch.split(c_i, [None, 16])
+            sch.vectorize(c_ii)
+    return sch.mod["main"]
+
+
+class ConvLowering:
+    """A QConv (not depthwise) or a QGemm node as a kernel (see edgeq.lower_tvm.lower)."""
+
+    def __init__(self, node: Node, graph: Graph, cpu, gemm: bool = False):
+        self.op = "QGemm" if gemm else "QConv"
+        self.node, self.graph = node, graph
+        geo = gemm_geometry(node, graph) if gemm else conv_geometry(node, graph)
+        if not gemm and geo.is_pointwise():   # [N, H, W, C] is a [N, 1, H*W, C] image
+            geo = ConvGeometry(geo.n, geo.c, 1, geo.h * geo.w, geo.co, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1)
+        const = [graph.const(t) if t else None for t in node.inputs[1:5]]
+        self.w, self.bias, self.mult, self.shift = const
+        if self.w is None or self.mult is None or self.shift is None:
+            raise EdgeqError(f"layer {node.name}: {self.op} weights and multipliers must be constants",
+                             "this is an edgeq bug: the quantizer makes them constants")
+        with_left = bool(np.max(self.shift) > 0)
+        self.plan = plan_conv(geo, node, cpu.inner_product if cpu.inner_product != "smmla" else "sdot",
+                              with_left)
+
+    def key(self) -> dict:
+        return self.plan.key()
+
+    def te_args(self) -> list:
+        return conv_te(self.plan)
+
+    def schedule(self, func):
+        return schedule_conv(self.plan, func)
+
+    def consts(self) -> dict[str, np.ndarray]:
+        w = np.asarray(self.w)
+        if self.op == "QGemm":
+            w = w.reshape(w.shape[0], w.shape[1], 1, 1)
+        elif w.ndim == 3:
+            w = w[:, :, None, :]
+        return {"w": pack_weights(self.plan, w),
+                **channel_params(self.plan, w, self.bias, self.mult, self.shift)}
+
+    def io(self) -> dict[str, str]:
+        return {"x": self.node.inputs[0], "y": self.node.outputs[0]}
