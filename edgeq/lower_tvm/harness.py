@@ -104,6 +104,8 @@ def _case_c(i: int, k: Kernel) -> str:
             lines.append(f'        {ctype} *{a.name} = load_guarded("c{i}_{a.name}.bin", {a.nbytes});')
         else:
             lines.append(f"        {ctype} *{a.name} = fenced({a.nbytes});")
+    lines.append(f'        printf("case {i}\\n");')
+    lines.append("        fflush(stdout);")
     lines.append(f"        edgeq_layer_mark({2 * i});")
     lines.append(f"        {k.symbol}({', '.join(a.name for a in k.args)});")
     lines.append(f"        edgeq_layer_mark({2 * i + 1});")

@@ -65,8 +65,21 @@ def _gemm(node: Node, graph: Graph, cpu: Cpu):
     return conv.ConvLowering(node, graph, cpu, gemm=True)
 
 
-LOWERINGS: dict[str, Callable[[Node, Graph, Cpu], Lowering]] = {"QConv": _conv, "QGemm": _gemm}
+def _add(node: Node, graph: Graph, cpu: Cpu, perm=(0, 2, 3, 1)):
+    from edgeq.lower_tvm.ops import eltwise
+    return eltwise.AddLowering(node, graph, cpu, perm)
 
 
-def lower_node(node: Node, graph: Graph, cpu: Cpu) -> Kernel:
-    return make_kernel(LOWERINGS[node.op](node, graph, cpu), cpu)
+def _pool(node: Node, graph: Graph, cpu: Cpu):
+    from edgeq.lower_tvm.ops import pool
+    return pool.PoolLowering(node, graph, cpu)
+
+
+LOWERINGS: dict[str, Callable[..., Lowering]] = {
+    "QConv": _conv, "QGemm": _gemm, "QAdd": _add, "QMaxPool": _pool, "QAvgPool": _pool}
+
+
+def lower_node(node: Node, graph: Graph, cpu: Cpu, **options) -> Kernel:
+    """The kernel for `node`; its activations are NHWC (QAdd: `perm=None` keeps the
+    graph's own axis order, for operands that are not images)."""
+    return make_kernel(LOWERINGS[node.op](node, graph, cpu, **options), cpu)

@@ -15,8 +15,8 @@ the raw data pointers, in the PrimFunc's parameter order. We keep only that func
 
 The object then defines exactly one global symbol and references none: no TVM runtime,
 no libc, no libstdc++. Objects are cached by the hash of what determines them (the op's
-parameters, the CPU, TVM's version and this module's version), so a model recompiles
-only the layers it has not seen before.
+parameters, the CPU, TVM's version and the generator's own source), so a model recompiles
+only the layers it has not seen before, and a changed generator never reuses an object.
 """
 from __future__ import annotations
 
@@ -25,13 +25,10 @@ import json
 import os
 import re
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from edgeq.errors import EdgeqError
-
-# Bump when the generated code changes for the same parameters (invalidates the cache).
-GENERATOR_VERSION = 1
-
 
 def cache_dir() -> Path:
     from edgeq.targets.mcu import cache_dir as edgeq_cache
@@ -40,9 +37,19 @@ def cache_dir() -> Path:
     return d
 
 
+@lru_cache(maxsize=None)
+def generator_digest() -> str:
+    """Hash of this package's Python sources: part of every cache key."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def kernel_hash(key: dict) -> str:
     import tvm
-    blob = json.dumps({"key": key, "tvm": tvm.__version__, "generator": GENERATOR_VERSION},
+    blob = json.dumps({"key": key, "tvm": tvm.__version__, "generator": generator_digest()},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -62,6 +69,12 @@ def build_object(func, symbol: str, target: dict, out: Path) -> Path:
         raise EdgeqError(f"TVM failed to compile kernel {symbol}: {str(e).splitlines()[0][:300]}",
                          "this is an edgeq bug: please report it with the model") from e
     ll = keep_only_compute(ll, symbol, [p.name for p in func.params])
+    if "TVMBackend" in ll:
+        # TVM 0.27 puts "local"-scope buffers (and some others) in a heap workspace it
+        # asks its runtime for; the kernels keep every temporary in "global" scope, which
+        # small constant-size buffers get as stack arrays. Refuse what would call out.
+        raise EdgeqError(f"kernel {symbol} asks TVM's runtime for a workspace",
+                         "this is an edgeq bug (a schedule left a buffer in local scope)")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{symbol}.ll"
         path.write_text(ll)

@@ -13,9 +13,21 @@ MBQM(x, m, shift) = rounding_divide_by_pot(SRDHM(x << max(shift, 0), m), max(-sh
   mask = 2^e - 1, the reference's own int32 form (it cannot overflow, where v + 2^(e-1)
   could).
 
+The same two steps in NEON instructions (`form="neon"`, what the aarch64 kernels use:
+5 instructions per 4 lanes instead of about 12), equal for every input:
+- SRDHM(a, m) is `sqrdmulh`: (2 a m + 2^31) >> 32 = (a m + 2^30) >> 31, saturating the
+  same single case (gemmlowp's NEON path is this very instruction).
+- rounding_divide_by_pot(v, e) is `srshl(sqadd(v, fixup), -e)` with fixup = -1 when v < 0
+  and e > 0 (the sign bit of v & -e), else 0: srshl by -e rounds half up exactly (no
+  intermediate overflow); subtracting 1 first from a negative v makes it round half away
+  from zero: floor((v - 1 + 2^(e-1)) / 2^e). v = INT32_MIN saturates to itself, whose
+  quotient is exact anyway.
+tests/test_lower_tvm.py checks both forms against edgeq.fixedpoint on edge values.
+
 The shifts are per output channel, so the kernels take them as arrays: `lshift` =
-max(shift, 0), `rshift` = max(-shift, 0) (see `split_shifts`). The compiler's range proof
-guarantees that x << lshift fits int32 (docs/semantics.md, MBQM's precondition).
+max(shift, 0), `rshift` = max(-shift, 0) (see `split_shifts`; the NEON form takes
+`-rshift`). The compiler's range proof guarantees that x << lshift fits int32
+(docs/semantics.md, MBQM's precondition).
 """
 from __future__ import annotations
 
@@ -44,12 +56,29 @@ def rounding_divide_by_pot(v, e):
     return (v >> e) + tirx.Select((v & mask) > threshold, one, zero)
 
 
-def mbqm(x, mult, lshift, rshift, with_left: bool = True):
+def _neon(name: str, *args):
+    from tvm import tirx
+    return tirx.call_llvm_pure_intrin(I32, f"llvm.aarch64.neon.{name}", *args)
+
+
+def mbqm(x, mult, lshift, rshift, with_left: bool = True, form: str = "int64"):
     """multiply_by_quantized_multiplier; `with_left=False` when every left shift is 0
-    (the usual case: multipliers below 1), which saves the shift."""
+    (the usual case: multipliers below 1), which saves the shift. With form="neon",
+    `rshift` holds the negated right shifts and the expression must be vectorized 4
+    lanes wide (the NEON intrinsics exist for 4 x int32 only)."""
     if with_left:
         x = x << lshift
-    return rounding_divide_by_pot(srdhm(x, mult), rshift)
+    if form == "int64":
+        return rounding_divide_by_pot(srdhm(x, mult), rshift)
+    from tvm import tirx
+    v = _neon("sqrdmulh", x, mult)
+    fixup = (v & rshift) >> tirx.const(31, I32)
+    return _neon("srshl", _neon("sqadd", v, fixup), rshift)
+
+
+def shift_args(rshift: np.ndarray, form: str) -> np.ndarray:
+    """The right-shift array a kernel of `form` takes."""
+    return np.asarray(-rshift if form == "neon" else rshift, dtype=np.int32)
 
 
 def clamp_to_int8(y, y_zp: int, act_min: int, act_max: int):

@@ -17,8 +17,9 @@ K * 128 * 127 and the final acc fits int32 by the compiler's proof, so nothing w
 
 A padded copy of the input (spatial padding, the reduction's overrun, channel padding)
 goes to the scratch argument; a layer that needs none (a 1x1 conv, a Gemm) reads its
-input in place. Output pixels are tiled by `pt` along W (clamped reads past the last
-pixel recompute it; those results are never stored), output channels by `cot`.
+input in place. Output pixels, numbered p = oh * OW + ow, are tiled by `pt` (a tile past
+the last pixel re-reads the last one; those results are never stored), output channels
+by `cot`; a tile's pt x cot int32 accumulators live in registers.
 Gemm is the 1x1 conv of a [1, 1, N, K] image.
 """
 from __future__ import annotations
@@ -112,6 +113,7 @@ class ConvPlan:
     act_max: int
     with_left: bool  # some channel's multiplier needs a left shift
     inner: str       # sdot | neon
+    form: str        # requantization: neon | int64 (edgeq.lower_tvm.requant)
 
     @property
     def c4g(self) -> int:
@@ -136,8 +138,12 @@ class ConvPlan:
         return _round_up(self.geo.cog, self.cot)
 
     @property
-    def owp(self) -> int:
-        return _round_up(self.geo.ow, self.pt)
+    def pixels(self) -> int:
+        return self.geo.oh * self.geo.ow
+
+    @property
+    def pp(self) -> int:
+        return _round_up(self.pixels, self.pt)
 
     @property
     def padded_input(self) -> bool:
@@ -158,16 +164,20 @@ class ConvPlan:
     def key(self) -> dict:
         return {"op": "conv", **self.geo.__dict__, "flat": self.flat, "pt": self.pt, "cot": self.cot,
                 "x_zp": self.x_zp, "y_zp": self.y_zp, "act": [self.act_min, self.act_max],
-                "left": self.with_left, "inner": self.inner}
+                "left": self.with_left, "inner": self.inner, "form": self.form}
 
 
 def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool) -> ConvPlan:
     flat = geo.g == 1 and geo.dw == 1
     cog = geo.cog
-    cot = 16 if cog >= 16 else 8 if cog > 4 else 4
-    pt = 4 if geo.ow >= 4 else geo.ow
+    # a channel tile that divides the channels keeps the requantization loop free of
+    # bounds checks (vectorizable 4 lanes wide); other counts take the int64 form
+    cot = next((t for t in (16, 8, 4) if cog % t == 0), 16 if cog > 8 else 8 if cog > 4 else 4)
+    form = "neon" if cog % 4 == 0 else "int64"
+    # 16 accumulator registers (of 32): 4 pixels x 16 channels, or 8 x 8, or 8 x 4
+    pt = min(64 // cot, 8, geo.oh * geo.ow)
     return ConvPlan(geo, flat, pt, cot, int(node.attr("x_zp", 0)), int(node.attr("y_zp", 0)),
-                    int(node.attr("act_min", -128)), int(node.attr("act_max", 127)), with_left, inner)
+                    int(node.attr("act_min", -128)), int(node.attr("act_max", 127)), with_left, inner, form)
 
 
 def pack_weights(plan: ConvPlan, w: np.ndarray) -> np.ndarray:
@@ -194,7 +204,8 @@ def channel_params(plan: ConvPlan, w, bias, mult, shift) -> dict[str, np.ndarray
     b = np.zeros(g.co, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
     folded = b - plan.x_zp * w64.sum(axis=1)
     lsh, rsh = rq.split_shifts(np.asarray(shift).reshape(-1))
-    arrays = {"bias": folded, "mult": np.asarray(mult, np.int64).reshape(-1), "lshift": lsh, "rshift": rsh}
+    arrays = {"bias": folded, "mult": np.asarray(mult, np.int64).reshape(-1), "lshift": lsh,
+              "rshift": rq.shift_args(rsh, plan.form)}
     out = {}
     for name, a in arrays.items():
         padded = np.zeros((g.g, plan.cog4), np.int64)
@@ -234,24 +245,35 @@ def conv_te(plan: ConvPlan):
     kh = te.reduce_axis((0, g.kh), name="kh")
     kw = te.reduce_axis((0, plan.kwr), name="kw")
     r = te.reduce_axis((0, plan.rc), name="r")
-    last = g.ow - 1
 
-    def acc_value(n, oh, ow, gi, j):
-        col = tirx.min(ow, last) * (g.sw * S) + kw * (g.dw * S) + r
+    def acc_value(n, p, gi, j):
+        pc = tirx.min(p, plan.pixels - 1)
+        oh, ow = pc // g.ow, pc % g.ow
+        col = ow * (g.sw * S) + kw * (g.dw * S) + r
         if not plan.flat:
             col = col + gi * C4
         a = src[n, oh * g.sh + kh * g.dh, col].astype("int32")
         b = wp[gi, j // plan.cot, kh, kw, r // 4, (j % plan.cot) // 4, j % 4, r % 4].astype("int32")
         return te.sum(a * b, axis=[kh, kw, r])
-    acc = te.compute((g.n, g.oh, plan.owp, g.g, plan.cog4), acc_value, name="acc")
+    acc = te.compute((g.n, plan.pp, g.g, plan.cog4), acc_value, name="acc")
 
-    def y_value(n, oh, ow, gi, j):
+    def y_value(n, p, gi, j):
         ch = gi * plan.cog4 + j
-        v = rq.mbqm(acc[n, oh, ow, gi, j] + bias[ch], mult[ch], lsh[ch], rsh[ch], plan.with_left)
+        v = rq.mbqm(acc[n, p, gi, j] + bias[ch], mult[ch], lsh[ch], rsh[ch], plan.with_left, plan.form)
         return rq.clamp_to_int8(v, plan.y_zp, plan.act_min, plan.act_max)
-    y = te.compute((g.n, g.oh, g.ow, g.g, g.cog), y_value, name="y")
+    y = te.compute((g.n, plan.pixels, g.g, g.cog), y_value, name="y")
     args = [x, wp, bias, mult, lsh, rsh] + ([src] if plan.padded_input else []) + [y]
     return args
+
+
+def vectorize_by_4(sch, loop) -> None:
+    """Vectorize a requantization loop 4 lanes at a time (the NEON form's intrinsics are
+    4 x int32; a loop of other lengths stays scalar)."""
+    extent = sch.get(loop).extent
+    if int(extent) % 4 == 0:
+        outer, inner = sch.split(loop, [None, 4])
+        sch.unroll(outer)
+        sch.vectorize(inner)
 
 
 def schedule_conv(plan: ConvPlan, func):
@@ -260,22 +282,22 @@ def schedule_conv(plan: ConvPlan, func):
     from edgeq.lower_tvm.intrinsics import register
     sch = s_tir.Schedule(func)
     acc, y = sch.get_sblock("acc"), sch.get_sblock("y")
-    n, oh, ow, gi, j, kh, kw, r = sch.get_loops(acc)
-    ow_o, ow_i = sch.split(ow, [None, plan.pt])
+    n, p, gi, j, kh, kw, r = sch.get_loops(acc)
+    p_o, p_i = sch.split(p, [None, plan.pt])
     j_b, j_t, j_i = sch.split(j, [None, plan.cot // 4, 4])
     r_o, r_i = sch.split(r, [None, 4])
-    sch.reorder(n, oh, ow_o, gi, j_b, kh, kw, r_o, ow_i, j_t, j_i, r_i)
+    sch.reorder(n, p_o, gi, j_b, kh, kw, r_o, p_i, j_t, j_i, r_i)
     sch.reverse_compute_at(y, j_b)
     init = sch.decompose_reduction(acc, kh)
     sch.tensorize(j_i, register()[plan.inner])
-    sch.unroll(ow_i)
+    sch.unroll(p_i)
     sch.unroll(j_t)
-    *_, i_ow, i_jt, i_ji = sch.get_loops(init)
-    sch.unroll(i_ow)
+    *_, i_p, i_jt, i_ji = sch.get_loops(init)
+    sch.unroll(i_p)
     sch.vectorize(sch.fuse(i_jt, i_ji))
-    *_, y_ow, y_j = sch.get_loops(y)
-    sch.unroll(y_ow)
-    sch.vectorize(y_j)
+    *_, y_p, y_j = sch.get_loops(y)
+    sch.unroll(y_p)
+    vectorize_by_4(sch, y_j)
     if plan.padded_input:
         pad = sch.get_sblock("xpad")
         *_, col = sch.get_loops(pad)
