@@ -60,9 +60,9 @@ def _conv(node: Node, graph: Graph, cpu: Cpu):
     return conv.ConvLowering(node, graph, cpu)
 
 
-def _gemm(node: Node, graph: Graph, cpu: Cpu):
+def _gemm(node: Node, graph: Graph, cpu: Cpu, k_order=None):
     from edgeq.lower_tvm.ops import conv
-    return conv.ConvLowering(node, graph, cpu, gemm=True)
+    return conv.ConvLowering(node, graph, cpu, gemm=True, k_order=k_order)
 
 
 def _add(node: Node, graph: Graph, cpu: Cpu, perm=(0, 2, 3, 1)):

@@ -311,8 +311,12 @@ def schedule_conv(plan: ConvPlan, func):
 class ConvLowering:
     """A QConv (not depthwise) or a QGemm node as a kernel (see edgeq.lower_tvm.lower)."""
 
-    def __init__(self, node: Node, graph: Graph, cpu, gemm: bool = False):
+    def __init__(self, node: Node, graph: Graph, cpu, gemm: bool = False, k_order=None):
+        """`k_order` (Gemm only): the logical feature at each stored input column, when the
+        input arrives in another order (a flattened NHWC image): the weight columns are
+        permuted to match at compile time."""
         self.op = "QGemm" if gemm else "QConv"
+        self.k_order = None if k_order is None else np.asarray(k_order)
         self.node, self.graph = node, graph
         geo = gemm_geometry(node, graph) if gemm else conv_geometry(node, graph)
         if not gemm and geo.is_pointwise():   # [N, H, W, C] is a [N, 1, H*W, C] image
@@ -338,6 +342,8 @@ class ConvLowering:
     def consts(self) -> dict[str, np.ndarray]:
         w = np.asarray(self.w)
         if self.op == "QGemm":
+            if self.k_order is not None:
+                w = w[:, self.k_order]
             w = w.reshape(w.shape[0], w.shape[1], 1, 1)
         elif w.ndim == 3:
             w = w[:, :, None, :]
