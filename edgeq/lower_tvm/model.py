@@ -236,15 +236,15 @@ class _Ctx(Ctx):
 def model_c(m: ModelLowering) -> str:
     g, plan = m.graph, m.plan
     ctx = _Ctx(g, plan)
-    consts: dict[int, str] = {}   # id(array) -> C name, so shared arrays are written once
-    layers = []
+    consts: dict[int, tuple[np.ndarray, str]] = {}   # id -> (array kept alive, C name):
+    layers = []                                        # an array shared by layers is written once
 
     def const_name(data: np.ndarray, hint: str) -> str:
         if id(data) not in consts:
-            name = ctx.names.get(hint)
+            name = ctx.names.get(f"{hint}_{len(consts)}")
             ctx.const_defs.append(const_array(name, data, ""))
-            consts[id(data)] = name
-        return consts[id(data)]
+            consts[id(data)] = (data, name)
+        return consts[id(data)][1]
 
     for i, step in enumerate(m.steps):
         node = step.node
