@@ -134,6 +134,12 @@ class ConvPlan:
         return _round_up(self.geo.kw * self.geo.c, 4) if self.flat else self.c4g
 
     @property
+    def kg(self) -> int:
+        """Reduction values per tensorized step: 16 (four sdot by lane on one 16-byte load)
+        when the run divides, else 4."""
+        return 16 if self.inner == "sdot" and self.rc % 16 == 0 else 4
+
+    @property
     def cog4(self) -> int:
         return _round_up(self.geo.cog, self.cot)
 
@@ -164,7 +170,7 @@ class ConvPlan:
     def key(self) -> dict:
         return {"op": "conv", **self.geo.__dict__, "flat": self.flat, "pt": self.pt, "cot": self.cot,
                 "x_zp": self.x_zp, "y_zp": self.y_zp, "act": [self.act_min, self.act_max],
-                "left": self.with_left, "inner": self.inner, "form": self.form}
+                "left": self.with_left, "inner": self.inner, "form": self.form, "kg": self.kg}
 
 
 def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool) -> ConvPlan:
@@ -174,17 +180,26 @@ def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool) -> Con
     # bounds checks (vectorizable 4 lanes wide); other counts take the int64 form
     cot = next((t for t in (16, 8, 4) if cog % t == 0), 16 if cog > 8 else 8 if cog > 4 else 4)
     form = "neon" if cog % 4 == 0 else "int64"
+    rc = _round_up(geo.kw * geo.c, 4) if flat else _round_up(geo.cg, 4)
+    if inner == "sdot" and rc % 16 == 0 and cog % 8 == 0:
+        cot = 8   # 16-wide steps hold cot/4 x 4 weight rows: 8 channels keeps them in registers
     # 16 accumulator registers (of 32): 4 pixels x 16 channels, or 8 x 8, or 8 x 4
     pt = min(64 // cot, 8, geo.oh * geo.ow)
     return ConvPlan(geo, flat, pt, cot, int(node.attr("x_zp", 0)), int(node.attr("y_zp", 0)),
                     int(node.attr("act_min", -128)), int(node.attr("act_max", 127)), with_left, inner, form)
 
 
-def pack_weights(plan: ConvPlan, w: np.ndarray) -> np.ndarray:
-    """[Co, Cg, KH, KW] int8 -> [G, JB, KH, KWr, RC/4, COt/4, 4, 4]: for one reduction step
-    of one tile, the COt x 4 weights are 16-byte rows back to back (one per `sdot`)."""
+def weight_shape(plan: ConvPlan) -> tuple[int, ...]:
     g = plan.geo
-    out = np.zeros((g.g, plan.cog4 // plan.cot, g.kh, plan.kwr, plan.rc // 4, plan.cot // 4, 4, 4), np.int8)
+    return (g.g, plan.cog4 // plan.cot, g.kh, plan.kwr, plan.rc // plan.kg, plan.cot // 4, plan.kg // 4, 4, 4)
+
+
+def pack_weights(plan: ConvPlan, w: np.ndarray) -> np.ndarray:
+    """[Co, Cg, KH, KW] int8 -> [G, JB, KH, KWr, RC/kg, COt/4, kg/4, 4, 4]: for one step of
+    one tile, the weights of 4 output channels x 4 inputs are one 16-byte row (one
+    `sdot`), the kg/4 rows of one channel block back to back."""
+    g = plan.geo
+    out = np.zeros(weight_shape(plan), np.int8)
     wg = np.asarray(w, dtype=np.int8).reshape(g.g, g.cog, g.cg, g.kh, g.kw)
     j = np.arange(g.cog)
     jb, jt, ji = j // plan.cot, (j % plan.cot) // 4, j % 4
@@ -193,7 +208,7 @@ def pack_weights(plan: ConvPlan, w: np.ndarray) -> np.ndarray:
             for c in range(g.cg):
                 r = kw * g.c + c if plan.flat else c
                 kwr = 0 if plan.flat else kw
-                out[:, jb, kh, kwr, r // 4, jt, ji, r % 4] = wg[:, :, c, kh, kw]
+                out[:, jb, kh, kwr, r // plan.kg, jt, (r % plan.kg) // 4, ji, r % 4] = wg[:, :, c, kh, kw]
     return out
 
 
@@ -222,8 +237,7 @@ def conv_te(plan: ConvPlan):
     g = plan.geo
     S, C4 = plan.stride, plan.c4g
     x = te.placeholder((g.n, g.h, g.w * g.c), "int8", name="x")
-    wp = te.placeholder((g.g, plan.cog4 // plan.cot, g.kh, plan.kwr, plan.rc // 4, plan.cot // 4, 4, 4),
-                        "int8", name="w")
+    wp = te.placeholder(weight_shape(plan), "int8", name="w")
     chans = g.g * plan.cog4
     bias = te.placeholder((chans,), "int32", name="bias")
     mult = te.placeholder((chans,), "int32", name="mult")
@@ -253,7 +267,8 @@ def conv_te(plan: ConvPlan):
         if not plan.flat:
             col = col + gi * C4
         a = src[n, oh * g.sh + kh * g.dh, col].astype("int32")
-        b = wp[gi, j // plan.cot, kh, kw, r // 4, (j % plan.cot) // 4, j % 4, r % 4].astype("int32")
+        kg = plan.kg
+        b = wp[gi, j // plan.cot, kh, kw, r // kg, (j % plan.cot) // 4, (r % kg) // 4, j % 4, r % 4].astype("int32")
         return te.sum(a * b, axis=[kh, kw, r])
     acc = te.compute((g.n, plan.pp, g.g, plan.cog4), acc_value, name="acc")
 
@@ -285,11 +300,11 @@ def schedule_conv(plan: ConvPlan, func):
     n, p, gi, j, kh, kw, r = sch.get_loops(acc)
     p_o, p_i = sch.split(p, [None, plan.pt])
     j_b, j_t, j_i = sch.split(j, [None, plan.cot // 4, 4])
-    r_o, r_i = sch.split(r, [None, 4])
+    r_o, r_i = sch.split(r, [None, plan.kg])
     sch.reorder(n, p_o, gi, j_b, kh, kw, r_o, p_i, j_t, j_i, r_i)
     sch.reverse_compute_at(y, j_b)
     init = sch.decompose_reduction(acc, kh)
-    sch.tensorize(j_i, register()[plan.inner])
+    sch.tensorize(j_i, register()["sdot16" if plan.kg == 16 else plan.inner])
     sch.unroll(p_i)
     sch.unroll(j_t)
     *_, i_p, i_jt, i_ji = sch.get_loops(init)
