@@ -13,8 +13,10 @@ the raw data pointers, in the PrimFunc's parameter order. We keep only that func
 3. let TVM's own LLVM parse that IR and write the object (the system llc is older than
    TVM's LLVM and cannot read its IR).
 
-The object then defines exactly one global symbol and references none: no TVM runtime,
-no libc, no libstdc++. Objects are cached by the hash of what determines them (the op's
+The object then defines exactly one global symbol and references nothing of TVM, libc
+or libstdc++ but possibly `memset` / `memcpy` (LLVM turns long fills and copies, e.g. a
+padded input, into calls to them; any C library has them, and `build_object` refuses
+anything else). Objects are cached by the hash of what determines them (the op's
 parameters, the CPU, TVM's version and the generator's own source), so a model recompiles
 only the layers it has not seen before, and a changed generator never reuses an object.
 """
@@ -80,11 +82,26 @@ def build_object(func, symbol: str, target: dict, out: Path) -> Path:
         path.write_text(ll)
         tmp_obj = Path(tmp) / f"{symbol}.o"
         tvm.runtime.load_module(str(path)).write_to_file(str(tmp_obj))
+        stray = undefined_symbols(tmp_obj) - ALLOWED_UNDEFINED
+        if stray:
+            raise EdgeqError(f"kernel {symbol} needs {sorted(stray)}, which edgeq does not provide",
+                             "this is an edgeq bug: please report it")
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_suffix(f".{os.getpid()}.tmp")
         partial.write_bytes(tmp_obj.read_bytes())
         os.replace(partial, out)  # atomic: two builds of one kernel may race
     return out
+
+
+ALLOWED_UNDEFINED = {"memset", "memcpy", "memmove"}
+
+
+def undefined_symbols(obj: Path) -> set[str]:
+    from elftools.elf.elffile import ELFFile
+    with open(obj, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        return {s.name for s in symtab.iter_symbols()
+                if s.name and s["st_shndx"] == "SHN_UNDEF"} if symtab else set()
 
 
 _DEFINE = re.compile(r"^define\b[^@]*@(\"[^\"]+\"|[\w.$]+)\(", re.M)

@@ -31,6 +31,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
 from edgeq.lower_tvm import requant as rq
+from edgeq.lower_tvm.ops.padding import padded_rows, schedule_padded_rows
 
 
 @dataclass(frozen=True)
@@ -245,10 +246,12 @@ def conv_te(plan: ConvPlan):
     rsh = te.placeholder((chans,), "int32", name="rshift")
     zp8 = tirx.const(plan.x_zp, "int8")
 
-    if plan.padded_input:
+    if plan.padded_input and plan.flat:
+        src = padded_rows(x, g.n, g.h, g.w, g.c, g.pt, g.pl, plan.pad_shape, plan.x_zp)
+    elif plan.padded_input:   # channel padding per group: a division per byte, rare layers
         def pad_value(n, i, j):
             iw, ch = j // S, j % S
-            gi, c = (ch // C4, ch % C4) if not plan.flat else (0, ch)
+            gi, c = ch // C4, ch % C4
             ih, iw = i - g.pt, iw - g.pl
             inside = tirx.all(ih >= 0, ih < g.h, iw >= 0, iw < g.w, c < g.cg)
             return te.if_then_else(inside, x[n, ih, iw * g.c + gi * g.cg + c], zp8)
@@ -313,13 +316,12 @@ def schedule_conv(plan: ConvPlan, func):
     *_, y_p, y_j = sch.get_loops(y)
     sch.unroll(y_p)
     vectorize_by_4(sch, y_j)
-    if plan.padded_input:
+    if plan.padded_input and plan.flat:
+        schedule_padded_rows(sch)
+    elif plan.padded_input:
         pad = sch.get_sblock("xpad")
         *_, col = sch.get_loops(pad)
-        c_o, c_i = sch.split(col, [None, plan.stride])
-        if plan.stride % 16 == 0:
-            c_io, c_ii = sch.split(c_i, [None, 16])
-            sch.vectorize(c_ii)
+        sch.split(col, [None, plan.stride])
     return sch.mod["main"]
 
 

@@ -17,6 +17,7 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
 from edgeq.lower_tvm import requant as rq
 from edgeq.lower_tvm.ops.conv import conv_geometry, vectorize_by_4
+from edgeq.lower_tvm.ops.padding import padded_rows, schedule_padded_rows
 
 
 def is_depthwise(node: Node, graph: Graph) -> bool:
@@ -86,12 +87,7 @@ class DepthwiseLowering:
         if self.padded:
             hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1
             wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1
-
-            def pad_value(n, i, j):
-                ih, iw, c = i - g.pt, j // g.c - g.pl, j % g.c
-                inside = tirx.all(ih >= 0, ih < g.h, iw >= 0, iw < g.w)
-                return te.if_then_else(inside, x[n, ih, iw * g.c + c], tirx.const(self.x_zp, "int8"))
-            src = te.compute((g.n, hp, wp * g.c), pad_value, name="xpad")
+            src = padded_rows(x, g.n, g.h, g.w, g.c, g.pt, g.pl, (g.n, hp, wp * g.c), self.x_zp)
         else:
             src = x
         tp = te.reduce_axis((0, self.pairs), name="tp")
@@ -136,10 +132,5 @@ class DepthwiseLowering:
         sch.unroll(y_ow)
         vectorize_by_4(sch, y_co)
         if self.padded:
-            pad = sch.get_sblock("xpad")
-            *_, col = sch.get_loops(pad)
-            _, c_i = sch.split(col, [None, self.geo.c])
-            if self.geo.c % 16 == 0:
-                _, c_ii = sch.split(c_i, [None, 16])
-                sch.vectorize(c_ii)
+            schedule_padded_rows(sch)
         return sch.mod["main"]
