@@ -115,6 +115,8 @@ class ConvPlan:
     with_left: bool  # some channel's multiplier needs a left shift
     inner: str       # sdot | neon
     form: str        # requantization: neon | int64 (edgeq.lower_tvm.requant)
+    kg: int          # reduction values per tensorized step: 4, or 16 (one 16-byte load of
+                     # the input, four sdot by lane); the run is padded to a multiple of it
 
     @property
     def c4g(self) -> int:
@@ -131,14 +133,9 @@ class ConvPlan:
 
     @property
     def rc(self) -> int:
-        """Reduction run per (kh, kwr): R4 (flat) or C4 (tap)."""
-        return _round_up(self.geo.kw * self.geo.c, 4) if self.flat else self.c4g
-
-    @property
-    def kg(self) -> int:
-        """Reduction values per tensorized step: 16 (four sdot by lane on one 16-byte load)
-        when the run divides, else 4."""
-        return 16 if self.inner == "sdot" and self.rc % 16 == 0 else 4
+        """Reduction run per (kh, kwr), padded with zero weights to a multiple of kg:
+        KW*C (flat) or C4 (tap)."""
+        return _round_up(self.geo.kw * self.geo.c if self.flat else self.c4g, self.kg)
 
     @property
     def cog4(self) -> int:
@@ -160,12 +157,12 @@ class ConvPlan:
 
     @property
     def pad_shape(self) -> tuple[int, int, int]:
-        """[N, Hp, cols] of the padded copy: rows of `stride`-byte pixels, one spare pixel
-        when the flat reduction reads up to 3 bytes past the last window."""
+        """[N, Hp, cols] of the padded copy: rows of `stride`-byte pixels, and spare pixels
+        for what the flat reduction reads past the last window (up to kg - 1 bytes)."""
         g = self.geo
         hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1
         wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1
-        spare = 1 if self.flat and self.rc > g.kw * g.c else 0
+        spare = -(-(self.rc - g.kw * g.c) // g.c) if self.flat else 0
         return (g.n, hp, (wp + spare) * self.stride)
 
     def key(self) -> dict:
@@ -181,13 +178,18 @@ def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool) -> Con
     # bounds checks (vectorizable 4 lanes wide); other counts take the int64 form
     cot = next((t for t in (16, 8, 4) if cog % t == 0), 16 if cog > 8 else 8 if cog > 4 else 4)
     form = "neon" if cog % 4 == 0 else "int64"
-    rc = _round_up(geo.kw * geo.c, 4) if flat else _round_up(geo.cg, 4)
-    if inner == "sdot" and rc % 16 == 0 and cog % 8 == 0:
+    run = geo.kw * geo.c if flat else _round_up(geo.cg, 4)
+    padded = any((geo.pt, geo.pl, geo.pb, geo.pr)) or not flat or run % 4
+    # 16-wide steps cost about 1.25 instructions per sdot against 1.8 for 4-wide ones: worth
+    # up to a quarter of zero weights, where the input is copied anyway (reading up to 15
+    # bytes past a window must stay inside the buffer)
+    kg = 16 if inner == "sdot" and (run % 16 == 0 or (padded and _round_up(run, 16) <= 1.25 * run)) else 4
+    if kg == 16 and cog % 8 == 0:
         cot = 8   # 16-wide steps hold cot/4 x 4 weight rows: 8 channels keeps them in registers
     # 16 accumulator registers (of 32): 4 pixels x 16 channels, or 8 x 8, or 8 x 4
     pt = min(64 // cot, 8, geo.oh * geo.ow)
     return ConvPlan(geo, flat, pt, cot, int(node.attr("x_zp", 0)), int(node.attr("y_zp", 0)),
-                    int(node.attr("act_min", -128)), int(node.attr("act_max", 127)), with_left, inner, form)
+                    int(node.attr("act_min", -128)), int(node.attr("act_max", 127)), with_left, inner, form, kg)
 
 
 def weight_shape(plan: ConvPlan) -> tuple[int, ...]:
