@@ -181,9 +181,12 @@ def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool) -> Con
     run = geo.kw * geo.c if flat else _round_up(geo.cg, 4)
     padded = any((geo.pt, geo.pl, geo.pb, geo.pr)) or not flat or run % 4
     # 16-wide steps cost about 1.25 instructions per sdot against 1.8 for 4-wide ones: worth
-    # up to a quarter of zero weights, where the input is copied anyway (reading up to 15
-    # bytes past a window must stay inside the buffer)
-    kg = 16 if inner == "sdot" and (run % 16 == 0 or (padded and _round_up(run, 16) <= 1.25 * run)) else 4
+    # some zero weights where the input is copied anyway (reading up to 15 bytes past a
+    # window must stay inside the buffer). Measured under qemu on 3-channel first layers:
+    # a win up to 2x padding at stride 2 (vww01: -12%), a loss at stride 1 (ic01: +27%),
+    # so stride-1 runs pad at most a quarter.
+    waste = 2 if geo.sw > 1 else 1.25
+    kg = 16 if inner == "sdot" and (run % 16 == 0 or (padded and _round_up(run, 16) <= waste * run)) else 4
     if kg == 16 and cog % 8 == 0:
         cot = 8   # 16-wide steps hold cot/4 x 4 weight rows: 8 channels keeps them in registers
     # 16 accumulator registers (of 32): 4 pixels x 16 channels, or 8 x 8, or 8 x 4
