@@ -188,15 +188,17 @@ def _drop_unused_globals(text: str) -> str:
 _BUFFER_PARAM = re.compile(r'T\.Buffer\(\(([^()]*)\), "(\w+)"\)')
 
 
-def prim_func(tensors: list):
+def prim_func(tensors: list, offset_factor: int = 0):
     """te.create_prim_func over `tensors` with every parameter buffer declared 1-byte
     aligned. TE gives parameters 64-byte alignment, which TVM passes on to LLVM as an
     assumption about the pointers; edgeq's arena offsets are only 16-byte aligned (and
     aliases inside it less), so the assumption would be false. TE has no option for it,
-    hence the round trip through TVMScript text (before any scheduling)."""
+    hence the round trip through TVMScript text (before any scheduling). offset_factor=1
+    lets the buffers start anywhere (tensor intrinsic descriptions need it)."""
     import tvm
     from tvm import te
     text = te.create_prim_func(tensors).script()
     head, sep, body = text.partition("):\n")
-    head = _BUFFER_PARAM.sub(r'T.Buffer((\1), "\2", align=1)', head)
+    extra = f", offset_factor={offset_factor}" if offset_factor else ""
+    head = _BUFFER_PARAM.sub(rf'T.Buffer((\1), "\2", align=1{extra})', head)
     return tvm.script.from_source(head + sep + body)

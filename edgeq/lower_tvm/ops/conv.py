@@ -171,6 +171,15 @@ class ConvPlan:
                 "left": self.with_left, "inner": self.inner, "form": self.form, "kg": self.kg}
 
 
+def pixel_tile(pixels: int, most: int) -> int:
+    """Output pixels per tile: `most` (16 accumulator registers of 32: 4 pixels x 16
+    channels, 8 x 8 or 8 x 4), or the largest count down to three quarters of it that
+    divides the pixels: whole tiles skip the bounds check and get the epilogue micro-kernel
+    (smaller tiles reload the weights more often: measured, 5 for 125 pixels loses)."""
+    most = min(most, pixels)
+    return next((t for t in range(most, (3 * most + 3) // 4 - 1, -1) if pixels % t == 0), most)
+
+
 def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool) -> ConvPlan:
     flat = geo.g == 1 and geo.dw == 1
     cog = geo.cog
@@ -189,8 +198,7 @@ def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool) -> Con
     kg = 16 if inner == "sdot" and (run % 16 == 0 or (padded and _round_up(run, 16) <= waste * run)) else 4
     if kg == 16 and cog % 8 == 0:
         cot = 8   # 16-wide steps hold cot/4 x 4 weight rows: 8 channels keeps them in registers
-    # 16 accumulator registers (of 32): 4 pixels x 16 channels, or 8 x 8, or 8 x 4
-    pt = min(64 // cot, 8, geo.oh * geo.ow)
+    pt = pixel_tile(geo.oh * geo.ow, min(64 // cot, 8))
     return ConvPlan(geo, flat, pt, cot, int(node.attr("x_zp", 0)), int(node.attr("y_zp", 0)),
                     int(node.attr("act_min", -128)), int(node.attr("act_max", 127)), with_left, inner, form, kg)
 
@@ -299,6 +307,19 @@ def vectorize_by_4(sch, loop) -> None:
         sch.vectorize(inner)
 
 
+def finish_requantization(sch, loop, lanes: int, form: str, y_zp: int, act_min: int, act_max: int,
+                          with_left: bool, whole_tiles: bool) -> None:
+    """A run of 8 or 16 output channels in the NEON form: the epilogue micro-kernel
+    (edgeq.lower_tvm.epilogue); otherwise 4-lane vectors. Only where the pixel tiles
+    divide the pixels: tensorize cannot match a block under the bounds check of a
+    partial tile."""
+    if form == "neon" and lanes in (8, 16) and int(sch.get(loop).extent) == lanes and whole_tiles:
+        from edgeq.lower_tvm import epilogue
+        sch.tensorize(loop, epilogue.register(lanes, y_zp, act_min, act_max, with_left))
+    else:
+        vectorize_by_4(sch, loop)
+
+
 def schedule_conv(plan: ConvPlan, func):
     from tvm import s_tir
 
@@ -320,7 +341,8 @@ def schedule_conv(plan: ConvPlan, func):
     sch.vectorize(sch.fuse(i_jt, i_ji))
     *_, y_p, y_j = sch.get_loops(y)
     sch.unroll(y_p)
-    vectorize_by_4(sch, y_j)
+    finish_requantization(sch, y_j, plan.cot, plan.form, plan.y_zp, plan.act_min, plan.act_max, plan.with_left,
+                          plan.pixels % plan.pt == 0)
     if plan.padded_input and plan.flat:
         schedule_padded_rows(sch)
     elif plan.padded_input:

@@ -16,7 +16,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
 from edgeq.lower_tvm import requant as rq
-from edgeq.lower_tvm.ops.conv import conv_geometry, vectorize_by_4
+from edgeq.lower_tvm.ops.conv import conv_geometry, finish_requantization, pixel_tile
 from edgeq.lower_tvm.ops.padding import padded_rows, schedule_padded_rows
 
 
@@ -39,7 +39,7 @@ class DepthwiseLowering:
         self.with_left = bool(np.max(self.shift) > 0)
         self.cot = next(t for t in (16, 8, 4, 1) if g.co % t == 0)
         self.form = "neon" if self.cot >= 4 else "int64"
-        self.pt = min(4, g.oh * g.ow)
+        self.pt = pixel_tile(g.oh * g.ow, 4)
         self.x_zp = int(node.attr("x_zp", 0))
         self.y_zp = int(node.attr("y_zp", 0))
         self.act = (int(node.attr("act_min", -128)), int(node.attr("act_max", 127)))
@@ -130,7 +130,8 @@ class DepthwiseLowering:
         sch.vectorize(i_co)
         *_, y_ow, y_co = sch.get_loops(y)
         sch.unroll(y_ow)
-        vectorize_by_4(sch, y_co)
+        finish_requantization(sch, y_co, self.cot, self.form, self.y_zp, *self.act, self.with_left,
+                              (self.geo.oh * self.geo.ow) % self.pt == 0)
         if self.padded:
             schedule_padded_rows(sch)
         return sch.mod["main"]
