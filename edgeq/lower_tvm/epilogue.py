@@ -80,12 +80,12 @@ def _narrow_pair(q: int, with_left: bool, y_zp: int) -> str:
 def _result(lanes: int, with_left: bool, y_zp: int, lo: int, hi: int) -> str:
     bytes8 = [f'T.call_llvm_pure_intrin("int8x8", "llvm.aarch64.neon.sqxtn", {_narrow_pair(2 * p, with_left, y_zp)})'
               for p in range(lanes // 8)]
-    y = bytes8[0] if lanes == 8 else f"T.Shuffle([{bytes8[0]}, {bytes8[1]}], [{', '.join(map(str, range(16)))}])"
+    y = bytes8[0] if lanes == 8 else f"T.Shuffle([{', '.join(bytes8)}], [{', '.join(map(str, range(lanes)))}])"
     return f"T.max(T.min({y}, T.broadcast(T.int8({hi}), {lanes})), T.broadcast(T.int8({lo}), {lanes}))"
 
 
 def register(lanes: int, y_zp: int, act_min: int, act_max: int, with_left: bool) -> str:
-    """The intrinsic's name (registered on first use) for runs of `lanes` (8 or 16)."""
+    """The intrinsic's name (registered on first use) for runs of `lanes` (8, 16, 24, 32)."""
     import tvm
     from tvm import s_tir, te
     from edgeq.lower_tvm.objects import prim_func

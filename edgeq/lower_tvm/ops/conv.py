@@ -199,6 +199,13 @@ def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool) -> Con
     if kg == 16 and cog % 8 == 0:
         cot = 8   # 16-wide steps hold cot/4 x 4 weight rows: 8 channels keeps them in registers
     pt = pixel_tile(geo.oh * geo.ow, min(64 // cot, 8))
+    if run < 16 and cog > cot and cog % 4 == 0 and cog <= 32 and geo.kh <= 3:
+        # A first layer (3x3x3: a handful of steps) with several channel blocks: LLVM unrolls
+        # the steps and hoists every input vector of a tile out of the channel-block loop,
+        # then spills them (MobileNetV2's stem took 8.7 instructions per output). One tile
+        # of all channels and 2 pixels has no such loop.
+        kg, cot = 4, cog
+        pt = pixel_tile(geo.oh * geo.ow, max(1, 64 // cog))
     return ConvPlan(geo, flat, pt, cot, int(node.attr("x_zp", 0)), int(node.attr("y_zp", 0)),
                     int(node.attr("act_min", -128)), int(node.attr("act_max", 127)), with_left, inner, form, kg)
 
@@ -309,11 +316,11 @@ def vectorize_by_4(sch, loop) -> None:
 
 def finish_requantization(sch, loop, lanes: int, form: str, y_zp: int, act_min: int, act_max: int,
                           with_left: bool, whole_tiles: bool) -> None:
-    """A run of 8 or 16 output channels in the NEON form: the epilogue micro-kernel
+    """A run of 8 to 32 output channels in the NEON form: the epilogue micro-kernel
     (edgeq.lower_tvm.epilogue); otherwise 4-lane vectors. Only where the pixel tiles
     divide the pixels: tensorize cannot match a block under the bounds check of a
     partial tile."""
-    if form == "neon" and lanes in (8, 16) and int(sch.get(loop).extent) == lanes and whole_tiles:
+    if form == "neon" and lanes in (8, 16, 24, 32) and int(sch.get(loop).extent) == lanes and whole_tiles:
         from edgeq.lower_tvm import epilogue
         sch.tensorize(loop, epilogue.register(lanes, y_zp, act_min, act_max, with_left))
     else:
