@@ -205,11 +205,13 @@ def _mbqm_inputs():
     return x, m, shift
 
 
-@pytest.mark.parametrize("form", ["int64", "neon"])
+@pytest.mark.parametrize("form", ["int64", "neon", "neon_rs"])
 def test_requantization_forms_equal_fixedpoint(form):
     from edgeq.lower_tvm import requant as rq
     from edgeq.lower_tvm.lower import make_kernel
     x, m, shift = _mbqm_inputs()
+    if form == "neon_rs":   # the form for layers whose every channel shifts right
+        shift = np.minimum(shift, -1)
     lsh, rsh = rq.split_shifts(shift)
     cpu = get_cpu("cortex-a76")
     k = make_kernel(_MbqmLowering(x.size, form), cpu)
@@ -239,3 +241,78 @@ def test_small_model_bit_exact(net, tmp_path):
     assert res.mismatches == 0
     for name in q.outputs:
         assert np.array_equal(res.outputs[name], want[name])
+
+
+# ---- the slow grid and the real models ----------------------------------------------------
+
+def _grid():
+    """Shapes, strides, pads, dilations, groups and zero points around the default set."""
+    cases = []
+    rng = np.random.default_rng(3)
+    for k, (ci, co) in enumerate([(1, 8), (3, 16), (4, 12), (8, 8), (16, 32), (24, 16), (40, 40), (64, 64)]):
+        for kh, kw, st, pads, dil in [(3, 3, (1, 1), (1, 1, 1, 1), (1, 1)), (3, 3, (2, 2), (0, 0, 1, 1), (1, 1)),
+                                      (1, 1, (1, 1), (0, 0, 0, 0), (1, 1)), (1, 1, (2, 2), (0, 0, 0, 0), (1, 1)),
+                                      (5, 3, (1, 2), (2, 1, 2, 1), (1, 1)), (3, 3, (1, 1), (2, 2, 2, 2), (2, 2))]:
+            h, w = int(rng.integers(5, 14)), int(rng.integers(5, 14))
+            cases.append((f"conv{k}_{kh}x{kw}_s{st[0]}{st[1]}_d{dil[0]}_h{h}w{w}", conv_case,
+                          (1, ci, h, w, co, kh, kw, st, pads, dil, 1), {"seed": k, "x_zp": int(rng.integers(-128, 128))}))
+    for c, mult, st in [(8, 1, (1, 1)), (16, 1, (2, 2)), (24, 1, (1, 1)), (32, 2, (1, 1)), (7, 1, (2, 1)), (64, 1, (1, 1))]:
+        cases.append((f"dw{c}x{mult}_s{st[0]}{st[1]}", conv_case,
+                      (1, c, 9, 7, c * mult, 3, 3, st, (1, 1, 1, 1), (1, 1), c), {"seed": c}))
+    cases.append(("grouped4", conv_case, (1, 8, 6, 6, 12, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 4)))
+    cases.append(("relu_clamp", conv_case, (1, 16, 6, 6, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+                  {"act": (-20, 127), "y_zp": -20}))
+    cases.append(("left_shift", conv_case, (1, 8, 5, 5, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),
+                  {"scale": (1.5, 3.0)}))
+    for n, k, co in [(1, 640, 128), (1, 128, 8), (2, 100, 30), (1, 256, 2)]:
+        cases.append((f"gemm{n}x{k}x{co}", gemm_case, (n, k, co)))
+    for sa, sb in [((1, 40, 8, 8), (1, 40, 8, 8)), ((1, 3, 5, 7), (1, 3, 1, 7)), ((1, 12, 4, 4), (1, 1, 1, 1))]:
+        cases.append((f"add{sa}{sb}", add_case, (sa, sb)))
+    for op, k, st, pads, inc in [("QMaxPool", (2, 2), (2, 2), (0, 0, 0, 0), 0), ("QMaxPool", (3, 3), (1, 1), (1, 1, 1, 1), 0),
+                                 ("QAvgPool", (2, 2), (2, 2), (0, 0, 0, 0), 0), ("QAvgPool", (3, 3), (2, 2), (1, 1, 1, 1), 1),
+                                 ("QAvgPool", (7, 7), (7, 7), (0, 0, 0, 0), 0)]:
+        cases.append((f"{op}{k}{st}{pads}{inc}", pool_case, (op, (1, 24, 7, 7), k, st, pads, inc)))
+    return cases
+
+
+GRID = _grid()
+
+
+@lru_cache(maxsize=None)
+def grid_results(cpu_name: str):
+    return _build(GRID, cpu_name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cpu", ["cortex-a76", "cortex-a53", "max"])
+@pytest.mark.parametrize("cid", [c[0] for c in GRID])
+def test_kernel_grid_bit_exact(cid, cpu):
+    got, want = grid_results(cpu)[cid]
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["kws01", "ic01", "vww01", "sww01", "ad01",
+                                  "fmnist_dscnn", "fmnist_mobilenetv2", "fmnist_resnet8"])
+def test_model_bit_exact(name, tmp_path):
+    """Real models through lower_model, on real inputs, against the integer reference."""
+    import edgeq
+    from edgeq.intref.interpreter import quantize_inputs, run_reference
+    from edgeq.lower_tvm.model import lower_model, run
+    if name.startswith("fmnist_"):
+        from edgeq.models.fmnist import load_fmnist, preprocess
+        from edgeq.models.registry import model_path
+        path, calib = model_path(name.removeprefix("fmnist_")), preprocess(load_fmnist("train")[0][:64])
+        x = preprocess(load_fmnist("test")[0][:4])
+    else:
+        from tests.conftest import mlperf_model
+        from edgeq.models.mlperf_inputs import mlperf_inputs
+        path, calib, x = mlperf_model(name), mlperf_inputs(name, "calib", n=32), mlperf_inputs(name, "eval", n=4)
+    q = edgeq.compile(str(path), target="reference", calib=calib, calib_limit=len(calib)).qgraph
+    feeds = quantize_inputs(q, {q.inputs[0]: x})
+    want = run_reference(q, feeds)
+    m = lower_model(q, get_cpu("cortex-a76"))
+    res = run(m.write(tmp_path, feeds, want), m)
+    assert res.mismatches == 0
+    for out in q.outputs:
+        assert np.array_equal(res.outputs[out], want[out])

@@ -55,7 +55,7 @@ def impl(a: T.handle, b: T.handle, m: T.handle, ls: T.handle, rs: T.handle, o: T
 ''')
 
 
-def _quarter(q: int, with_left: bool) -> str:
+def _quarter(q: int, with_left: bool, form: str) -> str:
     """TVMScript for lanes 4q..4q+3 after the rounding shift (int32x4)."""
     s = f"[{4 * q}]"
     x = f'(ACC.vload({s}, "int32x4") + BIAS.vload({s}, "int32x4"))'
@@ -63,39 +63,42 @@ def _quarter(q: int, with_left: bool) -> str:
         x = f'({x} << LSH.vload({s}, "int32x4"))'
     mul = f'T.call_llvm_pure_intrin("int32x4", "llvm.aarch64.neon.sqrdmulh", {x}, MULT.vload({s}, "int32x4"))'
     r = f'RSH.vload({s}, "int32x4")'
-    fix = f'(({mul} & {r}) >> T.broadcast(T.int32(31), 4))'
-    return (f'T.call_llvm_pure_intrin("int32x4", "llvm.aarch64.neon.srshl", '
-            f'T.call_llvm_pure_intrin("int32x4", "llvm.aarch64.neon.sqadd", {mul}, {fix}), {r})')
+    if form == "neon_rs":   # every channel shifts right: v + (v >> 31) (requant.py)
+        fixed = f'({mul} + ({mul} >> T.broadcast(T.int32(31), 4)))'
+    else:
+        fix = f'(({mul} & {r}) >> T.broadcast(T.int32(31), 4))'
+        fixed = f'T.call_llvm_pure_intrin("int32x4", "llvm.aarch64.neon.sqadd", {mul}, {fix})'
+    return f'T.call_llvm_pure_intrin("int32x4", "llvm.aarch64.neon.srshl", {fixed}, {r})'
 
 
-def _narrow_pair(q: int, with_left: bool, y_zp: int) -> str:
+def _narrow_pair(q: int, with_left: bool, form: str, y_zp: int) -> str:
     """Lanes 8p..8p+7 (q = 2p) as int16x8: saturated, plus the zero point (saturating)."""
-    halves = [f'T.call_llvm_pure_intrin("int16x4", "llvm.aarch64.neon.sqxtn", {_quarter(q + i, with_left)})'
+    halves = [f'T.call_llvm_pure_intrin("int16x4", "llvm.aarch64.neon.sqxtn", {_quarter(q + i, with_left, form)})'
               for i in (0, 1)]
     joined = f"T.Shuffle([{halves[0]}, {halves[1]}], [0, 1, 2, 3, 4, 5, 6, 7])"
     return (f'T.call_llvm_pure_intrin("int16x8", "llvm.aarch64.neon.sqadd", {joined}, '
             f'T.broadcast(T.int16({y_zp}), 8))')
 
 
-def _result(lanes: int, with_left: bool, y_zp: int, lo: int, hi: int) -> str:
-    bytes8 = [f'T.call_llvm_pure_intrin("int8x8", "llvm.aarch64.neon.sqxtn", {_narrow_pair(2 * p, with_left, y_zp)})'
+def _result(lanes: int, with_left: bool, form: str, y_zp: int, lo: int, hi: int) -> str:
+    bytes8 = [f'T.call_llvm_pure_intrin("int8x8", "llvm.aarch64.neon.sqxtn", {_narrow_pair(2 * p, with_left, form, y_zp)})'
               for p in range(lanes // 8)]
     y = bytes8[0] if lanes == 8 else f"T.Shuffle([{', '.join(bytes8)}], [{', '.join(map(str, range(lanes)))}])"
     return f"T.max(T.min({y}, T.broadcast(T.int8({hi}), {lanes})), T.broadcast(T.int8({lo}), {lanes}))"
 
 
-def register(lanes: int, y_zp: int, act_min: int, act_max: int, with_left: bool) -> str:
+def register(lanes: int, y_zp: int, act_min: int, act_max: int, with_left: bool, form: str = "neon") -> str:
     """The intrinsic's name (registered on first use) for runs of `lanes` (8, 16, 24, 32)."""
     import tvm
     from tvm import s_tir, te
     from edgeq.lower_tvm.objects import prim_func
-    name = f"edgeq_requant{lanes}_{y_zp}_{act_min}_{act_max}_{int(with_left)}".replace("-", "m")
+    name = f"edgeq_requant{lanes}_{y_zp}_{act_min}_{act_max}_{int(with_left)}_{form}".replace("-", "m")
     if name in _REGISTERED:
         return name
     acc, bias, mult, lsh, rsh = (te.placeholder((lanes,), "int32", name=n)
                                  for n in ("acc", "bias", "mult", "lshift", "rshift"))
     y = te.compute((lanes,), lambda j: rq.clamp_to_int8(
-        rq.mbqm(acc[j] + bias[j], mult[j], lsh[j], rsh[j], with_left, "neon"), y_zp, act_min, act_max), name="y")
+        rq.mbqm(acc[j] + bias[j], mult[j], lsh[j], rsh[j], with_left, form), y_zp, act_min, act_max), name="y")
     params = [acc, bias, mult] + ([lsh] if with_left else []) + [rsh, y]
     # TE writes the statement (so it is the kernels' own expression); the description
     # around it needs the explicit root block with the regions tensorize matches on
@@ -108,7 +111,7 @@ def register(lanes: int, y_zp: int, act_min: int, act_max: int, with_left: bool)
                           f'offset_factor=1, align=1)' for n in names),
         reads=", ".join(f"{n}[0:{lanes}]" for n in names[:-1]),
         reads_j=", ".join(f"{n}[v_j]" for n in names[:-1])))
-    text = IMPL.substitute(lanes=lanes, result=_result(lanes, with_left, y_zp, act_min, act_max))
+    text = IMPL.substitute(lanes=lanes, result=_result(lanes, with_left, form, y_zp, act_min, act_max))
     if not with_left:   # the description has no left shifts then: neither may the impl
         text = text.replace(", ls: T.handle", "").replace(", LSH[0:$lanes]".replace("$lanes", str(lanes)), "")
         text = "\n".join(line for line in text.splitlines() if "LSH = " not in line)

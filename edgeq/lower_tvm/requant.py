@@ -22,6 +22,10 @@ The same two steps in NEON instructions (`form="neon"`, what the aarch64 kernels
   intermediate overflow); subtracting 1 first from a negative v makes it round half away
   from zero: floor((v - 1 + 2^(e-1)) / 2^e). v = INT32_MIN saturates to itself, whose
   quotient is exact anyway.
+- form="neon_rs", when every channel shifts right (e >= 1, the usual case): the fixup is
+  then v >> 31 and the saturating add a plain one, `ssra`-able: v = sqrdmulh(x, m) with
+  0 <= m < 2^31 has |v| <= 2^31 - 1, so v - 1 never wraps. One instruction instead of
+  three.
 tests/test_lower_tvm.py checks both forms against edgeq.fixedpoint on edge values.
 
 The shifts are per output channel, so the kernels take them as arrays: `lshift` =
@@ -72,13 +76,23 @@ def mbqm(x, mult, lshift, rshift, with_left: bool = True, form: str = "int64"):
         return rounding_divide_by_pot(srdhm(x, mult), rshift)
     from tvm import tirx
     v = _neon("sqrdmulh", x, mult)
+    if form == "neon_rs":
+        return _neon("srshl", v + (v >> tirx.const(31, I32)), rshift)
     fixup = (v & rshift) >> tirx.const(31, I32)
     return _neon("srshl", _neon("sqadd", v, fixup), rshift)
 
 
+NEON_FORMS = ("neon", "neon_rs")
+
+
+def neon_form(rshift) -> str:
+    """The NEON form for these right shifts (see the module docstring)."""
+    return "neon_rs" if np.min(rshift) >= 1 else "neon"
+
+
 def shift_args(rshift: np.ndarray, form: str) -> np.ndarray:
     """The right-shift array a kernel of `form` takes."""
-    return np.asarray(-rshift if form == "neon" else rshift, dtype=np.int32)
+    return np.asarray(-rshift if form in NEON_FORMS else rshift, dtype=np.int32)
 
 
 def clamp_to_int8(y, y_zp: int, act_min: int, act_max: int):

@@ -180,13 +180,14 @@ def pixel_tile(pixels: int, most: int) -> int:
     return next((t for t in range(most, (3 * most + 3) // 4 - 1, -1) if pixels % t == 0), most)
 
 
-def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool) -> ConvPlan:
+def plan_conv(geo: ConvGeometry, node: Node, inner: str, with_left: bool, shift=None) -> ConvPlan:
     flat = geo.g == 1 and geo.dw == 1
     cog = geo.cog
     # a channel tile that divides the channels keeps the requantization loop free of
     # bounds checks (vectorizable 4 lanes wide); other counts take the int64 form
     cot = next((t for t in (16, 8, 4) if cog % t == 0), 16 if cog > 8 else 8 if cog > 4 else 4)
-    form = "neon" if cog % 4 == 0 else "int64"
+    form = ("neon" if shift is None else rq.neon_form(np.maximum(-np.asarray(shift), 0))) \
+        if cog % 4 == 0 else "int64"
     run = geo.kw * geo.c if flat else _round_up(geo.cg, 4)
     padded = any((geo.pt, geo.pl, geo.pb, geo.pr)) or not flat or run % 4
     # 16-wide steps cost about 1.25 instructions per sdot against 1.8 for 4-wide ones: worth
@@ -320,9 +321,9 @@ def finish_requantization(sch, loop, lanes: int, form: str, y_zp: int, act_min: 
     (edgeq.lower_tvm.epilogue); otherwise 4-lane vectors. Only where the pixel tiles
     divide the pixels: tensorize cannot match a block under the bounds check of a
     partial tile."""
-    if form == "neon" and lanes in (8, 16, 24, 32) and int(sch.get(loop).extent) == lanes and whole_tiles:
+    if form in rq.NEON_FORMS and lanes in (8, 16, 24, 32) and int(sch.get(loop).extent) == lanes and whole_tiles:
         from edgeq.lower_tvm import epilogue
-        sch.tensorize(loop, epilogue.register(lanes, y_zp, act_min, act_max, with_left))
+        sch.tensorize(loop, epilogue.register(lanes, y_zp, act_min, act_max, with_left, form))
     else:
         vectorize_by_4(sch, loop)
 
@@ -379,7 +380,7 @@ class ConvLowering:
                              "this is an edgeq bug: the quantizer makes them constants")
         with_left = bool(np.max(self.shift) > 0)
         self.plan = plan_conv(geo, node, cpu.inner_product if cpu.inner_product != "smmla" else "sdot",
-                              with_left)
+                              with_left, self.shift)
 
     def key(self) -> dict:
         return self.plan.key()

@@ -38,7 +38,7 @@ class DepthwiseLowering:
                              "this is an edgeq bug: the quantizer makes them constants")
         self.with_left = bool(np.max(self.shift) > 0)
         self.cot = next(t for t in (16, 8, 4, 1) if g.co % t == 0)
-        self.form = "neon" if self.cot >= 4 else "int64"
+        self.form = rq.neon_form(np.maximum(-np.asarray(self.shift), 0)) if self.cot >= 4 else "int64"
         self.pt = pixel_tile(g.oh * g.ow, 4)
         self.x_zp = int(node.attr("x_zp", 0))
         self.y_zp = int(node.attr("y_zp", 0))

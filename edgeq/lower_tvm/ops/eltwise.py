@@ -49,8 +49,9 @@ class AddLowering:
         from tvm import tirx
         c = lambda v: tirx.const(int(v), "int32")  # noqa: E731
         right = max(-shift, 0)
-        return rq.mbqm(x, c(mult), c(max(shift, 0)), c(-right if self.form == "neon" else right),
-                       with_left=shift > 0, form=self.form)
+        form = "neon_rs" if self.form == "neon" and right >= 1 else self.form
+        return rq.mbqm(x, c(mult), c(max(shift, 0)), c(-right if form in rq.NEON_FORMS else right),
+                       with_left=shift > 0, form=form)
 
     def te_args(self) -> list:
         from tvm import te, tirx
