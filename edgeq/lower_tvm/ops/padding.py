@@ -21,8 +21,14 @@ def padded_rows(x, n: int, h: int, w: int, c: int, pt: int, pl: int, shape: tupl
 
 
 def schedule_padded_rows(sch, block_name: str = "xpad") -> None:
+    from tvm.s_tir.schedule import ScheduleError
     block = sch.get_sblock(block_name)
-    fill = sch.decompose_padding(block, sch.get_loops(block)[0])
+    try:
+        fill = sch.decompose_padding(block, sch.get_loops(block)[0])
+    except ScheduleError:
+        # TVM found nothing to split off (bounds it simplified away): leave the bounds-checked
+        # loop scalar, as a vector one could read outside the input in its masked lanes
+        return
     for blk in (fill, block):
         inner = sch.get_loops(blk)[-1]
         extent = int(sch.get(inner).extent)
