@@ -3,7 +3,7 @@
 Vectorized by TVM, the requantization runs 4 lanes at a time to the end (the NEON
 multiply-high intrinsics are int32x4), so the clamp and the narrowing to int8 cost
 about 5 instructions per 4 outputs. This intrinsic takes a run of accumulators of one
-pixel and finishes them in registers the way hand-written NEON does: per 4 lanes
+pixel (bias included: the reductions start from it) and finishes them in registers the way hand-written NEON does: per 4 lanes
 sqrdmulh, and, sshr, sqadd, srshl; then `sqxtn` to int16 (saturating), `sqadd` of the
 zero point in int16, `sqxtn` to int8 and one smax/smin on 8 or 16 lanes.
 
@@ -41,15 +41,14 @@ $matches
 
 IMPL = Template('''
 @T.prim_func(s_tir=True)
-def impl(a: T.handle, b: T.handle, m: T.handle, ls: T.handle, rs: T.handle, o: T.handle):
+def impl(a: T.handle, m: T.handle, ls: T.handle, rs: T.handle, o: T.handle):
     ACC = T.match_buffer(a, ($lanes,), "int32", offset_factor=1, align=1)
-    BIAS = T.match_buffer(b, ($lanes,), "int32", offset_factor=1, align=1)
     MULT = T.match_buffer(m, ($lanes,), "int32", offset_factor=1, align=1)
     LSH = T.match_buffer(ls, ($lanes,), "int32", offset_factor=1, align=1)
     RSH = T.match_buffer(rs, ($lanes,), "int32", offset_factor=1, align=1)
     Y = T.match_buffer(o, ($lanes,), "int8", offset_factor=1, align=1)
     with T.sblock("root"):
-        T.reads(ACC[0:$lanes], BIAS[0:$lanes], MULT[0:$lanes], LSH[0:$lanes], RSH[0:$lanes])
+        T.reads(ACC[0:$lanes], MULT[0:$lanes], LSH[0:$lanes], RSH[0:$lanes])
         T.writes(Y[0:$lanes])
         Y[T.ramp(T.int32(0), 1, $lanes)] = $result
 ''')
@@ -58,7 +57,7 @@ def impl(a: T.handle, b: T.handle, m: T.handle, ls: T.handle, rs: T.handle, o: T
 def _quarter(q: int, with_left: bool, form: str) -> str:
     """TVMScript for lanes 4q..4q+3 after the rounding shift (int32x4)."""
     s = f"[{4 * q}]"
-    x = f'(ACC.vload({s}, "int32x4") + BIAS.vload({s}, "int32x4"))'
+    x = f'ACC.vload({s}, "int32x4")'
     if with_left:
         x = f'({x} << LSH.vload({s}, "int32x4"))'
     mul = f'T.call_llvm_pure_intrin("int32x4", "llvm.aarch64.neon.sqrdmulh", {x}, MULT.vload({s}, "int32x4"))'
@@ -95,11 +94,10 @@ def register(lanes: int, y_zp: int, act_min: int, act_max: int, with_left: bool,
     name = f"edgeq_requant{lanes}_{y_zp}_{act_min}_{act_max}_{int(with_left)}_{form}".replace("-", "m")
     if name in _REGISTERED:
         return name
-    acc, bias, mult, lsh, rsh = (te.placeholder((lanes,), "int32", name=n)
-                                 for n in ("acc", "bias", "mult", "lshift", "rshift"))
+    acc, mult, lsh, rsh = (te.placeholder((lanes,), "int32", name=n) for n in ("acc", "mult", "lshift", "rshift"))
     y = te.compute((lanes,), lambda j: rq.clamp_to_int8(
-        rq.mbqm(acc[j] + bias[j], mult[j], lsh[j], rsh[j], with_left, form), y_zp, act_min, act_max), name="y")
-    params = [acc, bias, mult] + ([lsh] if with_left else []) + [rsh, y]
+        rq.mbqm(acc[j], mult[j], lsh[j], rsh[j], with_left, form), y_zp, act_min, act_max), name="y")
+    params = [acc, mult] + ([lsh] if with_left else []) + [rsh, y]
     # TE writes the statement (so it is the kernels' own expression); the description
     # around it needs the explicit root block with the regions tensorize matches on
     statement = next(line.strip() for line in prim_func(params).script().splitlines()

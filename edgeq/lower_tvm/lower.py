@@ -48,7 +48,7 @@ def make_kernel(lowering: Lowering, cpu: Cpu) -> Kernel:
             args.append(Arg(name, "scratch", dtype, shape))
     obj = objects.cached_object(symbol)
     if not obj.exists():
-        func = lowering.schedule(objects.prim_func(tensors))
+        func = lowering.schedule(objects.prim_func(tensors, init=getattr(lowering, "init", None)))
         objects.build_object(func, symbol, cpu.target(), obj)
     return Kernel(symbol, obj, args, lowering.op, notes=key)
 

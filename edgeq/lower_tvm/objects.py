@@ -156,20 +156,29 @@ def _wrapper(symbol: str, body: str, signature: str, arg_names: list[str]) -> st
     while depth:
         depth += {"(": 1, ")": -1}.get(rest[i], 0)
         i += 1
-    call_args = []
-    for p in _split_params(rest[:i - 1]):
+    call_args, loads = [], []
+    for k, p in enumerate(_split_params(rest[:i - 1])):
         ty, name = p.split()[0], p.split()[-1].lstrip("%")
+        promoted = re.fullmatch(r"(\w+)\.(\d+)\.val", name)
         if ty == "ptr" and name in arg_names:
             call_args.append(f"ptr %{name}")
         elif ty == "i32" and name == "dev_id":
             call_args.append("i32 0")
+        elif promoted and promoted.group(1) in arg_names:
+            # LLVM's argument promotion passes a small buffer read once by value
+            # (`<16 x i32> %bias.0.val`): load it here from the caller's pointer
+            vec_ty = p[:p.index(">") + 1] if p.startswith("<") else ty
+            src, offset = promoted.group(1), int(promoted.group(2))
+            loads.append(f"  %a{k}.ptr = getelementptr i8, ptr %{src}, i64 {offset}\n"
+                         f"  %a{k} = load {vec_ty}, ptr %a{k}.ptr, align 1\n")
+            call_args.append(f"{vec_ty} %a{k}")
         else:
             raise EdgeqError(f"kernel {symbol}: unexpected parameter {p!r} in TVM's IR",
                              "this is an edgeq bug: please report it")
     params = ", ".join(f"ptr %{a}" for a in arg_names)
     cc = "fastcc " if "fastcc" in head.split() else ""
     result = "" if ret == "void" else "%r = "
-    return (f"\ndefine void @{symbol}({params}) {{\nentry:\n"
+    return (f"\ndefine void @{symbol}({params}) {{\nentry:\n{''.join(loads)}"
             f"  {result}call {cc}{ret} @{body}({', '.join(call_args)})\n  ret void\n}}\n")
 
 
@@ -188,17 +197,36 @@ def _drop_unused_globals(text: str) -> str:
 _BUFFER_PARAM = re.compile(r'T\.Buffer\(\(([^()]*)\), "(\w+)"\)')
 
 
-def prim_func(tensors: list, offset_factor: int = 0):
+def prim_func(tensors: list, offset_factor: int = 0, init: dict[str, str] | None = None):
     """te.create_prim_func over `tensors` with every parameter buffer declared 1-byte
     aligned. TE gives parameters 64-byte alignment, which TVM passes on to LLVM as an
     assumption about the pointers; edgeq's arena offsets are only 16-byte aligned (and
     aliases inside it less), so the assumption would be false. TE has no option for it,
     hence the round trip through TVMScript text (before any scheduling). offset_factor=1
-    lets the buffers start anywhere (tensor intrinsic descriptions need it)."""
+    lets the buffers start anywhere (tensor intrinsic descriptions need it).
+
+    `init` maps a reduction block to the TVMScript value its accumulator starts from
+    (e.g. {"acc": "bias[v_j]"}): TE's own `init=` is dropped by create_prim_func, and a
+    bias there saves an add per output in the epilogue."""
     import tvm
     from tvm import te
     text = te.create_prim_func(tensors).script()
     head, sep, body = text.partition("):\n")
     extra = f", offset_factor={offset_factor}" if offset_factor else ""
     head = _BUFFER_PARAM.sub(rf'T.Buffer((\1), "\2", align=1{extra})', head)
+    for block, value in (init or {}).items():
+        body = _with_init(body, block, value)
     return tvm.script.from_source(head + sep + body)
+
+
+def _with_init(body: str, block: str, value: str) -> str:
+    """Make `block`'s reduction start from `value` instead of 0 (and read it)."""
+    start = body.index(f'with T.sblock("{block}"):')
+    end = body.find("with T.sblock(", start + 1)
+    end = len(body) if end < 0 else end
+    seg = body[start:end]
+    seg, n_reads = re.subn(r"(T\.reads\(.*)(\)\n)", lambda m: f"{m.group(1)}, {value}{m.group(2)}", seg, count=1)
+    seg, n_init = re.subn(r"(with T\.init\(\):\n\s+\w+\[[^\]]*\] = )0\n", lambda m: f"{m.group(1)}{value}\n", seg, count=1)
+    if (n_reads, n_init) != (1, 1):
+        raise EdgeqError(f"could not start the reduction of {block} at {value}", "this is an edgeq bug")
+    return body[:start] + seg + body[end:]

@@ -16,7 +16,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
 from edgeq.lower_tvm import requant as rq
-from edgeq.lower_tvm.ops.conv import conv_geometry, finish_requantization, pixel_tile
+from edgeq.lower_tvm.ops.conv import conv_geometry, finish_requantization, hide_init_reads, pixel_tile
 from edgeq.lower_tvm.ops.padding import padded_rows, schedule_padded_rows
 
 
@@ -74,6 +74,8 @@ class DepthwiseLowering:
                 "mult": np.asarray(self.mult, np.int32).reshape(-1), "lshift": lsh,
                 "rshift": rq.shift_args(rsh, self.form)}
 
+    init = {"acc": "bias[v_co]"}   # the accumulators start at the folded bias
+
     def io(self) -> dict[str, str]:
         return {"x": self.node.inputs[0], "y": self.node.outputs[0]}
 
@@ -107,7 +109,7 @@ class DepthwiseLowering:
         acc = te.compute((g.n, self.pp, g.co), acc_value, name="acc")
 
         def y_value(n, p, co):
-            v = rq.mbqm(acc[n, p, co] + bias[co], mult[co], lsh[co], rsh[co], self.with_left, self.form)
+            v = rq.mbqm(acc[n, p, co], mult[co], lsh[co], rsh[co], self.with_left, self.form)
             return rq.clamp_to_int8(v, self.y_zp, *self.act)
         y = te.compute((g.n, pixels, g.co), y_value, name="y")
         return [x, w, bias, mult, lsh, rsh] + ([src] if self.padded else []) + [y]
@@ -123,6 +125,7 @@ class DepthwiseLowering:
         sch.reverse_compute_at(y, co_o)
         sch.vectorize(co_i)   # before decompose_reduction: after it the update block has
         init = sch.decompose_reduction(acc, tp)   # no init and vectorize refuses it
+        hide_init_reads(sch, acc)
         sch.unroll(tp)
         sch.unroll(ow_i)
         *_, i_ow, i_co = sch.get_loops(init)
