@@ -26,6 +26,7 @@ class Lowering(Protocol):
     def schedule(self, func): ...                    # PrimFunc -> scheduled PrimFunc
     def consts(self) -> dict[str, np.ndarray]: ...   # arrays for the "const" args
     def io(self) -> dict[str, str]: ...              # TE name -> graph tensor (inputs, output)
+    # optional `init`: {reduction block: TVMScript start value} (see objects.prim_func)
 
 
 def make_kernel(lowering: Lowering, cpu: Cpu) -> Kernel:

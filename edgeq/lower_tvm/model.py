@@ -276,9 +276,7 @@ def model_c(m: ModelLowering) -> str:
                     args.append(f"edgeq_arena + {scratch}")
                 else:
                     args.append(const_name(a.data, f"l{i}_{a.name}"))
-            casts = [f"({'const ' if a.role in ('input', 'const') else ''}{_ctype(a.dtype)} *)"
-                     if a.dtype != "int8" and a.role != "const" else "" for a in k.args]
-            call = f"{k.symbol}({', '.join(c + x for c, x in zip(casts, args))});"
+            call = f"{k.symbol}({', '.join(args)});"   # activations and scratch are int8
             body = "".join(f"        {p}\n" for p in pre)
             layers.append(f"    {{   /* layer {i}: {_c_comment(node.name)} ({node.op}, TVM) */\n{body}"
                           f"        {call}\n    }}\n")
@@ -303,10 +301,6 @@ def model_c(m: ModelLowering) -> str:
         copy_out="".join(copy_out),
         run_params=", ".join([f"const int8_t *{n}" for n in ins] + [f"int8_t *{n}" for n in outs]),
         n_in=len(ins), n_out=len(outs), in_names=", ".join(ins), out_names=", ".join(outs))
-
-
-def _ctype(dtype: str) -> str:
-    return {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}[dtype]
 
 
 def _c_comment(text: str) -> str:

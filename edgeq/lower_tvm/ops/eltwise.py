@@ -77,11 +77,12 @@ class AddLowering:
         y = sch.get_sblock("y")
         loops = sch.get_loops(y)
         # fuse the trailing axes that neither input broadcasts: one long vectorizable run
-        k = len(self.y)
-        while k > 1 and self.a[k - 2] == self.y[k - 2] and self.b[k - 2] == self.y[k - 2] and \
-                self.a[k - 1] == self.y[k - 1] and self.b[k - 1] == self.y[k - 1]:
+        def full(i):
+            return self.a[i] == self.y[i] and self.b[i] == self.y[i]
+        k = len(self.y) - 1   # the run's first axis
+        while k > 0 and full(k) and full(k - 1):
             k -= 1
-        inner = sch.fuse(*loops[k - 1:]) if len(loops[k - 1:]) > 1 else loops[-1]
+        inner = sch.fuse(*loops[k:]) if k < len(loops) - 1 else loops[-1]
         extent = int(sch.get(inner).extent)
         if extent % 16 == 0:
             _, four, lanes = sch.split(inner, [None, 4, 4])
