@@ -31,7 +31,7 @@ from edgeq.lower_tvm import layouts as lay
 from edgeq.lower_tvm.cpus import Cpu
 from edgeq.lower_tvm.kernel import Kernel
 from edgeq.lower_tvm.lower import LOWERINGS, lower_node
-from edgeq.memory_plan import MemoryPlan, plan_memory
+from edgeq.memory_plan import INPLACE_INPUTS, MemoryPlan, plan_memory
 
 IMAGE_OPS = ("QConv", "QMaxPool", "QAvgPool")   # read and write channels-last
 ELEMENTWISE_C = ("QLut", "QRequant")            # C kernels indifferent to the layout
@@ -145,13 +145,17 @@ def _free_transpose(node: Node, src: lay.Layout, in_shape) -> lay.Layout | None:
 
 def _planning_graph(g: Graph, steps: list[Step]) -> Graph:
     """The graph the memory planner sees: a transpose that moves no data becomes a
-    reshape, so the planner makes its output an alias of its input, as it must be."""
+    reshape, so the planner makes its output an alias of its input, as it must be; and a
+    TVM kernel's node is renamed out of the planner's in-place list (QAdd), because TVM
+    declares its pointers `noalias`: its output must not overlap an input."""
     plan_g = g.copy()
     for k, step in enumerate(steps):
+        n = plan_g.nodes[k]
         if step.free and step.node.op == "QTranspose":
-            n = plan_g.nodes[k]
             plan_g.nodes[k] = Node("QReshape", n.name, n.inputs[:1], n.outputs,
                                    {"shape": list(_shape(g, n.outputs[0]))})
+        elif step.kernel is not None and n.op in INPLACE_INPUTS:
+            plan_g.nodes[k] = Node(f"{n.op}.tvm", n.name, n.inputs, n.outputs, n.attrs)
     return plan_g
 
 
