@@ -213,7 +213,7 @@ def fmt(v) -> str:
         return "-"
     if isinstance(v, str):
         return v
-    return f"{v / 1e6:.2f}M" if v >= 100_000 else f"{v / 1e3:.1f}k"
+    return f"{v / 1e6:.2f}M" if v >= 100_000 else f"{v / 1e3:.1f}k" if v >= 1000 else str(v)
 
 
 def table(rows: list[dict]) -> str:
@@ -223,7 +223,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         x = r.get("litert-xnnpack", {}).get("instructions")
         t = r.get("tvm", {}).get("instructions")
-        ratio = f"{t / x:.2f}" if x and t else "-"
+        ratio = f"{t / x:.2f}" if x and t and r["model"] != "empty" else "-"
         lines.append(f"| {r['model']} | {fmt(x)} | {fmt(r.get('litert-builtin', {}).get('instructions'))} | "
                      f"{fmt(r.get('ort', {}).get('instructions'))} | {fmt(r.get('c', {}).get('instructions'))} | "
                      f"{fmt(t)} | {ratio} |")
