@@ -1,14 +1,16 @@
 """QConv (dense and grouped) and QGemm as one NHWC implicit GEMM with int8 dot products.
 
-The reduction runs over (kh, kw, c) in groups of 4 input values, each group one
-`sdot`/NEON 4x4 step against 4 output channels (pre-packed weights). Two ways to walk it:
+The reduction runs over (kh, kw, c) in steps of kg = 4 input values (one `sdot` or NEON
+4x4 product against 4 output channels of pre-packed weights) or kg = 16 (one 16-byte
+load, four `sdot` by lane). Two ways to walk it:
 
 - "flat" (dense, dilation_w = 1): for one kernel row kh, the KW*C input values a pixel
-  needs are contiguous in NHWC, so the reduction is one run r in [0, R4) with
-  R4 = KW*C rounded up to 4 (zero weights past KW*C). A 3-channel or 1-channel first
-  layer then wastes at most 3 products per row, not 3 of every 4 channels.
+  needs are contiguous in NHWC, so the reduction is one run r in [0, R) with R = KW*C
+  rounded up to kg (zero weights past KW*C). A 3-channel or 1-channel first layer then
+  wastes a few products per row, not 3 of every 4 channels.
 - "tap" (grouped, or dilation_w > 1): per kernel tap, the group's channels padded to
   C4 = a multiple of 4 (zero weights on the padding channels).
+`plan_conv` picks kg, the tiles and the requantization form per layer.
 
 Zero points: acc = sum (x - x_zp) w = sum x w - x_zp sum w, so the kernel multiplies raw
 int8 inputs, pads with x_zp (padding then adds x_zp w, which the folded bias
