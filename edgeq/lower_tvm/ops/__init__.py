@@ -1,0 +1,1 @@
+"""One module per op family: each defines a Lowering (see edgeq.lower_tvm.lower)."""
