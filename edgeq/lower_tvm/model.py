@@ -245,7 +245,7 @@ def model_c(m: ModelLowering) -> str:
 
     def const_name(data: np.ndarray, hint: str) -> str:
         if id(data) not in consts:
-            name = ctx.names.get(f"{hint}_{len(consts)}")
+            name = ctx.names.get(f"{hint}_{len(consts)}", "k_")
             ctx.const_defs.append(const_array(name, data, ""))
             consts[id(data)] = (data, name)
         return consts[id(data)][1]
