@@ -25,6 +25,7 @@ import numpy as np
 
 from edgeq.codegen import Ctx, emit_layer, generate_c, io_info
 from edgeq.codegen.carray import const_array
+from edgeq.codegen.names import comment_text
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
 from edgeq.lower_tvm import layouts as lay
@@ -308,8 +309,7 @@ def model_c(m: ModelLowering) -> str:
 
 
 def _c_comment(text: str) -> str:
-    from edgeq.codegen import comment_safe
-    return comment_safe(text)
+    return comment_text(text)
 
 
 # ---- build and run -----------------------------------------------------------------------
