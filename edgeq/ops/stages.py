@@ -1,0 +1,47 @@
+"""The per-op stages, in data-flow order. Each stage's package registers its
+implementations with `@implements(stage, op)` when it is imported; a stage listed with
+expected=False is open for the branch that builds it (its column in `edgeq ops` is empty
+until then, and the completeness test does not ask for it yet).
+
+How a stage plugs in (docs/architecture.md, "adding a stage"):
+- tvm (issue 18): edgeq/tvm/ registers `@implements("tvm", "QConv", variant=...)` for each
+  integer op it lowers; the arm64 target picks `--lowering tvm|c` and falls back to the C
+  kernel for an op without a TVM one (or refuses, naming it: lookup's error).
+- backward (issue 19): the integer training reference registers
+  `@implements("backward", "QConv")` (the rule for the gradients of one op's inputs and
+  parameters); the training compile walks the graph backwards calling lookup("backward", node).
+"""
+from __future__ import annotations
+
+from edgeq.ops.registry import REGISTRY, Stage
+
+_C_FIX = "use --target reference or tflite, or a model without this op"
+
+IMPORT = REGISTRY.add_stage(Stage(
+    "import", "onnx", "ONNX importer", "replace the op in the model before export", "edgeq.importer",
+    emits_into="float"))
+FLOAT = REGISTRY.add_stage(Stage(
+    "float", "float", "float executor (torch)", "run the float passes on a canonical float graph",
+    "edgeq.floatexec"))
+QUANTIZE = REGISTRY.add_stage(Stage(
+    "quantize", "float", "quantization rule", "run the float passes first (edgeq compile does)",
+    "edgeq.quantization", emits_into="integer"))
+REFERENCE = REGISTRY.add_stage(Stage(
+    "reference", "integer", "integer reference kernel", "quantize with edgeq.quantization.quantize",
+    "edgeq.reference"))
+C = REGISTRY.add_stage(Stage(
+    "c", "integer", "C kernel", _C_FIX, "edgeq.codegen", variants=True, variant_key="kernel",
+    note="one entry per kernel variant (weight bits, ISA, layout); the build options pick one"))
+TFLITE = REGISTRY.add_stage(Stage(
+    "tflite", "integer", "TFLite converter",
+    "use a C target (host, cortex-m*) for this model, or change the model so the op is not needed",
+    "edgeq.export.tflite"))
+NPU = REGISTRY.add_stage(Stage(
+    "npu", "integer", "Ethos-U NPU operator", "the op runs on the CPU beside the NPU (Vela's fallback)",
+    "edgeq.export.tflite", expected=False,
+    note="derived: the TFLite builtins an op exports to all map to the NPU in Vela"))
+TVM = REGISTRY.add_stage(Stage(
+    "tvm", "integer", "TVM kernel", "use --lowering c", "edgeq.tvm", expected=False, note="issue 18"))
+BACKWARD = REGISTRY.add_stage(Stage(
+    "backward", "integer", "integer backward rule", "train only the layers after this op",
+    "edgeq.training", expected=False, note="issue 19"))
