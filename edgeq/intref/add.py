@@ -8,11 +8,11 @@ input multipliers (<= 1/2) keep |sa + sb| < 2^28: nothing can overflow int32.
 from __future__ import annotations
 
 from edgeq.fixedpoint import clamp
-from edgeq.intref import kernel
 from edgeq.intref._common import clamp_attrs, i64, mbqm_checked, to_int8
+from edgeq.ops import implements
 
 
-@kernel("QAdd")
+@implements("reference", "QAdd")
 def qadd(node, a, b):
     at = node.attrs
     ls = int(at.get("left_shift", 20))

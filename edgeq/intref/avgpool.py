@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.fixedpoint import clamp, exact_reciprocal, round_half_away_div
-from edgeq.intref import kernel
 from edgeq.intref._common import clamp_attrs, i64, pool_out_size, spatial_attrs, to_int8, window_taps
+from edgeq.ops import implements
 
 
 def avgpool_recips(kernel_h: int, kernel_w: int) -> tuple[list[int], list[int]]:
@@ -31,7 +31,7 @@ def avgpool_recips(kernel_h: int, kernel_w: int) -> tuple[list[int], list[int]]:
     return recips, rshifts
 
 
-@kernel("QAvgPool")
+@implements("reference", "QAvgPool")
 def qavgpool(node, x):
     kh, kw = (int(k) for k in node.attr("kernel"))
     strides, pads, dil = spatial_attrs(node)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.intref import kernel
+from edgeq.ops import implements
 
 
-@kernel("QConcat")
+@implements("reference", "QConcat")
 def qconcat(node, *xs):
     return np.concatenate([np.asarray(x, dtype=np.int8) for x in xs], axis=int(node.attr("axis")))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.fixedpoint import clamp
-from edgeq.intref import kernel
 from edgeq.intref._common import (check_int32, clamp_attrs, i64, mbqm_checked, pool_out_size,
                                    spatial_attrs, to_int8)
+from edgeq.ops import implements
 
 
 def conv_accumulate(node, x, w, bias, nd: int) -> np.ndarray:
@@ -53,7 +53,7 @@ def conv_accumulate(node, x, w, bias, nd: int) -> np.ndarray:
     return acc
 
 
-@kernel("QConv")
+@implements("reference", "QConv")
 def qconv(node, x, w, bias=None, mult=None, shift=None):
     nd = x.ndim - 2
     if nd not in (1, 2) or w.ndim != x.ndim:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.fixedpoint import clamp
-from edgeq.intref import kernel
 from edgeq.intref._common import check_int32, clamp_attrs, i64, mbqm_checked, to_int8
+from edgeq.ops import implements
 
 
-@kernel("QGemm")
+@implements("reference", "QGemm")
 def qgemm(node, x, w, bias=None, mult=None, shift=None):
     x2 = i64(x).reshape(x.shape[0], -1) - int(node.attr("x_zp", 0))
     if x2.shape[1] != w.shape[1]:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.intref import load_all, run_node
+from edgeq.intref import run_node
 from edgeq.ir import Graph
 
 
 def run_reference(qgraph: Graph, feeds: dict[str, np.ndarray],
                   outputs: list[str] | None = None) -> dict[str, np.ndarray]:
     """int8 feeds (name -> [N, ...]) -> the requested tensors (default: graph outputs)."""
-    load_all()
     wanted = list(outputs) if outputs is not None else list(qgraph.outputs)
     missing = [n for n in qgraph.inputs if n not in feeds]
     if missing:

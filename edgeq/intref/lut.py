@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.intref import kernel
 from edgeq.intref._common import i64
+from edgeq.ops import implements
 
 
-@kernel("QLut")
+@implements("reference", "QLut")
 def qlut(node, x, table):
     table = np.asarray(table).reshape(-1)
     if table.size != 256:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.fixedpoint import clamp
-from edgeq.intref import kernel
 from edgeq.intref._common import clamp_attrs, i64, pool_out_size, spatial_attrs, to_int8, window_taps
+from edgeq.ops import implements
 
 
-@kernel("QMaxPool")
+@implements("reference", "QMaxPool")
 def qmaxpool(node, x):
     kh, kw = (int(k) for k in node.attr("kernel"))
     strides, pads, dil = spatial_attrs(node)

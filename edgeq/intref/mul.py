@@ -4,11 +4,11 @@ the product is at most 255 * 255 < 2^16 in magnitude."""
 from __future__ import annotations
 
 from edgeq.fixedpoint import clamp
-from edgeq.intref import kernel
 from edgeq.intref._common import clamp_attrs, i64, mbqm_checked, to_int8
+from edgeq.ops import implements
 
 
-@kernel("QMul")
+@implements("reference", "QMul")
 def qmul(node, a, b):
     at = node.attrs
     prod = (i64(a) - int(at["a_zp"])) * (i64(b) - int(at["b_zp"]))

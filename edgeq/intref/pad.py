@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.intref import kernel
+from edgeq.ops import implements
 
 
-@kernel("QPad")
+@implements("reference", "QPad")
 def qpad(node, x, *unused):
     pads = [int(p) for p in node.attr("pads")]
     r = x.ndim

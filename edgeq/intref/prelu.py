@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.fixedpoint import clamp
-from edgeq.intref import kernel
 from edgeq.intref._common import clamp_attrs, i64, mbqm_checked, to_int8
+from edgeq.ops import implements
 
 
-@kernel("QPrelu")
+@implements("reference", "QPrelu")
 def qprelu(node, x, pos_mult, pos_shift, neg_mult, neg_shift, neg_sign):
     shape = [1] * x.ndim
     if x.ndim >= 2:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from edgeq.fixedpoint import clamp
-from edgeq.intref import kernel
 from edgeq.intref._common import i64, mbqm_checked, to_int8
+from edgeq.ops import implements
 
 
-@kernel("QRequant")
+@implements("reference", "QRequant")
 def qrequant(node, x):
     at = node.attrs
     y = int(at["y_zp"]) + mbqm_checked(i64(x) - int(at["x_zp"]), int(at["mult"]), int(at["shift"]),

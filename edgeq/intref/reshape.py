@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.intref import kernel
+from edgeq.ops import implements
 
 
-@kernel("QReshape")
+@implements("reference", "QReshape")
 def qreshape(node, x, *unused):
     shape = [int(s) for s in node.attr("shape")]
     shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]

@@ -28,8 +28,8 @@ from edgeq.fixedpoint import (
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
-from edgeq.intref import kernel
 from edgeq.intref._common import i64, to_int8
+from edgeq.ops import implements
 
 SCALED_DIFF_INTEGER_BITS = 5   # the exp input is Q5.26
 ACCUMULATION_INTEGER_BITS = 12  # the sum of exps is Q12.19
@@ -74,7 +74,7 @@ def softmax_rows(x: np.ndarray, input_mult: int, input_left_shift: int, diff_min
     return to_int8(y)
 
 
-@kernel("QSoftmax")
+@implements("reference", "QSoftmax")
 def qsoftmax(node, x):
     axis = int(node.attr("axis", -1)) % x.ndim
     y = softmax_rows(np.moveaxis(x, axis, -1), int(node.attr("input_mult")),

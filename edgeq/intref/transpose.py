@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.intref import kernel
+from edgeq.ops import implements
 
 
-@kernel("QTranspose")
+@implements("reference", "QTranspose")
 def qtranspose(node, x):
     perm = node.attr("perm")
     perm = list(range(x.ndim))[::-1] if perm is None else [int(p) for p in perm]  # ONNX default

@@ -20,6 +20,8 @@ and `edgeq ops` imports every stage before printing the table.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
@@ -223,3 +225,10 @@ def missing(stage: Stage, op: str, node_name: str | None, extra: str = "") -> Ed
 
 
 REGISTRY = Registry()  # the one registry: declarations, stages and implementations
+
+
+def import_submodules(package: str, path) -> None:
+    """Import every module of a stage package, in name order: the package's __init__ calls
+    it last, so that a new implementation file registers itself (no list to extend)."""
+    for info in sorted(pkgutil.iter_modules(path), key=lambda i: i.name):
+        importlib.import_module(f"{package}.{info.name}")
