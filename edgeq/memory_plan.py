@@ -1,7 +1,7 @@
 """Static memory plan: every activation tensor of a quantized graph gets an offset in one
 arena, so generated C needs no malloc and its RAM use is known at compile time.
 
-    plan = plan_memory(qgraph)            # scratch sizes from edgeq.runtime_c.scratch
+    plan = plan_memory(qgraph, scratch_size=fn)   # fn(node, graph): the kernels' scratch bytes
     plan.offsets["conv1_out"], plan.arena_bytes, plan.timeline
 
 Rules
@@ -12,16 +12,19 @@ Rules
 - Graph inputs live from step 0 (the run copies the caller's input into the arena before
   the first node: one buffer layout for every target, and an input may then be
   overwritten in place); graph outputs live to the end (the run copies them out).
-- QReshape is an alias: its output is its input's buffer (the runtime's reshape is a
-  reinterpretation of the same contiguous bytes), so no kernel call and no copy.
-- In place (output written over an input) only where the kernel is documented safe
-  (eq_kernels.h) and that input dies at this node:
+- An op declared `alias` (QReshape) has its input's buffer as output (the runtime's
+  reshape is a reinterpretation of the same contiguous bytes), so no kernel call and no copy.
+- In place (output written over an input) only where the op's declaration lists that input
+  in `inplace_inputs` (a contract every implementation keeps; eq_kernels.h documents it
+  for the C kernels) and that input dies at this node:
   QLut, QRequant, QPrelu (same element count, element-wise) and QAdd over an input that is
   not broadcast (each output element is computed from the same-index inputs before it is
   stored). QMul has the same loop today but its header does not promise it, so it does
   not run in place. Conv, Gemm, pools, softmax, transpose, pad and concat read
   neighbouring elements after writing, so they never run in place.
-- Each node's kernel scratch (`scratch_size(node, graph)`) is a buffer live at that step
+- Each node's kernel scratch (`scratch_size(node, graph)`, given by the caller: the C
+  targets pass the scratch of the kernels the code generator chose; without it no node
+  gets scratch) is a buffer live at that step
   only. Scratch is optional in the runtime (QConv/QGemm take NULL and run their direct
   loops, bit-identical, just slower), so with scratch="fit" (the default) the planner
   first places the activations alone, then gives each node its scratch only where it fits
@@ -41,11 +44,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from edgeq.ir import Graph, Node
+from edgeq.ops import INTEGER_OPS, holds
 
 ALIGN = 16
 
-# op -> indices of the inputs the output may overwrite (see the module docstring)
-INPLACE_INPUTS = {"QLut": (0,), "QRequant": (0,), "QPrelu": (0,), "QAdd": (0, 1)}
+# op -> indices of the inputs the output may overwrite (the declarations' inplace_inputs)
+INPLACE_INPUTS = {op: d.inplace_inputs for op, d in INTEGER_OPS.items() if d.inplace_inputs}
 
 
 @dataclass
@@ -73,7 +77,7 @@ class MemoryPlan:
     timeline: list[int]                  # live bytes at each step (unaligned, for a plot)
     buffers: list[Buffer]
     inplace: list[tuple[str, str]]       # (node name, input tensor it overwrites)
-    aliases: dict[str, str]              # QReshape output -> input tensor
+    aliases: dict[str, str]              # an alias op's output (QReshape) -> input tensor
     direct: list[str] = field(default_factory=list)  # nodes whose scratch did not fit (NULL)
 
     @property
@@ -89,9 +93,8 @@ class MemoryPlan:
                                 "live": list(self.lifetimes[n])} for n in self.offsets}}
 
 
-def _default_scratch(node: Node, graph: Graph) -> int:
-    from edgeq.runtime_c.scratch import scratch_size
-    return scratch_size(node, graph)
+def no_scratch(node: Node, graph: Graph) -> int:
+    return 0
 
 
 def _align(n: int) -> int:
@@ -128,7 +131,7 @@ def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None
                 scratch: str = "fit") -> MemoryPlan:
     if scratch not in SCRATCH_POLICIES:
         raise ValueError(f"scratch={scratch!r}: choose one of {SCRATCH_POLICIES}")
-    scratch_size = scratch_size or _default_scratch
+    scratch_size = scratch_size or no_scratch
     life = lifetimes(qgraph)
     sizes = {t: qgraph.tensors[t].nbytes for t in life}
 
@@ -144,7 +147,7 @@ def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None
 
     for i, n in enumerate(qgraph.nodes):
         out = n.outputs[0]
-        if n.op == "QReshape" and n.inputs[0] in group:
+        if holds("alias", n) and n.inputs[0] in group:
             aliases[out] = n.inputs[0]
             join(group[n.inputs[0]], out)
             continue

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.codegen import generate_c, io_info
+from edgeq.codegen import PORTABLE, KernelChoice, generate_c, io_info, scratch_size
 from edgeq.codegen.mains import vectors_c
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
@@ -51,15 +51,17 @@ def run_tool(cmd: list[str], what: str, timeout: float = 300, **kw) -> subproces
     return res
 
 
-def write_model(qgraph: Graph, src: Path, report: dict) -> MemoryPlan:
-    """Plan memory, generate model.h/.c (with marks) and record the plan in the report."""
+def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = PORTABLE) -> MemoryPlan:
+    """Plan memory (with the scratch of the kernels chosen for `kernels`), generate
+    model.h/.c (with marks) and record the plan in the report."""
     for n in qgraph.nodes:
         for o in n.outputs:
             if qgraph.tensors[o].dtype != "int8":
                 raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the C runtime is int8 only",
                                  "quantize the model with edgeq.quantize first")
-    plan = plan_memory(qgraph, scratch=qgraph.meta.get("scratch_policy", "fit"))
-    generate_c(qgraph, plan, src, profile_marks=True)
+    plan = plan_memory(qgraph, scratch_size=lambda n, g: scratch_size(n, g, kernels),
+                       scratch=qgraph.meta.get("scratch_policy", "fit"))
+    generate_c(qgraph, plan, src, profile_marks=True, kernels=kernels)
     report["arena_bytes"] = plan.arena_bytes
     report["memory_plan"] = {"scratch_policy": qgraph.meta.get("scratch_policy", "fit"),
                              "arena_bytes": plan.arena_bytes, "peak_live_bytes": plan.peak_live_bytes,

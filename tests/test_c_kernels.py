@@ -113,7 +113,7 @@ def test_primitives_softmax_math():
 def scratch_for(fn: str, params, co: int, w_shape) -> np.ndarray:
     """A scratch buffer of the size the C companion asks for, deliberately misaligned by
     one byte (the kernel aligns it), after checking the Python mirror gives the same size."""
-    from edgeq.runtime_c.scratch import scratch_size
+    from edgeq.codegen import scratch_size
     from edgeq.ir import Graph
     size_fn = getattr(cb.library(), f"{fn}_scratch_size")
     size_fn.restype = cb.ctypes.c_size_t

@@ -65,10 +65,10 @@ def test_runtime_is_integer_only():
 
 def test_every_header_kernel_is_defined_and_mirrored():
     """Each eq_<op>_s8 declared in eq_kernels.h has its source file, a _scratch_size
-    companion, and an entry in edgeq.runtime_c.KERNELS / scratch.scratch_size."""
+    companion, and an entry in edgeq.codegen.KERNELS / scratch_size (the C stage's registrations)."""
     import re
-    from edgeq.runtime_c import KERNELS, KERNELS_S4
-    from edgeq.runtime_c.scratch import scratch_size
+    from edgeq.codegen import KERNELS, KERNELS_S4
+    from edgeq.codegen import scratch_size
     header = _strip_c((cb.INCLUDE / "eq_kernels.h").read_text())
     declared = set(re.findall(r"eq_status\s+(eq_\w+_s[48])\s*\(", header))
     assert declared == {f"eq_{n}_s8" for n in ("conv2d", "fully_connected", "add", "mul", "lut",

@@ -129,10 +129,11 @@ def test_graph_output_never_overwritten_in_place():
 
 
 def test_default_scratch_from_runtime():
-    """Without a callable the planner asks runtime_c's scratch_size mirror."""
+    """The C stage's scratch rule (the chosen kernels' _scratch_size mirror) plugs into the planner."""
+    from edgeq.codegen import scratch_size
     from tests.test_codegen_host import qgraph_ops
     g = qgraph_ops()
-    plan = plan_memory(g)
+    plan = plan_memory(g, scratch_size=scratch_size)
     simulate(g, plan)
     assert plan.to_dict()["arena_bytes"] == plan.arena_bytes
 

@@ -1,7 +1,10 @@
 """C code generation: a quantized graph and its memory plan -> model.h + model.c.
 
-    plan = plan_memory(qgraph)
+    plan = plan_memory(qgraph, scratch_size=scratch_size)   # the chosen kernels' scratch
     files = generate_c(qgraph, plan, out_dir)      # [out_dir/model.h, out_dir/model.c]
+
+Each layer's call comes from the C stage's emitter for its op and the kernel variant chosen
+for it (ops.py, kernels.py: `KernelChoice` says what the target's CPU offers).
 
 model.c is a straight-line sequence of eq_kernels.h calls (no interpreter): one block per
 layer with its params as a `static const` struct, weights and integer parameters as
@@ -16,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.codegen import ops
+from edgeq.codegen import ops  # noqa: F401  (registers the C stage's emitters and kernels)
 from edgeq.codegen.carray import const_array, pack_s4
+from edgeq.codegen.kernels import PORTABLE, CKernel, KernelChoice, choose, portable_functions, scratch_size
 from edgeq.codegen.names import NameTable, check_plain_c, comment_text
 from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_WITH_PARAMS, MODEL_C, MODEL_H
 from edgeq.errors import EdgeqError
@@ -25,14 +29,19 @@ from edgeq.fixedpoint import quantize_multiplier
 from edgeq.ir import Graph, Node
 from edgeq.memory_plan import MemoryPlan
 
-__all__ = ["generate_c", "io_info"]
+__all__ = ["generate_c", "io_info", "scratch_size", "CKernel", "KernelChoice", "PORTABLE", "KERNELS", "KERNELS_S4"]
+
+# The portable kernel of each op, for int8 weights and for packed int4 weights (derived
+# from the registrations in ops.py: the one place kernel names are written).
+KERNELS = portable_functions(8)
+KERNELS_S4 = {op: fn for op, fn in portable_functions(4).items() if fn != KERNELS[op]}
 
 
 class Ctx:
     """Tensor names -> C expressions, collecting the constant arrays the layers use."""
 
-    def __init__(self, graph: Graph, plan: MemoryPlan):
-        self.graph, self.plan = graph, plan
+    def __init__(self, graph: Graph, plan: MemoryPlan, kernels: KernelChoice = PORTABLE):
+        self.graph, self.plan, self.kernels = graph, plan, kernels
         # identifiers model.c defines itself; model names only ever get prefixed ones
         self.names = NameTable({"edgeq_arena", "copy_bytes", "p", "ins", "chunk", "input", "output",
                                 "inputs", "outputs", "edgeq_model_run", "edgeq_model_run_io"})
@@ -108,11 +117,8 @@ def _fields(values: dict) -> str:
 
 def emit_layer(ctx: Ctx, index: int, node: Node) -> str:
     ctx.layer = index
-    emitter = ops.EMITTERS.get(node.op)
-    if emitter is None:
-        raise EdgeqError(f"layer {node.name}: no C kernel for op {node.op}",
-                         "use the reference target, or a model without this op")
-    call = emitter(ctx, node)
+    impl = choose(node, ctx.graph, ctx.kernels)
+    call = impl.fn(ctx, node, impl.meta["kernel"])
     head = {"index": index, "name": comment_text(node.name), "op": comment_text(node.op),
             "shape": "x".join(map(str, ctx.shape(node.outputs[0])))}
     if call is None:  # an alias: documented, nothing runs
@@ -164,15 +170,17 @@ def _run_functions(ctx: Ctx, qgraph: Graph) -> tuple[str, str]:
     return f"{doc}\n{sig};", body
 
 
-def generate_c(qgraph: Graph, plan: MemoryPlan, out_dir, *, profile_marks: bool = False) -> list[Path]:
-    """Write model.h and model.c into out_dir; returns their paths.
+def generate_c(qgraph: Graph, plan: MemoryPlan, out_dir, *, profile_marks: bool = False,
+               kernels: KernelChoice = PORTABLE) -> list[Path]:
+    """Write model.h and model.c into out_dir; returns their paths. `kernels`: what the
+    target's CPU offers (the plan's scratch must come from the same choice).
 
     With profile_marks, each layer is preceded by EDGEQ_LAYER_MARK(i) and the last is
     followed by EDGEQ_LAYER_MARK(num_layers); the macro calls edgeq_layer_mark only when
     compiled with -DEDGEQ_PROFILE, so one model.c serves measured and plain builds."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Ctx(qgraph, plan)
+    ctx = Ctx(qgraph, plan, kernels)
     layers = []
     for i, node in enumerate(qgraph.nodes):
         if profile_marks:

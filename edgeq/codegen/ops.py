@@ -1,6 +1,8 @@
 """One emitter per ai.edgeq op: node -> the kernel call of eq_kernels.h that runs it.
 
-Each emitter returns a `Call`: the params struct (type and field values, written as a
+Each emitter is registered with the C kernel(s) it writes calls to (`kernel=CKernel(...)`,
+edgeq/codegen/kernels.py: one registration per variant) and receives the kernel chosen for
+the node. It returns a `Call`: the params struct (type and field values, written as a
 `static const` struct so it lives in flash), the kernel function and its arguments as C
 expressions. `Ctx` turns tensor names into C expressions: `arena + OFFSET` for activations
 (from the memory plan) and the identifier of a `static const` array for constants.
@@ -12,8 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeq.codegen.kernels import CKernel, im2col_scratch
 from edgeq.errors import EdgeqError
 from edgeq.ir import Node
+from edgeq.ops import implements
 
 BCAST_RANK = 4  # EQ_BCAST_RANK
 MAX_RANK = 6    # EQ_MAX_RANK
@@ -57,39 +61,39 @@ def _hw(shape):
     return (1, shape[2]) if len(shape) == 3 else (shape[2], shape[3])
 
 
-def _weights(c, n: Node, op: str) -> tuple[str, str]:
-    """(kernel, weights array) for a QConv/QGemm: int8 weights as they are; weights of <= 4
-    bits packed two per byte for the _s4 kernel (eq_kernels.h), which halves their flash."""
-    from edgeq.runtime_c import kernel_for
-    q = c.graph.tensors[n.inputs[1]].q
-    bits = q.bits if q is not None else 8
-    fn = kernel_for(op, bits)
-    if fn.endswith("_s4"):
-        return fn, c.packed_s4(n.inputs[1], role="weights")
-    return fn, c.const(n.inputs[1], role="weights")
+def _weights(c, n: Node, k: CKernel) -> str:
+    """The weights array of a QConv/QGemm as the kernel reads it: int8 as they are, or (the
+    _s4 kernels) packed two per byte (eq_kernels.h), which halves their flash."""
+    if k.weight_storage == "int4x2":
+        return c.packed_s4(n.inputs[1], role="weights")
+    return c.const(n.inputs[1], role="weights")
 
 
-def conv(c, n: Node) -> Call:
+# Layers: weights of 5..8 bits run the int8 kernel, of 2..4 bits the _s4 one (packed two
+# per byte); both take an optional im2col scratch.
+@implements("c", "QConv", kernel=CKernel("eq_conv2d_s4", (2, 4), "int4x2", scratch=im2col_scratch))
+@implements("c", "QConv", kernel=CKernel("eq_conv2d_s8", (5, 8), scratch=im2col_scratch))
+def conv(c, n: Node, k: CKernel) -> Call:
     x, w, y = c.shape(n.inputs[0]), c.shape(n.inputs[1]), c.shape(n.outputs[0])
     (ih, iw), (oh, ow), (kh, kw) = _hw(x), _hw(y), _hw(w)
     fields = {"batch": x[0], "in_c": x[1], "in_h": ih, "in_w": iw,
               "out_c": y[1], "out_h": oh, "out_w": ow, "kernel_h": kh, "kernel_w": kw,
               **_spatial(n, x, (kh, kw)), "groups": _i(n, "group", 1),
               "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"), **_clamp(n)}
-    fn, wts = _weights(c, n, "QConv")
-    args = [c.buf(n.inputs[0]), wts, c.opt(n, 2, "bias"),
+    args = [c.buf(n.inputs[0]), _weights(c, n, k), c.opt(n, 2, "bias"),
             c.opt(n, 3, "mult"), c.opt(n, 4, "shift"), c.scratch(n), c.buf(n.outputs[0])]
-    return Call(fn, args, "eq_conv2d_params", fields)
+    return Call(k.function, args, "eq_conv2d_params", fields)
 
 
-def gemm(c, n: Node) -> Call:
+@implements("c", "QGemm", kernel=CKernel("eq_fully_connected_s4", (2, 4), "int4x2", scratch=im2col_scratch))
+@implements("c", "QGemm", kernel=CKernel("eq_fully_connected_s8", (5, 8), scratch=im2col_scratch))
+def gemm(c, n: Node, k: CKernel) -> Call:
     x, w = c.shape(n.inputs[0]), c.shape(n.inputs[1])
     fields = {"batch": x[0], "in_features": _prod(x[1:]), "out_features": w[0],
               "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"), **_clamp(n)}
-    fn, wts = _weights(c, n, "QGemm")
-    args = [c.buf(n.inputs[0]), wts, c.opt(n, 2, "bias"),
+    args = [c.buf(n.inputs[0]), _weights(c, n, k), c.opt(n, 2, "bias"),
             c.opt(n, 3, "mult"), c.opt(n, 4, "shift"), c.scratch(n), c.buf(n.outputs[0])]
-    return Call(fn, args, "eq_fc_params", fields)
+    return Call(k.function, args, "eq_fc_params", fields)
 
 
 def _bcast_dims(shape, name: str) -> list[int]:
@@ -109,29 +113,33 @@ def _binary_dims(c, n: Node) -> dict:
             for k, t in (("a_dims", n.inputs[0]), ("b_dims", n.inputs[1]), ("y_dims", n.outputs[0]))}
 
 
-def add(c, n: Node) -> Call:
+@implements("c", "QAdd", kernel=CKernel("eq_add_s8"))
+def add(c, n: Node, k: CKernel) -> Call:
     keys = ("a_zp", "b_zp", "y_zp", "left_shift", "a_mult", "a_shift", "b_mult", "b_shift",
             "y_mult", "y_shift")
     fields = {**_binary_dims(c, n), **{k: _i(n, k, 20 if k == "left_shift" else 0) for k in keys},
               **_clamp(n)}
-    return Call("eq_add_s8", [c.buf(n.inputs[0]), c.buf(n.inputs[1]), c.buf(n.outputs[0])],
+    return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.inputs[1]), c.buf(n.outputs[0])],
                 "eq_add_params", fields)
 
 
-def mul(c, n: Node) -> Call:
+@implements("c", "QMul", kernel=CKernel("eq_mul_s8"))
+def mul(c, n: Node, k: CKernel) -> Call:
     keys = ("a_zp", "b_zp", "y_zp", "y_mult", "y_shift")
     fields = {**_binary_dims(c, n), **{k: _i(n, k) for k in keys}, **_clamp(n)}
-    return Call("eq_mul_s8", [c.buf(n.inputs[0]), c.buf(n.inputs[1]), c.buf(n.outputs[0])],
+    return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.inputs[1]), c.buf(n.outputs[0])],
                 "eq_mul_params", fields)
 
 
-def lut(c, n: Node) -> Call:
+@implements("c", "QLut", kernel=CKernel("eq_lut_s8"))
+def lut(c, n: Node, k: CKernel) -> Call:
     size = _prod(c.shape(n.inputs[0]))
-    return Call("eq_lut_s8", [str(size), c.buf(n.inputs[0]), c.const(n.inputs[1], "int8", "table"),
+    return Call(k.function, [str(size), c.buf(n.inputs[0]), c.const(n.inputs[1], "int8", "table"),
                               c.buf(n.outputs[0])])
 
 
-def prelu(c, n: Node) -> Call:
+@implements("c", "QPrelu", kernel=CKernel("eq_prelu_s8"))
+def prelu(c, n: Node, k: CKernel) -> Call:
     x = c.shape(n.inputs[0])
     pos_mult, pos_shift = (int(np.ravel(c.graph.const(t))[0]) for t in n.inputs[1:3])
     fields = {"batch": x[0], "channels": x[1] if len(x) > 1 else 1, "inner": _prod(x[2:]),
@@ -141,7 +149,7 @@ def prelu(c, n: Node) -> Call:
     args = [c.buf(n.inputs[0]), c.const(n.inputs[3], "int32", "neg_mult"),
             c.const(n.inputs[4], "int32", "neg_shift"), c.const(n.inputs[5], "int32", "neg_sign"),
             c.buf(n.outputs[0])]
-    return Call("eq_prelu_s8", args, "eq_prelu_params", fields)
+    return Call(k.function, args, "eq_prelu_params", fields)
 
 
 def _pool_fields(c, n: Node) -> dict:
@@ -154,51 +162,57 @@ def _pool_fields(c, n: Node) -> dict:
             "count_include_pad": _i(n, "count_include_pad"), "x_zp": _i(n, "x_zp"), **_clamp(n)}
 
 
-def maxpool(c, n: Node) -> Call:
-    return Call("eq_maxpool_s8", [c.buf(n.inputs[0]), c.buf(n.outputs[0])],
+@implements("c", "QMaxPool", kernel=CKernel("eq_maxpool_s8"))
+def maxpool(c, n: Node, k: CKernel) -> Call:
+    return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.outputs[0])],
                 "eq_pool_params", _pool_fields(c, n))
 
 
-def avgpool(c, n: Node) -> Call:
+@implements("c", "QAvgPool", kernel=CKernel("eq_avgpool_s8"))
+def avgpool(c, n: Node, k: CKernel) -> Call:
     recip = c.attr_array(n, "recip", "int32")
     rshift = c.attr_array(n, "rshift", "int32")
-    return Call("eq_avgpool_s8", [c.buf(n.inputs[0]), recip, rshift, c.buf(n.outputs[0])],
+    return Call(k.function, [c.buf(n.inputs[0]), recip, rshift, c.buf(n.outputs[0])],
                 "eq_pool_params", _pool_fields(c, n))
 
 
-def softmax(c, n: Node) -> Call:
+@implements("c", "QSoftmax", kernel=CKernel("eq_softmax_s8"))
+def softmax(c, n: Node, k: CKernel) -> Call:
     x = c.shape(n.inputs[0])
     axis = _i(n, "axis", -1) % len(x)
     fields = {"outer": _prod(x[:axis]), "depth": x[axis], "inner": _prod(x[axis + 1:]),
               "input_mult": _i(n, "input_mult"), "input_left_shift": _i(n, "input_left_shift"),
               "diff_min": _i(n, "diff_min")}
-    return Call("eq_softmax_s8", [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_softmax_params", fields)
+    return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_softmax_params", fields)
 
 
-def requant(c, n: Node) -> Call:
+@implements("c", "QRequant", kernel=CKernel("eq_requant_s8"))
+def requant(c, n: Node, k: CKernel) -> Call:
     fields = {"size": _prod(c.shape(n.inputs[0])), "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"),
               "mult": _i(n, "mult"), "shift": _i(n, "shift")}
-    return Call("eq_requant_s8", [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_requant_params", fields)
+    return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_requant_params", fields)
 
 
-def concat(c, n: Node) -> Call:
+@implements("c", "QConcat", kernel=CKernel("eq_concat_s8"))
+def concat(c, n: Node, k: CKernel) -> Call:
     y = c.shape(n.outputs[0])
     axis = _i(n, "axis") % len(y)
     inner = _prod(y[axis + 1:])
     chunks = [c.shape(t)[axis] * inner for t in n.inputs]
-    k = len(n.inputs)
-    pre = [f"const int8_t *const ins[{k}] = {{{', '.join(c.buf(t) for t in n.inputs)}}};",
-           f"static const int32_t chunk[{k}] = {{{', '.join(map(str, chunks))}}};"]
-    return Call("eq_concat_s8", [str(k), "ins", "chunk", str(_prod(y[:axis])), c.buf(n.outputs[0])],
+    count = len(n.inputs)
+    pre = [f"const int8_t *const ins[{count}] = {{{', '.join(c.buf(t) for t in n.inputs)}}};",
+           f"static const int32_t chunk[{count}] = {{{', '.join(map(str, chunks))}}};"]
+    return Call(k.function, [str(count), "ins", "chunk", str(_prod(y[:axis])), c.buf(n.outputs[0])],
                 pre=pre)
 
 
-def reshape(c, n: Node) -> Call | None:
+@implements("c", "QReshape", kernel=CKernel("eq_reshape_s8"))
+def reshape(c, n: Node, k: CKernel) -> Call | None:
     """An alias in the memory plan: nothing to run (a copy only if the plan kept it apart)."""
     src, dst = c.buf(n.inputs[0]), c.buf(n.outputs[0])
     if src == dst:
         return None
-    return Call("eq_reshape_s8", [str(_prod(c.shape(n.inputs[0]))), src, dst])
+    return Call(k.function, [str(_prod(c.shape(n.inputs[0]))), src, dst])
 
 
 def _ranked(dims, name: str) -> list[int]:
@@ -208,25 +222,21 @@ def _ranked(dims, name: str) -> list[int]:
     return list(dims)
 
 
-def transpose(c, n: Node) -> Call:
+@implements("c", "QTranspose", kernel=CKernel("eq_transpose_s8"))
+def transpose(c, n: Node, k: CKernel) -> Call:
     x = _ranked(c.shape(n.inputs[0]), n.name)
     perm = n.attr("perm")
     perm = list(range(len(x)))[::-1] if perm is None else [int(p) for p in perm]
     fields = {"rank": len(x), "in_dims": x, "perm": perm}
-    return Call("eq_transpose_s8", [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_transpose_params", fields)
+    return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_transpose_params", fields)
 
 
-def pad(c, n: Node) -> Call:
+@implements("c", "QPad", kernel=CKernel("eq_pad_s8"))
+def pad(c, n: Node, k: CKernel) -> Call:
     x = _ranked(c.shape(n.inputs[0]), n.name)
     pads = [int(p) for p in n.attr("pads")]
     r = len(x)
     fields = {"rank": r, "in_dims": x, "pad_begin": pads[:r], "pad_end": pads[r:],
               "value": _i(n, "value", _i(n, "x_zp"))}
-    return Call("eq_pad_s8", [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_pad_params", fields)
+    return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_pad_params", fields)
 
-
-EMITTERS = {
-    "QConv": conv, "QGemm": gemm, "QAdd": add, "QMul": mul, "QLut": lut, "QPrelu": prelu,
-    "QMaxPool": maxpool, "QAvgPool": avgpool, "QSoftmax": softmax, "QRequant": requant,
-    "QConcat": concat, "QReshape": reshape, "QTranspose": transpose, "QPad": pad,
-}
