@@ -34,6 +34,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import QDOMAIN, Graph, Node, QParams, Tensor
+from edgeq.ops import FLOAT_OPS
 
 OPSET = 17
 IR_VERSION = 10      # node metadata_props need IR 10; onnxruntime 1.31 loads it
@@ -144,10 +145,6 @@ def _meta(proto) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-_ONNX_ATTRS = {"Concat": ("axis",), "Transpose": ("perm",), "Softmax": ("axis",), "LeakyRelu": ("alpha",),
-               "HardSigmoid": ("alpha", "beta"), "BatchNormalization": ("epsilon",)}
-
-
 # ---- writing -----------------------------------------------------------------------------
 
 class _Writer:
@@ -217,8 +214,8 @@ class _Writer:
         elif op == "Pad":
             ins += [self.aux_init(f"{node.name}/pads", np.array(a["pads"], np.int64)),
                     self.aux_init(f"{node.name}/value", np.array(a.get("value", 0.0), np.float32))]
-        else:  # only attributes ONNX defines: onnxruntime rejects unknown ones
-            attrs = {k: a[k] for k in _ONNX_ATTRS.get(op, ()) if k in a}
+        else:  # only attributes ONNX defines (declared onnx=True): onnxruntime rejects others
+            attrs = {at.name: a[at.name] for at in FLOAT_OPS[op].attrs if at.onnx and at.name in a}
         n = helper.make_node(op, ins, [y], name=node.name, **attrs)
         _set_meta(n, _ATTRS_KEY, dumps(a))  # canonical attributes, exact
         self.nodes.append(n)
@@ -323,8 +320,8 @@ def onnx_to_graph(model: onnx.ModelProto) -> Graph:
         if _ATTRS_KEY in nm:
             attrs = loads(nm[_ATTRS_KEY])
         inputs = list(n.input)
-        if not n.domain and n.op_type in ("Clip", "Reshape", "Pad"):
-            inputs = inputs[:1]  # the rest are the helper initializers _Writer added
+        if not n.domain:  # beyond the declared inputs: the helper initializers _Writer added
+            inputs = inputs[:int(min(FLOAT_OPS[n.op_type].arity()[1], len(inputs)))]
         node = Node(n.op_type, n.name, inputs, list(n.output), attrs, n.domain)
         g.nodes.append(node)
         by_name[n.name] = node

@@ -5,10 +5,12 @@
 - structure: node names non-empty and unique; every tensor a node reads is a graph
   input, a constant or the output of an earlier node (topological order); no tensor is
   written twice, and no node writes a graph input or a constant; graph outputs exist;
-- float graphs (docs/float_graph.md): each op is canonical with its required
-  attributes; Conv/Gemm weight and bias shapes fit the input; the recorded output
-  shape equals the one the op computes (so elementwise broadcasting, reshapes and
-  pads are consistent); activations are float32;
+- every node (from its op's declaration, edgeq/ops): a declared op, its input count,
+  its required attributes, constants where the op wants constants, an allowed `axis`,
+  one output, and the recorded output shape equal to the one the op's shape rule computes
+  (so elementwise broadcasting, reshapes and pads are consistent);
+- float graphs (docs/float_graph.md): Conv/Gemm weight and bias shapes fit the input,
+  BatchNormalization parameters are per channel, activations are float32;
 - quantized graphs (docs/semantics.md): every int8 activation tensor has QParams,
   QConv/QGemm weights fit the input, and constants have integer dtypes where the
   contract says so (bias/multiplier int32).
@@ -18,30 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.ir import QDOMAIN, Graph, Node
-from edgeq.onnx_import_shapes import infer_shape
-
-# Required attributes of each canonical float op (docs/float_graph.md).
-FLOAT_OPS: dict[str, tuple[str, ...]] = {
-    "Conv": ("strides", "pads", "dilations", "group"),
-    "Gemm": (),
-    "BatchNormalization": ("epsilon",),
-    "Relu": (), "Sigmoid": (), "Tanh": (), "HardSwish": (),
-    "Clip": ("min", "max"),
-    "LeakyRelu": ("alpha",),
-    "HardSigmoid": ("alpha", "beta"),
-    "PRelu": (),
-    "Add": (), "Mul": (),
-    "Concat": ("axis",),
-    "MaxPool": ("kernel", "strides", "pads", "dilations"),
-    "AveragePool": ("kernel", "strides", "pads", "count_include_pad"),
-    "GlobalAveragePool": (),
-    "Reshape": ("shape",),
-    "Transpose": ("perm",),
-    "Pad": ("pads", "value"),
-    "Softmax": ("axis",),
-    "Identity": (),
-}
-N_INPUTS = {"Conv": 3, "Gemm": 3, "BatchNormalization": 5, "PRelu": 2, "Add": 2, "Mul": 2}
+from edgeq.ops import FLOAT_OPS, OpDecl, decl_of
 
 
 def _fail(node: Node | None, msg: str):
@@ -53,9 +32,16 @@ def verify(graph: Graph) -> None:
     _structure(graph)
     quantized = graph.is_quantized()
     for node in graph.nodes:
+        if node.domain not in ("", QDOMAIN):
+            continue  # another domain's op: nothing declared to check
+        decl = decl_of(node)
+        if decl is None:
+            known = FLOAT_OPS if not node.domain else {}
+            _fail(node, f"not a declared op" + (f" (canonical float ops: {', '.join(known)})" if known else ""))
+        _declared(graph, node, decl)
         if node.domain == QDOMAIN:
             _quantized_node(graph, node)
-        elif not node.domain:
+        else:
             _float_node(graph, node, quantized)
     if quantized:
         _qparams(graph)
@@ -109,17 +95,40 @@ def _shape(graph: Graph, name: str) -> tuple:
     return tuple(graph.tensors[name].shape)
 
 
-def _float_node(graph: Graph, node: Node, quantized: bool) -> None:
-    if node.op not in FLOAT_OPS:
-        _fail(node, f"not a canonical float op (allowed: {', '.join(FLOAT_OPS)})")
-    missing = [k for k in FLOAT_OPS[node.op] if k not in node.attrs]
+def _declared(graph: Graph, node: Node, decl: OpDecl) -> None:
+    """What every node owes its op's declaration."""
+    fewest, most = decl.arity()
+    if not fewest <= len(node.inputs) <= most:
+        want = fewest if fewest == most else f"{fewest}..{most}"
+        _fail(node, f"has {len(node.inputs)} inputs, expected {want}")
+    missing = [k for k in decl.required_attrs() if k not in node.attrs]
     if missing:
         _fail(node, f"missing attributes {missing}")
     if len(node.outputs) != 1:
-        _fail(node, f"has {len(node.outputs)} outputs; canonical ops have one")
-    want_n = N_INPUTS.get(node.op)
-    if want_n is not None and len(node.inputs) != want_n:
-        _fail(node, f"has {len(node.inputs)} inputs, expected {want_n}")
+        _fail(node, f"has {len(node.outputs)} outputs; edgeq ops have one")
+    for k, name in enumerate(node.inputs):
+        if name and decl.input_spec(k).const and graph.const(name) is None:
+            _fail(node, f"parameter '{name}' must be a constant")
+    if decl.axis is not None and node.inputs and node.inputs[0]:
+        rank = len(_shape(graph, node.inputs[0]))
+        axis = int(node.attrs.get("axis", rank - 1))
+        problem = decl.axis_problem(axis + rank if axis < 0 and node.domain else axis, rank)
+        if problem:
+            _fail(node, problem)
+
+
+def _output_shape(graph: Graph, node: Node, decl: OpDecl, ins: list) -> None:
+    """The recorded output shape is the one the op's shape rule gives."""
+    try:
+        want = tuple(decl.shape(ins, node.attrs))
+    except (ValueError, IndexError, KeyError, TypeError) as e:
+        _fail(node, f"inconsistent input shapes {ins}: {e}")
+    got = _shape(graph, node.outputs[0])
+    if got != want:
+        _fail(node, f"output '{node.outputs[0]}' is recorded as {got}, the op gives {want} from inputs {ins}")
+
+
+def _float_node(graph: Graph, node: Node, quantized: bool) -> None:
     ins = [_shape(graph, i) for i in node.inputs]
     if node.op == "Conv":
         x, w, b = ins
@@ -143,21 +152,9 @@ def _float_node(graph: Graph, node: Node, quantized: bool) -> None:
         c = ins[0][1]
         if any(s != (c,) for s in ins[1:]):
             _fail(node, f"parameters {ins[1:]} must all be ({c},)")
-    elif node.op == "Softmax" and node.attrs["axis"] != len(ins[0]) - 1:
-        _fail(node, f"softmax axis {node.attrs['axis']} is not the last axis of {ins[0]}")
-    if node.op in ("Conv", "Gemm", "BatchNormalization", "PRelu"):
-        for i in node.inputs[1:]:
-            if graph.const(i) is None:
-                _fail(node, f"parameter '{i}' must be a constant")
-    try:
-        want = tuple(infer_shape(node.op, ins, node.attrs))
-    except (ValueError, IndexError, KeyError, TypeError) as e:
-        _fail(node, f"inconsistent input shapes {ins}: {e}")
-    got = _shape(graph, node.outputs[0])
     # A quantized graph may keep float ops only where its own rules say so; the shape
     # rule holds in both worlds.
-    if got != want:
-        _fail(node, f"output '{node.outputs[0]}' is recorded as {got}, the op gives {want} from inputs {ins}")
+    _output_shape(graph, node, decl_of(node), ins)
     if not quantized:
         for name in list(node.inputs) + node.outputs:
             t = graph.tensors[name] if name else None
@@ -170,7 +167,7 @@ def _quantized_node(graph: Graph, node: Node) -> None:
     if node.op == "QConv":
         x, w = ins[0], ins[1]
         g = int(node.attrs.get("group", 1))
-        if len(x) != 4 or len(w) != 4 or w[1] * g != x[1]:
+        if len(x) not in (3, 4) or len(w) != len(x) or w[1] * g != x[1]:  # 1-D conv: [N, C, L]
             _fail(node, f"weight {w} with group={g} does not fit input {x}")
         _int_params(graph, node, w[0])
     elif node.op == "QGemm":
@@ -178,11 +175,7 @@ def _quantized_node(graph: Graph, node: Node) -> None:
         if len(w) != 2 or int(np.prod(x[1:])) != w[1]:
             _fail(node, f"weight {w} does not fit input {x}")
         _int_params(graph, node, w[0])
-    elif node.op in ("QAdd", "QMul"):
-        try:
-            np.broadcast_shapes(ins[0], ins[1])
-        except ValueError:
-            _fail(node, f"inputs {ins[0]} and {ins[1]} do not broadcast")
+    _output_shape(graph, node, decl_of(node), ins)
 
 
 def _int_params(graph: Graph, node: Node, co: int) -> None:

@@ -57,7 +57,7 @@ _int("QAvgPool", "mean of the window's taps, divided by an exact reciprocal mult
      + (Attr("count_include_pad", "int", 0), Attr("x_zp", "int", 0)) + CLAMP, shapes.pool)
 _int("QSoftmax", "TFLite's int8 SOFTMAX reference kernel; output scale 1/256, zero point -128", X,
      (Attr("axis", "int", -1),) + _ints("input_mult", "input_left_shift", "diff_min")
-     + (Attr("beta", "float", 1.0),), axis="last")
+     + (Attr("beta", "float", 1.0),), axis="any")
 _int("QRequant", "TFLite QUANTIZE int8 -> int8", X, _ints("x_zp", "y_zp", "mult", "shift"),
      inplace_inputs=(0,))
 _int("QConcat", "a copy along axis; every input carries the output's parameters",
