@@ -8,7 +8,7 @@
 batches and feeds every activation tensor (graph inputs and every node output) to an
 observer (edgeq.observers): "minmax", "percentile" (99.99th) or "mse".
 
-DEFAULT_METHOD = "percentile", chosen by measurement. Fashion-MNIST reference models,
+The default method, percentile (edgeq.options.DEFAULT_CALIB_METHOD), was chosen by measurement. Fashion-MNIST reference models,
 int8 per-channel weights, calibrated on the first 512 training images, top-1 on the 10k
 test set (float -> int8, difference in points):
 
@@ -24,8 +24,8 @@ Tiny models (64-128 realistic inputs, output SQNR vs float) no method wins every
 they do not overturn the Fashion-MNIST choice. MSE is also the slowest (a search per
 tensor); all three need well under 5 s for 512 images on these models.
 
-The percentile itself is an option (`percentile=`, `--calib-percentile`), because no one
-value is best. Held out one calibration photo at a time (benchmarks/mlperf_dev.py), 99.999
+The percentile itself is an option (`percentile=`, `--calib-percentile`; default
+edgeq.options.DEFAULT_PERCENTILE), because no one value is best. Held out one calibration photo at a time (benchmarks/mlperf_dev.py), 99.999
 raised the output SQNR of all three MLPerf Tiny image models (vww01 +2.0, ic01 +0.6,
 ic01_large +1.8 dB: unseen scenes reach beyond the 99.99th percentile of the others) and
 lowered ImageNet MobileNetV2's (-3.3 dB, 224x224, fifteen photos), while the audio
@@ -41,10 +41,10 @@ import numpy as np
 from edgeq.errors import EdgeqError, shown
 from edgeq.ir import Graph
 from edgeq.observers import Histogram, MinMax, mse_range, percentile_range
-
-METHODS = ("minmax", "percentile", "mse")
-DEFAULT_METHOD = "percentile"
-PERCENTILE = 99.99
+from edgeq.options import CALIB_METHODS as METHODS  # noqa: F401  (the values live in edgeq.options)
+from edgeq.options import DEFAULT_CALIB_METHOD as DEFAULT_METHOD  # noqa: F401
+from edgeq.options import DEFAULT_PERCENTILE as PERCENTILE  # noqa: F401
+from edgeq.options import CalibrationOptions
 # Float activations a calibration batch may hold at once (all tensors of the batch).
 BATCH_BUDGET_FLOATS = 64 * 1024 * 1024
 
@@ -93,28 +93,14 @@ def _passes(graph: Graph, feeds: dict[str, np.ndarray], names: list[str], progre
             step(min(bs, n - s))
 
 
-def check_method(method: str | None, percentile: float | None = None) -> str:
-    """The method to use (None: DEFAULT_METHOD), or an EdgeqError for a method or
-    percentile the calibrator cannot use (cheap: callers run it before any work)."""
-    method = method or DEFAULT_METHOD
-    if method not in METHODS:
-        raise EdgeqError(f"unknown calibration method {method!r}", f"use one of {', '.join(METHODS)}")
-    if percentile is None:
-        return method
-    if method != "percentile":
-        raise EdgeqError(f"a percentile ({percentile:g}) was given for calibration method {method!r}",
-                         "drop --calib-percentile, or use --calib-method percentile")
-    if not 50.0 < float(percentile) <= 100.0:
-        raise EdgeqError(f"calibration percentile {percentile:g} is outside (50, 100]",
-                         f"give the upper percentile of each range, e.g. {PERCENTILE:g} (the default) or 99.999")
-    return method
-
-
-def calibrate(graph: Graph, samples, method: str | None = DEFAULT_METHOD, progress: bool = True,
-              percentile: float | None = None) -> dict[str, tuple[float, float]]:
+def calibrate(graph: Graph, samples, method: str | None = None, progress: bool = True,
+              percentile: float | None = None, options: CalibrationOptions | None = None
+              ) -> dict[str, tuple[float, float]]:
     """{tensor name: (lo, hi)} for every activation (graph inputs included). method None is
-    DEFAULT_METHOD; `percentile` (method "percentile" only) replaces PERCENTILE."""
-    method = check_method(method, percentile)
+    the default method; `percentile` (method "percentile" only) replaces the default
+    percentile. `options`, already checked (CompileOptions.calibration), replaces both."""
+    options = options if options is not None else CalibrationOptions(method, percentile)
+    method = options.method
     feeds = _as_feeds(graph, samples)
     names = activation_names(graph)
     mm = {n: MinMax() for n in names}
@@ -129,7 +115,7 @@ def calibrate(graph: Graph, samples, method: str | None = DEFAULT_METHOD, progre
     for out in _passes(graph, feeds, names, progress, f"calibrating ({method}, pass 2/2)"):
         for n in names:
             hist[n].observe(np.asarray(out[n]))
-    p = PERCENTILE if percentile is None else float(percentile)
+    p = options.upper_percentile
     pick = (lambda h: percentile_range(h, p)) if method == "percentile" else mse_range
     return {n: pick(hist[n]) for n in names}
 

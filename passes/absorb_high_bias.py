@@ -16,7 +16,7 @@ Exactness: the identity holds where x_i >= c_i (the 3-sigma assumption) and wher
 next conv reads real inputs. A zero-padded border of the next conv would read the
 shifted value 0 = (c_i - c_i) where it used to read 0, i.e. a border error of W2 c. So by
 default only pairs whose second layer has no padding absorb (1x1 convs, Gemm); with
-ctx.options["absorb_padded"] = True padded convs absorb too, as in the paper, with that
+ctx.options.absorb_padded = True padded convs absorb too, as in the paper, with that
 border error (docs/dfq.md measures it).
 
 Needs: graph.meta["bn_stats"] (from fold_batchnorm, kept current by equalize_cross_layer);
@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeq.annotations import bn_stats_of
 from edgeq.ir import Graph
+from edgeq.ops import clamp_of, holds
 from edgeq.passctx import PassContext
-from edgeq.passes.equalize_cross_layer import Link, bn_stats_of, find_links
+from edgeq.passes.equalize_cross_layer import Link, find_links
 
 PASS = "absorb_high_bias"
-_SHIFT_SAFE = ("MaxPool", "GlobalAveragePool", "Identity", "Relu", "Clip", "Reshape")
 
 
 def weights_times_input(W: np.ndarray, c: np.ndarray, group: int = 1) -> np.ndarray:
@@ -45,20 +46,18 @@ def weights_times_input(W: np.ndarray, c: np.ndarray, group: int = 1) -> np.ndar
     return np.einsum("gok,gk->go", Wg, c.reshape(group, cig)).reshape(co)
 
 
-def _shift_passes_path(link: Link) -> bool:
-    for n in link.path:
-        if n.op == "AveragePool" and any(n.attr("pads", [0])):
-            return False  # a padded average mixes in zeros that do not shift
-        if n.op not in _SHIFT_SAFE and n.op != "AveragePool":
-            return False
-    return True
+def _shift_passes_path(link: Link, graph: Graph) -> bool:
+    """Every node between the layers passes the shift c on unchanged: the link's own
+    activation (the ReLU the identity is about), or an op declared to commute with a
+    per-channel shift (a padded average pool does not: it mixes in zeros that do not shift)."""
+    return all(clamp_of(n) is not None or holds("channel_shift_commutes", n, graph) for n in link.path)
 
 
 def absorb_high_bias(graph: Graph, ctx: PassContext) -> Graph:
-    padded_ok = bool(ctx.options.get("absorb_padded", False))
+    padded_ok = ctx.options.absorb_padded
     for link in find_links(graph):
         first, second = link.first, link.second
-        if not link.relu or not _shift_passes_path(link):
+        if not link.relu or not _shift_passes_path(link, graph):
             continue
         stats = bn_stats_of(graph, first)
         if stats is None:
@@ -75,7 +74,7 @@ def absorb_high_bias(graph: Graph, ctx: PassContext) -> Graph:
         b1 = graph.tensors[first.inputs[2]]
         b2 = graph.tensors[second.inputs[2]]
         W2 = graph.const(second.inputs[1]).astype(np.float64)
-        group = int(second.attr("group", 1)) if second.op == "Conv" else 1
+        group = int(second.attr("group", 1))
         b1.data = (b1.data.astype(np.float64) - c).astype(b1.data.dtype)
         b2.data = (b2.data.astype(np.float64)
                    + weights_times_input(W2, c, group)).astype(b2.data.dtype)

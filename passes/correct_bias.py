@@ -10,7 +10,7 @@ through a deep network (MobileNetV2 with per-tensor weights: the mean error is t
 error). Subtracting it from the float bias (b -= dW E[x]) makes the quantized layer
 unbiased (Nagel et al. 2019, section 4.2).
 
-E[x] comes from one of two places (ctx.options["bias_correction_mode"]: "auto",
+E[x] comes from one of two places (ctx.options.bias_correction_mode: "auto",
 "empirical" or "data-free"; auto = empirical when ctx.calib is given):
 - empirical: the mean input map of the layer over the calibration samples, measured by
   float execution (edgeq.float_exec.run_float). The map is kept per position, so the
@@ -24,8 +24,7 @@ E[x] comes from one of two places (ctx.options["bias_correction_mode"]: "auto",
 
 dW must be exactly the rounding the quantizer will apply, so it comes from
 edgeq.quantize_weights.fake_quantize_weights with the compile options
-(ctx.options["weight_granularity"], ["weight_bits"]; a node's own "weight_bits"
-attribute wins, for mixed precision).
+(ctx.options.weight_granularity and the node's bits from ctx.options.weight_bits).
 
 Needs: the final float weights (run last among float passes: any later weight rewrite
 invalidates the correction), graph.meta["bn_stats"] for data-free mode.
@@ -37,10 +36,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
+from edgeq.annotations import bn_stats_of
 from edgeq.ir import Graph, Node
+from edgeq.ops import clamp_of, holds
 from edgeq.passctx import PassContext
 from edgeq.passes.absorb_high_bias import weights_times_input
-from edgeq.passes.equalize_cross_layer import LAYER_OPS, _is_flatten_1x1, bn_stats_of
 
 PASS = "correct_bias"
 _CHUNK = 16  # calibration samples per float run: bounds memory on 224x224 models
@@ -62,11 +62,9 @@ def clipped_normal_mean(mu, sigma, lo=-np.inf, hi=np.inf) -> np.ndarray:
 
 
 def _clamp_of(node: Node) -> tuple[float, float]:
-    if node.op == "Relu":
-        return 0.0, np.inf
-    if node.op == "Clip":
-        return float(node.attr("min", -np.inf)), float(node.attr("max", np.inf))
-    return float(node.attr("act_min", -np.inf)), float(node.attr("act_max", np.inf))
+    """An activation's clamp, or a layer's fused one."""
+    c = clamp_of(node)
+    return c if c is not None else (float(node.attr("act_min", -np.inf)), float(node.attr("act_max", np.inf)))
 
 
 class _DataFreeMeans:
@@ -91,7 +89,7 @@ class _DataFreeMeans:
             if m is None:
                 return None
             W = self.g.const(n.inputs[1]).astype(np.float64)
-            group = int(n.attr("group", 1)) if n.op == "Conv" else 1
+            group = int(n.attr("group", 1))
             return weights_times_input(W, m, group) + self.g.const(n.inputs[2])
         return None
 
@@ -99,17 +97,17 @@ class _DataFreeMeans:
         n = self.producer.get(t)
         if n is None:
             return None  # a graph input: nothing is known about it without data
-        if n.op in LAYER_OPS:
+        if holds("weighted", n):
             return self._layer(n, *_clamp_of(n))
-        if n.op in ("Relu", "Clip"):
+        if clamp_of(n) is not None:
             p = self.producer.get(n.inputs[0])
-            if p is None or p.op not in LAYER_OPS:
+            if p is None or not holds("weighted", p):
                 return None
             (l1, h1), (l2, h2) = _clamp_of(p), _clamp_of(n)
             return self._layer(p, max(l1, l2), min(h1, h2))
-        if n.op in ("Identity", "GlobalAveragePool", "AveragePool", "MaxPool") \
-                or _is_flatten_1x1(self.g, n):
-            # MaxPool raises the mean a little; the paper's formula ignores pooling too
+        if holds("channel_scale_commutes", n, self.g):
+            # the per-channel mean passes through (MaxPool raises it a little; the paper's
+            # formula ignores pooling too)
             return self(n.inputs[0])
         if n.op == "Add" and _clamp_of(n) == (-np.inf, np.inf):  # E[a + b] = E[a] + E[b]
             parts = [self.g.const(i) if self.g.const(i) is not None else self(i) for i in n.inputs]
@@ -162,24 +160,14 @@ def _conv_error_mean(node: Node, dW: np.ndarray, mean_map: np.ndarray) -> np.nda
     return y[0].mean(dim=(1, 2)).numpy()
 
 
-def _weight_bits(node: Node, ctx: PassContext) -> int:
-    bits = ctx.options.get("weight_bits", 8)
-    if isinstance(bits, dict):  # a per-layer plan: {float node name: bits}, others 8
-        bits = bits.get(node.name, 8)
-    bits = node.attr("weight_bits", bits)
-    return bits if isinstance(bits, int) else 8  # "auto" is decided later; 8 is the default
-
-
 def correct_bias(graph: Graph, ctx: PassContext) -> Graph:
     from edgeq.quantize_weights import fake_quantize_weights
 
-    per_channel = ctx.options.get("weight_granularity", "per-channel") != "per-tensor"
-    mode = ctx.options.get("bias_correction_mode", "auto")
-    if mode not in ("auto", "empirical", "data-free"):
-        raise ValueError(f"bias_correction_mode must be auto, empirical or data-free, got {mode!r}")
+    per_channel = ctx.options.weight_granularity != "per-tensor"
+    mode = ctx.options.bias_correction_mode
     if mode == "auto":
         mode = "empirical" if ctx.calib else "data-free"
-    layers = [n for n in graph.nodes if n.op in LAYER_OPS
+    layers = [n for n in graph.nodes if holds("weighted", n)
               and graph.const(n.inputs[1]) is not None and graph.const(n.inputs[2]) is not None]
     if mode == "empirical":
         if not ctx.calib:
@@ -190,7 +178,7 @@ def correct_bias(graph: Graph, ctx: PassContext) -> Graph:
         maps = {n.inputs[0]: df_mean(n.inputs[0]) for n in layers}
     for n in layers:
         W = graph.const(n.inputs[1]).astype(np.float64)
-        dW = fake_quantize_weights(W, _weight_bits(n, ctx), per_channel).astype(np.float64) - W
+        dW = fake_quantize_weights(W, ctx.options.bits_for(n.name), per_channel).astype(np.float64) - W
         m = maps[n.inputs[0]]
         if mode == "empirical":
             eps = _conv_error_mean(n, dW, m) if n.op == "Conv" else dW @ m.reshape(-1)
@@ -198,7 +186,7 @@ def correct_bias(graph: Graph, ctx: PassContext) -> Graph:
             if m is None:
                 ctx.record(PASS, layer=n.name, mode=mode, skipped="input mean unknown")
                 continue
-            group = int(n.attr("group", 1)) if n.op == "Conv" else 1
+            group = int(n.attr("group", 1))
             eps = weights_times_input(dW, m, group)
         b = graph.tensors[n.inputs[2]]
         b.data = (b.data.astype(np.float64) - eps).astype(b.data.dtype)

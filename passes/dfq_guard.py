@@ -14,8 +14,8 @@ not worse there on any of three criteria against the float model:
 - top-1 agreement on the samples where the float top-1 probability is > 0.5.
 
 Both candidates (the graph without the passes, the graph with them) go through the same
-stages compile uses afterwards: calibrate (ctx.options["calib_method"] and "calib_percentile", default the
-calibrator's) -> quantize (ctx.options weight_granularity / weight_bits) -> the integer
+stages compile uses afterwards: calibrate (ctx.options.calibration) -> quantize
+(ctx.options.weight_granularity / weight_bits) -> the integer
 reference (edgeq.intref, the golden semantics every lowering is bit-exact with). The
 decision and both candidates' scores are recorded in ctx.log ("dfq_guard").
 
@@ -47,10 +47,6 @@ Pass = Callable[[Graph, PassContext], Graph]
 _BATCH = 16  # samples per integer-reference call: bounds memory at 224x224
 
 
-def _feeds(ctx: PassContext) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([s[k] for s in ctx.calib]) for k in ctx.calib[0]}
-
-
 def _float_outputs(graph: Graph, feeds: dict[str, np.ndarray]) -> np.ndarray:
     from edgeq.float_exec import run_float
     n = len(next(iter(feeds.values())))
@@ -63,10 +59,9 @@ def _int8_outputs(graph: Graph, feeds: dict[str, np.ndarray], ctx: PassContext) 
     from edgeq.calibrate import calibrate
     from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
     from edgeq.quantize import quantize
-    ranges = calibrate(graph, feeds, method=ctx.options.get("calib_method"), progress=False,
-                       percentile=ctx.options.get("calib_percentile"))
-    q = quantize(graph, ranges, weight_granularity=ctx.options.get("weight_granularity", "per-channel"),
-                 weight_bits=ctx.options.get("weight_bits", 8))
+    ranges = calibrate(graph, feeds, progress=False, options=ctx.options.calibration)
+    q = quantize(graph, ranges, weight_granularity=ctx.options.weight_granularity,
+                 weight_bits=ctx.options.weight_bits)
     n = len(next(iter(feeds.values())))
     out = q.outputs[0]
     ys = []
@@ -110,7 +105,7 @@ def dfq_guard(steps: list[tuple[str, list[Pass]]]) -> Pass:
                 for p in passes:
                     graph = p(graph, ctx)
             return graph
-        feeds = _feeds(ctx)
+        feeds = ctx.feeds()
         ref = _float_outputs(graph, feeds)  # the float function before any DFQ pass
         base = fidelity(_int8_outputs(graph, feeds, ctx), ref)
         ctx.record(PASS, step="none", calib_samples=len(ref), **base)

@@ -17,7 +17,7 @@ channel, and the generic grouped arithmetic below handles that without a special
 
 ReLU6 (Clip 0..6) is not scale-equivariant: clip(x/s, 0, 6) != clip(x, 0, 6)/s. Keeping it
 exactly for any s would need a per-channel clamp (6/s_i) that the integer kernels do not
-have. ctx.options["cle_relu6"]:
+have. ctx.options.cle_relu6:
 - "bounded" (default): keep ReLU6 and limit each channel's scale to the interval where
   the per-tensor clamp stays exact (see _relu6_bounds; needs BN statistics, pairs without
   them fall back to "relu"). Measured best on MobileNetV2 (docs/dfq.md).
@@ -39,14 +39,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeq.annotations import bn_stats_of
 from edgeq.ir import Graph, Node
+from edgeq.ops import clamp_of, holds
 from edgeq.passctx import PassContext
 
 PASS = "equalize_cross_layer"
-LAYER_OPS = ("Conv", "Gemm")
-# Ops a per-channel positive scale (or a per-channel shift, see absorb_high_bias) passes
-# through unchanged between the two layers of a pair.
-_PASS_THROUGH = ("MaxPool", "GlobalAveragePool", "AveragePool", "Identity")
 _TINY = 1e-12  # a channel range below this is dead: leave its scale at 1
 
 
@@ -69,21 +67,6 @@ def _fused_clamp(node: Node) -> tuple[float, float]:
     return float(node.attr("act_min", -np.inf)), float(node.attr("act_max", np.inf))
 
 
-def _node_clamp(node: Node) -> tuple[float, float] | None:
-    if node.op == "Relu":
-        return 0.0, np.inf
-    if node.op == "Clip":
-        return float(node.attr("min", -np.inf)), float(node.attr("max", np.inf))
-    return None
-
-
-def _is_flatten_1x1(graph: Graph, node: Node) -> bool:
-    """A Reshape of [N, C, 1, ..., 1] to [N, C]: channels map one to one."""
-    shape = graph.tensors[node.inputs[0]].shape
-    return (node.op == "Reshape" and len(shape) >= 2 and all(d == 1 for d in shape[2:])
-            and tuple(node.attr("shape", ())) in ((shape[0], shape[1]), (-1, shape[1])))
-
-
 def _weights_private(graph: Graph, node: Node, users: dict[str, list[Node]]) -> bool:
     w, b = node.inputs[1], node.inputs[2] if len(node.inputs) > 2 else ""
     return (graph.const(w) is not None and graph.const(b) is not None
@@ -92,7 +75,7 @@ def _weights_private(graph: Graph, node: Node, users: dict[str, list[Node]]) -> 
 
 def in_channels(graph: Graph, node: Node) -> int:
     w = graph.const(node.inputs[1])
-    return w.shape[1] * int(node.attr("group", 1)) if node.op == "Conv" else w.shape[1]
+    return w.shape[1] * int(node.attr("group", 1))
 
 
 def find_links(graph: Graph) -> list[Link]:
@@ -101,7 +84,7 @@ def find_links(graph: Graph) -> list[Link]:
     outputs = set(graph.outputs)
     links = []
     for first in graph.nodes:
-        if first.op not in LAYER_OPS or not _weights_private(graph, first, users):
+        if not holds("weighted", first) or not _weights_private(graph, first, users):
             continue
         lo, hi = _fused_clamp(first)
         path, t = [], first.outputs[0]
@@ -110,16 +93,16 @@ def find_links(graph: Graph) -> list[Link]:
             if t in outputs or len(readers) != 1:
                 break  # a fan-out (residual Add, graph output) would see the scaling
             n = readers[0]
-            if n.op in LAYER_OPS and n.inputs[0] == t:
+            if holds("weighted", n) and n.inputs[0] == t:
                 equivariant = lo == 0.0 or (lo == -np.inf and hi == np.inf)
                 if (_weights_private(graph, n, users) and equivariant
                         and in_channels(graph, n) == graph.const(first.inputs[1]).shape[0]):
                     links.append(Link(first, n, path, (lo, hi), hi != np.inf))
                 break
-            c = _node_clamp(n)
+            c = clamp_of(n)
             if c is not None:
                 lo, hi = max(lo, c[0]), min(hi, c[1])
-            elif not (n.op in _PASS_THROUGH or _is_flatten_1x1(graph, n)):
+            elif not holds("channel_scale_commutes", n, graph):
                 break
             path.append(n)
             t = n.outputs[0]
@@ -166,12 +149,6 @@ def scale_outputs(W: np.ndarray, s: np.ndarray) -> np.ndarray:
     return W * s.reshape((-1,) + (1,) * (W.ndim - 1))
 
 
-def bn_stats_of(graph: Graph, node: Node) -> dict | None:
-    """The BN statistics fold_batchnorm left for this layer's (pre-activation) output."""
-    stats = graph.meta.get("bn_stats", {})
-    return stats.get(node.outputs[0], stats.get(node.name))
-
-
 def _equalize_link(graph: Graph, link: Link, bounds: dict | None = None) -> float:
     """One CLE step on a pair; returns max |log s| (0 when already equal).
 
@@ -181,7 +158,7 @@ def _equalize_link(graph: Graph, link: Link, bounds: dict | None = None) -> floa
     f, s_ = link.first, link.second
     W1 = graph.const(f.inputs[1]).astype(np.float64)
     W2 = graph.const(s_.inputs[1]).astype(np.float64)
-    g2 = int(s_.attr("group", 1)) if s_.op == "Conv" else 1
+    g2 = int(s_.attr("group", 1))
     r1, r2 = out_ranges(W1), in_ranges(W2, g2)
     live = (r1 > _TINY) & (r2 > _TINY)
     s = np.where(live, np.sqrt(np.where(live, r1, 1.0) / np.where(live, r2, 1.0)), 1.0)
@@ -200,7 +177,7 @@ def _equalize_link(graph: Graph, link: Link, bounds: dict | None = None) -> floa
 
 
 def _relu6_bounds(graph: Graph, link: Link) -> list | None:
-    """Keep a clamp clip(x, 0, hi) while scaling (ctx.options["cle_relu6"] = "bounded").
+    """Keep a clamp clip(x, 0, hi) while scaling (ctx.options.cle_relu6 = "bounded").
 
     After scaling channel i by 1/S_i (and the next layer by S_i) the pair computes
     S_i clip(x/S_i, 0, hi) = clip(x, 0, hi S_i). That equals clip(x, 0, hi) on every value
@@ -242,11 +219,7 @@ def _summary(W: np.ndarray) -> dict:
 
 
 def equalize_cross_layer(graph: Graph, ctx: PassContext) -> Graph:
-    policy = ctx.options.get("cle_relu6", "bounded")
-    if policy not in ("relu", "bounded", "skip"):
-        raise ValueError(f"cle_relu6 must be relu, bounded or skip, got {policy!r}")
-    max_iter = int(ctx.options.get("cle_max_iter", 100))
-    tol = float(ctx.options.get("cle_tol", 1e-6))
+    policy, max_iter, tol = ctx.options.cle_relu6, int(ctx.options.cle_max_iter), float(ctx.options.cle_tol)
     links = find_links(graph)
     bounds: dict[int, list] = {}
     if policy == "bounded":  # pairs without BN statistics fall back to "relu"

@@ -12,7 +12,7 @@ imports either; see design.md's layering).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,42 +20,11 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
+from edgeq.options import CompileOptions
 from edgeq.passctx import PassContext
 from edgeq.targets import output_dir
 
 Pass = Callable[[Graph, PassContext], Graph]
-
-
-@dataclass
-class CompileOptions:
-    target: str = "reference"
-    input_shapes: dict[str, tuple[int, ...]] | None = None
-    weight_granularity: str = "per-channel"
-    weight_bits: int | dict[str, int] | str = 8  # all Conv/Gemm, {float node name: bits} (others 8), or "auto"
-    # "auto" (edgeq/mixed_precision/plan.py): the ILP picks 4 or 8 per layer within these budgets
-    flash_budget: str | int | None = None    # packed Conv/Gemm weight bytes: 200000, "200KB", "60%"
-    latency_budget: str | int | None = None  # QEMU instructions per inference (MCU): 1500000, "105%"
-    firmware_budget: str | int | None = None  # whole firmware flash from the ELF (MCU): "200KB", "90%"
-    # "measured" (output noise with the layer GPTQ-rounded alone) | "hawq" (Hessian trace); measured
-    # is the default: ImageNet MobileNetV2 at 60%, 76.6% vs 80.5% agreement (docs/mixed_precision.md)
-    bits_sensitivity: str = "measured"
-    keep_ends_int8: bool = True              # first and last Conv/Gemm stay int8 (HAWQ practice)
-    bits_ties: list = field(default_factory=list)  # groups of layer names sharing one precision
-    equalize: bool | None = None          # None: on for per-tensor weights (see float_passes)
-    bias_correction: bool | None = None   # None: on for per-tensor weights
-    dfq_guard: bool | None = None         # None: on for per-channel weights (passes/dfq_guard.py)
-    calib_method: str | None = None       # None: the calibrator's measured default
-    # percentile method only: the upper percentile of each range (None: calibrate.PERCENTILE);
-    # which is better depends on the model and on how well calibration covers the scenes
-    # (docs/fidelity.md, sixth session)
-    calib_percentile: float | None = None
-    calib_limit: int = 512                # at most this many calibration samples are used
-    int_bias_correction: bool | None = None  # None: on with calibration data (edgeq/calibrate_bias.py)
-    weight_rounding: str = "gptq"         # layers below 8 bits: "gptq" (with calibration data) | "nearest"
-    test_vectors: int = 4                 # inputs embedded in firmware to self-check
-    scratch: str = "fit"                  # C targets: "fit" (smallest arena) | "always" (fastest)
-    progress: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def float_passes(opts: CompileOptions) -> list[Pass]:
@@ -114,28 +83,13 @@ def find_ranges(graph: Graph, calib: dict[str, np.ndarray] | None, opts: Compile
     if calib is None:
         notices.append(cal.DATA_FREE_NOTICE)
         return cal.data_free_ranges(graph)
-    return cal.calibrate(graph, calib, method=opts.calib_method, progress=opts.progress,
-                         percentile=opts.calib_percentile)
-
-
-def check_calibration_options(opts: CompileOptions, has_calib: bool) -> None:
-    """Fail on calibration options that cannot apply, before any work."""
-    from edgeq.calibrate import check_method
-    check_method(opts.calib_method, opts.calib_percentile)
-    if opts.calib_percentile is not None and not has_calib:
-        raise EdgeqError("--calib-percentile sets calibrated ranges, but no calibration data was given",
-                         "give --calib FILE, or drop --calib-percentile")
+    return cal.calibrate(graph, calib, progress=opts.progress, options=opts.calibration)
 
 
 def _calibration_report(opts: CompileOptions, feeds) -> dict:
-    from edgeq.calibrate import PERCENTILE, check_method
     if feeds is None:
         return {"method": "data-free", "samples": 0}
-    method = check_method(opts.calib_method, opts.calib_percentile)
-    info = {"method": method, "samples": int(len(next(iter(feeds.values()))))}
-    if method == "percentile":
-        info["percentile"] = PERCENTILE if opts.calib_percentile is None else float(opts.calib_percentile)
-    return info
+    return opts.calibration.describe(len(next(iter(feeds.values()))))
 
 
 def _limit_samples(calib: dict[str, np.ndarray], limit: int) -> dict[str, np.ndarray]:
@@ -162,7 +116,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     from edgeq.targets import get_target
 
     target = get_target(opts.target)  # fail on a bad target name before any work
-    check_calibration_options(opts, calib is not None)
+    opts.check_data(calib is not None)
     inputs = [Path(f) for f in (model, calib) if isinstance(f, (str, Path))]  # DIR must not hold them
     if out_dir is not None:
         output_dir.check_output_dir(Path(out_dir), inputs)
@@ -184,11 +138,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
             feeds = dict(calib)
         feeds = _limit_samples(feeds, opts.calib_limit)
 
-    ctx = PassContext(calib=_as_samples(feeds), options={
-        "weight_granularity": opts.weight_granularity,
-        # "auto" is planned after calibration; until then the passes see the int8 default
-        "weight_bits": 8 if opts.weight_bits == "auto" else opts.weight_bits,
-        "calib_method": opts.calib_method, "calib_percentile": opts.calib_percentile})
+    ctx = PassContext(calib=_as_samples(feeds), options=opts.passes)
     t0 = time.perf_counter()
     graph = run_float_passes(graph, ctx, float_passes(opts))
     timings["passes_s"] = time.perf_counter() - t0
@@ -271,16 +221,11 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     return CompileResult(out_dir, graph, qgraph, report)
 
 
-WEIGHT_ROUNDINGS = ("gptq", "nearest")
-
-
 def round_low_bit_weights(graph: Graph, feeds, opts: CompileOptions, notices: list[str], log) -> Graph:
     """The graph the quantizer reads: `graph` itself, or (layers below 8 bits, calibration
     data, per-channel weights) a copy with those weights GPTQ-rounded (edgeq/round_weights.py).
     The float graph stays the reference for bias correction and model.float.onnx."""
     from edgeq.quantize import weight_bits_per_layer
-    if opts.weight_rounding not in WEIGHT_ROUNDINGS:
-        raise EdgeqError(f"unknown weight rounding {opts.weight_rounding!r}", "use gptq or nearest")
     low = [n for n, b in weight_bits_per_layer(graph, opts.weight_bits).items() if b < 8]
     if not low or opts.weight_rounding == "nearest":
         return graph
@@ -305,7 +250,9 @@ def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
                                      sensitivity=opts.bits_sensitivity, keep_ends_int8=opts.keep_ends_int8,
                                      ties=opts.bits_ties, per_channel=opts.weight_granularity == "per-channel",
                                      progress=opts.progress, rounding=opts.weight_rounding)
-    return dataclasses.replace(opts, weight_bits=plan), section
+    # the plan replaces "auto" and the budgets it was made for
+    return dataclasses.replace(opts, weight_bits=plan, flash_budget=None, latency_budget=None,
+                               firmware_budget=None), section
 
 
 def _bits_option(bits: int | dict) -> int | dict[str, int]:
