@@ -44,13 +44,13 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.ir import Graph
+from edgeq.ops import holds
 
 LIMIT = 64
 CHUNK = 16
 # Work cap: samples * MACs per sample. The MLPerf Tiny models (<= 77M MACs) get all 64
 # samples; a 224x224 MobileNetV2 (~300M MACs) gets 16, so compile time stays bounded.
 MAC_BUDGET = 5e9
-LAYERS = ("QConv", "QGemm")
 # The guard's cross-fitting: shifts fitted on all folds but one, scored on that one.
 FOLDS = 2
 
@@ -114,7 +114,7 @@ def _macs(qgraph: Graph) -> int:
     """Multiply-accumulates of one sample in the QConv/QGemm layers."""
     total = 0
     for n in qgraph.nodes:
-        w = qgraph.const(n.inputs[1]) if n.op in LAYERS and len(n.inputs) > 1 else None
+        w = qgraph.const(n.inputs[1]) if holds("weighted", n) and len(n.inputs) > 1 else None
         out = qgraph.tensors.get(n.outputs[0])
         if w is not None and out is not None:
             total += int(np.prod(out.shape[1:], dtype=np.int64)) * int(np.prod(w.shape[1:]))
@@ -158,7 +158,7 @@ def correct_bias_quantized(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.nda
     feeds = {k: np.asarray(v[:n], dtype=np.float32) for k, v in feeds.items()}
     before, ref = _sequential_pass(qgraph, fgraph, feeds, chunk, correct=False)
     biases = {qn.name: (qn.inputs[2], qgraph.tensors.get(qn.inputs[2])) for qn in qgraph.nodes
-              if qn.op in LAYERS and len(qn.inputs) >= 3}
+              if holds("weighted", qn) and len(qn.inputs) >= 3}
     sqnr_before = _sqnr(qgraph, ref, before)
     info = {"samples": n, "output_sqnr_db_before": round(float(sqnr_before), 2)}
     if folds >= 2 and n >= 2 * folds:
@@ -271,7 +271,7 @@ def _sequential_pass(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
     fneed: dict[str, int] = {}
     if correct:
         for i, qn in enumerate(qgraph.nodes):
-            if qn.op in LAYERS and qn.name in fnodes:
+            if holds("weighted", qn) and qn.name in fnodes:
                 fneed[fnodes[qn.name].inputs[0]] = i
     layers = qgraph.meta.setdefault("quant_layers", {})
 
@@ -286,7 +286,7 @@ def _sequential_pass(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
         fn = fnodes.get(qn.name)
         if fn is not None and float_side:  # keep the float side in step, so its live tensors stay few
             advance_float(fpos[fn.name])
-        if correct and qn.op in LAYERS and fn is not None and fn.op in ("Conv", "Gemm") and len(qn.inputs) >= 3:
+        if correct and holds("weighted", qn) and fn is not None and holds("weighted", fn) and len(qn.inputs) >= 3:
             accs = _correct(qgraph, qn, fn, fgraph, args, fenv[fn.inputs[0]], layers)
             args = [qval(a) for a in qn.inputs]  # the bias constant was replaced
             if accs is not None:
@@ -295,7 +295,7 @@ def _sequential_pass(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
                                        for acc, xc in zip(accs, args[0])]
         if qn.outputs[0] in qenv:
             pass
-        elif qn.op in LAYERS and len(qn.inputs) == 5 and all(qgraph.const(a) is not None for a in qn.inputs[1:]):
+        elif holds("weighted", qn) and len(qn.inputs) == 5 and all(qgraph.const(a) is not None for a in qn.inputs[1:]):
             w, b, m, sh = (qgraph.const(a) for a in qn.inputs[1:])
             qenv[qn.outputs[0]] = [_int_output(qn, _int_preact(qn, xc, w, b), m, sh, xc.ndim - 2)
                                    for xc in args[0]]

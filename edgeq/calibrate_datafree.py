@@ -6,9 +6,10 @@ How (in this order, per tensor, walking the graph in topological order):
    N(beta_c, gamma_c^2). Its range is [min_c(beta_c - K_STD |gamma_c|),
    max_c(beta_c + K_STD |gamma_c|)], then through the layer's fused clamp
    (act_min/act_max: a fused ReLU makes lo = max(lo, 0)).
-2. Ops that only move or select values (MaxPool, average pools, Reshape, Transpose,
-   Identity, Pad, Concat, Relu, Clip) map a range they got from rule 1 or 2 exactly
-   (interval arithmetic), so a ReLU after a BN layer gets the BN-derived range too.
+2. Ops that only move or select values (declared keeps_range: MaxPool, average pools,
+   Reshape, Transpose, Identity; the clamps Relu and Clip; Pad, Concat) map a range they
+   got from rule 1 or 2 exactly (interval arithmetic), so a ReLU after a BN layer gets the
+   BN-derived range too.
 3. Everything else (graph inputs, layers without BN statistics, Add, Sigmoid, ...) takes
    the min/max seen when running the float graph on a synthetic batch of SYNTH_N
    inputs drawn from N(0, 1): the usual range of a standardized input.
@@ -21,7 +22,9 @@ import math
 
 import numpy as np
 
+from edgeq.annotations import bn_stats
 from edgeq.ir import Graph
+from edgeq.ops import clamp_of, holds
 
 K_STD = 4.0
 SYNTH_N = 32
@@ -29,9 +32,6 @@ SYNTH_SEED = 0
 DATA_FREE_NOTICE = (f"no --calib data: using data-free activation ranges (BatchNorm statistics "
                     f"mean ± {K_STD:g}·std where the model had BN, elsewhere a synthetic N(0, 1) input "
                     f"batch); give --calib samples.npy for accurate int8 ranges")
-
-_SAME_RANGE = {"MaxPool", "AveragePool", "GlobalAveragePool", "Reshape", "Transpose", "Identity"}
-
 
 def synthetic_feeds(graph: Graph, n: int = SYNTH_N, seed: int = SYNTH_SEED) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -61,12 +61,11 @@ def _propagate(node, ins: list) -> tuple[float, float] | None:
     if any(r is None for r in ins) or not ins:
         return None
     lo, hi = ins[0]
-    if node.op in _SAME_RANGE:
+    if holds("keeps_range", node):
         return lo, hi
-    if node.op == "Relu":
-        return max(lo, 0.0), max(hi, 0.0)
-    if node.op == "Clip":
-        return _clamp(lo, hi, node.attr("min"), node.attr("max"))
+    clamp = clamp_of(node)
+    if clamp is not None:
+        return _clamp(lo, hi, *clamp)
     if node.op == "Pad":
         v = float(node.attr("value", 0.0))
         return min(lo, v), max(hi, v)
@@ -78,7 +77,7 @@ def _propagate(node, ins: list) -> tuple[float, float] | None:
 def data_free_ranges(graph: Graph) -> dict[str, tuple[float, float]]:
     from edgeq.calibrate import activation_names, calibrate
     synth = calibrate(graph, synthetic_feeds(graph), method="minmax", progress=False)
-    bn = graph.meta.get("bn_stats", {}) or {}
+    bn = bn_stats(graph)
     known: dict[str, tuple[float, float]] = {}  # ranges from rules 1-2
     for node in graph.nodes:
         out = node.outputs[0]

@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.ir import Graph, Node
-
-# Ops whose first constant input is a weight tensor (MACs and weight bits come from it).
-WEIGHTED_OPS = {"QConv", "QGemm", "Conv", "Gemm"}
+from edgeq.ops import holds
 
 
 def node_macs(node: Node, graph: Graph) -> int:
-    """Multiply-accumulates of one inference (batch 1): out_elems * (K per output)."""
-    if node.op not in WEIGHTED_OPS:
+    """Multiply-accumulates of one inference (batch 1): out_elems * (K per output), for the
+    ops whose declaration says they carry weights (MACs and weight bits come from those)."""
+    if not holds("weighted", node):
         return 0
     w = graph.tensors[node.inputs[1]]
     out = graph.tensors[node.outputs[0]]
@@ -44,7 +43,7 @@ def layer_rows(graph: Graph) -> list[dict]:
             "name": n.name,
             "op": n.op,
             "macs": node_macs(n, graph),
-            "weight_bits": _bits(graph, n.inputs[1]) if n.op in WEIGHTED_OPS else None,
+            "weight_bits": _bits(graph, n.inputs[1]) if holds("weighted", n) else None,
             "act_bits": _bits(graph, n.outputs[0]),
             "input_shape": list(graph.tensors[n.inputs[0]].shape) if n.inputs and n.inputs[0] in graph.tensors else None,
             "output_shape": list(out.shape),

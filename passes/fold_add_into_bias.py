@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeq.annotations import move_bn_stats
 from edgeq.ir import Graph, Node
+from edgeq.ops import holds
 from edgeq.passctx import PassContext
 
 
@@ -39,7 +41,7 @@ def fold_add_into_bias(graph: Graph, ctx: PassContext) -> Graph:
             continue
         x = add.inputs[0] if add.inputs[1] == consts[0] else add.inputs[1]
         layer: Node | None = graph.producer_map().get(x)
-        if (layer is None or layer.op not in ("Conv", "Gemm") or layer.domain
+        if (layer is None or not holds("weighted", layer) or layer.domain
                 or "act_min" in layer.attrs or "act_max" in layer.attrs
                 or len(graph.consumer_map().get(x, [])) != 1 or x in graph.outputs):
             continue
@@ -56,11 +58,9 @@ def fold_add_into_bias(graph: Graph, ctx: PassContext) -> Graph:
         else:
             graph.tensors[b_name].data = np.ascontiguousarray(new_b)
         layer.outputs = [add.outputs[0]]
-        stats = graph.meta.get("bn_stats", {})
-        if x in stats:  # the layer's output distribution moved by c
-            st = stats.pop(x)
+        st = move_bn_stats(graph, x, add.outputs[0])
+        if st is not None:  # the layer's output distribution moved by c
             st["beta"] = (np.asarray(st["beta"], np.float64) + c).tolist()
-            stats[add.outputs[0]] = st
         graph.nodes.remove(add)
         del graph.tensors[x]
         folded += 1

@@ -1,4 +1,5 @@
-"""fuse_activation: Relu / Clip (Relu6) folded into the Conv, Gemm, Add or Mul before it.
+"""fuse_activation: Relu / Clip (Relu6) folded into the Conv, Gemm, Add or Mul before it
+(the ops declared clamp_fusable: they apply an output clamp themselves).
 
 The producer gets `act_min`/`act_max` (floats, -inf/inf for an open side; repeated
 fusions intersect) and writes the activation's output tensor; the activation node goes.
@@ -19,20 +20,12 @@ must read act_min/act_max instead.
 """
 from __future__ import annotations
 
-from edgeq.ir import Graph, Node
+from edgeq.annotations import move_bn_stats
+from edgeq.ir import Graph
+from edgeq.ops import clamp_of, holds
 from edgeq.passctx import PassContext
 
-PRODUCERS = ("Conv", "Gemm", "Add", "Mul")
 INF = float("inf")
-
-
-def clamp_of(node: Node) -> tuple[float, float] | None:
-    """The (lo, hi) clamp an activation node applies, or None if it is not one."""
-    if node.op == "Relu":
-        return 0.0, INF
-    if node.op == "Clip":
-        return float(node.attrs.get("min", -INF)), float(node.attrs.get("max", INF))
-    return None
 
 
 def _single_reader(graph: Graph, name: str) -> bool:
@@ -51,7 +44,7 @@ def fuse_activation(graph: Graph, ctx: PassContext) -> Graph:
             # A clamp is elementwise, so it commutes with a Reshape (the importer's 1-D
             # lifting puts one after every 1-D conv).
             via, prod = prod, graph.producer_map().get(prod.inputs[0])
-        if prod is None or prod.op not in PRODUCERS or prod.domain:
+        if prod is None or not holds("clamp_fusable", prod):
             continue
         mid = prod.outputs[0]
         if not _single_reader(graph, mid):
@@ -62,9 +55,8 @@ def fuse_activation(graph: Graph, ctx: PassContext) -> Graph:
         writer = via or prod  # now writes the activation's output tensor
         dropped = writer.outputs[0]
         writer.outputs = [act.outputs[0]]
-        stats = graph.meta.get("bn_stats", {})
-        if via is None and mid in stats:  # BN statistics follow the layer (pre-clamp output)
-            stats[act.outputs[0]] = stats.pop(mid)
+        if via is None:  # BN statistics follow the layer (pre-clamp output)
+            move_bn_stats(graph, mid, act.outputs[0])
         graph.nodes.remove(act)
         del graph.tensors[dropped]
         fused += 1

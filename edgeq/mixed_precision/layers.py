@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeq.ir import Graph
-
-WEIGHTED_OPS = ("Conv", "Gemm")
+from edgeq.ops import holds
 
 
 @dataclass(frozen=True)
@@ -38,10 +37,10 @@ def _macs(graph: Graph, node) -> int:
 
 
 def weighted_layers(graph: Graph) -> list[Layer]:
-    """Conv/Gemm nodes with constant weights, in graph order."""
+    """Conv/Gemm nodes (the weighted float ops) with constant weights, in graph order."""
     layers = []
     for n in graph.nodes:
-        if n.op in WEIGHTED_OPS and graph.const(n.inputs[1]) is not None:
+        if holds("weighted", n) and not n.domain and graph.const(n.inputs[1]) is not None:
             layers.append(Layer(n.name, n.inputs[1], int(graph.const(n.inputs[1]).size), _macs(graph, n)))
     return layers
 
