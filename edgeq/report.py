@@ -11,19 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.ir import Graph, Node
-from edgeq.ops import holds
-
-
-def node_macs(node: Node, graph: Graph) -> int:
-    """Multiply-accumulates of one inference (batch 1): out_elems * (K per output), for the
-    ops whose declaration says they carry weights (MACs and weight bits come from those)."""
-    if not holds("weighted", node):
-        return 0
-    w = graph.tensors[node.inputs[1]]
-    out = graph.tensors[node.outputs[0]]
-    per_output = int(np.prod(w.shape[1:], dtype=np.int64))
-    out_elems = int(np.prod(out.shape[1:], dtype=np.int64))  # batch 1
-    return out_elems * per_output
+from edgeq.ops import holds, macs
 
 
 def _bits(graph: Graph, name: str) -> int | None:
@@ -42,7 +30,7 @@ def layer_rows(graph: Graph) -> list[dict]:
         row = {
             "name": n.name,
             "op": n.op,
-            "macs": node_macs(n, graph),
+            "macs": macs(n, graph),
             "weight_bits": _bits(graph, n.inputs[1]) if holds("weighted", n) else None,
             "act_bits": _bits(graph, n.outputs[0]),
             "input_shape": list(graph.tensors[n.inputs[0]].shape) if n.inputs and n.inputs[0] in graph.tensors else None,

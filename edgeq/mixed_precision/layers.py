@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from edgeq.ir import Graph
-from edgeq.ops import holds
+from edgeq.ops import holds, macs
 
 
 @dataclass(frozen=True)
@@ -27,21 +25,12 @@ class Layer:
         return (self.params * bits + 7) // 8
 
 
-def _macs(graph: Graph, node) -> int:
-    w = graph.const(node.inputs[1])
-    out = graph.tensors.get(node.outputs[0])
-    if node.op == "Gemm":
-        return int(w.size)
-    spatial = int(np.prod(out.shape[2:])) if out is not None and out.shape else 1
-    return int(w.size) * spatial  # Co * Ci/g * kH * kW per output pixel
-
-
 def weighted_layers(graph: Graph) -> list[Layer]:
     """Conv/Gemm nodes (the weighted float ops) with constant weights, in graph order."""
     layers = []
     for n in graph.nodes:
         if holds("weighted", n) and not n.domain and graph.const(n.inputs[1]) is not None:
-            layers.append(Layer(n.name, n.inputs[1], int(graph.const(n.inputs[1]).size), _macs(graph, n)))
+            layers.append(Layer(n.name, n.inputs[1], int(graph.const(n.inputs[1]).size), macs(n, graph)))
     return layers
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 from edgeq.ir import QDOMAIN
 from edgeq.ops import float_ops, integer_ops, stages  # noqa: F401  (declare the ops and the stages)
 from edgeq.ops.registry import REGISTRY, REQUIRED, Attr, Impl, Input, OpDecl, Stage, missing
@@ -66,6 +68,15 @@ def clamp_of(node) -> tuple[float, float] | None:
     return None if decl is None or decl.as_clamp is None else decl.as_clamp(node)
 
 
+def macs(node, graph) -> int:
+    """Multiply-accumulates of one sample (batch 1) of a weighted node, 0 for any other:
+    output elements times the weights each one reads."""
+    if not holds("weighted", node):
+        return 0
+    w, out = graph.tensors[node.inputs[1]], graph.tensors[node.outputs[0]]
+    return int(np.prod(out.shape[1:], dtype=np.int64)) * int(np.prod(w.shape[1:], dtype=np.int64))
+
+
 def float_fn(node) -> Callable:
     """The float64 numpy function of an elementwise unary float node: y = f(x)."""
     decl = decl_of(node)
@@ -74,6 +85,6 @@ def float_fn(node) -> Callable:
     return lambda x: decl.float_fn(x, node.attrs)
 
 
-__all__ = ["implements", "implementations", "lookup", "decl_of", "holds", "clamp_of", "float_fn",
+__all__ = ["implements", "implementations", "lookup", "decl_of", "holds", "clamp_of", "macs", "float_fn",
            "FLOAT_OPS", "INTEGER_OPS", "STAGES", "REGISTRY", "REQUIRED", "Attr", "Input", "OpDecl",
            "Stage", "Impl"]
