@@ -70,8 +70,8 @@ def quantize_plan(graph, ranges, plan, calib: np.ndarray | None = None):
     from edgeq.quantize import quantize
     rounded = graph
     if calib is not None and ROUNDING == "gptq":
-        from edgeq.round_weights import round_weights_gptq
-        rounded = round_weights_gptq(graph, {graph.inputs[0]: calib}, plan)
+        from edgeq.passes.round_weights_gptq import gptq_rounded
+        rounded = gptq_rounded(graph, {graph.inputs[0]: calib}, plan)
     q = quantize(rounded, ranges, weight_granularity="per-channel", weight_bits=plan)
     if calib is not None and BIAS_CORR:
         from edgeq.calibrate_bias import correct_bias_quantized

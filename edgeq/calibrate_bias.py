@@ -44,7 +44,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.ir import Graph
-from edgeq.ops import holds
+from edgeq.ops import holds, macs
+from edgeq.passctx import PassContext
 
 LIMIT = 64
 CHUNK = 16
@@ -110,21 +111,22 @@ def _float_preact(fnode, x, fgraph: Graph) -> np.ndarray:
         return run_node(bare, args, fgraph).numpy().astype(np.float64)
 
 
-def _macs(qgraph: Graph) -> int:
-    """Multiply-accumulates of one sample in the QConv/QGemm layers."""
-    total = 0
-    for n in qgraph.nodes:
-        w = qgraph.const(n.inputs[1]) if holds("weighted", n) and len(n.inputs) > 1 else None
-        out = qgraph.tensors.get(n.outputs[0])
-        if w is not None and out is not None:
-            total += int(np.prod(out.shape[1:], dtype=np.int64)) * int(np.prod(w.shape[1:]))
-    return total
-
-
 def _channel_mean(e: np.ndarray) -> np.ndarray:
     """Sum over every axis but 1 (channels), and the count."""
     axes = tuple(i for i in range(e.ndim) if i != 1)
     return e.sum(axis=axes), e.size // e.shape[1]
+
+
+def correct_bias_integer(qgraph: Graph, ctx: PassContext) -> Graph:
+    """The pass: qgraph's biases corrected against ctx.float_graph (the float graph it was
+    quantized from) on ctx.calib; a notice when the guard leaves the correction off."""
+    qgraph = correct_bias_quantized(qgraph, ctx.float_graph, ctx.feeds())
+    bc = qgraph.meta.get("bias_correction", {})
+    if bc and not bc["kept"]:
+        where = "held-out calibration samples" if bc.get("heldout") else "the calibration data"
+        ctx.notice(f"integer bias correction left off: it lowered the output SQNR on {where} "
+                   f"({bc['output_sqnr_db_before']} -> {bc['output_sqnr_db_after']} dB)")
+    return qgraph
 
 
 def correct_bias_quantized(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
@@ -152,7 +154,7 @@ def correct_bias_quantized(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.nda
     same samples; the final shifts are then fitted on all samples. With fewer than
     2 * folds samples the comparison falls back to in-sample (recorded as such)."""
     n = min(limit, len(next(iter(feeds.values()))))
-    n = min(n, max(CHUNK, int(MAC_BUDGET // max(_macs(qgraph), 1))))
+    n = min(n, max(CHUNK, int(MAC_BUDGET // max(sum(macs(q, qgraph) for q in qgraph.nodes), 1))))
     if n == 0:
         return qgraph
     feeds = {k: np.asarray(v[:n], dtype=np.float32) for k, v in feeds.items()}

@@ -16,6 +16,7 @@ for the percentile method); the values live here.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,12 +34,26 @@ SCRATCH_POLICIES = ("fit", "always")
 BITS_SENSITIVITIES = ("measured", "hawq")
 CLE_RELU6 = ("bounded", "relu", "skip")
 BIAS_CORRECTION_MODES = ("auto", "empirical", "data-free")
+_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2,
+          "k": 1000, "m": 1000 ** 2}
 
 
 def _one_of(value, allowed: tuple, what: str):
     if value not in allowed:
         raise EdgeqError(f"unknown {what} {value!r}", f"use {' or '.join(map(str, allowed))}")
     return value
+
+
+def parse_budget(text, reference: float, what: str) -> float:
+    """A number with an optional unit, or a percentage of `reference` (the all-int8 value)."""
+    s = str(text).strip().lower().replace(" ", "").replace("_", "")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(%|[a-z]*)", s)
+    if not m or (m.group(2) not in _UNITS and m.group(2) != "%"):
+        raise EdgeqError(f"cannot read {what} {text!r}",
+                         "write bytes/instructions as 200000, 200KB, 196KiB, 1.5M, or a share of "
+                         "all-int8 as 60%")
+    v = float(m.group(1))
+    return reference * v / 100 if m.group(2) == "%" else v * _UNITS[m.group(2)]
 
 
 @dataclass(frozen=True)
@@ -83,9 +98,10 @@ class PassOptions:
 
     weight_granularity, weight_bits: the quantization the passes prepare for (bias
     correction rounds exactly as the quantizer will; "auto" bits are planned after the
-    passes, so the passes see 8). calibration: what the DFQ guard calibrates with.
-    cle_relu6, cle_max_iter, cle_tol: equalize_cross_layer. absorb_padded: absorb_high_bias.
-    bias_correction_mode: correct_bias."""
+    float passes, so those see 8, and GPTQ rounding sees the plan). calibration: what the
+    DFQ guard calibrates with. cle_relu6, cle_max_iter, cle_tol: equalize_cross_layer.
+    absorb_padded: absorb_high_bias. bias_correction_mode: correct_bias. weight_rounding:
+    round_weights_gptq. progress: progress bars for the long passes."""
     weight_granularity: str = "per-channel"
     weight_bits: int | dict = 8
     calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
@@ -94,6 +110,8 @@ class PassOptions:
     cle_tol: float = 1e-6
     absorb_padded: bool = False
     bias_correction_mode: str = "auto"
+    weight_rounding: str = "gptq"
+    progress: bool = False
 
     def __post_init__(self):
         _one_of(self.weight_granularity, GRANULARITIES, "weight granularity")
@@ -194,6 +212,10 @@ class CompileOptions:
         if self.weight_bits == "auto" and not budgets:  # all-int8 would always win
             raise EdgeqError("--weight-bits auto needs a budget",
                              "give --flash-budget (e.g. 60% or 200KB), --firmware-budget and/or --latency-budget")
+        for text, what in ((self.flash_budget, "--flash-budget"), (self.firmware_budget, "--firmware-budget"),
+                           (self.latency_budget, "--latency-budget")):
+            if text is not None:  # a typo fails now, not after minutes of sensitivities and builds
+                parse_budget(text, 1.0, what)
 
     def check_data(self, has_calib: bool) -> None:
         """The settings that need calibration data, checked before any work."""
@@ -212,7 +234,7 @@ class CompileOptions:
     def passes(self) -> PassOptions:
         # "auto" is planned after calibration; until then the passes see the int8 default
         return PassOptions(self.weight_granularity, 8 if self.weight_bits == "auto" else self.weight_bits,
-                           self.calibration)
+                           self.calibration, weight_rounding=self.weight_rounding, progress=self.progress)
 
     def build(self, test_vectors: dict | None, budget: dict | None = None) -> BuildOptions:
         return BuildOptions(test_vectors, self.scratch, dict(budget or {}))

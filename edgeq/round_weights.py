@@ -1,7 +1,7 @@
 """GPTQ rounding of low-bit weights: pick each weight's integer so that the layer's output
 on the calibration data stays close to float, not the weight itself.
 
-    graph = round_weights_gptq(float_graph, feeds, weight_bits={"conv3": 4, ...})
+    Q, err = gptq_layer(W, H, bits, groups)          # one layer (the pass: passes/round_weights_gptq.py)
 
 Why: at 4 bits, round-to-nearest leaves every weight up to half of a coarse step off, and
 the errors of a layer's K inputs add up in its outputs. Most of that sum can be cancelled:
@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.ir import Graph
+from edgeq.ops import macs
 from edgeq.progress import progress_bar
 
 # Calibration samples used: H of a wide layer needs many (the 1280-input classifier of a
@@ -44,60 +45,35 @@ DAMP = 0.01
 CLIP_RATIOS = np.linspace(1.0, 0.6, 9)
 
 
-def round_weights_gptq(graph: Graph, feeds: dict[str, np.ndarray], weight_bits: int | dict,
-                       per_channel: bool = True, limit: int = LIMIT, progress: bool = False) -> Graph:
-    """A copy of `graph` with every Conv/Gemm below 8 bits GPTQ-rounded (module doc);
-    graph.meta["gptq"] lists the layers and their output error before/after on the
-    calibration data. Per-tensor weights are left to round-to-nearest."""
-    from edgeq.quantize import weight_bits_per_layer
-    bits = weight_bits_per_layer(graph, weight_bits)
-    low = {n for n, b in bits.items() if b < 8}
-    out = graph.copy()
-    if not low or not per_channel or feeds is None:
-        return out
-    chunks = _chunks(graph, feeds, limit)
-    report = {}
-    for node, xs in _sequential_inputs(out, chunks, low, progress):
-        W = out.const(node.inputs[1]).astype(np.float64)
-        H = _hessian(node, xs, out)
-        Q, err = gptq_layer(W, H, bits[node.name], layer_groups(node))
-        out.tensors[node.inputs[1]].data = Q.astype(np.float32)
-        report[node.name] = {"bits": bits[node.name], **err}
-    out.meta["gptq"] = report
-    return out
-
-
 def layer_hessians(graph: Graph, feeds: dict[str, np.ndarray], names, limit: int = LIMIT) -> dict:
     """{layer: H} of the float graph as it is (no layer rounded): what GPTQ would see for
     one layer rounded alone (the measured sensitivity in edgeq/mixed_precision)."""
-    chunks = _chunks(graph, feeds, limit)
-    return {node.name: _hessian(node, xs, graph)
-            for node, xs in _sequential_inputs(graph, chunks, set(names), False)}
+    return {node.name: hessian(node, xs, graph)
+            for node, xs in sequential_inputs(graph, chunks(graph, feeds, limit), set(names), False)}
 
 
-def _chunks(graph: Graph, feeds: dict[str, np.ndarray], limit: int) -> list[dict]:
+def chunks(graph: Graph, feeds: dict[str, np.ndarray], limit: int) -> list[dict]:
     """The samples GPTQ uses (at most `limit`, and MAC_BUDGET of work), CHUNK at a time."""
-    from edgeq.mixed_precision.layers import weighted_layers
-    macs = sum(l.macs for l in weighted_layers(graph))
-    n = min(limit, len(next(iter(feeds.values()))), max(CHUNK, int(MAC_BUDGET // max(macs, 1))))
+    total = sum(macs(n, graph) for n in graph.nodes)
+    n = min(limit, len(next(iter(feeds.values()))), max(CHUNK, int(MAC_BUDGET // max(total, 1))))
     return [{k: np.asarray(v[s:min(s + CHUNK, n)], np.float32) for k, v in feeds.items()}
             for s in range(0, n, CHUNK)]
 
 
 def layer_groups(node) -> int:
-    return int(node.attrs.get("group", 1)) if node.op == "Conv" else 1
+    return int(node.attrs.get("group", 1))  # a Gemm has none
 
 
-def _sequential_inputs(graph: Graph, chunks: list[dict], low: set[str], progress: bool):
+def sequential_inputs(graph: Graph, parts: list[dict], low: set[str], progress: bool):
     """Run the float graph chunk by chunk, node by node; before each node in `low`, yield
-    (node, its input per chunk) so the caller can rewrite its weight first."""
+    (node, its input per part) so the caller can rewrite its weight first."""
     import torch
     from edgeq.float_exec import run_node, to_torch
     last = {}
     for i, nd in enumerate(graph.nodes):
         for name in nd.inputs:
             last[name] = i
-    env = {k: [to_torch(c[k]) for c in chunks] for k in graph.inputs}
+    env = {k: [to_torch(c[k]) for c in parts] for k in graph.inputs}
     todo = sum(nd.name in low for nd in graph.nodes)
     with torch.inference_mode(), progress_bar("GPTQ rounding", todo, progress and todo > 0) as step:
         for i, nd in enumerate(graph.nodes):
@@ -106,7 +82,7 @@ def _sequential_inputs(graph: Graph, chunks: list[dict], low: set[str], progress
                 step()
             consts = {a: to_torch(graph.const(a)) for a in nd.inputs if a and a not in env}
             env[nd.outputs[0]] = [run_node(nd, [None if not a else env[a][c] if a in env else consts[a]
-                                                for a in nd.inputs], graph) for c in range(len(chunks))]
+                                                for a in nd.inputs], graph) for c in range(len(parts))]
             for a in nd.inputs:
                 if last.get(a) == i and a in env and a not in graph.outputs:
                     del env[a]
@@ -129,7 +105,7 @@ def _columns(node, x, kernel):
     return cols.double()
 
 
-def _hessian(node, xs, graph: Graph) -> np.ndarray:
+def hessian(node, xs, graph: Graph) -> np.ndarray:
     """H = X X^T / columns per group, (groups, K, K) float64."""
     import torch
     kernel = graph.const(node.inputs[1]).shape[2:]

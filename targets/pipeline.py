@@ -11,6 +11,7 @@ imports either; see design.md's layering).
 """
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
 from edgeq.options import CompileOptions
 from edgeq.passctx import PassContext
+from edgeq.calibrate_bias import correct_bias_integer
+from edgeq.passes.round_weights_gptq import round_weights_gptq
 from edgeq.targets import output_dir
 
 Pass = Callable[[Graph, PassContext], Graph]
@@ -157,8 +160,11 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         opts, bits_plan = plan_bits(graph, feeds, ranges, opts)
         timings["bit_plan_s"] = time.perf_counter() - t0
 
+    # the passes after the bit plan see it (opts.passes), and ctx.float_graph is the
+    # reference the integer bias correction measures against
+    post = PassContext(calib=ctx.calib, options=opts.passes, float_graph=graph)
     t0 = time.perf_counter()
-    rounded = round_low_bit_weights(graph, feeds, opts, notices, log)
+    rounded = _run_noting(round_weights_gptq, graph, post, notices, log)
     timings["weight_rounding_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -172,17 +178,9 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     if feeds is not None and opts.int_bias_correction is not False:
         # after quantize: measures the integer graph itself (every upstream rounding and
         # clip included) against the float graph; changes only int32 biases
-        from edgeq.calibrate_bias import correct_bias_quantized
         t0 = time.perf_counter()
-        qgraph = correct_bias_quantized(qgraph, graph, feeds)
+        qgraph = _run_noting(correct_bias_integer, qgraph, post, notices, log)
         timings["bias_correction_s"] = time.perf_counter() - t0
-        bc = qgraph.meta.get("bias_correction", {})
-        if bc and not bc["kept"]:
-            where = "held-out calibration samples" if bc.get("heldout") else "the calibration data"
-            msg = (f"integer bias correction left off: it lowered the output SQNR on {where} "
-                   f"({bc['output_sqnr_db_before']} -> {bc['output_sqnr_db_after']} dB)")
-            notices.append(msg)
-            log(msg)
 
     report = base_report(qgraph, opts.target)
     if bits_plan is not None:
@@ -221,30 +219,23 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     return CompileResult(out_dir, graph, qgraph, report)
 
 
-def round_low_bit_weights(graph: Graph, feeds, opts: CompileOptions, notices: list[str], log) -> Graph:
-    """The graph the quantizer reads: `graph` itself, or (layers below 8 bits, calibration
-    data, per-channel weights) a copy with those weights GPTQ-rounded (edgeq/round_weights.py).
-    The float graph stays the reference for bias correction and model.float.onnx."""
-    from edgeq.quantize import weight_bits_per_layer
-    low = [n for n, b in weight_bits_per_layer(graph, opts.weight_bits).items() if b < 8]
-    if not low or opts.weight_rounding == "nearest":
-        return graph
-    if feeds is None or opts.weight_granularity != "per-channel":
-        why = "no calibration data" if feeds is None else "per-tensor weights"
-        msg = (f"{len(low)} layer(s) below 8 bits are rounded to nearest ({why}); GPTQ rounding, "
-               "usually more accurate, needs --calib and per-channel weights")
+def _run_noting(rewrite: Pass, graph: Graph, ctx: PassContext, notices: list[str], log) -> Graph:
+    """Run one pass, then show the user what it noticed."""
+    seen = len(ctx.notices)
+    graph = rewrite(graph, ctx)
+    for msg in ctx.notices[seen:]:
         notices.append(msg)
         log(msg)
-        return graph
-    from edgeq.round_weights import round_weights_gptq
-    return round_weights_gptq(graph, feeds, opts.weight_bits, progress=opts.progress)
+    return graph
 
 
 def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
     """The `--weight-bits auto` stage: (opts with weight_bits = {layer: bits}, report section)."""
     import dataclasses
     from edgeq.mixed_precision.plan import plan_weight_bits
+    from edgeq.targets import get_target
     plan, section = plan_weight_bits(graph, feeds, ranges, target=opts.target,
+                                     measure=firmware_measure(get_target(opts.target)),
                                      flash_budget=opts.flash_budget, latency_budget=opts.latency_budget,
                                      firmware_budget=opts.firmware_budget,
                                      sensitivity=opts.bits_sensitivity, keep_ends_int8=opts.keep_ends_int8,
@@ -253,6 +244,31 @@ def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
     # the plan replaces "auto" and the budgets it was made for
     return dataclasses.replace(opts, weight_bits=plan, flash_budget=None, latency_budget=None,
                                firmware_budget=None), section
+
+
+def firmware_measure(target):
+    """The mixed-precision cost model's view of a firmware build (cost_model.Measure), or
+    None for a target that builds no firmware."""
+    from edgeq.codegen.kernels import kernel_of
+    from edgeq.ops import holds
+    from edgeq.report import base_report
+    from edgeq.targets.elfsize import function_sizes
+    from edgeq.targets.mcu import MCUTarget
+    if not isinstance(target, MCUTarget):
+        return None
+
+    def measure(qgraph, profile: bool) -> dict:
+        report = base_report(qgraph, target.name)
+        # the emulated board's flash, not the part's: the all-int8 build is measured precisely
+        # when it may not fit the part (that is why a budget was given); the planned firmware
+        # is still linked against the part's flash afterwards
+        report["budget"] = {"flash_bytes": target.board.get("qemu_flash_bytes", target.board["flash_bytes"])}
+        with tempfile.TemporaryDirectory(prefix="edgeq-cost-") as tmp:
+            target.build(qgraph, Path(tmp), report, None)
+            return {"flash": int(report["flash_bytes"]), "functions": function_sizes(Path(tmp) / "fw.elf"),
+                    "kernels": {n.name: kernel_of(n, qgraph).function for n in qgraph.nodes if holds("weighted", n)},
+                    "profile": target.profile(Path(tmp), "qemu") if profile else None}
+    return measure
 
 
 def _bits_option(bits: int | dict) -> int | dict[str, int]:

@@ -14,7 +14,7 @@ import torch
 from edgeq.errors import EdgeqError
 from edgeq.mixed_precision.hessian import hutchinson_trace
 from edgeq.mixed_precision.ilp import Budget, Once, assign_bitwidth_ilp
-from edgeq.mixed_precision.plan import parse_budget
+from edgeq.options import parse_budget
 
 
 needs_arm = pytest.mark.skipif(

@@ -86,7 +86,7 @@ def dscnn_gptq():
 
 def test_compile_with_gptq_quantizes_to_gptq_integers_and_is_more_accurate(dscnn_gptq):
     from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
-    from edgeq.round_weights import round_weights_gptq
+    from edgeq.passes.round_weights_gptq import gptq_rounded as round_weights_gptq
     res, x, y = dscnn_gptq
     g, nearest = res["gptq"], res["nearest"]
     assert set(g.report["gptq_rounding"]) == {n.name for n in g.float_graph.nodes if n.op in ("Conv", "Gemm")}

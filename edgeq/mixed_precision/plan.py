@@ -14,30 +14,12 @@ Budgets (at least one is needed, else all-int8 would be the answer):
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.mixed_precision.ilp import assign_bitwidth_ilp, plan_cost, size_budget
 from edgeq.mixed_precision.layers import total_weight_bytes, weighted_layers
-
-SENSITIVITIES = ("hawq", "measured")
-_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2,
-          "k": 1000, "m": 1000 ** 2}
-
-
-def parse_budget(text, reference: float, what: str) -> float:
-    """A number with an optional unit, or a percentage of `reference` (the all-int8 value)."""
-    s = str(text).strip().lower().replace(" ", "").replace("_", "")
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(%|[a-z]*)", s)
-    if not m or (m.group(2) not in _UNITS and m.group(2) != "%"):
-        raise EdgeqError(f"cannot read {what} {text!r}",
-                         "write bytes/instructions as 200000, 200KB, 196KiB, 1.5M, or a share of "
-                         "all-int8 as 60%")
-    v = float(m.group(1))
-    return reference * v / 100 if m.group(2) == "%" else v * _UNITS[m.group(2)]
-
+from edgeq.options import parse_budget
 
 def _first_last(layers) -> dict[str, int]:
     return {layers[0].name: 8, layers[-1].name: 8} if layers else {}
@@ -67,29 +49,19 @@ def fake_quant_sqnr(graph, feeds, layers, per_channel: bool):
     return sqnr
 
 
-def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, latency_budget=None,
-                     firmware_budget=None,
+def plan_weight_bits(graph, feeds, ranges, *, target: str, measure=None, flash_budget=None,
+                     latency_budget=None, firmware_budget=None,
                      sensitivity: str = "measured", keep_ends_int8: bool = True, ties=(),
                      per_channel: bool = True, progress: bool = False, pareto: bool = True,
                      rounding: str = "gptq"):
-    """({layer: bits}, report section). `ranges` are needed only for a latency budget."""
+    """({layer: bits}, report section). `ranges` and `measure` (cost_model.Measure: firmware
+    builds of the target, made by the compile driver; None for a target that builds none)
+    are needed only for a firmware or latency budget."""
     from edgeq.mixed_precision import sensitivity as sens_mod
-    if feeds is None:
-        raise EdgeqError("--weight-bits auto needs calibration data (sensitivities are measured on it)",
-                         "give --calib FILE, or choose --weight-bits 8 or 4")
-    if flash_budget is None and latency_budget is None and firmware_budget is None:
-        raise EdgeqError("--weight-bits auto needs a budget",
-                         "give --flash-budget (e.g. 60% or 200KB), --firmware-budget and/or --latency-budget")
-    if (firmware_budget is not None or latency_budget is not None) and not target.startswith("cortex-m"):
+    if (firmware_budget is not None or latency_budget is not None) and measure is None:
         which = "--firmware-budget" if firmware_budget is not None else "--latency-budget"
         raise EdgeqError(f"{which} is measured on a linked firmware, which target {target!r} does not build",
                          "use a cortex-m* target, or only --flash-budget")
-    for text, what in ((flash_budget, "--flash-budget"), (firmware_budget, "--firmware-budget"),
-                       (latency_budget, "--latency-budget")):
-        if text is not None:  # a typo fails now, not after minutes of sensitivities and builds
-            parse_budget(text, 1.0, what)
-    if sensitivity not in SENSITIVITIES:
-        raise EdgeqError(f"unknown sensitivity {sensitivity!r}", f"use one of {', '.join(SENSITIVITIES)}")
     layers = weighted_layers(graph)
     # 64 inputs: Hessian-vector products through depthwise convs are slow on CPU (about
     # 1.7 s per probe per 32 dscnn images on 2 cores); 8 probes x 64 inputs ranks layers stably
@@ -110,10 +82,10 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, flash_budget=None, la
         section["flash_budget_weight_bytes"] = int(limit)
     if firmware_budget is not None or latency_budget is not None:
         from edgeq.mixed_precision import cost_model
-        builds = cost_model.build_uniform(graph, ranges, target, "per-channel" if per_channel else "per-tensor",
+        builds = cost_model.build_uniform(graph, ranges, measure, "per-channel" if per_channel else "per-tensor",
                                           profile=latency_budget is not None)
     if firmware_budget is not None:
-        fw = cost_model.firmware_flash_budget(builds, graph, layers)
+        fw = cost_model.firmware_flash_budget(builds, layers)
         fw.limit = parse_budget(firmware_budget, builds[8]["flash"], "--firmware-budget")
         budgets.append(fw)
         section.update(firmware_budget_bytes=int(fw.limit), all_int8_firmware_bytes=builds[8]["flash"])
