@@ -6,8 +6,8 @@
   including `Shape` of any tensor, since shapes are static here) live in numpy and are
   evaluated on the spot (`onnx_import_fold`); they enter the graph only as operands of
   real ops;
-- activations get a canonical node (`onnx_import_ops`) and a static shape computed by
-  our own shape functions (`onnx_import_shapes`), so nothing depends on the file's
+- activations get a canonical node (`onnx_import_ops`, the import stage's converters) and
+  a static shape computed by the op's declared shape rule (edgeq/ops), so nothing depends on the file's
   value_info being present or right. (ONNX's own shape inference is deliberately not
   used: for pooling with ceil_mode it disagrees with what onnxruntime and PyTorch
   compute, and those are the numbers the model was trained with.)
@@ -28,11 +28,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from edgeq import onnx_import_ops  # noqa: F401  (registers the import stage's converters)
 from edgeq.errors import EdgeqError, shown
 from edgeq.ir import Graph, Node, Tensor
+from edgeq.ops import FLOAT_OPS, REGISTRY, implementations
 from edgeq.onnx_import_check import check_graph, check_tensors, check_versions, default_opset
 from edgeq.onnx_import_fold import FOLDERS, FoldFailed, fold_node, result_elements
-from edgeq.onnx_import_shapes import infer_shape
 from edgeq.onnx_import_tensors import MAX_ELEMENTS, dtype_name, element_count, load_external_data, to_array
 
 MIN_OPSET = 13
@@ -48,16 +49,15 @@ def import_onnx(model: str | Path | onnx.ModelProto,
 
     `input_shapes` pins dynamic input dims, e.g. {"input": (1, 3, 32, 32)}.
     """
-    from edgeq.onnx_import_ops import CONVERTERS
     proto = _load(model)
     check_versions(proto)
     if proto.functions:
         proto = _inline(proto)
     _name_nodes(proto)
-    supported = set(CONVERTERS) | set(FOLDERS) | {"Constant", "Shape", "Size"}
+    supported = set(REGISTRY.implemented("import")) | set(FOLDERS) | {"Constant", "Shape", "Size"}
 
     def refuse(node):
-        _unsupported(node, CONVERTERS)
+        _unsupported(node)
     # Schemas first: the version converter and every converter below see well-formed nodes.
     check_graph(proto, supported, refuse)
     check_tensors(proto)
@@ -223,11 +223,17 @@ class _Importer:
         if output in self.g.tensors:
             raise EdgeqError(f"tensor '{shown(output)}' is produced twice", "check the model with onnx.checker")
         shapes = [self.g.tensors[i].shape for i in inputs]
+        decl = FLOAT_OPS[op]
         try:
-            shape = infer_shape(op, shapes, attrs)
+            shape = decl.shape(shapes, attrs)
         except (ValueError, IndexError) as e:
             raise EdgeqError(f"{op} node '{shown(name)}': inconsistent shapes {shapes} ({e})",
                              "check the model with onnx.shape_inference") from None
+        problem = decl.axis_problem(attrs["axis"], len(shapes[0])) if decl.axis else None
+        if problem:
+            raise EdgeqError(f"{op} node '{shown(name)}': {problem}",
+                             "transpose so the op runs over the last axis" if decl.axis == "last"
+                             else "check the model with onnx.checker")
         if any(d <= 0 for d in shape):
             raise EdgeqError(f"{op} node '{shown(name)}' would produce an empty tensor of shape {shape}",
                              "check the input shape (--input-shape) against what the model expects")
@@ -241,7 +247,7 @@ class _Importer:
     def _check_batch_axis(self, op: str, inputs: list[str], shape: tuple, attrs: dict, name: str) -> None:
         """Calibration and the integer reference run a batch of samples through the batch-1
         graph along axis 0, so an op that combines tensors must keep axis 0 the batch."""
-        if op not in ("Add", "Mul", "PRelu", "Concat"):
+        if not FLOAT_OPS[op].combines:
             return
         acts = [self.g.tensors[i].shape for i in inputs if not self.g.tensors[i].is_const]
         if (op == "Concat" and attrs["axis"] == 0) or any(len(a) != len(shape) or a[0] != shape[0] for a in acts):
@@ -255,9 +261,8 @@ class _Importer:
         for init in gp.initializer:
             self.values[init.name] = _to_array(init)
         self._inputs(gp)
-        from edgeq.onnx_import_ops import CONVERTERS
         for node in _toposorted(gp, set(self.values) | set(self.g.inputs)):
-            self._node(node, CONVERTERS)
+            self._node(node)
         self._outputs(gp)
         self.g.prune()
         _check_budget("the model's activations", sum(t.size for t in self.g.tensors.values() if not t.is_const),
@@ -312,10 +317,10 @@ class _Importer:
             self.g.inputs.append(vi.name)
         _check_budget("the model's inputs", sum(self.g.tensors[n].size for n in self.g.inputs), MAX_INPUT_ELEMENTS)
 
-    def _node(self, node: onnx.NodeProto, converters):
+    def _node(self, node: onnx.NodeProto):
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
-            _unsupported(node, converters)
+            _unsupported(node)
         attrs = attr_dict(node)
         ins = list(node.input)
         if op == "Constant":
@@ -339,7 +344,7 @@ class _Importer:
             try:
                 outs = fold_node(op, vals, attrs)
             except FoldFailed as e:
-                if op not in converters:
+                if not implementations("import", op):
                     raise EdgeqError(f"{op} node '{shown(node.name)}' cannot be evaluated on its constant inputs "
                                      f"({shown(str(e), 200)})", "check the values and shapes it is given") from None
                 outs = None  # converted as a run-time op below
@@ -348,12 +353,12 @@ class _Importer:
                     if name:
                         self.values[name] = v
                 return
-        conv = converters.get(op)
-        if conv is None:
-            _unsupported(node, converters)
+        converters = implementations("import", op)
+        if not converters:
+            _unsupported(node)
         try:
             with np.errstate(all="ignore"):  # garbage in, NaN/inf out: refused where it becomes a constant
-                conv(self, node, ins, attrs)
+                converters[0].fn(self, node, ins, attrs)
         except (KeyError, IndexError, ValueError, TypeError, ArithmeticError) as e:
             # A malformed node the checks did not foresee: still the user's file.
             raise EdgeqError(f"{op} node '{shown(node.name)}' cannot be imported ({type(e).__name__}: {shown(str(e), 200)})",
@@ -445,8 +450,8 @@ def _sparse_to_dense(sp: onnx.SparseTensorProto) -> np.ndarray:
     return dense.reshape(dims)
 
 
-def _unsupported(node, converters):
-    supported = sorted(set(converters) | {"Constant", "Shape", "Size"})
+def _unsupported(node):
+    supported = sorted(set(REGISTRY.implemented("import")) | {"Constant", "Shape", "Size"})
     dom = f" (domain '{shown(node.domain)}')" if node.domain not in ("", "ai.onnx") else ""
     raise EdgeqError(f"unsupported op {shown(node.op_type)}{dom} in node '{shown(node.name)}'",
                      "replace it in the model before export; supported ops: " + ", ".join(supported))

@@ -16,6 +16,8 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 from onnx import helper, TensorProto
 
+from edgeq.ops.shapes import resolve_reshape
+
 Fold = Callable[[list, dict], list]
 
 _NP_OF_ONNX = {getattr(TensorProto, k): helper.tensor_dtype_to_np_dtype(getattr(TensorProto, k))
@@ -69,7 +71,6 @@ def _gather(i, a):
 
 
 def _reshape(i, a):
-    from edgeq.onnx_import_shapes import resolve_reshape
     return [i[0].reshape(resolve_reshape(i[0].shape, i[1], bool(a.get("allowzero", 0))))]
 
 

@@ -1,9 +1,12 @@
 """One converter per supported ONNX op: ONNX node -> canonical float nodes.
 
-A converter receives the importer `m` (constants, shapes, `emit`), the ONNX node, its
-input names and its attributes, and emits canonical nodes whose last output keeps the
-ONNX output name (so graph outputs and later readers need no renaming). Every
-attribute of the canonical form is written explicitly (docs/float_graph.md).
+A converter is registered with `@implements("import", ONNX_OP, emits=(...))` (the
+canonical ops it may write; `edgeq ops` lists them). It receives the importer `m`
+(constants, shapes, `emit`), the ONNX node, its input names and its attributes, and emits
+canonical nodes whose last output keeps the ONNX output name (so graph outputs and later
+readers need no renaming). Every attribute of the canonical form is written explicitly
+(docs/float_graph.md); `emit` checks each node against its op's declaration (shape rule,
+axis rule).
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ import math
 import numpy as np
 
 from edgeq.errors import EdgeqError, shown
-from edgeq.onnx_import_shapes import ceil_extra_pad, resolve_reshape
+from edgeq.ops import implements
+from edgeq.ops.shapes import resolve_reshape
 
 INF = float("inf")
 
@@ -62,6 +66,20 @@ def resolve_pads(node, attrs, spatial, kernel, strides, dil) -> list[int]:
     return pads
 
 
+def ceil_extra_pad(size: int, k: int, stride: int, pb: int, pe: int, dil: int) -> int:
+    """Extra end padding that makes floor-mode pooling equal ceil_mode=1 along one axis.
+
+    Ceil mode adds one more window when the last stride leaves a partial window, but
+    (PyTorch's and onnxruntime's rule) never a window that starts in the end padding.
+    """
+    eff = (k - 1) * dil + 1
+    out = math.ceil((size + pb + pe - eff) / stride) + 1
+    if (out - 1) * stride >= size + pb:
+        out -= 1
+    need = (out - 1) * stride + eff - (size + pb + pe)
+    return max(need, 0)
+
+
 def _lift_1d(m, node, x: str) -> tuple[str, bool]:
     """A rank-3 (N, C, L) input becomes (N, C, 1, L) so 1-D conv/pool reuse the 2-D ops."""
     shape = m.shape(x)
@@ -94,6 +112,7 @@ def _emit_spatial(m, node, op, inputs, attrs_out, lifted):
 
 # ---- convolution and dense ----------------------------------------------------------------
 
+@implements("import", "Conv", emits=("Conv", "Reshape"))
 def conv(m, node, ins, attrs):
     W = np.asarray(m.need_const(ins[1], "the weight", node), np.float32)
     x, lifted = _lift_1d(m, node, ins[0])
@@ -149,6 +168,7 @@ def _gemm_out(m, node, x: str, W: np.ndarray, B: np.ndarray, out: str):
     return m.emit("Reshape", [mid], out, {"shape": list(shape[:-1]) + [W.shape[0]]}, node.name + "/unflatten")
 
 
+@implements("import", "Gemm", emits=("Gemm", "Reshape", "Transpose", "Mul", "Add"))
 def gemm(m, node, ins, attrs):
     if m.is_const(ins[0]):
         _fail(node, "a constant left operand is not supported")
@@ -187,6 +207,7 @@ def gemm(m, node, ins, attrs):
     m.emit("Add", [mid, c], node.output[0], {}, node.name + "/C")
 
 
+@implements("import", "MatMul", emits=("Gemm", "Reshape"))
 def matmul(m, node, ins, attrs):
     if m.is_const(ins[0]) or not m.is_const(ins[1]):
         _fail(node, "only MatMul with a constant 2-D right operand (a dense layer) is supported",
@@ -197,6 +218,7 @@ def matmul(m, node, ins, attrs):
     _gemm_out(m, node, ins[0], np.ascontiguousarray(Bw.T), np.zeros(Bw.shape[1], np.float32), node.output[0])
 
 
+@implements("import", "BatchNormalization", emits=("BatchNormalization",))
 def batchnorm(m, node, ins, attrs):
     if attrs.get("training_mode", 0):
         _fail(node, "training_mode=1 is not supported", "export in eval mode (training=TrainingMode.EVAL)")
@@ -227,6 +249,7 @@ def _unary(op, **defaults):
     return f
 
 
+@implements("import", "Clip", emits=("Clip",))
 def clip(m, node, ins, attrs):
     lo, hi = attrs.get("min", -INF), attrs.get("max", INF)
     for idx, key in ((1, "min"), (2, "max")):
@@ -239,6 +262,7 @@ def clip(m, node, ins, attrs):
     m.emit("Clip", [m.ref(ins[0])], node.output[0], {"min": float(lo), "max": float(hi)}, node.name)
 
 
+@implements("import", "PRelu", emits=("PRelu",))
 def prelu(m, node, ins, attrs):
     xs = m.shape(ins[0])
     s = np.asarray(m.need_const(ins[1], "the slope", node), np.float32)
@@ -288,6 +312,7 @@ def _const_operand(m, node, name, value):
 
 # ---- data movement ------------------------------------------------------------------------
 
+@implements("import", "Concat", emits=("Concat",))
 def concat(m, node, ins, attrs):
     ax = axis(node, attrs["axis"], len(m.shape(ins[0])))
     m.emit("Concat", [m.ref(i) for i in ins], node.output[0], {"axis": ax}, node.name)
@@ -297,6 +322,7 @@ def _reshape_to(m, node, x, shape):
     m.emit("Reshape", [m.ref(x)], node.output[0], {"shape": [int(d) for d in shape]}, node.name)
 
 
+@implements("import", "Reshape", emits=("Reshape",))
 def reshape(m, node, ins, attrs):
     target = m.need_const(ins[1], "the target shape", node)
     try:
@@ -306,6 +332,7 @@ def reshape(m, node, ins, attrs):
     _reshape_to(m, node, ins[0], shape)
 
 
+@implements("import", "Flatten", emits=("Reshape",))
 def flatten(m, node, ins, attrs):
     s = m.shape(ins[0])
     ax = axis(node, attrs.get("axis", 1), len(s), inclusive=True)
@@ -319,6 +346,7 @@ def _axes_of(m, node, ins, attrs):
     return None if a is None else [int(v) for v in a]
 
 
+@implements("import", "Squeeze", emits=("Reshape",))
 def squeeze(m, node, ins, attrs):
     s = m.shape(ins[0])
     axes = _axes_of(m, node, ins, attrs)
@@ -328,6 +356,7 @@ def squeeze(m, node, ins, attrs):
     _reshape_to(m, node, ins[0], [d for i, d in enumerate(s) if i not in axes])
 
 
+@implements("import", "Unsqueeze", emits=("Reshape",))
 def unsqueeze(m, node, ins, attrs):
     s = list(m.shape(ins[0]))
     axes = _axes_of(m, node, ins, attrs) or []
@@ -340,6 +369,7 @@ def unsqueeze(m, node, ins, attrs):
     _reshape_to(m, node, ins[0], s)
 
 
+@implements("import", "Transpose", emits=("Transpose",))
 def transpose(m, node, ins, attrs):
     r = len(m.shape(ins[0]))
     perm = [int(p) for p in attrs.get("perm", list(range(r))[::-1])]
@@ -348,6 +378,7 @@ def transpose(m, node, ins, attrs):
     m.emit("Transpose", [m.ref(ins[0])], node.output[0], {"perm": perm}, node.name)
 
 
+@implements("import", "Pad", emits=("Pad",))
 def pad(m, node, ins, attrs):
     mode = attrs.get("mode", "constant")
     if mode != "constant":
@@ -375,19 +406,19 @@ def pad(m, node, ins, attrs):
     m.emit("Pad", [m.ref(ins[0])], node.output[0], {"pads": p, "value": value}, node.name)
 
 
+@implements("import", "Softmax", emits=("Softmax",))
 def softmax(m, node, ins, attrs):
     r = len(m.shape(ins[0]))
     ax = axis(node, attrs.get("axis", -1 if m.opset >= 13 else 1), r)
-    if ax != r - 1:
-        _fail(node, f"softmax over axis {ax} of a rank-{r} tensor; only the last axis is supported",
-              "transpose so the softmax runs over the last axis")
     m.emit("Softmax", [m.ref(ins[0])], node.output[0], {"axis": ax}, node.name)
 
 
+@implements("import", "Identity", "Dropout", emits=("Identity",))
 def identity(m, node, ins, attrs):
     m.emit("Identity", [m.ref(ins[0])], node.output[0], {}, node.name)
 
 
+@implements("import", "Cast", emits=("Identity",))
 def cast(m, node, ins, attrs):
     from onnx import TensorProto
     if attrs.get("to") not in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16):
@@ -411,6 +442,7 @@ def _pool_geometry(m, node, attrs, x, lifted):
     return kernel, strides, pads, dil, ceil
 
 
+@implements("import", "MaxPool", emits=("MaxPool", "Reshape"))
 def maxpool(m, node, ins, attrs):
     x, lifted = _lift_1d(m, node, ins[0])
     kernel, strides, pads, dil, _ = _pool_geometry(m, node, attrs, x, lifted)
@@ -418,6 +450,7 @@ def maxpool(m, node, ins, attrs):
     _emit_spatial(m, node, "MaxPool", [x], {"kernel": kernel, "strides": strides, "pads": pads, "dilations": dil}, lifted)
 
 
+@implements("import", "AveragePool", emits=("AveragePool", "Reshape"))
 def avgpool(m, node, ins, attrs):
     x, lifted = _lift_1d(m, node, ins[0])
     if any(int(d) != 1 for d in attrs.get("dilations", [])):
@@ -436,11 +469,13 @@ def avgpool(m, node, ins, attrs):
                   {"kernel": kernel, "strides": strides, "pads": pads, "count_include_pad": cip}, lifted)
 
 
+@implements("import", "GlobalAveragePool", emits=("GlobalAveragePool", "Reshape"))
 def global_avgpool(m, node, ins, attrs):
     x, lifted = _lift_1d(m, node, ins[0])
     _emit_spatial(m, node, "GlobalAveragePool", [x], {}, lifted)
 
 
+@implements("import", "GlobalMaxPool", emits=("MaxPool", "Reshape"))
 def global_maxpool(m, node, ins, attrs):
     x, lifted = _lift_1d(m, node, ins[0])
     h, w = m.g.tensors[x].shape[2:]
@@ -448,6 +483,7 @@ def global_maxpool(m, node, ins, attrs):
                                             "dilations": [1, 1]}, lifted)
 
 
+@implements("import", "ReduceMean", emits=("GlobalAveragePool", "Reshape", "Identity"))
 def reduce_mean(m, node, ins, attrs):
     """Mean over trailing axes a..r-1 (a >= 1) -> GlobalAveragePool. Rank 4 over (2, 3)
     maps directly; other cases view x as (N, M, K, 1) with K the reduced elements, so
@@ -480,37 +516,11 @@ def reduce_mean(m, node, ins, attrs):
     m.emit("Reshape", [tmp], node.output[0], {"shape": out_shape}, node.name + "/out")
 
 
-CONVERTERS = {
-    "Conv": conv,
-    "Gemm": gemm,
-    "MatMul": matmul,
-    "BatchNormalization": batchnorm,
-    "Relu": _unary("Relu"),
-    "Sigmoid": _unary("Sigmoid"),
-    "Tanh": _unary("Tanh"),
-    "HardSwish": _unary("HardSwish"),
-    "HardSigmoid": _unary("HardSigmoid", alpha=0.2, beta=0.5),
-    "LeakyRelu": _unary("LeakyRelu", alpha=0.01),
-    "Clip": clip,
-    "PRelu": prelu,
-    "Add": _binary("Add"),
-    "Mul": _binary("Mul"),
-    "Sub": _binary("Sub"),
-    "Div": _binary("Div"),
-    "Concat": concat,
-    "MaxPool": maxpool,
-    "AveragePool": avgpool,
-    "GlobalAveragePool": global_avgpool,
-    "GlobalMaxPool": global_maxpool,
-    "ReduceMean": reduce_mean,
-    "Flatten": flatten,
-    "Reshape": reshape,
-    "Squeeze": squeeze,
-    "Unsqueeze": unsqueeze,
-    "Transpose": transpose,
-    "Pad": pad,
-    "Softmax": softmax,
-    "Dropout": identity,
-    "Identity": identity,
-    "Cast": cast,
-}
+for _op in ("Relu", "Sigmoid", "Tanh", "HardSwish"):
+    implements("import", _op, emits=(_op,))(_unary(_op))
+implements("import", "HardSigmoid", emits=("HardSigmoid",))(_unary("HardSigmoid", alpha=0.2, beta=0.5))
+implements("import", "LeakyRelu", emits=("LeakyRelu",))(_unary("LeakyRelu", alpha=0.01))
+implements("import", "Add", emits=("Add",))(_binary("Add"))
+implements("import", "Mul", emits=("Mul",))(_binary("Mul"))
+implements("import", "Sub", emits=("Add", "Mul"))(_binary("Sub"))
+implements("import", "Div", emits=("Mul",))(_binary("Div"))

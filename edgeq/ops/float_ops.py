@@ -44,10 +44,10 @@ def _clip_bounds(node) -> tuple[float, float]:
 CONV = _float("Conv", "2-D convolution, NCHW; W [Co, Ci/group, kH, kW], B [Co] always present",
               (Input("x"), Input("W", const=True), Input("B", const=True)),
               WINDOW + (Attr("dilations", "ints"), Attr("group", "int")) + FUSED_CLAMP,
-              shapes.layer, weighted=True, clamp_fusable=True)
+              shapes.conv, weighted=True, clamp_fusable=True)
 GEMM = _float("Gemm", "y = x @ W.T + B; x [N, K], W [Co, K], B [Co]",
               (Input("x"), Input("W", const=True), Input("B", const=True)), FUSED_CLAMP,
-              shapes.layer, weighted=True, clamp_fusable=True)
+              shapes.gemm, weighted=True, clamp_fusable=True)
 _float("BatchNormalization", "inference-mode batch norm with running statistics (folded by fold_batchnorm)",
        (Input("x"),) + tuple(Input(n, const=True) for n in ("scale", "B", "mean", "var")),
        (Attr("epsilon", "float", onnx=True),))
@@ -68,13 +68,13 @@ _float("HardSigmoid", "clamp(alpha x + beta, 0, 1)",
 _float("LeakyRelu", "x if x >= 0 else alpha x", attrs=(Attr("alpha", "float", onnx=True),),
        float_fn=lambda x, a: np.where(x >= 0, x, float(a["alpha"]) * x))
 _float("PRelu", "x if x >= 0 else slope x; slope constant, scalar or per channel (axis 1)",
-       (Input("x"), Input("slope", const=True)), shape=shapes.broadcast_two)
+       (Input("x"), Input("slope", const=True)), shape=shapes.broadcast_two, combines=True)
 
 # ---- elementwise binary ------------------------------------------------------------------------
 _float("Add", "a + b, numpy broadcasting; either may be a constant",
-       (Input("a"), Input("b")), FUSED_CLAMP, shapes.broadcast_two, clamp_fusable=True)
+       (Input("a"), Input("b")), FUSED_CLAMP, shapes.broadcast_two, clamp_fusable=True, combines=True)
 _float("Mul", "a * b, numpy broadcasting; either may be a constant",
-       (Input("a"), Input("b")), FUSED_CLAMP, shapes.broadcast_two, clamp_fusable=True)
+       (Input("a"), Input("b")), FUSED_CLAMP, shapes.broadcast_two, clamp_fusable=True, combines=True)
 
 # ---- pooling -----------------------------------------------------------------------------------
 _float("MaxPool", "max over the window (ceil_mode folded into pads)", X,
@@ -88,7 +88,7 @@ _float("GlobalAveragePool", "mean over H and W (rank 4)", shape=shapes.global_po
 
 # ---- data movement -----------------------------------------------------------------------------
 _float("Concat", "concatenation along a non-negative axis", (Input("x", variadic=True),),
-       (Attr("axis", "int", onnx=True),), shapes.concat, axis="any")
+       (Attr("axis", "int", onnx=True),), shapes.concat, axis="any", combines=True)
 _float("Reshape", "new shape, fully resolved ints (Flatten, Squeeze, Unsqueeze import as this)", X,
        (Attr("shape", "ints"),), shapes.reshape, keeps_range=True,
        channel_scale_commutes=_flatten_1x1, channel_shift_commutes=_flatten_1x1)

@@ -34,9 +34,9 @@ def _reshape(ins: list[tuple], attrs) -> tuple:
 
 
 _int("QConv", "int8 conv (groups, depthwise, dilation, 1-D as H = 1), int32 accumulation, per-channel requant",
-     LAYER_INPUTS, WINDOW + (Attr("group", "int", 1),) + ZPS + CLAMP, shapes.layer, weighted=True)
+     LAYER_INPUTS, WINDOW + (Attr("group", "int", 1),) + ZPS + CLAMP, shapes.conv_1d_or_2d, weighted=True)
 _int("QGemm", "int8 fully connected (x flattened to [N, K]), per-channel requant", LAYER_INPUTS,
-     ZPS + CLAMP, lambda ins, a: (ins[0][0], ins[1][0]), weighted=True)
+     ZPS + CLAMP, shapes.gemm_flattened, weighted=True)
 _int("QAdd", "TFLite ADD: both inputs rescaled to a common scale, summed, requantized",
      (Input("a"), Input("b")),
      _ints("a_zp", "b_zp", "y_zp") + (Attr("left_shift", "int", 20),)

@@ -78,6 +78,7 @@ class OpDecl:
     channel_scale_commutes: Property = False  # f(s x) = s f(x) for a positive per-channel s, channels kept
     channel_shift_commutes: Property = False  # f(x + c) = f(x) + c for a per-channel constant c, channels kept
     clamp_fusable: bool = False   # applies an output clamp act_min/act_max itself (fuse_activation's producers)
+    combines: bool = False        # the output shape comes from several inputs (broadcast, concatenated)
     as_clamp: Callable[[Any], tuple[float, float]] | None = None  # the op IS a clamp: (lo, hi) of a node
     float_fn: Callable[[Any, Mapping], Any] | None = None  # float64 numpy semantics f(x, attrs), unary elementwise ops
     axis: str | None = None       # which values the `axis` attribute may take: "any" | "last"

@@ -1,12 +1,17 @@
-"""Shape arithmetic the ops' shape rules share (and the importer, which resolves ONNX's
-Reshape targets and pooling windows with the same functions).
+"""The ops' shape rules and the arithmetic they share (the importer resolves ONNX's
+Reshape targets with the same functions).
 
-Shapes are plain tuples of ints; the batch dimension is whatever the graph says (1 for
-imported models).
+A rule maps (input shapes, attributes) to the output shape and raises ValueError when the
+inputs and attributes do not fit together: the importer turns that into an EdgeqError
+naming the node, the verifier into an assertion. Shapes are plain tuples of ints; the
+batch dimension is whatever the graph says (1 for imported models).
 """
 from __future__ import annotations
 
 import numpy as np
+
+# Window sizes, strides, dilations and pads: far above any model's (the C kernels use int).
+MAX_WINDOW = 1 << 16
 
 
 def conv_out(size: int, k: int, stride: int, pad_begin: int, pad_end: int, dil: int) -> int:
@@ -37,14 +42,27 @@ def resolve_reshape(in_shape: tuple, target, allowzero: bool = False) -> tuple:
     return tuple(out)
 
 
-def window(shape: tuple, attrs, kernel) -> tuple:
-    """Output spatial dims of a conv / pool window over an [N, C, H, W] (or 1-D [N, C, L])
-    input; strides, pads (all begins, then all ends) and dilations default to 1, 0, 1."""
+def _need(ok: bool, why: str) -> None:
+    if not ok:
+        raise ValueError(why)
+
+
+def window(shape: tuple, attrs, kernel, ranks=(4,)) -> tuple:
+    """Output spatial dims of a conv / pool window over an [N, C, H, W] input (or, where
+    `ranks` allows 3, a 1-D [N, C, L] one); strides, pads (all begins, then all ends) and
+    dilations default to 1, 0, 1."""
+    _need(len(shape) in ranks, f"input rank {len(shape)}, expected {' or '.join(map(str, ranks))}")
     spatial = tuple(shape[2:])
     nd = len(spatial)
-    s = attrs.get("strides") or [1] * nd
-    p = attrs.get("pads") or [0] * (2 * nd)
-    d = attrs.get("dilations") or [1] * nd
+    s = list(attrs.get("strides") or [1] * nd)
+    p = list(attrs.get("pads") or [0] * (2 * nd))
+    d = list(attrs.get("dilations") or [1] * nd)
+    kernel = list(kernel)
+    _need(len(kernel) == len(s) == len(d) == nd and len(p) == 2 * nd,
+          f"kernel {kernel}, strides {s}, dilations {d} need {nd} values each, pads {p} {2 * nd}")
+    _need(all(v > 0 for v in kernel + s + d), "kernel, strides and dilations must be positive")
+    _need(all(v <= MAX_WINDOW for v in kernel + s + d + p),
+          f"kernel, strides, dilations and pads must be at most {MAX_WINDOW}")
     return tuple(conv_out(spatial[i], int(kernel[i]), int(s[i]), int(p[i]), int(p[i + nd]), int(d[i]))
                  for i in range(nd))
 
@@ -60,19 +78,24 @@ def broadcast_two(ins: list[tuple], attrs) -> tuple:
 
 def concat(ins: list[tuple], attrs) -> tuple:
     x, ax = tuple(ins[0]), int(attrs["axis"])
+    _need(0 <= ax < len(x), f"axis {ax} of rank {len(x)}")
+    _need(all(len(s) == len(x) and all(a == b for i, (a, b) in enumerate(zip(s, x)) if i != ax)
+              for s in ins), f"shapes {ins} differ outside axis {ax}")
     return x[:ax] + (sum(s[ax] for s in ins),) + x[ax + 1:]
 
 
 def transpose(ins: list[tuple], attrs) -> tuple:
     x = tuple(ins[0])
     perm = attrs.get("perm")
-    perm = list(range(len(x)))[::-1] if perm is None else perm  # ONNX's default
-    return tuple(x[int(p)] for p in perm)
+    perm = list(range(len(x)))[::-1] if perm is None else [int(p) for p in perm]  # ONNX's default
+    _need(sorted(perm) == list(range(len(x))), f"perm {perm} for rank {len(x)}")
+    return tuple(x[p] for p in perm)
 
 
 def pad(ins: list[tuple], attrs) -> tuple:
     x, p = tuple(ins[0]), attrs["pads"]
     r = len(x)
+    _need(len(p) == 2 * r, f"{len(p)} pads for rank {r}")
     return tuple(x[i] + int(p[i]) + int(p[i + r]) for i in range(r))
 
 
@@ -80,12 +103,31 @@ def reshape(ins: list[tuple], attrs) -> tuple:
     return resolve_reshape(tuple(ins[0]), attrs["shape"])
 
 
-def layer(ins: list[tuple], attrs) -> tuple:
-    """Conv (W [Co, Ci/g, k...]) or Gemm (W [Co, K]): batch, Co, then the conv window."""
+def conv(ins: list[tuple], attrs, ranks=(4,)) -> tuple:
+    """W [Co, Ci/group, k...] over x [N, Ci, ...]: batch, Co, then the window."""
     x, w = tuple(ins[0]), tuple(ins[1])
-    if len(w) == 2:
-        return (x[0], w[0])
-    return (x[0], w[0]) + window(x, attrs, w[2:])
+    g = int(attrs.get("group", 1))
+    _need(len(w) == len(x) and g > 0 and len(x) > 1 and x[1] == w[1] * g and w[0] % g == 0,
+          f"weight {w} with group={g} does not fit input {x}")
+    return (x[0], w[0]) + window(x, attrs, w[2:], ranks)
+
+
+def conv_1d_or_2d(ins: list[tuple], attrs) -> tuple:
+    return conv(ins, attrs, ranks=(3, 4))
+
+
+def gemm(ins: list[tuple], attrs) -> tuple:
+    """y = x @ W.T: x [N, K], W [Co, K]."""
+    x, w = tuple(ins[0]), tuple(ins[1])
+    _need(len(x) == 2 and len(w) == 2 and x[1] == w[1], f"x {x} @ W{w}.T does not fit")
+    return (x[0], w[0])
+
+
+def gemm_flattened(ins: list[tuple], attrs) -> tuple:
+    """y = flatten(x) @ W.T: x [N, ...] with K values per sample, W [Co, K]."""
+    x, w = tuple(ins[0]), tuple(ins[1])
+    _need(len(w) == 2 and int(np.prod(x[1:], dtype=np.int64)) == w[1], f"weight {w} does not fit input {x}")
+    return (x[0], w[0])
 
 
 def pool(ins: list[tuple], attrs) -> tuple:
@@ -94,4 +136,6 @@ def pool(ins: list[tuple], attrs) -> tuple:
 
 
 def global_pool(ins: list[tuple], attrs) -> tuple:
-    return tuple(ins[0])[:2] + (1, 1)
+    x = tuple(ins[0])
+    _need(len(x) == 4, f"input rank {len(x)}, expected 4")
+    return x[:2] + (1, 1)
