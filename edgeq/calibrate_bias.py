@@ -65,6 +65,7 @@ def _int_preact(node, x, w, bias) -> np.ndarray:
     bias is added in int64."""
     import torch
     import torch.nn.functional as F
+    from edgeq.float_exec import tlbr_to_torch
     k = int(np.prod(w.shape[1:]))
     exact32 = k * 255 * int(np.max(np.abs(w.astype(np.int64)), initial=0)) < (1 << 24)
     dt = np.float32 if exact32 else np.float64
@@ -80,7 +81,7 @@ def _int_preact(node, x, w, bias) -> np.ndarray:
         if nd == 1:
             xs, wt = xs[:, :, None, :], wt[:, :, None, :]
             st, dl, pd = [1] + st, [1] + dl, [0, pd[0], 0, pd[1]]
-        xs = F.pad(xs, (pd[1], pd[3], pd[0], pd[2]))
+        xs = F.pad(xs, tlbr_to_torch(pd))
         acc = F.conv2d(xs, wt, None, stride=st, dilation=dl, groups=int(node.attr("group", 1)))
     acc = np.rint(acc.numpy()).astype(np.int64)
     shape = (1, acc.shape[1]) + (1,) * (acc.ndim - 2)

@@ -24,9 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from edgeq.ir import Graph, Node
-
-OpFn = Callable[[Node, list, Graph], torch.Tensor]
-
+from edgeq.ops import holds, implements, lookup
 
 def to_torch(a: np.ndarray) -> torch.Tensor:
     """Share memory with numpy when possible (weights are read-only here)."""
@@ -49,12 +47,13 @@ def _clamp(node: Node, y: torch.Tensor) -> torch.Tensor:
     return torch.clamp(y, min=lo, max=hi)
 
 
-def _tlbr_to_torch(p) -> tuple[int, int, int, int]:
+def tlbr_to_torch(p) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) -> F.pad's (left, right, top, bottom)."""
     return (int(p[1]), int(p[3]), int(p[0]), int(p[2]))
 
 
-def _conv(node, a, g):
+@implements("float", "Conv")
+def conv(node, a, g):
     x, w, b = a[0], a[1], a[2]
     p = node.attrs["pads"]
     kw = dict(stride=tuple(node.attrs["strides"]), dilation=tuple(node.attrs["dilations"]),
@@ -62,21 +61,24 @@ def _conv(node, a, g):
     if p[0] == p[2] and p[1] == p[3]:
         y = F.conv2d(x, w, b, padding=(int(p[0]), int(p[1])), **kw)
     else:  # asymmetric: zero-pad explicitly (torch's padding= is symmetric only)
-        y = F.conv2d(F.pad(x, _tlbr_to_torch(p)), w, b, **kw)
+        y = F.conv2d(F.pad(x, tlbr_to_torch(p)), w, b, **kw)
     return _clamp(node, y)
 
 
-def _gemm(node, a, g):
+@implements("float", "Gemm")
+def gemm(node, a, g):
     return _clamp(node, F.linear(a[0], a[1], a[2]))
 
 
-def _bn(node, a, g):
+@implements("float", "BatchNormalization")
+def bn(node, a, g):
     x, scale, bias, mean, var = a
     # Inference-mode BN (running statistics); one fused pass instead of four.
     return F.batch_norm(x, mean, var, scale, bias, training=False, eps=float(node.attrs["epsilon"]))
 
 
-def _clip(node, a, g):
+@implements("float", "Clip")
+def clip(node, a, g):
     lo, hi = node.attrs.get("min", -math.inf), node.attrs.get("max", math.inf)
     lo, hi = (None if lo == -math.inf else lo), (None if hi == math.inf else hi)
     if lo is None and hi is None:  # a Clip without bounds (valid ONNX) is the identity
@@ -84,32 +86,35 @@ def _clip(node, a, g):
     return torch.clamp(a[0], min=lo, max=hi)
 
 
-def _maxpool(node, a, g):
+@implements("float", "MaxPool")
+def maxpool(node, a, g):
     x = a[0]
     p = node.attrs["pads"]
     if any(p):
-        x = F.pad(x, _tlbr_to_torch(p), value=-math.inf)  # padding never wins the max
+        x = F.pad(x, tlbr_to_torch(p), value=-math.inf)  # padding never wins the max
     y = F.max_pool2d(x, tuple(node.attrs["kernel"]), tuple(node.attrs["strides"]),
                      dilation=tuple(node.attrs.get("dilations", [1, 1])))
     return _clamp(node, y)
 
 
-def _avgpool(node, a, g):
+@implements("float", "AveragePool")
+def avgpool(node, a, g):
     x = a[0]
     k, s, p = tuple(node.attrs["kernel"]), tuple(node.attrs["strides"]), node.attrs["pads"]
     if not any(p):
         return _clamp(node, F.avg_pool2d(x, k, s))
-    xp = F.pad(x, _tlbr_to_torch(p))
+    xp = F.pad(x, tlbr_to_torch(p))
     total = F.avg_pool2d(xp, k, s)  # mean over kH*kW taps, zeros included
     if node.attrs.get("count_include_pad", 0):
         return _clamp(node, total)
     # Divide by the number of taps inside the input instead of kH*kW.
-    ones = F.pad(torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype), _tlbr_to_torch(p))
+    ones = F.pad(torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype), tlbr_to_torch(p))
     frac = F.avg_pool2d(ones, k, s)
     return _clamp(node, total / frac)
 
 
-def _reshape(node, a, g):
+@implements("float", "Reshape")
+def reshape(node, a, g):
     x = a[0]
     shape = [int(d) for d in node.attrs["shape"]]
     if x.numel() != int(np.prod(shape)):
@@ -118,7 +123,8 @@ def _reshape(node, a, g):
     return x.reshape(shape)
 
 
-def _pad(node, a, g):
+@implements("float", "Pad")
+def pad(node, a, g):
     p = node.attrs["pads"]
     r = len(p) // 2
     tp: list[int] = []
@@ -127,43 +133,82 @@ def _pad(node, a, g):
     return F.pad(a[0], tuple(tp), value=float(node.attrs.get("value", 0.0)))
 
 
-def _prelu(node, a, g):
+@implements("float", "PRelu")
+def prelu(node, a, g):
     x, s = a
     return torch.where(x < 0, x * s, x)
 
 
-OPS: dict[str, OpFn] = {
-    "Conv": _conv,
-    "Gemm": _gemm,
-    "BatchNormalization": _bn,
-    "Relu": lambda n, a, g: torch.relu(a[0]),
-    "Sigmoid": lambda n, a, g: torch.sigmoid(a[0]),
-    "Tanh": lambda n, a, g: torch.tanh(a[0]),
-    "HardSwish": lambda n, a, g: F.hardswish(a[0]),
-    "HardSigmoid": lambda n, a, g: torch.clamp(a[0] * n.attrs["alpha"] + n.attrs["beta"], 0.0, 1.0),
-    "LeakyRelu": lambda n, a, g: F.leaky_relu(a[0], n.attrs["alpha"]),
-    "Clip": _clip,
-    "PRelu": _prelu,
-    "Add": lambda n, a, g: _clamp(n, a[0] + a[1]),
-    "Mul": lambda n, a, g: _clamp(n, a[0] * a[1]),
-    "Concat": lambda n, a, g: torch.cat(a, dim=n.attrs["axis"]),
-    "MaxPool": _maxpool,
-    "AveragePool": _avgpool,
-    "GlobalAveragePool": lambda n, a, g: a[0].mean(dim=(2, 3), keepdim=True),
-    "Reshape": _reshape,
-    "Transpose": lambda n, a, g: a[0].permute(*n.attrs["perm"]),
-    "Pad": _pad,
-    "Softmax": lambda n, a, g: torch.softmax(a[0], dim=n.attrs["axis"]),
-    "Identity": lambda n, a, g: a[0],
-}
+@implements("float", "Relu")
+def relu(node, a, g):
+    return torch.relu(a[0])
+
+
+@implements("float", "Sigmoid")
+def sigmoid(node, a, g):
+    return torch.sigmoid(a[0])
+
+
+@implements("float", "Tanh")
+def tanh(node, a, g):
+    return torch.tanh(a[0])
+
+
+@implements("float", "HardSwish")
+def hardswish(node, a, g):
+    return F.hardswish(a[0])
+
+
+@implements("float", "HardSigmoid")
+def hardsigmoid(node, a, g):
+    return torch.clamp(a[0] * node.attrs["alpha"] + node.attrs["beta"], 0.0, 1.0)
+
+
+@implements("float", "LeakyRelu")
+def leaky_relu(node, a, g):
+    return F.leaky_relu(a[0], node.attrs["alpha"])
+
+
+@implements("float", "Add")
+def add(node, a, g):
+    return _clamp(node, a[0] + a[1])
+
+
+@implements("float", "Mul")
+def mul(node, a, g):
+    return _clamp(node, a[0] * a[1])
+
+
+@implements("float", "Concat")
+def concat(node, a, g):
+    return torch.cat(a, dim=node.attrs["axis"])
+
+
+@implements("float", "GlobalAveragePool")
+def global_avgpool(node, a, g):
+    return a[0].mean(dim=(2, 3), keepdim=True)
+
+
+@implements("float", "Transpose")
+def transpose(node, a, g):
+    return a[0].permute(*node.attrs["perm"])
+
+
+@implements("float", "Softmax")
+def softmax(node, a, g):
+    return torch.softmax(a[0], dim=node.attrs["axis"])
+
+
+@implements("float", "Identity")
+def identity(node, a, g):
+    return a[0]
 
 
 def run_node(node: Node, args: list, graph: Graph) -> torch.Tensor:
-    fn = OPS.get(node.op)
-    if fn is None or node.domain:
-        raise NotImplementedError(f"float execution has no op {node.domain + '.' if node.domain else ''}{node.op} "
+    if node.domain:
+        raise NotImplementedError(f"float execution has no op {node.domain}.{node.op} "
                                   f"(node '{node.name}'); is this a float graph?")
-    return fn(node, args, graph)
+    return lookup("float", node.op, node.name).fn(node, args, graph)
 
 
 def _execute(graph: Graph, env: dict[str, torch.Tensor], const: Callable[[str], torch.Tensor],
@@ -236,7 +281,7 @@ class FloatModule(torch.nn.Module):
     def __init__(self, graph: Graph):
         super().__init__()
         self.graph = graph
-        learnable = {i for n in graph.nodes if n.op in ("Conv", "Gemm") for i in n.inputs[1:3] if i}
+        learnable = {i for n in graph.nodes if holds("weighted", n) for i in n.inputs[1:3] if i}
         self._key: dict[str, str] = {}
         self.weights = torch.nn.ParameterDict()
         for k, (name, t) in enumerate((n, t) for n, t in graph.tensors.items() if t.is_const):

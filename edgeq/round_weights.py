@@ -91,11 +91,11 @@ def sequential_inputs(graph: Graph, parts: list[dict], low: set[str], progress: 
 def _columns(node, x, kernel):
     """The layer's input as (groups, K per group, columns) float64, im2col for a Conv."""
     import torch.nn.functional as F
-    from edgeq.float_exec import _tlbr_to_torch
+    from edgeq.float_exec import tlbr_to_torch
     if node.op == "Gemm":
         return x.double().reshape(x.shape[0], -1).T[None]
     p, g = node.attrs["pads"], int(node.attrs["group"])
-    cols = F.unfold(F.pad(x, _tlbr_to_torch(p)), kernel_size=tuple(kernel),
+    cols = F.unfold(F.pad(x, tlbr_to_torch(p)), kernel_size=tuple(kernel),
                     dilation=tuple(node.attrs["dilations"]), stride=tuple(node.attrs["strides"]))
     n, kk, L = cols.shape  # (N, Ci * kH * kW, positions), channel-major like the weight
     cols = cols.reshape(n, g, kk // g, L).permute(1, 2, 0, 3).reshape(g, kk // g, n * L)
