@@ -91,26 +91,9 @@ def compile_cmd(
     from edgeq.targets.pipeline import CompileOptions, compile_model
     from edgeq.summary import print_compile_summary
 
-    if weight_granularity not in ("per-channel", "per-tensor"):
-        raise EdgeqError(f"unknown --weight-granularity {weight_granularity!r}", "use per-channel or per-tensor")
-    if scratch not in ("fit", "always"):
-        raise EdgeqError(f"unknown --scratch {scratch!r}", "use fit or always")
-    if weight_rounding not in ("gptq", "nearest"):
-        raise EdgeqError(f"unknown --weight-rounding {weight_rounding!r}", "use gptq or nearest")
     if weight_bits not in ("8", "4", "auto"):
         raise EdgeqError(f"unknown --weight-bits {weight_bits!r}", "use 8, 4 or auto")
-    if weight_bits != "auto" and (flash_budget or latency_budget or firmware_budget):
-        raise EdgeqError("--flash-budget/--firmware-budget/--latency-budget choose bits per layer, so they "
-                         "need --weight-bits auto",
-                         "add --weight-bits auto, or drop the budget")
-    if weight_bits == "auto" and calib is None:  # before any work: sensitivities are measured on data
-        raise EdgeqError("--weight-bits auto needs calibration data", "give --calib FILE, or --weight-bits 8 or 4")
-    if weight_bits == "auto" and not (flash_budget or latency_budget or firmware_budget):  # all-int8 would win
-        raise EdgeqError("--weight-bits auto needs a budget",
-                         "give --flash-budget (e.g. 60% or 200KB), --firmware-budget and/or --latency-budget")
     bits = weight_bits if weight_bits == "auto" else int(weight_bits)
-    if not model.is_file():
-        raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx file")
     opts = CompileOptions(target=target, input_shapes=_parse_shapes(input_shape),
                           weight_granularity=weight_granularity, weight_bits=bits, equalize=equalize,
                           flash_budget=flash_budget, latency_budget=latency_budget,
@@ -119,6 +102,8 @@ def compile_cmd(
                           bias_correction=bias_correction, dfq_guard=dfq_guard, calib_method=calib_method,
                           calib_percentile=calib_percentile,
                           weight_rounding=weight_rounding, scratch=scratch, progress=not quiet)
+    if not model.is_file():
+        raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx file")
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {terminal_text(m)}"))
     print_compile_summary(result.report, out_dir, out)
 

@@ -201,7 +201,7 @@ class CompileOptions:
 
     def __post_init__(self):
         _one_of(self.weight_granularity, GRANULARITIES, "--weight-granularity")
-        _one_of(self.weight_rounding, WEIGHT_ROUNDINGS, "weight rounding")
+        _one_of(self.weight_rounding, WEIGHT_ROUNDINGS, "--weight-rounding")
         _one_of(self.scratch, SCRATCH_POLICIES, "--scratch")
         _one_of(self.bits_sensitivity, BITS_SENSITIVITIES, "--bits-sensitivity")
         self.calibration = CalibrationOptions(self.calib_method, self.calib_percentile)
