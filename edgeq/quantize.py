@@ -29,13 +29,11 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
+from edgeq.ops import holds
+from edgeq.options import GRANULARITIES
 from edgeq.quantize_rules import load_rules
 from edgeq.quantize_rules.common import QuantContext
 
-GRANULARITIES = ("per-channel", "per-tensor")
-
-
-WEIGHTED_FLOAT_OPS = ("Conv", "Gemm")
 DEFAULT_BITS = 8
 
 
@@ -49,7 +47,7 @@ def _check_bits(bits, what: str) -> int:
 
 def weight_bits_per_layer(graph_float: Graph, weight_bits: int | dict) -> dict[str, int]:
     """{Conv/Gemm node name: bits} for every weighted layer of the float graph."""
-    names = [n.name for n in graph_float.nodes if n.op in WEIGHTED_FLOAT_OPS]
+    names = [n.name for n in graph_float.nodes if holds("weighted", n)]
     if isinstance(weight_bits, dict):
         unknown = sorted(set(weight_bits) - set(names))
         if unknown:
@@ -65,7 +63,7 @@ def weight_bits_per_layer(graph_float: Graph, weight_bits: int | dict) -> dict[s
 
 def quantize(graph_float: Graph, ranges: dict, weight_granularity: str = "per-channel",
              weight_bits: int | dict = 8) -> Graph:
-    if weight_granularity not in GRANULARITIES:
+    if weight_granularity not in GRANULARITIES:  # the Python API's edge (CompileOptions checked it too)
         raise EdgeqError(f"unknown weight granularity {weight_granularity!r}",
                          "use per-channel or per-tensor")
     layer_bits = weight_bits_per_layer(graph_float, weight_bits)
