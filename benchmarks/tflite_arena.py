@@ -2,7 +2,7 @@
 
 For every Fashion-MNIST reference net in models/ and every MLPerf Tiny model in
 ../shared (each skipped when absent): quantize (32 calibration samples), plan edgeq's
-arena (edgeq.memory_plan.plan_memory), export to .tflite and measure TFLite Micro's
+arena (edgeq.codegen.plan_memory: the C build's plan), export to .tflite and measure TFLite Micro's
 arena for that file (tflite-micro's Python interpreter, print_allocations()).
 
     python benchmarks/tflite_arena.py [--models kws01,ic01]
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="", help="comma-separated subset (default: all present)")
     args = ap.parse_args(argv)
     wanted = set(filter(None, args.models.split(",")))
-    from edgeq.memory_plan import plan_memory
+    from edgeq.codegen import plan_memory
     from edgeq.targets.pipeline import CompileOptions, compile_model
     from edgeq.tflite_export import export_tflite
     from edgeq.tflite_run import tflm_allocations

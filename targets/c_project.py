@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.codegen import PORTABLE, KernelChoice, generate_c, io_info, scratch_size
+from edgeq.codegen import PORTABLE, KernelChoice, generate_c, io_info, plan_memory
 from edgeq.codegen.mains import vectors_c
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
-from edgeq.memory_plan import MemoryPlan, plan_memory
+from edgeq.memory_plan import MemoryPlan
 
 SETUP_FIX = "run `make setup` (or: sudo apt-get install --no-install-recommends {pkg})"
 APT_FIX = "sudo apt-get install --no-install-recommends {pkg}"
@@ -59,8 +59,7 @@ def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = 
             if qgraph.tensors[o].dtype != "int8":
                 raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the C runtime is int8 only",
                                  "quantize the model with edgeq.quantize first")
-    plan = plan_memory(qgraph, scratch_size=lambda n, g: scratch_size(n, g, kernels),
-                       scratch=qgraph.meta.get("scratch_policy", "fit"))
+    plan = plan_memory(qgraph, scratch=qgraph.meta.get("scratch_policy", "fit"), kernels=kernels)
     generate_c(qgraph, plan, src, profile_marks=True, kernels=kernels)
     report["arena_bytes"] = plan.arena_bytes
     report["memory_plan"] = {"scratch_policy": qgraph.meta.get("scratch_policy", "fit"),

@@ -26,6 +26,7 @@ from string import Template
 import numpy as np
 
 from edgeq import runtime_c
+from edgeq.codegen import plan_memory
 from edgeq.codegen.mains import firmware_main_c
 from edgeq.errors import EdgeqError
 from edgeq.memory_plan import plot_timeline
@@ -129,7 +130,6 @@ class MCUTarget:
         """Right after quantization, before the build: fail when the model surely does not fit
         the part. Flash: the constants as stored plus a code floor; SRAM: the memory plan's
         arena plus the stack and heap reserves (all in the linker's RAM region)."""
-        from edgeq.memory_plan import plan_memory
         budget = {k: int(v) for k, v in (report.get("budget") or {}).items() if v is not None}
         board = dict(self.board, **budget)
         part = f"{board['part'].split(' (')[0]} ({self.name})"
@@ -140,7 +140,7 @@ class MCUTarget:
                              f"of code), the part has {board['flash_bytes']:,}",
                              "use a smaller model, int4 weights (--weight-bits 4, or auto with a "
                              "--firmware-budget), " + BIGGER_PART_FIX)
-        arena = plan_memory(qgraph, scratch=scratch).arena_bytes
+        arena = plan_memory(qgraph, scratch=scratch).arena_bytes  # the C build's plan
         stack, heap = board.get("stack_bytes", DEFAULT_STACK), board.get("heap_bytes", DEFAULT_HEAP)
         if arena + stack + heap > board["ram_bytes"]:
             raise EdgeqError(f"the model does not fit {part}: it needs at least {arena + stack + heap:,} bytes "

@@ -17,7 +17,7 @@ from edgeq.codegen.names import NameTable, sanitize
 from edgeq.intref.avgpool import avgpool_recips
 from edgeq.intref.interpreter import run_reference
 from edgeq.ir import Graph, Node, QParams, Tensor, QDOMAIN
-from edgeq.memory_plan import plan_memory
+from edgeq.codegen import plan_memory
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc is missing")
 

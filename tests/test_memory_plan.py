@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from edgeq.ir import Graph, Node, Tensor, QDOMAIN
-from edgeq.memory_plan import ALIGN, INPLACE_INPUTS, plan_memory
+from edgeq.codegen import plan_memory
+from edgeq.memory_plan import ALIGN, INPLACE_INPUTS
 
 
 def random_graph(seed: int) -> Graph:
@@ -129,11 +130,10 @@ def test_graph_output_never_overwritten_in_place():
 
 
 def test_default_scratch_from_runtime():
-    """The C stage's scratch rule (the chosen kernels' _scratch_size mirror) plugs into the planner."""
-    from edgeq.codegen import scratch_size
+    """Without a callable the planner asks runtime_c's scratch_size mirror."""
     from tests.test_codegen_host import qgraph_ops
     g = qgraph_ops()
-    plan = plan_memory(g, scratch_size=scratch_size)
+    plan = plan_memory(g)
     simulate(g, plan)
     assert plan.to_dict()["arena_bytes"] == plan.arena_bytes
 

@@ -49,7 +49,7 @@ def test_recorded_percentile_is_the_held_out_pick(name):
 @pytest.mark.parametrize("name", MLPERF_MODELS)
 def test_arena_at_most_tflm_head(name):
     pytest.importorskip("tflite_micro")
-    from edgeq.memory_plan import plan_memory
+    from edgeq.codegen import plan_memory
     from edgeq.tflite_export import export_tflite
     from edgeq.tflite_run import tflm_allocations
 

@@ -1,6 +1,6 @@
 """C code generation: a quantized graph and its memory plan -> model.h + model.c.
 
-    plan = plan_memory(qgraph, scratch_size=scratch_size)   # the chosen kernels' scratch
+    plan = plan_memory(qgraph)                     # the arena, with the chosen kernels' scratch
     files = generate_c(qgraph, plan, out_dir)      # [out_dir/model.h, out_dir/model.c]
 
 Each layer's call comes from the C stage's emitter for its op and the kernel variant chosen
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq.codegen import kernels as ckernels
 from edgeq.codegen import ops  # noqa: F401  (registers the C stage's emitters and kernels)
 from edgeq.codegen.carray import const_array, pack_s4
 from edgeq.codegen.kernels import PORTABLE, CKernel, KernelChoice, choose, portable_functions, scratch_size
@@ -28,13 +29,22 @@ from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import quantize_multiplier
 from edgeq.ir import Graph, Node
 from edgeq.memory_plan import MemoryPlan
+from edgeq.memory_plan import plan_memory as plan_arena
 
-__all__ = ["generate_c", "io_info", "scratch_size", "CKernel", "KernelChoice", "PORTABLE", "KERNELS", "KERNELS_S4"]
+__all__ = ["generate_c", "io_info", "plan_memory", "scratch_size", "CKernel", "KernelChoice", "PORTABLE", "KERNELS", "KERNELS_S4"]
 
 # The portable kernel of each op, for int8 weights and for packed int4 weights (derived
 # from the registrations in ops.py: the one place kernel names are written).
 KERNELS = portable_functions(8)
 KERNELS_S4 = {op: fn for op, fn in portable_functions(4).items() if fn != KERNELS[op]}
+
+
+def plan_memory(qgraph: Graph, scratch_size=None, scratch: str = "fit",
+                kernels: KernelChoice = PORTABLE) -> MemoryPlan:
+    """The memory plan of a C build: the planner (edgeq.memory_plan) given the scratch of
+    the C kernels chosen for `kernels`, unless another scratch rule is passed."""
+    rule = scratch_size or (lambda n, g: ckernels.scratch_size(n, g, kernels))
+    return plan_arena(qgraph, scratch_size=rule, scratch=scratch)
 
 
 class Ctx:
