@@ -39,6 +39,8 @@ def _describe(stage: str, impls: list[Impl]) -> str:
     meta = impls[0].meta
     if stage == "c":
         return ", ".join(str(i.meta["kernel"]) for i in impls)
+    if stage == "npu":  # its builtins are the tflite column's; say only what stays on the CPU
+        return MARK + (f" (CPU: {' '.join(meta['cpu'])})" if meta.get("cpu") else "")
     if "builtins" in meta:
         return " ".join(meta["builtins"])
     if "emits" in meta:
