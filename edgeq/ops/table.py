@@ -96,12 +96,11 @@ def target_rows(targets: dict[str, tuple[str, ...]]) -> tuple[list[str], list[li
 
 
 def _group_name(names: list[str]) -> str:
-    if len(names) <= 2:
-        return ", ".join(names)
-    prefix = names[0].rsplit("-", 1)[0]
-    if all(n.startswith(prefix) for n in names):
-        return f"{prefix}-* ({len(names)})"
-    return ", ".join(names)
+    """"host, cortex-*": targets of one family (name up to its last "-") shown once."""
+    families: dict[str, list[str]] = {}
+    for n in names:
+        families.setdefault(n.rsplit("-", 1)[0] if "-" in n else n, []).append(n)
+    return ", ".join(f"{fam}-*" if len(ns) > 1 else ns[0] for fam, ns in families.items())
 
 
 def missing() -> list[str]:
