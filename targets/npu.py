@@ -35,6 +35,8 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.export.tflite import NPU_BUILTINS
+from edgeq.options import BuildOptions
+from edgeq.targets.tflite import MODEL_FILE, TfliteTarget, export_build, verify
 
 VELA_DIR = "vela"
 FAMILY_CONFIG = {
@@ -141,8 +143,8 @@ class NpuTarget:
         self.description = (f"Arm Ethos-{family.split('-')[1].upper()} NPU, {macs} MACs/cycle: "
                             f"int8 .tflite compiled by Vela ({system}, {memory})")
 
-    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
-        from edgeq.targets.tflite import MODEL_FILE, export_build, verify
+    def build(self, qgraph, out_dir: Path, report: dict, options: BuildOptions | dict | None = None) -> None:
+        test_vectors = BuildOptions.of(options).test_vectors
         out_dir = Path(out_dir)
         data = export_build(qgraph, out_dir, report)
         verify(qgraph, data, test_vectors, report)
@@ -173,7 +175,6 @@ class NpuTarget:
                              "no Ethos-U simulator, NPU arithmetic not modeled)")
 
     def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from edgeq.targets.tflite import TfliteTarget
         return TfliteTarget().run(out_dir, feeds)
 
     def profile(self, out_dir: Path, device: str = "host") -> dict:
