@@ -32,13 +32,12 @@ import numpy as np
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.builder import BuiltinOperator as B
 from edgeq.export.tflite.convert import refuse
-from edgeq.ops import implements
+from edgeq.ops import FLOAT_OPS, implements
 from edgeq.quantization.rules.hardswish import hard_swish_table
 from edgeq.quantization.rules.lut import FIXED_OUTPUT, lut_inputs
 from edgeq.reference import run_node
 
 ROUNDING_MARGIN = 2.0 ** -12  # LSB; see the module docstring
-FLOAT_FNS = {"Sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)), "Tanh": np.tanh}
 BUILTINS = {"Sigmoid": B.LOGISTIC, "Tanh": B.TANH, "HardSwish": B.HARD_SWISH}
 
 REASONS = {
@@ -71,9 +70,9 @@ def builtin_computes(fn: str, table: np.ndarray, qx, qy) -> bool:
     if fn == "HardSwish":
         want = hard_swish_table(qx, qy)
         return want is not None and np.array_equal(want, table)
-    if fn not in FLOAT_FNS or (float(qy.scale), int(qy.zero_point)) != FIXED_OUTPUT[fn]:
+    if fn not in FIXED_OUTPUT or (float(qy.scale), int(qy.zero_point)) != FIXED_OUTPUT[fn]:
         return False
-    real = FLOAT_FNS[fn](lut_inputs(qx)) / float(qy.scale) + int(qy.zero_point)
+    real = FLOAT_OPS[fn].float_fn(lut_inputs(qx), {}) / float(qy.scale) + int(qy.zero_point)
     if not np.array_equal(np.clip(np.round(real), -128, 127), table):
         return False
     # distance to the nearest rounding boundary between two int8 values (-127.5 .. 126.5)

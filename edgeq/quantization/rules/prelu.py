@@ -11,9 +11,9 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import quantize_multiplier, quantize_multiplier_array
 from edgeq.ir import Node
-from edgeq.ops import implements
+from edgeq.ops import float_fn, implements
 from edgeq.quantization.rules.common import QuantContext, scalar
-from edgeq.quantization.rules.lut import add_lut, float_fn
+from edgeq.quantization.rules.lut import add_lut
 
 
 @implements("quantize", "PRelu", emits=("QPrelu", "QLut"))
