@@ -119,6 +119,8 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     from edgeq.targets import get_target
 
     target = get_target(opts.target)  # fail on a bad target name before any work
+    if hasattr(target, "check_options"):
+        target.check_options(opts)    # e.g. arm64: the CPU name, TVM installed
     opts.check_data(calib is not None)
     inputs = [Path(f) for f in (model, calib) if isinstance(f, (str, Path))]  # DIR must not hold them
     if out_dir is not None:
@@ -212,7 +214,9 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
             plot(bits_plan["pareto"], tmp / "pareto.png", "SQNR vs float (dB, fake-quant)")
             bits_plan["pareto_plot"] = "pareto.png"
         qgraph.meta["scratch_policy"] = opts.scratch  # read by the C targets' memory planner
-        target.build(qgraph, tmp, report, vectors)
+        # targets that read BuildOptions get them (arm64: --cpu, --lowering); the others
+        # still take the test vectors alone
+        target.build(qgraph, tmp, report, opts.build(vectors) if getattr(target, "build_options", False) else vectors)
         timings["build_s"] = time.perf_counter() - t0
         write_report(report, tmp / "report.json")
         output_dir.install(tmp, out_dir, opts.target, inputs)
