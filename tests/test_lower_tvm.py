@@ -114,6 +114,9 @@ DEFAULT = [
     ("add_same", add_case, ((1, 8, 4, 6), (1, 8, 4, 6))),
     ("add_per_channel", add_case, ((1, 8, 3, 3), (1, 8, 1, 1))),
     ("add_2d", add_case, ((2, 12), (1, 12)), {"nhwc": False}),
+    # multiplier 0.5 (a shift in the kernel) on a, on b (above), on neither
+    ("add_half_a", add_case, ((1, 16, 3, 3), (1, 16, 3, 3)), {"a_scale": 0.5, "b_scale": 0.2, "seed": 4}),
+    ("add_no_half", add_case, ((1, 16, 3, 3), (1, 16, 3, 3)), {"a_scale": 0.3, "b_scale": 0.45, "seed": 5}),
     ("maxpool", pool_case, ("QMaxPool", (1, 8, 7, 9), (3, 3), (2, 2), (1, 1, 1, 1))),
     ("avgpool_global", pool_case, ("QAvgPool", (1, 16, 5, 3), (5, 3), (5, 3), (0, 0, 0, 0))),
     ("avgpool_pad", pool_case, ("QAvgPool", (1, 4, 6, 5), (3, 3), (2, 1), (1, 0, 1, 1))),
