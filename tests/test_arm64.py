@@ -189,6 +189,30 @@ def test_tvm_stage_is_registered():
         lookup("tvm", "QSoftmax", "sm")
 
 
+@needs_tvm
+def test_free_transpose_is_planned_as_an_alias(tmp_path):
+    """An NHWC input transposed to NCHW and read by a conv moves no data: the transpose's
+    output must share the input's bytes (it was planned elsewhere and left unwritten once
+    the planner asked the declarations, which know QReshape only in domain ai.edgeq)."""
+    from edgeq.ir import QDOMAIN, Node, Tensor
+    from edgeq.lower_tvm.cpus import get_cpu
+    from edgeq.lower_tvm.model import lower_model
+    from edgeq.options import BuildOptions
+    from edgeq.targets.arm64 import Arm64Target
+    from tests.test_lower_tvm import conv_case
+    g, conv, _, _, _ = conv_case(1, 8, 5, 6, 8, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    g.inputs = ["x_nhwc"]
+    g.add_tensor(Tensor("x_nhwc", (1, 5, 6, 8), "int8"))
+    g.nodes = [Node("QTranspose", "t", ["x_nhwc"], ["x"], {"perm": [0, 3, 1, 2]}, QDOMAIN), conv]
+    g.outputs = ["y"]
+    m = lower_model(g, get_cpu("cortex-a76"))
+    assert m.steps[0].free and m.plan.offsets["x"] == m.plan.offsets["x_nhwc"]
+    x = np.random.default_rng(1).integers(-128, 128, (3, 5, 6, 8), dtype=np.int8)
+    target = Arm64Target()
+    target.build(g, tmp_path, {}, BuildOptions(test_vectors={"x_nhwc": x[:1]}, lowering="tvm"))
+    assert np.array_equal(target.run(tmp_path, {"x_nhwc": x})["y"], run_reference(g, {"x_nhwc": x})["y"])
+
+
 # ---- real models ---------------------------------------------------------------------------
 
 def _model(name: str):

@@ -156,7 +156,7 @@ def _planning_graph(g: Graph, steps: list[Step]) -> Graph:
         n = plan_g.nodes[k]
         if step.free and step.node.op == "QTranspose":
             plan_g.nodes[k] = Node("QReshape", n.name, n.inputs[:1], n.outputs,
-                                   {"shape": list(_shape(g, n.outputs[0]))})
+                                   {"shape": list(_shape(g, n.outputs[0]))}, n.domain)
         elif step.kernel is not None and n.op in INPLACE_INPUTS:
             plan_g.nodes[k] = Node(f"{n.op}.tvm", n.name, n.inputs, n.outputs, n.attrs)
     return plan_g
