@@ -9,9 +9,12 @@
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from pathlib import Path
+
+import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.targets import c_project as cp
@@ -62,13 +65,32 @@ def fastest_cores(adb: Adb) -> list[int]:
     return sorted(c for c, f in freqs.items() if f == top)
 
 
+def timing_summary(text: str, info: dict, device: str, warmup: int, iterations: int) -> dict:
+    """`model_arm64 --bench` output -> median and p90 per inference and per layer (us)."""
+    runs = [[int(v) for v in line.split()[2:]] for line in text.splitlines() if line.startswith("time ")]
+    n = info["num_layers"]
+    if len(runs) != iterations or any(len(r) != n + 1 for r in runs):
+        raise EdgeqError(f"the benchmark printed {len(runs)} of {iterations} timed runs",
+                         "see the device's output; this is an edgeq bug if the binary ran")
+    ns = np.asarray(runs, dtype=np.float64)
+
+    def stats(col: np.ndarray) -> dict:
+        return {"median_us": round(float(np.median(col)) / 1e3, 2),
+                "p90_us": round(float(np.percentile(col, 90)) / 1e3, 2)}
+    total = stats(ns[:, 0])
+    layers = [{"name": name, **stats(ns[:, 1 + i])} for i, name in enumerate(info["layers"])]
+    return {"device": device, "counter": "wall time (CLOCK_MONOTONIC) per inference and per layer",
+            "warmup": warmup, "iterations": iterations, "latency_median_us": total["median_us"],
+            "latency_p90_us": total["p90_us"], "layers": layers}
+
+
 def profile_on_phone(exe: Path, info: dict, serial: str | None, warmup: int, iterations: int) -> dict:
-    from edgeq.targets.arm64 import binary_digest, timing_summary
     adb = Adb(serial)
     adb.check_connected()
     cores = fastest_cores(adb)
     mask = f"{sum(1 << c for c in cores):x}"
-    folder = f"{DEVICE_DIR}/edgeq-{binary_digest(exe)}"
+    # one folder per binary: two builds profiled at once do not overwrite each other
+    folder = f"{DEVICE_DIR}/edgeq-{hashlib.sha256(exe.read_bytes()).hexdigest()[:12]}"
     remote = f"{folder}/{exe.name}"
     adb("shell", f"mkdir -p {folder}")
     try:

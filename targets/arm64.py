@@ -16,7 +16,6 @@ counting plugin stops on it, and `--bench` reads the clock in it.
 """
 from __future__ import annotations
 
-import hashlib
 import platform
 import shutil
 import subprocess
@@ -26,13 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from edgeq import runtime_c
-from edgeq.codegen import generate_c, io_info
+from edgeq.codegen import generate_c
 from edgeq.codegen.mains import arm64_main_c
 from edgeq.errors import EdgeqError
 from edgeq.lower_tvm.cpus import CPUS, Cpu, get_cpu
+from edgeq.lower_tvm.model import lower_model, model_c
 from edgeq.options import BuildOptions
 from edgeq.targets import c_project as cp
+from edgeq.targets.adb import profile_on_phone, timing_summary
 from edgeq.targets.elfsize import section_sizes, symbol
+from edgeq.targets.mcu import runtime_library, self_check_error
+from edgeq.targets.profile_qemu import plugin_library
 
 DEFAULT_CPU = "cortex-a76"    # dotprod (sdot): every big core since 2018 and the A55 little core
 LOWERINGS = ("tvm", "c")
@@ -113,7 +116,6 @@ class Arm64Target:
         if device == "host":
             return _profile_host(out_dir, info, warmup, iterations)
         if device == "adb" or device.startswith("adb:"):
-            from edgeq.targets.adb import profile_on_phone
             return profile_on_phone(out_dir / EXE, info, device.partition(":")[2] or None, warmup, iterations)
         raise EdgeqError(f"unknown device {device!r} for the arm64 target",
                          "use --device qemu, adb, adb:SERIAL, or host (on an aarch64 machine)")
@@ -141,7 +143,6 @@ def _c_summary(qgraph) -> dict:
 def _write_tvm(qgraph, src: Path, report: dict, cpu: Cpu):
     """model.h (as every C target writes it), model.c calling the TVM kernels, and the
     kernel objects copied into src/kernels/ (the build folder needs no cache to relink)."""
-    from edgeq.lower_tvm.model import lower_model, model_c
     for n in qgraph.nodes:
         for o in n.outputs:
             if qgraph.tensors[o].dtype != "int8":
@@ -169,7 +170,6 @@ def _write_tvm(qgraph, src: Path, report: dict, cpu: Cpu):
 
 
 def _link(src: Path, objects: list[Path], cpu: Cpu, gcc: str, exe: Path) -> Path:
-    from edgeq.targets.mcu import runtime_library
     ar = cp.require_tool("aarch64-linux-gnu-ar", "binutils-aarch64-linux-gnu")
     lib = runtime_library([cpu.gcc_flag], CFLAGS, gcc, ar)
     flags = [*CFLAGS, cpu.gcc_flag, *MARKS, f"-I{src}", f"-I{runtime_c.include_dir()}"]
@@ -218,7 +218,6 @@ def _exec(out_dir: Path, info: dict, args: list[str], stdin: bytes | None, timeo
 def _self_check(out_dir: Path, info: dict, n_vec: int) -> dict:
     """Run the embedded vectors (qemu-aarch64, or natively): a build whose outputs differ
     from the integer reference is not shipped."""
-    from edgeq.targets.mcu import self_check_error
     res = _exec(out_dir, info, [], None, timeout=600 + 60 * n_vec)
     parsed = cp.parse_lines(res.stdout, info["io"])
     check = {"vectors": n_vec, "mismatches": len(parsed["mismatches"]), "errors": len(parsed["errors"]),
@@ -244,7 +243,6 @@ def count_instructions(out_dir: Path, info: dict | None = None, feeds: dict | No
     """Instructions of one inference per layer under qemu-aarch64 (QEMU's TCG plugin counts
     every guest instruction and snapshots at each edgeq_layer_mark: exact, not cycles).
     `feeds`: the input (one sample per graph input; default: profile_input)."""
-    from edgeq.targets.profile_qemu import plugin_library
     out_dir = Path(out_dir)
     info = info or cp.load_info(out_dir, "arm64")
     exe = out_dir / info.get("exe", EXE)
@@ -275,26 +273,7 @@ def count_instructions(out_dir: Path, info: dict | None = None, feeds: dict | No
             "instructions": marks[n] - marks[0], "layers": layers}
 
 
-# ---- wall time: aarch64 host, phone -----------------------------------------------------------
-
-def timing_summary(text: str, info: dict, device: str, warmup: int, iterations: int) -> dict:
-    """`--bench` output -> median and p90 per inference and per layer (microseconds)."""
-    runs = [[int(v) for v in line.split()[2:]] for line in text.splitlines() if line.startswith("time ")]
-    n = info["num_layers"]
-    if len(runs) != iterations or any(len(r) != n + 1 for r in runs):
-        raise EdgeqError(f"the benchmark printed {len(runs)} of {iterations} timed runs",
-                         "see the device's output; this is an edgeq bug if the binary ran")
-    ns = np.asarray(runs, dtype=np.float64)
-
-    def stats(col: np.ndarray) -> dict:
-        return {"median_us": round(float(np.median(col)) / 1e3, 2),
-                "p90_us": round(float(np.percentile(col, 90)) / 1e3, 2)}
-    total = stats(ns[:, 0])
-    layers = [{"name": name, **stats(ns[:, 1 + i])} for i, name in enumerate(info["layers"])]
-    return {"device": device, "counter": "wall time (CLOCK_MONOTONIC) per inference and per layer",
-            "warmup": warmup, "iterations": iterations, "latency_median_us": total["median_us"],
-            "latency_p90_us": total["p90_us"], "layers": layers}
-
+# ---- wall time: aarch64 host (a phone: targets/adb.py) ---------------------------------------
 
 def _profile_host(out_dir: Path, info: dict, warmup: int, iterations: int) -> dict:
     if not on_aarch64():
@@ -305,10 +284,6 @@ def _profile_host(out_dir: Path, info: dict, warmup: int, iterations: int) -> di
         raise EdgeqError(f"the arm64 benchmark exited with status {res.returncode}: {res.stderr.strip()[-500:]}",
                          "this is an edgeq bug: please report it")
     return timing_summary(res.stdout, info, "host", warmup, iterations)
-
-
-def binary_digest(exe: Path) -> str:
-    return hashlib.sha256(Path(exe).read_bytes()).hexdigest()[:12]
 
 
 TARGETS = [Arm64Target()]
