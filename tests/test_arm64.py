@@ -23,7 +23,7 @@ if not (shutil.which("qemu-aarch64") and shutil.which("aarch64-linux-gnu-gcc")):
     pytest.skip("needs qemu-aarch64 and aarch64-linux-gnu-gcc", allow_module_level=True)
 
 from edgeq.errors import EdgeqError  # noqa: E402
-from edgeq.intref.interpreter import quantize_inputs, run_reference  # noqa: E402
+from edgeq.reference.interpreter import quantize_inputs, run_reference  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_ADB = Path(__file__).resolve().parent / "fake_adb"
@@ -82,7 +82,7 @@ def test_compile_and_run_check(small, net, lowering):
     res = edgeq_cli("run", out, "-i", root / f"{net}_x.npy", "--check", "--raw", "-o", root / f"{net}_{lowering}_y.npy")
     assert res.returncode == 0, res.stderr
     assert "bit-identical" in res.stdout
-    from edgeq.onnx_io import load_graph
+    from edgeq.graphio.onnx_io import load_graph
     q = load_graph(out / "model.q.onnx")
     feeds = quantize_inputs(q, {q.inputs[0]: np.load(root / f"{net}_x.npy")})
     want = run_reference(q, feeds)[q.outputs[0]]

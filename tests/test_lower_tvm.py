@@ -3,7 +3,7 @@
 Each case builds one ai.edgeq node, lowers it for a CPU, runs the kernel under
 `qemu-aarch64 -cpu <that CPU's model>` on NHWC data (one static binary per CPU for all
 cases, inputs against an inaccessible page, outputs and scratch fenced) and compares
-with edgeq.intref on NCHW data with np.array_equal. The default run covers each op
+with edgeq.reference on NCHW data with np.array_equal. The default run covers each op
 family once or twice (kernels are cached by their parameters, so a rerun compiles
 nothing); the grid over shapes, strides, pads, groups and CPUs is `slow`. Whole models
 through the `arm64` target (TVM kernels under edgeq's model.c): tests/test_arm64.py.
@@ -21,8 +21,8 @@ if not (shutil.which("qemu-aarch64") and shutil.which("aarch64-linux-gnu-gcc")):
     pytest.skip("needs qemu-aarch64 and aarch64-linux-gnu-gcc", allow_module_level=True)
 
 from edgeq import fixedpoint as fp  # noqa: E402
-from edgeq.intref import run_node  # noqa: E402
-from edgeq.intref.avgpool import avgpool_recips  # noqa: E402
+from edgeq.reference import run_node  # noqa: E402
+from edgeq.reference.avgpool import avgpool_recips  # noqa: E402
 from edgeq.ir import Graph, Node, Tensor  # noqa: E402
 from edgeq.lower_tvm.cpus import get_cpu  # noqa: E402
 from edgeq.lower_tvm.harness import run_kernels  # noqa: E402
@@ -224,8 +224,6 @@ def test_requantization_forms_equal_fixedpoint(form):
     want = fp.multiply_by_quantized_multiplier(x, m, shift)
     assert np.array_equal(out["y"].astype(np.int64), want)
 
-
-# ---- whole models ------------------------------------------------------------------------
 
 # ---- the slow grid ----------------------------------------------------
 

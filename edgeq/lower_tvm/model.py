@@ -8,7 +8,7 @@ The `arm64` target (targets/arm64.py) writes model.c, links it and runs it.
 
 Every QConv, QGemm, QAdd, QMaxPool and QAvgPool runs as a TVM kernel (edgeq.lower_tvm.lower);
 every other op keeps edgeq's C kernel (runtime_c), called exactly as the C targets call
-it. model.c keeps edgeq's contract: one static arena planned by edgeq.memory_plan,
+it. model.c keeps edgeq's contract: one static arena planned by edgeq.planning,
 weights and parameters as `static const` arrays, no heap, inputs and outputs in the
 graph's own (NCHW) order. Inside, tensors sit where edgeq.lower_tvm.layouts says: NHWC
 from the first conv on, NCHW for the C kernels; a layout change the graph does not make
@@ -30,7 +30,7 @@ from edgeq.lower_tvm import layouts as lay
 from edgeq.lower_tvm.cpus import Cpu
 from edgeq.lower_tvm.kernel import Kernel
 from edgeq.lower_tvm.lower import has_kernel, lower_node
-from edgeq.memory_plan import INPLACE_INPUTS, MemoryPlan, plan_memory
+from edgeq.planning.memory_plan import INPLACE_INPUTS, MemoryPlan, plan_memory
 
 IMAGE_OPS = ("QConv", "QMaxPool", "QAvgPool")   # read and write channels-last
 ELEMENTWISE_C = ("QLut", "QRequant")            # C kernels indifferent to the layout
