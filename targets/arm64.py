@@ -50,6 +50,9 @@ class Arm64Target:
     description = (f"ARM CPUs (phones, aarch64 Linux): static binary, TVM or C kernels (--lowering), "
                    f"--cpu (default {DEFAULT_CPU}); runs on qemu-aarch64, profiles on qemu/adb")
     build_options = True  # build() takes BuildOptions (cpu, lowering), not only test vectors
+    # every op needs its C kernel (--lowering c, and the ops without a TVM kernel); the
+    # "tvm" stage replaces it where it has a kernel (edgeq ops)
+    stages = ("reference", "c")
 
     def check_options(self, opts) -> None:
         """--cpu and --lowering, before any work (the compile takes minutes)."""

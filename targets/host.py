@@ -24,6 +24,7 @@ EXE = "model_host"
 
 class HostTarget:
     name = "host"
+    stages = ("reference", "c")  # the C kernels, checked against the reference (edgeq ops)
     description = "this machine: generated C + runtime_c built with the system gcc (quick bit-exactness check)"
 
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:

@@ -110,6 +110,8 @@ def self_check_error(parsed: dict, check: dict, machine: str, io: dict) -> Edgeq
 
 
 class MCUTarget:
+    stages = ("reference", "c")  # the C kernels, checked against the reference (edgeq ops)
+
     def __init__(self, name: str, board: dict, overrides: dict | None = None):
         self.name = name
         self.board = dict(board, **(overrides or {}))

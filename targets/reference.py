@@ -16,6 +16,7 @@ from edgeq.graphio.onnx_io import load_graph
 
 class ReferenceTarget:
     name = "reference"
+    stages = ("reference",)  # the per-op stages a build needs (edgeq ops)
     description = "quantized graph run by the Python integer reference (the golden semantics)"
 
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:

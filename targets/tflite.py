@@ -65,6 +65,7 @@ def verify(qgraph, data: bytes, vectors, report: dict) -> None:
 
 class TfliteTarget:
     name = "tflite"
+    stages = ("reference", "tflite")  # checked against the reference in LiteRT and TFLM (edgeq ops)
     description = "int8 .tflite flatbuffer (NHWC), run by LiteRT reference kernels = TFLite Micro"
 
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.reference import run_node
-from edgeq.quantization.rules.hardswish import hard_swish_table
-from edgeq.quantization.rules.lut import FIXED_OUTPUT, lut_inputs
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.convert import converts, refuse
+from edgeq.export.tflite.convert import refuse
+from edgeq.ops import implements
+from edgeq.quantization.rules.hardswish import hard_swish_table
+from edgeq.quantization.rules.lut import FIXED_OUTPUT, lut_inputs
+from edgeq.reference import run_node
 
 ROUNDING_MARGIN = 2.0 ** -12  # LSB; see the module docstring
 FLOAT_FNS = {"Sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)), "Tanh": np.tanh}
@@ -80,7 +81,7 @@ def builtin_computes(fn: str, table: np.ndarray, qx, qy) -> bool:
     return bool(np.min(np.abs(real - boundary)) >= ROUNDING_MARGIN)
 
 
-@converts("QLut")
+@implements("tflite", "QLut", builtins=("GATHER", "CAST", "ADD", "LOGISTIC", "TANH", "HARD_SWISH"))
 def convert_lut(ex, node):
     table = np.asarray(ex.g.const(node.inputs[1])).reshape(-1)
     if table.size != 256:
@@ -95,7 +96,7 @@ def convert_lut(ex, node):
     _gather(ex, node, table, np.array([128]), None)
 
 
-@converts("QPrelu")
+@implements("tflite", "QPrelu", builtins=("GATHER", "CAST", "ADD"))
 def convert_prelu(ex, node):
     if ex.options.get("lut_as", "gather") == "refuse":
         raise refuse(node, REASONS["QPrelu"])

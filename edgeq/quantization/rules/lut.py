@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.ir import QParams
-from edgeq.quantization.rules import rule
+from edgeq.ops import implements
 from edgeq.quantization.rules.common import QuantContext
 from edgeq.quantization.rules.hardswish import hard_swish_table
 
@@ -82,6 +82,6 @@ def add_lut(ctx: QuantContext, node, fn, fn_name: str) -> None:
     ctx.record(node.name, op=node.op, in_scale=float(qx.scale), out_scale=float(qy.scale))
 
 
-@rule("Relu", "Clip", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu")
+@implements("quantize", "Relu", "Clip", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", emits=("QLut",))
 def quantize_unary(ctx: QuantContext, node) -> None:
     add_lut(ctx, node, float_fn(node, ctx), node.op)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import QParams
-from edgeq.quantization.rules import rule
+from edgeq.ops import implements
 from edgeq.quantization.rules.common import QuantContext, scalar
+from edgeq.reference.softmax import softmax_params
 
 SOFTMAX_OUT = (1.0 / 256.0, -128)
 
 
-@rule("Softmax")
+@implements("quantize", "Softmax", emits=("QSoftmax",))
 def quantize_softmax(ctx: QuantContext, node) -> None:
-    from edgeq.reference.softmax import softmax_params
-
     x = ctx.int8_input(node.inputs[0])
     qx = ctx.qp(x)
     rank = len(ctx.fg.tensors[node.inputs[0]].shape)
