@@ -31,7 +31,7 @@ def _targets_help() -> str:
         from edgeq.targets import target_names
         names = ", ".join(target_names())
     except Exception:  # the help must print even on a half-installed machine
-        names = "reference, host, cortex-m4, cortex-m7, cortex-m33, cortex-m55, tflite, ethos-u55-128"
+        names = "reference, host, cortex-m4, cortex-m7, cortex-m33, cortex-m55, arm64, tflite, ethos-u55-128"
     return f"where the model runs: {names} (`edgeq targets` describes each)"
 
 
@@ -85,6 +85,11 @@ def compile_cmd(
     scratch: str = typer.Option("fit", "--scratch", help="C targets: fit = smallest arena (a layer whose im2col "
                                 "scratch would raise the peak runs slower direct loops) | always = every layer "
                                 "gets its scratch (fewer instructions, larger arena)"),
+    cpu: Optional[str] = typer.Option(None, "--cpu", help="arm64: the CPU the kernels are for: cortex-a53 (NEON), "
+                                      "cortex-a55/a76/a78/x1 (dotprod), cortex-x3, neoverse-n2, max (dotprod + i8mm); "
+                                      "default cortex-a76"),
+    lowering: Optional[str] = typer.Option(None, "--lowering", help="arm64: tvm (TVM-generated kernels; default) | "
+                                           "c (edgeq's portable C runtime, the second oracle)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ):
     """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build)."""
@@ -101,7 +106,8 @@ def compile_cmd(
                           bits_sensitivity=bits_sensitivity, keep_ends_int8=keep_ends_int8,
                           bias_correction=bias_correction, dfq_guard=dfq_guard, calib_method=calib_method,
                           calib_percentile=calib_percentile,
-                          weight_rounding=weight_rounding, scratch=scratch, progress=not quiet)
+                          weight_rounding=weight_rounding, scratch=scratch, cpu=cpu, lowering=lowering,
+                          progress=not quiet)
     if not model.is_file():
         raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx file")
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {terminal_text(m)}"))
@@ -169,10 +175,14 @@ def flash_cmd(
 def profile_cmd(
     build_dir: Path = typer.Argument(...),
     device: str = typer.Option("qemu", "--device", help="qemu | host | adb[:SERIAL]"),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="adb / host (arm64): untimed runs first (default 10)"),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help="adb / host (arm64): timed runs (default 50)"),
 ):
-    """Per-layer cost: exact instruction counts on the emulated board (qemu)."""
+    """Per-layer cost: exact instruction counts on an emulator (qemu); on a phone (adb,
+    arm64 builds) or this aarch64 machine (host), median and p90 latency."""
     from edgeq.driver.runner import profile_build
-    profile_build(build_dir, device, console=out)
+    timing = {k: v for k, v in (("warmup", warmup), ("iterations", iterations)) if v is not None}
+    profile_build(build_dir, device, console=out, **timing)
 
 
 # Typer's usage errors (its own since 0.26, click's before) share this base; found through

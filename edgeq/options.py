@@ -34,6 +34,8 @@ SCRATCH_POLICIES = ("fit", "always")
 BITS_SENSITIVITIES = ("measured", "hawq")
 CLE_RELU6 = ("bounded", "relu", "skip")
 BIAS_CORRECTION_MODES = ("auto", "empirical", "data-free")
+CPU_TARGETS = ("arm64",)   # the targets that take --cpu and --lowering (targets/arm64.py)
+LOWERINGS = ("tvm", "c")
 _UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2,
           "k": 1000, "m": 1000 ** 2}
 
@@ -151,13 +153,17 @@ class BuildOptions:
     """What a target's build needs besides the graph. test_vectors: int8 inputs [N, ...]
     per graph input that firmware embeds to check itself (None: none). scratch: the C
     targets' memory plan policy. budget: {"flash_bytes", "ram_bytes", "stack_bytes"} that
-    replace the part's own (a measurement build links against the emulated board's flash)."""
+    replace the part's own (a measurement build links against the emulated board's flash).
+    cpu, lowering: the arm64 target's CPU (None: its default) and kernels (tvm | c)."""
     test_vectors: dict | None = None
     scratch: str = "fit"
     budget: dict = field(default_factory=dict)
+    cpu: str | None = None
+    lowering: str = "tvm"
 
     def __post_init__(self):
         _one_of(self.scratch, SCRATCH_POLICIES, "--scratch")
+        _one_of(self.lowering, LOWERINGS, "--lowering")
 
     @classmethod
     def of(cls, options: "BuildOptions | dict | None") -> "BuildOptions":
@@ -196,6 +202,8 @@ class CompileOptions:
     weight_rounding: str = "gptq"         # layers below 8 bits: "gptq" (with calibration data) | "nearest"
     test_vectors: int = 4                 # inputs embedded in firmware to self-check
     scratch: str = "fit"                  # C targets: "fit" (smallest arena) | "always" (fastest)
+    cpu: str | None = None                # arm64: the CPU the kernels are for (None: the target's default)
+    lowering: str | None = None           # arm64: "tvm" (None: the default) | "c" (runtime_c, the second oracle)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -204,6 +212,11 @@ class CompileOptions:
         _one_of(self.weight_rounding, WEIGHT_ROUNDINGS, "--weight-rounding")
         _one_of(self.scratch, SCRATCH_POLICIES, "--scratch")
         _one_of(self.bits_sensitivity, BITS_SENSITIVITIES, "--bits-sensitivity")
+        if self.lowering is not None:
+            _one_of(self.lowering, LOWERINGS, "--lowering")
+        if (self.cpu is not None or self.lowering is not None) and self.target not in CPU_TARGETS:
+            raise EdgeqError(f"--cpu and --lowering choose the kernels of an ARM application CPU, not of "
+                             f"target {self.target!r}", f"use --target {' or '.join(CPU_TARGETS)}, or drop them")
         self.calibration = CalibrationOptions(self.calib_method, self.calib_percentile)
         budgets = self.flash_budget or self.latency_budget or self.firmware_budget
         if self.weight_bits != "auto" and budgets:
@@ -237,4 +250,4 @@ class CompileOptions:
                            self.calibration, weight_rounding=self.weight_rounding, progress=self.progress)
 
     def build(self, test_vectors: dict | None, budget: dict | None = None) -> BuildOptions:
-        return BuildOptions(test_vectors, self.scratch, dict(budget or {}))
+        return BuildOptions(test_vectors, self.scratch, dict(budget or {}), self.cpu, self.lowering or "tvm")

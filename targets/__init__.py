@@ -26,7 +26,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 
-MODULES = ["reference", "host", "mcu", "tflite", "npu"]
+MODULES = ["reference", "host", "mcu", "arm64", "tflite", "npu"]
 SKIPPED: dict[str, str] = {}  # module -> why it was not loaded
 
 

@@ -7,7 +7,6 @@ runs without a rebuild; `profile` reports host wall time (no instruction counts)
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -140,20 +139,9 @@ def bench_sources_on_host(out_dir: Path, io: dict) -> dict:
 
 
 def adb_missing(device: str) -> None:
-    """Profiling on a phone needs adb and a device; say which is missing."""
-    if shutil.which("adb") is None:
-        raise EdgeqError("adb is not installed, so no phone can be reached",
-                         "sudo apt-get install adb, connect a phone with USB debugging, "
-                         "and compile for an ARM CPU target")
-    serial = device.split(":", 1)[1] if ":" in device else None
-    res = subprocess.run(["adb", "devices"], capture_output=True, text=True, timeout=20)
-    lines = [l.split() for l in res.stdout.splitlines()[1:] if l.strip()]
-    ready = [l[0] for l in lines if len(l) > 1 and l[1] == "device"]
-    if not ready or (serial and serial not in ready):
-        raise EdgeqError(f"no adb device {'with serial ' + serial if serial else ''} is connected".replace("  ", " "),
-                         "connect a phone with USB debugging enabled (check `adb devices`)")
-    raise EdgeqError("this target does not produce a phone binary",
-                     "compile for an ARM CPU target (arm64 / android-arm64) to profile over adb")
+    """`--device adb` on a build that is not an arm64 binary: say which build is."""
+    raise EdgeqError(f"--device {device} runs a phone binary, and this build is not one",
+                     "compile with --target arm64 and profile that build (edgeq profile DIR --device adb)")
 
 
 TARGETS = [HostTarget()]

@@ -70,12 +70,15 @@ MODEL_C = Template("""\
 /* A kernel rejecting its arguments stops the run with -(1 + layer). */
 #define EQ_TRY(layer, call) do { if ((call) != EQ_OK) return -1 - (layer); } while (0)
 
-#ifdef EDGEQ_PROFILE
-/* noinline and with a side effect the compiler cannot drop: profilers stop on its entry. */
+#if defined(EDGEQ_PROFILE) && !defined(EDGEQ_LAYER_MARK_IN_MAIN)
+/* noinline and with a side effect the compiler cannot drop: profilers stop on its entry.
+ * A main that times layers itself defines it instead (-DEDGEQ_LAYER_MARK_IN_MAIN). */
 __attribute__((noinline)) void edgeq_layer_mark(int layer)
 {
     __asm__ volatile("" : : "r"(layer) : "memory");
 }
+#endif
+#ifdef EDGEQ_PROFILE
 #define EDGEQ_LAYER_MARK(i) edgeq_layer_mark(i)
 #else
 #define EDGEQ_LAYER_MARK(i) ((void)0)

@@ -126,6 +126,8 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     """The whole of `edgeq compile`: returns the graphs and the report (and writes DIR)."""
 
     target = get_target(opts.target)  # fail on a bad target name before any work
+    if hasattr(target, "check_options"):
+        target.check_options(opts)    # e.g. arm64: the CPU name, TVM installed
     opts.check_data(calib is not None)
     inputs = [Path(f) for f in (model, calib) if isinstance(f, (str, Path))]  # DIR must not hold them
     if out_dir is not None:

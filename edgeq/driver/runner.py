@@ -139,9 +139,14 @@ def flash_build(build_dir: Path, probe: str, dry_run: bool, console: Console) ->
                             "with the model")
 
 
-def profile_build(build_dir: Path, device: str, console: Console) -> dict:
+def profile_build(build_dir: Path, device: str, console: Console, **timing) -> dict:
+    """Profile on `device`; `timing` (warmup, iterations) is for devices that measure time."""
     report, _ = _open_build(build_dir)
-    prof = _target(report).profile(Path(build_dir), device)
+    target = _target(report)
+    if timing and not getattr(target, "build_options", False):
+        raise EdgeqError(f"--warmup/--iterations time runs on a phone or an aarch64 host; target "
+                         f"{report['target']} has no such device", "drop them, or compile with --target arm64")
+    prof = target.profile(Path(build_dir), device, **timing)
     report["profile"] = prof
     if "instructions" in prof:
         report["instructions"] = prof["instructions"]
@@ -149,15 +154,27 @@ def profile_build(build_dir: Path, device: str, console: Console) -> dict:
         write_report(report, Path(build_dir) / "report.json")
     except OSError as e:  # a read-only build still profiles; only the record is skipped
         console.print(f"note: report.json was not updated ({e.strerror or e}); the profile is printed below")
-    table = Table(title=f"{report['target']} on {device}: instructions (exact, from QEMU), not cycles")
+    ops = {l["name"]: l["op"] for l in report.get("layers", [])}
+    timed = "latency_median_us" in prof
+    if timed:
+        table = Table(title=f"{report['target']} on {prof['device']}: wall time over {prof['iterations']} runs "
+                            f"(after {prof['warmup']} warm-up), microseconds")
+        columns = [("median", "median_us"), ("p90", "p90_us")]
+    else:
+        table = Table(title=f"{report['target']} on {device}: instructions (exact, from QEMU), not cycles")
+        columns = [("instructions", "instructions")]
     table.add_column("layer")
     table.add_column("op")
-    table.add_column("instructions", justify="right")
-    ops = {l["name"]: l["op"] for l in report.get("layers", [])}
+    for title, _ in columns:
+        table.add_column(title, justify="right")
     for layer in prof.get("layers", []):
-        table.add_row(layer["name"], ops.get(layer["name"], ""), f"{layer['instructions']:,}")
+        table.add_row(layer["name"], ops.get(layer["name"], ""), *(f"{layer[key]:,}" for _, key in columns))
     if prof.get("layers"):
         console.print(table)
+    if timed:
+        cores = f" (pinned to cores {prof['cores']})" if "cores" in prof else ""
+        console.print(f"latency per inference: median {prof['latency_median_us']:,} us, "
+                      f"p90 {prof['latency_p90_us']:,} us{cores}")
     for k in ("instructions", "wall_time_s"):
         if k in prof:
             console.print(f"{k} per inference: {prof[k]:,}" if isinstance(prof[k], int) else f"{k}: {prof[k]}")

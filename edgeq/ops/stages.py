@@ -4,7 +4,7 @@ expected=False is open for the branch that builds it (its column in `edgeq ops` 
 until then, and the completeness test does not ask for it yet).
 
 How a stage plugs in (docs/architecture.md, "adding a stage"):
-- tvm (issue 18): edgeq/tvm/ registers `@implements("tvm", "QConv", variant=...)` for each
+- tvm (issue 18): edgeq/lower_tvm/lower.py registers `@implements("tvm", "QConv")` for each
   integer op it lowers; the arm64 target picks `--lowering tvm|c` and falls back to the C
   kernel for an op without a TVM one (or refuses, naming it: lookup's error).
 - backward (issue 19): the integer training reference registers
@@ -42,7 +42,8 @@ NPU = REGISTRY.add_stage(Stage(
     "edgeq.export.tflite", expected=False,
     note="derived: the TFLite operators its converter writes that Vela maps to the NPU (CPU: the others)"))
 TVM = REGISTRY.add_stage(Stage(
-    "tvm", "integer", "TVM kernel", "use --lowering c", "edgeq.tvm", expected=False, note="issue 18"))
+    "tvm", "integer", "TVM kernel", "use --lowering c", "edgeq.lower_tvm", expected=False,
+    note="arm64 target (issue 18); ops without one run their C kernel"))
 BACKWARD = REGISTRY.add_stage(Stage(
     "backward", "integer", "integer backward rule", "train only the layers after this op",
     "edgeq.training", expected=False, note="issue 19"))

@@ -31,6 +31,10 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
             rows.append((label, _kb(report[key])))
     if "instructions" in report:
         rows.append(("instructions / inference", f"{report['instructions']:,} (exact, QEMU; not cycles)"))
+    if "arm64" in report:
+        rows.append(("kernels", _arm64_kernels(report["arm64"], len(report["layers"]))))
+    if "binary_bytes" in report:
+        rows.append(("static binary", _kb(report["binary_bytes"])))
     if "self_check" in report:
         rows.append(("self-check on board", _self_check(report["self_check"])))
     if "mixed_precision" in report:
@@ -72,6 +76,17 @@ def _gptq(layers: dict) -> str:
     gptq = [v["output_error_gptq"] for v in layers.values()]
     return (f"GPTQ on {len(layers)} layer(s): mean relative output error {100 * sum(near) / len(near):.2f}% "
             f"(round to nearest) -> {100 * sum(gptq) / len(gptq):.2f}% on the calibration data")
+
+
+def _arm64_kernels(a: dict, layers: int) -> str:
+    """One line: which layers run TVM kernels and which fall back to edgeq's C kernels."""
+    c = ", ".join(f"{op} x{n}" for op, n in sorted(a["c_layers"].items()))
+    if a["lowering"] == "c":
+        return f"edgeq C runtime for all {layers} layers (--lowering c), {a['cpu']}"
+    line = f"TVM for {a['tvm_layers']} of {layers} layers ({a['cpu']}, {a['inner_product']}; {a['kernels']} objects)"
+    if a.get("free_layers"):
+        line += f", {a['free_layers']} moving no data"
+    return line + (f"; C kernels (no TVM kernel) for {c}" if c else "")
 
 
 def _self_check(sc: dict) -> str:
