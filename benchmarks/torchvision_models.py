@@ -48,7 +48,7 @@ def blocker(message: str) -> str:
 
 def compile_for(path: Path, target: str, out: Path, input_shapes=None):
     from edgeq.options import CompileOptions
-    from edgeq.targets.pipeline import compile_model
+    from edgeq.driver.pipeline import compile_model
     return compile_model(path, CompileOptions(target=target, input_shapes=input_shapes, progress=False), out,
                          log=lambda m: print(f"note: {m}", file=sys.stderr))
 
@@ -56,7 +56,7 @@ def compile_for(path: Path, target: str, out: Path, input_shapes=None):
 def check(name: str, exporter: str, work: Path, n_inputs: int, size: int) -> dict:
     """One row: export, compile (plain, then with --input-shape), reference vs host."""
     from edgeq.errors import EdgeqError
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     from edgeq.models import torchvision_zoo as zoo
     from edgeq.targets import get_target
 
@@ -93,7 +93,7 @@ def check(name: str, exporter: str, work: Path, n_inputs: int, size: int) -> dic
         row["host_blocked_by"] = blocker(str(e))
         return row
     ref_dir, host_dir = work / f"{name}_{exporter}_ref", work / f"{name}_{exporter}_host"
-    from edgeq.onnx_io import load_graph
+    from edgeq.graphio.onnx_io import load_graph
     qgraph = load_graph(ref_dir / "model.q.onnx")
     feeds = quantize_inputs(qgraph, {qgraph.inputs[0]: zoo.sample_inputs(n_inputs, size)})
     t0 = time.perf_counter()

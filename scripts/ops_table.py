@@ -5,9 +5,9 @@
 
 edgeq's columns are read from the code: the op registry (edgeq.ops: the ONNX importer's
 converters and what they emit, the integer reference and C kernels, the TFLite importer's
-builtins), the quantizer's rules (edgeq.quantize_rules.RULES; the integer ops a rule
+builtins), the quantizer's rules (edgeq.quantization.rules.RULES; the integer ops a rule
 writes are the `add_node("Q...")` calls in its source, or in its module's helpers) and the TFLite exporter's converters
-(edgeq.tflite_export.CONVERTERS), until those two register in the op registry too.
+(edgeq.export.tflite.CONVERTERS), until those two register in the op registry too.
 onnxruntime's column is read from the installed package (quantize_static's default op
 list: onnxruntime.quantization.registry). TFLite Micro's column is the builtin the TFLite
 converter writes for each ONNX op (BUILTINS below, from the TFLite schema) checked against
@@ -63,18 +63,18 @@ NOT_YET = ["ConvTranspose", "Exp", "GRU", "Gather", "LSTM", "Pow", "ReduceMax", 
 def load_stages():
     """Import every stage that registers (the registry imports none itself)."""
     import edgeq.codegen  # noqa: F401
-    import edgeq.intref  # noqa: F401
-    import edgeq.onnx_import  # noqa: F401
-    import edgeq.tflite_export  # noqa: F401
+    import edgeq.reference  # noqa: F401
+    import edgeq.importer.converters  # noqa: F401
+    import edgeq.export.tflite  # noqa: F401
     import edgeq.tflite_import  # noqa: F401
-    from edgeq.quantize_rules import load_rules
+    from edgeq.quantization.rules import load_rules
     load_rules()
 
 
 def integer_ops_of(float_op: str) -> list[str] | None:
     """The ai.edgeq ops the quantizer's rule for `float_op` may write (None: no rule)."""
     from edgeq.ops import implementations
-    from edgeq.quantize_rules import RULES
+    from edgeq.quantization.rules import RULES
     impls = implementations("quantize", float_op)
     if impls and "emits" in impls[0].meta:
         return list(impls[0].meta["emits"])
@@ -93,7 +93,7 @@ def integer_ops_of(float_op: str) -> list[str] | None:
 
 def exported(int_op: str) -> bool:
     from edgeq.ops import implementations
-    from edgeq.tflite_export import CONVERTERS
+    from edgeq.export.tflite import CONVERTERS
     return bool(implementations("tflite", int_op)) or int_op in CONVERTERS
 
 

@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 
 from edgeq.errors import EdgeqError
-from edgeq.intref.interpreter import run_reference
+from edgeq.reference.interpreter import run_reference
 from edgeq.options import CompileOptions
 from edgeq.targets import get_target
-from edgeq.targets.pipeline import compile_model
+from edgeq.driver.pipeline import compile_model
 from edgeq.tflite_import import import_tflite
 
 from .conftest import MLPERF
 
 tflm = pytest.importorskip("tflite_micro")
-from edgeq.tflite_run import run_tflm  # noqa: E402
+from edgeq.export.tflite_run import run_tflm  # noqa: E402
 
 from ._tflite_oracle import S, T, op_model  # noqa: E402
 
@@ -123,7 +123,7 @@ def test_fully_connected_multiplier_is_the_double_product(tmp_path):
     where the two multipliers round differently tell which one TFLite Micro uses."""
     from edgeq.fixedpoint import multiply_by_quantized_multiplier as mbqm
     from edgeq.fixedpoint import quantize_multiplier
-    from edgeq.quantize_rules.multipliers import conv_multipliers
+    from edgeq.quantization.rules.multipliers import conv_multipliers
 
     def fc_multiplier(s_in, s_w, s_out):
         return quantize_multiplier(float(np.float32(s_in) * np.float32(s_w)) / s_out)

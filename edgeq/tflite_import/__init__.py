@@ -27,7 +27,7 @@ STAGE = "tflite-import"
 
 
 def import_tflite(path: str | Path) -> Graph:
-    from edgeq.verify import verify
+    from edgeq.graphio.verify import verify
     model = read_tflite(path)
     unknown = sorted({op.builtin for op in model.ops if not implementations(STAGE, op.builtin)})
     if unknown:

@@ -13,7 +13,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import QDOMAIN, Graph, Node, QParams, Tensor
-from edgeq.quantize_rules.common import quantize_clamp
+from edgeq.quantization.rules.common import quantize_clamp
 from edgeq.tflite_import.reader import TModel, TOp, TTensor
 
 TO_NCHW = (0, 3, 1, 2)   # edgeq axis j holds TFLite axis TO_NCHW[j]

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.intref._common import pool_out_size
+from edgeq.reference._common import pool_out_size
 from edgeq.ir import QParams, Tensor
 from edgeq.ops import implements
-from edgeq.quantize_rules.multipliers import conv_multipliers
+from edgeq.quantization.rules.multipliers import conv_multipliers
 from edgeq.tflite_import.builder import Importer, op_error
 from edgeq.tflite_import.reader import TOp
 

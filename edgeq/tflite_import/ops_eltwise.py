@@ -5,18 +5,18 @@ Multipliers as TFLite Micro prepares them, from the file's float32 scales in dou
 ADD's t = 2 max(s_a, s_b) form (multipliers.add_multipliers, left shift 20), MUL's
 s_a s_b / s_y, QUANTIZE's s_in / s_out, SOFTMAX's beta s_in 2^26 (softmax_params, with
 the file's float32 beta). HARD_SWISH's table is TFLite's own int8 kernel evaluated on all
-256 inputs (quantize_rules.hardswish), so it is that kernel, bit for bit.
+256 inputs (quantization.rules.hardswish), so it is that kernel, bit for bit.
 
 Elementwise ops run in NCHW when every operand is a rank-4 activation of one shape, else
 in TFLite's layout (broadcasting follows TFLite's axes there).
 """
 from __future__ import annotations
 
-from edgeq.intref.softmax import softmax_params
+from edgeq.reference.softmax import softmax_params
 from edgeq.ops import implements
-from edgeq.quantize_rules.hardswish import hard_swish_table
-from edgeq.quantize_rules.multipliers import add_multipliers, mul_multiplier, requant_multiplier
-from edgeq.quantize_rules.softmax import SOFTMAX_OUT
+from edgeq.quantization.rules.hardswish import hard_swish_table
+from edgeq.quantization.rules.multipliers import add_multipliers, mul_multiplier, requant_multiplier
+from edgeq.quantization.rules.softmax import SOFTMAX_OUT
 from edgeq.tflite_import.builder import Importer, op_error
 from edgeq.tflite_import.reader import TOp
 

@@ -7,8 +7,8 @@ taps inside the input by their count, rounding half away from zero, which is TFL
 """
 from __future__ import annotations
 
-from edgeq.intref.avgpool import avgpool_recips
-from edgeq.intref._common import pool_out_size
+from edgeq.reference.avgpool import avgpool_recips
+from edgeq.reference._common import pool_out_size
 from edgeq.ops import implements
 from edgeq.tflite_import.builder import Importer, op_error
 from edgeq.tflite_import.ops_conv import tflite_pads
