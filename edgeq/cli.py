@@ -64,7 +64,7 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True, cal
 
 @app.command("compile")
 def compile_cmd(
-    model: Path = typer.Argument(..., help="float ONNX model (from torch.onnx.export)"),
+    model: Path = typer.Argument(..., help="float ONNX model (from torch.onnx.export), or an int8 .tflite model (compiled as it is: its own scales, no calibration)"),
     target: str = typer.Option("reference", "--target", "-t", help=_targets_help()),
     out_dir: Path = typer.Option(Path("build"), "-o", "--output", help="output folder: new, empty, or an edgeq build (replaced); never a folder holding your files"),
     calib: Optional[Path] = typer.Option(None, "--calib", help=".npy (N samples) or .npz (one array per input)"),
@@ -92,7 +92,8 @@ def compile_cmd(
                                            "c (edgeq's portable C runtime, the second oracle)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ):
-    """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build)."""
+    """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build).
+    An int8 .tflite MODEL is compiled as it is: TFLite Micro's outputs, bit for bit."""
     from edgeq.driver.pipeline import CompileOptions, compile_model
     from edgeq.report.summary import print_compile_summary
 
@@ -109,7 +110,7 @@ def compile_cmd(
                           weight_rounding=weight_rounding, scratch=scratch, cpu=cpu, lowering=lowering,
                           progress=not quiet)
     if not model.is_file():
-        raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx file")
+        raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx or int8 .tflite file")
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {terminal_text(m)}"))
     print_compile_summary(result.report, out_dir, out)
 

@@ -115,7 +115,7 @@ def _limit_samples(calib: dict[str, np.ndarray], limit: int) -> dict[str, np.nda
 @dataclass
 class CompileResult:
     out_dir: Path | None
-    float_graph: Graph
+    float_graph: Graph | None  # None for a .tflite model (compiled as it is)
     qgraph: Graph
     report: dict
 
@@ -123,16 +123,22 @@ class CompileResult:
 def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
                   calib: str | Path | np.ndarray | dict | None = None,
                   log: Callable[[str], None] = print) -> CompileResult:
-    """The whole of `edgeq compile`: returns the graphs and the report (and writes DIR)."""
+    """The whole of `edgeq compile`: returns the graphs and the report (and writes DIR).
+    An int8 .tflite model skips the float stages (edgeq/driver/pipeline_tflite.py)."""
 
     target = get_target(opts.target)  # fail on a bad target name before any work
     if hasattr(target, "check_options"):
         target.check_options(opts)    # e.g. arm64: the CPU name, TVM installed
-    opts.check_data(calib is not None)
+    tflite_model = isinstance(model, (str, Path)) and is_tflite(model)
+    if not tflite_model:
+        opts.check_data(calib is not None)
     inputs = [Path(f) for f in (model, calib) if isinstance(f, (str, Path))]  # DIR must not hold them
     if out_dir is not None:
         output_dir.check_output_dir(Path(out_dir), inputs)
         output_dir.check_writable(Path(out_dir))
+    if tflite_model:  # an int8 model compiled as it is (pipeline_tflite.py)
+        from edgeq.driver.pipeline_tflite import compile_tflite
+        return compile_tflite(Path(model), opts, out_dir, calib is not None, target, inputs)
     timings: dict[str, float] = {}
     notices: list[str] = []
 

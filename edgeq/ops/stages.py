@@ -21,6 +21,11 @@ IMPORT = REGISTRY.add_stage(Stage(
     "import", "onnx", "ONNX importer", "replace the op in the model before export",
     "edgeq.importer.converters",
     emits_into="float"))
+TFLITE_IMPORT = REGISTRY.add_stage(Stage(
+    "tflite-import", "tflite", "TFLite importer",
+    "edgeq imports the int8 TFLite builtins listed in docs/ops.md; run this model with TFLite Micro",
+    "edgeq.tflite_import", emits_into="integer", expected=False,
+    note="keyed by TFLite builtin: `edgeq compile model.tflite` takes an int8 model as it is"))
 FLOAT = REGISTRY.add_stage(Stage(
     "float", "float", "float executor (torch)", "run the float passes on a canonical float graph",
     "edgeq.floatexec.executor"))
