@@ -34,6 +34,7 @@ UPSTREAM = {
     "mixed_precision": {"floatexec", "quantization", "reference"},
     "report": {"codegen", "importer"},   # int4 byte counts; `edgeq inspect` of a model file
     "training": {"reference"},
+    "tflite_import": {"graphio", "quantization", "reference"},  # int8 .tflite -> quantized graph
 }
 LAYER2 = {"passes"}
 LAYER3 = {"targets", "lower_tvm"}        # lower_tvm: the arm64 target's TVM lowering (issue 18)
@@ -52,12 +53,6 @@ KNOWN = {
     ("edgeq/lower_tvm/harness.py", "edgeq.targets.profile_qemu"): "issue 18 branch owns lower_tvm/",
     ("edgeq/lower_tvm/harness.py", "edgeq.targets.elfsize"): "issue 18 branch owns lower_tvm/",
     ("edgeq/lower_tvm/lower.py", "edgeq.lower_tvm.ops"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/model.py", "edgeq.codegen.mains"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/model.py", "edgeq.targets"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/model.py", "edgeq.targets.mcu"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/model.py", "edgeq.runtime_c"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/model.py", "edgeq.lower_tvm.harness"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/model.py", "edgeq.targets.elfsize"): "issue 18 branch owns lower_tvm/",
     ("edgeq/lower_tvm/objects.py", "edgeq.targets.mcu"): "issue 18 branch owns lower_tvm/",
     ("edgeq/lower_tvm/ops/conv.py", "edgeq.reference._common"): "issue 18 branch owns lower_tvm/",
     ("edgeq/lower_tvm/ops/conv.py", "edgeq.lower_tvm.intrinsics"): "issue 18 branch owns lower_tvm/",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -45,8 +44,10 @@ from edgeq.passes.fuse_activation import fuse_activation
 from edgeq.passes.remove_identity import remove_identity
 from edgeq.passes.round_weights_gptq import round_weights_gptq
 from edgeq.quantization.quantize import quantize
-from edgeq.reference.interpreter import quantize_inputs
 from edgeq.report.report import base_report, write_report
+from edgeq.driver.pipeline_tflite import compile_tflite
+from edgeq.driver.result import CompileResult, test_vectors
+from edgeq.tflite_import import is_tflite
 from edgeq.targets import get_target, output_dir
 from edgeq.targets.elfsize import function_sizes
 from edgeq.targets.mcu import MCUTarget
@@ -112,14 +113,6 @@ def _limit_samples(calib: dict[str, np.ndarray], limit: int) -> dict[str, np.nda
     return {k: v[:limit] for k, v in calib.items()}
 
 
-@dataclass
-class CompileResult:
-    out_dir: Path | None
-    float_graph: Graph | None  # None for a .tflite model (compiled as it is)
-    qgraph: Graph
-    report: dict
-
-
 def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
                   calib: str | Path | np.ndarray | dict | None = None,
                   log: Callable[[str], None] = print) -> CompileResult:
@@ -137,7 +130,6 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         output_dir.check_output_dir(Path(out_dir), inputs)
         output_dir.check_writable(Path(out_dir))
     if tflite_model:  # an int8 model compiled as it is (pipeline_tflite.py)
-        from edgeq.driver.pipeline_tflite import compile_tflite
         return compile_tflite(Path(model), opts, out_dir, calib is not None, target, inputs)
     timings: dict[str, float] = {}
     notices: list[str] = []
@@ -220,7 +212,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     with output_dir.staging(out_dir) as tmp:  # removed on any failure or signal
         save_graph(graph, tmp / "model.float.onnx")
         save_graph(qgraph, tmp / "model.q.onnx")
-        vectors = _test_vectors(qgraph, feeds, opts.test_vectors)
+        vectors = test_vectors(qgraph, feeds, opts.test_vectors)
         t0 = time.perf_counter()
         if bits_plan is not None and bits_plan.get("pareto"):
             plot(bits_plan["pareto"], tmp / "pareto.png", "SQNR vs float (dB, fake-quant)")
@@ -289,16 +281,3 @@ def _as_samples(feeds: dict[str, np.ndarray] | None) -> list[dict[str, np.ndarra
     return [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(n)]
 
 
-def _test_vectors(qgraph: Graph, feeds: dict[str, np.ndarray] | None, count: int):
-    """A few quantized inputs (from the calibration data, else seeded random int8) that
-    firmware embeds to check itself against the integer reference."""
-    if count <= 0:
-        return None
-    if feeds is not None:
-        return quantize_inputs(qgraph, {k: v[:count] for k, v in feeds.items()})
-    rng = np.random.default_rng(0)
-    out = {}
-    for name in qgraph.inputs:
-        shape = (count,) + tuple(qgraph.tensors[name].shape[1:])
-        out[name] = rng.integers(-128, 128, size=shape, dtype=np.int8)
-    return out

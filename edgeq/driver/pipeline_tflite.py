@@ -11,9 +11,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from edgeq.driver.result import CompileResult, test_vectors
 from edgeq.errors import EdgeqError
+from edgeq.graphio.onnx_io import save_graph
 from edgeq.options import CompileOptions
+from edgeq.report.report import base_report, write_report
 from edgeq.targets import output_dir
+from edgeq.tflite_import import import_tflite
 
 # CompileOptions field -> (its default, the flag that sets it): settings of the quantizer
 QUANTIZER_SETTINGS = {
@@ -35,10 +39,6 @@ def check_options(opts: CompileOptions, has_calib: bool, model: Path) -> None:
 
 
 def compile_tflite(model: Path, opts: CompileOptions, out_dir: Path | None, has_calib: bool, target, inputs):
-    from edgeq.graphio.onnx_io import save_graph
-    from edgeq.report.report import base_report, write_report
-    from edgeq.driver.pipeline import CompileResult, _test_vectors
-    from edgeq.tflite_import import import_tflite
 
     check_options(opts, has_calib, Path(model))
     t0 = time.perf_counter()
@@ -56,7 +56,7 @@ def compile_tflite(model: Path, opts: CompileOptions, out_dir: Path | None, has_
         save_graph(qgraph, tmp / "model.q.onnx")
         t0 = time.perf_counter()
         qgraph.meta["scratch_policy"] = opts.scratch
-        target.build(qgraph, tmp, report, _test_vectors(qgraph, None, opts.test_vectors))
+        target.build(qgraph, tmp, report, test_vectors(qgraph, None, opts.test_vectors))
         timings["build_s"] = time.perf_counter() - t0
         write_report(report, tmp / "report.json")
         output_dir.install(tmp, out_dir, opts.target, inputs)
