@@ -194,6 +194,12 @@ def transpose(node, a, g):
     return a[0].permute(*node.attrs["perm"])
 
 
+@implements("float", "Gather")
+def gather(node, a, g):
+    idx = torch.tensor([int(i) for i in node.attrs["indices"]], dtype=torch.long, device=a[0].device)
+    return torch.index_select(a[0], int(node.attrs["axis"]), idx)
+
+
 @implements("float", "Softmax")
 def softmax(node, a, g):
     return torch.softmax(a[0], dim=node.attrs["axis"])

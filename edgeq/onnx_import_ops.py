@@ -378,34 +378,6 @@ def transpose(m, node, ins, attrs):
     m.emit("Transpose", [m.ref(ins[0])], node.output[0], {"perm": perm}, node.name)
 
 
-@implements("import", "Pad", emits=("Pad",))
-def pad(m, node, ins, attrs):
-    mode = attrs.get("mode", "constant")
-    if mode != "constant":
-        _fail(node, f"mode={mode!r} is not supported (only constant padding)", "use zero/constant padding")
-    r = len(m.shape(ins[0]))
-    if len(ins) > 1 and ins[1]:
-        p = [int(v) for v in np.asarray(m.need_const(ins[1], "pads", node)).reshape(-1)]
-    else:
-        p = [int(v) for v in attrs.get("pads", [0] * 2 * r)]
-    value = 0.0
-    if len(ins) > 2 and ins[2]:
-        value = float(np.asarray(m.need_const(ins[2], "the pad value", node)).reshape(-1)[0])
-    if len(ins) > 3 and ins[3]:  # opset 18 axes: pads are given only for these axes
-        axes = [axis(node, a, r, "axes") for a in np.asarray(m.need_const(ins[3], "axes", node)).reshape(-1)]
-        if len(p) != 2 * len(axes):
-            _fail(node, f"{len(p)} pads for {len(axes)} axes")
-        full = [0] * 2 * r
-        for k, a in enumerate(axes):
-            full[a], full[a + r] = p[k], p[k + len(axes)]
-        p = full
-    if len(p) != 2 * r:
-        _fail(node, f"{len(p)} pads for a rank-{r} tensor (it needs {2 * r})")
-    if any(v < 0 for v in p):
-        _fail(node, f"negative pads {p} (cropping) are not supported")
-    m.emit("Pad", [m.ref(ins[0])], node.output[0], {"pads": p, "value": value}, node.name)
-
-
 @implements("import", "Softmax", emits=("Softmax",))
 def softmax(m, node, ins, attrs):
     r = len(m.shape(ins[0]))
@@ -483,37 +455,58 @@ def global_maxpool(m, node, ins, attrs):
                                             "dilations": [1, 1]}, lifted)
 
 
-@implements("import", "ReduceMean", emits=("GlobalAveragePool", "Reshape", "Identity"))
-def reduce_mean(m, node, ins, attrs):
-    """Mean over trailing axes a..r-1 (a >= 1) -> GlobalAveragePool. Rank 4 over (2, 3)
-    maps directly; other cases view x as (N, M, K, 1) with K the reduced elements, so
-    the batch axis stays first and a batched run still works."""
+def _reduce(m, node, ins, attrs, op: str) -> None:
+    """Mean / max over any non-batch axes -> a pooling op over the reduced elements.
+
+    Rank 4 over (2, 3) is the pool itself. Otherwise the reduced axes are moved last (a
+    Transpose, when they are not trailing already) and x is viewed as (N, M, K, 1) with K
+    the reduced elements, so the batch axis stays first and a batched run still works.
+    """
     s = m.shape(ins[0])
     axes = _axes_of(m, node, ins, attrs)
     r = len(s)
-    if axes is None and attrs.get("noop_with_empty_axes", 0):
+    if not axes and attrs.get("noop_with_empty_axes", 0):
         identity(m, node, ins, attrs)
         return
-    axes = sorted({axis(node, a, r, "axes") for a in (axes if axes is not None else range(r))})
+    axes = sorted({axis(node, a, r, "axes") for a in (axes or range(r))})
     keep = int(attrs.get("keepdims", 1))
-    if not axes or axes != list(range(axes[0], r)) or axes[0] == 0:
-        _fail(node, f"ReduceMean over axes {axes} of a rank-{r} tensor; only trailing non-batch axes are supported",
-              "reduce over the spatial / last axes (e.g. x.mean((2, 3))) or use AdaptiveAvgPool2d(1)")
-    out_shape = [d for i, d in enumerate(s) if i not in axes] if not keep else \
-        [1 if i in axes else d for i, d in enumerate(s)]
+    if axes[0] == 0:
+        _fail(node, f"{node.op_type} over axes {axes} includes axis 0, the batch axis",
+              "reduce over the other axes (e.g. x.mean((2, 3)))")
+    out_shape = [1 if i in axes else d for i, d in enumerate(s)] if keep else \
+        [d for i, d in enumerate(s) if i not in axes]
+    global_pool = {"GlobalAveragePool": {},
+                   "MaxPool": {"strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1]}}[op]
     if r == 4 and axes == [2, 3]:
         if keep:
-            m.emit("GlobalAveragePool", [m.ref(ins[0])], node.output[0], {}, node.name)
+            m.emit(op, [m.ref(ins[0])], node.output[0],
+                   {"kernel": [s[2], s[3]], **global_pool} if op == "MaxPool" else {}, node.name)
             return
         x = m.ref(ins[0])
     else:
-        a = axes[0]
-        x = m.temp(f"{node.output[0]}/as4d")
-        m.emit("Reshape", [m.ref(ins[0])], x,
-               {"shape": [s[0], int(np.prod(s[1:a])), int(np.prod(s[a:])), 1]}, node.name + "/as4d")
-    tmp = m.temp(f"{node.output[0]}/gap")
-    m.emit("GlobalAveragePool", [x], tmp, {}, node.name)
+        x = m.ref(ins[0])
+        kept = [i for i in range(r) if i not in axes]
+        if axes != list(range(r - len(axes), r)):
+            moved = m.temp(f"{node.output[0]}/reduced_last")
+            x = m.emit("Transpose", [x], moved, {"perm": kept + axes}, node.name + "/reduced_last")
+        k = int(np.prod([s[a] for a in axes]))
+        view = m.temp(f"{node.output[0]}/as4d")
+        x = m.emit("Reshape", [x], view, {"shape": [s[0], int(np.prod([s[a] for a in kept[1:]])), k, 1]},
+                   node.name + "/as4d")
+    h, w = m.shape(x)[2:]
+    tmp = m.temp(f"{node.output[0]}/pool")
+    m.emit(op, [x], tmp, {"kernel": [h, w], **global_pool} if op == "MaxPool" else {}, node.name)
     m.emit("Reshape", [tmp], node.output[0], {"shape": out_shape}, node.name + "/out")
+
+
+@implements("import", "ReduceMean", emits=("GlobalAveragePool", "Transpose", "Reshape", "Identity"))
+def reduce_mean(m, node, ins, attrs):
+    _reduce(m, node, ins, attrs, "GlobalAveragePool")
+
+
+@implements("import", "ReduceMax", emits=("MaxPool", "Transpose", "Reshape", "Identity"))
+def reduce_max(m, node, ins, attrs):
+    _reduce(m, node, ins, attrs, "MaxPool")
 
 
 for _op in ("Relu", "Sigmoid", "Tanh", "HardSwish"):

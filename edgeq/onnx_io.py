@@ -6,7 +6,7 @@ How a graph is written (so Netron and onnxruntime open it):
 
 - constants are initializers; activations get value_info with their static shapes;
 - canonical float ops become real ONNX ops (opset 17): `kernel` -> `kernel_shape`,
-  Clip bounds / Reshape shape / Pad pads become small input initializers, Gemm gets
+  Clip bounds / Reshape shape / Pad pads / Gather indices become small input initializers, Gemm gets
   transB=1; a fused `act_min`/`act_max` becomes a Clip node after its producer marked
   `edgeq.fused` (node metadata), so onnxruntime computes the same function;
 - `ai.edgeq` ops keep their attributes as ONNX attributes (int/float/ints/floats/str);
@@ -214,6 +214,9 @@ class _Writer:
         elif op == "Pad":
             ins += [self.aux_init(f"{node.name}/pads", np.array(a["pads"], np.int64)),
                     self.aux_init(f"{node.name}/value", np.array(a.get("value", 0.0), np.float32))]
+        elif op == "Gather":
+            ins.append(self.aux_init(f"{node.name}/indices", np.array(a["indices"], np.int64)))
+            attrs = {"axis": a["axis"]}
         else:  # only attributes ONNX defines (declared onnx=True): onnxruntime rejects others
             attrs = {at.name: a[at.name] for at in FLOAT_OPS[op].attrs if at.onnx and at.name in a}
         n = helper.make_node(op, ins, [y], name=node.name, **attrs)

@@ -64,10 +64,37 @@ class ActNet(nn.Module):
         return torch.softmax(torch.flatten(F.adaptive_avg_pool2d(d, 1), 1), dim=-1)
 
 
+class SelectNet(nn.Module):
+    """Issue 20's selection and reduction ops: reflect / replicate / circular pad, a
+    squeeze-and-excitation gate (Mul of two activations, [N,C,1,1] * [N,C,H,W]), split,
+    strided slices, nearest upsampling (scale and size), max and mean over spatial axes
+    and over channels, an integer index."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.f1 = nn.Conv2d(8, 4, 1)
+        self.f2 = nn.Conv2d(4, 8, 1)
+        _randomize_bn(self)
+
+    def forward(self, x):
+        y = F.relu(self.bn(self.c(F.pad(x, (2, 1, 1, 2), mode="reflect"))))      # [1, 8, 13, 15]
+        y = y * torch.sigmoid(self.f2(F.relu(self.f1(y.mean((2, 3), keepdim=True)))))
+        a, b = torch.split(y, [3, 5], dim=1)
+        a = F.pad(a, (1, 1, 0, 0), mode="replicate")[:, :, 1:13:2, 1:17:2]       # [1, 3, 6, 8]
+        b = F.pad(b[:, :, 1:-1:2, ::2], (1, 0, 0, 1), mode="circular")[:, :, :6, :8]
+        z = F.interpolate(torch.cat([b, a], 1), scale_factor=2, mode="nearest")  # [1, 8, 12, 16]
+        z = z + F.interpolate(z[:, :, ::2, ::2], size=(12, 16), mode="nearest")
+        m = z.amax(dim=(2, 3), keepdim=True) + z.mean(1, keepdim=True)          # [1, 8, 12, 16]
+        return torch.cat([m[:, :, 0], z[:, 2], m.amax(1)], 1)                   # [1, 28, 16]
+
+
 class SmallNets:
     @staticmethod
     def all():
-        return {"convbn": (ConvBnNet, (1, 3, 16, 16)), "acts": (ActNet, (1, 3, 15, 13))}
+        return {"convbn": (ConvBnNet, (1, 3, 16, 16)), "acts": (ActNet, (1, 3, 15, 13)),
+                "select": (SelectNet, (1, 3, 10, 12))}
 
 
 def _randomize_bn(model: nn.Module) -> None:

@@ -141,6 +141,11 @@ class G:
         shape = tuple(d + pads[i] + pads[r + i] for i, d in enumerate(self.g.tensors[x].shape))
         return self.node("QPad", [x], shape, {"pads": list(pads), "value": value})
 
+    def gather(self, x, axis, indices):
+        shape = list(self.g.tensors[x].shape)
+        shape[axis] = len(indices)
+        return self.node("QGather", [x], shape, {"axis": axis, "indices": list(indices)})
+
     def conv1d(self, x, co, k=3, stride=2, pads=(2, 1), dil=2):
         n, ci, length = self.g.tensors[x].shape
         wt = self.rng.integers(-127, 128, size=(co, ci, k)).astype(np.int8)
@@ -209,6 +214,8 @@ def per_op_graphs():
         one("concat_axis3", lambda b: (lambda x: [b.concat([x, b.requant(x)], 3)])(x4(b))),
         one("transpose", lambda b: [b.transpose(x4(b), (0, 2, 3, 1))]),
         one("pad", lambda b: [b.pad(x4(b), (0, 1, 2, 0, 0, 0, 1, 3))]),
+        one("gather_w_reflect", lambda b: [b.gather(x4(b), 3, (2, 1, 0, 1, 2, 3, 4, 3))]),
+        one("gather_c_slice", lambda b: [b.gather(b.gather(x4(b), 1, (1, 3)), 2, (0, 0, 5, 5))]),
         one("reshape_output", lambda b: [b.reshape(b.lut(x4(b)), (1, 120))]),
     ]
 

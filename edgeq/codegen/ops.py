@@ -240,3 +240,13 @@ def pad(c, n: Node, k: CKernel) -> Call:
               "value": _i(n, "value", _i(n, "x_zp"))}
     return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_pad_params", fields)
 
+
+
+@implements("c", "QGather", kernel=CKernel("eq_gather_s8"))
+def gather(c, n: Node, k: CKernel) -> Call:
+    x = c.shape(n.inputs[0])
+    axis = _i(n, "axis")
+    indices = [int(i) for i in n.attr("indices")]
+    fields = {"outer": _prod(x[:axis]), "in_len": x[axis], "out_len": len(indices), "inner": _prod(x[axis + 1:])}
+    return Call(k.function, [c.attr_array(n, "indices", "int32"), c.buf(n.inputs[0]), c.buf(n.outputs[0])],
+                "eq_gather_params", fields)

@@ -96,6 +96,10 @@ _float("Transpose", "axes permuted", X, (Attr("perm", "ints", onnx=True),), shap
        keeps_range=True)
 _float("Pad", "constant padding; pads [2 * rank], all begins then all ends", X,
        (Attr("pads", "ints"), Attr("value", "float")), shapes.pad)
+_float("Gather", "x's entries at constant indices along a non-batch axis, in the indices' order; "
+       "Slice, Split, Gather, Pad (reflect, edge, wrap) and nearest Resize import as this", X,
+       (Attr("axis", "int", onnx=True), Attr("indices", "ints")), shapes.gather, axis="any",
+       keeps_range=True)
 _float("Softmax", "softmax over the last axis", X, (Attr("axis", "int", onnx=True),), axis="last")
 _float("Identity", "x (Dropout imports as this; remove_identity deletes them)",
        keeps_range=True, channel_scale_commutes=True, channel_shift_commutes=True)

@@ -68,3 +68,5 @@ _int("QTranspose", "data movement, axes permuted (default: reversed)", X,
      (Attr("perm", "ints", None),), shapes.transpose)
 _int("QPad", "constant padding with an int8 value (default x_zp, else 0)", X,
      (Attr("pads", "ints"), Attr("value", "int", None), Attr("x_zp", "int", 0)), shapes.pad)
+_int("QGather", "a copy of x's entries at constant indices along axis; parameters unchanged", X,
+     (Attr("axis", "int"), Attr("indices", "ints")), shapes.gather, axis="any")

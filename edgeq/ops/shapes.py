@@ -99,6 +99,15 @@ def pad(ins: list[tuple], attrs) -> tuple:
     return tuple(x[i] + int(p[i]) + int(p[i + r]) for i in range(r))
 
 
+def gather(ins: list[tuple], attrs) -> tuple:
+    """x's entries at constant `indices` along `axis`: that axis gets len(indices)."""
+    x, ax, idx = tuple(ins[0]), int(attrs["axis"]), [int(i) for i in attrs["indices"]]
+    _need(0 <= ax < len(x), f"axis {ax} of rank {len(x)}")
+    _need(len(idx) > 0 and all(0 <= i < x[ax] for i in idx),
+          f"indices must be in [0, {x[ax]}) along axis {ax} (got {len(idx)} of them)")
+    return x[:ax] + (len(idx),) + x[ax + 1:]
+
+
 def reshape(ins: list[tuple], attrs) -> tuple:
     return resolve_reshape(tuple(ins[0]), attrs["shape"])
 

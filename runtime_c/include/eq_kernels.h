@@ -270,6 +270,21 @@ typedef struct {
 eq_status eq_pad_s8(const eq_pad_params *p, const int8_t *x, int8_t *y);
 size_t eq_pad_s8_scratch_size(const eq_pad_params *p);
 
+/* ---- QGather: a copy at constant indices -------------------------------------------------
+ * x viewed as [outer, in_len, inner] (the gathered axis in the middle), y as
+ * [outer, out_len, inner]: y[o, k, :] = x[o, indices[k], :], 0 <= indices[k] < in_len
+ * (repeats allowed). Slice, Split, reflect / edge padding and nearest Resize run as this.
+ * y must not overlap x. */
+typedef struct {
+    int32_t outer;    /* product of the dims before the axis */
+    int32_t in_len;   /* x's size along the axis */
+    int32_t out_len;  /* number of indices: y's size along the axis */
+    int32_t inner;    /* product of the dims after the axis */
+} eq_gather_params;
+
+eq_status eq_gather_s8(const eq_gather_params *p, const int32_t *indices, const int8_t *x, int8_t *y);
+size_t eq_gather_s8_scratch_size(const eq_gather_params *p);
+
 #ifdef __cplusplus
 }
 #endif
