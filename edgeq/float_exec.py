@@ -154,6 +154,17 @@ def tanh(node, a, g):
     return torch.tanh(a[0])
 
 
+@implements("float", "Sqrt")
+def sqrt(node, a, g):
+    return torch.sqrt(torch.clamp(a[0], min=0.0))  # the declared semantics: negative -> 0
+
+
+@implements("float", "Pow")
+def pow_(node, a, g):
+    e = float(node.attrs["exponent"])
+    return torch.pow(a[0] if e.is_integer() else torch.clamp(a[0], min=0.0), e)
+
+
 @implements("float", "HardSwish")
 def hardswish(node, a, g):
     return F.hardswish(a[0])

@@ -274,9 +274,30 @@ def prelu(m, node, ins, attrs):
     m.emit("PRelu", [m.ref(ins[0]), m.add_const(f"{node.name}/slope", s)], node.output[0], {}, node.name)
 
 
+@implements("import", "Pow", emits=("Mul", "Sqrt", "Pow", "Identity"))
+def pow_(m, node, ins, attrs):
+    e = m.value(ins[1])
+    if m.is_const(ins[0]) or e is None or np.size(e) != 1:
+        _fail(node, "only an activation raised to one constant exponent is supported",
+              "use a constant scalar exponent")
+    e = float(np.ravel(e)[0])
+    x, out = m.ref(ins[0]), node.output[0]
+    if not np.isfinite(e):
+        _fail(node, f"exponent {e} is not finite")
+    if e == 2.0:
+        m.emit("Mul", [x, x], out, {}, node.name)
+    elif e == 1.0:
+        m.emit("Identity", [x], out, {}, node.name)
+    elif e == 0.5:
+        m.emit("Sqrt", [x], out, {}, node.name)
+    else:  # a lookup table after quantization
+        m.emit("Pow", [x], out, {"exponent": e}, node.name)
+
+
 def _binary(op):
     """Add, Mul, Sub, Div. Sub/Div by a constant become Add/Mul (negated / reciprocal
-    constant), so the quantizer sees only Add and Mul; constants go second."""
+    constant), so the quantizer sees only Add and Mul; constants go second. Division by an
+    activation is a Mul by its reciprocal (Pow -1)."""
     def f(m, node, ins, attrs):
         a, b = ins[0], ins[1]
         ca, cb = m.value(a), m.value(b)
@@ -296,8 +317,11 @@ def _binary(op):
             else:
                 m.emit("Add", [m.ref(a), neg], out, {}, node.name)
         else:  # Div
-            if cb is None:
-                _fail(node, "division by a run-time tensor is not supported", "divide only by constants")
+            if cb is None:  # a / b = a * b ** -1, the reciprocal a lookup table after quantization
+                recip = m.temp(f"{out}/recip")
+                m.emit("Pow", [m.ref(b)], recip, {"exponent": -1.0}, node.name + "/recip")
+                m.emit("Mul", [recip, _const_operand(m, node, a, ca)], out, {}, node.name)
+                return
             if np.any(np.asarray(cb) == 0):
                 _fail(node, "the constant divisor holds zeros", "divide by non-zero constants")
             m.emit("Mul", [m.ref(a), m.add_const(f"{node.name}/recip", 1.0 / np.asarray(cb, np.float64))], out, {}, node.name)
@@ -509,11 +533,16 @@ def reduce_max(m, node, ins, attrs):
     _reduce(m, node, ins, attrs, "MaxPool")
 
 
-for _op in ("Relu", "Sigmoid", "Tanh", "HardSwish"):
+for _op in ("Relu", "Sigmoid", "Tanh", "HardSwish", "Sqrt"):
     implements("import", _op, emits=(_op,))(_unary(_op))
 implements("import", "HardSigmoid", emits=("HardSigmoid",))(_unary("HardSigmoid", alpha=0.2, beta=0.5))
 implements("import", "LeakyRelu", emits=("LeakyRelu",))(_unary("LeakyRelu", alpha=0.01))
 implements("import", "Add", emits=("Add",))(_binary("Add"))
 implements("import", "Mul", emits=("Mul",))(_binary("Mul"))
 implements("import", "Sub", emits=("Add", "Mul"))(_binary("Sub"))
-implements("import", "Div", emits=("Mul",))(_binary("Div"))
+implements("import", "Div", emits=("Mul", "Pow"))(_binary("Div"))
+
+
+@implements("import", "Reciprocal", emits=("Pow",))
+def reciprocal(m, node, ins, attrs):
+    m.emit("Pow", [m.ref(ins[0])], node.output[0], {"exponent": -1.0}, node.name)

@@ -90,11 +90,25 @@ class SelectNet(nn.Module):
         return torch.cat([m[:, :, 0], z[:, 2], m.amax(1)], 1)                   # [1, 28, 16]
 
 
+class PowNet(nn.Module):
+    """Pow with constant exponents (2 -> Mul, 3, 1.5 -> tables), Sqrt, division by an
+    activation (a reciprocal table): an RMS normalisation over channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        y = self.c(x)
+        rms = torch.sqrt((y ** 2).mean(1, keepdim=True) + 1e-3)
+        return y / rms + torch.relu(y) ** 3 + torch.relu(y).pow(1.5)
+
+
 class SmallNets:
     @staticmethod
     def all():
         return {"convbn": (ConvBnNet, (1, 3, 16, 16)), "acts": (ActNet, (1, 3, 15, 13)),
-                "select": (SelectNet, (1, 3, 10, 12))}
+                "select": (SelectNet, (1, 3, 10, 12)), "pow": (PowNet, (1, 3, 8, 8))}
 
 
 def _randomize_bn(model: nn.Module) -> None:

@@ -36,6 +36,12 @@ def _unpadded(node, graph) -> bool:
     return not any(node.attr("pads", [0]))
 
 
+def _pow(x, e: float):
+    base = x if float(e).is_integer() else np.maximum(x, 0.0)
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.power(base, e)
+
+
 def _clip_bounds(node) -> tuple[float, float]:
     return float(node.attrs.get("min", -INF)), float(node.attrs.get("max", INF))
 
@@ -67,6 +73,11 @@ _float("HardSigmoid", "clamp(alpha x + beta, 0, 1)",
        float_fn=lambda x, a: np.clip(float(a["alpha"]) * x + float(a["beta"]), 0.0, 1.0))
 _float("LeakyRelu", "x if x >= 0 else alpha x", attrs=(Attr("alpha", "float", onnx=True),),
        float_fn=lambda x, a: np.where(x >= 0, x, float(a["alpha"]) * x))
+_float("Sqrt", "sqrt(x); a negative x (NaN in ONNX) gives 0",
+       float_fn=lambda x, a: np.sqrt(np.maximum(x, 0.0)))
+_float("Pow", "x ** exponent for a constant exponent (2 imports as Mul, 0.5 as Sqrt, 1 as Identity); "
+       "a negative x with a fractional exponent (NaN in ONNX) gives 0, 0 ** negative gives +inf",
+       attrs=(Attr("exponent", "float"),), float_fn=lambda x, a: _pow(x, float(a["exponent"])))
 _float("PRelu", "x if x >= 0 else slope x; slope constant, scalar or per channel (axis 1)",
        (Input("x"), Input("slope", const=True)), shape=shapes.broadcast_two, combines=True)
 

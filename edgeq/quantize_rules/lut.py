@@ -16,14 +16,16 @@ that builtin, docs/tflite.md):
 - HardSwish is TFLite's HARD_SWISH fixed-point kernel tabulated (hardswish.py): it
   differs from the exactly rounded table by 1 LSB on about 0.2% of entries.
 
-Used for Sigmoid, Tanh, HardSwish, HardSigmoid, LeakyRelu, scalar PRelu, and a
-Relu/Clip that fuse_activation could not fold into its producer.
+Used for Sigmoid, Tanh, HardSwish, HardSigmoid, LeakyRelu, scalar PRelu, Sqrt, Pow with
+a constant exponent (other than 2, which imports as a Mul), and a Relu/Clip that
+fuse_activation could not fold into its producer.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from edgeq.ir import QParams
+from edgeq.ops import float_fn as declared_float_fn
 from edgeq.quantize_rules import rule
 from edgeq.quantize_rules.common import QuantContext
 from edgeq.quantize_rules.hardswish import hard_swish_table
@@ -56,7 +58,7 @@ def float_fn(node, ctx: QuantContext | None = None):
     if op == "PRelu":  # scalar slope only (per-channel goes to QPrelu)
         slope = float(np.ravel(ctx.fconst(node.inputs[1]))[0])
         return lambda x: np.where(x >= 0, x, slope * x)
-    raise KeyError(op)
+    return declared_float_fn(node)  # Sqrt, Pow: the declaration's float64 semantics
 
 
 def lut_inputs(qx: QParams) -> np.ndarray:
@@ -82,6 +84,6 @@ def add_lut(ctx: QuantContext, node, fn, fn_name: str) -> None:
     ctx.record(node.name, op=node.op, in_scale=float(qx.scale), out_scale=float(qy.scale))
 
 
-@rule("Relu", "Clip", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu")
+@rule("Relu", "Clip", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Sqrt", "Pow")
 def quantize_unary(ctx: QuantContext, node) -> None:
     add_lut(ctx, node, float_fn(node, ctx), node.op)
