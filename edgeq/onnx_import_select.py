@@ -17,9 +17,15 @@ from edgeq.onnx_import_ops import _fail, axis
 from edgeq.ops import implements
 
 
-def gather_axes(m, node, x: str, picks: dict[int, list[int]], out: str) -> str:
+def is_identity(m, x: str, picks: dict[int, list[int]]) -> bool:
+    shape = m.shape(x)
+    return all([int(i) for i in idx] == list(range(shape[a])) for a, idx in picks.items())
+
+
+def gather_axes(m, node, x: str, picks: dict[int, list[int]], out: str, name: str | None = None) -> str:
     """Emit a chain of Gathers, one per axis whose indices are not the identity, ending in
-    `out` (an Identity when none is needed). picks: axis -> indices along it."""
+    `out` (an Identity when none is needed). picks: axis -> indices along it. `name`: the
+    last node's (default: the ONNX node's)."""
     shape = m.shape(x)
     steps = [(a, [int(i) for i in idx]) for a, idx in sorted(picks.items())
              if [int(i) for i in idx] != list(range(shape[a]))]
@@ -29,13 +35,13 @@ def gather_axes(m, node, x: str, picks: dict[int, list[int]], out: str) -> str:
         if not idx:
             _fail(node, f"it selects no element along axis {a} (an empty tensor)")
     if not steps:
-        return m.emit("Identity", [m.ref(x)], out, {}, node.name)
+        return m.emit("Identity", [m.ref(x)], out, {}, name or node.name)
     cur = m.ref(x)
     for k, (a, idx) in enumerate(steps):
         last = k == len(steps) - 1
         dst = out if last else m.temp(f"{out}/axis{a}")
         cur = m.emit("Gather", [cur], dst, {"axis": a, "indices": idx},
-                     node.name if last else f"{node.name}/axis{a}")
+                     (name or node.name) if last else f"{node.name}/axis{a}")
     return cur
 
 

@@ -104,11 +104,40 @@ class PowNet(nn.Module):
         return y / rms + torch.relu(y) ** 3 + torch.relu(y).pow(1.5)
 
 
+class TinyUNet(nn.Module):
+    """A tiny U-Net: two stride-2 encoder stages, a ConvTranspose and an upsample decoder
+    with skip connections (Concat), a per-pixel head."""
+
+    def __init__(self, up="nearest"):
+        super().__init__()
+        self.e1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.e2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.e3 = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(16)
+        self.up1 = nn.ConvTranspose2d(16, 16, 2, stride=2)
+        self.d1 = nn.Conv2d(32, 8, 3, padding=1)
+        self.up = up
+        self.d2 = nn.Conv2d(16, 4, 3, padding=1)
+        _randomize_bn(self)
+
+    def forward(self, x):
+        a = F.relu(self.e1(x))
+        b = F.relu(self.e2(a))
+        c = F.relu(self.bn(self.e3(b)))
+        u = F.relu(self.d1(torch.cat([self.up1(c), b], 1)))
+        if self.up == "nearest":
+            u = F.interpolate(u, scale_factor=2, mode="nearest")
+        else:
+            u = F.interpolate(u, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.d2(torch.cat([u, a], 1))
+
+
 class SmallNets:
     @staticmethod
     def all():
         return {"convbn": (ConvBnNet, (1, 3, 16, 16)), "acts": (ActNet, (1, 3, 15, 13)),
-                "select": (SelectNet, (1, 3, 10, 12)), "pow": (PowNet, (1, 3, 8, 8))}
+                "select": (SelectNet, (1, 3, 10, 12)), "pow": (PowNet, (1, 3, 8, 8)),
+                "unet": (TinyUNet, (1, 3, 16, 20))}
 
 
 def _randomize_bn(model: nn.Module) -> None:
