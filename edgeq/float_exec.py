@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from edgeq.ir import Graph, Node
 from edgeq.ops import holds, implements, lookup
+from edgeq.ops.shapes import source_coords
 
 def to_torch(a: np.ndarray) -> torch.Tensor:
     """Share memory with numpy when possible (weights are read-only here)."""
@@ -209,6 +210,27 @@ def transpose(node, a, g):
 def gather(node, a, g):
     idx = torch.tensor([int(i) for i in node.attrs["indices"]], dtype=torch.long, device=a[0].device)
     return torch.index_select(a[0], int(node.attrs["axis"]), idx)
+
+
+def _lerp_axis(x, axis: int, out_len: int, scale: float, mode: str):
+    """Linear interpolation along one axis, onnxruntime's way: positions clamped to the input."""
+    n = x.shape[axis]
+    pos = np.clip(source_coords(out_len, n, scale, mode), 0, n - 1).astype(np.float32)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    view = [1] * x.dim()
+    view[axis] = out_len
+    frac = torch.tensor(pos - lo, dtype=x.dtype, device=x.device).reshape(view)
+    take = lambda idx: torch.index_select(x, axis, torch.tensor(idx, device=x.device))  # noqa: E731
+    a = take(lo)
+    return a + (take(hi) - a) * frac
+
+
+@implements("float", "ResizeBilinear")
+def resize_bilinear(node, a, g):
+    (oh, ow), (sh, sw) = node.attrs["sizes"], node.attrs["scales"]
+    mode = node.attrs["coordinate_transformation_mode"]
+    return _lerp_axis(_lerp_axis(a[0], 2, int(oh), float(sh), mode), 3, int(ow), float(sw), mode)
 
 
 @implements("float", "Softmax")

@@ -3,7 +3,8 @@ time: Slice, Split, Gather (constant indices), Pad in reflect / edge / wrap mode
 in nearest mode. Each becomes one canonical `Gather` per axis it changes (the indices
 along that axis, computed here with the ONNX operator's own rule), so the quantizer, the
 integer reference, the C runtime and the TFLite export each need one kernel for all of
-them: a copy.
+them: a copy. (Pad in constant mode stays a Pad; Resize in linear mode, which mixes
+entries, becomes ResizeBilinear.)
 
 Axis 0 is the batch (docs/float_graph.md): selecting along it is refused, except the
 identity.
@@ -15,6 +16,7 @@ import numpy as np
 from edgeq.onnx_import_fold import onnx_slice
 from edgeq.onnx_import_ops import _fail, axis
 from edgeq.ops import implements
+from edgeq.ops.shapes import source_coords
 
 
 def is_identity(m, x: str, picks: dict[int, list[int]]) -> bool:
@@ -169,24 +171,7 @@ def pad(m, node, ins, attrs):
 
 # ---- Resize (nearest) ----------------------------------------------------------------------
 
-_F = np.float32  # onnxruntime computes Resize's coordinates in float32; so do we, to match it
-
-
-def _source_coords(out_len: int, in_len: int, scale, mode: str) -> np.ndarray:
-    """ONNX Resize's coordinate_transformation_mode: each output index's position in the input."""
-    x = np.arange(out_len, dtype=_F)
-    s = _F(scale)
-    if mode == "half_pixel":
-        return (x + _F(0.5)) / s - _F(0.5)
-    if mode == "pytorch_half_pixel":
-        return (x + _F(0.5)) / s - _F(0.5) if out_len > 1 else np.zeros(out_len, _F)
-    if mode == "align_corners":
-        return x * _F(in_len - 1) / _F(out_len - 1) if out_len > 1 else np.zeros(out_len, _F)
-    if mode == "asymmetric":
-        return x / s
-    if mode == "tf_half_pixel_for_nn":
-        return (x + _F(0.5)) / s
-    raise ValueError(mode)
+_F = np.float32
 
 
 def _nearest(coords: np.ndarray, rule: str, in_len: int) -> list[int]:
@@ -237,11 +222,36 @@ def resize_geometry(m, node, ins, attrs) -> tuple[list[int], list]:
     return out, scales
 
 
-@implements("import", "Resize", emits=("Gather", "Identity"))
+LINEAR_MODES = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric")
+
+
+def _resize_linear(m, node, ins, attrs) -> None:
+    """mode=linear over H and W of an [N, C, H, W] tensor -> ResizeBilinear."""
+    shape = m.shape(ins[0])
+    coord = attrs.get("coordinate_transformation_mode", "half_pixel")
+    if coord not in LINEAR_MODES:
+        _fail(node, f"linear Resize with coordinate_transformation_mode={coord!r} is not supported",
+              f"use one of {', '.join(LINEAR_MODES)}")
+    out, scales = resize_geometry(m, node, ins, attrs)
+    if len(shape) != 4 or out[:2] != list(shape[:2]):
+        _fail(node, f"linear Resize of {list(shape)} to {out} is not supported (only H and W of [N, C, H, W])",
+              "resize only the spatial axes of a 4-D tensor")
+    if attrs.get("antialias", 0) and (out[2] < shape[2] or out[3] < shape[3]):
+        _fail(node, "antialiased linear downsampling is not supported", "export with antialias=False")
+    m.emit("ResizeBilinear", [m.ref(ins[0])], node.output[0],
+           {"sizes": out[2:], "scales": [float(scales[2]), float(scales[3])],
+            "coordinate_transformation_mode": coord}, node.name)
+
+
+@implements("import", "Resize", emits=("Gather", "ResizeBilinear", "Identity"))
 def resize(m, node, ins, attrs):
     mode = attrs.get("mode", "nearest")
+    if mode == "linear":
+        _resize_linear(m, node, ins, attrs)
+        return
     if mode != "nearest":
-        _fail(node, f"mode={mode!r} is not supported (only nearest)", "use nearest-neighbour upsampling")
+        _fail(node, f"mode={mode!r} is not supported (only nearest and linear)",
+              "use nearest-neighbour or bilinear upsampling")
     coord = attrs.get("coordinate_transformation_mode", "half_pixel")
     rule = attrs.get("nearest_mode", "round_prefer_floor")
     if coord not in COORD_MODES or rule not in NEAREST_MODES:
@@ -249,6 +259,6 @@ def resize(m, node, ins, attrs):
               f"use one of {', '.join(COORD_MODES)}")
     shape = m.shape(ins[0])
     out, scales = resize_geometry(m, node, ins, attrs)
-    picks = {a: _nearest(_source_coords(out[a], shape[a], scales[a], coord), rule, shape[a])
+    picks = {a: _nearest(source_coords(out[a], shape[a], scales[a], coord), rule, shape[a])
              for a in range(len(shape)) if out[a] != shape[a] or scales[a] != 1}
     gather_axes(m, node, ins[0], picks, node.output[0])

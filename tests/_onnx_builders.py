@@ -137,7 +137,8 @@ class SmallNets:
     def all():
         return {"convbn": (ConvBnNet, (1, 3, 16, 16)), "acts": (ActNet, (1, 3, 15, 13)),
                 "select": (SelectNet, (1, 3, 10, 12)), "pow": (PowNet, (1, 3, 8, 8)),
-                "unet": (TinyUNet, (1, 3, 16, 20))}
+                "unet": (TinyUNet, (1, 3, 16, 20)),
+                "unet_bilinear": (lambda: TinyUNet("bilinear"), (1, 3, 16, 20))}
 
 
 def _randomize_bn(model: nn.Module) -> None:

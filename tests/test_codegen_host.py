@@ -146,6 +146,12 @@ class G:
         shape[axis] = len(indices)
         return self.node("QGather", [x], shape, {"axis": axis, "indices": list(indices)})
 
+    def resize_bilinear(self, x, out_hw, mode="half_pixel"):
+        from edgeq.intref.resize import bilinear_table
+        n, c, h, w = self.g.tensors[x].shape
+        return self.node("QResizeBilinear", [x], (n, c) + tuple(out_hw), {
+            "y_table": bilinear_table(h, out_hw[0], mode), "x_table": bilinear_table(w, out_hw[1], mode)})
+
     def conv1d(self, x, co, k=3, stride=2, pads=(2, 1), dil=2):
         n, ci, length = self.g.tensors[x].shape
         wt = self.rng.integers(-127, 128, size=(co, ci, k)).astype(np.int8)
@@ -216,6 +222,7 @@ def per_op_graphs():
         one("pad", lambda b: [b.pad(x4(b), (0, 1, 2, 0, 0, 0, 1, 3))]),
         one("gather_w_reflect", lambda b: [b.gather(x4(b), 3, (2, 1, 0, 1, 2, 3, 4, 3))]),
         one("gather_c_slice", lambda b: [b.gather(b.gather(x4(b), 1, (1, 3)), 2, (0, 0, 5, 5))]),
+        one("resize_bilinear", lambda b: [b.resize_bilinear(x4(b), (11, 4), "align_corners")]),
         one("reshape_output", lambda b: [b.reshape(b.lut(x4(b)), (1, 120))]),
     ]
 

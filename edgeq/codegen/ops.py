@@ -250,3 +250,11 @@ def gather(c, n: Node, k: CKernel) -> Call:
     fields = {"outer": _prod(x[:axis]), "in_len": x[axis], "out_len": len(indices), "inner": _prod(x[axis + 1:])}
     return Call(k.function, [c.attr_array(n, "indices", "int32"), c.buf(n.inputs[0]), c.buf(n.outputs[0])],
                 "eq_gather_params", fields)
+
+
+@implements("c", "QResizeBilinear", kernel=CKernel("eq_resize_bilinear_s8"))
+def resize_bilinear(c, n: Node, k: CKernel) -> Call:
+    x, y = c.shape(n.inputs[0]), c.shape(n.outputs[0])
+    fields = {"batch": x[0], "channels": x[1], "in_h": x[2], "in_w": x[3], "out_h": y[2], "out_w": y[3]}
+    return Call(k.function, [c.attr_array(n, "y_table", "int32"), c.attr_array(n, "x_table", "int32"),
+                             c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_resize_params", fields)

@@ -111,6 +111,10 @@ _float("Gather", "x's entries at constant indices along a non-batch axis, in the
        "Slice, Split, Gather, Pad (reflect, edge, wrap) and nearest Resize import as this", X,
        (Attr("axis", "int", onnx=True), Attr("indices", "ints")), shapes.gather, axis="any",
        keeps_range=True)
+_float("ResizeBilinear", "bilinear resize of H and W (ONNX Resize mode=linear on [N, C, H, W]); "
+       "positions by coordinate_transformation_mode with onnxruntime's scales, clamped to the input",
+       X, (Attr("sizes", "ints"), Attr("scales", "floats"), Attr("coordinate_transformation_mode", "str")),
+       shapes.resize_hw, keeps_range=True)
 _float("Softmax", "softmax over the last axis", X, (Attr("axis", "int", onnx=True),), axis="last")
 _float("Identity", "x (Dropout imports as this; remove_identity deletes them)",
        keeps_range=True, channel_scale_commutes=True, channel_shift_commutes=True)

@@ -27,5 +27,5 @@ def rule(*ops: str):
 def load_rules() -> dict[str, Callable]:
     # Importing the modules registers their rules (kept explicit so the order is obvious).
     from edgeq.quantize_rules import (conv_gemm, elementwise, lut, pool, prelu,  # noqa: F401
-                                      shape_ops, softmax)
+                                      resize, shape_ops, softmax)
     return RULES

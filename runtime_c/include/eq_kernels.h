@@ -285,6 +285,25 @@ typedef struct {
 eq_status eq_gather_s8(const eq_gather_params *p, const int32_t *indices, const int8_t *x, int8_t *y);
 size_t eq_gather_s8_scratch_size(const eq_gather_params *p);
 
+/* ---- QResizeBilinear: bilinear resize of H and W ----------------------------------------
+ * x [batch, channels, in_h, in_w] -> y [batch, channels, out_h, out_w]. y_table holds
+ * out_h triples (lo, hi, frac), x_table out_w: input row / column lo and hi (= lo or
+ * lo + 1, < in_len) and hi's weight frac in [0, EQ_RESIZE_ONE) (lo's: EQ_RESIZE_ONE - frac).
+ *   acc = (ONE - fy) * ((ONE - fx) * x[lo_y][lo_x] + fx * x[lo_y][hi_x])
+ *       +        fy  * ((ONE - fx) * x[hi_y][lo_x] + fx * x[hi_y][hi_x])
+ *   y   = rounding_divide_by_pot(acc, 20)      (TFLite's ResizeBilinearInteger; same params)
+ * y must not overlap x. */
+#define EQ_RESIZE_ONE 1024
+typedef struct {
+    int32_t batch, channels;
+    int32_t in_h, in_w;
+    int32_t out_h, out_w;
+} eq_resize_params;
+
+eq_status eq_resize_bilinear_s8(const eq_resize_params *p, const int32_t *y_table,
+                                const int32_t *x_table, const int8_t *x, int8_t *y);
+size_t eq_resize_bilinear_s8_scratch_size(const eq_resize_params *p);
+
 #ifdef __cplusplus
 }
 #endif
