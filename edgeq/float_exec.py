@@ -191,6 +191,11 @@ def mul(node, a, g):
     return _clamp(node, a[0] * a[1])
 
 
+@implements("float", "MatMul")
+def matmul(node, a, g):
+    return torch.matmul(a[0], a[1])
+
+
 @implements("float", "Concat")
 def concat(node, a, g):
     return torch.cat(a, dim=node.attrs["axis"])

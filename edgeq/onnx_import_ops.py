@@ -207,15 +207,22 @@ def gemm(m, node, ins, attrs):
     m.emit("Add", [mid, c], node.output[0], {}, node.name + "/C")
 
 
-@implements("import", "MatMul", emits=("Gemm", "Reshape"))
+@implements("import", "MatMul", emits=("Gemm", "Reshape", "MatMul"))
 def matmul(m, node, ins, attrs):
-    if m.is_const(ins[0]) or not m.is_const(ins[1]):
-        _fail(node, "only MatMul with a constant 2-D right operand (a dense layer) is supported",
-              "multiply activations by weights only, or rewrite the product before export")
-    Bw = np.asarray(m.value(ins[1]), np.float32)
-    if Bw.ndim != 2:
-        _fail(node, f"the constant right operand has rank {Bw.ndim}; only 2-D is supported")
-    _gemm_out(m, node, ins[0], np.ascontiguousarray(Bw.T), np.zeros(Bw.shape[1], np.float32), node.output[0])
+    """A constant 2-D right operand is a dense layer (Gemm); anything else with an
+    activation on the left is a MatMul of two operands (attention scores, bilinear forms)."""
+    if m.is_const(ins[0]):
+        _fail(node, "a constant left operand is not supported", "put the activation on the left (transpose)")
+    ra, rb = len(m.shape(ins[0])), len(m.shape(ins[1]))
+    if min(ra, rb) < 2:
+        _fail(node, f"a rank-{min(ra, rb)} operand is not supported (only matrices and batches of them)",
+              "unsqueeze the vector to a matrix before the product")
+    Bw = m.value(ins[1])
+    if Bw is not None and np.ndim(Bw) == 2:
+        Bw = np.asarray(Bw, np.float32)
+        _gemm_out(m, node, ins[0], np.ascontiguousarray(Bw.T), np.zeros(Bw.shape[1], np.float32), node.output[0])
+        return
+    m.emit("MatMul", [m.ref(ins[0]), m.ref(ins[1])], node.output[0], {}, node.name)
 
 
 @implements("import", "BatchNormalization", emits=("BatchNormalization",))

@@ -132,13 +132,26 @@ class TinyUNet(nn.Module):
         return self.d2(torch.cat([u, a], 1))
 
 
+class AttentionNet(nn.Module):
+    """Single-head self-attention over [1, T, D]: two MatMuls of activations."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        scores = self.q(x) @ self.k(x).transpose(1, 2) * 0.35
+        return torch.softmax(scores, -1) @ self.v(x)
+
+
 class SmallNets:
     @staticmethod
     def all():
         return {"convbn": (ConvBnNet, (1, 3, 16, 16)), "acts": (ActNet, (1, 3, 15, 13)),
                 "select": (SelectNet, (1, 3, 10, 12)), "pow": (PowNet, (1, 3, 8, 8)),
                 "unet": (TinyUNet, (1, 3, 16, 20)),
-                "unet_bilinear": (lambda: TinyUNet("bilinear"), (1, 3, 16, 20))}
+                "unet_bilinear": (lambda: TinyUNet("bilinear"), (1, 3, 16, 20)),
+                "attention": (AttentionNet, (1, 6, 8))}
 
 
 def _randomize_bn(model: nn.Module) -> None:

@@ -87,6 +87,9 @@ _float("Add", "a + b, numpy broadcasting; either may be a constant",
 _float("Mul", "a * b, numpy broadcasting; either may be a constant",
        (Input("a"), Input("b")), FUSED_CLAMP, shapes.broadcast_two, clamp_fusable=True, combines=True)
 
+_float("MatMul", "a @ b of two activations (or a constant b that is not a 2-D weight), numpy batch broadcasting",
+       (Input("a"), Input("b")), shape=shapes.matmul, combines=True)
+
 # ---- pooling -----------------------------------------------------------------------------------
 _float("MaxPool", "max over the window (ceil_mode folded into pads)", X,
        (Attr("kernel", "ints"),) + WINDOW + (Attr("dilations", "ints"),) + FUSED_CLAMP, shapes.pool,

@@ -108,6 +108,13 @@ def gather(ins: list[tuple], attrs) -> tuple:
     return x[:ax] + (len(idx),) + x[ax + 1:]
 
 
+def matmul(ins: list[tuple], attrs) -> tuple:
+    """a [..., M, K] @ b [..., K, N] -> [..., M, N], the leading dims broadcast (numpy)."""
+    a, b = tuple(ins[0]), tuple(ins[1])
+    _need(len(a) >= 2 and len(b) >= 2 and a[-1] == b[-2], f"{a} @ {b} does not fit")
+    return broadcast(a[:-2], b[:-2]) + (a[-2], b[-1])
+
+
 def resize_hw(ins: list[tuple], attrs) -> tuple:
     """[N, C, H, W] -> [N, C] + sizes."""
     x, sizes = tuple(ins[0]), [int(v) for v in attrs["sizes"]]

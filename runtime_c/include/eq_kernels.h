@@ -304,6 +304,22 @@ eq_status eq_resize_bilinear_s8(const eq_resize_params *p, const int32_t *y_tabl
                                 const int32_t *x_table, const int8_t *x, int8_t *y);
 size_t eq_resize_bilinear_s8_scratch_size(const eq_resize_params *p);
 
+/* ---- QMatMul: TFLite BATCH_MATMUL -----------------------------------------------------
+ * For each of `batch` products: a [m, k] (at a + t * a_batch_stride) times b [k, n] (at
+ * b + t * b_batch_stride); a stride of 0 broadcasts one matrix over the batch. y [batch, m, n]:
+ *   y = clamp(y_zp + MBQM(sum_k (a - a_zp)(b - b_zp), y_mult, y_shift), act_min, act_max)
+ * The compiler proves k * 255^2 << max(y_shift, 0) < 2^31. y must not overlap a or b. */
+typedef struct {
+    int32_t batch, m, k, n;
+    int32_t a_batch_stride, b_batch_stride;  /* elements; 0: the same matrix for every t */
+    int32_t a_zp, b_zp, y_zp;
+    int32_t y_mult, y_shift;
+    int32_t act_min, act_max;
+} eq_matmul_params;
+
+eq_status eq_matmul_s8(const eq_matmul_params *p, const int8_t *a, const int8_t *b, int8_t *y);
+size_t eq_matmul_s8_scratch_size(const eq_matmul_params *p);
+
 #ifdef __cplusplus
 }
 #endif
