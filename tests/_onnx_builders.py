@@ -144,6 +144,24 @@ class AttentionNet(nn.Module):
         return torch.softmax(scores, -1) @ self.v(x)
 
 
+class ConvGRUNet(nn.Module):
+    """A Conv-GRU keyword-spotting net: a conv over (frequency, time), the frequency bins
+    flattened into features, a GRU over the time steps, its last hidden state classified."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, stride=(2, 1), padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.gru = nn.GRU(8 * 5, 16, batch_first=True)
+        self.fc = nn.Linear(16, 4)
+        _randomize_bn(self)
+
+    def forward(self, x):                                   # [1, 1, 10 freq, 12 time]
+        y = F.relu(self.bn(self.conv(x)))                   # [1, 8, 5, 12]
+        _, h = self.gru(y.flatten(1, 2).transpose(1, 2))    # [1, 12, 40] -> h [1, 1, 16]
+        return self.fc(h[-1])
+
+
 class SmallNets:
     @staticmethod
     def all():
@@ -151,7 +169,8 @@ class SmallNets:
                 "select": (SelectNet, (1, 3, 10, 12)), "pow": (PowNet, (1, 3, 8, 8)),
                 "unet": (TinyUNet, (1, 3, 16, 20)),
                 "unet_bilinear": (lambda: TinyUNet("bilinear"), (1, 3, 16, 20)),
-                "attention": (AttentionNet, (1, 6, 8))}
+                "attention": (AttentionNet, (1, 6, 8)),
+                "convgru": (ConvGRUNet, (1, 1, 10, 12))}
 
 
 def _randomize_bn(model: nn.Module) -> None:
