@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgeq import onnx_import_convtranspose, onnx_import_gru, onnx_import_ops, onnx_import_select  # noqa: F401  (the converters)
+from edgeq import onnx_import_convtranspose, onnx_import_ops, onnx_import_rnn, onnx_import_select  # noqa: F401  (the converters)
 from edgeq.errors import EdgeqError, shown
 from edgeq.ir import Graph, Node, Tensor
 from edgeq.ops import FLOAT_OPS, REGISTRY, implementations

@@ -146,19 +146,21 @@ class AttentionNet(nn.Module):
 
 class ConvGRUNet(nn.Module):
     """A Conv-GRU keyword-spotting net: a conv over (frequency, time), the frequency bins
-    flattened into features, a GRU over the time steps, its last hidden state classified."""
+    flattened into features, a GRU (or LSTM) over the time steps, its last hidden state
+    classified."""
 
-    def __init__(self):
+    def __init__(self, cell=nn.GRU):
         super().__init__()
         self.conv = nn.Conv2d(1, 8, 3, stride=(2, 1), padding=1)
         self.bn = nn.BatchNorm2d(8)
-        self.gru = nn.GRU(8 * 5, 16, batch_first=True)
+        self.rnn = cell(8 * 5, 16, batch_first=True)
         self.fc = nn.Linear(16, 4)
         _randomize_bn(self)
 
     def forward(self, x):                                   # [1, 1, 10 freq, 12 time]
         y = F.relu(self.bn(self.conv(x)))                   # [1, 8, 5, 12]
-        _, h = self.gru(y.flatten(1, 2).transpose(1, 2))    # [1, 12, 40] -> h [1, 1, 16]
+        _, h = self.rnn(y.flatten(1, 2).transpose(1, 2))    # [1, 12, 40] -> h [1, 1, 16]
+        h = h[0] if isinstance(h, tuple) else h             # an LSTM's (h, c)
         return self.fc(h[-1])
 
 
@@ -170,7 +172,8 @@ class SmallNets:
                 "unet": (TinyUNet, (1, 3, 16, 20)),
                 "unet_bilinear": (lambda: TinyUNet("bilinear"), (1, 3, 16, 20)),
                 "attention": (AttentionNet, (1, 6, 8)),
-                "convgru": (ConvGRUNet, (1, 1, 10, 12))}
+                "convgru": (ConvGRUNet, (1, 1, 10, 12)),
+                "convlstm": (lambda: ConvGRUNet(nn.LSTM), (1, 1, 10, 12))}
 
 
 def _randomize_bn(model: nn.Module) -> None:
