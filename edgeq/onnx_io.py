@@ -6,7 +6,7 @@ How a graph is written (so Netron and onnxruntime open it):
 
 - constants are initializers; activations get value_info with their static shapes;
 - canonical float ops become real ONNX ops (opset 17): `kernel` -> `kernel_shape`,
-  Clip bounds / Reshape shape / Pad pads / Gather indices become small input initializers, Gemm gets
+  Clip bounds / Reshape shape / Pad pads / Gather indices / Pow exponent become small input initializers, Gemm gets
   transB=1; a fused `act_min`/`act_max` becomes a Clip node after its producer marked
   `edgeq.fused` (node metadata), so onnxruntime computes the same function;
 - `ai.edgeq` ops keep their attributes as ONNX attributes (int/float/ints/floats/str);
@@ -220,6 +220,8 @@ class _Writer:
             ins += ["", "", self.aux_init(f"{node.name}/sizes", np.array(list(shape[:2]) + list(a["sizes"]), np.int64))]
             op, attrs = "Resize", {"mode": "linear",
                                    "coordinate_transformation_mode": a["coordinate_transformation_mode"]}
+        elif op == "Pow":  # ONNX takes the exponent as an input
+            ins.append(self.aux_init(f"{node.name}/exponent", np.array(a["exponent"], np.float32)))
         elif op == "Gather":
             ins.append(self.aux_init(f"{node.name}/indices", np.array(a["indices"], np.int64)))
             attrs = {"axis": a["axis"]}

@@ -74,3 +74,14 @@ def test_pow_net_compiles_and_runs_bit_exact(target, tmp_path):
     np.save(x, np.random.default_rng(6).normal(size=(3,) + shape[1:]).astype(np.float32))
     run = edgeq_cli("run", out, "--input", x, "--check")
     assert run.returncode == 0 and "bit-identical" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+def test_float_graph_file_runs_in_onnxruntime():
+    """model.float.onnx writes Pow's exponent back as ONNX's second input."""
+    from edgeq.float_exec import run_float
+    from edgeq.onnx_io import graph_to_onnx, load_graph, save_graph
+    from ._onnx_builders import ort_run
+    g = import_onnx(_positive_model("Pow", 1.5))
+    x = np.random.default_rng(3).standard_normal((1, 3, 4, 5)).astype(np.float32)
+    want = run_float(g, {"x": x})["y"]
+    np.testing.assert_allclose(ort_run(graph_to_onnx(g), {"x": x})[0], want, rtol=1e-5, atol=1e-6)

@@ -141,3 +141,19 @@ def test_bilinear_unet_compiles_and_runs_bit_exact(target, tmp_path):
     np.save(x, np.random.default_rng(9).normal(size=(3,) + shape[1:]).astype(np.float32))
     run = edgeq_cli("run", out, "--input", x, "--check")
     assert run.returncode == 0 and "bit-identical" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+def test_float_graph_file_round_trips_and_runs_in_onnxruntime(tmp_path):
+    """model.float.onnx: ResizeBilinear is written as ONNX Resize (linear) and Gather with its
+    indices input, onnxruntime computes the graph's function, and load_graph gives the graph back."""
+    from edgeq.float_exec import run_float
+    from edgeq.onnx_io import graph_to_onnx, load_graph, save_graph
+    from ._onnx_builders import ort_run
+    path, shape = exported("unet_bilinear", "legacy")
+    g = import_onnx(path)
+    x = np.random.default_rng(12).normal(size=shape).astype(np.float32)
+    want = run_float(g, {"x": x})["y"]
+    np.testing.assert_allclose(ort_run(graph_to_onnx(g), {"x": x})[0], want, rtol=1e-4, atol=1e-5)
+    save_graph(g, tmp_path / "f.onnx")
+    back = load_graph(tmp_path / "f.onnx")
+    assert back.ops() == g.ops() and [n.attrs for n in back.nodes] == [n.attrs for n in g.nodes]
