@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from edgeq.onnx_import import import_onnx
+from edgeq.importer.load import import_onnx
 
 from ._onnx_builders import exported, make_model
 from .test_import import _canonical, _check_against_ort

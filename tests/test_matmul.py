@@ -10,8 +10,8 @@ import pytest
 from onnx import helper
 
 from edgeq.errors import EdgeqError
-from edgeq.intref import run_node
-from edgeq.onnx_import import import_onnx
+from edgeq.reference import run_node
+from edgeq.importer.load import import_onnx
 
 from . import _cbuild as cb
 from ._ckernels import M_EXTREMES, node, rand_i8
@@ -77,7 +77,7 @@ def test_c_equals_reference(a_shape, b_shape):
 
 
 def test_exports_as_exact_batch_matmul():
-    from edgeq.quantize_rules.multipliers import mul_multiplier
+    from edgeq.quantization.rules.multipliers import mul_multiplier
     from .test_tflite_export import QB, assert_exact, op_codes
     b = QB(41)
     x = b.inp("x", (1, 2, 5, 6), 0.05, 3)

@@ -14,9 +14,9 @@ import pytest
 from onnx import helper
 
 from edgeq.ir import QParams
-from edgeq.onnx_import import import_onnx
+from edgeq.importer.load import import_onnx
 from edgeq.ops import FLOAT_OPS
-from edgeq.quantize_rules.lut import lut_table
+from edgeq.quantization.rules.lut import lut_table
 
 from ._onnx_builders import exported, make_model
 from .test_import import _canonical, _check_against_ort
@@ -78,8 +78,8 @@ def test_pow_net_compiles_and_runs_bit_exact(target, tmp_path):
 
 def test_float_graph_file_runs_in_onnxruntime():
     """model.float.onnx writes Pow's exponent back as ONNX's second input."""
-    from edgeq.float_exec import run_float
-    from edgeq.onnx_io import graph_to_onnx, load_graph, save_graph
+    from edgeq.floatexec.executor import run_float
+    from edgeq.graphio.onnx_io import graph_to_onnx, load_graph, save_graph
     from ._onnx_builders import ort_run
     g = import_onnx(_positive_model("Pow", 1.5))
     x = np.random.default_rng(3).standard_normal((1, 3, 4, 5)).astype(np.float32)

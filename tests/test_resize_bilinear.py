@@ -11,9 +11,9 @@ import pytest
 from onnx import helper
 
 from edgeq.errors import EdgeqError
-from edgeq.intref import run_node
-from edgeq.intref.resize import bilinear_table
-from edgeq.onnx_import import import_onnx
+from edgeq.reference import run_node
+from edgeq.reference.resize import bilinear_table
+from edgeq.importer.load import import_onnx
 
 from . import _cbuild as cb
 from ._ckernels import node, rand_i8
@@ -114,7 +114,7 @@ def test_exports_as_exact_resize_bilinear(mode, in_hw, out_hw):
 
 def test_export_refuses_tables_tflite_does_not_compute():
     from .test_tflite_export import QB
-    from edgeq.tflite_export import export_tflite
+    from edgeq.export.tflite import export_tflite
     b = QB(32)
     x = b.inp("x", (1, 2, 4, 4), 0.05, 0)
     y = b.same("QResizeBilinear", x, (1, 2, 1, 4), y_table=[0, 1, 300], x_table=bilinear_table(4, 4, "half_pixel"))
@@ -146,8 +146,8 @@ def test_bilinear_unet_compiles_and_runs_bit_exact(target, tmp_path):
 def test_float_graph_file_round_trips_and_runs_in_onnxruntime(tmp_path):
     """model.float.onnx: ResizeBilinear is written as ONNX Resize (linear) and Gather with its
     indices input, onnxruntime computes the graph's function, and load_graph gives the graph back."""
-    from edgeq.float_exec import run_float
-    from edgeq.onnx_io import graph_to_onnx, load_graph, save_graph
+    from edgeq.floatexec.executor import run_float
+    from edgeq.graphio.onnx_io import graph_to_onnx, load_graph, save_graph
     from ._onnx_builders import ort_run
     path, shape = exported("unet_bilinear", "legacy")
     g = import_onnx(path)

@@ -11,7 +11,7 @@ import pytest
 from onnx import helper
 
 from edgeq.errors import EdgeqError
-from edgeq.onnx_import import import_onnx
+from edgeq.importer.load import import_onnx
 
 from ._onnx_builders import exported, make_model
 from .test_import import _canonical, _check_against_ort

@@ -15,8 +15,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgeq.errors import EdgeqError
-from edgeq.intref import run_node
-from edgeq.onnx_import import import_onnx
+from edgeq.reference import run_node
+from edgeq.importer.load import import_onnx
 
 from . import _cbuild as cb
 from ._ckernels import node, rand_i8
