@@ -240,3 +240,47 @@ def pad(c, n: Node, k: CKernel) -> Call:
               "value": _i(n, "value", _i(n, "x_zp"))}
     return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_pad_params", fields)
 
+
+
+@implements("c", "QGather", kernel=CKernel("eq_gather_s8"))
+def gather(c, n: Node, k: CKernel) -> Call:
+    x = c.shape(n.inputs[0])
+    axis = _i(n, "axis")
+    indices = [int(i) for i in n.attr("indices")]
+    fields = {"outer": _prod(x[:axis]), "in_len": x[axis], "out_len": len(indices), "inner": _prod(x[axis + 1:])}
+    return Call(k.function, [c.attr_array(n, "indices", "int32"), c.buf(n.inputs[0]), c.buf(n.outputs[0])],
+                "eq_gather_params", fields)
+
+
+@implements("c", "QResizeBilinear", kernel=CKernel("eq_resize_bilinear_s8"))
+def resize_bilinear(c, n: Node, k: CKernel) -> Call:
+    x, y = c.shape(n.inputs[0]), c.shape(n.outputs[0])
+    fields = {"batch": x[0], "channels": x[1], "in_h": x[2], "in_w": x[3], "out_h": y[2], "out_w": y[3]}
+    return Call(k.function, [c.attr_array(n, "y_table", "int32"), c.attr_array(n, "x_table", "int32"),
+                             c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_resize_params", fields)
+
+
+def _batch_stride(dims, out_batch, size: int, name: str) -> int:
+    """A matmul operand's step between the batch's matrices: `size` when its leading dims
+    are the output's, 0 when they are all 1 (one matrix for every product)."""
+    lead = [int(d) for d in dims[:-2]]
+    lead = [1] * (len(out_batch) - len(lead)) + lead
+    if lead == list(out_batch):
+        return size
+    if all(d == 1 for d in lead):
+        return 0
+    raise EdgeqError(f"{name}: the C runtime's matmul broadcasts a whole operand over the batch, "
+                     f"not leading dims {lead} against {list(out_batch)}", "use --target reference or tflite")
+
+
+@implements("c", "QMatMul", kernel=CKernel("eq_matmul_s8"))
+def matmul(c, n: Node, k: CKernel) -> Call:
+    a, b, y = c.shape(n.inputs[0]), c.shape(n.inputs[1]), c.shape(n.outputs[0])
+    m_, k_, n_ = a[-2], a[-1], b[-1]
+    out_batch = y[:-2]
+    fields = {"batch": _prod(out_batch), "m": m_, "k": k_, "n": n_,
+              "a_batch_stride": _batch_stride(a, out_batch, m_ * k_, n.name),
+              "b_batch_stride": _batch_stride(b, out_batch, k_ * n_, n.name),
+              **{key: _i(n, key) for key in ("a_zp", "b_zp", "y_zp", "y_mult", "y_shift")}, **_clamp(n)}
+    return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.inputs[1]), c.buf(n.outputs[0])],
+                "eq_matmul_params", fields)

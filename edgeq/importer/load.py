@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgeq.importer import converters  # noqa: F401  (registers the import stage's converters)
+from edgeq.importer import converters, convtranspose, rnn, select  # noqa: F401  (register the import stage's converters)
 from edgeq.errors import EdgeqError, shown
 from edgeq.importer.check import check_graph, check_tensors, check_versions, default_opset
 from edgeq.importer.fold import FOLDERS, FoldFailed, fold_node, result_elements

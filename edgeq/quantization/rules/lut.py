@@ -16,8 +16,9 @@ that builtin, docs/tflite.md):
 - HardSwish is TFLite's HARD_SWISH fixed-point kernel tabulated (hardswish.py): it
   differs from the exactly rounded table by 1 LSB on about 0.2% of entries.
 
-Used for Sigmoid, Tanh, HardSwish, HardSigmoid, LeakyRelu, scalar PRelu, and a
-Relu/Clip that fuse_activation could not fold into its producer.
+Used for Sigmoid, Tanh, HardSwish, HardSigmoid, LeakyRelu, scalar PRelu, Sqrt, Pow with
+a constant exponent (other than 2, which imports as a Mul), and a Relu/Clip that
+fuse_activation could not fold into its producer.
 """
 from __future__ import annotations
 
@@ -55,6 +56,6 @@ def add_lut(ctx: QuantContext, node, fn, fn_name: str) -> None:
     ctx.record(node.name, op=node.op, in_scale=float(qx.scale), out_scale=float(qy.scale))
 
 
-@implements("quantize", "Relu", "Clip", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", emits=("QLut",))
+@implements("quantize", "Relu", "Clip", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Sqrt", "Pow", emits=("QLut",))
 def quantize_unary(ctx: QuantContext, node) -> None:
     add_lut(ctx, node, float_fn(node), node.op)

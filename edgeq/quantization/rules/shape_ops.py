@@ -1,7 +1,7 @@
 """Data movement: Reshape, Identity -> QReshape; Transpose -> QTranspose; Pad -> QPad;
-Concat -> QConcat (+ QRequant before inputs whose parameters differ).
+Gather -> QGather; Concat -> QConcat (+ QRequant before inputs whose parameters differ).
 
-Reshape, Transpose and Pad keep the input's parameters on the output (they move bytes,
+Reshape, Transpose, Pad and Gather keep the input's parameters on the output (they move bytes,
 never values). Concat copies bytes too, so all its inputs must already carry the output's
 parameters: the output takes the calibrated range of the concatenation (which contains
 every input's range) and each input with other parameters goes through a QRequant
@@ -50,6 +50,13 @@ def quantize_pad(ctx: QuantContext, node) -> None:
     qvalue = int(q.quantize(np.array(value)))
     ctx.add_node("QPad", node.name, [x], [y], {"pads": [int(p) for p in node.attr("pads")],
                                               "value": qvalue})
+
+
+@implements("quantize", "Gather", emits=("QGather",))
+def quantize_gather(ctx: QuantContext, node) -> None:
+    x, y = _passthrough(ctx, node)
+    ctx.add_node("QGather", node.name, [x], [y], {"axis": int(node.attr("axis")),
+                                                  "indices": [int(i) for i in node.attr("indices")]})
 
 
 def requant(ctx: QuantContext, x: str, target, base: str) -> str:
