@@ -200,13 +200,28 @@ def _lowest_offset(b: Buffer, placed: list[Buffer]) -> int:
     return offset
 
 
+# Placement orders tried in turn (never by name): largest first (TFLite Micro's), then
+# earliest first, which packs a chain whose big buffers overlap in time (an aliased input
+# living into the second layer) where the first leaves a gap. The smallest arena wins,
+# the earlier order on a tie.
+PLACEMENT_ORDERS = (_placement_order, lambda b: (b.first, -b.size, b.order))
+
+
 def _place(buffers: list[Buffer]) -> int:
-    """Greedy by size with gap fitting; returns the arena size (aligned)."""
-    placed: list[Buffer] = []
-    for b in sorted(buffers, key=_placement_order):
-        b.offset = _lowest_offset(b, placed)
-        placed.append(b)
-    return _align(max((b.offset + b.size for b in buffers), default=0))
+    """Greedy with gap fitting in each placement order; keeps the smallest arena's offsets
+    and returns its size (aligned)."""
+    best = None
+    for order in PLACEMENT_ORDERS:
+        placed: list[Buffer] = []
+        for b in sorted(buffers, key=order):
+            b.offset = _lowest_offset(b, placed)
+            placed.append(b)
+        arena = _align(max((b.offset + b.size for b in buffers), default=0))
+        if best is None or arena < best[0]:
+            best = (arena, [b.offset for b in buffers])
+    for b, offset in zip(buffers, best[1]):
+        b.offset = offset
+    return best[0]
 
 
 def plot_timeline(plan: MemoryPlan, layer_names: list[str], path, budget_bytes: int | None = None) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.codegen import PORTABLE, KernelChoice, generate_c, io_info, plan_memory
+from edgeq.codegen import PORTABLE, CBuild, KernelChoice, generate_c, io_info, plan_build
 from edgeq.codegen.mains import vectors_c
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
@@ -51,21 +51,25 @@ def run_tool(cmd: list[str], what: str, timeout: float = 300, **kw) -> subproces
     return res
 
 
-def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = PORTABLE) -> MemoryPlan:
-    """Plan memory (with the scratch of the kernels chosen for `kernels`), generate
+def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = PORTABLE,
+                ram_limit: int | None = None) -> CBuild:
+    """Lower the graph for `kernels` (layouts), plan memory with their scratch under the
+    graph's scratch policy (ram_limit: the part's SRAM left for the arena), generate
     model.h/.c (with marks) and record the plan in the report."""
     for n in qgraph.nodes:
         for o in n.outputs:
             if qgraph.tensors[o].dtype != "int8":
                 raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the C runtime is int8 only",
                                  "quantize the model with edgeq.quantize first")
-    plan = plan_memory(qgraph, scratch=qgraph.meta.get("scratch_policy", "fit"), kernels=kernels)
-    generate_c(qgraph, plan, src, profile_marks=True, kernels=kernels)
+    policy = qgraph.meta.get("scratch_policy", "fast")
+    build = plan_build(qgraph, kernels, policy, ram_limit)
+    plan = build.plan
+    generate_c(build.graph, plan, src, profile_marks=True, kernels=build.kernels)
     report["arena_bytes"] = plan.arena_bytes
-    report["memory_plan"] = {"scratch_policy": qgraph.meta.get("scratch_policy", "fit"),
+    report["memory_plan"] = {**build.report(policy),
                              "arena_bytes": plan.arena_bytes, "peak_live_bytes": plan.peak_live_bytes,
                              "timeline": plan.timeline, "inplace": [list(p) for p in plan.inplace]}
-    return plan
+    return build
 
 
 def batch_of(io: dict) -> int:

@@ -26,7 +26,8 @@ from string import Template
 import numpy as np
 
 from edgeq import runtime_c
-from edgeq.codegen import plan_memory
+from edgeq.codegen import KernelChoice, plan_build
+from edgeq.codegen.kernels import choice_for_cpu
 from edgeq.codegen.mains import firmware_main_c
 from edgeq.errors import EdgeqError
 from edgeq.memory_plan import plot_timeline
@@ -126,7 +127,17 @@ class MCUTarget:
         return MCUTarget(self.name, self.board, o)
 
     # ---- build ------------------------------------------------------------------------------
-    def check_fit(self, qgraph, report: dict, scratch: str = "fit") -> None:
+    @property
+    def kernels(self) -> KernelChoice:
+        """Channels-last DSP (M4/M7/M33) or MVE (M55) kernels (codegen.kernels.choice_for_cpu)."""
+        return choice_for_cpu(self.name)
+
+    @staticmethod
+    def arena_limit(board: dict) -> int:
+        """The part's SRAM left for the arena: what the default scratch plan ("fast") must fit."""
+        return board["ram_bytes"] - board.get("stack_bytes", DEFAULT_STACK) - board.get("heap_bytes", DEFAULT_HEAP)
+
+    def check_fit(self, qgraph, report: dict, scratch: str = "fast") -> None:
         """Right after quantization, before the build: fail when the model surely does not fit
         the part. Flash: the constants as stored plus a code floor; SRAM: the memory plan's
         arena plus the stack and heap reserves (all in the linker's RAM region)."""
@@ -140,7 +151,7 @@ class MCUTarget:
                              f"of code), the part has {board['flash_bytes']:,}",
                              "use a smaller model, int4 weights (--weight-bits 4, or auto with a "
                              "--firmware-budget), " + BIGGER_PART_FIX)
-        arena = plan_memory(qgraph, scratch=scratch).arena_bytes  # the C build's plan
+        arena = plan_build(qgraph, self.kernels, scratch, self.arena_limit(board)).plan.arena_bytes
         stack, heap = board.get("stack_bytes", DEFAULT_STACK), board.get("heap_bytes", DEFAULT_HEAP)
         if arena + stack + heap > board["ram_bytes"]:
             raise EdgeqError(f"the model does not fit {part}: it needs at least {arena + stack + heap:,} bytes "
@@ -155,8 +166,9 @@ class MCUTarget:
         src, obj = out_dir / "src", out_dir / "obj"
         src.mkdir(parents=True, exist_ok=True)
         obj.mkdir(exist_ok=True)
-        plan = cp.write_model(qgraph, src, report)
-        info = cp.project_info(qgraph, self.name, plan)
+        build = cp.write_model(qgraph, src, report, self.kernels, self.arena_limit(board))
+        plan = build.plan
+        info = cp.project_info(build.graph, self.name, plan)
         info["board"] = board
         report["memory_plan"]["direct"] = plan.direct  # layers whose kernel scratch did not fit
         plot_timeline(plan, info["layers"], out_dir / "memory_timeline.png", board["ram_bytes"])
