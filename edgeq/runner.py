@@ -157,7 +157,8 @@ def profile_build(build_dir: Path, device: str, console: Console) -> dict:
     table.add_column("instructions", justify="right")
     ops = {l["name"]: l["op"] for l in report.get("layers", [])}
     for layer in prof.get("layers", []):
-        table.add_row(layer["name"], ops.get(layer["name"], ""), f"{layer['instructions']:,}")
+        op = ops.get(layer["name"], "relayout" if layer["name"] in report.get("relayouts", ()) else "")
+        table.add_row(layer["name"], op, f"{layer['instructions']:,}")
     if prof.get("layers"):
         console.print(table)
     for k in ("instructions", "wall_time_s"):

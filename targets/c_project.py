@@ -66,6 +66,8 @@ def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = 
     plan = build.plan
     generate_c(build.graph, plan, src, profile_marks=True, kernels=build.kernels)
     report["arena_bytes"] = plan.arena_bytes
+    model_nodes = {n.name for n in qgraph.nodes}
+    report["relayouts"] = [n.name for n in build.graph.nodes if n.name not in model_nodes]
     report["memory_plan"] = {**build.report(policy),
                              "arena_bytes": plan.arena_bytes, "peak_live_bytes": plan.peak_live_bytes,
                              "timeline": plan.timeline, "inplace": [list(p) for p in plan.inplace]}
@@ -165,6 +167,10 @@ def load_info(out_dir: Path, target: str) -> dict:
     return json.loads(path.read_text())
 
 
-def project_info(qgraph: Graph, target: str, plan: MemoryPlan) -> dict:
-    return {"target": target, "arena_bytes": plan.arena_bytes, "num_layers": len(qgraph.nodes),
-            "layers": [n.name for n in qgraph.nodes], "io": io_info(qgraph)}
+def project_info(build: CBuild, target: str) -> dict:
+    """build.json: the firmware's layers are the lowered graph's (the model's nodes and the
+    relayouts between layouts); `kernels` says which variants model.c calls."""
+    g = build.graph
+    return {"target": target, "arena_bytes": build.plan.arena_bytes, "num_layers": len(g.nodes),
+            "layers": [n.name for n in g.nodes], "io": io_info(g),
+            "kernels": {"layout": build.kernels.layout, "isa": list(build.kernels.isa) or ["portable"]}}

@@ -37,7 +37,7 @@ class HostTarget:
         src.mkdir(parents=True, exist_ok=True)
         build = cp.write_model(qgraph, src, report, self.kernels)
         plan = build.plan
-        info = cp.project_info(build.graph, self.name, plan)
+        info = cp.project_info(build, self.name)
         expected = cp.reference_expected(qgraph, test_vectors)
         n_vec = cp.write_vectors(src, info["io"], test_vectors, expected)
         (src / "main.c").write_text(host_main_c())
