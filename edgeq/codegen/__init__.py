@@ -3,8 +3,12 @@
     plan = plan_memory(qgraph)                     # the arena, with the chosen kernels' scratch
     files = generate_c(qgraph, plan, out_dir)      # [out_dir/model.h, out_dir/model.c]
 
+    build = plan_build(qgraph, choice_for_cpu("cortex-m7"), "fast", ram_limit)  # a target's build:
+    generate_c(build.graph, build.plan, out_dir, kernels=build.kernels)         # lowered, planned
+
 Each layer's call comes from the C stage's emitter for its op and the kernel variant chosen
-for it (ops.py, kernels.py: `KernelChoice` says what the target's CPU offers).
+for it (ops.py, ops_nhwc.py, kernels.py: `KernelChoice` says what the target's CPU offers;
+layout.py stores each activation in the layout of the kernel that writes it).
 
 model.c is a straight-line sequence of eq_kernels.h calls (no interpreter): one block per
 layer with its params as a `static const` struct, weights and integer parameters as
@@ -24,8 +28,8 @@ from edgeq.codegen import kernels as ckernels
 from edgeq.codegen import ops  # noqa: F401  (registers the C stage's emitters and kernels)
 from edgeq.codegen import ops_nhwc  # noqa: F401  (the channels-last variants)
 from edgeq.codegen.carray import const_array, pack_s4
-from edgeq.codegen.layout import LAYOUT_KEY, assign_layouts
 from edgeq.codegen.kernels import PORTABLE, CKernel, KernelChoice, choose, portable_functions, scratch_size
+from edgeq.codegen.layout import LAYOUT_KEY, assign_layouts
 from edgeq.codegen.names import NameTable, check_plain_c, comment_text
 from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_WITH_PARAMS, MODEL_C, MODEL_H
 from edgeq.errors import EdgeqError
@@ -35,8 +39,8 @@ from edgeq.memory_plan import MemoryPlan
 from edgeq.memory_plan import plan_memory as plan_arena
 from edgeq.runtime_c.packing import rq_ctype, rq_initializer
 
-
-__all__ = ["generate_c", "io_info", "plan_memory", "plan_build", "CBuild", "scratch_size", "CKernel", "KernelChoice", "PORTABLE", "KERNELS", "KERNELS_S4"]
+__all__ = ["generate_c", "io_info", "plan_memory", "plan_build", "CBuild", "scratch_size", "CKernel",
+           "KernelChoice", "PORTABLE", "KERNELS", "KERNELS_S4"]
 
 # The portable kernel of each op, for int8 weights and for packed int4 weights (derived
 # from the registrations in ops.py: the one place kernel names are written).
