@@ -137,6 +137,26 @@ def test_int4_weights_keep_the_nchw_s4_kernel():
     assert fns[g.nodes[0].name] == "eq_conv2d_s4" and fns[g.nodes[1].name] == "eq_nhwc_conv_s8_dsp"
 
 
+@needs_gcc
+def test_weightless_ops_after_an_nchw_kernel_stay_nchw(tmp_path):
+    """After an int4 conv (NCHW kernels only) a pool and an add keep NCHW instead of paying
+    two relayouts; the one relayout is before the next channels-last conv."""
+    b = G("int4")
+    x = b.x((1, 4, 8, 8))
+    c4 = b.conv(x, 8)
+    w = b.g.tensors[b.g.nodes[0].inputs[1]]
+    w.q = QParams(np.ones(8), np.zeros(8, np.int64), bits=4, axis=0)
+    w.data = np.clip(w.data, -8, 7).astype(np.int8)
+    p = b.pool("QMaxPool", c4, 2, 2)
+    a = b.add(p, p)
+    g = b.done(b.conv(a, 8, k=1, pads=(0, 0, 0, 0)))
+    low, fns = _lowered(g)
+    assert [fns[n.name] for n in low.nodes] == ["eq_conv2d_s4", "eq_maxpool_s8", "eq_add_s8", "eq_transpose_s8",
+                                                "eq_nhwc_pointwise_s8_dsp", "eq_transpose_s8"]
+    assert [n.name for n in low.nodes if n.op == "QTranspose"] == ["qadd/3;x:out/to_nhwc", "qconv/4;x:out/to_nchw"]
+    check_target(nhwc_host(), g, tmp_path, n=2)
+
+
 def test_fit_plan_is_the_smallest_and_fast_fits_the_part():
     """fit: no arena larger than the activations need (the scratch-free variants where a
     layer's scratch would raise it); always: every layer its scratch; fast picks always

@@ -29,7 +29,7 @@ from edgeq.codegen import ops  # noqa: F401  (registers the C stage's emitters a
 from edgeq.codegen import ops_nhwc  # noqa: F401  (the channels-last variants)
 from edgeq.codegen.carray import const_array, pack_s4
 from edgeq.codegen.kernels import PORTABLE, CKernel, KernelChoice, choose, portable_functions, scratch_size
-from edgeq.codegen.layout import LAYOUT_KEY, assign_layouts
+from edgeq.codegen.layout import LAYOUT_KEY, NCHW_NODES_KEY, assign_layouts
 from edgeq.codegen.names import NameTable, check_plain_c, comment_text
 from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_WITH_PARAMS, MODEL_C, MODEL_H
 from edgeq.errors import EdgeqError
@@ -86,6 +86,7 @@ def plan_build(qgraph: Graph, kernels: KernelChoice = PORTABLE, scratch: str = "
     if scratch not in SCRATCH_PLANS:
         raise ValueError(f"scratch={scratch!r}: choose one of {SCRATCH_PLANS}")
     graph = assign_layouts(qgraph, kernels)
+    kernels = kernels.keeping_nchw(graph.meta.get(NCHW_NODES_KEY, ()))
     plans = {p: plan_memory(graph, scratch=p, kernels=kernels) for p in ("always", "fit")}
     policy = scratch
     if scratch == "fast":

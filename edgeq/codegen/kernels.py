@@ -73,6 +73,8 @@ class CKernel:
             return False
         if self.when is not None and not self.when(node, graph):
             return False
+        if node.name in choice.nchw_nodes and self.layout != "nchw":
+            return False
         if node.name in choice.direct and self.scratch is not None and not self.scratch_optional:
             return int(self.scratch(node, graph)) == 0
         return True
@@ -81,17 +83,22 @@ class CKernel:
 @dataclass(frozen=True)
 class KernelChoice:
     """What a build offers the kernels: CPU features in increasing preference, the preferred
-    activation layout (NCHW kernels stay the fallback of an "nhwc" build), and the nodes
-    that run without scratch (the memory plan's `direct` list)."""
+    activation layout (NCHW kernels stay the fallback of an "nhwc" build), the nodes that
+    run without scratch (the memory plan's `direct` list) and the nodes kept NCHW between
+    NCHW neighbours (layout.py)."""
     isa: tuple[str, ...] = ()
     layout: str = "nchw"
     direct: frozenset[str] = frozenset()
+    nchw_nodes: frozenset[str] = frozenset()
 
     def rank(self, kernel: CKernel) -> tuple[int, int]:
         return (kernel.layout == self.layout, 0 if kernel.isa == "portable" else 1 + self.isa.index(kernel.isa))
 
     def without_scratch(self, nodes) -> "KernelChoice":
-        return KernelChoice(self.isa, self.layout, frozenset(nodes))
+        return KernelChoice(self.isa, self.layout, frozenset(nodes), self.nchw_nodes)
+
+    def keeping_nchw(self, nodes) -> "KernelChoice":
+        return KernelChoice(self.isa, self.layout, self.direct, frozenset(nodes))
 
 
 def choice_for_cpu(cpu: str) -> KernelChoice:

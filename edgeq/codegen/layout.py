@@ -12,6 +12,10 @@ stored channels-last ([N, H, W, C], or [N, L, C] for [N, C, L]):
   and layout and shared by every reader;
 - a tensor whose two layouts are the same bytes (rank <= 2, C == 1, or H == W == 1) never
   needs one;
+- a weightless op with kernels in both layouts (Add, pools) whose input is stored NCHW
+  (after an int4 conv, which has NCHW kernels only) stays NCHW: a relayout costs more than
+  the faster kernel saves, and its two buffers would raise the arena (such nodes are
+  listed in KernelChoice.nchw_nodes, which the lowered graph's meta carries);
 - a model's QTranspose writes whatever layout the build prefers, so the NHWC -> NCHW
   transpose at the input of an image model (vww01, ic01, sww01) becomes a byte identity: it
   is replaced by a QReshape, an alias of its input (no copy, no arena);
@@ -25,9 +29,11 @@ the C stage's program, not a model.
 from __future__ import annotations
 
 from edgeq.codegen.kernels import KernelChoice, kernel_of
+from edgeq.errors import EdgeqError
 from edgeq.ir import QDOMAIN, Graph, Node, Tensor
 
 LAYOUT_KEY = "c_layout"
+NCHW_NODES_KEY = "c_nchw_nodes"
 NCHW, NHWC = "nchw", "nhwc"
 
 
@@ -70,6 +76,7 @@ def assign_layouts(qgraph: Graph, choice: KernelChoice) -> Graph:
     g = qgraph.copy()
     layouts: dict[str, str] = {t: NCHW for t in g.inputs}
     relayouts: dict[tuple[str, str], str] = {}
+    kept: set[str] = set()
     nodes: list[Node] = []
 
     def rank(t: str) -> int:
@@ -103,6 +110,9 @@ def assign_layouts(qgraph: Graph, choice: KernelChoice) -> Graph:
             nodes.append(n)
             continue
         want = kernel_of(n, g, choice).layout
+        if want != NCHW and _follows_input(n, g, choice, layouts):
+            kept.add(n.name)
+            want = NCHW
         n.inputs = [stored(t, want) if t and g.const(t) is None else t for t in n.inputs]
         for o in n.outputs:
             layouts[o] = want if rank(o) >= 3 else NCHW
@@ -123,5 +133,23 @@ def assign_layouts(qgraph: Graph, choice: KernelChoice) -> Graph:
 
     g.nodes = nodes
     g.meta[LAYOUT_KEY] = {t: v for t, v in layouts.items() if v != NCHW}
+    g.meta[NCHW_NODES_KEY] = sorted(kept)
     return g
+
+
+def _follows_input(n: Node, g: Graph, choice: KernelChoice, layouts: dict[str, str]) -> bool:
+    """A weightless node whose first input is stored NCHW (not layout-free) and that has an
+    NCHW kernel too: keep it NCHW."""
+    from edgeq.ops import holds
+    x = next((t for t in n.inputs if t and g.const(t) is None), None)
+    if x is None or holds("weighted", n) or layouts.get(x, NCHW) != NCHW:
+        return False
+    shape = g.tensors[x].shape
+    if same_bytes(shape, storage_order(len(shape), NCHW), storage_order(len(shape), choice.layout)):
+        return False
+    try:
+        kernel_of(n, g, choice.keeping_nchw([n.name]))
+    except EdgeqError:
+        return False
+    return True
 
