@@ -25,18 +25,21 @@ Rules
 - Each node's kernel scratch (`scratch_size(node, graph)`, given by the caller: the C
   targets pass the scratch of the kernels the code generator chose; without it no node
   gets scratch) is a buffer live at that step
-  only. Scratch is optional in the runtime (QConv/QGemm take NULL and run their direct
-  loops, bit-identical, just slower), so with scratch="fit" (the default) the planner
-  first places the activations alone, then gives each node its scratch only where it fits
-  under that arena: the arena is never raised by a scratch buffer. Nodes left without one
-  are listed in `plan.direct` (speed traded for RAM at the peak layers). scratch="always"
-  gives every node its scratch and grows the arena as needed.
+  only. Every layer can run without it (the NCHW QConv/QGemm kernels take NULL and run
+  their direct loops; the channels-last ones have scratch-free portable variants, which the
+  C stage picks for such nodes: codegen.plan_build), bit-identical, just slower, so with
+  scratch="fit" the planner first places the activations alone, then gives each node its
+  scratch only where it fits under that arena: the arena is never raised by a scratch
+  buffer. Nodes left without one are listed in `plan.direct` (speed traded for RAM at the
+  peak layers). scratch="always" gives every node its scratch and grows the arena as
+  needed (the C targets' default, `--scratch fast`, uses it when it fits the part).
 - Buffers are aligned to ALIGN bytes (16: the arena is `aligned(16)`, so every buffer
   start suits any SIMD load, and word loads in the kernels are aligned).
 - Placement: buffers sorted by size (largest first, then earliest, then definition order;
   never by name, so a model's names cannot change its plan), each put at the
   lowest offset where it overlaps no already-placed buffer with an intersecting
-  lifetime (greedy by size with gap fitting, TFLite Micro's strategy).
+  lifetime (greedy by size with gap fitting, TFLite Micro's strategy); then the same
+  greedy in order of first use, and the smaller of the two arenas is kept.
 """
 from __future__ import annotations
 
