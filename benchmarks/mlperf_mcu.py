@@ -18,7 +18,7 @@ For each model in ../shared/models/mlperf-tiny (skipped when absent):
    other layers on the scratch-free kernel variants), both from report.json;
 5. TFLite Micro's arena (tflite-micro's Python interpreter, print_allocations(), reference
    kernels, host build) for the official int8 model (reference_int8.tflite) and for
-   edgeq's own export of the same quantized graph (edgeq.tflite_export). "head" is the
+   edgeq's own export of the same quantized graph (edgeq.export.tflite). "head" is the
    planned activations + scratch, the part comparable with edgeq's arena; "total" adds
    TFLM's persistent structs (64-bit host pointers: smaller on a 32-bit MCU).
 
@@ -49,12 +49,12 @@ TARGET = "cortex-m7"
 
 
 def measure(name: str, folder: Path, n_inputs: int, work: Path, scratch: str = "fast") -> dict:
-    from edgeq.intref.interpreter import quantize_inputs, run_reference
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
     from edgeq.models.mlperf_inputs import mlperf_inputs
     from edgeq.targets import get_target
-    from edgeq.targets.pipeline import CompileOptions, compile_model
-    from edgeq.tflite_export import export_tflite
-    from edgeq.tflite_run import tflm_allocations
+    from edgeq.driver.pipeline import CompileOptions, compile_model
+    from edgeq.export.tflite import export_tflite
+    from edgeq.export.tflite_run import tflm_allocations
 
     t0 = time.perf_counter()
     out = work / name

@@ -89,8 +89,8 @@ def compile_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ):
     """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build)."""
-    from edgeq.targets.pipeline import CompileOptions, compile_model
-    from edgeq.summary import print_compile_summary
+    from edgeq.driver.pipeline import CompileOptions, compile_model
+    from edgeq.report.summary import print_compile_summary
 
     if weight_bits not in ("8", "4", "auto"):
         raise EdgeqError(f"unknown --weight-bits {weight_bits!r}", "use 8, 4 or auto")
@@ -118,7 +118,7 @@ def run_cmd(
     check: bool = typer.Option(False, "--check", help="also run the integer reference; exit 3 unless bit-identical"),
 ):
     """Run a compiled model on its target's runner (Python reference, host process, QEMU board)."""
-    from edgeq.runner import run_build
+    from edgeq.driver.runner import run_build
     run_build(build_dir, input, output, raw=raw, check=check, console=out)
 
 
@@ -135,13 +135,23 @@ def targets_cmd():
         out.print(f"[dim]targets from {module}.py unavailable: {why}[/dim]")
 
 
+@app.command("ops")
+def ops_cmd(markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables (the README's copy)")):
+    """List every op and which stage and target implements it (the op registry's table)."""
+    from edgeq.driver import ops_table
+    if markdown:
+        print(ops_table.markdown(), end="")
+    else:
+        ops_table.print_tables(out)
+
+
 @app.command("inspect")
 def inspect_cmd(
     path: Path = typer.Argument(..., help="an .onnx model or a build folder"),
     input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs (a model only)"),
 ):
     """Print a per-layer table: op, shapes, MACs, weight/activation bits, scales."""
-    from edgeq.summary import inspect_path
+    from edgeq.report.summary import inspect_path
     inspect_path(path, out, _parse_shapes(input_shape))
 
 
@@ -152,7 +162,7 @@ def flash_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the command, do not run it"),
 ):
     """Flash the firmware ELF into a board (or an emulated one) and report the run."""
-    from edgeq.runner import flash_build
+    from edgeq.driver.runner import flash_build
     flash_build(build_dir, probe, dry_run, console=out)
 
 
@@ -162,7 +172,7 @@ def profile_cmd(
     device: str = typer.Option("qemu", "--device", help="qemu | host | adb[:SERIAL]"),
 ):
     """Per-layer cost: exact instruction counts on the emulated board (qemu)."""
-    from edgeq.runner import profile_build
+    from edgeq.driver.runner import profile_build
     profile_build(build_dir, device, console=out)
 
 

@@ -26,6 +26,7 @@ EXE = "model_host"
 
 class HostTarget:
     name = "host"
+    stages = ("reference", "c")  # the C kernels, checked against the reference (edgeq ops)
     # The portable NCHW kernels (the reference lowering, and what a CPU without DSP/MVE runs);
     # PORTABLE_NHWC builds the channels-last path's portable C instead (a second oracle).
     kernels = PORTABLE

@@ -30,7 +30,7 @@ from edgeq.codegen import KernelChoice, plan_build
 from edgeq.codegen.kernels import choice_for_cpu
 from edgeq.codegen.mains import firmware_main_c
 from edgeq.errors import EdgeqError
-from edgeq.memory_plan import plot_timeline
+from edgeq.planning.memory_plan import plot_timeline
 from edgeq.targets import c_project as cp
 from edgeq.targets import qemu
 from edgeq.targets.elfsize import memory_report, symbol_sizes
@@ -111,6 +111,8 @@ def self_check_error(parsed: dict, check: dict, machine: str, io: dict) -> Edgeq
 
 
 class MCUTarget:
+    stages = ("reference", "c")  # the C kernels, checked against the reference (edgeq ops)
+
     def __init__(self, name: str, board: dict, overrides: dict | None = None):
         self.name = name
         self.board = dict(board, **(overrides or {}))

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
+from edgeq.export.tflite import NPU_BUILTINS
 
 VELA_DIR = "vela"
 FAMILY_CONFIG = {
@@ -45,8 +46,8 @@ FAMILY_CONFIG = {
 ACCELERATORS = ["ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256",
                 "ethos-u65-256", "ethos-u65-512",
                 "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024", "ethos-u85-2048"]
-COMPUTE_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "MAX_POOL_2D",
-               "AVERAGE_POOL_2D", "SOFTMAX", "CONCATENATION", "PAD", "PADV2", "MAXIMUM", "MINIMUM"}
+# The operators a build must not leave on the CPU: those the export's npu stage maps to the NPU.
+COMPUTE_OPS = NPU_BUILTINS
 
 
 def vela_config_file() -> Path:
@@ -130,6 +131,9 @@ def parse_vela(stdout: str, csv_path: Path, tflite_ops: dict[str, int]) -> dict:
 
 
 class NpuTarget:
+    # an op without an NPU operator still builds: Vela runs it on the CPU (edgeq ops: npu column)
+    stages = ("reference", "tflite")
+
     def __init__(self, accelerator: str):
         self.name = accelerator
         family, macs = accelerator.rsplit("-", 1)

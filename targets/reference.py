@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.intref.interpreter import run_reference
-from edgeq.onnx_io import load_graph
+from edgeq.reference.interpreter import run_reference
+from edgeq.graphio.onnx_io import load_graph
 
 
 class ReferenceTarget:
     name = "reference"
+    stages = ("reference",)  # the per-op stages a build needs (edgeq ops)
     description = "quantized graph run by the Python integer reference (the golden semantics)"
 
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:

@@ -13,8 +13,8 @@ import pytest
 from edgeq.codegen import plan_build
 from edgeq.codegen.kernels import PORTABLE, PORTABLE_NHWC, choice_for_cpu, kernel_of
 from edgeq.codegen.layout import LAYOUT_KEY, is_byte_identity, physical_transpose, same_bytes, storage_order
-from edgeq.intref.avgpool import avgpool_recips
-from edgeq.intref.interpreter import run_reference
+from edgeq.reference.avgpool import avgpool_recips
+from edgeq.reference.interpreter import run_reference
 from edgeq.ir import QParams
 from edgeq.targets import get_target
 

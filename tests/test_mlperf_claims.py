@@ -52,8 +52,8 @@ def test_arena_at_most_tflm_head(name):
     pytest.importorskip("tflite_micro")
     from edgeq.codegen import plan_build
     from edgeq.codegen.kernels import choice_for_cpu
-    from edgeq.tflite_export import export_tflite
-    from edgeq.tflite_run import tflm_allocations
+    from edgeq.export.tflite import export_tflite
+    from edgeq.export.tflite_run import tflm_allocations
 
     from .test_mcu import _real_model
     official = mlperf_model(name).parent / "reference_int8.tflite"

@@ -35,8 +35,8 @@ from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_WITH_PARAMS, MODEL_C
 from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import quantize_multiplier
 from edgeq.ir import Graph, Node
-from edgeq.memory_plan import MemoryPlan
-from edgeq.memory_plan import plan_memory as plan_arena
+from edgeq.planning.memory_plan import MemoryPlan
+from edgeq.planning.memory_plan import plan_memory as plan_arena
 from edgeq.runtime_c.packing import rq_ctype, rq_initializer
 
 __all__ = ["generate_c", "io_info", "plan_memory", "plan_build", "CBuild", "scratch_size", "CKernel",
@@ -50,7 +50,7 @@ KERNELS_S4 = {op: fn for op, fn in portable_functions(4).items() if fn != KERNEL
 
 def plan_memory(qgraph: Graph, scratch_size=None, scratch: str = "fit",
                 kernels: KernelChoice = PORTABLE) -> MemoryPlan:
-    """The memory plan of a C build: the planner (edgeq.memory_plan) given the scratch of
+    """The memory plan of a C build: the planner (edgeq.planning.memory_plan) given the scratch of
     the C kernels chosen for `kernels`, unless another scratch rule is passed."""
     rule = scratch_size or (lambda n, g: ckernels.scratch_size(n, g, kernels))
     return plan_arena(qgraph, scratch_size=rule, scratch=scratch)
