@@ -30,7 +30,7 @@ DEFAULT_CALIB_METHOD = "percentile"
 DEFAULT_PERCENTILE = 99.99
 CALIB_LIMIT = 512
 WEIGHT_ROUNDINGS = ("gptq", "nearest")
-SCRATCH_POLICIES = ("fit", "always")
+SCRATCH_POLICIES = ("fast", "fit", "always")
 BITS_SENSITIVITIES = ("measured", "hawq")
 CLE_RELU6 = ("bounded", "relu", "skip")
 BIAS_CORRECTION_MODES = ("auto", "empirical", "data-free")
@@ -156,7 +156,7 @@ class BuildOptions:
     replace the part's own (a measurement build links against the emulated board's flash).
     cpu, lowering: the arm64 target's CPU (None: its default) and kernels (tvm | c)."""
     test_vectors: dict | None = None
-    scratch: str = "fit"
+    scratch: str = "fast"
     budget: dict = field(default_factory=dict)
     cpu: str | None = None
     lowering: str = "tvm"
@@ -201,7 +201,7 @@ class CompileOptions:
     int_bias_correction: bool | None = None  # None: on with calibration data (passes/correct_bias_integer.py)
     weight_rounding: str = "gptq"         # layers below 8 bits: "gptq" (with calibration data) | "nearest"
     test_vectors: int = 4                 # inputs embedded in firmware to self-check
-    scratch: str = "fit"                  # C targets: "fit" (smallest arena) | "always" (fastest)
+    scratch: str = "fast"                 # C targets: "fast" (fastest plan that fits the part) | "fit" | "always"
     cpu: str | None = None                # arm64: the CPU the kernels are for (None: the target's default)
     lowering: str | None = None           # arm64: "tvm" (None: the default) | "c" (runtime_c, the second oracle)
     progress: bool = True

@@ -73,7 +73,7 @@ class Arm64Target:
             require_tvm()
             plan, objects, how = _write_tvm(qgraph, src, report, cpu)
         else:
-            plan, objects, how = cp.write_model(qgraph, src, report), [], _c_summary(qgraph)
+            plan, objects, how = cp.write_model(qgraph, src, report, scratch=opts.scratch).plan, [], _c_summary(qgraph)
         info = cp.project_info(qgraph, self.name, plan)
         info.update(cpu=cpu.name, qemu_cpu=cpu.qemu_cpu, lowering=lowering, exe=EXE)
         expected = cp.reference_expected(qgraph, opts.test_vectors)

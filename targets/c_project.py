@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeq import runtime_c
-from edgeq.codegen import PORTABLE, KernelChoice, generate_c, io_info, plan_memory
+from edgeq.codegen import PORTABLE, CBuild, KernelChoice, generate_c, io_info, plan_build
 from edgeq.codegen.mains import vectors_c
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
@@ -60,21 +60,26 @@ def run_tool(cmd: list[str], what: str, timeout: float = 300, **kw) -> subproces
 
 
 def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = PORTABLE,
-                scratch: str = "fit") -> MemoryPlan:
-    """Plan memory (with the scratch of the kernels chosen for `kernels`), generate
+                scratch: str = "fast", ram_limit: int | None = None) -> CBuild:
+    """Lower the graph for `kernels` (layouts), plan memory with their scratch under the
+    scratch policy (ram_limit: the part's SRAM left for the arena), generate
     model.h/.c (with marks) and record the plan in the report."""
     for n in qgraph.nodes:
         for o in n.outputs:
             if qgraph.tensors[o].dtype != "int8":
                 raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the C runtime is int8 only",
                                  "quantize the model with edgeq.quantize first")
-    plan = plan_memory(qgraph, scratch=scratch, kernels=kernels)
-    generate_c(qgraph, plan, src, profile_marks=True, kernels=kernels)
+    policy = scratch
+    build = plan_build(qgraph, kernels, policy, ram_limit)
+    plan = build.plan
+    generate_c(build.graph, plan, src, profile_marks=True, kernels=build.kernels)
     report["arena_bytes"] = plan.arena_bytes
-    report["memory_plan"] = {"scratch_policy": scratch,
+    model_nodes = {n.name for n in qgraph.nodes}
+    report["relayouts"] = [n.name for n in build.graph.nodes if n.name not in model_nodes]
+    report["memory_plan"] = {**build.report(policy),
                              "arena_bytes": plan.arena_bytes, "peak_live_bytes": plan.peak_live_bytes,
                              "timeline": plan.timeline, "inplace": [list(p) for p in plan.inplace]}
-    return plan
+    return build
 
 
 def batch_of(io: dict) -> int:
@@ -169,12 +174,16 @@ def load_info(out_dir: Path, target: str) -> dict:
     return json.loads(path.read_text())
 
 
-def project_info(qgraph: Graph, target: str, plan: MemoryPlan) -> dict:
-    return {"target": target, "arena_bytes": plan.arena_bytes, "num_layers": len(qgraph.nodes),
-            "layers": [n.name for n in qgraph.nodes], "io": io_info(qgraph)}
+def project_info(graph: Graph, target: str, plan: MemoryPlan, kernels: KernelChoice | None = None) -> dict:
+    """build.json: the firmware's layers are the lowered graph's (the model's nodes and the
+    relayouts between layouts); `kernels` says which variants model.c calls."""
+    info = {"target": target, "arena_bytes": plan.arena_bytes, "num_layers": len(graph.nodes),
+            "layers": [n.name for n in graph.nodes], "io": io_info(graph)}
+    if kernels is not None:
+        info["kernels"] = {"layout": kernels.layout, "isa": list(kernels.isa) or ["portable"]}
+    return info
 
 
-# ---- shared by the C targets (host, cortex-m*): the runtime library, its cache, the self-check
 def cache_dir() -> Path:
     d = Path(os.environ.get("EDGEQ_CACHE", Path(tempfile.gettempdir()) / "edgeq-cache"))
     d.mkdir(parents=True, exist_ok=True)

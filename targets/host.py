@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeq import runtime_c
+from edgeq.codegen.kernels import PORTABLE
 from edgeq.codegen.mains import host_main_c
 from edgeq.errors import EdgeqError
 from edgeq.options import BuildOptions
@@ -28,6 +29,9 @@ EXE = "model_host"
 class HostTarget:
     name = "host"
     stages = ("reference", "c")  # the C kernels, checked against the reference (edgeq ops)
+    # The portable NCHW kernels (the reference lowering, and what a CPU without DSP/MVE runs);
+    # PORTABLE_NHWC builds the channels-last path's portable C instead (a second oracle).
+    kernels = PORTABLE
     description = "this machine: generated C + runtime_c built with the system gcc (quick bit-exactness check)"
 
     def build(self, qgraph, out_dir: Path, report: dict, options: BuildOptions | dict | None = None) -> None:
@@ -36,8 +40,9 @@ class HostTarget:
         out_dir = Path(out_dir)
         src = out_dir / "src"
         src.mkdir(parents=True, exist_ok=True)
-        plan = cp.write_model(qgraph, src, report, scratch=opts.scratch)
-        info = cp.project_info(qgraph, self.name, plan)
+        build = cp.write_model(qgraph, src, report, self.kernels, scratch=opts.scratch)
+        plan = build.plan
+        info = cp.project_info(build.graph, self.name, build.plan, build.kernels)
         expected = cp.reference_expected(qgraph, test_vectors)
         n_vec = cp.write_vectors(src, info["io"], test_vectors, expected)
         (src / "main.c").write_text(host_main_c())

@@ -24,7 +24,8 @@ from string import Template
 import numpy as np
 
 from edgeq import runtime_c
-from edgeq.codegen import plan_memory
+from edgeq.codegen import KernelChoice, plan_build
+from edgeq.codegen.kernels import choice_for_cpu
 from edgeq.codegen.mains import firmware_main_c
 from edgeq.errors import EdgeqError
 from edgeq.options import BuildOptions
@@ -86,7 +87,17 @@ class MCUTarget:
         return MCUTarget(self.name, self.board, o)
 
     # ---- build ------------------------------------------------------------------------------
-    def check_fit(self, qgraph, report: dict, scratch: str = "fit") -> None:
+    @property
+    def kernels(self) -> KernelChoice:
+        """Channels-last DSP (M4/M7/M33) or MVE (M55) kernels (codegen.kernels.choice_for_cpu)."""
+        return choice_for_cpu(self.name)
+
+    @staticmethod
+    def arena_limit(board: dict) -> int:
+        """The part's SRAM left for the arena: what the default scratch plan ("fast") must fit."""
+        return board["ram_bytes"] - board.get("stack_bytes", DEFAULT_STACK) - board.get("heap_bytes", DEFAULT_HEAP)
+
+    def check_fit(self, qgraph, report: dict, scratch: str = "fast") -> None:
         """Right after quantization, before the build: fail when the model surely does not fit
         the part. Flash: the constants as stored plus a code floor; SRAM: the memory plan's
         arena plus the stack and heap reserves (all in the linker's RAM region)."""
@@ -99,7 +110,7 @@ class MCUTarget:
                              f"of code), the part has {board['flash_bytes']:,}",
                              "use a smaller model, int4 weights (--weight-bits 4, or auto with a "
                              "--firmware-budget), " + BIGGER_PART_FIX)
-        arena = plan_memory(qgraph, scratch=scratch).arena_bytes  # the C build's plan
+        arena = plan_build(qgraph, self.kernels, scratch, self.arena_limit(board)).plan.arena_bytes
         stack, heap = board.get("stack_bytes", DEFAULT_STACK), board.get("heap_bytes", DEFAULT_HEAP)
         if arena + stack + heap > board["ram_bytes"]:
             raise EdgeqError(f"the model does not fit {part}: it needs at least {arena + stack + heap:,} bytes "
@@ -116,8 +127,10 @@ class MCUTarget:
         src, obj = out_dir / "src", out_dir / "obj"
         src.mkdir(parents=True, exist_ok=True)
         obj.mkdir(exist_ok=True)
-        plan = cp.write_model(qgraph, src, report, scratch=opts.scratch)
-        info = cp.project_info(qgraph, self.name, plan)
+        build = cp.write_model(qgraph, src, report, self.kernels, scratch=opts.scratch,
+                               ram_limit=self.arena_limit(board))
+        plan = build.plan
+        info = cp.project_info(build.graph, self.name, build.plan, build.kernels)
         info["board"] = board
         report["memory_plan"]["direct"] = plan.direct  # layers whose kernel scratch did not fit
         plot_timeline(plan, info["layers"], out_dir / "memory_timeline.png", board["ram_bytes"])
@@ -154,7 +167,7 @@ class MCUTarget:
             return
         elf = out_dir / "fw.elf"
         if test_vectors and not n_vec:
-            elf = self._relink_with_vectors(out_dir, info, test_vectors, "check", expected=expected)
+            elf, test_vectors = self._check_firmware(out_dir, info, test_vectors, expected)
         runs = len(next(iter(test_vectors.values()))) if test_vectors else 0
         res = qemu.run_firmware(board["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * runs)
         qemu.check_status(res, board["machine"])
@@ -177,6 +190,21 @@ class MCUTarget:
             report["self_check"] = check
             if not check["passed"]:
                 raise self_check_error(parsed, check, board["machine"], info["io"])
+
+    def _check_firmware(self, out_dir: Path, info: dict, vectors: dict, expected: dict) -> tuple[Path, dict]:
+        """The self-check firmware for a model that fits the part but not with its test vectors:
+        all of them on the emulated board, or, when the board's flash is the part's own (the
+        Cortex-M55's 512 KB ITCM), as many as fit, at least one. Returns it and the vectors it holds."""
+        n = len(next(iter(vectors.values())))
+        while True:
+            try:
+                part = {k: v[:n] for k, v in vectors.items()}
+                return self._relink_with_vectors(out_dir, info, part, "check",
+                                                 expected={k: v[:n] for k, v in expected.items()}), part
+            except EdgeqError as e:
+                if n == 1 or "FLASH overflowed" not in str(e):
+                    raise
+                n //= 2
 
     def _linker_script(self, board: dict, path: Path, qemu_sizes: bool = False) -> None:
         text = Template((BOARDS_DIR / "link.ld.in").read_text()).substitute(
@@ -274,6 +302,11 @@ class MCUTarget:
             adb_missing(device)
         if device == "host":  # the same generated C, timed on this machine
             info = cp.load_info(out_dir, self.name)
+            isa = info.get("kernels", {}).get("isa", ["portable"])
+            if isa != ["portable"]:
+                raise EdgeqError(f"this {self.name} build calls {'/'.join(isa).upper()} kernels, which do not run on "
+                                 "this machine", "profile it with --device qemu, or compile the model with "
+                                 "--target host to time the portable C here")
             return bench_sources_on_host(Path(out_dir), info["io"])
         if device != "qemu":
             raise EdgeqError(f"{self.name} firmware runs on QEMU (or a real board), not on {device!r}",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeq.codegen.kernels import CKernel, im2col_scratch
+from edgeq.codegen.layout import physical_transpose
 from edgeq.errors import EdgeqError
 from edgeq.ir import Node
 from edgeq.ops import implements
@@ -70,9 +71,12 @@ def _weights(c, n: Node, k: CKernel) -> str:
 
 
 # Layers: weights of 5..8 bits run the int8 kernel, of 2..4 bits the _s4 one (packed two
-# per byte); both take an optional im2col scratch.
-@implements("c", "QConv", kernel=CKernel("eq_conv2d_s4", (2, 4), "int4x2", scratch=im2col_scratch))
-@implements("c", "QConv", kernel=CKernel("eq_conv2d_s8", (5, 8), scratch=im2col_scratch))
+# per byte); both take an optional im2col scratch (NULL: the direct loops, same bytes).
+IM2COL = {"scratch": im2col_scratch, "scratch_optional": True}
+
+
+@implements("c", "QConv", kernel=CKernel("eq_conv2d_s4", (2, 4), "int4x2", **IM2COL))
+@implements("c", "QConv", kernel=CKernel("eq_conv2d_s8", (5, 8), **IM2COL))
 def conv(c, n: Node, k: CKernel) -> Call:
     x, w, y = c.shape(n.inputs[0]), c.shape(n.inputs[1]), c.shape(n.outputs[0])
     (ih, iw), (oh, ow), (kh, kw) = _hw(x), _hw(y), _hw(w)
@@ -85,8 +89,8 @@ def conv(c, n: Node, k: CKernel) -> Call:
     return Call(k.function, args, "eq_conv2d_params", fields)
 
 
-@implements("c", "QGemm", kernel=CKernel("eq_fully_connected_s4", (2, 4), "int4x2", scratch=im2col_scratch))
-@implements("c", "QGemm", kernel=CKernel("eq_fully_connected_s8", (5, 8), scratch=im2col_scratch))
+@implements("c", "QGemm", kernel=CKernel("eq_fully_connected_s4", (2, 4), "int4x2", **IM2COL))
+@implements("c", "QGemm", kernel=CKernel("eq_fully_connected_s8", (5, 8), **IM2COL))
 def gemm(c, n: Node, k: CKernel) -> Call:
     x, w = c.shape(n.inputs[0]), c.shape(n.inputs[1])
     fields = {"batch": x[0], "in_features": _prod(x[1:]), "out_features": w[0],
@@ -224,10 +228,13 @@ def _ranked(dims, name: str) -> list[int]:
 
 @implements("c", "QTranspose", kernel=CKernel("eq_transpose_s8"))
 def transpose(c, n: Node, k: CKernel) -> Call:
+    """Moves the stored bytes: the logical permutation between the layouts the two tensors
+    are stored in (layout.py; both NCHW: the permutation itself)."""
     x = _ranked(c.shape(n.inputs[0]), n.name)
     perm = n.attr("perm")
     perm = list(range(len(x)))[::-1] if perm is None else [int(p) for p in perm]
-    fields = {"rank": len(x), "in_dims": x, "perm": perm}
+    dims, perm = physical_transpose(x, perm, c.layout(n.inputs[0]), c.layout(n.outputs[0]))
+    fields = {"rank": len(x), "in_dims": dims, "perm": perm}
     return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_transpose_params", fields)
 
 

@@ -55,8 +55,7 @@ def compile_tflite(model: Path, opts: CompileOptions, out_dir: Path | None, has_
     with output_dir.staging(out_dir) as tmp:  # removed on any failure or signal
         save_graph(qgraph, tmp / "model.q.onnx")
         t0 = time.perf_counter()
-        qgraph.meta["scratch_policy"] = opts.scratch
-        target.build(qgraph, tmp, report, test_vectors(qgraph, None, opts.test_vectors))
+        target.build(qgraph, tmp, report, opts.build(test_vectors(qgraph, None, opts.test_vectors)))
         timings["build_s"] = time.perf_counter() - t0
         write_report(report, tmp / "report.json")
         output_dir.install(tmp, out_dir, opts.target, inputs)

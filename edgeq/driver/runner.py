@@ -168,7 +168,8 @@ def profile_build(build_dir: Path, device: str, console: Console, **timing) -> d
     for title, _ in columns:
         table.add_column(title, justify="right")
     for layer in prof.get("layers", []):
-        table.add_row(layer["name"], ops.get(layer["name"], ""), *(f"{layer[key]:,}" for _, key in columns))
+        op = ops.get(layer["name"], "relayout" if layer["name"] in report.get("relayouts", ()) else "")
+        table.add_row(layer["name"], op, *(f"{layer[key]:,}" for _, key in columns))
     if prof.get("layers"):
         console.print(table)
     if timed:

@@ -28,7 +28,8 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
     for key, label in (("flash_bytes", "flash"), ("arena_bytes", "arena (activations)"),
                        ("stack_bytes", "peak stack"), ("sram_bytes", "SRAM total")):
         if key in report:
-            rows.append((label, _kb(report[key])))
+            rows.append((label, _kb(report[key]) + (_plans(report["memory_plan"]) if key == "arena_bytes"
+                                                    and "arena_bytes_fastest" in report.get("memory_plan", {}) else "")))
     if "instructions" in report:
         rows.append(("instructions / inference", f"{report['instructions']:,} (exact, QEMU; not cycles)"))
     if "arm64" in report:
@@ -44,6 +45,16 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         console.print(f"  {label:<{width}}  {value}")
+
+
+def _plans(plan: dict) -> str:
+    """Which memory plan the build used, beside the other: the fastest (every layer its
+    kernel's scratch) and the smallest (--scratch fit: scratch-free kernels where needed)."""
+    other = ("smallest", "--scratch fit") if plan["plan"] == "fastest" else ("fastest", "--scratch always")
+    text = f" ({plan['plan']} plan; {other[0]}: {_kb(plan[f'arena_bytes_{other[0]}'])} with {other[1]})"
+    if plan.get("direct"):
+        text += f", {len(plan['direct'])} layer(s) on scratch-free kernels"
+    return text
 
 
 def _calibration(cal: dict) -> str:
