@@ -174,7 +174,6 @@ def edgeq_arm64(q, feeds: dict, want: dict, work: Path, cpu, lowering: str) -> d
     from edgeq.options import BuildOptions
     from edgeq.targets.arm64 import Arm64Target, count_instructions
     target = Arm64Target()
-    q.meta["scratch_policy"] = "always"   # --scratch always: the pipeline sets it so (a phone has the RAM)
     report: dict = {}
     t0 = time.perf_counter()
     target.build(q, work, report, BuildOptions(test_vectors=None, scratch="always", cpu=cpu.name, lowering=lowering))

@@ -17,6 +17,7 @@ from edgeq.codegen.names import NameTable, sanitize
 from edgeq.reference.avgpool import avgpool_recips
 from edgeq.reference.interpreter import run_reference
 from edgeq.ir import Graph, Node, QParams, Tensor, QDOMAIN
+from edgeq.options import BuildOptions
 from edgeq.codegen import plan_memory
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="host gcc is missing")
@@ -260,10 +261,10 @@ def rand_feeds(g, n, seed=5):
     return {name: rng.integers(-128, 128, (n,) + g.tensors[name].shape[1:], dtype=np.int8) for name in g.inputs}
 
 
-def check_target(target, g, tmp_path, n=3):
+def check_target(target, g, tmp_path, n=3, scratch="fast"):
     """Build with test vectors (self-check), then run a batch; both must match the reference."""
     report = {}
-    target.build(g, tmp_path, report, rand_feeds(g, 2, seed=9))
+    target.build(g, tmp_path, report, BuildOptions(rand_feeds(g, 2, seed=9), scratch=scratch))
     assert report["self_check"]["passed"], report["self_check"]
     feeds = rand_feeds(g, n)
     got = target.run(tmp_path, feeds)

@@ -276,7 +276,6 @@ def test_board_kernel_grid_equals_reference(board, family, tmp_path):
 def test_board_fit_plan_runs_the_scratch_free_variants(board, tmp_path):
     """--scratch fit: layers without scratch call the portable variant; still exact."""
     g = qgraph_ops()
-    g.meta["scratch_policy"] = "fit"
-    rep = check_target(get_target(board), g, tmp_path, n=2)
+    rep = check_target(get_target(board), g, tmp_path, n=2, scratch="fit")
     assert rep["memory_plan"]["plan"] == "smallest"
     assert rep["arena_bytes"] == rep["memory_plan"]["arena_bytes_smallest"] <= rep["memory_plan"]["arena_bytes_fastest"]

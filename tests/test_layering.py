@@ -29,7 +29,7 @@ UPSTREAM = {
     "graphio": {"importer"},             # load_graph converts a foreign ONNX file
     "calibration": {"floatexec"},
     "quantization": {"floatexec", "reference"},
-    "codegen": {"planning"},
+    "codegen": {"planning", "runtime_c"},   # the kernels it calls, their weight packing
     "export": {"quantization", "reference"},
     "mixed_precision": {"floatexec", "quantization", "reference"},
     "report": {"codegen", "importer"},   # int4 byte counts; `edgeq inspect` of a model file

@@ -35,6 +35,7 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
 from edgeq.ops import REGISTRY, Impl, decl_of
 from edgeq.ops.registry import missing
+from edgeq.runtime_c.packing import isa_for_cpu
 
 ALIGN_SLACK = 4  # the kernels round the scratch pointer up to a 4-byte boundary
 WEIGHT_STORAGES = ("int8", "int4x2")
@@ -104,7 +105,6 @@ class KernelChoice:
 def choice_for_cpu(cpu: str) -> KernelChoice:
     """The kernels a target CPU gets: channels-last with the DSP (Cortex-M4/M7/M33) or MVE
     (Cortex-M55) variants; any other CPU (the host, an M0/M3) the portable NCHW kernels."""
-    from edgeq.runtime_c.packing import isa_for_cpu
     isa = isa_for_cpu(cpu)
     return PORTABLE if isa == "c" else KernelChoice((isa,), "nhwc")
 

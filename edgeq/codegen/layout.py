@@ -31,6 +31,7 @@ from __future__ import annotations
 from edgeq.codegen.kernels import KernelChoice, kernel_of
 from edgeq.errors import EdgeqError
 from edgeq.ir import QDOMAIN, Graph, Node, Tensor
+from edgeq.ops import holds
 
 LAYOUT_KEY = "c_layout"
 NCHW_NODES_KEY = "c_nchw_nodes"
@@ -140,7 +141,6 @@ def assign_layouts(qgraph: Graph, choice: KernelChoice) -> Graph:
 def _follows_input(n: Node, g: Graph, choice: KernelChoice, layouts: dict[str, str]) -> bool:
     """A weightless node whose first input is stored NCHW (not layout-free) and that has an
     NCHW kernel too: keep it NCHW."""
-    from edgeq.ops import holds
     x = next((t for t in n.inputs if t and g.const(t) is None), None)
     if x is None or holds("weighted", n) or layouts.get(x, NCHW) != NCHW:
         return False
