@@ -38,14 +38,14 @@ def _targets_help() -> str:
 def _parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]] | None:
     shapes = {}
     for spec in specs or []:
-        name, sep, dims = spec.partition("=")
+        name, sep, dims = spec.rpartition("=")  # no NAME=: the model's only input ("")
         try:
-            if not sep or not name:
+            if sep and not name:
                 raise ValueError
-            shapes[name] = tuple(int(d) for d in dims.lower().split("x"))
+            shapes[name] = tuple(int(d) for d in dims.lower().replace(",", "x").split("x"))
         except ValueError:
             raise EdgeqError(f"cannot read --input-shape {spec!r}",
-                             "write it as NAME=1x3x32x32") from None
+                             "write it as NAME=1x3x32x32 (or 1x3x32x32 for a model with one input)") from None
     return shapes or None
 
 
@@ -68,7 +68,7 @@ def compile_cmd(
     target: str = typer.Option("reference", "--target", "-t", help=_targets_help()),
     out_dir: Path = typer.Option(Path("build"), "-o", "--output", help="output folder: new, empty, or an edgeq build (replaced); never a folder holding your files"),
     calib: Optional[Path] = typer.Option(None, "--calib", help=".npy (N samples) or .npz (one array per input)"),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs"),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 (or 1,3,32,32; NAME= may be left out for a one-input model) for inputs with dynamic dims other than the batch"),
     weight_granularity: str = typer.Option("per-channel", "--weight-granularity", help="per-channel | per-tensor"),
     equalize: Optional[bool] = typer.Option(None, "--equalize/--no-equalize", help="cross-layer equalization (default: on for per-tensor weights)"),
     bias_correction: Optional[bool] = typer.Option(None, "--bias-correction/--no-bias-correction", help="bias correction (default: on for per-tensor weights; empirical with --calib, else data-free)"),

@@ -277,10 +277,16 @@ class _Importer:
     def _inputs(self, gp):
         real = [i for i in gp.input if i.name not in self.values]
         names = [i.name for i in real]
+        if "" in self.input_shapes:  # --input-shape without NAME=: the model's only input
+            if len(names) != 1:
+                raise EdgeqError(f"--input-shape gives no input name, and the model has {len(names)} inputs",
+                                 f"write NAME=DIMS for each of: {', '.join(shown(n) for n in names)}")
+            self.input_shapes[names[0]] = self.input_shapes.pop("")
         unknown = set(self.input_shapes) - set(names)
         if unknown:
             raise EdgeqError(f"--input-shape names {sorted(unknown)}, which is not an input of the model",
                              f"use one of the model's inputs: {', '.join(names)}")
+        batch_pinned = []
         for vi in real:
             tt = vi.type.tensor_type
             if not vi.type.HasField("tensor_type"):
@@ -298,13 +304,19 @@ class _Importer:
                 if declared and any(d is not None and d != s for d, s in zip(declared, shape)):
                     raise EdgeqError(f"--input-shape {vi.name}={'x'.join(map(str, shape))} contradicts the model's fixed shape {declared}",
                                      "only the model's dynamic dims may be set")
-            elif declared is None or None in declared:
-                dims = _dims(declared) if declared is not None else "unknown"
-                fix = (f"give --input-shape {vi.name}={_dims(declared)} with each ? set to a number"
-                       if declared is not None else
-                       f"give --input-shape {vi.name}=NxCxHxW (every dim; the model declares none)")
-                raise EdgeqError(f"input '{shown(vi.name)}' has a dynamic or unknown shape [{dims}]", fix)
+            elif declared is None:
+                raise EdgeqError(f"input '{shown(vi.name)}' declares no shape",
+                                 f"give --input-shape {vi.name}=1xCxHxW (every dim, batch 1)")
             else:
+                if declared and declared[0] is None:
+                    # edge deployments run one sample at a time: a dynamic batch axis is 1
+                    declared[0] = 1
+                    batch_pinned.append(vi.name)
+                if None in declared:
+                    open_dims = _open_dims(declared)
+                    raise EdgeqError(f"input '{shown(vi.name)}' has dynamic dims [{_dims(declared, open_dims)}]",
+                                     f"give --input-shape {shown(vi.name)}={_dims(declared, open_dims)} with "
+                                     f"{_listed(open_dims.values())} set to {'a number' if len(open_dims) == 1 else 'numbers'}")
                 shape = tuple(declared)
             if any(d <= 0 for d in shape):
                 raise EdgeqError(f"input '{shown(vi.name)}' shape {shape} has a non-positive dim", "give positive dims")
@@ -316,6 +328,10 @@ class _Importer:
             self.g.add_tensor(Tensor(vi.name, tuple(shape), "float32"))
             self.g.inputs.append(vi.name)
         _check_budget("the model's inputs", sum(self.g.tensors[n].size for n in self.g.inputs), MAX_INPUT_ELEMENTS)
+        if batch_pinned:
+            self.g.meta["import_notes"] = [
+                f"dynamic batch axis of {', '.join(repr(shown(n)) for n in batch_pinned)} compiled as batch 1 "
+                "(edgeq runs one sample at a time)"]
 
     def _node(self, node: onnx.NodeProto):
         op = node.op_type
@@ -374,9 +390,27 @@ class _Importer:
             self.g.outputs.append(o.name)
 
 
-def _dims(declared: list[int | None]) -> str:
-    """A declared shape as --input-shape writes it, unknown dims as `?`: 1x3x?x?."""
-    return "x".join("?" if d is None else str(d) for d in declared)
+def _dims(declared: list[int | None], open_dims: dict[int, str] | None = None) -> str:
+    """A declared shape as --input-shape writes it, unknown dims by the name the hint gives
+    them (else `?`): 1x3xHxW."""
+    open_dims = open_dims or {}
+    return "x".join(open_dims.get(i, "?") if d is None else str(d) for i, d in enumerate(declared))
+
+
+def _listed(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _open_dims(declared: list[int | None]) -> dict[int, str]:
+    """Names for the unknown dims of a rank-4 NCHW-like input (H, W; C when that is open),
+    else D<axis>: short, shell-safe placeholders the user replaces with numbers."""
+    conventional = {4: ("N", "C", "H", "W"), 3: ("N", "C", "L")}.get(len(declared))
+    names = {}
+    for i, d in enumerate(declared):
+        if d is None:
+            names[i] = conventional[i] if conventional else f"D{i}"
+    return names
 
 
 def _to_array(t: onnx.TensorProto) -> np.ndarray:

@@ -130,6 +130,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     t0 = time.perf_counter()
     graph = import_onnx(model, opts.input_shapes)
     timings["import_s"] = time.perf_counter() - t0
+    notices += graph.meta.get("import_notes", [])  # e.g. a dynamic batch axis compiled as 1; logged below
 
     feeds = None
     if calib is not None:
