@@ -56,16 +56,40 @@ def import_onnx(model: str | Path | onnx.ModelProto,
     _name_nodes(proto)
     supported = set(REGISTRY.implemented("import")) | set(FOLDERS) | {"Constant", "Shape", "Size"}
 
-    def refuse(node):
-        _unsupported(node)
+    _check_ops(proto, supported)
     # Schemas first: the version converter and every converter below see well-formed nodes.
-    check_graph(proto, supported, refuse)
+    check_graph(proto, supported, _unsupported)
     check_tensors(proto)
     _densify(proto)  # the version converter does not see sparse initializers as defined
     if default_opset(proto) < MIN_OPSET:
         proto = _normalize_opset(proto)
-        check_graph(proto, supported, refuse)
+        check_graph(proto, supported, _unsupported)
     return _Importer(proto, input_shapes or {}).run()
+
+
+def _check_ops(proto: onnx.ModelProto, supported: set[str]) -> None:
+    """Every node whose op edgeq cannot run, in one error: ops it does not know, and ops it
+    only evaluates on constants (FOLDERS without a converter) that meet an activation.
+    Which tensors are constant is known before any shape is: initializers, Constant, Shape
+    and Size outputs (shapes are static here), and whatever a node computes from constants
+    alone. (Sweeps in file order until nothing changes, so an unsorted or broken file gets
+    here and the later checks still name its own problem.)"""
+    g = proto.graph
+    # an initializer listed as an input too is constant
+    const = {t.name for t in g.initializer} | {sp.values.name for sp in g.sparse_initializer} | {""}
+    changed = True
+    while changed:
+        changed = False
+        for node in g.node:
+            if node.output[:1] and node.output[0] not in const and \
+                    (node.op_type in ("Constant", "Shape", "Size") or all(i in const for i in node.input)):
+                const.update(node.output)
+                changed = True
+    std = ("", "ai.onnx")
+    bad = [n for n in g.node if n.domain not in std or n.op_type not in supported or
+           (not implementations("import", n.op_type) and not (n.output[:1] and n.output[0] in const))]
+    if bad:
+        _unsupported(bad)
 
 
 # ---- loading --------------------------------------------------------------------------
@@ -336,7 +360,7 @@ class _Importer:
     def _node(self, node: onnx.NodeProto):
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
-            _unsupported(node)
+            _unsupported([node])
         attrs = attr_dict(node)
         ins = list(node.input)
         if op == "Constant":
@@ -371,7 +395,7 @@ class _Importer:
                 return
         converters = implementations("import", op)
         if not converters:
-            _unsupported(node)
+            _unsupported([node])
         try:
             with np.errstate(all="ignore"):  # garbage in, NaN/inf out: refused where it becomes a constant
                 converters[0].fn(self, node, ins, attrs)
@@ -484,8 +508,22 @@ def _sparse_to_dense(sp: onnx.SparseTensorProto) -> np.ndarray:
     return dense.reshape(dims)
 
 
-def _unsupported(node):
+NAMES_SHOWN = 5  # node names listed per unsupported op; the rest are counted
+
+
+def _unsupported(nodes: list) -> None:
+    """One error for every node whose op edgeq does not convert, grouped by op (in the
+    order the file first uses each), each with its node names."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for n in nodes:
+        groups.setdefault((n.domain, n.op_type), []).append(f"'{shown(n.name)}'")
+    parts = []
+    for (domain, op), names in groups.items():
+        dom = f" (domain '{shown(domain)}')" if domain not in ("", "ai.onnx") else ""
+        more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+        parts.append(f"{shown(op)}{dom} in node{'s' if len(names) > 1 else ''} "
+                     f"{', '.join(names[:NAMES_SHOWN])}{more}")
+    what = f"unsupported op {parts[0]}" if len(parts) == 1 else f"{len(parts)} unsupported ops: " + "; ".join(parts)
     supported = sorted(set(REGISTRY.implemented("import")) | {"Constant", "Shape", "Size"})
-    dom = f" (domain '{shown(node.domain)}')" if node.domain not in ("", "ai.onnx") else ""
-    raise EdgeqError(f"unsupported op {shown(node.op_type)}{dom} in node '{shown(node.name)}'",
-                     "replace it in the model before export; supported ops: " + ", ".join(supported))
+    raise EdgeqError(what, f"replace {'it' if len(parts) == 1 else 'them'} in the model before export; "
+                     "supported ops: " + ", ".join(supported))

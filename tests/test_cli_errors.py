@@ -165,3 +165,15 @@ def test_targets_command_lists_every_registered_target():
     assert proc.returncode == 0, proc.stderr
     listed = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
     assert set(target_names()) <= listed
+
+
+def test_all_unsupported_ops_on_one_line(tmp_path):
+    model = conv_model(tmp_path / "m.onnx", op="Erf")
+    m = onnx.load(model)
+    m.graph.node.append(helper.make_node("Acos", ["y"], ["z"], name="acos0"))
+    m.graph.output[0].name = "z"
+    out = tmp_path / "out"
+    proc = edgeq("compile", _save(m, tmp_path / "m2.onnx"), "-o", out)
+    assert_clean_failure(proc, "2 unsupported ops: Erf in node 'act0'; Acos in node 'acos0'")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()

@@ -493,3 +493,37 @@ def test_load_graph_of_a_plain_onnx_file_imports_it(tmp_path):
     onnx.save(m, str(tmp_path / "plain.onnx"))
     g = load_graph(tmp_path / "plain.onnx")
     assert g.ops() == ["Conv"]
+
+
+def test_every_unsupported_op_is_listed_at_once_with_its_nodes():
+    nodes = [helper.make_node("Erf", ["x"], ["a"], name="erf_a"),
+             helper.make_node("Relu", ["a"], ["b"], name="relu"),
+             helper.make_node("Erf", ["b"], ["c"], name="erf_b"),
+             helper.make_node("Gelu", ["c"], ["d"], name="gelu", domain="com.example"),
+             helper.make_node("Acos", ["d"], ["y"], name="acos")]
+    m = make_model(nodes, [("x", (1, 4))], [("y", None)])
+    with pytest.raises(EdgeqError) as e:
+        import_onnx(m)
+    assert str(e.value).startswith("3 unsupported ops: Erf in nodes 'erf_a', 'erf_b'; "
+                                   "Gelu (domain 'com.example') in node 'gelu'; Acos in node 'acos' "
+                                   "(fix: replace them in the model before export; supported ops: ")
+
+
+def test_many_nodes_of_one_unsupported_op_are_counted():
+    nodes = [helper.make_node("Erf", [f"t{i}"], [f"t{i + 1}"], name=f"e{i}") for i in range(8)]
+    m = make_model(nodes, [("t0", (1, 4))], [("t8", None)])
+    with pytest.raises(EdgeqError, match=r"^unsupported op Erf in nodes 'e0', 'e1', 'e2', 'e3', 'e4' and 3 more "):
+        import_onnx(m)
+
+
+def test_ops_edgeq_only_folds_are_listed_when_they_meet_activations():
+    """Acos is unknown; Floor is evaluated only on constants: both refused in one error,
+    while a Floor of constants (feeding the Reshape) is fine."""
+    nodes = [helper.make_node("Floor", ["x"], ["a"], name="floor_act"),
+             helper.make_node("Floor", ["shape_f"], ["shape_fl"], name="floor_const"),
+             helper.make_node("Cast", ["shape_fl"], ["shape"], to=TensorProto.INT64),
+             helper.make_node("Reshape", ["a", "shape"], ["b"], name="reshape"),
+             helper.make_node("Acos", ["b"], ["y"], name="acos")]
+    m = make_model(nodes, [("x", (1, 4))], [("y", None)], {"shape_f": np.array([1, 4], np.float32)})
+    with pytest.raises(EdgeqError, match=r"^2 unsupported ops: Floor in node 'floor_act'; Acos in node 'acos' "):
+        import_onnx(m)
