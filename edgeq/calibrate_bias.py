@@ -322,7 +322,7 @@ def _sequential_pass(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
 def _correct(qgraph: Graph, qn, fn, fgraph: Graph, qargs, fx_chunks, layers: dict):
     """Correct one layer's bias in place; returns its accumulators per chunk with the
     final bias (None when the layer was left alone before computing them)."""
-    from edgeq.quantize_rules.conv_gemm import INT32_LIMIT
+    from edgeq.quantize_rules.conv_gemm import INT32_LIMIT, accumulator_bounds, overflowing_channels
     w_name, b_name = qn.inputs[1], qn.inputs[2]
     w, bias = qgraph.const(w_name), qgraph.const(b_name)
     if w is None or bias is None or len(qn.inputs) != 5:
@@ -348,14 +348,11 @@ def _correct(qgraph: Graph, qn, fn, fgraph: Graph, qargs, fx_chunks, layers: dic
     if not np.any(delta):
         return accs
     new = bias.astype(np.int64) - delta
-    # keep the accumulator proof of quantize_rules/conv_gemm.py
-    K = int(np.prod(w.shape[1:]))
-    qmax = wq.qmax()
-    shift = qgraph.const(qn.inputs[4]) if len(qn.inputs) > 4 else None
-    lshift = int(max(int(np.max(shift)), 0)) if shift is not None else 0
-    bound = K * 255 * qmax + int(np.max(np.abs(new), initial=0))
-    if bound >= (1 << 31) or bound << lshift >= (1 << 31) or np.max(np.abs(new)) > INT32_LIMIT:
+    # keep the accumulator proof of quantize_rules/conv_gemm.py, channel by channel
+    bounds = accumulator_bounds(w, new)
+    if overflowing_channels(bounds, qgraph.const(qn.inputs[4])).size or np.max(np.abs(new)) > INT32_LIMIT:
         return accs
+    bound = int(np.max(bounds, initial=0))
     name = qgraph.add_const(f"{qn.name}_bias_corrected", new.astype(np.int32))
     qn.inputs[2] = name
     if b_name not in {a for other in qgraph.nodes for a in other.inputs}:
