@@ -2,7 +2,8 @@
 
 build: the generated model + runtime_c + startup.c + a firmware main, cross-compiled with
 arm-none-eabi-gcc and linked into DIR/fw.elf against the real part's flash/RAM budget
-(boards/boards.json; `MCUTarget.with_budget` or report["budget"] override it). The
+(boards/boards.json; a --board part of boards/parts.json, `MCUTarget.with_budget` or
+report["budget"] override it). The
 firmware embeds the test vectors and their expected outputs from the integer reference,
 so a build run on QEMU checks itself (exit status = mismatches; any mismatch fails the
 build with an EdgeqError naming the vector and output) and measures its stack. The build
@@ -33,6 +34,7 @@ from edgeq.memory_plan import plot_timeline
 from edgeq.targets import c_project as cp
 from edgeq.targets import qemu
 from edgeq.targets.elfsize import memory_report, symbol_sizes
+from edgeq.targets.parts import fitting_parts
 
 BOARDS_DIR = Path(__file__).resolve().parent / "boards"
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
@@ -48,7 +50,6 @@ TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 # room for constants the report counts but the C may store more compactly, so the estimate
 # never rejects a model that would link.
 MIN_CODE_BYTES = 4096
-BIGGER_PART_FIX = "or a target whose part has more memory (`edgeq targets` lists each part's budget)"
 
 
 def load_boards() -> dict[str, dict]:
@@ -125,6 +126,11 @@ class MCUTarget:
                                ("stack_bytes", stack_bytes)) if v is not None}
         return MCUTarget(self.name, self.board, o)
 
+    def for_part(self, part: dict) -> "MCUTarget":
+        """The same core and QEMU board with a catalogue part's name and memories (parts.py)."""
+        return MCUTarget(self.name, self.board, {k: part.get(k) for k in
+                                                 ("part", "flash_bytes", "ram_bytes", "openocd_board", "pyocd_target")})
+
     # ---- build ------------------------------------------------------------------------------
     def check_fit(self, qgraph, report: dict, scratch: str = "fit") -> None:
         """Right after quantization, before the build: fail when the model surely does not fit
@@ -138,15 +144,15 @@ class MCUTarget:
             raise EdgeqError(f"the model does not fit {part}: it needs at least {flash:,} bytes of flash "
                              f"({report['weights_bytes']:,} of weights and constants + at least {MIN_CODE_BYTES:,} "
                              f"of code), the part has {board['flash_bytes']:,}",
-                             "use a smaller model, int4 weights (--weight-bits 4, or auto with a "
-                             "--firmware-budget), " + BIGGER_PART_FIX)
+                             f"{fitting_parts(flash, 0)}; or use a smaller model, int4 weights "
+                             "(--weight-bits 4, or auto with a --firmware-budget)")
         arena = plan_memory(qgraph, scratch=scratch).arena_bytes  # the C build's plan
         stack, heap = board.get("stack_bytes", DEFAULT_STACK), board.get("heap_bytes", DEFAULT_HEAP)
         if arena + stack + heap > board["ram_bytes"]:
             raise EdgeqError(f"the model does not fit {part}: it needs at least {arena + stack + heap:,} bytes "
                              f"of SRAM ({arena:,}-byte activation arena + {stack:,} stack + {heap:,} heap "
                              f"reserve), the part has {board['ram_bytes']:,}",
-                             "use a smaller input or model, " + BIGGER_PART_FIX)
+                             f"{fitting_parts(flash, arena + stack + heap)}; or use a smaller input or model")
 
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
         out_dir = Path(out_dir)
@@ -251,9 +257,11 @@ class MCUTarget:
             parts.append(f"RAM holds the {arena:,}-byte activation arena, a "
                          f"{board.get('stack_bytes', DEFAULT_STACK):,}-byte stack and a "
                          f"{board.get('heap_bytes', DEFAULT_HEAP):,}-byte heap reserve")
-        int4 = "int4 weights (--weight-bits 4), " if any(region == "FLASH" for region, _ in found) else ""
+        int4 = ", int4 weights (--weight-bits 4)" if any(region == "FLASH" for region, _ in found) else ""
+        need = {region: budget.get(region, 0) + int(n) for region, n in found}
+        fits = fitting_parts(need.get("FLASH", 0), need.get("RAM", 0))
         return EdgeqError(f"the model does not fit {board['part'].split(' (')[0]} ({self.name}): " + "; ".join(parts),
-                          f"use a smaller model or input, {int4}" + BIGGER_PART_FIX)
+                          f"{fits}; or use a smaller model or input{int4}")
 
     # ---- run ---------------------------------------------------------------------------------
     def _relink_with_vectors(self, out_dir: Path, info: dict, feeds, tag: str, profile: bool = False,

@@ -11,6 +11,7 @@ imports either; see design.md's layering).
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
@@ -116,9 +117,9 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     from edgeq.onnx_io import save_graph
     from edgeq.quantize import quantize
     from edgeq.report import base_report, write_report
-    from edgeq.targets import get_target
 
-    target = get_target(opts.target)  # fail on a bad target name before any work
+    target = resolve_target(opts)  # fail on a bad target or board name before any work
+    opts = dataclasses.replace(opts, target=target.name)  # --board may have chosen it
     opts.check_data(calib is not None)
     inputs = [Path(f) for f in (model, calib) if isinstance(f, (str, Path))]  # DIR must not hold them
     if out_dir is not None:
@@ -158,7 +159,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         # after the float passes and calibration (the planner measures the graph that will be
         # quantized; a latency budget quantizes it all-8 and all-4 to profile on QEMU)
         t0 = time.perf_counter()
-        opts, bits_plan = plan_bits(graph, feeds, ranges, opts)
+        opts, bits_plan = plan_bits(graph, feeds, ranges, opts, target)
         timings["bit_plan_s"] = time.perf_counter() - t0
 
     # the passes after the bit plan see it (opts.passes), and ctx.float_graph is the
@@ -230,13 +231,19 @@ def _run_noting(rewrite: Pass, graph: Graph, ctx: PassContext, notices: list[str
     return graph
 
 
-def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
-    """The `--weight-bits auto` stage: (opts with weight_bits = {layer: bits}, report section)."""
-    import dataclasses
-    from edgeq.mixed_precision.plan import plan_weight_bits
+def resolve_target(opts: CompileOptions):
+    """The target of opts, built for its --board part and --flash-size/--sram-size."""
     from edgeq.targets import get_target
+    from edgeq.targets.parts import target_for
+    return target_for(get_target(opts.target), opts.board, opts.flash_size, opts.sram_size)
+
+
+def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions, target=None):
+    """The `--weight-bits auto` stage: (opts with weight_bits = {layer: bits}, report section)."""
+    from edgeq.mixed_precision.plan import plan_weight_bits
+    target = resolve_target(opts) if target is None else target
     plan, section = plan_weight_bits(graph, feeds, ranges, target=opts.target,
-                                     measure=firmware_measure(get_target(opts.target)),
+                                     measure=firmware_measure(target),
                                      flash_budget=opts.flash_budget, latency_budget=opts.latency_budget,
                                      firmware_budget=opts.firmware_budget,
                                      sensitivity=opts.bits_sensitivity, keep_ends_int8=opts.keep_ends_int8,
