@@ -110,6 +110,17 @@ def self_check_error(parsed: dict, check: dict, machine: str, io: dict) -> Edgeq
         "please report it with the model; `edgeq compile --target host` checks the same C on this machine")
 
 
+def _beyond_emulated_board(mem: dict, board: dict) -> str:
+    """Why QEMU's board cannot hold this firmware ('' when it can): a --board part may have
+    more memory than the board that emulates its core."""
+    for what, used, has in (("flash", mem["flash_bytes"], board.get("qemu_flash_bytes")),
+                            ("SRAM", mem["static_ram_bytes"] + mem["stack_reserve"] + mem["heap_reserve"],
+                             board.get("qemu_ram_bytes"))):
+        if has is not None and used > has:
+            return f"its {used:,} bytes of {what} exceed the {has:,} of QEMU's {board['machine']}"
+    return ""
+
+
 class MCUTarget:
     def __init__(self, name: str, board: dict, overrides: dict | None = None):
         self.name = name
@@ -192,9 +203,11 @@ class MCUTarget:
                       flash_bytes=mem["flash_bytes"] - vec_bytes, firmware_flash_bytes=mem["flash_bytes"],
                       test_vector_bytes=vec_bytes, static_ram_bytes=mem["static_ram_bytes"],
                       stack_reserve_bytes=mem["stack_reserve"], firmware="fw.elf")
-        if shutil.which("qemu-system-arm") is None:
+        too_big = _beyond_emulated_board(mem, board)
+        if shutil.which("qemu-system-arm") is None or too_big:
+            why = too_big or "qemu-system-arm is missing"
             report["notices"] = report.get("notices", []) + [
-                "qemu-system-arm is missing: the firmware was built but not run (no stack measurement)"]
+                f"{why}: the firmware was built but not run (no self-check, no stack measurement)"]
             report.update(stack_bytes=None, sram_bytes=mem["static_ram_bytes"])
             return
         elf = out_dir / "fw.elf"

@@ -101,3 +101,16 @@ def test_targets_lists_the_boards():
     assert proc.returncode == 0, proc.stderr
     for name, p in PARTS.items():
         assert name in proc.stdout and p["part"].split(" (")[0] in proc.stdout
+
+
+@needs_tools
+def test_a_firmware_larger_than_the_emulated_board_is_built_not_run(tmp_path):
+    """600 KB of weights fit the Alif E7's 5.5 MB but not the 512 KB of QEMU's AN547: the
+    firmware is linked for the part and the report says it was not run (no self-check)."""
+    model = gemm_model(tmp_path / "big.onnx", 600, 1000)
+    res = compile_model(str(model), CompileOptions(board="alif-e7-hp", progress=False), tmp_path / "out",
+                        log=lambda s: None)
+    assert res.report["flash_bytes"] > 512 << 10 and (tmp_path / "out" / "fw.elf").is_file()
+    assert "self_check" not in res.report
+    assert any("exceed the 524,288 of QEMU's mps3-an547: the firmware was built but not run" in n
+               for n in res.report["notices"]), res.report["notices"]
