@@ -87,14 +87,14 @@ def run_build(build_dir: Path, input_path: Path, output_path: Path | None, *, ra
               check: bool, console: Console) -> None:
     """Run the build on its target; with `check`, raise CheckMismatch (after writing the
     outputs, for a look) unless they are bit-identical to the integer reference."""
-    from edgeq.intref.interpreter import dequantize_outputs, run_reference
+    from edgeq.intref.interpreter import dequantize_outputs, run_reference_streamed
     report, qgraph = _open_build(build_dir)
     feeds = load_inputs(input_path, qgraph)
     outputs = _target(report).run(Path(build_dir), feeds)
     n = len(next(iter(feeds.values())))
     bad = []
     if check:
-        expected = run_reference(qgraph, feeds)
+        expected = run_reference_streamed(qgraph, feeds)
         bad = [name for name in qgraph.outputs if not np.array_equal(outputs[name], expected[name])]
         if not bad:
             console.print(f"check: {report['target']} outputs are bit-identical to the integer reference "

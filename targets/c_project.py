@@ -116,8 +116,8 @@ def write_vectors(src: Path, io: dict, feeds: dict[str, np.ndarray] | None,
 def reference_expected(qgraph: Graph, vectors: dict[str, np.ndarray] | None):
     if not vectors:
         return None
-    from edgeq.intref.interpreter import run_reference
-    return run_reference(qgraph, vectors)
+    from edgeq.intref.interpreter import run_reference_streamed
+    return run_reference_streamed(qgraph, vectors, progress=False)
 
 
 def parse_lines(text: str, io: dict) -> dict:

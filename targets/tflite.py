@@ -42,13 +42,13 @@ def export_build(qgraph, out_dir: Path, report: dict, gemm_as: str = "conv") -> 
 
 def verify(qgraph, data: bytes, vectors, report: dict) -> None:
     """Both interpreters load the file and reproduce the integer reference on the vectors."""
-    from edgeq.intref.interpreter import run_reference
+    from edgeq.intref.interpreter import run_reference_streamed
     from edgeq.tflite_run import run_litert, run_tflm
     if not vectors:
         rng = np.random.default_rng(0)
         vectors = {n: rng.integers(-128, 128, (2,) + tuple(qgraph.tensors[n].shape[1:])).astype(np.int8)
                    for n in qgraph.inputs}
-    expected = run_reference(qgraph, vectors)
+    expected = run_reference_streamed(qgraph, vectors, progress=False)
     result = {"vectors": int(len(next(iter(vectors.values()))))}
     for runner in (run_litert, run_tflm):
         got = runner(data, vectors)
