@@ -10,8 +10,8 @@ of any size N; kernels are batch-agnostic. Tensors are dropped as soon as their 
 reader has run.
 
 The kernels widen to int64 and keep a few arrays of each layer's size alive, so one
-224x224 sample of an ImageNet model takes tens of MB: a whole batch of them at once would
-not fit a machine. `run_reference_streamed` (what `edgeq run` and `--check` use) runs the
+224x224 sample of MobileNetV2 takes about 88 MB (benchmarks/reference_memory.py): a whole
+batch of them at once would not fit a machine. `run_reference_streamed` (what `edgeq run` and `--check` use) runs the
 batch in chunks of at most REFERENCE_CHUNK_BYTES of working memory, with a progress bar;
 samples are independent, so its results are those of one whole-batch run.
 """
