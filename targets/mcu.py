@@ -151,19 +151,21 @@ class MCUTarget:
         board = dict(self.board, **budget)
         part = f"{board['part'].split(' (')[0]} ({self.name})"
         flash = int(report["weights_bytes"]) + MIN_CODE_BYTES
-        if flash > board["flash_bytes"]:
-            raise EdgeqError(f"the model does not fit {part}: it needs at least {flash:,} bytes of flash "
-                             f"({report['weights_bytes']:,} of weights and constants + at least {MIN_CODE_BYTES:,} "
-                             f"of code), the part has {board['flash_bytes']:,}",
-                             f"{fitting_parts(flash, 0)}; or use a smaller model, int4 weights "
-                             "(--weight-bits 4, or auto with a --firmware-budget)")
         arena = plan_memory(qgraph, scratch=scratch).arena_bytes  # the C build's plan
         stack, heap = board.get("stack_bytes", DEFAULT_STACK), board.get("heap_bytes", DEFAULT_HEAP)
-        if arena + stack + heap > board["ram_bytes"]:
-            raise EdgeqError(f"the model does not fit {part}: it needs at least {arena + stack + heap:,} bytes "
-                             f"of SRAM ({arena:,}-byte activation arena + {stack:,} stack + {heap:,} heap "
-                             f"reserve), the part has {board['ram_bytes']:,}",
-                             f"{fitting_parts(flash, arena + stack + heap)}; or use a smaller input or model")
+        sram = arena + stack + heap
+        short, fixes = [], []
+        if flash > board["flash_bytes"]:
+            short.append(f"at least {flash:,} bytes of flash ({report['weights_bytes']:,} of weights and constants "
+                         f"+ at least {MIN_CODE_BYTES:,} of code), the part has {board['flash_bytes']:,}")
+            fixes.append("int4 weights (--weight-bits 4, or auto with a --firmware-budget)")
+        if sram > board["ram_bytes"]:
+            short.append(f"at least {sram:,} bytes of SRAM ({arena:,}-byte activation arena + {stack:,} stack + "
+                         f"{heap:,} heap reserve), the part has {board['ram_bytes']:,}")
+            fixes.append("a smaller input")
+        if short:  # the parts named are those with room for both
+            raise EdgeqError(f"the model does not fit {part}: it needs " + "; and ".join(short),
+                             f"{fitting_parts(flash, sram)}; or use a smaller model, " + " or ".join(fixes))
 
     def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
         out_dir = Path(out_dir)

@@ -114,3 +114,9 @@ def test_a_firmware_larger_than_the_emulated_board_is_built_not_run(tmp_path):
     assert "self_check" not in res.report
     assert any("exceed the 524,288 of QEMU's mps3-an547: the firmware was built but not run" in n
                for n in res.report["notices"]), res.report["notices"]
+
+
+def test_parts_named_have_room_for_both_memories():
+    """3 MB of flash and 600 KB of SRAM: the Pico 2 has the flash but not the SRAM."""
+    fix = fitting_parts(3_000_000, 600_000)
+    assert fix.startswith("it would fit Alif Ensemble E7 (--board alif-e7-hp) (") and "rp2350" not in fix
