@@ -10,8 +10,8 @@
 Before the overflow check was per channel, this layer was refused ("requantization
 multiplier > 1 would overflow"): ch2's bias was combined with ch1's and ch3's shifts. Now
 it compiles, and the integer reference must equal every lowering byte for byte: the host C
-build, the QEMU firmware of the Cortex-M4 (DSP), M7 and M55 (MVE) boards, and the TFLite
-export in LiteRT (BUILTIN_REF) and TFLite Micro. A real overflow is still refused, with a
+build, the QEMU firmware of the Cortex-M4 (DSP), M7 and M55 (MVE) boards, the TFLite
+export in LiteRT (BUILTIN_REF) and TFLite Micro, and the arm64 TVM lowering under qemu-aarch64. A real overflow is still refused, with a
 message that names the channel, its bias and its shift.
 """
 from __future__ import annotations
@@ -138,3 +138,21 @@ def test_a_real_overflow_names_the_channel_and_its_shift():
     msg = str(e.value)
     assert "Conv node 'conv', output channel 0 (and 1 more channels): the int32 accumulator can reach " in msg
     assert "shifted left by" in msg and "which overflows 2^31" in msg
+
+
+@pytest.mark.skipif(shutil.which("qemu-aarch64") is None or shutil.which("aarch64-linux-gnu-gcc") is None,
+                    reason="needs qemu-aarch64 and aarch64-linux-gnu-gcc")
+def test_tvm_lowering_is_bit_exact(tmp_path):
+    """edgeq.lower_tvm (the arm64 kernels) on the same graph: its per-channel left shifts too."""
+    pytest.importorskip("tvm")
+    from edgeq.lower_tvm.cpus import get_cpu
+    from edgeq.lower_tvm.model import lower_model, run
+    g = qgraph()
+    feeds = {g.inputs[0]: np.random.default_rng(3).integers(-128, 128, (3,) + g.tensors[g.inputs[0]].shape[1:],
+                                                             dtype=np.int8)}
+    want = run_reference(g, feeds)
+    m = lower_model(g, get_cpu("cortex-a76"))
+    res = run(m.write(tmp_path, feeds, want), m)
+    assert res.mismatches == 0
+    for name in g.outputs:
+        assert np.array_equal(res.outputs[name], want[name])
