@@ -347,7 +347,7 @@ class _Importer:
             if not shape or shape[0] != 1:
                 raise EdgeqError(f"input '{shown(vi.name)}' has shape {tuple(shape)}; edgeq reads axis 0 as the batch "
                                  "and compiles one sample at a time (batch 1)",
-                                 "export with batch 1 (or a dynamic batch, then --input-shape NAME=1x...)")
+                                 "export with batch 1 or a dynamic batch axis (compiled as 1); --input-shape takes batch 1")
             element_count(shape, f"input '{shown(vi.name)}'")
             self.g.add_tensor(Tensor(vi.name, tuple(shape), "float32"))
             self.g.inputs.append(vi.name)
