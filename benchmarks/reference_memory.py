@@ -22,8 +22,8 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, time
 import numpy as np
-from edgeq.intref.interpreter import run_reference, run_reference_streamed, sample_bytes
-from edgeq.onnx_io import load_graph
+from edgeq.reference.interpreter import run_reference, run_reference_streamed, sample_bytes
+from edgeq.graphio.onnx_io import load_graph
 build, mode, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 g = load_graph(build + "/model.q.onnx")
 x = np.random.default_rng(0).integers(-128, 128, (n,) + g.tensors[g.inputs[0]].shape[1:], dtype=np.int8)
@@ -42,7 +42,7 @@ def compile_model(work: Path) -> Path:
     import torch
 
     from edgeq.options import CompileOptions
-    from edgeq.targets.pipeline import compile_model as compile_
+    from edgeq.driver.pipeline import compile_model as compile_
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from models.mobilenetv2_imagenet import MobileNetV2, export_onnx
     torch.manual_seed(0)

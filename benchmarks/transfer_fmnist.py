@@ -74,7 +74,7 @@ def epoch_orders(n: int, epochs: int, seed: int) -> list[np.ndarray]:
 
 def float_finetune(float_graph, updates, x, y, lr, orders):
     """Plain SGD, batch 1, on the float graph's W/B of the chosen layers (and channels)."""
-    from edgeq.float_exec import FloatModule
+    from edgeq.floatexec.executor import FloatModule
     net = FloatModule(float_graph.copy())
     params, masks = [], []
     by_node = {n.name: n for n in net.graph.nodes}
@@ -120,7 +120,7 @@ def float_accuracy(net, x, y) -> float:
 def activations(qgraph, x_int8, names, chunk=500):
     """The named tensors of the deployed graph for a batch (the frozen prefix of every plan:
     frozen tensors never change, so one reference run serves all specs)."""
-    from edgeq.intref.interpreter import run_reference
+    from edgeq.reference.interpreter import run_reference
     names = sorted(set(names))
     parts = [run_reference(qgraph, {qgraph.inputs[0]: x_int8[i:i + chunk]}, names)
              for i in range(0, len(x_int8), chunk)]
@@ -146,7 +146,7 @@ def int_accuracy(plan, state, cache, y, rows=slice(None)) -> float:
 # ---- the run --------------------------------------------------------------------------------
 
 def resolve(spec, qgraph, d, args, options):
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     from edgeq.training.auto import select
     from edgeq.training.spec import resolve as resolve_spec
     if spec != "auto":
@@ -169,8 +169,8 @@ def main(argv=None) -> int:
     import dataclasses
 
     import edgeq
-    from edgeq.float_exec import FloatModule
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.floatexec.executor import FloatModule
+    from edgeq.reference.interpreter import quantize_inputs
     from edgeq.training import TrainOptions, TrainState, build_plan
     from edgeq.training.memory import step_memory
 
@@ -259,7 +259,7 @@ def print_step_sizes(qgraph, d, args) -> int:
     """|step| of every weight and bias update during int8 last:2 fine-tuning, in units of
     the int8 weight / int32 bias (instrumented: the steps are recorded as update.step
     returns them)."""
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     from edgeq.training import TrainOptions, build_plan
     from edgeq.training import update
     plan = build_plan(qgraph, "last:2", TrainOptions(lr=args.step_sizes))

@@ -2,9 +2,10 @@
 
 A part (boards/parts.json) names its core's target (cortex-m4 / -m7 / -m33 / -m55: the QEMU
 board that emulates that core) and the flash and SRAM a firmware links against. `--board`
-builds for that target with the part's budgets instead of the target's default part;
-`--flash-size` / `--sram-size` override either. A model that does not fit is told which
-parts of the catalogue it would fit (`fitting_parts`).
+builds for that target with the part's budgets instead of the target's default part
+(MCUTarget.for_part; the driver's resolve_target); `--flash-size` / `--sram-size` override
+either. A model that does not fit is told which parts of the catalogue it would fit
+(`fitting_parts`).
 """
 from __future__ import annotations
 
@@ -31,25 +32,6 @@ def get_part(name: str) -> dict:
                          f"choose one of: {', '.join(parts)} (`edgeq targets` lists them with their memories), "
                          "or give --target cortex-mN with --flash-size and --sram-size")
     return parts[key]
-
-
-def target_for(target, board: str | None, flash_size: int | None, sram_size: int | None):
-    """`target` built for --board / --flash-size / --sram-size. A board sets the target when
-    it was left at the default (reference) and must agree with it otherwise."""
-    from edgeq.targets import get_target
-    from edgeq.targets.mcu import MCUTarget
-    if board is not None:
-        part = get_part(board)
-        if target.name not in ("reference", part["target"]):
-            raise EdgeqError(f"--board {board} is a {part['target']} part, but --target is {target.name}",
-                             f"drop --target (the board sets it), or use --target {part['target']}")
-        target = get_target(part["target"]).for_part(part)
-    if flash_size is None and sram_size is None:
-        return target
-    if not isinstance(target, MCUTarget):
-        raise EdgeqError(f"--flash-size/--sram-size set a part's memory, and target {target.name} builds for no part",
-                         "use them with --board NAME or a cortex-m target")
-    return target.with_budget(flash_bytes=flash_size, ram_bytes=sram_size)
 
 
 def fitting_parts(flash_bytes: int, ram_bytes: int) -> str:

@@ -13,7 +13,7 @@ import pytest
 from edgeq.errors import EdgeqError
 from edgeq.options import CompileOptions
 from edgeq.targets.parts import fitting_parts, load_parts
-from edgeq.targets.pipeline import compile_model
+from edgeq.driver.pipeline import compile_model
 
 from .test_cli_errors import assert_clean_failure, conv_model, edgeq
 from .test_fit_and_hints import gemm_model, no_late_work  # noqa: F401  (a fixture)

@@ -16,7 +16,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeq.errors import EdgeqError
-from edgeq.onnx_import import import_onnx
+from edgeq.importer.load import import_onnx
 
 from .test_cli_errors import assert_clean_failure, edgeq
 
@@ -59,7 +59,7 @@ def _same_as_ort(model, g):
     reads a leading dim_value 0 or -1 literally, so it runs a copy declaring batch 1)."""
     import onnxruntime as ort
 
-    from edgeq.float_exec import run_float
+    from edgeq.floatexec.executor import run_float
     proto = onnx.load(str(model)) if not isinstance(model, onnx.ModelProto) else model
     fixed = onnx.ModelProto()
     fixed.CopyFrom(proto)

@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from edgeq.intref.interpreter import run_reference, run_reference_streamed, sample_bytes
+from edgeq.reference.interpreter import run_reference, run_reference_streamed, sample_bytes
 
 from .test_codegen_host import qgraph_ops, rand_feeds
 
@@ -56,7 +56,7 @@ def test_peak_memory_is_bounded_by_the_chunk_not_the_batch(graph):
 
 
 def test_a_small_batch_is_one_run(graph, monkeypatch):
-    import edgeq.intref.interpreter as interp
+    import edgeq.reference.interpreter as interp
     calls = []
     monkeypatch.setattr(interp, "run_reference", lambda g, f, o=None: calls.append(len(next(iter(f.values())))) or {})
     run_reference_streamed(graph, rand_feeds(graph, 5), chunk_bytes=sample_bytes(graph) * 8)
@@ -66,10 +66,10 @@ def test_a_small_batch_is_one_run(graph, monkeypatch):
 def test_edgeq_run_on_the_reference_streams(tmp_path, monkeypatch, capsys):
     """`edgeq run --check` on a reference build, with a chunk of 10 samples: outputs equal
     the whole-batch reference (and the check against it passes)."""
-    import edgeq.intref.interpreter as interp
+    import edgeq.reference.interpreter as interp
     from edgeq.cli import main
-    from edgeq.onnx_io import save_graph
-    from edgeq.report import base_report, write_report
+    from edgeq.graphio.onnx_io import save_graph
+    from edgeq.report.report import base_report, write_report
     graph = qgraph_ops()
     build = tmp_path / "build"
     build.mkdir()

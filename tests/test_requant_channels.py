@@ -25,8 +25,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeq.errors import EdgeqError
-from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
-from edgeq.quantize_rules.conv_gemm import accumulator_bounds, overflowing_channels
+from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
+from edgeq.quantization.rules.conv_gemm import accumulator_bounds, overflowing_channels
 
 from .test_codegen_host import check_target
 
@@ -67,7 +67,7 @@ def calibration(n: int = 16, seed: int = 1) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def compiled():
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     opts = CompileOptions(progress=False, calib_limit=16)
     return compile_model(model(), opts, None, calib=calibration(), log=lambda s: None)
 
@@ -98,7 +98,7 @@ def test_dead_and_biased_channels_give_their_bias():
     out = dequantize_outputs(g, run_reference(g, quantize_inputs(g, {"x": x})))[g.outputs[0]]
     s = float(np.ravel(g.tensors[g.outputs[0]].q.scale)[0])
     assert np.all(np.abs(out[:, 1] - 0.1) <= s)  # the dead channel of pw: its bias, to an output step
-    from edgeq.float_exec import run_float
+    from edgeq.floatexec.executor import run_float
     want = run_float(compiled().float_graph, {"x": x})[compiled().float_graph.outputs[0]]
     assert np.max(np.abs(out - want)) < 0.05 * np.max(np.abs(want))
 
@@ -126,8 +126,8 @@ def test_a_real_overflow_names_the_channel_and_its_shift():
     """A 64-input-channel 3x3 conv whose calibrated output range (+-1e-5) is ~1e-8 of what
     its weights can produce: multiplier ~ 790 (shift 10), so (255 * sum|w|) << 10 ~ 2^34
     really exceeds 2^31."""
-    from edgeq.quantize import quantize
-    from edgeq.onnx_import import import_onnx
+    from edgeq.quantization.quantize import quantize
+    from edgeq.importer.load import import_onnx
     w = numpy_helper.from_array(np.ones((2, 64, 3, 3), np.float32), "w")
     g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 4, 4])],

@@ -1,0 +1,164 @@
+"""`edgeq run`, `edgeq flash`, `edgeq profile` on a build folder.
+
+The folder's report.json names its target; the target's runner does the work. Inputs
+in float are quantized with the model's input parameters; int8 inputs are taken as
+already quantized.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from edgeq.errors import CheckMismatch, EdgeqError
+from edgeq.graphio.onnx_io import load_graph
+from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference_streamed
+from edgeq.report.report import read_report, write_report
+from edgeq.targets import get_target
+from edgeq.targets.qemu import FAULT_STATUS
+
+
+def _open_build(build_dir: Path):
+    build_dir = Path(build_dir)
+    rep, qpath = build_dir / "report.json", build_dir / "model.q.onnx"
+    if not rep.is_file() or not qpath.is_file():
+        raise EdgeqError(f"{build_dir} is not an edgeq build folder (no report.json / model.q.onnx)",
+                         "run `edgeq compile MODEL.onnx --target TARGET -o DIR` first")
+    return read_report(rep), load_graph(qpath)
+
+
+def _target(report: dict):
+    return get_target(report["target"])
+
+
+def load_inputs(path: Path, qgraph) -> dict[str, np.ndarray]:
+    """Read X.npy / X.npz into int8 feeds with a batch axis; floats get quantized."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeqError(f"input file {path} does not exist", "give an .npy or .npz file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise EdgeqError(f"cannot read {path}: {e}", "save inputs with numpy.save / numpy.savez") from None
+    if isinstance(data, np.ndarray):
+        if len(qgraph.inputs) != 1:
+            raise EdgeqError(f"the model has {len(qgraph.inputs)} inputs but {path.name} holds one array",
+                             f"save an .npz with arrays named {', '.join(qgraph.inputs)}")
+        arrays = {qgraph.inputs[0]: data}
+    else:
+        missing = [n for n in qgraph.inputs if n not in data.files]
+        if missing:
+            raise EdgeqError(f"{path.name} lacks arrays for inputs {missing}",
+                             f"name the arrays {', '.join(qgraph.inputs)}")
+        try:  # an .npz reads each array on access
+            arrays = {n: data[n] for n in qgraph.inputs}
+        except ValueError as e:  # object arrays (pickles) are refused, never unpickled
+            raise EdgeqError(f"cannot read {path}: {e}",
+                             "save numeric arrays (float32 or int8) with numpy.savez") from None
+    floats, ints = {}, {}
+    for name in qgraph.inputs:
+        want = tuple(qgraph.tensors[name].shape[1:])
+        x = arrays[name]
+        if tuple(x.shape) == want or tuple(x.shape) == tuple(qgraph.tensors[name].shape):
+            x = x.reshape((-1,) + want) if x.ndim == len(want) + 1 else x[None]
+        if tuple(x.shape[1:]) != want:
+            raise EdgeqError(f"input {name!r} has shape {tuple(x.shape)}, the model expects (N, {', '.join(map(str, want))})",
+                             "reshape the array: batch first, then the model's input shape")
+        if len(x) == 0:
+            raise EdgeqError(f"input {name!r} in {path.name} holds 0 samples", "give at least one sample (batch first)")
+        if x.dtype == np.int8:
+            ints[name] = x
+        elif np.issubdtype(x.dtype, np.floating):
+            x = x.astype(np.float32)
+            bad = int(np.count_nonzero(~np.isfinite(x)))  # after the cast: 1e300 is Inf in float32
+            if bad:
+                raise EdgeqError(f"input {name!r} in {path.name} holds {bad} NaN/Inf value(s)",
+                                 "replace them with finite numbers (e.g. numpy.nan_to_num) before running")
+            floats[name] = x
+        else:
+            raise EdgeqError(f"input {name!r} has dtype {x.dtype}", "give float32 (real values) or int8 (quantized)")
+    if floats:
+        ints.update(quantize_inputs(qgraph, floats))
+    return ints
+
+
+def run_build(build_dir: Path, input_path: Path, output_path: Path | None, *, raw: bool,
+              check: bool, console: Console) -> None:
+    """Run the build on its target; with `check`, raise CheckMismatch (after writing the
+    outputs, for a look) unless they are bit-identical to the integer reference."""
+    report, qgraph = _open_build(build_dir)
+    feeds = load_inputs(input_path, qgraph)
+    outputs = _target(report).run(Path(build_dir), feeds)
+    n = len(next(iter(feeds.values())))
+    bad = []
+    if check:
+        expected = run_reference_streamed(qgraph, feeds)
+        bad = [name for name in qgraph.outputs if not np.array_equal(outputs[name], expected[name])]
+        if not bad:
+            console.print(f"check: {report['target']} outputs are bit-identical to the integer reference "
+                          f"({n} inputs)")
+    result = outputs if raw else dequantize_outputs(qgraph, outputs)
+    if output_path is not None:
+        if len(result) == 1:
+            np.save(output_path, next(iter(result.values())))
+        else:
+            np.savez(output_path, **result)
+        console.print(f"wrote {output_path}")
+    else:
+        for name, y in result.items():
+            line = f"{name}: shape {tuple(y.shape)} {y.dtype}"
+            if y.ndim == 2 and y.shape[1] > 1:
+                line += f", argmax {np.argmax(y, axis=1).tolist()[:16]}"
+            console.print(line)
+    if bad:
+        raise CheckMismatch(f"check failed: {report['target']} differs from the integer reference "
+                            f"(model.q.onnx) on outputs {bad} over {n} input(s)",
+                            "if the build folder is as edgeq wrote it, this is an edgeq bug: please report "
+                            "it with the model; recompile if model.q.onnx or the build was changed")
+
+
+def flash_build(build_dir: Path, probe: str, dry_run: bool, console: Console) -> None:
+    """Flash and report; a run whose self-check fails raises CheckMismatch."""
+    report, _ = _open_build(build_dir)
+    result = _target(report).flash(Path(build_dir), probe, dry_run=dry_run)
+    if dry_run:
+        console.print(result.get("command", ""))
+        return
+    for k, v in result.items():
+        console.print(f"{k}: {v}")
+    status = int(result.get("exit_status", 0))
+    if status == FAULT_STATUS or status < 0 or status >= 128:
+        raise EdgeqError(f"the flashed firmware crashed (exit status {status})",
+                         "this is an edgeq bug: please report it with the model")
+    if status:
+        raise CheckMismatch(f"the flashed firmware's self-check failed: {status} output(s) differ from the "
+                            "integer reference on its embedded test vectors",
+                            "if the firmware is as edgeq built it, this is an edgeq bug: please report it "
+                            "with the model")
+
+
+def profile_build(build_dir: Path, device: str, console: Console) -> dict:
+    report, _ = _open_build(build_dir)
+    prof = _target(report).profile(Path(build_dir), device)
+    report["profile"] = prof
+    if "instructions" in prof:
+        report["instructions"] = prof["instructions"]
+    try:
+        write_report(report, Path(build_dir) / "report.json")
+    except OSError as e:  # a read-only build still profiles; only the record is skipped
+        console.print(f"note: report.json was not updated ({e.strerror or e}); the profile is printed below")
+    table = Table(title=f"{report['target']} on {device}: instructions (exact, from QEMU), not cycles")
+    table.add_column("layer")
+    table.add_column("op")
+    table.add_column("instructions", justify="right")
+    ops = {l["name"]: l["op"] for l in report.get("layers", [])}
+    for layer in prof.get("layers", []):
+        table.add_row(layer["name"], ops.get(layer["name"], ""), f"{layer['instructions']:,}")
+    if prof.get("layers"):
+        console.print(table)
+    for k in ("instructions", "wall_time_s"):
+        if k in prof:
+            console.print(f"{k} per inference: {prof[k]:,}" if isinstance(prof[k], int) else f"{k}: {prof[k]}")
+    return prof
