@@ -38,14 +38,14 @@ def _targets_help() -> str:
 def _parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]] | None:
     shapes = {}
     for spec in specs or []:
-        name, sep, dims = spec.partition("=")
+        name, sep, dims = spec.rpartition("=")  # no NAME=: the model's only input ("")
         try:
-            if not sep or not name:
+            if sep and not name:
                 raise ValueError
-            shapes[name] = tuple(int(d) for d in dims.lower().split("x"))
+            shapes[name] = tuple(int(d) for d in dims.lower().replace(",", "x").split("x"))
         except ValueError:
             raise EdgeqError(f"cannot read --input-shape {spec!r}",
-                             "write it as NAME=1x3x32x32") from None
+                             "write it as NAME=1x3x32x32 (or 1x3x32x32 for a model with one input)") from None
     return shapes or None
 
 
@@ -66,9 +66,12 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True, cal
 def compile_cmd(
     model: Path = typer.Argument(..., help="float ONNX model (from torch.onnx.export), or an int8 .tflite model (compiled as it is: its own scales, no calibration)"),
     target: str = typer.Option("reference", "--target", "-t", help=_targets_help()),
+    board: Optional[str] = typer.Option(None, "--board", help="a real part from `edgeq targets` (e.g. stm32h743, nrf52840, rp2350): its core's cortex-m target, linked against its flash and SRAM"),
+    flash_size: Optional[str] = typer.Option(None, "--flash-size", help="cortex-m targets: the part's flash, overriding the target's or --board's (524288, 512K, 1M; K = 1024 bytes)"),
+    sram_size: Optional[str] = typer.Option(None, "--sram-size", help="cortex-m targets: the part's SRAM (one contiguous region), overriding the target's or --board's (320K, 1M)"),
     out_dir: Path = typer.Option(Path("build"), "-o", "--output", help="output folder: new, empty, or an edgeq build (replaced); never a folder holding your files"),
     calib: Optional[Path] = typer.Option(None, "--calib", help=".npy (N samples) or .npz (one array per input)"),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs"),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 (or 1,3,32,32; NAME= may be left out for a one-input model) for inputs with dynamic dims other than the batch"),
     weight_granularity: str = typer.Option("per-channel", "--weight-granularity", help="per-channel | per-tensor"),
     equalize: Optional[bool] = typer.Option(None, "--equalize/--no-equalize", help="cross-layer equalization (default: on for per-tensor weights)"),
     bias_correction: Optional[bool] = typer.Option(None, "--bias-correction/--no-bias-correction", help="bias correction (default: on for per-tensor weights; empirical with --calib, else data-free)"),
@@ -109,7 +112,7 @@ def compile_cmd(
                           bias_correction=bias_correction, dfq_guard=dfq_guard, calib_method=calib_method,
                           calib_percentile=calib_percentile,
                           weight_rounding=weight_rounding, scratch=scratch, cpu=cpu, lowering=lowering,
-                          progress=not quiet)
+                          board=board, flash_size=flash_size, sram_size=sram_size, progress=not quiet)
     if not model.is_file():
         raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx or int8 .tflite file")
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {terminal_text(m)}"))
@@ -133,11 +136,19 @@ def run_cmd(
 def targets_cmd():
     """List every target with its board, memory budget and runner."""
     from rich.table import Table
-    from edgeq.targets import SKIPPED, all_targets
+    from edgeq.targets import SKIPPED, all_targets, get_target
+    from edgeq.targets.parts import load_parts
     table = Table("target", "what it builds and where it runs", box=None)
     for t in all_targets():
         table.add_row(t.name, t.description)
     out.print(table)
+    boards = Table("--board", "part", "flash", "SRAM", "target (QEMU board)", box=None,
+                   title="parts (`edgeq compile --board NAME`; --flash-size/--sram-size override)", title_justify="left")
+    for name, p in load_parts().items():
+        core = get_target(p["target"])
+        boards.add_row(name, p["part"], _kib(p["flash_bytes"]), _kib(p["ram_bytes"]),
+                       f"{p['target']} ({core.board['machine']})")
+    out.print(boards)
     for module, why in SKIPPED.items():
         out.print(f"[dim]targets from {module}.py unavailable: {why}[/dim]")
 
@@ -150,6 +161,10 @@ def ops_cmd(markdown: bool = typer.Option(False, "--markdown", help="print Markd
         print(ops_table.markdown(), end="")
     else:
         ops_table.print_tables(out)
+
+
+def _kib(n: int) -> str:
+    return f"{n / (1 << 20):g} MB" if n >= 1 << 20 and n % (1 << 18) == 0 else f"{n // 1024:,} KB"
 
 
 @app.command("inspect")

@@ -58,6 +58,21 @@ def parse_budget(text, reference: float, what: str) -> float:
     return reference * v / 100 if m.group(2) == "%" else v * _UNITS[m.group(2)]
 
 
+# A part's memory is counted in binary units, as datasheets do: 512K = 512 KB = 524,288 bytes.
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+                 "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
+
+
+def parse_memory_size(text, what: str) -> int:
+    """A part's memory size in bytes: 524288, 512K, 512KB, 1M, 1.5MB (K = 1024 bytes)."""
+    s = str(text).strip().lower().replace(" ", "").replace("_", "")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z]*)", s)
+    if not m or m.group(2) not in _MEMORY_UNITS or float(m.group(1)) * _MEMORY_UNITS[m.group(2)] < 1:
+        raise EdgeqError(f"cannot read {what} {text!r}",
+                         "write a size in bytes as 524288, 512K or 1M (K = 1024 bytes, as datasheets count)")
+    return int(float(m.group(1)) * _MEMORY_UNITS[m.group(2)])
+
+
 @dataclass(frozen=True)
 class CalibrationOptions:
     """How activation ranges are found. `percentile` is the percentile method's upper
@@ -204,10 +219,19 @@ class CompileOptions:
     scratch: str = "fast"                 # C targets: "fast" (fastest plan that fits the part) | "fit" | "always"
     cpu: str | None = None                # arm64: the CPU the kernels are for (None: the target's default)
     lowering: str | None = None           # arm64: "tvm" (None: the default) | "c" (runtime_c, the second oracle)
+    # cortex-m targets: a part of the --board catalogue (targets/boards/parts.json; it sets the
+    # target when that is left at "reference"), and the part's memories overriding its own
+    board: str | None = None
+    flash_size: str | int | None = None   # bytes once checked: 1M, 512K, 524288
+    sram_size: str | int | None = None
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.flash_size is not None:
+            self.flash_size = parse_memory_size(self.flash_size, "--flash-size")
+        if self.sram_size is not None:
+            self.sram_size = parse_memory_size(self.sram_size, "--sram-size")
         _one_of(self.weight_granularity, GRANULARITIES, "--weight-granularity")
         _one_of(self.weight_rounding, WEIGHT_ROUNDINGS, "--weight-rounding")
         _one_of(self.scratch, SCRATCH_POLICIES, "--scratch")

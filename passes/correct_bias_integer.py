@@ -48,7 +48,7 @@ from edgeq.floatexec.executor import run_node, tlbr_to_torch, to_torch
 from edgeq.ir import Graph, Node
 from edgeq.ops import holds, macs
 from edgeq.passctx import PassContext
-from edgeq.quantization.rules.conv_gemm import INT32_LIMIT
+from edgeq.quantization.rules.conv_gemm import INT32_LIMIT, accumulator_bounds, overflowing_channels
 from edgeq.reference import load_all, run_node as qrun
 from edgeq.reference._common import check_int32, clamp_attrs, i64, mbqm_checked, to_int8
 from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs
@@ -344,14 +344,11 @@ def _correct(qgraph: Graph, qn, fn, fgraph: Graph, qargs, fx_chunks, layers: dic
     if not np.any(delta):
         return accs
     new = bias.astype(np.int64) - delta
-    # keep the accumulator proof of quantize_rules/conv_gemm.py
-    K = int(np.prod(w.shape[1:]))
-    qmax = wq.qmax()
-    shift = qgraph.const(qn.inputs[4]) if len(qn.inputs) > 4 else None
-    lshift = int(max(int(np.max(shift)), 0)) if shift is not None else 0
-    bound = K * 255 * qmax + int(np.max(np.abs(new), initial=0))
-    if bound >= (1 << 31) or bound << lshift >= (1 << 31) or np.max(np.abs(new)) > INT32_LIMIT:
+    # keep the accumulator proof of quantize_rules/conv_gemm.py, channel by channel
+    bounds = accumulator_bounds(w, new)
+    if overflowing_channels(bounds, qgraph.const(qn.inputs[4])).size or np.max(np.abs(new)) > INT32_LIMIT:
         return accs
+    bound = int(np.max(bounds, initial=0))
     name = qgraph.add_const(f"{qn.name}_bias_corrected", new.astype(np.int32))
     qn.inputs[2] = name
     if b_name not in {a for other in qgraph.nodes for a in other.inputs}:

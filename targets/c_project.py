@@ -25,7 +25,7 @@ from edgeq.codegen.mains import vectors_c
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
 from edgeq.planning.memory_plan import MemoryPlan
-from edgeq.reference.interpreter import run_reference
+from edgeq.reference.interpreter import run_reference_streamed
 
 # runtime_c's flags for every Cortex-M build (the boards add their CPU flags)
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
@@ -130,7 +130,7 @@ def write_vectors(src: Path, io: dict, feeds: dict[str, np.ndarray] | None,
 def reference_expected(qgraph: Graph, vectors: dict[str, np.ndarray] | None):
     if not vectors:
         return None
-    return run_reference(qgraph, vectors)
+    return run_reference_streamed(qgraph, vectors, progress=False)
 
 
 def parse_lines(text: str, io: dict) -> dict:

@@ -2,7 +2,8 @@
 
 build: the generated model + runtime_c + startup.c + a firmware main, cross-compiled with
 arm-none-eabi-gcc and linked into DIR/fw.elf against the real part's flash/RAM budget
-(boards/boards.json; `MCUTarget.with_budget` or BuildOptions.budget override it). The
+(boards/boards.json; a --board part of boards/parts.json, `MCUTarget.with_budget` or
+BuildOptions.budget override it). The
 firmware embeds the test vectors and their expected outputs from the integer reference,
 so a build run on QEMU checks itself (exit status = mismatches; any mismatch fails the
 build with an EdgeqError naming the vector and output) and measures its stack. The build
@@ -37,6 +38,7 @@ from edgeq.targets.elfsize import memory_report, symbol_sizes
 from edgeq.targets.flash import flash_firmware
 from edgeq.targets.host import adb_missing, bench_sources_on_host
 from edgeq.targets.profile_qemu import profile_on_qemu
+from edgeq.targets.parts import fitting_parts
 
 BOARDS_DIR = Path(__file__).resolve().parent / "boards"
 LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections",
@@ -50,7 +52,6 @@ QEMU_SECONDS = (120, 60)     # QEMU timeout: base + per inference (QEMU does ~10
 # room for constants the report counts but the C may store more compactly, so the estimate
 # never rejects a model that would link.
 MIN_CODE_BYTES = 4096
-BIGGER_PART_FIX = "or a target whose part has more memory (`edgeq targets` lists each part's budget)"
 
 
 def load_boards() -> dict[str, dict]:
@@ -66,6 +67,17 @@ def vector_bytes(elf: Path) -> int:
     """Flash taken by embedded test vectors (vectors.c's vec_in* / vec_expected* arrays)."""
     return sum(size for name, size in symbol_sizes(elf, "STT_OBJECT").items()
                if name.startswith(("vec_in", "vec_expected")))
+
+
+def _beyond_emulated_board(mem: dict, board: dict) -> str:
+    """Why QEMU's board cannot hold this firmware ('' when it can): a --board part may have
+    more memory than the board that emulates its core."""
+    for what, used, has in (("flash", mem["flash_bytes"], board.get("qemu_flash_bytes")),
+                            ("SRAM", mem["static_ram_bytes"] + mem["stack_reserve"] + mem["heap_reserve"],
+                             board.get("qemu_ram_bytes"))):
+        if has is not None and used > has:
+            return f"its {used:,} bytes of {what} exceed the {has:,} of QEMU's {board['machine']}"
+    return ""
 
 
 class MCUTarget:
@@ -86,6 +98,11 @@ class MCUTarget:
                                ("stack_bytes", stack_bytes)) if v is not None}
         return MCUTarget(self.name, self.board, o)
 
+    def for_part(self, part: dict) -> "MCUTarget":
+        """The same core and QEMU board with a catalogue part's name and memories (parts.py)."""
+        return MCUTarget(self.name, self.board, {k: part.get(k) for k in
+                                                 ("part", "flash_bytes", "ram_bytes", "openocd_board", "pyocd_target")})
+
     # ---- build ------------------------------------------------------------------------------
     @property
     def kernels(self) -> KernelChoice:
@@ -104,19 +121,21 @@ class MCUTarget:
         board = self.board
         part = f"{board['part'].split(' (')[0]} ({self.name})"
         flash = int(report["weights_bytes"]) + MIN_CODE_BYTES
-        if flash > board["flash_bytes"]:
-            raise EdgeqError(f"the model does not fit {part}: it needs at least {flash:,} bytes of flash "
-                             f"({report['weights_bytes']:,} of weights and constants + at least {MIN_CODE_BYTES:,} "
-                             f"of code), the part has {board['flash_bytes']:,}",
-                             "use a smaller model, int4 weights (--weight-bits 4, or auto with a "
-                             "--firmware-budget), " + BIGGER_PART_FIX)
         arena = plan_build(qgraph, self.kernels, scratch, self.arena_limit(board)).plan.arena_bytes
         stack, heap = board.get("stack_bytes", DEFAULT_STACK), board.get("heap_bytes", DEFAULT_HEAP)
-        if arena + stack + heap > board["ram_bytes"]:
-            raise EdgeqError(f"the model does not fit {part}: it needs at least {arena + stack + heap:,} bytes "
-                             f"of SRAM ({arena:,}-byte activation arena + {stack:,} stack + {heap:,} heap "
-                             f"reserve), the part has {board['ram_bytes']:,}",
-                             "use a smaller input or model, " + BIGGER_PART_FIX)
+        sram = arena + stack + heap
+        short, fixes = [], []
+        if flash > board["flash_bytes"]:
+            short.append(f"at least {flash:,} bytes of flash ({report['weights_bytes']:,} of weights and constants "
+                         f"+ at least {MIN_CODE_BYTES:,} of code), the part has {board['flash_bytes']:,}")
+            fixes.append("int4 weights (--weight-bits 4, or auto with a --firmware-budget)")
+        if sram > board["ram_bytes"]:
+            short.append(f"at least {sram:,} bytes of SRAM ({arena:,}-byte activation arena + {stack:,} stack + "
+                         f"{heap:,} heap reserve), the part has {board['ram_bytes']:,}")
+            fixes.append("a smaller input")
+        if short:  # the parts named are those with room for both
+            raise EdgeqError(f"the model does not fit {part}: it needs " + "; and ".join(short),
+                             f"{fitting_parts(flash, sram)}; or use a smaller model, " + " or ".join(fixes))
 
     def build(self, qgraph, out_dir: Path, report: dict, options: BuildOptions | dict | None = None) -> None:
         opts = BuildOptions.of(options)  # a dict alone: the test vectors
@@ -160,9 +179,11 @@ class MCUTarget:
                       flash_bytes=mem["flash_bytes"] - vec_bytes, firmware_flash_bytes=mem["flash_bytes"],
                       test_vector_bytes=vec_bytes, static_ram_bytes=mem["static_ram_bytes"],
                       stack_reserve_bytes=mem["stack_reserve"], firmware="fw.elf")
-        if shutil.which("qemu-system-arm") is None:
+        too_big = _beyond_emulated_board(mem, board)
+        if shutil.which("qemu-system-arm") is None or too_big:
+            why = too_big or "qemu-system-arm is missing"
             report["notices"] = report.get("notices", []) + [
-                "qemu-system-arm is missing: the firmware was built but not run (no stack measurement)"]
+                f"{why}: the firmware was built but not run (no self-check, no stack measurement)"]
             report.update(stack_bytes=None, sram_bytes=mem["static_ram_bytes"])
             return
         elf = out_dir / "fw.elf"
@@ -240,9 +261,11 @@ class MCUTarget:
             parts.append(f"RAM holds the {arena:,}-byte activation arena, a "
                          f"{board.get('stack_bytes', DEFAULT_STACK):,}-byte stack and a "
                          f"{board.get('heap_bytes', DEFAULT_HEAP):,}-byte heap reserve")
-        int4 = "int4 weights (--weight-bits 4), " if any(region == "FLASH" for region, _ in found) else ""
+        int4 = ", int4 weights (--weight-bits 4)" if any(region == "FLASH" for region, _ in found) else ""
+        need = {region: budget.get(region, 0) + int(n) for region, n in found}
+        fits = fitting_parts(need.get("FLASH", 0), need.get("RAM", 0))
         return EdgeqError(f"the model does not fit {board['part'].split(' (')[0]} ({self.name}): " + "; ".join(parts),
-                          f"use a smaller model or input, {int4}" + BIGGER_PART_FIX)
+                          f"{fits}; or use a smaller model or input{int4}")
 
     # ---- run ---------------------------------------------------------------------------------
     def _relink_with_vectors(self, out_dir: Path, info: dict, feeds, tag: str, profile: bool = False,

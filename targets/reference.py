@@ -1,7 +1,7 @@
 """Target `reference`: the quantized graph itself, run by the Python integer reference.
 
 Nothing is built; `run` interprets model.q.onnx with edgeq.intref, the golden semantics
-every other target is checked against.
+every other target is checked against, a chunk of the batch at a time.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.graphio.onnx_io import load_graph
 from edgeq.options import BuildOptions
-from edgeq.reference.interpreter import run_reference
+from edgeq.reference.interpreter import run_reference_streamed
 
 
 class ReferenceTarget:
@@ -25,7 +25,7 @@ class ReferenceTarget:
 
     def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         qgraph = load_graph(Path(out_dir) / "model.q.onnx")
-        return run_reference(qgraph, feeds)
+        return run_reference_streamed(qgraph, feeds)  # bounded memory, a progress bar
 
     def profile(self, out_dir: Path, device: str = "host") -> dict:
         raise EdgeqError("the reference target has no device to profile",

@@ -18,7 +18,7 @@ from edgeq.errors import EdgeqError
 from edgeq.export.tflite import export_tflite
 from edgeq.export.tflite_run import run_litert, run_tflm, tflm_allocations
 from edgeq.options import BuildOptions
-from edgeq.reference.interpreter import run_reference
+from edgeq.reference.interpreter import run_reference_streamed
 
 MODEL_FILE = "model.tflite"
 
@@ -49,7 +49,7 @@ def verify(qgraph, data: bytes, vectors, report: dict) -> None:
         rng = np.random.default_rng(0)
         vectors = {n: rng.integers(-128, 128, (2,) + tuple(qgraph.tensors[n].shape[1:])).astype(np.int8)
                    for n in qgraph.inputs}
-    expected = run_reference(qgraph, vectors)
+    expected = run_reference_streamed(qgraph, vectors, progress=False)
     result = {"vectors": int(len(next(iter(vectors.values()))))}
     for runner in (run_litert, run_tflm):
         got = runner(data, vectors)

@@ -11,6 +11,7 @@ imports either; see design.md's layering).
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +52,7 @@ from edgeq.tflite_import import is_tflite
 from edgeq.targets import get_target, output_dir
 from edgeq.targets.elfsize import function_sizes
 from edgeq.targets.mcu import MCUTarget
+from edgeq.targets.parts import get_part
 
 Pass = Callable[[Graph, PassContext], Graph]
 
@@ -119,7 +121,8 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     """The whole of `edgeq compile`: returns the graphs and the report (and writes DIR).
     An int8 .tflite model skips the float stages (edgeq/driver/pipeline_tflite.py)."""
 
-    target = get_target(opts.target)  # fail on a bad target name before any work
+    target = resolve_target(opts)  # fail on a bad target or board name before any work
+    opts = dataclasses.replace(opts, target=target.name)  # --board may have chosen it
     if hasattr(target, "check_options"):
         target.check_options(opts)    # e.g. arm64: the CPU name, TVM installed
     tflite_model = isinstance(model, (str, Path)) and is_tflite(model)
@@ -137,6 +140,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     t0 = time.perf_counter()
     graph = import_onnx(model, opts.input_shapes)
     timings["import_s"] = time.perf_counter() - t0
+    notices += graph.meta.get("import_notes", [])  # e.g. a dynamic batch axis compiled as 1; logged below
 
     feeds = None
     if calib is not None:
@@ -164,7 +168,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         # after the float passes and calibration (the planner measures the graph that will be
         # quantized; a latency budget quantizes it all-8 and all-4 to profile on QEMU)
         t0 = time.perf_counter()
-        opts, bits_plan = plan_bits(graph, feeds, ranges, opts)
+        opts, bits_plan = plan_bits(graph, feeds, ranges, opts, target)
         timings["bit_plan_s"] = time.perf_counter() - t0
 
     # the passes after the bit plan see it (opts.passes), and ctx.float_graph is the
@@ -234,11 +238,30 @@ def _run_noting(rewrite: Pass, graph: Graph, ctx: PassContext, notices: list[str
     return graph
 
 
-def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
+def resolve_target(opts: CompileOptions):
+    """The target of opts, built for its --board part and --flash-size/--sram-size. A board
+    sets the target when that was left at the default (reference) and must agree with it
+    otherwise."""
+    target = get_target(opts.target)
+    if opts.board is not None:
+        part = get_part(opts.board)
+        if target.name not in ("reference", part["target"]):
+            raise EdgeqError(f"--board {opts.board} is a {part['target']} part, but --target is {target.name}",
+                             f"drop --target (the board sets it), or use --target {part['target']}")
+        target = get_target(part["target"]).for_part(part)
+    if opts.flash_size is None and opts.sram_size is None:
+        return target
+    if not isinstance(target, MCUTarget):
+        raise EdgeqError(f"--flash-size/--sram-size set a part's memory, and target {target.name} builds for no part",
+                         "use them with --board NAME or a cortex-m target")
+    return target.with_budget(flash_bytes=opts.flash_size, ram_bytes=opts.sram_size)
+
+
+def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions, target=None):
     """The `--weight-bits auto` stage: (opts with weight_bits = {layer: bits}, report section)."""
-    import dataclasses
+    target = resolve_target(opts) if target is None else target
     plan, section = plan_weight_bits(graph, feeds, ranges, target=opts.target,
-                                     measure=firmware_measure(get_target(opts.target)),
+                                     measure=firmware_measure(target),
                                      flash_budget=opts.flash_budget, latency_budget=opts.latency_budget,
                                      firmware_budget=opts.firmware_budget,
                                      sensitivity=opts.bits_sensitivity, keep_ends_int8=opts.keep_ends_int8,

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from edgeq.errors import CheckMismatch, EdgeqError
 from edgeq.graphio.onnx_io import load_graph
-from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
+from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference_streamed
 from edgeq.report.report import read_report, write_report
 from edgeq.targets import get_target
 from edgeq.targets.qemu import FAULT_STATUS
@@ -94,7 +94,7 @@ def run_build(build_dir: Path, input_path: Path, output_path: Path | None, *, ra
     n = len(next(iter(feeds.values())))
     bad = []
     if check:
-        expected = run_reference(qgraph, feeds)
+        expected = run_reference_streamed(qgraph, feeds)
         bad = [name for name in qgraph.outputs if not np.array_equal(outputs[name], expected[name])]
         if not bad:
             console.print(f"check: {report['target']} outputs are bit-identical to the integer reference "

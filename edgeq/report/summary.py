@@ -164,6 +164,8 @@ def inspect_path(path: Path, console: Console, input_shapes: dict | None = None)
         print_compile_summary(report, path, console)
         return
     graph = import_onnx(path, input_shapes)
+    for note in graph.meta.get("import_notes", []):
+        console.print(f"  note: {rich_escape(note)}")
     rows = layer_rows(graph)
     console.print(layer_table(rows, f"{path}: float graph as imported"))
     console.print(f"  MACs / inference: {sum(r['macs'] for r in rows):,}")
