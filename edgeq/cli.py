@@ -135,6 +135,16 @@ def targets_cmd():
         out.print(f"[dim]targets from {module}.py unavailable: {why}[/dim]")
 
 
+@app.command("ops")
+def ops_cmd(markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables (the README's copy)")):
+    """List every op and which stage and target implements it (the op registry's table)."""
+    from edgeq.driver import ops_table
+    if markdown:
+        print(ops_table.markdown(), end="")
+    else:
+        ops_table.print_tables(out)
+
+
 @app.command("inspect")
 def inspect_cmd(
     path: Path = typer.Argument(..., help="an .onnx model or a build folder"),

@@ -21,9 +21,11 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np  # noqa: F401  (sample_inputs' result)
+import numpy as np
 
 from edgeq.errors import EdgeqError
+from edgeq.models.mobilenetv2_imagenet import load_pretrained, weights_path
+from edgeq.models.natural_images import natural_images
 
 ARCHITECTURES = ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x0_5",
                  "squeezenet1_1", "mnasnet0_5", "efficientnet_b0", "regnet_x_400mf", "resnet18"]
@@ -71,14 +73,12 @@ def build(name: str):
     torch.manual_seed(0)
     model = getattr(tv.models, name)(weights=None)
     if name == "mobilenet_v2" and pretrained_available():
-        from edgeq.models.mobilenetv2_imagenet import load_pretrained
         model.load_state_dict(load_pretrained().state_dict(), strict=True)
     return model.eval()
 
 
 def pretrained_available() -> bool:
     try:
-        from edgeq.models.mobilenetv2_imagenet import weights_path
         weights_path()
         return True
     except EdgeqError:
@@ -108,5 +108,4 @@ def export(model, path: str | Path, exporter: str, input_shape=INPUT_SHAPE) -> P
 
 def sample_inputs(n: int, size: int = INPUT_SHAPE[-1], seed: int = 0) -> np.ndarray:
     """n ImageNet-normalised NCHW crops of scikit-image's bundled photos."""
-    from edgeq.models.natural_images import natural_images
     return natural_images(n, seed=seed, size=size)

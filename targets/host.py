@@ -17,7 +17,10 @@ import numpy as np
 from edgeq import runtime_c
 from edgeq.codegen.mains import host_main_c
 from edgeq.errors import EdgeqError
+from edgeq.options import BuildOptions
 from edgeq.targets import c_project as cp
+from edgeq.targets.c_project import runtime_library, self_check_error
+from edgeq.targets.elfsize import section_sizes
 
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror"]
 EXE = "model_host"
@@ -25,13 +28,16 @@ EXE = "model_host"
 
 class HostTarget:
     name = "host"
+    stages = ("reference", "c")  # the C kernels, checked against the reference (edgeq ops)
     description = "this machine: generated C + runtime_c built with the system gcc (quick bit-exactness check)"
 
-    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
+    def build(self, qgraph, out_dir: Path, report: dict, options: BuildOptions | dict | None = None) -> None:
+        opts = BuildOptions.of(options)  # a dict alone: the test vectors
+        test_vectors = opts.test_vectors
         out_dir = Path(out_dir)
         src = out_dir / "src"
         src.mkdir(parents=True, exist_ok=True)
-        plan = cp.write_model(qgraph, src, report)
+        plan = cp.write_model(qgraph, src, report, scratch=opts.scratch)
         info = cp.project_info(qgraph, self.name, plan)
         expected = cp.reference_expected(qgraph, test_vectors)
         n_vec = cp.write_vectors(src, info["io"], test_vectors, expected)
@@ -47,13 +53,11 @@ class HostTarget:
                      "passed": res.returncode == 0 and not parsed["mismatches"] and not parsed["errors"]}
             report["self_check"] = check
             if not check["passed"]:  # the same C would be wrong on a board: do not ship it
-                from edgeq.targets.mcu import self_check_error
                 raise self_check_error(parsed, check, "host", info["io"])
 
     def _compile(self, out_dir: Path, src: Path, cflags: list[str] = CFLAGS) -> Path:
         """model.o, main.o, vectors.o in src/, linked with the cached runtime library (other
         cflags, e.g. sanitizers, apply to the runtime and the link too)."""
-        from edgeq.targets.mcu import runtime_library
         gcc = cp.require_tool("gcc", "gcc")
         lib = runtime_library([], cflags, gcc, cp.require_tool("ar", "binutils"))
         for name in ("model", "main", "vectors"):
@@ -65,7 +69,6 @@ class HostTarget:
 
     def _measure(self, out_dir: Path, arena: int) -> dict:
         """Host numbers: the model's code and constants from its object, the arena."""
-        from edgeq.targets.elfsize import section_sizes
         s = section_sizes(out_dir / "src" / "model.o")
         return {"flash_bytes": s["text"] + s["rodata"] + s["data"], "arena_bytes": arena,
                 "sram_bytes": s["data"] + s["bss"], "stack_bytes": None}

@@ -2,7 +2,7 @@
 
 build: the generated model + runtime_c + startup.c + a firmware main, cross-compiled with
 arm-none-eabi-gcc and linked into DIR/fw.elf against the real part's flash/RAM budget
-(boards/boards.json; `MCUTarget.with_budget` or report["budget"] override it). The
+(boards/boards.json; `MCUTarget.with_budget` or BuildOptions.budget override it). The
 firmware embeds the test vectors and their expected outputs from the integer reference,
 so a build run on QEMU checks itself (exit status = mismatches; any mismatch fails the
 build with an EdgeqError naming the vector and output) and measures its stack. The build
@@ -14,9 +14,7 @@ instructions with the TCG plugin (targets/plugin). flash: targets/flash.py.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -29,20 +27,23 @@ from edgeq import runtime_c
 from edgeq.codegen import plan_memory
 from edgeq.codegen.mains import firmware_main_c
 from edgeq.errors import EdgeqError
+from edgeq.options import BuildOptions
 from edgeq.planning.memory_plan import plot_timeline
-from edgeq.targets import c_project as cp
-from edgeq.targets import qemu
+from edgeq.targets import c_project as cp, qemu
+from edgeq.targets.c_project import (CFLAGS, TOOLCHAIN_PKG, cache_dir, runtime_library,  # noqa: F401  (public here too)
+                                     self_check_error)
 from edgeq.targets.elfsize import memory_report, symbol_sizes
+from edgeq.targets.flash import flash_firmware
+from edgeq.targets.host import adb_missing, bench_sources_on_host
+from edgeq.targets.profile_qemu import profile_on_qemu
 
 BOARDS_DIR = Path(__file__).resolve().parent / "boards"
-CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
 LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections",
            "-Wl,--no-warn-rwx-segments"]
 DEFAULT_STACK = 4096   # stack reserve (bytes): measured peaks are ~300 B; painted and checked
 DEFAULT_HEAP = 1024    # newlib's semihosting stdio set-up mallocs ~440 bytes (measured, painted)
 RUN_CHUNK_BYTES = 64 * 1024  # inputs embedded per `run` firmware
 QEMU_SECONDS = (120, 60)     # QEMU timeout: base + per inference (QEMU does ~10^8 instr/s)
-TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 # Code floor for the early fit check: the smallest firmware measured (one 16x8 Gemm,
 # cortex-m33) has 7,604 B besides its constants, MLPerf ad01 8,616 B; half of that leaves
 # room for constants the report counts but the C may store more compactly, so the estimate
@@ -56,36 +57,8 @@ def load_boards() -> dict[str, dict]:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-def cache_dir() -> Path:
-    d = Path(os.environ.get("EDGEQ_CACHE", Path(tempfile.gettempdir()) / "edgeq-cache"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def _gcc() -> str:
     return cp.require_tool("arm-none-eabi-gcc", TOOLCHAIN_PKG)
-
-
-def runtime_library(cpu_flags: list[str], cflags: list[str] = CFLAGS, compiler: str | None = None,
-                    archiver: str | None = None) -> Path:
-    """runtime_c built for one CPU (or the host), cached by the sources', flags' and
-    compiler's hash, so a build compiles only its own model."""
-    gcc = compiler or _gcc()
-    files = runtime_c.sources() + runtime_c.headers()
-    h = hashlib.sha256(" ".join([gcc, *cpu_flags, *cflags]).encode())
-    for f in files:
-        h.update(f.name.encode() + f.read_bytes())
-    lib = cache_dir() / f"libeqrt-{h.hexdigest()[:16]}.a"
-    if lib.exists():
-        return lib
-    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        cp.run_tool([gcc, *cpu_flags, *cflags, f"-I{runtime_c.include_dir()}", "-c",
-                     *runtime_c.sources()], f"{Path(gcc).name} (runtime_c)", cwd=tmp)
-        objs = sorted(Path(tmp).glob("*.o"))
-        ar = archiver or cp.require_tool("arm-none-eabi-ar", TOOLCHAIN_PKG)
-        cp.run_tool([ar, "rcs", Path(tmp) / "lib.a", *objs], Path(ar).name)
-        os.replace(Path(tmp) / "lib.a", lib)  # atomic: parallel builds may race here
-    return lib
 
 
 def vector_bytes(elf: Path) -> int:
@@ -94,22 +67,9 @@ def vector_bytes(elf: Path) -> int:
                if name.startswith(("vec_in", "vec_expected")))
 
 
-def self_check_error(parsed: dict, check: dict, machine: str, io: dict) -> EdgeqError:
-    """The firmware's outputs differ from the integer reference on its embedded vectors
-    (or a kernel returned an error): the build is wrong and must not ship."""
-    names = [t["name"] for t in io["outputs"]]
-    where = [f"vector {v} output {names[k]!r}" for v, k in parsed["mismatches"][:5]]
-    where += [f"vector {v} kernel status {rc}" for v, rc in parsed["errors"][:5]]
-    more = check["mismatches"] + check["errors"] - len(where)
-    return EdgeqError(
-        f"the firmware's self-check failed on {'this machine' if machine == 'host' else 'QEMU ' + machine}: {check['mismatches']} output(s) differ from "
-        f"the integer reference and {check['errors']} run(s) failed over {check['vectors']} embedded test "
-        f"vector(s) (exit status {check['exit_status']}): " + ", ".join(where) + (f" and {more} more" if more > 0 else ""),
-        "this is an edgeq bug (the generated C or a kernel disagrees with the reference): "
-        "please report it with the model; `edgeq compile --target host` checks the same C on this machine")
-
-
 class MCUTarget:
+    stages = ("reference", "c")  # the C kernels, checked against the reference (edgeq ops)
+
     def __init__(self, name: str, board: dict, overrides: dict | None = None):
         self.name = name
         self.board = dict(board, **(overrides or {}))
@@ -130,8 +90,7 @@ class MCUTarget:
         """Right after quantization, before the build: fail when the model surely does not fit
         the part. Flash: the constants as stored plus a code floor; SRAM: the memory plan's
         arena plus the stack and heap reserves (all in the linker's RAM region)."""
-        budget = {k: int(v) for k, v in (report.get("budget") or {}).items() if v is not None}
-        board = dict(self.board, **budget)
+        board = self.board
         part = f"{board['part'].split(' (')[0]} ({self.name})"
         flash = int(report["weights_bytes"]) + MIN_CODE_BYTES
         if flash > board["flash_bytes"]:
@@ -148,14 +107,16 @@ class MCUTarget:
                              f"reserve), the part has {board['ram_bytes']:,}",
                              "use a smaller input or model, " + BIGGER_PART_FIX)
 
-    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
+    def build(self, qgraph, out_dir: Path, report: dict, options: BuildOptions | dict | None = None) -> None:
+        opts = BuildOptions.of(options)  # a dict alone: the test vectors
+        test_vectors = opts.test_vectors
         out_dir = Path(out_dir)
-        budget = {k: int(v) for k, v in (report.get("budget") or {}).items() if v is not None}
-        board = dict(self.board, **budget)  # e.g. {"flash_bytes": 2 << 20} from --flash-budget
+        budget = {k: int(v) for k, v in opts.budget.items() if v is not None}
+        board = dict(self.board, **budget)  # e.g. the emulated board's flash for a measurement build
         src, obj = out_dir / "src", out_dir / "obj"
         src.mkdir(parents=True, exist_ok=True)
         obj.mkdir(exist_ok=True)
-        plan = cp.write_model(qgraph, src, report)
+        plan = cp.write_model(qgraph, src, report, scratch=opts.scratch)
         info = cp.project_info(qgraph, self.name, plan)
         info["board"] = board
         report["memory_plan"]["direct"] = plan.direct  # layers whose kernel scratch did not fit
@@ -309,12 +270,9 @@ class MCUTarget:
 
     # ---- profile -----------------------------------------------------------------------------
     def profile(self, out_dir: Path, device: str = "qemu") -> dict:
-        from edgeq.targets.profile_qemu import profile_on_qemu
         if device.startswith("adb"):
-            from edgeq.targets.host import adb_missing
             adb_missing(device)
         if device == "host":  # the same generated C, timed on this machine
-            from edgeq.targets.host import bench_sources_on_host
             info = cp.load_info(out_dir, self.name)
             return bench_sources_on_host(Path(out_dir), info["io"])
         if device != "qemu":
@@ -323,7 +281,6 @@ class MCUTarget:
         return profile_on_qemu(self, Path(out_dir))
 
     def flash(self, out_dir: Path, probe: str, dry_run: bool = False) -> dict:
-        from edgeq.targets.flash import flash_firmware
         info = cp.load_info(out_dir, self.name)
         return flash_firmware(Path(out_dir) / "fw.elf", info["board"], probe, dry_run=dry_run)
 

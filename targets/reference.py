@@ -10,15 +10,17 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.reference.interpreter import run_reference
 from edgeq.graphio.onnx_io import load_graph
+from edgeq.options import BuildOptions
+from edgeq.reference.interpreter import run_reference
 
 
 class ReferenceTarget:
     name = "reference"
+    stages = ("reference",)  # the per-op stages a build needs (edgeq ops)
     description = "quantized graph run by the Python integer reference (the golden semantics)"
 
-    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
+    def build(self, qgraph, out_dir: Path, report: dict, options: BuildOptions | dict | None = None) -> None:
         report.setdefault("runner", "python integer reference")
 
     def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgeq.errors import EdgeqError
+from edgeq.options import BuildOptions
 from edgeq.targets import get_target
 
 from .conftest import MLPERF_MODELS
@@ -354,7 +355,8 @@ def test_machine_code_is_integer_only(board, tmp_path):
 
 
 @needs_tools
-def test_budget_from_the_report(tmp_path):
-    """report["budget"] (what a --flash-budget / --ram-budget option fills) overrides the part."""
+def test_budget_from_the_build_options(tmp_path):
+    """BuildOptions.budget (what a measurement build or a budget option gives) overrides the part."""
     with pytest.raises(EdgeqError, match=r"RAM overflowed by [\d,]+ bytes \(budget 4,096\)"):
-        get_target("cortex-m7").build(qgraph_conv(), tmp_path, {"budget": {"ram_bytes": 4096, "flash_bytes": None}})
+        get_target("cortex-m7").build(qgraph_conv(), tmp_path, {},
+                                      BuildOptions(budget={"ram_bytes": 4096, "flash_bytes": None}))

@@ -19,24 +19,45 @@ from typing import Callable
 
 import numpy as np
 
+from edgeq.calibration import calibrate as cal
+from edgeq.calibration import datafree
+from edgeq.calibration.calibrate import load_calibration_file
+from edgeq.codegen.kernels import kernel_of
+from edgeq.driver.pipeline_tflite import import_as_is
 from edgeq.errors import EdgeqError
+from edgeq.graphio.onnx_io import save_graph
+from edgeq.graphio.verify import verify as verify_graph
+from edgeq.importer.load import import_onnx
 from edgeq.ir import Graph
-from edgeq.options import CompileOptions
+from edgeq.mixed_precision.pareto import plot
+from edgeq.mixed_precision.plan import plan_weight_bits
+from edgeq.ops import holds
+from edgeq.options import BuildOptions, CompileOptions
 from edgeq.passctx import PassContext
+from edgeq.passes.absorb_high_bias import absorb_high_bias
+from edgeq.passes.correct_bias import correct_bias
 from edgeq.passes.correct_bias_integer import correct_bias_integer
+from edgeq.passes.dfq_guard import dfq_guard
+from edgeq.passes.equalize_cross_layer import equalize_cross_layer
+from edgeq.passes.fold_add_into_bias import fold_add_into_bias
+from edgeq.passes.fold_batchnorm import fold_batchnorm
+from edgeq.passes.fold_constants import fold_constants
+from edgeq.passes.fuse_activation import fuse_activation
+from edgeq.passes.remove_identity import remove_identity
 from edgeq.passes.round_weights_gptq import round_weights_gptq
-from edgeq.targets import output_dir
+from edgeq.quantization.quantize import quantize
+from edgeq.reference.interpreter import quantize_inputs
+from edgeq.report.report import base_report, write_report
+from edgeq.targets import get_target, output_dir
+from edgeq.targets.elfsize import function_sizes
+from edgeq.targets.mcu import MCUTarget
+from edgeq.tflite_import import is_tflite
 
 Pass = Callable[[Graph, PassContext], Graph]
 
 
 def float_passes(opts: CompileOptions) -> list[Pass]:
     """The float pass list, in order. Each comment states why it sits where it does."""
-    from edgeq.passes.fold_constants import fold_constants
-    from edgeq.passes.remove_identity import remove_identity
-    from edgeq.passes.fold_batchnorm import fold_batchnorm
-    from edgeq.passes.fold_add_into_bias import fold_add_into_bias
-    from edgeq.passes.fuse_activation import fuse_activation
 
     per_tensor = opts.weight_granularity == "per-tensor"
     equalize = per_tensor if opts.equalize is None else opts.equalize
@@ -51,21 +72,17 @@ def float_passes(opts: CompileOptions) -> list[Pass]:
     ]
     dfq: list[tuple[str, list[Pass]]] = []
     if equalize:
-        from edgeq.passes.absorb_high_bias import absorb_high_bias
-        from edgeq.passes.equalize_cross_layer import equalize_cross_layer
         dfq.append(("CLE + absorption", [
             equalize_cross_layer,  # after fusion (needs act bounds), before bias absorption
             absorb_high_bias,      # uses the BN statistics rescaled by CLE
         ]))
     if correct:
-        from edgeq.passes.correct_bias import correct_bias
         # last: corrects the final weights' quantization error
         dfq.append(("bias correction", [correct_bias]))
     guard = (not per_tensor) if opts.dfq_guard is None else opts.dfq_guard
     if dfq and guard:
         # per-channel weights: the passes only nudge; keep each step only if it is not
         # worse on the calibration data (passes/dfq_guard.py, docs/dfq.md)
-        from edgeq.passes.dfq_guard import dfq_guard
         passes.append(dfq_guard(dfq))
     else:
         passes += [p for _, step in dfq for p in step]
@@ -73,7 +90,6 @@ def float_passes(opts: CompileOptions) -> list[Pass]:
 
 
 def run_float_passes(graph: Graph, ctx: PassContext, passes: list[Pass], verify: bool = False) -> Graph:
-    from edgeq.graphio.verify import verify as verify_graph
     for p in passes:
         graph = p(graph, ctx)
         if verify:
@@ -82,10 +98,9 @@ def run_float_passes(graph: Graph, ctx: PassContext, passes: list[Pass], verify:
 
 
 def find_ranges(graph: Graph, calib: dict[str, np.ndarray] | None, opts: CompileOptions, notices: list[str]):
-    from edgeq.calibration import calibrate as cal
     if calib is None:
-        notices.append(cal.DATA_FREE_NOTICE)
-        return cal.data_free_ranges(graph)
+        notices.append(datafree.DATA_FREE_NOTICE)
+        return datafree.data_free_ranges(graph)
     return cal.calibrate(graph, calib, progress=opts.progress, options=opts.calibration)
 
 
@@ -111,14 +126,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
                   calib: str | Path | np.ndarray | dict | None = None,
                   log: Callable[[str], None] = print) -> CompileResult:
     """The whole of `edgeq compile`: returns the graphs and the report (and writes DIR).
-    An int8 .tflite model skips the float stages (edgeq/driver/pipeline_tflite.py)."""
-    from edgeq.calibration.calibrate import load_calibration_file
-    from edgeq.importer.load import import_onnx
-    from edgeq.graphio.onnx_io import save_graph
-    from edgeq.quantization.quantize import quantize
-    from edgeq.report.report import base_report, write_report
-    from edgeq.targets import get_target
-    from edgeq.tflite_import import is_tflite
+    An int8 .tflite model skips the float stages (compile_tflite)."""
 
     target = get_target(opts.target)  # fail on a bad target name before any work
     tflite_model = isinstance(model, (str, Path)) and is_tflite(model)
@@ -128,8 +136,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     if out_dir is not None:
         output_dir.check_output_dir(Path(out_dir), inputs)
         output_dir.check_writable(Path(out_dir))
-    if tflite_model:  # an int8 model compiled as it is (pipeline_tflite.py)
-        from edgeq.driver.pipeline_tflite import compile_tflite
+    if tflite_model:  # an int8 model compiled as it is
         return compile_tflite(Path(model), opts, out_dir, calib is not None, target, inputs)
     timings: dict[str, float] = {}
     notices: list[str] = []
@@ -215,15 +222,33 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         vectors = _test_vectors(qgraph, feeds, opts.test_vectors)
         t0 = time.perf_counter()
         if bits_plan is not None and bits_plan.get("pareto"):
-            from edgeq.mixed_precision.pareto import plot
             plot(bits_plan["pareto"], tmp / "pareto.png", "SQNR vs float (dB, fake-quant)")
             bits_plan["pareto_plot"] = "pareto.png"
-        qgraph.meta["scratch_policy"] = opts.scratch  # read by the C targets' memory planner
-        target.build(qgraph, tmp, report, vectors)
+        target.build(qgraph, tmp, report, opts.build(vectors))
         timings["build_s"] = time.perf_counter() - t0
         write_report(report, tmp / "report.json")
         output_dir.install(tmp, out_dir, opts.target, inputs)
     return CompileResult(out_dir, graph, qgraph, report)
+
+
+def compile_tflite(model: Path, opts: CompileOptions, out_dir: Path | None, has_calib: bool,
+                   target, inputs) -> CompileResult:
+    """`edgeq compile model.tflite`: the file's own int8 graph (pipeline_tflite.py), built as
+    compile_model builds a quantized graph. DIR has no model.float.onnx (there is none)."""
+    qgraph, report = import_as_is(model, opts, has_calib)
+    if out_dir is not None and hasattr(target, "check_fit"):
+        target.check_fit(qgraph, base_report(qgraph, opts.target), scratch=opts.scratch)
+    if out_dir is None:
+        return CompileResult(None, None, qgraph, report)
+    out_dir = Path(out_dir)
+    with output_dir.staging(out_dir) as tmp:  # removed on any failure or signal
+        save_graph(qgraph, tmp / "model.q.onnx")
+        t0 = time.perf_counter()
+        target.build(qgraph, tmp, report, opts.build(_test_vectors(qgraph, None, opts.test_vectors)))
+        report["timings"]["build_s"] = time.perf_counter() - t0
+        write_report(report, tmp / "report.json")
+        output_dir.install(tmp, out_dir, opts.target, inputs)
+    return CompileResult(out_dir, None, qgraph, report)
 
 
 def _run_noting(rewrite: Pass, graph: Graph, ctx: PassContext, notices: list[str], log) -> Graph:
@@ -239,8 +264,6 @@ def _run_noting(rewrite: Pass, graph: Graph, ctx: PassContext, notices: list[str
 def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
     """The `--weight-bits auto` stage: (opts with weight_bits = {layer: bits}, report section)."""
     import dataclasses
-    from edgeq.mixed_precision.plan import plan_weight_bits
-    from edgeq.targets import get_target
     plan, section = plan_weight_bits(graph, feeds, ranges, target=opts.target,
                                      measure=firmware_measure(get_target(opts.target)),
                                      flash_budget=opts.flash_budget, latency_budget=opts.latency_budget,
@@ -256,11 +279,6 @@ def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
 def firmware_measure(target):
     """The mixed-precision cost model's view of a firmware build (cost_model.Measure), or
     None for a target that builds no firmware."""
-    from edgeq.codegen.kernels import kernel_of
-    from edgeq.ops import holds
-    from edgeq.report.report import base_report
-    from edgeq.targets.elfsize import function_sizes
-    from edgeq.targets.mcu import MCUTarget
     if not isinstance(target, MCUTarget):
         return None
 
@@ -269,9 +287,9 @@ def firmware_measure(target):
         # the emulated board's flash, not the part's: the all-int8 build is measured precisely
         # when it may not fit the part (that is why a budget was given); the planned firmware
         # is still linked against the part's flash afterwards
-        report["budget"] = {"flash_bytes": target.board.get("qemu_flash_bytes", target.board["flash_bytes"])}
+        budget = {"flash_bytes": target.board.get("qemu_flash_bytes", target.board["flash_bytes"])}
         with tempfile.TemporaryDirectory(prefix="edgeq-cost-") as tmp:
-            target.build(qgraph, Path(tmp), report, None)
+            target.build(qgraph, Path(tmp), report, BuildOptions(budget=budget))
             return {"flash": int(report["flash_bytes"]), "functions": function_sizes(Path(tmp) / "fw.elf"),
                     "kernels": {n.name: kernel_of(n, qgraph).function for n in qgraph.nodes if holds("weighted", n)},
                     "profile": target.profile(Path(tmp), "qemu") if profile else None}
@@ -293,7 +311,6 @@ def _as_samples(feeds: dict[str, np.ndarray] | None) -> list[dict[str, np.ndarra
 def _test_vectors(qgraph: Graph, feeds: dict[str, np.ndarray] | None, count: int):
     """A few quantized inputs (from the calibration data, else seeded random int8) that
     firmware embeds to check itself against the integer reference."""
-    from edgeq.reference.interpreter import quantize_inputs
     if count <= 0:
         return None
     if feeds is not None:

@@ -13,11 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeq.errors import CheckMismatch, EdgeqError
+from edgeq.graphio.onnx_io import load_graph
+from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
+from edgeq.report.report import read_report, write_report
+from edgeq.targets import get_target
+from edgeq.targets.qemu import FAULT_STATUS
 
 
 def _open_build(build_dir: Path):
-    from edgeq.graphio.onnx_io import load_graph
-    from edgeq.report.report import read_report
     build_dir = Path(build_dir)
     rep, qpath = build_dir / "report.json", build_dir / "model.q.onnx"
     if not rep.is_file() or not qpath.is_file():
@@ -27,13 +30,11 @@ def _open_build(build_dir: Path):
 
 
 def _target(report: dict):
-    from edgeq.targets import get_target  # entry point: the CLI may reach targets
     return get_target(report["target"])
 
 
 def load_inputs(path: Path, qgraph) -> dict[str, np.ndarray]:
     """Read X.npy / X.npz into int8 feeds with a batch axis; floats get quantized."""
-    from edgeq.reference.interpreter import quantize_inputs
     path = Path(path)
     if not path.is_file():
         raise EdgeqError(f"input file {path} does not exist", "give an .npy or .npz file")
@@ -87,7 +88,6 @@ def run_build(build_dir: Path, input_path: Path, output_path: Path | None, *, ra
               check: bool, console: Console) -> None:
     """Run the build on its target; with `check`, raise CheckMismatch (after writing the
     outputs, for a look) unless they are bit-identical to the integer reference."""
-    from edgeq.reference.interpreter import dequantize_outputs, run_reference
     report, qgraph = _open_build(build_dir)
     feeds = load_inputs(input_path, qgraph)
     outputs = _target(report).run(Path(build_dir), feeds)
@@ -121,7 +121,6 @@ def run_build(build_dir: Path, input_path: Path, output_path: Path | None, *, ra
 
 def flash_build(build_dir: Path, probe: str, dry_run: bool, console: Console) -> None:
     """Flash and report; a run whose self-check fails raises CheckMismatch."""
-    from edgeq.targets.qemu import FAULT_STATUS
     report, _ = _open_build(build_dir)
     result = _target(report).flash(Path(build_dir), probe, dry_run=dry_run)
     if dry_run:
@@ -141,7 +140,6 @@ def flash_build(build_dir: Path, probe: str, dry_run: bool, console: Console) ->
 
 
 def profile_build(build_dir: Path, device: str, console: Console) -> dict:
-    from edgeq.report.report import write_report
     report, _ = _open_build(build_dir)
     prof = _target(report).profile(Path(build_dir), device)
     report["profile"] = prof

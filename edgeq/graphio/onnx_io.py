@@ -33,6 +33,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeq.errors import EdgeqError
+from edgeq.importer.load import import_onnx
 from edgeq.ir import QDOMAIN, Graph, Node, QParams, Tensor
 from edgeq.ops import FLOAT_OPS
 
@@ -292,7 +293,6 @@ def _elem_np(elem: int) -> str:
 def onnx_to_graph(model: onnx.ModelProto) -> Graph:
     meta = _meta(model)
     if meta.get(FORMAT_KEY) != FORMAT:
-        from edgeq.importer.load import import_onnx
         return import_onnx(model)
     gp = model.graph
     aux = set(json.loads(meta.get("edgeq.aux", "[]")))
@@ -346,6 +346,5 @@ def load_graph(path: str | Path) -> Graph:
         raise EdgeqError(f"{path} is not a readable ONNX file ({type(e).__name__})",
                          "compile the model again to rewrite it") from None
     if _meta(model).get(FORMAT_KEY) != FORMAT:
-        from edgeq.importer.load import import_onnx
         return import_onnx(path)
     return onnx_to_graph(model)

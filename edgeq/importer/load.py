@@ -30,11 +30,12 @@ from onnx import numpy_helper
 
 from edgeq.importer import converters  # noqa: F401  (registers the import stage's converters)
 from edgeq.errors import EdgeqError, shown
-from edgeq.ir import Graph, Node, Tensor
-from edgeq.ops import FLOAT_OPS, REGISTRY, implementations
 from edgeq.importer.check import check_graph, check_tensors, check_versions, default_opset
 from edgeq.importer.fold import FOLDERS, FoldFailed, fold_node, result_elements
+from edgeq.importer.patterns import canonicalize
 from edgeq.importer.tensors import MAX_ELEMENTS, dtype_name, element_count, load_external_data, to_array
+from edgeq.ir import Graph, Node, Tensor
+from edgeq.ops import FLOAT_OPS, REGISTRY, implementations
 
 MIN_OPSET = 13
 # Per sample, all activations together (the calibrator's batch budget, so one sample always
@@ -267,7 +268,6 @@ class _Importer:
         self.g.prune()
         _check_budget("the model's activations", sum(t.size for t in self.g.tensors.values() if not t.is_const),
                       MAX_ACTIVATION_ELEMENTS)
-        from edgeq.importer.patterns import canonicalize
         canonicalize(self.g)
         self.g.meta["onnx"] = {"producer": f"{self.proto.producer_name} {self.proto.producer_version}".strip(),
                                "opset": self.opset,

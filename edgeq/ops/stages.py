@@ -18,7 +18,8 @@ from edgeq.ops.registry import REGISTRY, Stage
 _C_FIX = "use --target reference or tflite, or a model without this op"
 
 IMPORT = REGISTRY.add_stage(Stage(
-    "import", "onnx", "ONNX importer", "replace the op in the model before export", "edgeq.importer",
+    "import", "onnx", "ONNX importer", "replace the op in the model before export",
+    "edgeq.importer.converters",
     emits_into="float"))
 TFLITE_IMPORT = REGISTRY.add_stage(Stage(
     "tflite-import", "tflite", "TFLite importer",
@@ -27,10 +28,10 @@ TFLITE_IMPORT = REGISTRY.add_stage(Stage(
     note="keyed by TFLite builtin: `edgeq compile model.tflite` takes an int8 model as it is"))
 FLOAT = REGISTRY.add_stage(Stage(
     "float", "float", "float executor (torch)", "run the float passes on a canonical float graph",
-    "edgeq.floatexec"))
+    "edgeq.floatexec.executor"))
 QUANTIZE = REGISTRY.add_stage(Stage(
     "quantize", "float", "quantization rule", "run the float passes first (edgeq compile does)",
-    "edgeq.quantization", emits_into="integer"))
+    "edgeq.quantization.rules", emits_into="integer"))
 REFERENCE = REGISTRY.add_stage(Stage(
     "reference", "integer", "integer reference kernel", "quantize with edgeq.quantization.quantize",
     "edgeq.reference"))
@@ -44,7 +45,7 @@ TFLITE = REGISTRY.add_stage(Stage(
 NPU = REGISTRY.add_stage(Stage(
     "npu", "integer", "Ethos-U NPU operator", "the op runs on the CPU beside the NPU (Vela's fallback)",
     "edgeq.export.tflite", expected=False,
-    note="derived: the TFLite builtins an op exports to all map to the NPU in Vela"))
+    note="derived: the TFLite operators its converter writes that Vela maps to the NPU (CPU: the others)"))
 TVM = REGISTRY.add_stage(Stage(
     "tvm", "integer", "TVM kernel", "use --lowering c", "edgeq.tvm", expected=False, note="issue 18"))
 BACKWARD = REGISTRY.add_stage(Stage(

@@ -9,6 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeq.errors import EdgeqError
+from edgeq.importer.load import import_onnx
+from edgeq.report.report import layer_rows, read_report
 
 
 def _kb(n) -> str:
@@ -121,7 +123,6 @@ def layer_table(rows: list[dict], title: str, mixed: dict | None = None) -> Tabl
 
 
 def inspect_path(path: Path, console: Console, input_shapes: dict | None = None) -> None:
-    from edgeq.report.report import layer_rows, read_report
     path = Path(path)
     if path.is_dir():
         if input_shapes:
@@ -136,7 +137,6 @@ def inspect_path(path: Path, console: Console, input_shapes: dict | None = None)
         _print_pass_log(report.get("passes", []), console)
         print_compile_summary(report, path, console)
         return
-    from edgeq.importer.load import import_onnx
     graph = import_onnx(path, input_shapes)
     rows = layer_rows(graph)
     console.print(layer_table(rows, f"{path}: float graph as imported"))

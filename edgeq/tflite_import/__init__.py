@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeq.errors import EdgeqError
+from edgeq.graphio.verify import verify
 from edgeq.ir import Graph
 from edgeq.ops import REGISTRY, implementations
 from edgeq.ops.registry import import_submodules
@@ -27,7 +28,6 @@ STAGE = "tflite-import"
 
 
 def import_tflite(path: str | Path) -> Graph:
-    from edgeq.graphio.verify import verify
     model = read_tflite(path)
     unknown = sorted({op.builtin for op in model.ops if not implementations(STAGE, op.builtin)})
     if unknown:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.quantization.rules.multipliers import add_multipliers, mul_multiplier, requant_multiplier
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.act import act_output
 from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.convert import REQUANTIZE_FIX, converts, refuse
+from edgeq.export.tflite.convert import REQUANTIZE_FIX, refuse
+from edgeq.ops import implements
+from edgeq.quantization.rules.multipliers import add_multipliers, mul_multiplier, requant_multiplier
 
 
 def operand(ex, node, name: str, out_perm, out_rank: int) -> int:
@@ -52,7 +53,7 @@ def _binary(ex, node):
     return a, b, y, operand(ex, node, a, perm, rank), operand(ex, node, b, perm, rank)
 
 
-@converts("QAdd")
+@implements("tflite", "QAdd", builtins=("ADD", "MAXIMUM", "MINIMUM"))
 def convert_add(ex, node):
     a, b, y, ta, tb = _binary(ex, node)
     at = node.attrs
@@ -64,7 +65,7 @@ def convert_add(ex, node):
     finish()
 
 
-@converts("QMul")
+@implements("tflite", "QMul", builtins=("MUL", "MAXIMUM", "MINIMUM"))
 def convert_mul(ex, node):
     a, b, y, ta, tb = _binary(ex, node)
     want = mul_multiplier(ex.quant(a).scale[0], ex.quant(b).scale[0], ex.quant(y).scale[0])
@@ -74,7 +75,7 @@ def convert_mul(ex, node):
     finish()
 
 
-@converts("QRequant")
+@implements("tflite", "QRequant", builtins=("QUANTIZE",))
 def convert_requant(ex, node):
     x, y = node.inputs[0], node.outputs[0]
     want = requant_multiplier(ex.quant(x).scale[0], ex.quant(y).scale[0])

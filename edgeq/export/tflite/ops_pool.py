@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from tflite.Padding import Padding
 
-from edgeq.reference._common import pool_out_size
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.act import act_output
 from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.convert import converts, refuse
+from edgeq.export.tflite.convert import refuse
 from edgeq.export.tflite.ops_conv import explicit_pad, tf_padding
+from edgeq.ops import implements
+from edgeq.reference._common import pool_out_size
 
 
 def _pool(ex, node, builtin):
@@ -58,11 +59,11 @@ def _pool(ex, node, builtin):
     finish()
 
 
-@converts("QMaxPool")
+@implements("tflite", "QMaxPool", builtins=("MAX_POOL_2D", "PAD", "PADV2", "MAXIMUM", "MINIMUM"))
 def convert_maxpool(ex, node):
     _pool(ex, node, B.MAX_POOL_2D)
 
 
-@converts("QAvgPool")
+@implements("tflite", "QAvgPool", builtins=("AVERAGE_POOL_2D", "PAD", "MAXIMUM", "MINIMUM"))
 def convert_avgpool(ex, node):
     _pool(ex, node, B.AVERAGE_POOL_2D)

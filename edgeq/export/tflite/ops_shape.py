@@ -13,10 +13,11 @@ import numpy as np
 
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.convert import converts, refuse
+from edgeq.export.tflite.convert import refuse
+from edgeq.ops import implements
 
 
-@converts("QReshape")
+@implements("tflite", "QReshape", builtins=("RESHAPE", "TRANSPOSE"))
 def convert_reshape(ex, node):
     x, y = node.inputs[0], node.outputs[0]
     yshape = ex.shape(y)
@@ -34,7 +35,7 @@ def convert_reshape(ex, node):
     ex.get(y, perm)
 
 
-@converts("QTranspose")
+@implements("tflite", "QTranspose", builtins=("TRANSPOSE", "RESHAPE"))
 def convert_transpose(ex, node):
     x, y = node.inputs[0], node.outputs[0]
     rank = len(ex.shape(x))
@@ -52,7 +53,7 @@ def convert_transpose(ex, node):
         ex.transpose_op(src, ex.new_act(y, want), r)
 
 
-@converts("QConcat")
+@implements("tflite", "QConcat", builtins=("CONCATENATION",))
 def convert_concat(ex, node):
     y = node.outputs[0]
     rank = len(ex.shape(y))
@@ -72,7 +73,7 @@ def convert_concat(ex, node):
     ex.mb.op(B.CONCATENATION, ins, [ex.new_act(y, perm)], "ConcatenationOptions", Axis=axis)
 
 
-@converts("QPad")
+@implements("tflite", "QPad", builtins=("PAD", "PADV2"))
 def convert_pad(ex, node):
     x, y = node.inputs[0], node.outputs[0]
     rank = len(ex.shape(x))

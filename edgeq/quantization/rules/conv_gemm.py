@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import QParams
-from edgeq.quantization.rules import rule
+from edgeq.ops import implements
 from edgeq.quantization.rules.common import QuantContext, fused_clamp, scalar
 from edgeq.quantization.rules.multipliers import conv_multipliers, f32_at_least
 from edgeq.quantization.weights import quantize_with_scales, weight_scales
@@ -27,7 +27,8 @@ from edgeq.quantization.weights import quantize_with_scales, weight_scales
 INT32_LIMIT = (1 << 31) - 1
 
 
-@rule("Conv", "Gemm")
+@implements("quantize", "Conv", emits=("QConv",))
+@implements("quantize", "Gemm", emits=("QGemm",))
 def quantize_conv_gemm(ctx: QuantContext, node) -> None:
     x, w_name, b_name = (node.inputs + ["", ""])[:3]
     W = ctx.fconst(w_name)

@@ -10,12 +10,12 @@ A constant operand is quantized to an int8 constant with its own min/max paramet
 from __future__ import annotations
 
 from edgeq.errors import EdgeqError
-from edgeq.quantization.rules import rule
+from edgeq.ops import implements
 from edgeq.quantization.rules.common import QuantContext, fused_clamp, scalar
 from edgeq.quantization.rules.multipliers import add_multipliers, mul_multiplier
 
 
-@rule("Add")
+@implements("quantize", "Add", emits=("QAdd",))
 def quantize_add(ctx: QuantContext, node) -> None:
     a, b = (ctx.int8_input(i) for i in node.inputs[:2])
     qa, qb = ctx.qp(a), ctx.qp(b)
@@ -34,7 +34,7 @@ def quantize_add(ctx: QuantContext, node) -> None:
     ctx.record(node.name, op="Add", in_scales=[sa, sb], out_scale=sy)
 
 
-@rule("Mul")
+@implements("quantize", "Mul", emits=("QMul",))
 def quantize_mul(ctx: QuantContext, node) -> None:
     a, b = (ctx.int8_input(i) for i in node.inputs[:2])
     qa, qb = ctx.qp(a), ctx.qp(b)
