@@ -21,7 +21,7 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np  # noqa: F401  (sample_inputs' result)
+import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.models.mobilenetv2_imagenet import load_pretrained, weights_path

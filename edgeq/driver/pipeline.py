@@ -23,6 +23,8 @@ from edgeq.calibration import calibrate as cal
 from edgeq.calibration import datafree
 from edgeq.calibration.calibrate import load_calibration_file
 from edgeq.codegen.kernels import kernel_of
+from edgeq.driver.pipeline_tflite import import_as_is
+from edgeq.driver.result import CompileResult, test_vectors
 from edgeq.errors import EdgeqError
 from edgeq.graphio.onnx_io import save_graph
 from edgeq.graphio.verify import verify as verify_graph
@@ -46,13 +48,11 @@ from edgeq.passes.remove_identity import remove_identity
 from edgeq.passes.round_weights_gptq import round_weights_gptq
 from edgeq.quantization.quantize import quantize
 from edgeq.report.report import base_report, write_report
-from edgeq.driver.pipeline_tflite import compile_tflite
-from edgeq.driver.result import CompileResult, test_vectors
-from edgeq.tflite_import import is_tflite
 from edgeq.targets import get_target, output_dir
 from edgeq.targets.elfsize import function_sizes
 from edgeq.targets.mcu import MCUTarget
 from edgeq.targets.parts import get_part
+from edgeq.tflite_import import is_tflite
 
 Pass = Callable[[Graph, PassContext], Graph]
 
@@ -119,7 +119,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
                   calib: str | Path | np.ndarray | dict | None = None,
                   log: Callable[[str], None] = print) -> CompileResult:
     """The whole of `edgeq compile`: returns the graphs and the report (and writes DIR).
-    An int8 .tflite model skips the float stages (edgeq/driver/pipeline_tflite.py)."""
+    An int8 .tflite model skips the float stages (compile_tflite)."""
 
     target = resolve_target(opts)  # fail on a bad target or board name before any work
     opts = dataclasses.replace(opts, target=target.name)  # --board may have chosen it
@@ -132,7 +132,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     if out_dir is not None:
         output_dir.check_output_dir(Path(out_dir), inputs)
         output_dir.check_writable(Path(out_dir))
-    if tflite_model:  # an int8 model compiled as it is (pipeline_tflite.py)
+    if tflite_model:  # an int8 model compiled as it is
         return compile_tflite(Path(model), opts, out_dir, calib is not None, target, inputs)
     timings: dict[str, float] = {}
     notices: list[str] = []
@@ -226,6 +226,26 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         write_report(report, tmp / "report.json")
         output_dir.install(tmp, out_dir, opts.target, inputs)
     return CompileResult(out_dir, graph, qgraph, report)
+
+
+def compile_tflite(model: Path, opts: CompileOptions, out_dir: Path | None, has_calib: bool,
+                   target, inputs) -> CompileResult:
+    """`edgeq compile model.tflite`: the file's own int8 graph (pipeline_tflite.py), built as
+    compile_model builds a quantized graph. DIR has no model.float.onnx (there is none)."""
+    qgraph, report = import_as_is(model, opts, has_calib)
+    if out_dir is not None and hasattr(target, "check_fit"):
+        target.check_fit(qgraph, base_report(qgraph, opts.target), scratch=opts.scratch)
+    if out_dir is None:
+        return CompileResult(None, None, qgraph, report)
+    out_dir = Path(out_dir)
+    with output_dir.staging(out_dir) as tmp:  # removed on any failure or signal
+        save_graph(qgraph, tmp / "model.q.onnx")
+        t0 = time.perf_counter()
+        target.build(qgraph, tmp, report, opts.build(test_vectors(qgraph, None, opts.test_vectors)))
+        report["timings"]["build_s"] = time.perf_counter() - t0
+        write_report(report, tmp / "report.json")
+        output_dir.install(tmp, out_dir, opts.target, inputs)
+    return CompileResult(out_dir, None, qgraph, report)
 
 
 def _run_noting(rewrite: Pass, graph: Graph, ctx: PassContext, notices: list[str], log) -> Graph:
