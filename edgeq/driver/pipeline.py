@@ -252,7 +252,7 @@ def firmware_measure(target):
     from edgeq.codegen.kernels import kernel_of
     from edgeq.ops import holds
     from edgeq.report.report import base_report
-    from edgeq.targets.elfsize import function_sizes
+    from edgeq.targets.elfsize import function_sizes, layer_constant_bytes
     from edgeq.targets.mcu import MCUTarget
     if not isinstance(target, MCUTarget):
         return None
@@ -266,6 +266,7 @@ def firmware_measure(target):
         with tempfile.TemporaryDirectory(prefix="edgeq-cost-") as tmp:
             target.build(qgraph, Path(tmp), report, None)
             return {"flash": int(report["flash_bytes"]), "functions": function_sizes(Path(tmp) / "fw.elf"),
+                    "constants": layer_constant_bytes(Path(tmp)),
                     "kernels": {n.name: kernel_of(n, qgraph).function for n in qgraph.nodes if holds("weighted", n)},
                     "profile": target.profile(Path(tmp), "qemu") if profile else None}
     return measure
