@@ -65,3 +65,20 @@ def symbol_sizes(path: Path, kind: str = "STT_FUNC") -> dict[str, int]:
 def function_sizes(path: Path) -> dict[str, int]:
     """{function name: bytes of code}."""
     return symbol_sizes(path, "STT_FUNC")
+
+
+def layer_constant_bytes(build_dir: Path) -> dict[str, int]:
+    """{layer name: bytes of its constants} in a C build's fw.elf: model.c names every array
+    a layer defines l<index>_<role> (weights as packed for its kernel, biases,
+    requantization constants, tables), <index> the firmware layer in build.json's list;
+    each array counted 4-byte aligned, as carray.py writes them."""
+    import json
+    import re
+    layers = json.loads((Path(build_dir) / "build.json").read_text())["layers"]
+    out: dict[str, int] = {}
+    for name, size in symbol_sizes(Path(build_dir) / "fw.elf", "STT_OBJECT").items():
+        m = re.match(r"l(\d+)_", name)
+        if m and int(m.group(1)) < len(layers):
+            layer = layers[int(m.group(1))]
+            out[layer] = out.get(layer, 0) + -(-size // 4) * 4
+    return out

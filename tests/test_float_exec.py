@@ -113,7 +113,8 @@ def test_float_module_intermediates_and_write_back():
 
 
 UNARY_ATTRS = {"Relu": {}, "Clip": {"min": 0.0, "max": 6.0}, "Sigmoid": {}, "Tanh": {}, "HardSwish": {},
-               "HardSigmoid": {"alpha": 0.2, "beta": 0.5}, "LeakyRelu": {"alpha": 0.1}}
+               "HardSigmoid": {"alpha": 0.2, "beta": 0.5}, "LeakyRelu": {"alpha": 0.1}, "Sqrt": {},
+               "Pow": {"exponent": 1.5}}
 
 
 @pytest.mark.parametrize("op", sorted(UNARY_ATTRS))

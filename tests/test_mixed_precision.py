@@ -256,7 +256,10 @@ def test_firmware_budget_holds_on_the_linked_elf(calib_file, tmp_path):
     mp = rep["mixed_precision"]
     assert mp["firmware_budget_bytes"] == int(0.85 * mp["all_int8_firmware_bytes"])
     assert rep["flash_bytes"] <= mp["firmware_bytes_predicted"] <= mp["firmware_budget_bytes"]
-    assert mp["firmware_bytes_predicted"] - rep["flash_bytes"] <= 2 * LINK_SLACK
+    # the prediction adds up the uniform builds; a mixed cortex-m7 firmware also changes layouts
+    # (an Add or pool after an int4 conv keeps its NCHW kernel, without the channels-last
+    # tables): over-estimated by those, here about 0.5 KB, never under
+    assert mp["firmware_bytes_predicted"] - rep["flash_bytes"] <= 1024
     assert 4 in rep["options"]["weight_bits_per_layer"].values()
     assert "firmware" in r.output and "predicted" in r.output
     # 1 KB below all-int8: the plan must save the 1 KB *and* pay for the int4 kernels' code
@@ -293,12 +296,13 @@ def test_firmware_budget_fits_a_part_all_int8_overflows(calib_file, tmp_path, mo
     from edgeq.targets import get_target
     from edgeq.driver.pipeline import CompileOptions, compile_model
     calib = np.load(calib_file)
-    monkeypatch.setitem(get_target("cortex-m7").board, "flash_bytes", 52_000)  # all-int8 needs 58,588
+    # all-int8 needs about 62 KB with the channels-last kernels; the smallest plan (ends int8) 51,936 B
+    monkeypatch.setitem(get_target("cortex-m7").board, "flash_bytes", 56_000)
     with pytest.raises(EdgeqError, match="FLASH|flash"):
         compile_model(model_path("dscnn"), CompileOptions(target="cortex-m7", progress=False, test_vectors=0),
                       tmp_path / "b8", calib, log=lambda m: None)
     res = compile_model(model_path("dscnn"), CompileOptions(
-        target="cortex-m7", progress=False, weight_bits="auto", firmware_budget="50KB"),
+        target="cortex-m7", progress=False, weight_bits="auto", firmware_budget="54KB"),
         tmp_path / "bm", calib, log=lambda m: None)
-    assert res.report["flash_bytes"] <= 50_000 < res.report["mixed_precision"]["all_int8_firmware_bytes"]
+    assert res.report["flash_bytes"] <= 54_000 < res.report["mixed_precision"]["all_int8_firmware_bytes"]
     assert res.report["self_check"]["passed"]

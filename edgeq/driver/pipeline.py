@@ -49,7 +49,7 @@ from edgeq.passes.round_weights_gptq import round_weights_gptq
 from edgeq.quantization.quantize import quantize
 from edgeq.report.report import base_report, write_report
 from edgeq.targets import get_target, output_dir
-from edgeq.targets.elfsize import function_sizes
+from edgeq.targets.elfsize import function_sizes, layer_constant_bytes
 from edgeq.targets.mcu import MCUTarget
 from edgeq.targets.parts import get_part
 from edgeq.tflite_import import is_tflite
@@ -307,6 +307,7 @@ def firmware_measure(target):
         with tempfile.TemporaryDirectory(prefix="edgeq-cost-") as tmp:
             target.build(qgraph, Path(tmp), report, BuildOptions(budget=budget))
             return {"flash": int(report["flash_bytes"]), "functions": function_sizes(Path(tmp) / "fw.elf"),
+                    "constants": layer_constant_bytes(Path(tmp)),
                     "kernels": {n.name: kernel_of(n, qgraph).function for n in qgraph.nodes if holds("weighted", n)},
                     "profile": target.profile(Path(tmp), "qemu") if profile else None}
     return measure

@@ -10,8 +10,11 @@
   Layers without weights (pooling, requantize, adds) cost the same in both builds and form
   the budget's offset. Counts are QEMU instructions, not cycles.
 - firmware flash: measured from two linked firmwares (all-int8, all-int4), not modelled per
-  byte of code. A layer costs its packed weight array (4-byte aligned, as carray.py writes
-  it); each int4 kernel's code (the C kernel the all-int4 build ran for that layer, e.g.
+  byte of code. A layer costs the constant arrays it links in each build (its weights as
+  packed for the kernel that build chose, biases, requantization constants: the
+  channels-last int8 kernels pack more than the graph's weights), or, from a measurement
+  without them, its packed weight array (4-byte aligned, as carray.py writes it); each
+  int4 kernel's code (the C kernel the all-int4 build ran for that layer, e.g.
   eq_conv2d_s4) is paid once if any layer it serves is int4; everything else (int8 kernels, biases,
   multipliers, the runtime) is the offset, read from the all-int8 ELF. A plan with no int8
   Conv/Gemm left drops the int8 kernels and is over-estimated by their code, never under.
@@ -74,7 +77,10 @@ def firmware_flash_budget(builds: dict[int, dict], layers: Sequence[Layer]) -> B
     """The firmware's flash bytes as a Budget (limit still 0) from the uniform builds: the
     all-int8 firmware minus its weight arrays is the offset, each layer costs its packed
     array, each int4 kernel's code is paid once (module doc)."""
-    cost = {l.name: {b: float(_aligned(l.weight_bytes(b))) for b in (4, 8)} for l in layers}
+    def bytes_of(l: Layer, b: int) -> float:
+        linked = builds[b].get("constants", {})
+        return float(linked[l.name]) if l.name in linked else float(_aligned(l.weight_bytes(b)))
+    cost = {l.name: {b: bytes_of(l, b) for b in (4, 8)} for l in layers}
     users: dict[str, set[str]] = {}  # the int4 kernel each layer runs: linked only if some layer needs it
     for l in layers:
         users.setdefault(builds[4]["kernels"].get(l.name, ""), set()).add(l.name)
