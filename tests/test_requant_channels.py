@@ -25,8 +25,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeq.errors import EdgeqError
+from edgeq.options import BuildOptions
 from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
 from edgeq.quantization.rules.conv_gemm import accumulator_bounds, overflowing_channels
+from edgeq.targets import get_target
 
 from .test_codegen_host import check_target
 
@@ -143,16 +145,15 @@ def test_a_real_overflow_names_the_channel_and_its_shift():
 @pytest.mark.skipif(shutil.which("qemu-aarch64") is None or shutil.which("aarch64-linux-gnu-gcc") is None,
                     reason="needs qemu-aarch64 and aarch64-linux-gnu-gcc")
 def test_tvm_lowering_is_bit_exact(tmp_path):
-    """edgeq.lower_tvm (the arm64 kernels) on the same graph: its per-channel left shifts too."""
+    """The arm64 target's TVM kernels on the same graph: its per-channel left shifts too."""
     pytest.importorskip("tvm")
-    from edgeq.lower_tvm.cpus import get_cpu
-    from edgeq.lower_tvm.model import lower_model, run
     g = qgraph()
     feeds = {g.inputs[0]: np.random.default_rng(3).integers(-128, 128, (3,) + g.tensors[g.inputs[0]].shape[1:],
                                                              dtype=np.int8)}
     want = run_reference(g, feeds)
-    m = lower_model(g, get_cpu("cortex-a76"))
-    res = run(m.write(tmp_path, feeds, want), m)
-    assert res.mismatches == 0
+    target, report = get_target("arm64"), {}
+    target.build(g, tmp_path, report, BuildOptions(test_vectors=feeds, cpu="cortex-a76", lowering="tvm"))
+    assert report["self_check"]["passed"], report["self_check"]
+    got = target.run(tmp_path, feeds)
     for name in g.outputs:
-        assert np.array_equal(res.outputs[name], want[name])
+        assert np.array_equal(got[name], want[name])
