@@ -43,5 +43,9 @@ NPU = REGISTRY.add_stage(Stage(
 TVM = REGISTRY.add_stage(Stage(
     "tvm", "integer", "TVM kernel", "use --lowering c", "edgeq.tvm", expected=False, note="issue 18"))
 BACKWARD = REGISTRY.add_stage(Stage(
-    "backward", "integer", "integer backward rule", "train only the layers after this op",
-    "edgeq.training", expected=False, note="issue 19"))
+    "backward", "integer", "integer backward rule", "train only layers after this op (a smaller --train last:N)",
+    "edgeq.training.rules", expected=False, note="issue 19: the integer training reference"))
+C_BACKWARD = REGISTRY.add_stage(Stage(
+    "c-backward", "integer", "C backward kernel", "train only layers after this op (a smaller --train last:N), "
+    "or train with the Python reference (edgeq.training)", "edgeq.codegen.train", expected=False,
+    note="issue 19: the training step of the C targets"))
