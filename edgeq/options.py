@@ -196,6 +196,11 @@ class CompileOptions:
     weight_rounding: str = "gptq"         # layers below 8 bits: "gptq" (with calibration data) | "nearest"
     test_vectors: int = 4                 # inputs embedded in firmware to self-check
     scratch: str = "fit"                  # C targets: "fit" (smallest arena) | "always" (fastest)
+    # on-device training (edgeq.training, docs/training.md): None (inference only) | "bias" |
+    # "last:N" | "auto" (chosen under train_budget: bytes, default the part's SRAM)
+    train: str | None = None
+    train_budget: str | int | None = None
+    train_lr: float = 0.01
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -216,6 +221,16 @@ class CompileOptions:
                            (self.latency_budget, "--latency-budget")):
             if text is not None:  # a typo fails now, not after minutes of sensitivities and builds
                 parse_budget(text, 1.0, what)
+        if self.train is not None and not re.fullmatch(r"bias|auto|last:[1-9]\d*", str(self.train).strip()):
+            raise EdgeqError(f"unknown --train {self.train!r}", "use --train bias, --train last:N (N >= 1) or --train auto")
+        if self.train_budget is not None:
+            if self.train is None:
+                raise EdgeqError("--train-budget is the memory of a training build", "add --train SPEC, or drop it")
+            if str(self.train_budget).strip().endswith("%"):
+                raise EdgeqError(f"--train-budget {self.train_budget!r} is a share", "give bytes: 262144, 256KiB")
+            parse_budget(self.train_budget, 1.0, "--train-budget")
+        if not self.train_lr > 0:
+            raise EdgeqError(f"--train-lr {self.train_lr} is not positive", "use a learning rate like 0.01")
 
     def check_data(self, has_calib: bool) -> None:
         """The settings that need calibration data, checked before any work."""

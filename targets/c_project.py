@@ -59,8 +59,14 @@ def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = 
             if qgraph.tensors[o].dtype != "int8":
                 raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the C runtime is int8 only",
                                  "quantize the model with edgeq.quantize first")
-    plan = plan_memory(qgraph, scratch=qgraph.meta.get("scratch_policy", "fit"), kernels=kernels)
-    generate_c(qgraph, plan, src, profile_marks=True, kernels=kernels)
+    policy = qgraph.meta.get("scratch_policy", "fit")
+    setup = qgraph.meta.get("training")  # edgeq.targets.training.TrainSetup of a --train build
+    if setup is None:
+        plan = plan_memory(qgraph, scratch=policy, kernels=kernels)
+        generate_c(qgraph, plan, src, profile_marks=True, kernels=kernels)
+    else:
+        from edgeq.targets.training import generate_training_model
+        plan = generate_training_model(qgraph, setup, src, report, policy, kernels)
     report["arena_bytes"] = plan.arena_bytes
     report["memory_plan"] = {"scratch_policy": qgraph.meta.get("scratch_policy", "fit"),
                              "arena_bytes": plan.arena_bytes, "peak_live_bytes": plan.peak_live_bytes,

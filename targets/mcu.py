@@ -27,7 +27,7 @@ import numpy as np
 
 from edgeq import runtime_c
 from edgeq.codegen import plan_memory
-from edgeq.codegen.mains import firmware_main_c
+from edgeq.codegen.mains import firmware_main_c, firmware_train_main_c, train_vectors_c
 from edgeq.errors import EdgeqError
 from edgeq.memory_plan import plot_timeline
 from edgeq.targets import c_project as cp
@@ -41,6 +41,7 @@ LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,-
 DEFAULT_STACK = 4096   # stack reserve (bytes): measured peaks are ~300 B; painted and checked
 DEFAULT_HEAP = 1024    # newlib's semihosting stdio set-up mallocs ~440 bytes (measured, painted)
 RUN_CHUNK_BYTES = 64 * 1024  # inputs embedded per `run` firmware
+TRAIN_CHUNK_BYTES = 256 * 1024  # samples embedded per training firmware (`edgeq train`: one QEMU run each)
 QEMU_SECONDS = (120, 60)     # QEMU timeout: base + per inference (QEMU does ~10^8 instr/s)
 TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 # Code floor for the early fit check: the smallest firmware measured (one 16x8 Gemm,
@@ -166,10 +167,10 @@ class MCUTarget:
         (src / "main.c").write_text(firmware_main_c())
         shutil.copy(BOARDS_DIR / "startup.c", src / "startup.c")
         self._linker_script(board, src / "link.ld")
-        for name in ("model", "main", "startup", "vectors"):
+        objs = ["model", "main", "startup", "vectors"] + (["train_state"] if (src / "train_state.c").exists() else [])
+        for name in objs:
             self._compile(board, src / f"{name}.c", obj / f"{name}.o")
         cp.save_info(out_dir, info)
-        objs = ["model", "main", "startup", "vectors"]
         try:
             self._link(board, out_dir, src / "link.ld", objs, out_dir / "fw.elf")
         except EdgeqError as e:
@@ -216,6 +217,103 @@ class MCUTarget:
             report["self_check"] = check
             if not check["passed"]:
                 raise self_check_error(parsed, check, board["machine"], info["io"])
+        setup = qgraph.meta.get("training")
+        if setup is not None:
+            self._build_trainer(qgraph, setup, out_dir, board, report, test_vectors)
+
+    # ---- training (edgeq compile --train) -----------------------------------------------------
+    def _trainer_elf(self, out_dir: Path, board: dict, x: np.ndarray, labels: np.ndarray, work: Path,
+                     state_c: str | None = None, qemu_sizes: bool = False) -> Path:
+        """A training firmware: the build's model.o and startup.o, a train main, these samples
+        (and another train_state.c, e.g. the state reached by the previous chunk)."""
+        work.mkdir(parents=True, exist_ok=True)
+        header, source = train_vectors_c(x, labels)
+        (work / "vectors.h").write_text(header)
+        (work / "vectors.c").write_text(source)
+        (work / "train_main.c").write_text(firmware_train_main_c())
+        shutil.copy(out_dir / "src" / "model.h", work / "model.h")
+        (work / "train_state.c").write_text(state_c if state_c is not None else (out_dir / "src" / "train_state.c").read_text())
+        for name in ("vectors", "train_main", "train_state"):
+            self._compile(board, work / f"{name}.c", work / f"{name}.o")
+        self._linker_script(board, work / "link.ld", qemu_sizes=qemu_sizes)
+        elf = work / "fw_train.elf"
+        self._link(board, out_dir, work / "link.ld",
+                   ["model", "startup", work / "train_main.o", work / "vectors.o", work / "train_state.o"], elf)
+        return elf
+
+    def _build_trainer(self, qgraph, setup, out_dir: Path, board: dict, report: dict, test_vectors) -> None:
+        """DIR/fw_train.elf, linked against the part's memory: measured (flash, static RAM,
+        stack, instructions per step) and checked against the reference on the test vectors."""
+        from edgeq.targets import training
+        from edgeq.targets.profile_qemu import plugin_library
+        from edgeq.targets.elfsize import symbol
+        x = next(iter(test_vectors.values())) if test_vectors else np.zeros((0,) + tuple(qgraph.tensors[qgraph.inputs[0]].shape[1:]), np.int8)
+        n = min(len(x), training.CHECK_STEPS)
+        labels = training.check_labels(qgraph, n)
+        elf = self._trainer_elf(out_dir, board, x[:n], labels, out_dir / "obj" / "train")
+        shutil.copy(elf, out_dir / "fw_train.elf")
+        mem = memory_report(elf)
+        vec = vector_bytes(elf) + 2 * n
+        t = report["training"]
+        t.update(firmware="fw_train.elf", flash_bytes=mem["flash_bytes"] - vec, static_ram_bytes=mem["static_ram_bytes"],
+                 state_sram_bytes=self._state_bytes(out_dir), stack_reserve_bytes=mem["stack_reserve"],
+                 heap_reserve_bytes=mem["heap_reserve"], stack_bytes=None, instructions_per_step=None)
+        if shutil.which("qemu-system-arm") is None or not n:
+            t["sram_bytes"] = mem["static_ram_bytes"] + mem["stack_reserve"]
+            return
+        mark = symbol(elf, "edgeq_train_mark")
+        counts = out_dir / "obj" / "train" / "counts.txt"
+        res = qemu.run_firmware(board["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * n,
+                                plugin=plugin_library(), plugin_args={"mark": hex(mark[0] & ~1), "out": str(counts)})
+        qemu.check_status(res, board["machine"])
+        got, steps, errors = training.parse_state(res.stdout, t["state"])
+        if errors or res.status:
+            raise EdgeqError(f"the training step failed on QEMU {board['machine']}: {errors[:3]} (exit {res.status})",
+                             "this is an edgeq bug: please report it with the model")
+        marks = [int(l) for l in counts.read_text().split("\n") if l.strip().isdigit()] if counts.exists() else []
+        per_step = [marks[2 * i + 1] - marks[2 * i] for i in range(len(marks) // 2)]
+        stack = cp.parse_lines(res.stdout, {"outputs": []})["stack_bytes"]
+        t.update(stack_bytes=stack, sram_bytes=mem["static_ram_bytes"] + (stack or mem["stack_reserve"]),
+                 instructions_per_step=max(per_step) if per_step else None,
+                 instructions_per_step_all=per_step,
+                 instructions_note="QEMU TCG plugin: exact instructions of edgeq_model_train_step (forward, "
+                                   "loss, backward, updates), not cycles")
+        want = training.reference_state(setup, x[:n], labels)
+        t["self_check"] = training.self_check(setup, got, want, f"QEMU {board['machine']}", steps)
+
+    def _state_bytes(self, out_dir: Path) -> int:
+        from edgeq.targets.elfsize import section_sizes
+        s = section_sizes(out_dir / "obj" / "train_state.o")
+        return s["data"] + s["bss"]
+
+    def train(self, out_dir: Path, x: np.ndarray, labels: np.ndarray, layout: list[dict], progress,
+              setup=None) -> list[np.ndarray]:
+        """Train on QEMU in chunks of samples: each chunk is a firmware starting from the
+        state the previous one printed (its train_state.c regenerated); returns the state."""
+        from edgeq.codegen.train import load_state, state_arrays
+        from edgeq.targets import training
+        out_dir = Path(out_dir)
+        info = cp.load_info(out_dir, self.name)
+        board = info["board"]
+        per = max(1, TRAIN_CHUNK_BYTES // max(int(np.prod(x.shape[1:])), 1))
+        state = state_arrays(setup.state)
+        done = 0
+        with tempfile.TemporaryDirectory(prefix="edgeq-train-") as scratch:
+            for start in range(0, len(x), per):
+                xs, ys = x[start:start + per], labels[start:start + per]
+                load_state(setup.state, state)
+                state_c = training.state_source(setup)
+                elf = self._trainer_elf(out_dir, board, xs, ys, Path(scratch) / f"chunk{start}", state_c, qemu_sizes=True)
+                res = qemu.run_firmware(board["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * len(xs))
+                qemu.check_status(res, board["machine"])
+                state, steps, errors = training.parse_state(res.stdout, layout)
+                if errors or res.status or steps != len(xs):
+                    raise EdgeqError(f"the training firmware failed on QEMU {board['machine']} after {done + steps} "
+                                     f"steps (exit {res.status}{', errors ' + str(errors[:3]) if errors else ''})",
+                                     "this is an edgeq bug: please report it with the model")
+                done += steps
+                progress(done)
+        return state
 
     def _linker_script(self, board: dict, path: Path, qemu_sizes: bool = False) -> None:
         text = Template((BOARDS_DIR / "link.ld.in").read_text()).substitute(

@@ -120,6 +120,9 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
 
     target = get_target(opts.target)  # fail on a bad target name before any work
     opts.check_data(calib is not None)
+    if opts.train is not None and not hasattr(target, "train"):
+        raise EdgeqError(f"--train builds a C training step; target {opts.target!r} has none",
+                         "use --target host or a cortex-m target")
     inputs = [Path(f) for f in (model, calib) if isinstance(f, (str, Path))]  # DIR must not hold them
     if out_dir is not None:
         output_dir.check_output_dir(Path(out_dir), inputs)
@@ -182,6 +185,12 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         qgraph = _run_noting(correct_bias_integer, qgraph, post, notices, log)
         timings["bias_correction_s"] = time.perf_counter() - t0
 
+    setup = None
+    if opts.train is not None:
+        t0 = time.perf_counter()
+        setup = training_setup(qgraph, target, opts, feeds)
+        timings["training_plan_s"] = time.perf_counter() - t0
+
     report = base_report(qgraph, opts.target)
     if bits_plan is not None:
         report["mixed_precision"] = bits_plan
@@ -212,11 +221,52 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
             plot(bits_plan["pareto"], tmp / "pareto.png", "SQNR vs float (dB, fake-quant)")
             bits_plan["pareto_plot"] = "pareto.png"
         qgraph.meta["scratch_policy"] = opts.scratch  # read by the C targets' memory planner
+        if setup is not None:
+            qgraph.meta["training"] = setup  # after save_graph: read by the C targets' code generator
         target.build(qgraph, tmp, report, vectors)
+        if setup is not None:
+            check_training_fit(report, opts.target)
         timings["build_s"] = time.perf_counter() - t0
         write_report(report, tmp / "report.json")
         output_dir.install(tmp, out_dir, opts.target, inputs)
     return CompileResult(out_dir, graph, qgraph, report)
+
+
+def training_budget(target, opts: CompileOptions) -> int:
+    """--train-budget in bytes, default the part's SRAM (the host: 256 KB, the issue's bound)."""
+    from edgeq.options import parse_budget
+    from edgeq.targets.training import DEFAULT_BUDGET
+    if opts.train_budget is not None:
+        return int(parse_budget(opts.train_budget, 1.0, "--train-budget"))
+    board = getattr(target, "board", None)
+    return int(board["ram_bytes"]) if board else DEFAULT_BUDGET
+
+
+def training_setup(qgraph: Graph, target, opts: CompileOptions, feeds):
+    """The `--train` stage: resolve the spec (auto measures on the calibration data) and plan."""
+    from edgeq.codegen import plan_memory
+    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.targets.training import TrainOptions, setup_training
+    budget = training_budget(target, opts)
+    probe = None if feeds is None else quantize_inputs(qgraph, feeds)[qgraph.inputs[0]]
+    board = getattr(target, "board", {}) or {}
+    from edgeq.targets.mcu import DEFAULT_HEAP, DEFAULT_STACK
+    reserves = (board.get("stack_bytes", DEFAULT_STACK) + board.get("heap_bytes", DEFAULT_HEAP)) if board else 0
+    inference = plan_memory(qgraph, scratch=opts.scratch).arena_bytes + reserves
+    return setup_training(qgraph, opts.train.strip(), budget, TrainOptions(lr=opts.train_lr), probe, inference)
+
+
+def check_training_fit(report: dict, target: str) -> None:
+    """A training build over its budget fails (after the build measured it)."""
+    t = report["training"]
+    if t["sram_bytes"] > t["budget_bytes"]:
+        parts = (f"{t['memory']['arena_bytes']:,}-byte training arena (forward, kept activations, gradients)"
+                 f", {t['state_sram_bytes']:,} bytes of trained parameters and residuals")
+        if t.get("stack_bytes") is not None:
+            parts += f", {t['stack_bytes']:,} bytes of stack"
+        raise EdgeqError(f"the --train {t['spec']} build needs {t['sram_bytes']:,} bytes of SRAM on {target} ({parts}); "
+                         f"the training budget is {t['budget_bytes']:,}",
+                         "train fewer layers (--train bias, a smaller last:N, or auto), or raise --train-budget")
 
 
 def _run_noting(rewrite: Pass, graph: Graph, ctx: PassContext, notices: list[str], log) -> Graph:
