@@ -219,10 +219,12 @@ def _place(buffers: list[Buffer]) -> int:
     return _align(max((b.offset + b.size for b in buffers), default=0))
 
 
-def plot_timeline(plan: MemoryPlan, layer_names: list[str], path, budget_bytes: int | None = None) -> None:
+def plot_timeline(plan: MemoryPlan, layer_names: list[str], path, budget_bytes: int | None = None,
+                  later: list[str] = ()) -> None:
     """A PNG of the live activation bytes at each step (the plan's timeline) under the
     arena size; the part's RAM budget, when given, is in the title. matplotlib's object
-    API, no pyplot (no global state, no display)."""
+    API, no pyplot (no global state, no display). `later`: names of the steps after the
+    outputs' copy-out (a training step's loss and backward blocks)."""
     from matplotlib.figure import Figure
     steps = list(range(len(plan.timeline)))
     unit, div = ("KiB", 1024) if plan.arena_bytes >= 4096 else ("bytes", 1)
@@ -232,8 +234,8 @@ def plot_timeline(plan: MemoryPlan, layer_names: list[str], path, budget_bytes: 
            label="live bytes (activations + scratch)")
     ax.axhline(plan.arena_bytes / div, color="#c44e52", label=f"arena {plan.arena_bytes:,} B")
     # layer names come from the model file: drawn as plain text (a `$` would start mathtext)
-    labels = [f"{i} {''.join(c if c.isprintable() else '?' for c in n[:18])}"
-              for i, n in enumerate(layer_names)] + ["outputs"]
+    labels = ["outputs" if n is None else f"{i} {''.join(c if c.isprintable() else '?' for c in n[:18])}"
+              for i, n in enumerate(list(layer_names) + [None] + list(later))]
     ax.set_xticks(steps, labels[:len(steps)], rotation=90, fontsize=6, parse_math=False)
     ax.set_ylabel(unit)
     title = "memory timeline (one step per layer)"

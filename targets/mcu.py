@@ -160,7 +160,9 @@ class MCUTarget:
         info = cp.project_info(qgraph, self.name, plan)
         info["board"] = board
         report["memory_plan"]["direct"] = plan.direct  # layers whose kernel scratch did not fit
-        plot_timeline(plan, info["layers"], out_dir / "memory_timeline.png", board["ram_bytes"])
+        setup = qgraph.meta.get("training")
+        later = [] if setup is None else ["loss"] + [f"back {n.name}" for n in setup.plan.backward]
+        plot_timeline(plan, info["layers"], out_dir / "memory_timeline.png", board["ram_bytes"], later)
         report["memory_plan"]["plot"] = "memory_timeline.png"
         expected = cp.reference_expected(qgraph, test_vectors)
         n_vec = cp.write_vectors(src, info["io"], test_vectors, expected)
@@ -217,7 +219,6 @@ class MCUTarget:
             report["self_check"] = check
             if not check["passed"]:
                 raise self_check_error(parsed, check, board["machine"], info["io"])
-        setup = qgraph.meta.get("training")
         if setup is not None:
             self._build_trainer(qgraph, setup, out_dir, board, report, test_vectors)
 
