@@ -237,6 +237,8 @@ class CompileOptions:
         if self.calib_percentile is not None and not has_calib:
             raise EdgeqError("--calib-percentile sets calibrated ranges, but no calibration data was given",
                              "give --calib FILE, or drop --calib-percentile")
+        if self.train is not None and self.train.strip() == "auto" and not has_calib:
+            raise EdgeqError("--train auto measures gradients on calibration samples", "give --calib FILE")
         if self.weight_bits == "auto" and not has_calib:  # sensitivities are measured on data
             raise EdgeqError("--weight-bits auto needs calibration data",
                              "give --calib FILE, or --weight-bits 8 or 4")

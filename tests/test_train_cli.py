@@ -173,3 +173,51 @@ def test_last2_training_on_cortex_m7_in_chunks_is_bit_exact(dscnn, monkeypatch):
     assert_learned_equal(build, plan, state)
     res = edgeq("flash", build)
     assert res.returncode == 0, res.stderr  # the rebuilt firmware's self-check with the learned weights
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m7"])
+def test_a_residual_block_trains_bit_exact(tmp_path, target):
+    """QAdd's backward and the sum of the two gradients of the tensor the block reads twice."""
+    if target != "host" and not __import__("shutil").which("qemu-system-arm"):
+        pytest.skip("needs qemu-system-arm")
+    import json
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), nn.ReLU())
+            self.body = nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1), nn.ReLU(), nn.Conv2d(8, 8, 1))
+            self.head = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+        def forward(self, x):
+            s = self.stem(x)
+            return self.head(s + self.body(s))
+    torch.manual_seed(1)
+    model = export_legacy(Block(), (1, 1, 10, 10), tmp_path / "res.onnx")
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (32, 1, 10, 10)).astype(np.float32))
+    np.savez(tmp_path / "train.npz", x=rng.uniform(0, 1, (8, 1, 10, 10)).astype(np.float32), y=rng.integers(0, 10, 8))
+    build = compile_train(tmp_path, model, target, "bias", "res_bias")
+    t = json.loads((build / "report.json").read_text())["training"]
+    assert "QAdd" in [n.op for n in load_graph(build / "model.q.onnx").nodes]
+    assert "eq_train_grad_sum" in (build / "src" / "model.c").read_text() and t["self_check"]["passed"]
+    before = load_graph(build / "model.q.onnx")
+    main(["train", str(build), "--data", str(tmp_path / "train.npz"), "-q"])
+    plan, state = reference_after(build, before, tmp_path / "train.npz", 1)
+    assert_learned_equal(build, plan, state)
+
+
+def test_auto_chooses_updates_that_fit_the_budget(dscnn, tmp_path):
+    import json
+    root, model = dscnn
+    build = compile_train(root, model, "host", "auto", "host_auto", "--train-budget", "40000")
+    t = json.loads((build / "report.json").read_text())["training"]
+    assert t["spec"] == "auto" and t["auto"]["chosen"] and t["self_check"]["passed"]
+    assert t["sram_bytes"] <= 40000 and t["budget_bytes"] == 40000
+    res = edgeq("compile", model, "--target", "host", "--train", "auto", "-o", tmp_path / "nocalib")
+    assert_clean_failure(res, "--train auto", "--calib")
+    res = edgeq("compile", model, "--target", "host", "--calib", root / "calib.npy", "--train", "auto",
+                "--train-budget", "500", "-o", tmp_path / "small")
+    assert_clean_failure(res, "budget", "--train-budget")

@@ -118,20 +118,41 @@ class TrainingC:
     def define_state(self, ident: str, values: np.ndarray, note: str) -> None:
         self.state_defs.append(const_array(ident, values, note, storage=""))
 
-    def grad(self, tensor: str, kind: str) -> str:
-        """The gradient buffer of a tensor: its int16 mantissas (m) or int32 accumulator (acc)."""
+    def buf(self, key: str, kind: str) -> str:
+        """A gradient buffer: its int16 mantissas (m) or its int32 accumulator (acc)."""
         ctype = "int16_t" if kind == "m" else "int32_t"
-        return f"({ctype} *)(void *)(edgeq_arena + {self.arena.grad_offset(tensor)})"
+        return f"({ctype} *)(void *)(edgeq_arena + {self.arena.offset(key)})"
 
-    def exp(self, tensor: str) -> str:
-        return f"ge[{self.arena.slot[self.arena.grad[tensor]]}]"
+    def exp(self, key: str) -> str:
+        return f"ge[{self.arena.slot[key]}]"
 
-    def normalize(self, k: int, tensor: str, e_in: str) -> str:
-        n = int(np.prod(self.plan.graph.tensors[tensor].shape, dtype=np.int64))
+    def out(self, node: Node, kind: str = "m") -> str:
+        """The gradient of the node's output (what its rule reads)."""
+        return self.buf(self.arena.grad[node.outputs[0]], kind)
+
+    def out_exp(self, node: Node) -> str:
+        return self.exp(self.arena.grad[node.outputs[0]])
+
+    def into(self, node: Node, i: int) -> str:
+        """The buffer key the node's rule writes input i's gradient into."""
+        return self.arena.writes[(node.name, i)]
+
+    def normalize(self, k: int, key: str, n: int, e_in: str) -> str:
         o = self.plan.options
-        return (f"EQ_TRAIN_TRY({k}, eq_train_normalize({self.grad(tensor, 'acc')}, {n}, {e_in}, {o.grad_bits}, "
-                f"{int(o.rounding == 'stochastic')}, &edgeq_train_draws, {self.grad(tensor, 'm')}, "
-                f"&{self.exp(tensor)}));")
+        return (f"EQ_TRAIN_TRY({k}, eq_train_normalize({self.buf(key, 'acc')}, {n}, {e_in}, {o.grad_bits}, "
+                f"{int(o.rounding == 'stochastic')}, &edgeq_train_draws, {self.buf(key, 'm')}, &{self.exp(key)}));")
+
+    def sum_lines(self, k: int, node: Node) -> list[str]:
+        """After the second reader's rule: add the first gradient of each tensor read twice."""
+        o, lines = self.plan.options, []
+        for tensor, first in self.arena.sums.get(node.name, ()):
+            key, n = self.arena.grad[tensor], _elems(self.plan, tensor)
+            lines += [f"/* {comment_text(tensor)} is read twice: its two gradients add up */",
+                      f"EQ_TRAIN_TRY({k}, eq_train_grad_sum({self.buf(first, 'm')}, {self.exp(first)}, "
+                      f"{self.buf(key, 'm')}, {self.exp(key)}, {n}, {int(o.rounding == 'stochastic')}, "
+                      f"&edgeq_train_draws, {self.buf(key, 'acc')}, &{self.exp(key)}));",
+                      self.normalize(k, key, n, self.exp(key))]
+        return lines
 
     # ---- the C ----------------------------------------------------------------------------
     def emit(self, ctx) -> tuple[str, str, str]:
@@ -142,7 +163,7 @@ class TrainingC:
         for k, node in enumerate(plan.backward):
             ctx.layer = layer_of[node.name]
             impl = lookup("c-backward", node.op, node.name)
-            lines = impl.fn(self, ctx, node, k)
+            lines = impl.fn(self, ctx, node, k) + self.sum_lines(k, node)
             head = f"    {{   /* backward {k}: {comment_text(node.name)} ({comment_text(node.op)}) */\n"
             blocks.append(head + "".join(f"        {line}\n" for line in lines) + "    }\n")
         logits = g.tensors[plan.logits]
@@ -156,9 +177,9 @@ class TrainingC:
                       f"return {a.nbytes};" for i, a in enumerate(self.layout)]
         source = TRAIN_C.format(
             n_slots=max(len(self.arena.slot), 1), classes=classes, bad_label=-(2 + n_layers + n_blocks),
-            logits=ctx.buf(plan.logits), acc=self.grad(plan.logits, "acc"),
+            logits=ctx.buf(plan.logits), acc=self.buf(self.arena.grad[plan.logits], "acc"),
             mult=loss["input_mult"], shift=loss["input_left_shift"], diff_min=loss["diff_min"],
-            normalize=self.normalize(-1, plan.logits, "-14"), blocks="".join(blocks),
+            normalize=self.normalize(-1, self.arena.grad[plan.logits], classes, "-14"), blocks="".join(blocks),
             n_layers=n_layers, state_cases="\n".join(state_rows), n_state=len(self.layout))
         header = TRAIN_H.format(n_blocks=n_blocks, classes=classes, n_state=len(self.layout))
         seed, counter = self.plan.options.seed & 0xFFFFFFFF, int(self.values[-1][0])
@@ -284,7 +305,7 @@ def layer_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
     call = impl.fn(ctx, node, impl.meta["kernel"])  # the forward's params (and its arrays)
     fc = node.op == "QGemm"
     upd = plan.updates.get(node.name)
-    lines = [f"int16_t *m = {t.grad(node.outputs[0], 'm')};"]
+    lines = [f"int16_t *m = {t.out(node)};"]
     if plan.wants[node.name][0] or (upd is not None and upd.weights):  # the kernels that read the geometry
         lines.insert(0, f"static const {call.ptype} p = {{"
                      + ", ".join(f".{f} = {int(v)}" for f, v in call.fields.items()) + "};")
@@ -298,9 +319,10 @@ def layer_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
         gm = _i32(ctx, c["gmult"], "gmult", f"{comment_text(node.name)} input-gradient prescale")
         gs = _i32(ctx, c["gshift"], "gshift", "its shifts")
         fn = "eq_train_fc_input_grad" if fc else "eq_train_conv2d_input_grad"
-        lines.append(f"EQ_TRAIN_TRY({k}, {fn}(&p, m, {weights}, {gm}, {gs}, {t.grad(x, 'acc')}));")
-        lines.append(t.normalize(k, x, f"{t.exp(node.outputs[0])} - {int(c['gexp'])}"))
-    e = t.exp(node.outputs[0])
+        key = t.into(node, 0)
+        lines.append(f"EQ_TRAIN_TRY({k}, {fn}(&p, m, {weights}, {gm}, {gs}, {t.buf(key, 'acc')}));")
+        lines.append(t.normalize(k, key, _elems(plan, x), f"{t.out_exp(node)} - {int(c['gexp'])}"))
+    e = t.out_exp(node)
     if upd is not None and upd.bias:
         y = ctx.shape(node.outputs[0])
         positions = 1 if fc else int(np.prod(y[2:], dtype=np.int64))
@@ -338,11 +360,31 @@ def avgpool_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
     fields = _pool_fields(ctx, node)
     pm = _i32(ctx, c["pmult"], "pmult", f"{comment_text(node.name)} gradient share per tap count")
     ps = _i32(ctx, c["pshift"], "pshift", "their shifts")
-    x = node.inputs[0]
+    key = t.into(node, 0)
     return [f"static const eq_pool_params p = {{" + ", ".join(f".{f} = {int(v)}" for f, v in fields.items()) + "};",
-            f"EQ_TRAIN_TRY({k}, eq_train_avgpool_input_grad(&p, {t.grad(node.outputs[0], 'm')}, {pm}, {ps}, "
-            f"{t.grad(x, 'acc')}));",
-            t.normalize(k, x, f"{t.exp(node.outputs[0])} - {int(c['pexp'])}")]
+            f"EQ_TRAIN_TRY({k}, eq_train_avgpool_input_grad(&p, {t.out(node)}, {pm}, {ps}, {t.buf(key, 'acc')}));",
+            t.normalize(k, key, _elems(t.plan, node.inputs[0]), f"{t.out_exp(node)} - {int(c['pexp'])}")]
+
+
+@implements("c-backward", "QAdd")
+def add_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
+    """Mask, then each wanted input gets the masked gradient, normalized again (same shapes)."""
+    c = t.plan.consts[node.name]
+    n = _elems(t.plan, node.outputs[0])
+    lines = [f"int16_t *m = {t.out(node)};"]
+    if c["lo"] is not None or c["hi"] is not None:
+        lines.append(f"EQ_TRAIN_TRY({k}, eq_train_mask(m, {ctx.buf(node.outputs[0])}, {n}, "
+                     f"{int(c['lo'] is not None)}, {c['lo'] or 0}, {int(c['hi'] is not None)}, {c['hi'] or 0}));")
+    for i in (0, 1):
+        if not t.plan.wants[node.name][i]:
+            continue
+        if ctx.shape(node.inputs[i]) != ctx.shape(node.outputs[0]):
+            raise EdgeqError(f"{node.name}: the C training step has no gradient for a broadcast QAdd input yet",
+                             "train only layers after it (a smaller last:N)")
+        key = t.into(node, i)
+        lines += [f"EQ_TRAIN_TRY({k}, eq_train_widen(m, {n}, {t.buf(key, 'acc')}));",
+                  t.normalize(k, key, n, t.out_exp(node))]
+    return lines
 
 
 @implements("c-backward", *PASS_ON)

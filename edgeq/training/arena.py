@@ -13,12 +13,14 @@ N + 2 + k.
   that produced the tensor in the forward), and is dead after it: each gradient is freed
   right after its node's update. QReshape and QRequant pass their gradient on: the input's
   gradient is the output's buffer and exponent.
-- A tensor read by two nodes would need its two gradients summed: the C step does not do
-  that yet, so such a model is refused here, naming the tensor.
+- A tensor read by two nodes (a residual) gets two gradients: the first one written lives
+  in its own buffer until the second is written, then both are summed into the second's
+  buffer (eq_train_grad_sum, the reference's gradient.add) and normalized there. A tensor
+  read by three or more nodes is refused, naming it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,12 +34,14 @@ PASS_ON = ("QReshape", "QRequant")  # the input gradient is the output gradient 
 @dataclass
 class TrainArena:
     memory: MemoryPlan
-    grad: dict[str, str]     # tensor -> its gradient buffer's key
+    grad: dict[str, str]     # tensor -> the buffer key of its (final) gradient
     slot: dict[str, int]     # gradient buffer key -> index of its exponent (one int32 each)
     loss_step: int
+    writes: dict[tuple[str, int], str] = field(default_factory=dict)  # (node, input) -> key it writes
+    sums: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # node -> (tensor, first key) to add after it
 
-    def grad_offset(self, tensor: str) -> int:
-        return self.memory.extra[self.grad[tensor]][0]
+    def offset(self, key: str) -> int:
+        return self.memory.extra[key][0]
 
     def gradient_bytes(self) -> int:
         """The most gradient bytes alive at one step."""
@@ -68,29 +72,43 @@ def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
             keep_until[t] = max(keep_until.get(t, 0), at[node.name])
     grad: dict[str, str] = {}
     bufs: dict[str, Buffer] = {}
+    writes: dict[tuple[str, int], str] = {}
+    sums: dict[str, list[tuple[str, str]]] = {}
+    producers: dict[str, list[tuple[str, int]]] = {}  # tensor -> (backward node, input) writing its gradient
+    for node in plan.backward:
+        for i, wanted in enumerate(plan.wants[node.name]):
+            if wanted:
+                producers.setdefault(node.inputs[i], []).append((node.name, i))
 
-    def new(tensor: str, first: int) -> None:
-        key = f"grad:{tensor}"
-        consumer = reader_of.get(tensor)
-        last = at[consumer.name] if consumer is not None else first
+    def new(key: str, tensor: str, first: int, last: int) -> str:
         bufs[key] = Buffer(key, 4 * _elems(plan, tensor), first, last, order=10**6 + len(bufs))
-        grad[tensor] = key
+        return key
 
-    new(plan.logits, loss)
+    def last_step(tensor: str) -> int:
+        consumer = reader_of.get(tensor)
+        return at[consumer.name] if consumer is not None else loss
+
+    grad[plan.logits] = new(f"grad:{plan.logits}", plan.logits, loss, last_step(plan.logits))
+    by_name = {n.name: n for n in plan.backward}
     for node in plan.backward:
         for i, wanted in enumerate(plan.wants[node.name]):
             if not wanted:
                 continue
             t = node.inputs[i]
-            if t in grad:
-                raise EdgeqError(f"tensor {t!r} is read by two layers on the training path; the C training step "
-                                 "does not sum two gradients yet", "train only layers after it (a smaller last:N)")
+            made = producers[t]
+            if len(made) > 2 or (len(made) == 2 and any(by_name[n].op in PASS_ON for n, _ in made)):
+                raise EdgeqError(f"tensor {t!r} gets gradients from {len(made)} layers on the training path; the C "
+                                 "training step sums two (a residual), not more nor through a reshape",
+                                 "train only layers after it (a smaller last:N)")
             if node.op in PASS_ON:
-                key = grad[t] = grad[node.outputs[0]]
-                consumer = reader_of.get(t)
-                if consumer is not None:
-                    bufs[key].last = max(bufs[key].last, at[consumer.name])
+                key = grad[t] = writes[(node.name, i)] = grad[node.outputs[0]]
+                bufs[key].last = max(bufs[key].last, last_step(t))
+            elif len(made) == 1:
+                grad[t] = writes[(node.name, i)] = new(f"grad:{t}", t, at[node.name], last_step(t))
+            elif (node.name, i) == made[0]:  # the first of two: kept until the second is written
+                writes[(node.name, i)] = new(f"grad:{t}#1", t, at[node.name], at[made[1][0]])
             else:
-                new(t, at[node.name])
+                grad[t] = writes[(node.name, i)] = new(f"grad:{t}", t, at[node.name], last_step(t))
+                sums.setdefault(node.name, []).append((t, f"grad:{t}#1"))
     memory = plan_memory(g, keep_until=keep_until, extra=list(bufs.values()), **options)
-    return TrainArena(memory, grad, {k: i for i, k in enumerate(bufs)}, loss)
+    return TrainArena(memory, grad, {k: i for i, k in enumerate(bufs)}, loss, writes, sums)
