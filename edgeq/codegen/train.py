@@ -19,8 +19,8 @@ state back the same way. `edgeq_model_train_state(i, &bytes)` lists the state ar
 order of `state_layout` (the runner prints them after training).
 
 Return value of the step: 0, -(1 + layer) when a forward kernel failed, -(1 + EDGEQ_NUM_LAYERS
-+ k) when backward block k failed, -(2 + EDGEQ_NUM_LAYERS + EDGEQ_TRAIN_BLOCKS) for a label
-outside [0, classes).
++ k) when backward block k failed (k = EDGEQ_TRAIN_BLOCKS: the loss), -(2 + EDGEQ_NUM_LAYERS +
+EDGEQ_TRAIN_BLOCKS) for a label outside [0, classes).
 """
 from __future__ import annotations
 
@@ -179,8 +179,8 @@ class TrainingC:
             n_slots=max(len(self.arena.slot), 1), classes=classes, bad_label=-(2 + n_layers + n_blocks),
             logits=ctx.buf(plan.logits), acc=self.buf(self.arena.grad[plan.logits], "acc"),
             mult=loss["input_mult"], shift=loss["input_left_shift"], diff_min=loss["diff_min"],
-            normalize=self.normalize(-1, self.arena.grad[plan.logits], classes, "-14"), blocks="".join(blocks),
-            n_layers=n_layers, state_cases="\n".join(state_rows), n_state=len(self.layout))
+            normalize=self.normalize(n_blocks, self.arena.grad[plan.logits], classes, "-14"), blocks="".join(blocks),
+            n_layers=n_layers, n_blocks=n_blocks, state_cases="\n".join(state_rows), n_state=len(self.layout))
         header = TRAIN_H.format(n_blocks=n_blocks, classes=classes, n_state=len(self.layout))
         seed, counter = self.plan.options.seed & 0xFFFFFFFF, int(self.values[-1][0])
         state = STATE_C.format(model=comment_text(g.name), defs="\n".join(self.state_defs), seed=seed, counter=counter)
@@ -219,8 +219,9 @@ TRAIN_H = """\
  * The forward runs on the same arena as edgeq_model_run; the trained weights and biases,
  * their master residuals and the draw counter live in train_state.c, so edgeq_model_run
  * answers with the learned parameters. Returns 0, -(1 + layer) for a forward kernel,
- * -(1 + EDGEQ_NUM_LAYERS + k) for backward block k, and -(2 + EDGEQ_NUM_LAYERS +
- * EDGEQ_TRAIN_BLOCKS) for a label outside [0, EDGEQ_TRAIN_CLASSES). Not reentrant. */
+ * -(1 + EDGEQ_NUM_LAYERS + k) for backward block k (k = EDGEQ_TRAIN_BLOCKS: the loss), and
+ * -(2 + EDGEQ_NUM_LAYERS + EDGEQ_TRAIN_BLOCKS) for a label outside [0, EDGEQ_TRAIN_CLASSES).
+ * Not reentrant. */
 #define EDGEQ_TRAIN_BLOCKS {n_blocks}
 #define EDGEQ_TRAIN_CLASSES {classes}
 #define EDGEQ_TRAIN_STATE_ARRAYS {n_state}
@@ -255,7 +256,7 @@ int edgeq_model_train_step(const int8_t *input, int32_t label)
         return rc;
     }}
     {{   /* loss: softmax cross-entropy gradient of the int8 logits, exponent -14 */
-        EQ_TRAIN_TRY(-1, eq_train_ce_grad_s8({logits}, {classes}, label, {mult}, {shift}, {diff_min}, {acc}));
+        EQ_TRAIN_TRY({n_blocks}, eq_train_ce_grad_s8({logits}, {classes}, label, {mult}, {shift}, {diff_min}, {acc}));
         {normalize}
     }}
 {blocks}    (void)ge;
