@@ -137,6 +137,9 @@ def test_training_errors_are_one_clear_line(dscnn, tmp_path):
     (tmp_path / "junk.npz").write_text("not numpy")
     assert_clean_failure(edgeq("train", build, "--data", tmp_path / "junk.npz"), "cannot read")
     assert_clean_failure(edgeq("train", build, "--data", tmp_path / "missing.npz"), "does not exist")
+    res = edgeq("compile", model, "--target", "host", "--calib", calib, "--train", "bias", "--weight-bits", "4",
+                "-o", tmp_path / "int4")
+    assert_clean_failure(res, "packed as int4", "--weight-bits 8")
     plain = tmp_path / "plain"
     main(["compile", str(model), "--target", "host", "--calib", str(calib), "-o", str(plain), "-q"])
     assert_clean_failure(edgeq("train", plain, "--data", root / "train.npz"), "not a training build", "--train bias")

@@ -306,6 +306,10 @@ def layer_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
     call = impl.fn(ctx, node, impl.meta["kernel"])  # the forward's params (and its arrays)
     fc = node.op == "QGemm"
     upd = plan.updates.get(node.name)
+    if impl.meta["kernel"].weight_storage != "int8" and (plan.wants[node.name][0] or (upd and upd.weights)):
+        raise EdgeqError(f"layer {node.name!r} keeps its weights packed as int4; the C training step reads int8 "
+                         "weights to pass a gradient through it", "compile with --weight-bits 8, or train only "
+                         "layers after it (a smaller last:N)")
     lines = [f"int16_t *m = {t.out(node)};"]
     if plan.wants[node.name][0] or (upd is not None and upd.weights):  # the kernels that read the geometry
         lines.insert(0, f"static const {call.ptype} p = {{"
