@@ -23,7 +23,7 @@ instructions, not cycles: QEMU models no pipeline, cache or memory timing.
   and both are checked bit-exact against the integer reference on the same input.
 
 LiteRT runs the official int8 .tflite of each MLPerf Tiny model, and edgeq's own TFLite
-export (edgeq.tflite_export) of the same quantized graph for the Fashion-MNIST nets and
+export (edgeq.export.tflite) of the same quantized graph for the Fashion-MNIST nets and
 MobileNetV2. Inputs: one real sample per model (mlperf_inputs "eval", a Fashion-MNIST
 test image, a natural photo for MobileNetV2).
 
@@ -70,7 +70,7 @@ def log(msg: str) -> None:
 def load_model(name: str, work: Path) -> dict:
     """The quantized graph, the float ONNX, a .tflite for LiteRT, calibration and one input."""
     import edgeq
-    from edgeq.tflite_export import export_tflite
+    from edgeq.export.tflite import export_tflite
     if name in MLPERF:
         from edgeq.models.mlperf_inputs import mlperf_dir, mlperf_inputs
         folder = mlperf_dir(name)
@@ -100,7 +100,7 @@ def empty_model(work: Path) -> dict:
     import onnx
     from onnx import TensorProto, helper
     import edgeq
-    from edgeq.tflite_export import export_tflite
+    from edgeq.export.tflite import export_tflite
     g = helper.make_graph([helper.make_node("Relu", ["input"], ["output"])], "empty",
                           [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1])],
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1])])
@@ -169,7 +169,7 @@ def edgeq_c(q, feeds: dict, want: dict, work: Path, cpu) -> dict:
     from edgeq.codegen import generate_c, io_info
     from edgeq.codegen.mains import host_main_c
     from edgeq.lower_tvm.harness import qemu_command
-    from edgeq.memory_plan import plan_memory
+    from edgeq.planning.memory_plan import plan_memory
     from edgeq.runtime_c.scratch import scratch_size
     from edgeq.targets import c_project as cp
     from edgeq.targets.elfsize import symbol
@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", type=Path, help="earlier --json: the source of skipped columns")
     ap.add_argument("--keep", type=Path, help="keep the build folders here")
     args = ap.parse_args(argv)
-    from edgeq.intref.interpreter import quantize_inputs, run_reference
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
     from edgeq.lower_tvm.cpus import get_cpu
     from edgeq.targets.profile_qemu import plugin_library
     cpu, skip = get_cpu(args.cpu), set(filter(None, args.skip.split(",")))

@@ -8,7 +8,7 @@ CLE costs before any rounding), edgeq int8 naive / + CLE (with high-bias absorpt
 onnxruntime's quantize_static (QDQ, MinMax, int8 activations and weights, after
 quant_pre_process, on the same calibration images) — each with per-tensor and per-channel
 weights. The edgeq rows run the real pipeline: import_onnx -> the compile float passes
-(targets.pipeline.float_passes) -> calibrate -> quantize -> the integer reference.
+(edgeq.driver.pipeline.float_passes) -> calibrate -> quantize -> the integer reference.
 
 Metrics against the float logits on `--n` natural images (models/natural_images.py,
 seed 0; calibration uses seed 1, disjoint crops):
@@ -46,11 +46,11 @@ def edgeq_graphs(onnx_path: Path, granularity: str, equalize: bool, bc_mode: str
     """The float graph after the compile passes and its int8 graph. The passes run as
     `edgeq compile` runs them: with per-channel weights guarded (passes/dfq_guard.py) on
     the calibration images, unless `unguarded`."""
-    from edgeq.calibrate import calibrate
-    from edgeq.onnx_import import import_onnx
+    from edgeq.calibration.calibrate import calibrate
+    from edgeq.importer.load import import_onnx
     from edgeq.passctx import PassContext
-    from edgeq.quantize import quantize
-    from edgeq.targets.pipeline import CompileOptions, float_passes, run_float_passes
+    from edgeq.quantization.quantize import quantize
+    from edgeq.driver.pipeline import CompileOptions, float_passes, run_float_passes
 
     opts = CompileOptions(weight_granularity=granularity, equalize=equalize,
                           bias_correction=bc_mode is not None, progress=False,
@@ -71,7 +71,7 @@ def edgeq_graphs(onnx_path: Path, granularity: str, equalize: bool, bc_mode: str
 
 
 def run_int8(qgraph, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
-    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
     name, out = qgraph.inputs[0], qgraph.outputs[0]
     ys = []
     for i in range(0, len(x), batch):
@@ -81,7 +81,7 @@ def run_int8(qgraph, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
 
 
 def run_float_graph(graph, x: np.ndarray) -> np.ndarray:
-    from edgeq.float_exec import run_float
+    from edgeq.floatexec.executor import run_float
     name = graph.inputs[0]
     return np.concatenate([run_float(graph, {name: x[i:i + BATCH]})[graph.outputs[0]]
                            for i in range(0, len(x), BATCH)])
@@ -163,9 +163,9 @@ def fmnist(limit: int, only: str | None = None, diagnostics: bool = False) -> No
     """The Fashion-MNIST MobileNetV2-style reference model: top-1 against the labels
     (calibration: the first 512 training images, like benchmarks/fmnist_accuracy.py), and
     the fidelity metrics against the float model's outputs."""
-    from edgeq.float_exec import run_float
+    from edgeq.floatexec.executor import run_float
     from edgeq.models.fmnist import load_fmnist, preprocess
-    from edgeq.onnx_import import import_onnx
+    from edgeq.importer.load import import_onnx
 
     path = Path(__file__).resolve().parents[1] / "models" / "fmnist_mobilenetv2.onnx"
     calib = preprocess(load_fmnist("train")[0][:512])

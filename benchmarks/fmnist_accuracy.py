@@ -20,7 +20,7 @@ from peers import run_onnx  # noqa: E402
 
 def int8_logits(model: Path, calib: np.ndarray, x: np.ndarray, granularity: str, **opts) -> np.ndarray:
     import edgeq
-    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
     q = edgeq.compile(model, target="reference", calib=calib, weight_granularity=granularity,
                       progress=False, **opts).qgraph
     ys = []

@@ -27,7 +27,7 @@ class FirmwareRun:
 
 
 def measure_firmware(target, out_dir: Path, qgraph, feeds: dict[str, np.ndarray]) -> FirmwareRun:
-    from edgeq.intref.interpreter import run_reference
+    from edgeq.reference.interpreter import run_reference
     from edgeq.targets import c_project as cp
     from edgeq.targets import qemu
     from edgeq.targets.elfsize import symbol

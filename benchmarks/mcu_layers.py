@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeq.intref.interpreter import run_reference
+from edgeq.reference.interpreter import run_reference
 from edgeq.ir import Graph, Node
 
 

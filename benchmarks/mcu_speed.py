@@ -82,7 +82,7 @@ def backend_for(kind: str, cpu: str, cache: Path, nhwc_isa: str | None = None):
 def measure(name: str, cpus: list[str], kinds: list[str], work: Path, cache: Path, log,
             nhwc_isa: str | None = None) -> dict:
     import edgeq
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     from edgeq.targets import get_target
     from mcu_edgeq_fw import measure_firmware
     from mcu_harness import build_and_run

@@ -53,10 +53,10 @@ ROWS: set[str] = set()  # --rows: evaluate only these plans (--imagenet; to spli
 
 
 def prepare(onnx_path, calib: np.ndarray):
-    from edgeq.calibrate import calibrate
-    from edgeq.onnx_import import import_onnx
+    from edgeq.calibration.calibrate import calibrate
+    from edgeq.importer.load import import_onnx
     from edgeq.passctx import PassContext
-    from edgeq.targets.pipeline import CompileOptions, float_passes, run_float_passes
+    from edgeq.driver.pipeline import CompileOptions, float_passes, run_float_passes
     graph = import_onnx(onnx_path)
     ctx = PassContext(calib=None, options={"weight_granularity": "per-channel", "weight_bits": 8})
     # per-channel weights: the compile default adds no DFQ pass, so no guard is needed here
@@ -66,21 +66,21 @@ def prepare(onnx_path, calib: np.ndarray):
 
 def quantize_plan(graph, ranges, plan, calib: np.ndarray | None = None):
     """As `edgeq compile --calib` does it: GPTQ rounding of the int4 layers
-    (edgeq/round_weights.py), quantization, integer bias correction (edgeq/calibrate_bias.py)."""
-    from edgeq.quantize import quantize
+    (edgeq/quantization/gptq.py), quantization, integer bias correction (passes/correct_bias_integer.py)."""
+    from edgeq.quantization.quantize import quantize
     rounded = graph
     if calib is not None and ROUNDING == "gptq":
         from edgeq.passes.round_weights_gptq import gptq_rounded
         rounded = gptq_rounded(graph, {graph.inputs[0]: calib}, plan)
     q = quantize(rounded, ranges, weight_granularity="per-channel", weight_bits=plan)
     if calib is not None and BIAS_CORR:
-        from edgeq.calibrate_bias import correct_bias_quantized
+        from edgeq.passes.correct_bias_integer import correct_bias_quantized
         q = correct_bias_quantized(q, graph, {graph.inputs[0]: calib})
     return q
 
 
 def run_int(graph, ranges, plan, x: np.ndarray, calib: np.ndarray | None = None) -> np.ndarray:
-    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
     q = quantize_plan(graph, ranges, plan, calib)
     name, out = q.inputs[0], q.outputs[0]
     return np.concatenate([dequantize_outputs(q, run_reference(q, quantize_inputs(q, {name: x[i:i + 256]})))[out]
@@ -93,7 +93,7 @@ def run_host(q, x: np.ndarray, n_check: int = 1) -> np.ndarray:
     self-check), ~100x quicker on 224x224. The first `n_check` images are also run through
     the reference and must match exactly, so a wrong build cannot slip into the table."""
     import tempfile
-    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
     from edgeq.targets.host import HostTarget
     name, out = q.inputs[0], q.outputs[0]
     xq = quantize_inputs(q, {name: x})[name]
@@ -280,7 +280,7 @@ def latency_section():
     from edgeq.models.fmnist import load_fmnist, preprocess
     from edgeq.models.registry import model_path
     from edgeq.targets import get_target
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     xtr, _ = load_fmnist("train")
     calib = preprocess(xtr[:256])
     target = get_target("cortex-m7")

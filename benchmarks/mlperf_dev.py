@@ -52,7 +52,7 @@ def held_out_edgeq(name: str, x: np.ndarray, fold: np.ndarray, options: dict) ->
     """edgeq's dequantized outputs on every sample, each from a compile without its fold;
     and the bias-correction decision per fold (K kept, R reverted, - none)."""
     import edgeq
-    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
     from edgeq.models.mlperf_inputs import mlperf_dir
     out, decisions = None, ""
     for k in np.unique(fold):

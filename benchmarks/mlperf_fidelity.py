@@ -44,7 +44,7 @@ N_EVAL = 512
 def edgeq_int8(model: Path, calib: np.ndarray, x: np.ndarray, granularity: str,
                percentile: float | None = None) -> np.ndarray:
     import edgeq
-    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
     result = edgeq.compile(model, target="reference", calib=calib, weight_granularity=granularity,
                            calib_percentile=percentile, progress=False)
     q = result.qgraph

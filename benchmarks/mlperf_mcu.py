@@ -15,7 +15,7 @@ For each model in ../shared/models/mlperf-tiny (skipped when absent):
    arena + the painted stack peak) and stack from report.json;
 5. TFLite Micro's arena (tflite-micro's Python interpreter, print_allocations(), reference
    kernels, host build) for the official int8 model (reference_int8.tflite) and for
-   edgeq's own export of the same quantized graph (edgeq.tflite_export). "head" is the
+   edgeq's own export of the same quantized graph (edgeq.export.tflite). "head" is the
    planned activations + scratch, the part comparable with edgeq's arena; "total" adds
    TFLM's persistent structs (64-bit host pointers: smaller on a 32-bit MCU).
 
@@ -23,7 +23,7 @@ For each model in ../shared/models/mlperf-tiny (skipped when absent):
                                     [--scratch always]
 
 --scratch always is a diagnostic: the memory planner then gives every conv / FC layer its
-im2col scratch even where that raises the arena (edgeq.memory_plan's scratch="always"),
+im2col scratch even where that raises the arena (edgeq.planning.memory_plan's scratch="always"),
 to show what the default ("fit": scratch only under the activations' arena) costs in
 instructions.
 
@@ -49,12 +49,12 @@ TARGET = "cortex-m7"
 
 
 def measure(name: str, folder: Path, n_inputs: int, work: Path) -> dict:
-    from edgeq.intref.interpreter import quantize_inputs, run_reference
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
     from edgeq.models.mlperf_inputs import mlperf_inputs
     from edgeq.targets import get_target
-    from edgeq.targets.pipeline import CompileOptions, compile_model
-    from edgeq.tflite_export import export_tflite
-    from edgeq.tflite_run import tflm_allocations
+    from edgeq.driver.pipeline import CompileOptions, compile_model
+    from edgeq.export.tflite import export_tflite
+    from edgeq.export.tflite_run import tflm_allocations
 
     t0 = time.perf_counter()
     out = work / name
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.scratch != "fit":
         import functools
-        from edgeq import memory_plan
+        from edgeq.planning import memory_plan
         from edgeq.targets import c_project
         c_project.plan_memory = functools.partial(memory_plan.plan_memory, scratch=args.scratch)
     from tests.conftest import MLPERF

@@ -46,9 +46,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     wanted = set(filter(None, args.models.split(",")))
     from edgeq.codegen import plan_memory
-    from edgeq.targets.pipeline import CompileOptions, compile_model
-    from edgeq.tflite_export import export_tflite
-    from edgeq.tflite_run import tflm_allocations
+    from edgeq.driver.pipeline import CompileOptions, compile_model
+    from edgeq.export.tflite import export_tflite
+    from edgeq.export.tflite_run import tflm_allocations
 
     header = f"{'model':<22}{'edgeq arena':>13}{'TFLM head':>12}{'TFLM total':>12}{'head/edgeq':>12}{'tflite B':>10}"
     print(header)

@@ -78,7 +78,7 @@ def epoch_orders(n: int, epochs: int, seed: int) -> list[np.ndarray]:
 
 def float_finetune(float_graph, updates, x, y, lr, orders):
     """Plain SGD, batch 1, on the float graph's W/B of the chosen layers (and channels)."""
-    from edgeq.float_exec import FloatModule
+    from edgeq.floatexec.executor import FloatModule
     net = FloatModule(float_graph.copy())
     params, masks = [], []
     by_node = {n.name: n for n in net.graph.nodes}
@@ -124,7 +124,7 @@ def float_accuracy(net, x, y) -> float:
 def activations(qgraph, x_int8, names, chunk=500):
     """The named tensors of the deployed graph for a batch (the frozen prefix of every plan:
     frozen tensors never change, so one reference run serves all specs)."""
-    from edgeq.intref.interpreter import run_reference
+    from edgeq.reference.interpreter import run_reference
     names = sorted(set(names))
     parts = [run_reference(qgraph, {qgraph.inputs[0]: x_int8[i:i + chunk]}, names)
              for i in range(0, len(x_int8), chunk)]
@@ -153,7 +153,7 @@ def firmware_run(args, spec, lr, qgraph, d, orders, plan, state, work: Path) -> 
     """edgeq compile --train SPEC --train-lr LR, then edgeq train with the same samples in the
     same order (all epochs as one stream); the learned graph against the reference state."""
     import subprocess
-    from edgeq.onnx_io import load_graph
+    from edgeq.graphio.onnx_io import load_graph
     (xf, yf), (xt, yt) = d["ft"], d["test"]
     build = work / f"build_{spec.replace(':', '_')}"
     np.save(work / "calib.npy", d["calib"])
@@ -173,7 +173,7 @@ def firmware_run(args, spec, lr, qgraph, d, orders, plan, state, work: Path) -> 
     trained = state.to_graph()
     same = all(np.array_equal(learned.const(name), trained.const(name))
                for name, t in trained.tensors.items() if t.is_const)
-    from edgeq.intref.interpreter import quantize_inputs, run_reference
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
     xi = quantize_inputs(learned, {learned.inputs[0]: xt})[learned.inputs[0]]
     logits = np.concatenate([run_reference(learned, {learned.inputs[0]: xi[i:i + 500]})[learned.outputs[0]]
                              for i in range(0, len(xi), 500)])
@@ -183,7 +183,7 @@ def firmware_run(args, spec, lr, qgraph, d, orders, plan, state, work: Path) -> 
 # ---- the run --------------------------------------------------------------------------------
 
 def resolve(spec, qgraph, d, args, options):
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     from edgeq.training.auto import select
     from edgeq.training.spec import resolve as resolve_spec
     if spec != "auto":
@@ -206,8 +206,8 @@ def main(argv=None) -> int:
     import dataclasses
 
     import edgeq
-    from edgeq.float_exec import FloatModule
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.floatexec.executor import FloatModule
+    from edgeq.reference.interpreter import quantize_inputs
     from edgeq.training import TrainOptions, TrainState, build_plan
     from edgeq.training.memory import step_memory
 
@@ -312,7 +312,7 @@ def print_step_sizes(qgraph, d, args) -> int:
     """|step| of every weight and bias update during int8 last:2 fine-tuning, in units of
     the int8 weight / int32 bias (instrumented: the steps are recorded as update.step
     returns them)."""
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     from edgeq.training import TrainOptions, build_plan
     from edgeq.training import update
     plan = build_plan(qgraph, "last:2", TrainOptions(lr=args.step_sizes))

@@ -97,8 +97,8 @@ def compile_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ):
     """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build)."""
-    from edgeq.targets.pipeline import CompileOptions, compile_model
-    from edgeq.summary import print_compile_summary
+    from edgeq.driver.pipeline import CompileOptions, compile_model
+    from edgeq.report.summary import print_compile_summary
 
     if weight_bits not in ("8", "4", "auto"):
         raise EdgeqError(f"unknown --weight-bits {weight_bits!r}", "use 8, 4 or auto")
@@ -127,7 +127,7 @@ def run_cmd(
     check: bool = typer.Option(False, "--check", help="also run the integer reference; exit 3 unless bit-identical"),
 ):
     """Run a compiled model on its target's runner (Python reference, host process, QEMU board)."""
-    from edgeq.runner import run_build
+    from edgeq.driver.runner import run_build
     run_build(build_dir, input, output, raw=raw, check=check, console=out)
 
 
@@ -141,8 +141,8 @@ def train_cmd(
 ):
     """Train a --train build on its target's runner (QEMU board, host process), one sample per step,
     then write the learned weights back into DIR so that `edgeq run` and `edgeq flash` use them."""
-    from edgeq.runner import train_build
-    from edgeq.summary import print_training
+    from edgeq.driver.runner import train_build
+    from edgeq.report.summary import print_training
     section = train_build(build_dir, data, epochs, lr, out, progress=not quiet)
     print_training(section, out)
 
@@ -166,7 +166,7 @@ def inspect_cmd(
     input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs (a model only)"),
 ):
     """Print a per-layer table: op, shapes, MACs, weight/activation bits, scales."""
-    from edgeq.summary import inspect_path
+    from edgeq.report.summary import inspect_path
     inspect_path(path, out, _parse_shapes(input_shape))
 
 
@@ -177,7 +177,7 @@ def flash_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the command, do not run it"),
 ):
     """Flash the firmware ELF into a board (or an emulated one) and report the run."""
-    from edgeq.runner import flash_build
+    from edgeq.driver.runner import flash_build
     flash_build(build_dir, probe, dry_run, console=out)
 
 
@@ -187,7 +187,7 @@ def profile_cmd(
     device: str = typer.Option("qemu", "--device", help="qemu | host | adb[:SERIAL]"),
 ):
     """Per-layer cost: exact instruction counts on the emulated board (qemu)."""
-    from edgeq.runner import profile_build
+    from edgeq.driver.runner import profile_build
     profile_build(build_dir, device, console=out)
 
 

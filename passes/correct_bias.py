@@ -134,7 +134,7 @@ def empirical_input_means(graph: Graph, calib: list[dict[str, np.ndarray]],
     """Mean input map (per position: [C, H, W], Gemm [K]) of every layer over the samples,
     accumulated chunk by chunk (all of MobileNetV2's layer inputs for 512 samples at
     224x224 would not fit in memory)."""
-    from edgeq.float_exec import run_float
+    from edgeq.floatexec.executor import run_float
     names = sorted({n.inputs[0] for n in layers})
     sums: dict[str, np.ndarray] = {}
     count = 0
@@ -161,7 +161,7 @@ def _conv_error_mean(node: Node, dW: np.ndarray, mean_map: np.ndarray) -> np.nda
 
 
 def correct_bias(graph: Graph, ctx: PassContext) -> Graph:
-    from edgeq.quantize_weights import fake_quantize_weights
+    from edgeq.quantization.weights import fake_quantize_weights
 
     per_channel = ctx.options.weight_granularity != "per-tensor"
     mode = ctx.options.bias_correction_mode

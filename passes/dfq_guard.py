@@ -48,7 +48,7 @@ _BATCH = 16  # samples per integer-reference call: bounds memory at 224x224
 
 
 def _float_outputs(graph: Graph, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    from edgeq.float_exec import run_float
+    from edgeq.floatexec.executor import run_float
     n = len(next(iter(feeds.values())))
     out = graph.outputs[0]
     return np.concatenate([run_float(graph, {k: v[i:i + _BATCH] for k, v in feeds.items()})[out]
@@ -56,9 +56,9 @@ def _float_outputs(graph: Graph, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _int8_outputs(graph: Graph, feeds: dict[str, np.ndarray], ctx: PassContext) -> np.ndarray:
-    from edgeq.calibrate import calibrate
-    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
-    from edgeq.quantize import quantize
+    from edgeq.calibration.calibrate import calibrate
+    from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    from edgeq.quantization.quantize import quantize
     ranges = calibrate(graph, feeds, progress=False, options=ctx.options.calibration)
     q = quantize(graph, ranges, weight_granularity=ctx.options.weight_granularity,
                  weight_bits=ctx.options.weight_bits)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.float_exec import run_node, to_torch
+from edgeq.floatexec.executor import run_node, to_torch
 from edgeq.ir import Graph
 from edgeq.passctx import PassContext
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from edgeq.ir import Graph
 from edgeq.passctx import PassContext
-from edgeq.quantize import weight_bits_per_layer
-from edgeq.round_weights import LIMIT, chunks, gptq_layer, hessian, layer_groups, sequential_inputs
+from edgeq.quantization.quantize import weight_bits_per_layer
+from edgeq.quantization.gptq import LIMIT, chunks, gptq_layer, hessian, layer_groups, sequential_inputs
 
 
 def round_weights_gptq(graph: Graph, ctx: PassContext) -> Graph:

@@ -234,7 +234,7 @@ def pack_depthwise(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") 
 def pack_add(attrs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """QAdd's (table_a, table_b, rq) for eq_nhwc_add_s8_<isa> (every variant): the tables
     are the integer reference's own input rescaling of each of the 256 int8 values."""
-    from edgeq.intref._common import mbqm_checked
+    from edgeq.reference._common import mbqm_checked
     ls = int(attrs.get("left_shift", 20))
     q = np.arange(-128, 128, dtype=np.int64)
     tables = [mbqm_checked((q - int(attrs[f"{s}_zp"])) << ls, int(attrs[f"{s}_mult"]), int(attrs[f"{s}_shift"]),

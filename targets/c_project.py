@@ -20,7 +20,7 @@ from edgeq.codegen import PORTABLE, KernelChoice, generate_c, io_info, plan_memo
 from edgeq.codegen.mains import vectors_c
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
-from edgeq.memory_plan import MemoryPlan
+from edgeq.planning.memory_plan import MemoryPlan
 
 SETUP_FIX = "run `make setup` (or: sudo apt-get install --no-install-recommends {pkg})"
 APT_FIX = "sudo apt-get install --no-install-recommends {pkg}"
@@ -122,7 +122,7 @@ def write_vectors(src: Path, io: dict, feeds: dict[str, np.ndarray] | None,
 def reference_expected(qgraph: Graph, vectors: dict[str, np.ndarray] | None):
     if not vectors:
         return None
-    from edgeq.intref.interpreter import run_reference
+    from edgeq.reference.interpreter import run_reference
     return run_reference(qgraph, vectors)
 
 

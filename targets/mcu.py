@@ -29,7 +29,7 @@ from edgeq import runtime_c
 from edgeq.codegen import plan_memory
 from edgeq.codegen.mains import firmware_main_c, firmware_train_main_c, train_vectors_c
 from edgeq.errors import EdgeqError
-from edgeq.memory_plan import plot_timeline
+from edgeq.planning.memory_plan import plot_timeline
 from edgeq.targets import c_project as cp
 from edgeq.targets import qemu
 from edgeq.targets.elfsize import memory_report, symbol_sizes

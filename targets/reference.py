@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.intref.interpreter import run_reference
-from edgeq.onnx_io import load_graph
+from edgeq.reference.interpreter import run_reference
+from edgeq.graphio.onnx_io import load_graph
 
 
 class ReferenceTarget:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq import fixedpoint as fp
-from edgeq.intref import load_all
+from edgeq.reference import load_all
 from edgeq.ir import Node
 
 M_EXTREMES = (1 << 30, (1 << 31) - 1)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeq import fixedpoint as fp
-from edgeq.intref import run_node
-from edgeq.intref.avgpool import avgpool_recips
-from edgeq.intref.conv import conv_accumulate
+from edgeq.reference import run_node
+from edgeq.reference.avgpool import avgpool_recips
+from edgeq.reference.conv import conv_accumulate
 from edgeq.runtime_c import packing
 
 from ._ckernels import M_EXTREMES, mults_shifts, node, rand_i8

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from edgeq import fixedpoint as fp
-from edgeq.intref import load_all, run_node
+from edgeq.reference import load_all, run_node
 from edgeq.ir import QDOMAIN, Graph, Node, QParams, Tensor
 from edgeq.training.plan import RuleInfo, TrainOptions, TrainPlan
 from edgeq.training.rules import load_rules
@@ -86,7 +86,7 @@ def small_net():
     from pathlib import Path
 
     import edgeq
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     from tests._onnx_builders import ConvBnNet, export_legacy
 
     with tempfile.TemporaryDirectory() as d:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from edgeq import fixedpoint as fp
-from edgeq.intref import run_node
-from edgeq.intref.conv import conv_accumulate
+from edgeq.reference import run_node
+from edgeq.reference.conv import conv_accumulate
 from edgeq.ir import Node
 
 from . import _cbuild as cb

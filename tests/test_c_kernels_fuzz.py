@@ -16,10 +16,10 @@ import pytest
 
 from edgeq import fixedpoint as fp
 from edgeq.codegen.carray import pack_s4
-from edgeq.intref import run_node
-from edgeq.intref.avgpool import avgpool_recips
-from edgeq.intref.conv import conv_accumulate
-from edgeq.intref.softmax import softmax_params
+from edgeq.reference import run_node
+from edgeq.reference.avgpool import avgpool_recips
+from edgeq.reference.conv import conv_accumulate
+from edgeq.reference.softmax import softmax_params
 
 from . import _cbuild as cb
 from ._ckernels import mults_shifts, node, rand_i8

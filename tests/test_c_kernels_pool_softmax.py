@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeq.intref import run_node
-from edgeq.intref.avgpool import avgpool_recips
-from edgeq.intref.softmax import softmax_params
+from edgeq.reference import run_node
+from edgeq.reference.avgpool import avgpool_recips
+from edgeq.reference.softmax import softmax_params
 
 from . import _cbuild as cb
 from ._ckernels import node, rand_i8

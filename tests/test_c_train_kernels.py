@@ -310,7 +310,7 @@ def dscnn_like(tmp_path_factory):
     import torch
     from torch import nn
     import edgeq
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     from ._onnx_builders import export_legacy
 
     def cbr(cin, cout, k, s, g=1):

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import edgeq.calibrate as cal
-from edgeq.calibrate import (DATA_FREE_NOTICE, activation_names, calibrate, data_free_ranges,
+import edgeq.calibration.calibrate as cal
+from edgeq.calibration.calibrate import (DATA_FREE_NOTICE, activation_names, calibrate, data_free_ranges,
                              load_calibration_file)
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node, Tensor
-from edgeq.observers import Histogram, MinMax, mse_range, percentile_range
+from edgeq.calibration.observers import Histogram, MinMax, mse_range, percentile_range
 
 RNG = np.random.default_rng(0)
 
@@ -200,7 +200,7 @@ def test_data_free_uses_bn_stats_through_the_fused_relu():
     g.meta["bn_stats"] = {"c": {"gamma": np.array([1.0, 2.0, 0.5]), "beta": np.array([0.0, 1.0, -3.0]),
                                 "mean": np.zeros(3), "var": np.ones(3), "eps": 1e-5}}
     r = data_free_ranges(g)
-    from edgeq.calibrate_datafree import K_STD
+    from edgeq.calibration.datafree import K_STD
     assert r["c"] == (0.0, 1.0 + K_STD * 2.0)  # lo clamped by the fused ReLU
     assert r["y"] == r["c"]                     # MaxPool maps the BN range exactly
     assert r["x"][0] < -2 and r["x"][1] > 2     # synthetic N(0, 1) input

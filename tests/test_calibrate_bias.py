@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.calibrate import calibrate
-from edgeq.calibrate_bias import _int_output, _int_preact, correct_bias_quantized
-from edgeq.intref import load_all, run_node
-from edgeq.intref.interpreter import quantize_inputs, run_reference
+from edgeq.calibration.calibrate import calibrate
+from edgeq.passes.correct_bias_integer import _int_output, _int_preact, correct_bias_quantized
+from edgeq.reference import load_all, run_node
+from edgeq.reference.interpreter import quantize_inputs, run_reference
 from edgeq.ir import Graph, Node, Tensor
-from edgeq.quantize import quantize
+from edgeq.quantization.quantize import quantize
 
 RNG = np.random.default_rng(3)
 
@@ -52,8 +52,8 @@ def _torch_float_preacts(g: Graph, x: np.ndarray) -> dict[str, tuple]:
 
 def _layer_errors(q: Graph, g: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     """Mean real pre-activation error per channel of every QConv on x: the integer
-    reference's own accumulators (edgeq.intref.conv) times s_in * s_w[c], minus torch."""
-    from edgeq.intref.conv import conv_accumulate
+    reference's own accumulators (edgeq.reference.conv) times s_in * s_w[c], minus torch."""
+    from edgeq.reference.conv import conv_accumulate
     feeds = quantize_inputs(q, {"x": x})
     ints = {**run_reference(q, feeds, outputs=["h"]), "x": feeds["x"]}
     floats = _torch_float_preacts(g, x)
@@ -97,7 +97,7 @@ def _graph_data_and_two_quantizations():
 
 
 def test_a_correction_that_worsens_the_outputs_is_undone(monkeypatch):
-    import edgeq.calibrate_bias as cb
+    import edgeq.passes.correct_bias_integer as cb
     g, x, q0, q = _graph_data_and_two_quantizations()
     real = cb._float_preact
     # a float side that is off by a constant: every layer's "correction" now moves away from float
@@ -114,7 +114,7 @@ def test_a_correction_that_worsens_the_outputs_is_undone(monkeypatch):
 
 def _spy_passes(monkeypatch):
     """Record every _sequential_pass: (correct, the set of samples it saw)."""
-    import edgeq.calibrate_bias as cb
+    import edgeq.passes.correct_bias_integer as cb
     real, seen = cb._sequential_pass, []
 
     def spy(qgraph, fgraph, feeds, chunk, correct, float_side=True):
@@ -146,7 +146,7 @@ def test_the_guard_scores_each_fold_with_shifts_fitted_on_the_others(monkeypatch
 
 
 def test_shifts_that_only_fit_their_own_samples_are_undone(monkeypatch):
-    import edgeq.calibrate_bias as cb
+    import edgeq.passes.correct_bias_integer as cb
     g, x, q0, q = _graph_data_and_two_quantizations()
     real = cb._float_preact
     even = {x[i].tobytes() for i in range(0, len(x), 2)}

@@ -1,7 +1,7 @@
 """Generated C on the host equals the integer reference, byte for byte.
 
 Graphs are built by hand with edgeq.ir (tiny, per op); `qgraph_*` builders are reused by
-tests/test_mcu.py. The oracle is edgeq.intref.interpreter.run_reference.
+tests/test_mcu.py. The oracle is edgeq.reference.interpreter.run_reference.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 
 from edgeq.codegen import generate_c
 from edgeq.codegen.names import NameTable, sanitize
-from edgeq.intref.avgpool import avgpool_recips
-from edgeq.intref.interpreter import run_reference
+from edgeq.reference.avgpool import avgpool_recips
+from edgeq.reference.interpreter import run_reference
 from edgeq.ir import Graph, Node, QParams, Tensor, QDOMAIN
 from edgeq.codegen import plan_memory
 
@@ -123,7 +123,7 @@ class G:
                          {"x_zp": int(self.g.tensors[x].q.zero_point), "y_zp": 4, "act_min": -128, "act_max": 127})
 
     def softmax(self, x, axis=-1):
-        from edgeq.intref.softmax import softmax_params
+        from edgeq.reference.softmax import softmax_params
         attrs = {"axis": axis, **softmax_params(0.1)}
         return self.node("QSoftmax", [x], self.g.tensors[x].shape, attrs)
 
@@ -348,9 +348,9 @@ def test_scratch_policy_always_gives_every_layer_its_scratch_and_stays_exact(tmp
     from edgeq import cli
     from edgeq.models.fmnist import available, load_fmnist, preprocess
     from edgeq.models.registry import model_path
-    from edgeq.onnx_io import load_graph
+    from edgeq.graphio.onnx_io import load_graph
     from edgeq.targets import get_target
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     if not available():
         pytest.skip("Fashion-MNIST data is absent (Debian package dataset-fashion-mnist)")
     x, _ = load_fmnist("train")

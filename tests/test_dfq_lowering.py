@@ -5,7 +5,7 @@ The Fashion-MNIST MobileNetV2-style reference model is compiled by the real pipe
 equalization, high-bias absorption and bias correction on, once with per-tensor and once
 with per-channel weights (per-channel: unguarded, so the passes' rewrites are what gets
 lowered even where passes/dfq_guard.py would have dropped them). The integer reference
-(edgeq.intref) must then equal, byte for byte:
+(edgeq.reference) must then equal, byte for byte:
 
 - the host C build (target "host"),
 - the firmware on QEMU's Cortex-M7 board (target "cortex-m7"),
@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from edgeq.intref.interpreter import run_reference
+from edgeq.reference.interpreter import run_reference
 from edgeq.targets import get_target
 
 from .test_codegen_host import check_target
@@ -35,7 +35,7 @@ N_REAL = 8  # real (quantized) test images per lowering, besides check_target's 
 @lru_cache(maxsize=None)
 def _compiled(granularity: str):
     from edgeq.models.registry import REFERENCE_MODELS
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     path = REFERENCE_MODELS["mobilenetv2"]
     if not path.is_file():
         pytest.skip(f"{path} is absent")

@@ -20,7 +20,7 @@ from edgeq.passes.absorb_high_bias import absorb_high_bias
 from edgeq.passes.correct_bias import clipped_normal_mean, correct_bias
 from edgeq.passes.equalize_cross_layer import (equalize_cross_layer, find_links, in_ranges,
                                                out_ranges)
-from edgeq.quantize_weights import fake_quantize_weights
+from edgeq.quantization.weights import fake_quantize_weights
 
 F = torch.nn.functional
 
@@ -314,7 +314,7 @@ def _mean_channel_error(g_float: Graph, g_corr: Graph, x: np.ndarray, per_channe
 @pytest.mark.parametrize("mode", ["data-free", "empirical"])
 def test_correct_bias_zeroes_mean_output_error(mode):
     if mode == "empirical":
-        pytest.importorskip("edgeq.float_exec")
+        pytest.importorskip("edgeq.floatexec.executor")
     g = _gaussian_pre_act_graph(pad=0 if mode == "data-free" else 1)
     opts = {"weight_granularity": "per-tensor", "weight_bits": 4, "bias_correction_mode": mode}
     calib = [{"x": s[None]} for s in inputs(n=64, seed=10, cin=8, hw=12)]
@@ -366,8 +366,8 @@ def mnv2():
     """MobileNetV2 float graph after the compile passes up to fuse_activation, + inputs."""
     from edgeq.models.mobilenetv2_imagenet import export_onnx, load_pretrained
     from edgeq.models.natural_images import natural_images
-    from edgeq.onnx_import import import_onnx
-    from edgeq.targets.pipeline import CompileOptions, float_passes, run_float_passes
+    from edgeq.importer.load import import_onnx
+    from edgeq.driver.pipeline import CompileOptions, float_passes, run_float_passes
     try:
         load_pretrained()
     except Exception as e:  # EdgeqError: the weights package is not installed
@@ -379,7 +379,7 @@ def mnv2():
 
 
 def _float(graph, x):
-    from edgeq.float_exec import run_float
+    from edgeq.floatexec.executor import run_float
     return run_float(graph, {graph.inputs[0]: x})[graph.outputs[0]]
 
 
@@ -496,7 +496,7 @@ def test_dfq_guard_without_calibration_data_runs_unguarded():
 
 
 def test_compile_guards_the_passes_for_per_channel_weights_only():
-    from edgeq.targets.pipeline import CompileOptions, float_passes
+    from edgeq.driver.pipeline import CompileOptions, float_passes
     names = lambda opts: [p.__name__ for p in float_passes(opts)]  # noqa: E731
     assert names(CompileOptions(weight_granularity="per-channel", equalize=True,
                                 bias_correction=True))[-1] == "dfq_guard"
@@ -507,7 +507,7 @@ def test_compile_guards_the_passes_for_per_channel_weights_only():
 
 
 def test_inspect_shows_what_each_pass_changed():
-    from edgeq.summary import _pass_details
+    from edgeq.report.summary import _pass_details
     cle = {"pass": "equalize_cross_layer", "layer": "conv1",
            "before": {"tensor_range": 10.3, "channel_range_min": 0.01, "channel_range_median": 1.2},
            "after": {"tensor_range": 3.1, "channel_range_min": 0.4, "channel_range_median": 0.9}}

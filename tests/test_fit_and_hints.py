@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgeq.errors import EdgeqError
 from edgeq.targets import get_target
-from edgeq.targets.pipeline import CompileOptions, compile_model
+from edgeq.driver.pipeline import CompileOptions, compile_model
 from .conftest import REPO
 from .test_cli_errors import _save
 
@@ -36,7 +36,7 @@ def wide_conv_model(path, channels, side):
 @pytest.fixture
 def no_late_work(monkeypatch):
     """Fail the test if integer bias correction or any target build starts."""
-    import edgeq.calibrate_bias as cb
+    import edgeq.passes.correct_bias_integer as cb
 
     def boom(*a, **k):
         raise AssertionError("the fit check should have failed before this step")

@@ -105,8 +105,8 @@ def test_flashed_firmware_that_fails_its_self_check(tmp_path, capsys):
     import sys
     from rich.console import Console
     from edgeq.errors import CheckMismatch
-    from edgeq.runner import flash_build
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.runner import flash_build
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     from .test_cli_errors import conv_model
     out = tmp_path / "build"
     compile_model(str(conv_model(tmp_path / "m.onnx")), CompileOptions(target="cortex-m7", progress=False),

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgeq.float_exec import FloatModule, run_float
+from edgeq.floatexec.executor import FloatModule, run_float
 from edgeq.ir import Graph, Node, Tensor
-from edgeq.onnx_import import import_onnx
+from edgeq.importer.load import import_onnx
 from edgeq.passctx import PassContext
 from edgeq.passes.fold_batchnorm import fold_batchnorm
 from edgeq.passes.fuse_activation import fuse_activation

@@ -19,7 +19,7 @@ SMOKE_CASES = 300
 @pytest.mark.parametrize("name", sorted(seed_models("repo")))
 def test_seed_model_builds(name):
     """A seed that did not build would only ever test error paths."""
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     compile_model(seed_models("repo")[name], CompileOptions(progress=False), log=lambda _: None)
 
 

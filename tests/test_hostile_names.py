@@ -112,7 +112,7 @@ def preprocessed(src) -> str:
 
 
 def compile_host(model, out):
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     res = compile_model(model, CompileOptions(target="host", progress=False), out, log=lambda _: None)
     assert res.report["self_check"]["passed"], res.report["self_check"]
     return out / "src"
@@ -169,7 +169,7 @@ def test_hostile_names_are_data_in_the_tflite_export(hostile_dscnn, tmp_path):
     """The .tflite keeps names as flatbuffer strings (data): it loads and is bit-exact in
     LiteRT and TFLite Micro."""
     pytest.importorskip("ai_edge_litert")
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     res = compile_model(hostile_dscnn, CompileOptions(target="tflite", progress=False), tmp_path / "out",
                         log=lambda _: None)
     check = res.report["self_check"]
@@ -222,7 +222,7 @@ def test_every_emitter_with_hostile_names(tmp_path):
 def test_hostile_layer_names_in_the_memory_plot(tmp_path):
     """MCU builds draw layer names: `$` must not start matplotlib's mathtext parser."""
     from types import SimpleNamespace
-    from edgeq.memory_plan import plot_timeline
+    from edgeq.planning.memory_plan import plot_timeline
     plan = SimpleNamespace(timeline=[1, 2, 3, 4], arena_bytes=8)
     plot_timeline(plan, ["$\\frac{$", "a$b$c", "\x01\n" + string.punctuation], tmp_path / "t.png", 64)
     assert (tmp_path / "t.png").stat().st_size > 0
@@ -233,7 +233,7 @@ def test_hostile_layer_names_in_the_terminal_tables():
     """`edgeq inspect` prints names as plain text: no rich markup, no escape sequences."""
     import io
     from rich.console import Console
-    from edgeq.summary import layer_table
+    from edgeq.report.summary import layer_table
     rows = [{"name": name, "op": "Conv", "output_shape": [1, 2], "macs": 0, "weight_bits": None,
              "act_bits": 8} for name in ("[/]x[link=y]", "\x1b[31mred\x1b[0m", "[bold]b")]
     out = io.StringIO()

@@ -9,11 +9,11 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgeq.errors import EdgeqError
-from edgeq.float_exec import run_float
+from edgeq.floatexec.executor import run_float
 from edgeq.ir import QDOMAIN, Graph, Node, QParams, Tensor
-from edgeq.onnx_import import import_onnx
-from edgeq.onnx_io import graph_to_onnx, load_graph, save_graph
-from edgeq.verify import FLOAT_OPS, verify
+from edgeq.importer.load import import_onnx
+from edgeq.graphio.onnx_io import graph_to_onnx, load_graph, save_graph
+from edgeq.graphio.verify import FLOAT_OPS, verify
 from tests._onnx_builders import exported, make_model, ort_per_sample, ort_run, rand
 from tests.conftest import MLPERF, MLPERF_MODELS, mlperf_model
 
@@ -292,8 +292,8 @@ def test_clip_without_bounds_runs():
 def test_rank1_result_runs_batched_in_the_integer_reference():
     """ReduceMean(keepdims=0) of a (1, 8) tensor is rank 1: a batch of N had no axis to keep
     (QReshape raised 'cannot reshape array of size 4 into shape (1,)' in the host build)."""
-    from edgeq.intref.interpreter import run_reference
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.reference.interpreter import run_reference
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1], keepdims=0),
              helper.make_node("Unsqueeze", ["m", "ax"], ["y"])]
     m = make_model(nodes, [("x", (1, 8))], [("y", None)], {"ax": np.array([1], np.int64)})

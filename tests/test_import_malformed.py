@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeq.errors import EdgeqError
-from edgeq.onnx_import import import_onnx
+from edgeq.importer.load import import_onnx
 from tests._onnx_builders import make_model, rand
 
 SECRET = np.arange(12, dtype=np.float32)
@@ -367,7 +367,7 @@ def test_batchnorm_folding_beyond_float32():
 
 
 def test_calibration_that_overflows_float32():
-    from edgeq.calibrate import calibrate
+    from edgeq.calibration.calibrate import calibrate
     m = make_model([helper.make_node("Mul", ["x", "k"], ["a"], name="m1"),
                     helper.make_node("Mul", ["a", "k"], ["y"], name="m2")], [("x", (1, 4))], [("y", None)],
                    {"k": np.full((1, 4), 3e38, np.float32)})

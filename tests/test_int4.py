@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from edgeq.codegen.carray import pack_s4, s4_bytes
-from edgeq.intref import run_node
-from edgeq.intref.conv import conv_accumulate
+from edgeq.reference import run_node
+from edgeq.reference.conv import conv_accumulate
 
 from . import _cbuild as cb
 from ._ckernels import mults_shifts, node, rand_i8
@@ -157,9 +157,9 @@ def dscnn():
     inputs, and its Conv/Gemm names (one import + calibration for the whole module)."""
     from edgeq.models import fmnist
     from edgeq.models.registry import model_path
-    from edgeq.onnx_import import import_onnx
+    from edgeq.importer.load import import_onnx
     from edgeq.passctx import PassContext
-    from edgeq.targets.pipeline import CompileOptions, find_ranges, float_passes, run_float_passes
+    from edgeq.driver.pipeline import CompileOptions, find_ranges, float_passes, run_float_passes
     if not fmnist.available():
         pytest.skip("Fashion-MNIST is not installed (make setup)")
     images, _ = fmnist.load_fmnist("test")
@@ -179,7 +179,7 @@ def _mixed(names) -> dict:
 
 
 def test_quantize_int4_uniform_and_per_layer(dscnn):
-    from edgeq.quantize import quantize
+    from edgeq.quantization.quantize import quantize
     g, ranges, names = dscnn["graph"], dscnn["ranges"], dscnn["names"]
     q8 = quantize(g, ranges)
     q4 = quantize(g, ranges, weight_bits=4)
@@ -202,7 +202,7 @@ def test_quantize_int4_uniform_and_per_layer(dscnn):
 
 def test_quantize_rejects_bad_weight_bits(dscnn):
     from edgeq.errors import EdgeqError
-    from edgeq.quantize import quantize
+    from edgeq.quantization.quantize import quantize
     g, ranges, names = dscnn["graph"], dscnn["ranges"], dscnn["names"]
     for bad in (1, 9, 4.0, True, "4", {names[0]: 16}, {names[0]: 4, "no_such_conv": 4}):
         with pytest.raises(EdgeqError) as e:
@@ -213,9 +213,9 @@ def test_quantize_rejects_bad_weight_bits(dscnn):
 
 
 def test_int4_graph_round_trips_through_onnx(dscnn, tmp_path):
-    from edgeq.intref.interpreter import quantize_inputs, run_reference
-    from edgeq.onnx_io import load_graph, save_graph
-    from edgeq.quantize import quantize
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
+    from edgeq.graphio.onnx_io import load_graph, save_graph
+    from edgeq.quantization.quantize import quantize
     qm = quantize(dscnn["graph"], dscnn["ranges"], weight_bits=_mixed(dscnn["names"]))
     back = load_graph(save_graph(qm, tmp_path / "model.q.onnx"))
     for name in dscnn["names"]:
@@ -228,8 +228,8 @@ def test_int4_graph_round_trips_through_onnx(dscnn, tmp_path):
 
 def test_tflite_export_refuses_int4(dscnn):
     from edgeq.errors import EdgeqError
-    from edgeq.quantize import quantize
-    from edgeq.tflite_export import export_tflite
+    from edgeq.quantization.quantize import quantize
+    from edgeq.export.tflite import export_tflite
     last = dscnn["names"][-1]
     qg = quantize(dscnn["graph"], dscnn["ranges"], weight_bits={last: 4})
     with pytest.raises(EdgeqError) as e:
@@ -241,8 +241,8 @@ def test_tflite_export_refuses_int4(dscnn):
 
 def _build_and_check(target_name, qg, feeds, out_dir):
     """Build with embedded self-check vectors, run a batch; both equal the reference."""
-    from edgeq.intref.interpreter import quantize_inputs, run_reference
-    from edgeq.report import base_report
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
+    from edgeq.report.report import base_report
     from edgeq.targets import get_target
     t = get_target(target_name)
     report = base_report(qg, target_name)
@@ -257,7 +257,7 @@ def _build_and_check(target_name, qg, feeds, out_dir):
 
 @pytest.mark.parametrize("plan", ["int4", "mixed"])
 def test_dscnn_int4_host_bit_exact(dscnn, plan, tmp_path):
-    from edgeq.quantize import quantize
+    from edgeq.quantization.quantize import quantize
     bits = 4 if plan == "int4" else _mixed(dscnn["names"])
     qg = quantize(dscnn["graph"], dscnn["ranges"], weight_bits=bits)
     _build_and_check("host", qg, {qg.inputs[0]: dscnn["x"]}, tmp_path)
@@ -274,7 +274,7 @@ def test_dscnn_int4_cortex_m7_and_flash(dscnn, tmp_path):
     """int4 and mixed builds run bit-exact on the Cortex-M7 board, and flash (text + rodata
     of the ELF) shrinks by about the weight bytes packing saves (give or take the s4
     kernels' code replacing or joining the s8 ones)."""
-    from edgeq.quantize import quantize
+    from edgeq.quantization.quantize import quantize
     feeds = {dscnn["graph"].inputs[0]: dscnn["x"]}
     reps = {}
     for plan, bits in (("int8", 8), ("int4", 4), ("mixed", _mixed(dscnn["names"]))):
@@ -292,7 +292,7 @@ def test_dscnn_int4_cortex_m7_and_flash(dscnn, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("board", ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"])
 def test_dscnn_mixed_on_every_board(dscnn, board, tmp_path):
-    from edgeq.quantize import quantize
+    from edgeq.quantization.quantize import quantize
     qg = quantize(dscnn["graph"], dscnn["ranges"], weight_bits=_mixed(dscnn["names"]))
     _build_and_check(board, qg, {qg.inputs[0]: dscnn["x"]}, tmp_path)
 
@@ -324,7 +324,7 @@ def test_pipeline_takes_a_per_layer_dict(dscnn, tmp_path):
     report.json (JSON) records the plan and every layer's bits."""
     import json
     from edgeq.models.registry import model_path
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     plan = _mixed(dscnn["names"])
     opts = CompileOptions(target="reference", weight_bits=plan, progress=False, test_vectors=0)
     res = compile_model(model_path("dscnn"), opts, tmp_path / "b", calib=dscnn["calib"][:4],

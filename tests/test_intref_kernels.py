@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from edgeq import fixedpoint as fp
-from edgeq.intref import load_all, run_node
-from edgeq.intref.avgpool import avgpool_recips
-from edgeq.intref.softmax import softmax_params, softmax_rows
+from edgeq.reference import load_all, run_node
+from edgeq.reference.avgpool import avgpool_recips
+from edgeq.reference.softmax import softmax_params, softmax_rows
 from edgeq.ir import Node
 
 load_all()  # run_node loads the registry only when it is empty
@@ -479,8 +479,8 @@ def test_run_node_loads_every_kernel_even_after_one_module_was_imported_alone():
     import subprocess
     import sys
     code = ("import numpy as np\n"
-            "import edgeq.intref.conv\n"
-            "from edgeq.intref import run_node\n"
+            "import edgeq.reference.conv\n"
+            "from edgeq.reference import run_node\n"
             "from edgeq.ir import Node\n"
             "n = Node('QReshape', 'r', ['x'], ['y'], {'shape': [2, 2]})\n"
             "y = run_node(n, [np.zeros((1, 4), np.int8)])\n"

@@ -3,7 +3,7 @@
 Each case builds one ai.edgeq node, lowers it for a CPU, runs the kernel under
 `qemu-aarch64 -cpu <that CPU's model>` on NHWC data (one static binary per CPU for all
 cases, inputs against an inaccessible page, outputs and scratch fenced) and compares
-with edgeq.intref on NCHW data with np.array_equal. The default run covers each op
+with edgeq.reference on NCHW data with np.array_equal. The default run covers each op
 family once or twice (kernels are cached by their parameters, so a rerun compiles
 nothing); the grid over shapes, strides, pads, groups and CPUs is `slow`.
 """
@@ -20,8 +20,8 @@ if not (shutil.which("qemu-aarch64") and shutil.which("aarch64-linux-gnu-gcc")):
     pytest.skip("needs qemu-aarch64 and aarch64-linux-gnu-gcc", allow_module_level=True)
 
 from edgeq import fixedpoint as fp  # noqa: E402
-from edgeq.intref import run_node  # noqa: E402
-from edgeq.intref.avgpool import avgpool_recips  # noqa: E402
+from edgeq.reference import run_node  # noqa: E402
+from edgeq.reference.avgpool import avgpool_recips  # noqa: E402
 from edgeq.ir import Graph, Node, Tensor  # noqa: E402
 from edgeq.lower_tvm.cpus import get_cpu  # noqa: E402
 from edgeq.lower_tvm.harness import run_kernels  # noqa: E402
@@ -230,7 +230,7 @@ def test_small_model_bit_exact(net, tmp_path):
     from tests._onnx_builders import exported, rand
 
     import edgeq
-    from edgeq.intref.interpreter import quantize_inputs, run_reference
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
     from edgeq.lower_tvm.model import lower_model, run
     path, shape = exported(net, "legacy")
     q = edgeq.compile(str(path), target="reference", calib=rand((16,) + shape[1:]), calib_limit=16).qgraph
@@ -297,7 +297,7 @@ def test_kernel_grid_bit_exact(cid, cpu):
 def test_model_bit_exact(name, tmp_path):
     """Real models through lower_model, on real inputs, against the integer reference."""
     import edgeq
-    from edgeq.intref.interpreter import quantize_inputs, run_reference
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
     from edgeq.lower_tvm.model import lower_model, run
     if name.startswith("fmnist_"):
         from edgeq.models.fmnist import load_fmnist, preprocess

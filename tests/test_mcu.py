@@ -264,8 +264,8 @@ MODEL_CASES = [("fmnist", m) for m in FMNIST_MODELS] + [("mlperf", m) for m in M
 @lru_cache(maxsize=None)
 def _real_model(kind: str, name: str):
     """(quantized graph, 4 int8 inputs): calibrated on 32 real samples, checked on 4 others."""
-    from edgeq.intref.interpreter import quantize_inputs
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.reference.interpreter import quantize_inputs
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     if kind == "mlperf":
         from edgeq.models.mlperf_inputs import mlperf_inputs
         from tests.conftest import mlperf_model
@@ -292,7 +292,7 @@ def test_real_model_bit_exact(kind, name, target, tmp_path):
     self-check and a run of 4 held-out real inputs equal the integer reference exactly. A
     model larger than the board's real part is checked on the emulated board's memory (the
     same ISA), after the part's budget has refused it with a clear message."""
-    from edgeq.intref.interpreter import run_reference
+    from edgeq.reference.interpreter import run_reference
     g, feeds = _real_model(kind, name)
     t = get_target(target)
     rep = {}
@@ -324,7 +324,7 @@ BOARD_MODELS = {"cortex-m4": ("kws01", "dscnn"), "cortex-m7": ("ic01", "resnet8"
 def test_a_real_model_on_each_board_bit_exact(board, tmp_path):
     """The firmware's self-check (2 calibration inputs) and 4 held-out real inputs run on
     the emulated board equal the integer reference exactly."""
-    from edgeq.intref.interpreter import run_reference
+    from edgeq.reference.interpreter import run_reference
     from tests.conftest import MLPERF
     mlperf, fmnist = BOARD_MODELS[board]
     g, feeds = _real_model("mlperf", mlperf) if (MLPERF / mlperf / "model.onnx").is_file() \

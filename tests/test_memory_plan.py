@@ -14,7 +14,7 @@ import pytest
 
 from edgeq.ir import Graph, Node, Tensor, QDOMAIN
 from edgeq.codegen import plan_memory
-from edgeq.memory_plan import ALIGN, INPLACE_INPUTS
+from edgeq.planning.memory_plan import ALIGN, INPLACE_INPUTS
 
 
 def random_graph(seed: int) -> Graph:

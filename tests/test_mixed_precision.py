@@ -219,7 +219,7 @@ def test_latency_budget_met_on_qemu(calib_file, tmp_path):
     the planned firmware meets it on the emulated board and its flash is below all-int8's."""
     from edgeq.models.registry import model_path
     from edgeq.targets import get_target
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     calib = np.load(calib_file)
     res8 = compile_model(model_path("dscnn"), CompileOptions(target="cortex-m7", progress=False),
                          tmp_path / "b8", calib, log=lambda m: None)
@@ -291,7 +291,7 @@ def test_firmware_budget_fits_a_part_all_int8_overflows(calib_file, tmp_path, mo
     budget is there to remove."""
     from edgeq.models.registry import model_path
     from edgeq.targets import get_target
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     calib = np.load(calib_file)
     monkeypatch.setitem(get_target("cortex-m7").board, "flash_bytes", 52_000)  # all-int8 needs 58,588
     with pytest.raises(EdgeqError, match="FLASH|flash"):

@@ -50,8 +50,8 @@ def test_recorded_percentile_is_the_held_out_pick(name):
 def test_arena_at_most_tflm_head(name):
     pytest.importorskip("tflite_micro")
     from edgeq.codegen import plan_memory
-    from edgeq.tflite_export import export_tflite
-    from edgeq.tflite_run import tflm_allocations
+    from edgeq.export.tflite import export_tflite
+    from edgeq.export.tflite_run import tflm_allocations
 
     from .test_mcu import _real_model
     official = mlperf_model(name).parent / "reference_int8.tflite"

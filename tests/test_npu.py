@@ -13,7 +13,7 @@ import pytest
 from edgeq.errors import EdgeqError
 from edgeq.targets import get_target, target_names
 from edgeq.targets.npu import ACCELERATORS, COMPUTE_OPS, parse_vela, vela_command
-from edgeq.tflite_export import export_tflite
+from edgeq.export.tflite import export_tflite
 from tests.conftest import MLPERF_MODELS
 from tests.test_tflite_export import QB, model_qgraph, op_codes
 

@@ -49,7 +49,7 @@ def compile_every_target(kind: str, name: str, root) -> dict:
     """{target: build folder}: one `compile_model` per target, same model, data, options."""
     pytest.importorskip("ai_edge_litert.interpreter")
     pytest.importorskip("ethosu")
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     path = _model_path(kind, name)
     calib = _float_inputs(kind, name, "calib", 32)
     builds = {}
@@ -62,8 +62,8 @@ def compile_every_target(kind: str, name: str, root) -> dict:
 
 
 def check_one_graph(kind: str, name: str, n: int, root) -> None:
-    from edgeq.intref.interpreter import run_reference
-    from edgeq.onnx_io import load_graph
+    from edgeq.reference.interpreter import run_reference
+    from edgeq.graphio.onnx_io import load_graph
     builds = compile_every_target(kind, name, root)
     graphs = {t: (d / "model.q.onnx").read_bytes() for t, d in builds.items()}
     differ = [t for t in TARGETS if graphs[t] != graphs["reference"]]

@@ -4,16 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeq.float_exec import run_float
+from edgeq.floatexec.executor import run_float
 from edgeq.ir import Graph, Node, QParams, Tensor
-from edgeq.onnx_import import import_onnx
+from edgeq.importer.load import import_onnx
 from edgeq.passctx import PassContext
 from edgeq.passes.fold_add_into_bias import fold_add_into_bias
 from edgeq.passes.fold_batchnorm import fold_batchnorm
 from edgeq.passes.fold_constants import fold_constants
 from edgeq.passes.fuse_activation import fuse_activation
 from edgeq.passes.remove_identity import remove_identity
-from edgeq.verify import verify
+from edgeq.graphio.verify import verify
 from tests._onnx_builders import exported, rand
 from tests.conftest import mlperf_model
 

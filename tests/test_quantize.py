@@ -7,17 +7,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeq.calibrate import calibrate
+from edgeq.calibration.calibrate import calibrate
 from edgeq.errors import EdgeqError
-from edgeq.float_exec import run_float
+from edgeq.floatexec.executor import run_float
 from edgeq.fixedpoint import quantize_multiplier
-from edgeq.intref import load_all
-from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+from edgeq.reference import load_all
+from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
 from edgeq.ir import QDOMAIN, Graph, Node, Tensor
-from edgeq.quantize import quantize
-from edgeq.quantize_rules.common import act_qparams, quantize_clamp
-from edgeq.quantize_rules.multipliers import f32
-from edgeq.quantize_weights import fake_quantize_weights, quantize_weights
+from edgeq.quantization.quantize import quantize
+from edgeq.quantization.rules.common import act_qparams, quantize_clamp
+from edgeq.quantization.rules.multipliers import f32
+from edgeq.quantization.weights import fake_quantize_weights, quantize_weights
 
 RNG = np.random.default_rng(0)
 CONV = dict(strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=1)
@@ -317,7 +317,7 @@ def test_activation_params_convention():
     assert quantize_clamp(q2, 0.0, float("inf")) == (int(q2.zero_point), 127) == (-1, 127)
     # Relu6 on a scale where 6 / s lies near a half: TFLite's float32 division and round half
     # away from zero decide it, so the export can fuse the clamp as RELU6
-    from edgeq.tflite_export.act import tflite_ranges
+    from edgeq.export.tflite.act import tflite_ranges
     from tflite.ActivationFunctionType import ActivationFunctionType as AF
     # (-4.5, 7.5): 6 / s is 127.4999975 in double but 127.5 in float32 -> 96, not 95
     for lo, hi in ((0.0, 6.0), (-0.5, 6.5), (-4.5, 7.5), (-1.375, 10.625)):

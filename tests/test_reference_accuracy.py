@@ -43,7 +43,7 @@ def onnx_float(path, x: np.ndarray) -> np.ndarray:
 
 
 def int8_outputs(qgraph, x: np.ndarray, batch: int = 500) -> np.ndarray:
-    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
     name, out = qgraph.inputs[0], qgraph.outputs[0]
     ys = [dequantize_outputs(qgraph, run_reference(qgraph, quantize_inputs(qgraph, {name: x[i:i + batch]})))[out]
           for i in range(0, len(x), batch)]
@@ -91,7 +91,7 @@ MLPERF = [("kws01", 20, True), ("ad01", 35, False), ("sww01", 28, True),
 @pytest.mark.parametrize("name,min_db,classifier", MLPERF)
 def test_mlperf_int8_tracks_float(name, min_db, classifier):
     import edgeq
-    from edgeq.float_exec import run_float
+    from edgeq.floatexec.executor import run_float
     from edgeq.models.mlperf_inputs import mlperf_inputs
     path = mlperf_model(name)
     calib, x = mlperf_inputs(name, "calib", n=64), mlperf_inputs(name, "eval", n=16)

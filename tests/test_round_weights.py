@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeq.round_weights import gptq_layer
+from edgeq.quantization.gptq import gptq_layer
 
 
 def _correlated_inputs(rng, groups: int, k: int, n: int) -> np.ndarray:
@@ -50,7 +50,7 @@ def test_gptq_zeroes_weights_of_inputs_that_never_fire():
 def test_per_channel_grid_is_kept_even_when_a_channel_tops_out_below_qmax():
     """GPTQ can leave a channel's largest code at 6 (of 7): max|W_c|/7 would re-round the
     whole channel; the quantizer must find the channel's own grid instead."""
-    from edgeq.quantize_weights import quantize_weights
+    from edgeq.quantization.weights import quantize_weights
     rng = np.random.default_rng(2)
     s = rng.uniform(0.01, 0.1, 8)
     codes = rng.integers(-7, 8, size=(8, 18))
@@ -70,7 +70,7 @@ def test_per_channel_grid_is_kept_even_when_a_channel_tops_out_below_qmax():
 def dscnn_gptq():
     from edgeq.models import fmnist
     from edgeq.models.registry import model_path
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     if not fmnist.available():
         pytest.skip("Fashion-MNIST is not installed (make setup)")
     images, labels = fmnist.load_fmnist("train")
@@ -85,7 +85,7 @@ def dscnn_gptq():
 
 
 def test_compile_with_gptq_quantizes_to_gptq_integers_and_is_more_accurate(dscnn_gptq):
-    from edgeq.intref.interpreter import dequantize_outputs, quantize_inputs, run_reference
+    from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
     from edgeq.passes.round_weights_gptq import gptq_rounded as round_weights_gptq
     res, x, y = dscnn_gptq
     g, nearest = res["gptq"], res["nearest"]
@@ -115,8 +115,8 @@ def fmnist_calib(n):
 
 
 def test_gptq_int4_graph_is_bit_exact_on_the_host(dscnn_gptq, tmp_path):
-    from edgeq.intref.interpreter import quantize_inputs, run_reference
-    from edgeq.report import base_report
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
+    from edgeq.report.report import base_report
     from edgeq.targets import get_target
     res, x, _ = dscnn_gptq
     qg = res["gptq"].qgraph
@@ -129,7 +129,7 @@ def test_gptq_int4_graph_is_bit_exact_on_the_host(dscnn_gptq, tmp_path):
 
 def test_without_calibration_int4_is_rounded_to_nearest_with_a_notice():
     from edgeq.models.registry import model_path
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     res = compile_model(model_path("dscnn"), CompileOptions(weight_bits=4, progress=False, test_vectors=0),
                         None, calib=None)
     assert "gptq_rounding" not in res.report
@@ -139,7 +139,7 @@ def test_without_calibration_int4_is_rounded_to_nearest_with_a_notice():
 def test_unknown_rounding_is_a_clear_error():
     from edgeq.errors import EdgeqError
     from edgeq.models.registry import model_path
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     with pytest.raises(EdgeqError, match="gptq or nearest"):
         compile_model(model_path("dscnn"), CompileOptions(weight_bits=4, weight_rounding="best", progress=False),
                       None, calib=None)
@@ -151,9 +151,9 @@ def test_measured_sensitivity_prices_the_rounding_the_compiler_uses():
     from edgeq.mixed_precision.layers import weighted_layers
     from edgeq.mixed_precision.sensitivity import measured_sensitivity
     from edgeq.models.registry import model_path
-    from edgeq.onnx_import import import_onnx
+    from edgeq.importer.load import import_onnx
     from edgeq.passctx import PassContext
-    from edgeq.targets.pipeline import CompileOptions, float_passes, run_float_passes
+    from edgeq.driver.pipeline import CompileOptions, float_passes, run_float_passes
     g = import_onnx(model_path("dscnn"))
     g = run_float_passes(g, PassContext(calib=None, options={}), float_passes(CompileOptions(progress=False)))
     feeds = {g.inputs[0]: fmnist_calib(32)}
@@ -171,14 +171,14 @@ def test_hawq_perturbation_in_the_input_metric():
     from edgeq.mixed_precision.layers import weighted_layers
     from edgeq.mixed_precision.sensitivity import _input_metric_perturbation, perturbation, _rounder
     from edgeq.models.registry import model_path
-    from edgeq.onnx_import import import_onnx
+    from edgeq.importer.load import import_onnx
     from edgeq.passctx import PassContext
-    from edgeq.targets.pipeline import CompileOptions, float_passes, run_float_passes
+    from edgeq.driver.pipeline import CompileOptions, float_passes, run_float_passes
     g = import_onnx(model_path("dscnn"))
     g = run_float_passes(g, PassContext(calib=None, options={}), float_passes(CompileOptions(progress=False)))
     feeds = {g.inputs[0]: fmnist_calib(32)}
     layers = weighted_layers(g)
-    from edgeq.round_weights import layer_hessians
+    from edgeq.quantization.gptq import layer_hessians
     metric = _input_metric_perturbation(g, feeds, layers)
     H = layer_hessians(g, feeds, [l.name for l in layers])
     for l in layers:

@@ -76,12 +76,12 @@ def test_kernel_grid_and_fuzz_under_sanitizers():
 def test_fmnist_model_under_sanitizers(model, tmp_path):
     """The generated C of a real model: its 16 embedded vectors (self-check against the
     integer reference) and a raw batch of 16 more, all under the sanitizers."""
-    from edgeq.intref.interpreter import run_reference
+    from edgeq.reference.interpreter import run_reference
     from edgeq.models.fmnist import available, load_fmnist, preprocess
     from edgeq.models.registry import model_path
     from edgeq.targets import c_project as cp
     from edgeq.targets.host import HostTarget
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     if not available():
         pytest.skip("Fashion-MNIST is not installed (make setup)")
     images, _ = load_fmnist("test")
@@ -95,7 +95,7 @@ def test_fmnist_model_under_sanitizers(model, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     parsed = cp.parse_lines(run.stdout, cp.load_info(out, "host")["io"])
     assert parsed["runs"] == 16 and not parsed["mismatches"] and not parsed["errors"]
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     feeds = quantize_inputs(res.qgraph, {res.qgraph.inputs[0]: x[16:]})
     got = HostTarget().run(out, feeds)
     want = run_reference(res.qgraph, feeds)

@@ -15,15 +15,15 @@ import pytest
 
 from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import quantize_multiplier, quantize_multiplier_array
-from edgeq.intref._common import pool_out_size
-from edgeq.intref.avgpool import avgpool_recips
-from edgeq.intref.interpreter import run_reference
-from edgeq.intref.softmax import softmax_params
+from edgeq.reference._common import pool_out_size
+from edgeq.reference.avgpool import avgpool_recips
+from edgeq.reference.interpreter import run_reference
+from edgeq.reference.softmax import softmax_params
 from edgeq.ir import QDOMAIN, Graph, Node, QParams, Tensor
-from edgeq.quantize_rules.multipliers import (add_multipliers, conv_multipliers, f32, f32_array,
+from edgeq.quantization.rules.multipliers import (add_multipliers, conv_multipliers, f32, f32_array,
                                               mul_multiplier, requant_multiplier)
-from edgeq.tflite_export import export_tflite, read_io_metadata
-from edgeq.tflite_run import run_litert, run_tflm, tflm_arena_bytes
+from edgeq.export.tflite import export_tflite, read_io_metadata
+from edgeq.export.tflite_run import run_litert, run_tflm, tflm_arena_bytes
 
 
 def qp(s, z) -> QParams:
@@ -391,7 +391,7 @@ def test_sigmoid_tanh_hard_swish_export_as_tflite_builtins():
     """The quantizer's Sigmoid / Tanh / HardSwish tables are TFLite's own kernels on these
     parameters (tests/test_tflite_oracle_activations.py), so they export as LOGISTIC, TANH
     and HARD_SWISH, not as a GATHER, and still give the reference's bytes in both runtimes."""
-    from edgeq.quantize import quantize
+    from edgeq.quantization.quantize import quantize
     g = Graph("t")
     for name in ("x", "h", "s", "t"):
         g.add_tensor(Tensor(name, (1, 3, 4, 4), "float32"))
@@ -499,7 +499,7 @@ N_SWEEP = 100
 
 @lru_cache(maxsize=None)
 def _compiled(path: str, kind: str, name: str):
-    from edgeq.targets.pipeline import CompileOptions, compile_model
+    from edgeq.driver.pipeline import CompileOptions, compile_model
     calib = _float_inputs(kind, name, "calib", 32)
     res = compile_model(path, CompileOptions(progress=False, calib_limit=32), None, calib=calib,
                         log=lambda s: None)
@@ -531,7 +531,7 @@ def model_qgraph(kind: str, name: str) -> Graph:
 
 def model_feeds(kind: str, name: str, qgraph: Graph, n: int) -> dict[str, np.ndarray]:
     """n int8 inputs: real (quantized) samples first, seeded random int8 to fill up."""
-    from edgeq.intref.interpreter import quantize_inputs
+    from edgeq.reference.interpreter import quantize_inputs
     x = qgraph.inputs[0]
     real = quantize_inputs(qgraph, {x: _float_inputs(kind, name, "eval", n)})[x][:n]
     fill = random_feeds(qgraph, max(n - len(real), 0), seed=2)[x]

@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeq.intref import run_node
+from edgeq.reference import run_node
 from edgeq.ir import Graph, Node, Tensor
-from edgeq.quantize import quantize
-from edgeq.tflite_export.ops_lut import builtin_computes
+from edgeq.quantization.quantize import quantize
+from edgeq.export.tflite.ops_lut import builtin_computes
 
 from ._tflite_oracle import S, T, run_op
 
@@ -83,7 +83,7 @@ def test_logistic_boundary_case_is_left_to_the_gather():
     zero point -117, one entry 4.5e-6 LSB below a boundary. LiteRT rounds it up; edgeq
     (and TFLite Micro) down. The margin rule keeps this table off the builtin."""
     from edgeq.ir import QParams
-    from edgeq.quantize_rules.lut import lut_table
+    from edgeq.quantization.rules.lut import lut_table
     qx, qy = QParams(0.006036212667822838, -117), QParams(1 / 256, -128)
     table = lut_table(lambda v: 1 / (1 + np.exp(-v)), qx, qy)
     theirs = tflite_unary(S.BuiltinOperator.LOGISTIC, qx, qy)
@@ -94,7 +94,7 @@ def test_logistic_boundary_case_is_left_to_the_gather():
 def test_hard_swish_equals_tflite_hard_swish():
     """Every table equals HARD_SWISH; the exactly rounded float table would not (that it
     differs somewhere shows the comparison can tell the two apart)."""
-    from edgeq.quantize_rules.lut import float_fn, lut_table
+    from edgeq.quantization.rules.lut import float_fn, lut_table
     fn = float_fn(Node("HardSwish", "n", [], []))
     rounded_differs = 0
     ranges = list(random_ranges(2, 100))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgeq.cli import main
-from edgeq.onnx_io import load_graph
+from edgeq.graphio.onnx_io import load_graph
 from edgeq.training import TrainOptions, TrainState, build_plan, train_step
 
 from ._onnx_builders import export_legacy
@@ -45,7 +45,7 @@ def compile_train(root: Path, model: Path, target: str, spec: str, name: str, *e
 def reference_after(build: Path, before, data: Path, epochs: int, lr: float | None = None):
     """edgeq.training's state after the same steps, from the graph the compile deployed."""
     import json
-    from edgeq.runner import load_training_data
+    from edgeq.driver.runner import load_training_data
     from edgeq.targets.training import options_of, updates_from_json
     section = json.loads((build / "report.json").read_text())["training"]
     plan = build_plan(before, updates_from_json(section["updates"]), options_of(section, lr))
@@ -98,7 +98,7 @@ def test_bias_training_on_the_host_is_bit_exact_end_to_end(dscnn):
     np.save(root / "probe.npy", np.load(root / "calib.npy")[:6])
     res = edgeq("run", build, "-i", root / "probe.npy", "--check", "--raw", "-o", root / "after.npy")
     assert res.returncode == 0, res.stderr
-    from edgeq.intref.interpreter import quantize_inputs, run_reference
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
     feeds = quantize_inputs(before, {before.inputs[0]: np.load(root / "probe.npy")})
     old = run_reference(before, feeds)[before.outputs[0]]
     assert not np.array_equal(np.load(root / "after.npy"), old)

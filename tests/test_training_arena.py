@@ -8,7 +8,7 @@ import pytest
 from edgeq.codegen import plan_memory
 from edgeq.training import TrainOptions, build_plan
 from edgeq.training.arena import plan_train_memory, step_of
-from edgeq.memory_plan import ALIGN
+from edgeq.planning.memory_plan import ALIGN
 from tests._train_graphs import small_net
 
 

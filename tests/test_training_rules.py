@@ -21,8 +21,8 @@ from edgeq.training.plan import TrainOptions
 from edgeq.training.rules import load_rules
 from edgeq.training.rules.clamp import inside, mask_bounds
 from edgeq.training.spec import LayerUpdate
-from edgeq.intref import run_node
-from edgeq.intref.avgpool import avgpool_recips
+from edgeq.reference import run_node
+from edgeq.reference.avgpool import avgpool_recips
 
 from tests._train_graphs import act, context, conv_graph, rand_i8, real
 

@@ -28,8 +28,8 @@ from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_WITH_PARAMS, MODEL_C
 from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import quantize_multiplier
 from edgeq.ir import Graph, Node
-from edgeq.memory_plan import MemoryPlan
-from edgeq.memory_plan import plan_memory as plan_arena
+from edgeq.planning.memory_plan import MemoryPlan
+from edgeq.planning.memory_plan import plan_memory as plan_arena
 
 __all__ = ["generate_c", "io_info", "plan_memory", "scratch_size", "CKernel", "KernelChoice", "PORTABLE", "KERNELS", "KERNELS_S4"]
 

@@ -32,7 +32,7 @@ from edgeq.lower_tvm import layouts as lay
 from edgeq.lower_tvm.cpus import Cpu
 from edgeq.lower_tvm.kernel import Kernel
 from edgeq.lower_tvm.lower import LOWERINGS, lower_node
-from edgeq.memory_plan import INPLACE_INPUTS, MemoryPlan, plan_memory
+from edgeq.planning.memory_plan import INPLACE_INPUTS, MemoryPlan, plan_memory
 
 IMAGE_OPS = ("QConv", "QMaxPool", "QAvgPool")   # read and write channels-last
 ELEMENTWISE_C = ("QLut", "QRequant")            # C kernels indifferent to the layout

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from edgeq.mixed_precision.ilp import Budget, Once
 from edgeq.mixed_precision.layers import Layer
-from edgeq.quantize import quantize
+from edgeq.quantization.quantize import quantize
 
 ACT_BITS = 8
 # measure(qgraph, profile) -> {"flash": bytes, "functions": {name: code bytes},

@@ -50,7 +50,7 @@ def layer_hessian_traces(graph: Graph, feeds: dict[str, np.ndarray], weights: li
                          progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Tr(H) of the self-KL loss w.r.t. each weight constant in `weights`, averaged over
     batches of the calibration feeds. `progress(k)` is called after each batch."""
-    from edgeq.float_exec import FloatModule, to_torch
+    from edgeq.floatexec.executor import FloatModule, to_torch
     module = FloatModule(graph)
     params = [module.tensor(w) for w in weights]
     n = len(next(iter(feeds.values())))

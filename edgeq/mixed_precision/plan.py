@@ -28,8 +28,8 @@ def _first_last(layers) -> dict[str, int]:
 def fake_quant_sqnr(graph, feeds, layers, per_channel: bool):
     """A plan's fidelity without the integer pipeline: SQNR (dB) of the float model with
     the planned weights fake-quantized, against the float model, on `feeds`."""
-    from edgeq.float_exec import run_float
-    from edgeq.quantize_weights import fake_quantize_weights
+    from edgeq.floatexec.executor import run_float
+    from edgeq.quantization.weights import fake_quantize_weights
     out = graph.outputs[0]
     ref = run_float(graph, feeds)[out].astype(np.float64)
 

@@ -28,7 +28,7 @@ import numpy as np
 from edgeq.ir import Graph
 from edgeq.mixed_precision.layers import Layer
 from edgeq.progress import progress_bar as _bar
-from edgeq.quantize_weights import fake_quantize_weights
+from edgeq.quantization.weights import fake_quantize_weights
 
 
 def _monotone(s: dict[int, float]) -> dict[int, float]:
@@ -73,7 +73,7 @@ def measured_sensitivity(graph: Graph, feeds: dict[str, np.ndarray], layers: lis
                          bits: tuple[int, ...] = (4, 8), per_channel: bool = True,
                          progress: bool = False, rounding: str = "nearest") -> tuple[dict, dict[str, float]]:
     """({layer: {bits: output noise energy}}, {layer: SQNR dB at min(bits)})."""
-    from edgeq.float_exec import run_float
+    from edgeq.floatexec.executor import run_float
     rounded = _rounder(graph, feeds, layers, per_channel, rounding)
     out = graph.outputs[0]
     ref = run_float(graph, feeds)[out].astype(np.float64)
@@ -105,7 +105,7 @@ def _rounder(graph: Graph, feeds, layers: list[Layer], per_channel: bool, roundi
     nearest = lambda l, W, b: fake_quantize_weights(W, b, per_channel)  # noqa: E731
     if rounding != "gptq" or not per_channel:
         return nearest
-    from edgeq.round_weights import gptq_layer, layer_groups, layer_hessians
+    from edgeq.quantization.gptq import gptq_layer, layer_groups, layer_hessians
     if hessians is None:
         hessians = layer_hessians(graph, feeds, [l.name for l in layers])
     nodes = {n.name: n for n in graph.nodes}
@@ -121,7 +121,7 @@ def _rounder(graph: Graph, feeds, layers: list[Layer], per_channel: bool, roundi
 def _input_metric_perturbation(graph: Graph, feeds, layers: list[Layer]):
     """(layer, bits) -> K tr(dW H_x dW^T) / tr(H_x), summed over groups, for the weights
     rounded as the compiler will (GPTQ below 8 bits); see the module doc."""
-    from edgeq.round_weights import layer_hessians, output_energy
+    from edgeq.quantization.gptq import layer_hessians, output_energy
     hessians = layer_hessians(graph, feeds, [l.name for l in layers])
     rounded = _rounder(graph, feeds, layers, True, "gptq", hessians)
 

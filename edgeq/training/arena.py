@@ -1,5 +1,5 @@
 """The memory plan of a training build: one arena for the forward, the tensors the backward
-keeps and the gradients (the planner of edgeq.memory_plan, with the lifetimes below).
+keeps and the gradients (the planner of edgeq.planning.memory_plan, with the lifetimes below).
 
 Steps: the graph's nodes 0..N-1 (the forward is inference itself, the whole graph), N (the
 outputs' copy-out), then the loss gradient at N + 1 and backward node k (plan.backward) at
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.memory_plan import Buffer, MemoryPlan
+from edgeq.planning.memory_plan import Buffer, MemoryPlan
 from edgeq.training.plan import TrainPlan
 
 PASS_ON = ("QReshape", "QRequant")  # the input gradient is the output gradient (same bytes)

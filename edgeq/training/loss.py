@@ -25,7 +25,7 @@ import numpy as np
 from edgeq.fixedpoint import (exp_on_negative_values, get_reciprocal,
                               multiply_by_quantized_multiplier, rounding_divide_by_pot,
                               saturating_rounding_doubling_high_mul)
-from edgeq.intref.softmax import softmax_params
+from edgeq.reference.softmax import softmax_params
 from edgeq.training.gradient import i64
 
 PROB_BITS = 14

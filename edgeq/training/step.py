@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.intref import load_all, run_node
+from edgeq.reference import load_all, run_node
 from edgeq.ir import Graph, Node
 from edgeq.training.gradient import Draws, Grad, add, i64, normalize, round_shift
 from edgeq.training.loss import ce_gradient

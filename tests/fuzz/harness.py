@@ -42,7 +42,7 @@ def _worker(conn, scratch: str) -> None:
     import resource
     import edgeq.cli
     import torch
-    from edgeq.targets import pipeline  # noqa: F401 - import cost paid once, not by the first case
+    from edgeq.driver import pipeline  # noqa: F401 - import cost paid once, not by the first case
     torch.set_num_threads(1)
     vm = _vm_size()
     if vm:

@@ -79,7 +79,7 @@ class ConvGeometry:
 
 def conv_geometry(node: Node, graph: Graph) -> ConvGeometry:
     """NCHW shapes and attributes of a QConv (2-D or 1-D) as one 2-D geometry."""
-    from edgeq.intref._common import spatial_attrs
+    from edgeq.reference._common import spatial_attrs
     x = graph.tensors[node.inputs[0]].shape
     w = graph.tensors[node.inputs[1]].shape
     nd = len(x) - 2

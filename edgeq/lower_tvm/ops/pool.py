@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.intref._common import pool_out_size, spatial_attrs
+from edgeq.reference._common import pool_out_size, spatial_attrs
 from edgeq.ir import Graph, Node
 
 

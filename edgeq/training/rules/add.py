@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.intref._common import check_int32
 from edgeq.ops import implements
+from edgeq.reference._common import check_int32
 from edgeq.training.rules.clamp import inside, mask_bounds, needs_output
 
 

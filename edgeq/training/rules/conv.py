@@ -31,7 +31,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier_array
-from edgeq.intref._common import check_int32, spatial_attrs
+from edgeq.reference._common import check_int32, spatial_attrs
 from edgeq.training.gradient import i64, limit
 from edgeq.ops import implements
 from edgeq.training.rules.clamp import inside, mask_bounds, needs_output

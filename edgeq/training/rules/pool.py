@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
-from edgeq.intref._common import check_int32, pool_out_size, spatial_attrs, window_taps
+from edgeq.reference._common import check_int32, pool_out_size, spatial_attrs, window_taps
 from edgeq.training.gradient import i64, limit
 from edgeq.ops import implements
 

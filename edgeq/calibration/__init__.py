@@ -1,0 +1,2 @@
+"""Activation ranges for the quantizer: from calibration data (calibrate.py, observers.py)
+or data-free (datafree.py)."""

@@ -1,0 +1,1 @@
+"""edgeq graphs <-> ONNX files (onnx_io.py) and the graph verifier (verify.py)."""
