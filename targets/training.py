@@ -21,7 +21,6 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
 from edgeq.training import LayerUpdate, TrainOptions, TrainPlan, TrainState, build_plan
 from edgeq.training.memory import step_memory
-from edgeq.training.plan import RuleInfo  # noqa: F401  (re-exported for tests)
 
 DEFAULT_BUDGET = 256 * 1024  # --train-budget on the host: the 256 KB
 CHECK_STEPS = 4              # training steps of the compile's self-check

@@ -4,8 +4,6 @@ the learned weights back; every learned byte equals edgeq.training's reference d
 the same samples in the same order (np.array_equal), and `edgeq run` answers with them."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import pytest
 
 from edgeq.cli import main
 from edgeq.graphio.onnx_io import load_graph
-from edgeq.training import TrainOptions, TrainState, build_plan, train_step
+from edgeq.training import TrainState, build_plan, train_step
 
 from ._onnx_builders import export_legacy
 from .test_cli_errors import assert_clean_failure, edgeq
