@@ -15,12 +15,13 @@ instructions, not cycles: QEMU models no pipeline, cache or memory timing.
   binding's per-invoke cost stays in (the `empty` row measures it: a 1-element model).
   Repeated identical runs differ by a few million instructions (Python start-up), so N
   is chosen for >= 200 M instructions of invokes: the error is under about 2%.
-- edgeq C: edgeq's generated C (the same model.c as the host and Cortex-M targets) with
-  runtime_c, cross-compiled `aarch64-linux-gnu-gcc -O3 -mcpu=cortex-a76 -static`;
-- edgeq TVM: edgeq.lower_tvm's whole-model proof of concept (TVM kernels for conv,
-  gemm, add and pools, C kernels for the rest), same flags.
-  Both edgeq columns count the first inference between the layer marks (exact, one run),
-  and both are checked bit-exact against the integer reference on the same input.
+- edgeq C / edgeq TVM: the static binary of the `arm64` target (targets/arm64.py), built
+  as `edgeq compile --target arm64 --cpu CPU --scratch always --lowering c` (edgeq's
+  generated C, the same model.c as the host and Cortex-M targets, with runtime_c) and
+  `--lowering tvm` (TVM kernels for conv, gemm, add and pools, C kernels for the rest),
+  `aarch64-linux-gnu-gcc -O3 -mcpu=... -static`. Counted with `edgeq profile --device
+  qemu`'s code on the peers' input: one inference between the layer marks (exact, one
+  run); checked bit-exact against the integer reference with `edgeq run`'s code.
 
 LiteRT runs the official int8 .tflite of each MLPerf Tiny model, and edgeq's own TFLite
 export (edgeq.export.tflite) of the same quantized graph for the Fashion-MNIST nets and
@@ -29,10 +30,12 @@ test image, a natural photo for MobileNetV2).
 
     python benchmarks/arm64_speed.py [--models kws01,ic01] [--cpu cortex-a76] [--json out.json]
                                      [--skip peers,c --reuse earlier.json]
+                                     [--peer-models kws01,ad01 --reuse earlier.json]
 
 --skip leaves columns out; with --reuse, a skipped column takes its numbers from an
-earlier run's --json (the peers take about an hour for every model: rerun them only when
-their versions or inputs change).
+earlier run's --json, marked `*` in the table (the peers take about an hour for every
+model on an idle 2-core machine: rerun them only when their versions or inputs change;
+--peer-models reruns them on a few models to check that the earlier numbers still hold).
 
 Exit status 1 if an edgeq build is not bit-exact.
 """
@@ -163,47 +166,25 @@ def peer_instructions(kind: str, model_path: Path, x_path: Path, root: Path, plu
 
 # ---- edgeq's two lowerings -----------------------------------------------------------------
 
-def edgeq_c(q, feeds: dict, want: dict, work: Path, cpu) -> dict:
-    """The C targets' model.c + runtime_c, cross-compiled for aarch64 at -O3."""
-    from edgeq import runtime_c
-    from edgeq.codegen import generate_c, io_info
-    from edgeq.codegen.mains import host_main_c
-    from edgeq.lower_tvm.harness import qemu_command
-    from edgeq.planning.memory_plan import plan_memory
-    from edgeq.runtime_c.scratch import scratch_size
-    from edgeq.targets import c_project as cp
-    from edgeq.targets.elfsize import symbol
-    from edgeq.targets.mcu import runtime_library
-    src = work / "src"
-    src.mkdir(parents=True, exist_ok=True)
-    plan = plan_memory(q, scratch_size=scratch_size, scratch="always")
-    generate_c(q, plan, src, profile_marks=True)
-    (src / "main.c").write_text(host_main_c())
-    cp.write_vectors(src, io_info(q), feeds, want)
-    flags = ["-O3", "-std=c99", "-Wall", "-Wextra", "-Werror", cpu.gcc_flag]
-    gcc, ar = "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ar"
-    lib = runtime_library([cpu.gcc_flag], flags, gcc, ar)
-    exe = work / "model_c"
-    cp.run_tool([gcc, *flags, "-DEDGEQ_PROFILE", f"-I{src}", f"-I{runtime_c.include_dir()}", "-static",
-                 src / "model.c", src / "main.c", src / "vectors.c", lib, "-o", exe], "aarch64 gcc (edgeq C)")
-    counts = work / "counts.txt"
-    mark = symbol(exe, "edgeq_layer_mark")[0]
-    res = subprocess.run(qemu_command(exe, cpu, counts, mark), capture_output=True, text=True, timeout=3600)
-    marks = [int(l) for l in counts.read_text().splitlines() if l.strip().isdigit()]
-    return {"instructions": marks[len(q.nodes)] - marks[0], "exact": res.returncode == 0}
-
-
-def edgeq_tvm(q, feeds: dict, want: dict, work: Path, cpu) -> dict:
-    from edgeq.lower_tvm.model import lower_model, run
+def edgeq_arm64(q, feeds: dict, want: dict, work: Path, cpu, lowering: str) -> dict:
+    """The binary `edgeq compile --target arm64 --lowering LOWERING --cpu CPU --scratch
+    always` writes for this quantized graph (the target's own build; test vectors left out
+    of the count), counted with `edgeq profile --device qemu`'s code on the same input as
+    the peers, and checked bit-exact with `edgeq run`'s code."""
+    from edgeq.options import BuildOptions
+    from edgeq.targets.arm64 import Arm64Target, count_instructions
+    target = Arm64Target()
+    report: dict = {}
     t0 = time.perf_counter()
-    m = lower_model(q, cpu)
-    lower_s = time.perf_counter() - t0
-    exe = m.write(work, feeds, want, profile=True)
-    r = run(exe, m, count=True)
-    exact = r.mismatches == 0 and all(np.array_equal(r.outputs[k], want[k]) for k in q.outputs)
-    return {"instructions": r.instructions, "exact": exact, "lower_seconds": round(lower_s, 1),
-            "layers": [{"op": s.node.op, "how": "TVM" if s.kernel else "free" if s.free else "C",
-                        "instructions": c} for s, c in zip(m.steps, r.layers)]}
+    target.build(q, work, report, BuildOptions(test_vectors=None, scratch="always", cpu=cpu.name, lowering=lowering))
+    build_s = time.perf_counter() - t0
+    prof = count_instructions(work, feeds=feeds)
+    got = target.run(work, feeds)
+    exact = all(np.array_equal(got[k], want[k]) for k in q.outputs)
+    ops = {n.name: n.op for n in q.nodes}
+    return {"instructions": prof["instructions"], "exact": exact, "build_seconds": round(build_s, 1),
+            "kernels": report["arm64"], "arena_bytes": report["arena_bytes"],
+            "layers": [{"op": ops[l["name"]], "instructions": l["instructions"]} for l in prof["layers"]]}
 
 
 # ---- the table ---------------------------------------------------------------------------
@@ -217,16 +198,19 @@ def fmt(v) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| model | LiteRT XNNPACK | LiteRT builtin | ORT QDQ | edgeq C (-O3) | edgeq TVM | "
+    """The markdown table; a number taken from an earlier run (--reuse) carries a `*`."""
+    head = ("| model | LiteRT XNNPACK | LiteRT builtin | ORT QDQ | edgeq C | edgeq TVM | "
             "TVM / XNNPACK |\n|---|---:|---:|---:|---:|---:|---:|\n")
     lines = []
     for r in rows:
+        def cell(col: str) -> str:
+            v = r.get(col, {}).get("instructions")
+            return fmt(v) + ("*" if v is not None and col in r.get("reused", ()) else "")
         x = r.get("litert-xnnpack", {}).get("instructions")
         t = r.get("tvm", {}).get("instructions")
         ratio = f"{t / x:.2f}" if x and t and r["model"] != "empty" else "-"
-        lines.append(f"| {r['model']} | {fmt(x)} | {fmt(r.get('litert-builtin', {}).get('instructions'))} | "
-                     f"{fmt(r.get('ort', {}).get('instructions'))} | {fmt(r.get('c', {}).get('instructions'))} | "
-                     f"{fmt(t)} | {ratio} |")
+        lines.append(f"| {r['model']} | {cell('litert-xnnpack')} | {cell('litert-builtin')} | {cell('ort')} | "
+                     f"{cell('c')} | {cell('tvm')} | {ratio} |")
     return head + "\n".join(lines)
 
 
@@ -238,12 +222,17 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", default="", help="comma list of columns to skip: peers,c,tvm")
     ap.add_argument("--json", type=Path, help="write every number (and per-layer TVM counts) here")
     ap.add_argument("--reuse", type=Path, help="earlier --json: the source of skipped columns")
+    ap.add_argument("--peer-models", help="measure the peers only on these models (comma list); the "
+                                          "others take theirs from --reuse (marked *)")
     ap.add_argument("--keep", type=Path, help="keep the build folders here")
     args = ap.parse_args(argv)
     from edgeq.reference.interpreter import quantize_inputs, run_reference
     from edgeq.lower_tvm.cpus import get_cpu
     from edgeq.targets.profile_qemu import plugin_library
     cpu, skip = get_cpu(args.cpu), set(filter(None, args.skip.split(",")))
+    if args.peer_models and not args.reuse:
+        print("--peer-models needs --reuse (the other models' peer numbers)", file=sys.stderr)
+        return 2
     if "peers" not in skip and not (args.root / "usr/bin/python3.11").exists():
         print(f"no arm64 Python in {args.root}: run `bash scripts/aarch64_peers.sh`", file=sys.stderr)
         return 2
@@ -260,24 +249,22 @@ def main(argv=None) -> int:
         q = model["q"]
         feeds = quantize_inputs(q, {q.inputs[0]: np.asarray(model["x"], np.float32)})
         want = run_reference(q, feeds)
-        if "peers" not in skip:
+        if "peers" not in skip and (args.peer_models is None or name in args.peer_models.split(",")):
             from peers import ort_quantize_static
             qdq = ort_quantize_static(model["onnx"], np.asarray(model["calib"], np.float32))
             for kind in PEERS:
                 log(f"[{name}] {kind}")
                 path = qdq if kind == "ort" else model["tflite"]
                 row[kind] = peer_instructions(kind, path, peer_input(kind, model, work, name), args.root, plugin)
-        if "c" not in skip:
-            log(f"[{name}] edgeq C")
-            row["c"] = edgeq_c(q, feeds, want, work / "c", cpu)
-            ok &= row["c"]["exact"]
-        if "tvm" not in skip:
-            log(f"[{name}] edgeq TVM")
-            row["tvm"] = edgeq_tvm(q, feeds, want, work / "tvm", cpu)
-            ok &= row["tvm"]["exact"]
+        for lowering in ("c", "tvm"):
+            if lowering not in skip:
+                log(f"[{name}] edgeq {lowering}")
+                row[lowering] = edgeq_arm64(q, feeds, want, work / lowering, cpu, lowering)
+                ok &= row[lowering]["exact"]
         for col in ("litert-xnnpack", "litert-builtin", "ort", "c", "tvm"):
             if col not in row and col in reused.get(name, {}):
                 row[col] = reused[name][col]
+                row.setdefault("reused", []).append(col)
         rows.append(row)
         log(json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items() if kk != "layers"})
                         for k, v in row.items()}))
@@ -285,6 +272,8 @@ def main(argv=None) -> int:
             args.json.write_text(json.dumps(rows, indent=1))
     print(f"Instructions per inference (not cycles), qemu-aarch64 -cpu {cpu.qemu_cpu}, one thread:\n")
     print(table(rows))
+    if any(r.get("reused") for r in rows):
+        print(f"\n* from {args.reuse.name}, an earlier run of this script (same inputs, same counting)")
     for r in rows:
         for col in ("c", "tvm"):
             if col in r and not r[col]["exact"]:

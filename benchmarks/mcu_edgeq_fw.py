@@ -51,9 +51,31 @@ def measure_firmware(target, out_dir: Path, qgraph, feeds: dict[str, np.ndarray]
     got = cp.parse_lines(res.stdout, info["io"])["outputs"]
     want = run_reference(qgraph, feeds)
     exact = all(np.array_equal(got[k].reshape(want[k].shape), want[k]) for k in qgraph.outputs)
-    return FirmwareRun({i: marks[i + 1] - marks[i] for i in range(n)},
-                       {i: blocks[i + 1] for i in range(n)}, exact, elf,
+    instructions: dict[int, int] = {}
+    profile: dict[int, dict[int, int]] = {}
+    for fw_layer, layer in enumerate(graph_layers(info["layers"], qgraph)):
+        instructions[layer] = instructions.get(layer, 0) + marks[fw_layer + 1] - marks[fw_layer]
+        merged = profile.setdefault(layer, {})
+        for pc, count in blocks[fw_layer + 1].items():
+            merged[pc] = merged.get(pc, 0) + count
+    return FirmwareRun(instructions, profile, exact, elf,
                        runtime_library(info["board"]["cpu_flags"]), int(_report(out_dir)["flash_bytes"]))
+
+
+def graph_layers(fw_layers: list[str], qgraph) -> list[int]:
+    """The quantized graph's layer index of each firmware layer. The firmware runs the graph
+    lowered for its kernels (edgeq/codegen/layout.py): the model's nodes under their own
+    names, plus relayouts (transposes between layouts), which count with the layer that
+    reads them (or, after the last, with the last)."""
+    index = {n.name: i for i, n in enumerate(qgraph.nodes)}
+    out, pending = [], 0
+    for name in fw_layers:
+        if name in index:
+            out += [index[name]] * (pending + 1)
+            pending = 0
+        else:
+            pending += 1
+    return out + [len(qgraph.nodes) - 1] * pending
 
 
 def _report(out_dir: Path) -> dict:

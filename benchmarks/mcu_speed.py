@@ -8,16 +8,19 @@ Fashion-MNIST networks in models/):
    first Fashion-MNIST training images): edgeq's quantized graph and firmware. One real
    held-out input (mlperf_inputs "eval" sample 0, or Fashion-MNIST test image 0) runs
    through the integer reference, which gives every layer's input and expected output.
-2. "edgeq": today's firmware, per layer, with its layer marks (`edgeq profile`'s
-   machinery) on that real input; its final outputs must equal the reference's.
+2. "edgeq": the firmware `edgeq compile --target cpu` builds (default options: the
+   channels-last DSP kernels on the M7, MVE on the M55, weights packed at compile time,
+   the fastest memory plan that fits the part), per layer, with its layer marks (`edgeq
+   profile`'s machinery) on that real input; its final outputs must equal the reference's.
+   A relayout the compiler inserts between layouts counts with the layer that reads it.
 3. "CMSIS-NN": ../shared/peers/cmsis-nn compiled into a cache folder for the CPU (-O2, as
    TFLite Micro builds it) and linked into a per-layer harness firmware (never into
    edgeq's): each layer's CMSIS-NN call (TFLite Micro's choice, benchmarks/mcu_cmsis.py) on
    the same input bytes (channels-last), between two marks; every output is compared with
    the reference (np.array_equal, transposed to NHWC).
 4. "edgeq NHWC": edgeq's channels-last kernels (runtime_c/src/eq_nhwc_*.c, weights packed
-   by edgeq.runtime_c.packing), in the same kind of harness, before code generation uses
-   them; every output compared with the reference the same way. "NHWC specialised": the
+   by edgeq.runtime_c.packing), called alone in the same kind of harness (the kernels
+   without the compiler's glue); every output compared with the reference the same way. "NHWC specialised": the
    same, with the pointwise and depthwise 3x3 layers compiled from the always-inline kernel
    bodies against a `static const` params struct, as generated code will do (the shape
    becomes compile-time constants; benchmarks/mcu_nhwc.py spec_call).

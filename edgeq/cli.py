@@ -31,21 +31,21 @@ def _targets_help() -> str:
         from edgeq.targets import target_names
         names = ", ".join(target_names())
     except Exception:  # the help must print even on a half-installed machine
-        names = "reference, host, cortex-m4, cortex-m7, cortex-m33, cortex-m55, tflite, ethos-u55-128"
+        names = "reference, host, cortex-m4, cortex-m7, cortex-m33, cortex-m55, arm64, tflite, ethos-u55-128"
     return f"where the model runs: {names} (`edgeq targets` describes each)"
 
 
 def _parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]] | None:
     shapes = {}
     for spec in specs or []:
-        name, sep, dims = spec.partition("=")
+        name, sep, dims = spec.rpartition("=")  # no NAME=: the model's only input ("")
         try:
-            if not sep or not name:
+            if sep and not name:
                 raise ValueError
-            shapes[name] = tuple(int(d) for d in dims.lower().split("x"))
+            shapes[name] = tuple(int(d) for d in dims.lower().replace(",", "x").split("x"))
         except ValueError:
             raise EdgeqError(f"cannot read --input-shape {spec!r}",
-                             "write it as NAME=1x3x32x32") from None
+                             "write it as NAME=1x3x32x32 (or 1x3x32x32 for a model with one input)") from None
     return shapes or None
 
 
@@ -64,11 +64,14 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True, cal
 
 @app.command("compile")
 def compile_cmd(
-    model: Path = typer.Argument(..., help="float ONNX model (from torch.onnx.export)"),
+    model: Path = typer.Argument(..., help="float ONNX model (from torch.onnx.export), or an int8 .tflite model (compiled as it is: its own scales, no calibration)"),
     target: str = typer.Option("reference", "--target", "-t", help=_targets_help()),
+    board: Optional[str] = typer.Option(None, "--board", help="a real part from `edgeq targets` (e.g. stm32h743, nrf52840, rp2350): its core's cortex-m target, linked against its flash and SRAM"),
+    flash_size: Optional[str] = typer.Option(None, "--flash-size", help="cortex-m targets: the part's flash, overriding the target's or --board's (524288, 512K, 1M; K = 1024 bytes)"),
+    sram_size: Optional[str] = typer.Option(None, "--sram-size", help="cortex-m targets: the part's SRAM (one contiguous region), overriding the target's or --board's (320K, 1M)"),
     out_dir: Path = typer.Option(Path("build"), "-o", "--output", help="output folder: new, empty, or an edgeq build (replaced); never a folder holding your files"),
     calib: Optional[Path] = typer.Option(None, "--calib", help=".npy (N samples) or .npz (one array per input)"),
-    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 for dynamic inputs"),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=1x3x32x32 (or 1,3,32,32; NAME= may be left out for a one-input model) for inputs with dynamic dims other than the batch"),
     weight_granularity: str = typer.Option("per-channel", "--weight-granularity", help="per-channel | per-tensor"),
     equalize: Optional[bool] = typer.Option(None, "--equalize/--no-equalize", help="cross-layer equalization (default: on for per-tensor weights)"),
     bias_correction: Optional[bool] = typer.Option(None, "--bias-correction/--no-bias-correction", help="bias correction (default: on for per-tensor weights; empirical with --calib, else data-free)"),
@@ -82,9 +85,15 @@ def compile_cmd(
     calib_method: Optional[str] = typer.Option(None, "--calib-method", help="minmax | percentile | mse"),
     calib_percentile: Optional[float] = typer.Option(None, "--calib-percentile", help="percentile method: the upper percentile of each range (default 99.99). 99.999 keeps more headroom; when the calibration images cover only a few scenes it can be better or worse by model: compare on a held-out scene"),
     weight_rounding: str = typer.Option("gptq", "--weight-rounding", help="layers below 8 bits: gptq (error-compensating rounding on the calibration data; needs --calib) | nearest"),
-    scratch: str = typer.Option("fit", "--scratch", help="C targets: fit = smallest arena (a layer whose im2col "
-                                "scratch would raise the peak runs slower direct loops) | always = every layer "
-                                "gets its scratch (fewer instructions, larger arena)"),
+    scratch: str = typer.Option("fast", "--scratch", help="C targets: fast = the fastest memory plan that fits "
+                                "the part (default) | fit = smallest arena (a layer whose kernel scratch would "
+                                "raise the peak runs a slower scratch-free kernel) | always = every layer gets "
+                                "its scratch (fewest instructions, larger arena)"),
+    cpu: Optional[str] = typer.Option(None, "--cpu", help="arm64: the CPU the kernels are for: cortex-a53 (NEON), "
+                                      "cortex-a55/a76/a78/x1 (dotprod), cortex-x3, neoverse-n2, max (dotprod + i8mm); "
+                                      "default cortex-a76"),
+    lowering: Optional[str] = typer.Option(None, "--lowering", help="arm64: tvm (TVM-generated kernels; default) | "
+                                           "c (edgeq's portable C runtime, the second oracle)"),
     train: Optional[str] = typer.Option(None, "--train", help="C targets: also build an integer training step "
                                         "(edgeq_model_train_step) updating: bias (every bias) | last:N (weights and "
                                         "biases of the last N Conv/Gemm layers) | auto (chosen to fit --train-budget; "
@@ -96,7 +105,8 @@ def compile_cmd(
                                    "(`edgeq train --lr` changes it)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ):
-    """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build)."""
+    """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build).
+    An int8 .tflite MODEL is compiled as it is: TFLite Micro's outputs, bit for bit."""
     from edgeq.driver.pipeline import CompileOptions, compile_model
     from edgeq.report.summary import print_compile_summary
 
@@ -110,10 +120,11 @@ def compile_cmd(
                           bits_sensitivity=bits_sensitivity, keep_ends_int8=keep_ends_int8,
                           bias_correction=bias_correction, dfq_guard=dfq_guard, calib_method=calib_method,
                           calib_percentile=calib_percentile,
-                          weight_rounding=weight_rounding, scratch=scratch, train=train,
+                          weight_rounding=weight_rounding, scratch=scratch, cpu=cpu, lowering=lowering,
+                          board=board, flash_size=flash_size, sram_size=sram_size, train=train,
                           train_budget=train_budget, train_lr=train_lr, progress=not quiet)
     if not model.is_file():
-        raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx file")
+        raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx or int8 .tflite file")
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {terminal_text(m)}"))
     print_compile_summary(result.report, out_dir, out)
 
@@ -151,13 +162,35 @@ def train_cmd(
 def targets_cmd():
     """List every target with its board, memory budget and runner."""
     from rich.table import Table
-    from edgeq.targets import SKIPPED, all_targets
+    from edgeq.targets import SKIPPED, all_targets, get_target
+    from edgeq.targets.parts import load_parts
     table = Table("target", "what it builds and where it runs", box=None)
     for t in all_targets():
         table.add_row(t.name, t.description)
     out.print(table)
+    boards = Table("--board", "part", "flash", "SRAM", "target (QEMU board)", box=None,
+                   title="parts (`edgeq compile --board NAME`; --flash-size/--sram-size override)", title_justify="left")
+    for name, p in load_parts().items():
+        core = get_target(p["target"])
+        boards.add_row(name, p["part"], _kib(p["flash_bytes"]), _kib(p["ram_bytes"]),
+                       f"{p['target']} ({core.board['machine']})")
+    out.print(boards)
     for module, why in SKIPPED.items():
         out.print(f"[dim]targets from {module}.py unavailable: {why}[/dim]")
+
+
+@app.command("ops")
+def ops_cmd(markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables (the README's copy)")):
+    """List every op and which stage and target implements it (the op registry's table)."""
+    from edgeq.driver import ops_table
+    if markdown:
+        print(ops_table.markdown(), end="")
+    else:
+        ops_table.print_tables(out)
+
+
+def _kib(n: int) -> str:
+    return f"{n / (1 << 20):g} MB" if n >= 1 << 20 and n % (1 << 18) == 0 else f"{n // 1024:,} KB"
 
 
 @app.command("inspect")
@@ -185,10 +218,14 @@ def flash_cmd(
 def profile_cmd(
     build_dir: Path = typer.Argument(...),
     device: str = typer.Option("qemu", "--device", help="qemu | host | adb[:SERIAL]"),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="adb / host (arm64): untimed runs first (default 10)"),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help="adb / host (arm64): timed runs (default 50)"),
 ):
-    """Per-layer cost: exact instruction counts on the emulated board (qemu)."""
+    """Per-layer cost: exact instruction counts on an emulator (qemu); on a phone (adb,
+    arm64 builds) or this aarch64 machine (host), median and p90 latency."""
     from edgeq.driver.runner import profile_build
-    profile_build(build_dir, device, console=out)
+    timing = {k: v for k, v in (("warmup", warmup), ("iterations", iterations)) if v is not None}
+    profile_build(build_dir, device, console=out, **timing)
 
 
 # Typer's usage errors (its own since 0.26, click's before) share this base; found through

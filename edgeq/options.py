@@ -30,10 +30,12 @@ DEFAULT_CALIB_METHOD = "percentile"
 DEFAULT_PERCENTILE = 99.99
 CALIB_LIMIT = 512
 WEIGHT_ROUNDINGS = ("gptq", "nearest")
-SCRATCH_POLICIES = ("fit", "always")
+SCRATCH_POLICIES = ("fast", "fit", "always")
 BITS_SENSITIVITIES = ("measured", "hawq")
 CLE_RELU6 = ("bounded", "relu", "skip")
 BIAS_CORRECTION_MODES = ("auto", "empirical", "data-free")
+CPU_TARGETS = ("arm64",)   # the targets that take --cpu and --lowering (targets/arm64.py)
+LOWERINGS = ("tvm", "c")
 _UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2,
           "k": 1000, "m": 1000 ** 2}
 
@@ -54,6 +56,21 @@ def parse_budget(text, reference: float, what: str) -> float:
                          "all-int8 as 60%")
     v = float(m.group(1))
     return reference * v / 100 if m.group(2) == "%" else v * _UNITS[m.group(2)]
+
+
+# A part's memory is counted in binary units, as datasheets do: 512K = 512 KB = 524,288 bytes.
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+                 "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
+
+
+def parse_memory_size(text, what: str) -> int:
+    """A part's memory size in bytes: 524288, 512K, 512KB, 1M, 1.5MB (K = 1024 bytes)."""
+    s = str(text).strip().lower().replace(" ", "").replace("_", "")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z]*)", s)
+    if not m or m.group(2) not in _MEMORY_UNITS or float(m.group(1)) * _MEMORY_UNITS[m.group(2)] < 1:
+        raise EdgeqError(f"cannot read {what} {text!r}",
+                         "write a size in bytes as 524288, 512K or 1M (K = 1024 bytes, as datasheets count)")
+    return int(float(m.group(1)) * _MEMORY_UNITS[m.group(2)])
 
 
 @dataclass(frozen=True)
@@ -151,13 +168,18 @@ class BuildOptions:
     """What a target's build needs besides the graph. test_vectors: int8 inputs [N, ...]
     per graph input that firmware embeds to check itself (None: none). scratch: the C
     targets' memory plan policy. budget: {"flash_bytes", "ram_bytes", "stack_bytes"} that
-    replace the part's own (a measurement build links against the emulated board's flash)."""
+    replace the part's own (a measurement build links against the emulated board's flash).
+    cpu, lowering: the arm64 target's CPU (None: its default) and kernels (tvm | c)."""
     test_vectors: dict | None = None
-    scratch: str = "fit"
+    scratch: str = "fast"
     budget: dict = field(default_factory=dict)
+    cpu: str | None = None
+    lowering: str = "tvm"
+    training: object = None     # a --train build's TrainSetup (edgeq.targets.training), None: inference only
 
     def __post_init__(self):
         _one_of(self.scratch, SCRATCH_POLICIES, "--scratch")
+        _one_of(self.lowering, LOWERINGS, "--lowering")
 
     @classmethod
     def of(cls, options: "BuildOptions | dict | None") -> "BuildOptions":
@@ -195,7 +217,14 @@ class CompileOptions:
     int_bias_correction: bool | None = None  # None: on with calibration data (passes/correct_bias_integer.py)
     weight_rounding: str = "gptq"         # layers below 8 bits: "gptq" (with calibration data) | "nearest"
     test_vectors: int = 4                 # inputs embedded in firmware to self-check
-    scratch: str = "fit"                  # C targets: "fit" (smallest arena) | "always" (fastest)
+    scratch: str = "fast"                 # C targets: "fast" (fastest plan that fits the part) | "fit" | "always"
+    cpu: str | None = None                # arm64: the CPU the kernels are for (None: the target's default)
+    lowering: str | None = None           # arm64: "tvm" (None: the default) | "c" (runtime_c, the second oracle)
+    # cortex-m targets: a part of the --board catalogue (targets/boards/parts.json; it sets the
+    # target when that is left at "reference"), and the part's memories overriding its own
+    board: str | None = None
+    flash_size: str | int | None = None   # bytes once checked: 1M, 512K, 524288
+    sram_size: str | int | None = None
     # on-device training (edgeq.training, docs/training.md): None (inference only) | "bias" |
     # "last:N" | "auto" (chosen under train_budget: bytes, default the part's SRAM)
     train: str | None = None
@@ -205,10 +234,19 @@ class CompileOptions:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.flash_size is not None:
+            self.flash_size = parse_memory_size(self.flash_size, "--flash-size")
+        if self.sram_size is not None:
+            self.sram_size = parse_memory_size(self.sram_size, "--sram-size")
         _one_of(self.weight_granularity, GRANULARITIES, "--weight-granularity")
         _one_of(self.weight_rounding, WEIGHT_ROUNDINGS, "--weight-rounding")
         _one_of(self.scratch, SCRATCH_POLICIES, "--scratch")
         _one_of(self.bits_sensitivity, BITS_SENSITIVITIES, "--bits-sensitivity")
+        if self.lowering is not None:
+            _one_of(self.lowering, LOWERINGS, "--lowering")
+        if (self.cpu is not None or self.lowering is not None) and self.target not in CPU_TARGETS:
+            raise EdgeqError(f"--cpu and --lowering choose the kernels of an ARM application CPU, not of "
+                             f"target {self.target!r}", f"use --target {' or '.join(CPU_TARGETS)}, or drop them")
         self.calibration = CalibrationOptions(self.calib_method, self.calib_percentile)
         budgets = self.flash_budget or self.latency_budget or self.firmware_budget
         if self.weight_bits != "auto" and budgets:
@@ -253,5 +291,7 @@ class CompileOptions:
         return PassOptions(self.weight_granularity, 8 if self.weight_bits == "auto" else self.weight_bits,
                            self.calibration, weight_rounding=self.weight_rounding, progress=self.progress)
 
-    def build(self, test_vectors: dict | None, budget: dict | None = None) -> BuildOptions:
-        return BuildOptions(test_vectors, self.scratch, dict(budget or {}))
+    def build(self, test_vectors: dict | None, budget: dict | None = None, training=None) -> BuildOptions:
+        """training: the TrainSetup of a --train build (driver.pipeline.training_setup)."""
+        return BuildOptions(test_vectors, self.scratch, dict(budget or {}), self.cpu, self.lowering or "tvm",
+                            training)

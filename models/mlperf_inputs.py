@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
+from edgeq.models.natural_images import PHOTOS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
 
@@ -89,7 +90,6 @@ def _photo_split(size: int, n: int, seed: int, split: str, photos: str) -> np.nd
 
 def source_photos() -> list[str]:
     """The photographs the image inputs are cut from (edgeq.models.natural_images.PHOTOS)."""
-    from edgeq.models.natural_images import PHOTOS
     return list(PHOTOS)
 
 

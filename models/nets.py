@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from edgeq.models.registry import model_path
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (1, 1, 28, 28)
@@ -167,7 +168,6 @@ def from_onnx(name: str, path=None) -> nn.Module:
     from onnx import numpy_helper
 
     if path is None:
-        from edgeq.models.registry import model_path
         path = model_path(name)
     model = build(name)
     graph = onnx.load(str(path)).graph

@@ -37,10 +37,12 @@ import numpy as np
 from scipy.special import ndtr
 
 from edgeq.annotations import bn_stats_of
+from edgeq.floatexec.executor import run_float
 from edgeq.ir import Graph, Node
 from edgeq.ops import clamp_of, holds
 from edgeq.passctx import PassContext
 from edgeq.passes.absorb_high_bias import weights_times_input
+from edgeq.quantization.weights import fake_quantize_weights
 
 PASS = "correct_bias"
 _CHUNK = 16  # calibration samples per float run: bounds memory on 224x224 models
@@ -134,7 +136,6 @@ def empirical_input_means(graph: Graph, calib: list[dict[str, np.ndarray]],
     """Mean input map (per position: [C, H, W], Gemm [K]) of every layer over the samples,
     accumulated chunk by chunk (all of MobileNetV2's layer inputs for 512 samples at
     224x224 would not fit in memory)."""
-    from edgeq.floatexec.executor import run_float
     names = sorted({n.inputs[0] for n in layers})
     sums: dict[str, np.ndarray] = {}
     count = 0
@@ -161,7 +162,6 @@ def _conv_error_mean(node: Node, dW: np.ndarray, mean_map: np.ndarray) -> np.nda
 
 
 def correct_bias(graph: Graph, ctx: PassContext) -> Graph:
-    from edgeq.quantization.weights import fake_quantize_weights
 
     per_channel = ctx.options.weight_granularity != "per-tensor"
     mode = ctx.options.bias_correction_mode

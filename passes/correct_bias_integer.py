@@ -43,9 +43,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.ir import Graph
+from edgeq.fixedpoint import clamp
+from edgeq.floatexec.executor import run_node, tlbr_to_torch, to_torch
+from edgeq.ir import Graph, Node
 from edgeq.ops import holds, macs
 from edgeq.passctx import PassContext
+from edgeq.quantization.rules.conv_gemm import INT32_LIMIT, accumulator_bounds, overflowing_channels
+from edgeq.reference import load_all, run_node as qrun
+from edgeq.reference._common import check_int32, clamp_attrs, i64, mbqm_checked, to_int8
+from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs
 
 LIMIT = 64
 CHUNK = 16
@@ -65,7 +71,6 @@ def _int_preact(node, x, w, bias) -> np.ndarray:
     bias is added in int64."""
     import torch
     import torch.nn.functional as F
-    from edgeq.floatexec.executor import tlbr_to_torch
     k = int(np.prod(w.shape[1:]))
     exact32 = k * 255 * int(np.max(np.abs(w.astype(np.int64)), initial=0)) < (1 << 24)
     dt = np.float32 if exact32 else np.float64
@@ -90,8 +95,6 @@ def _int_preact(node, x, w, bias) -> np.ndarray:
 
 def _int_output(node, acc: np.ndarray, mult, shift, nd: int) -> np.ndarray:
     """The kernel's tail (edgeq.intref.conv.qconv / gemm.qgemm) on given accumulators."""
-    from edgeq.fixedpoint import clamp
-    from edgeq.reference._common import check_int32, clamp_attrs, i64, mbqm_checked, to_int8
     check_int32(acc, node.name)
     shape = (1, acc.shape[1]) + (1,) * (acc.ndim - 2)
     lo, hi = clamp_attrs(node)
@@ -103,8 +106,6 @@ def _int_output(node, acc: np.ndarray, mult, shift, nd: int) -> np.ndarray:
 
 def _float_preact(fnode, x, fgraph: Graph) -> np.ndarray:
     import torch
-    from edgeq.floatexec.executor import run_node, to_torch
-    from edgeq.ir import Node
     bare = Node(fnode.op, fnode.name, fnode.inputs, fnode.outputs,
                 {k: v for k, v in fnode.attrs.items() if k not in ("act_min", "act_max")})
     args = [x] + [None if not n else to_torch(fgraph.const(n)) for n in fnode.inputs[1:]]
@@ -195,7 +196,6 @@ def correct_bias_quantized(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.nda
 
 def _sqnr(qgraph: Graph, ref: dict, got: dict) -> float:
     """Output SQNR (dB) of the integer outputs (dequantized) against float, all outputs."""
-    from edgeq.reference.interpreter import dequantize_outputs
     real = dequantize_outputs(qgraph, got)
     sig = err = 0.0
     for name, f in ref.items():
@@ -228,9 +228,6 @@ def _sequential_pass(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
     may drop)."""
     float_side = float_side or correct
     import torch
-    from edgeq.floatexec.executor import run_node as frun, to_torch
-    from edgeq.reference import load_all, run_node as qrun
-    from edgeq.reference.interpreter import quantize_inputs
 
     load_all()
     n = len(next(iter(feeds.values())))
@@ -260,7 +257,7 @@ def _sequential_pass(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
                 i = fdone[0]
                 fn = fgraph.nodes[i]
                 args = [fval(a) if a else [None] * len(starts) for a in fn.inputs]
-                fenv[fn.outputs[0]] = [frun(fn, [a[c] for a in args], fgraph) for c in range(len(starts))]
+                fenv[fn.outputs[0]] = [run_node(fn, [a[c] for a in args], fgraph) for c in range(len(starts))]
                 fdone[0] += 1
 
     # integer side: the reference interpreter's loop, chunked
@@ -322,7 +319,6 @@ def _sequential_pass(qgraph: Graph, fgraph: Graph, feeds: dict[str, np.ndarray],
 def _correct(qgraph: Graph, qn, fn, fgraph: Graph, qargs, fx_chunks, layers: dict):
     """Correct one layer's bias in place; returns its accumulators per chunk with the
     final bias (None when the layer was left alone before computing them)."""
-    from edgeq.quantization.rules.conv_gemm import INT32_LIMIT
     w_name, b_name = qn.inputs[1], qn.inputs[2]
     w, bias = qgraph.const(w_name), qgraph.const(b_name)
     if w is None or bias is None or len(qn.inputs) != 5:
@@ -348,14 +344,11 @@ def _correct(qgraph: Graph, qn, fn, fgraph: Graph, qargs, fx_chunks, layers: dic
     if not np.any(delta):
         return accs
     new = bias.astype(np.int64) - delta
-    # keep the accumulator proof of quantize_rules/conv_gemm.py
-    K = int(np.prod(w.shape[1:]))
-    qmax = wq.qmax()
-    shift = qgraph.const(qn.inputs[4]) if len(qn.inputs) > 4 else None
-    lshift = int(max(int(np.max(shift)), 0)) if shift is not None else 0
-    bound = K * 255 * qmax + int(np.max(np.abs(new), initial=0))
-    if bound >= (1 << 31) or bound << lshift >= (1 << 31) or np.max(np.abs(new)) > INT32_LIMIT:
+    # keep the accumulator proof of quantize_rules/conv_gemm.py, channel by channel
+    bounds = accumulator_bounds(w, new)
+    if overflowing_channels(bounds, qgraph.const(qn.inputs[4])).size or np.max(np.abs(new)) > INT32_LIMIT:
         return accs
+    bound = int(np.max(bounds, initial=0))
     name = qgraph.add_const(f"{qn.name}_bias_corrected", new.astype(np.int32))
     qn.inputs[2] = name
     if b_name not in {a for other in qgraph.nodes for a in other.inputs}:

@@ -39,8 +39,12 @@ from typing import Callable
 
 import numpy as np
 
+from edgeq.calibration.calibrate import calibrate
+from edgeq.floatexec.executor import run_float
 from edgeq.ir import Graph
 from edgeq.passctx import PassContext
+from edgeq.quantization.quantize import quantize
+from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
 
 PASS = "dfq_guard"
 Pass = Callable[[Graph, PassContext], Graph]
@@ -48,7 +52,6 @@ _BATCH = 16  # samples per integer-reference call: bounds memory at 224x224
 
 
 def _float_outputs(graph: Graph, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    from edgeq.floatexec.executor import run_float
     n = len(next(iter(feeds.values())))
     out = graph.outputs[0]
     return np.concatenate([run_float(graph, {k: v[i:i + _BATCH] for k, v in feeds.items()})[out]
@@ -56,9 +59,6 @@ def _float_outputs(graph: Graph, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _int8_outputs(graph: Graph, feeds: dict[str, np.ndarray], ctx: PassContext) -> np.ndarray:
-    from edgeq.calibration.calibrate import calibrate
-    from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference
-    from edgeq.quantization.quantize import quantize
     ranges = calibrate(graph, feeds, progress=False, options=ctx.options.calibration)
     q = quantize(graph, ranges, weight_granularity=ctx.options.weight_granularity,
                  weight_bits=ctx.options.weight_bits)

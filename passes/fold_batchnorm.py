@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.errors import EdgeqError, shown
-from edgeq.ir import Graph, Node
+from edgeq.ir import Graph, Node, Tensor
 from edgeq.passctx import PassContext
 
 
@@ -126,7 +126,6 @@ def _to_mul_add(graph: Graph, bn: Node) -> None:
     shift = graph.add_const(f"{bn.name}/shift", _float32((beta - mean * s).reshape(shape), bn))
     mid = graph.unique_name(f"{bn.outputs[0]}/scaled")
     src = graph.tensors[bn.inputs[0]]
-    from edgeq.ir import Tensor
     graph.add_tensor(Tensor(mid, src.shape, "float32"))
     i = graph.nodes.index(bn)
     graph.nodes[i:i + 1] = [Node("Mul", bn.name + "/mul", [bn.inputs[0], scale], [mid]),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from edgeq.reference._common import mbqm_checked
 
 ISAS = ("c", "dsp", "mve")
 ACC_LIMIT = 1 << 31  # mult < 2^31
@@ -234,7 +235,6 @@ def pack_depthwise(w: np.ndarray, bias, mult, shift, x_zp: int, isa: str = "c") 
 def pack_add(attrs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """QAdd's (table_a, table_b, rq) for eq_nhwc_add_s8_<isa> (every variant): the tables
     are the integer reference's own input rescaling of each of the 256 int8 values."""
-    from edgeq.reference._common import mbqm_checked
     ls = int(attrs.get("left_shift", 20))
     q = np.arange(-128, 128, dtype=np.int64)
     tables = [mbqm_checked((q - int(attrs[f"{s}_zp"])) << ls, int(attrs[f"{s}_mult"]), int(attrs[f"{s}_shift"]),

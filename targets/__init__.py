@@ -3,8 +3,11 @@
 A target module exposes `TARGETS: list[Target]`. A Target has `name`, `description` (one
 line, shown by `edgeq compile --help`) and four methods:
 
-    build(qgraph, out_dir, report, test_vectors=None)   write the build into out_dir and
-                                                        add measurements to report
+    build(qgraph, out_dir, report, options=None)        write the build into out_dir and
+                                                        add measurements to report; options:
+                                                        edgeq.options.BuildOptions (test vectors,
+                                                        scratch policy, budget), or the test
+                                                        vectors alone
     run(out_dir, feeds_int8) -> {output: int8 [N, ...]} run a batch on the target's runner
     profile(out_dir, device) -> dict                    instructions / time per layer
     flash(out_dir, probe, dry_run=False) -> dict        put the firmware on a (real or
@@ -23,7 +26,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 
-MODULES = ["reference", "host", "mcu", "tflite", "npu"]
+MODULES = ["reference", "host", "mcu", "arm64", "tflite", "npu"]
 SKIPPED: dict[str, str] = {}  # module -> why it was not loaded
 
 
@@ -31,7 +34,9 @@ class Target(Protocol):
     name: str
     description: str
 
-    def build(self, qgraph, out_dir, report: dict, test_vectors=None) -> None: ...
+    stages: tuple[str, ...]  # the per-op stages a build needs (`edgeq ops`)
+
+    def build(self, qgraph, out_dir, report: dict, options=None) -> None: ...
     def run(self, out_dir, feeds_int8: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
     def profile(self, out_dir, device: str) -> dict: ...
     def flash(self, out_dir, probe: str, dry_run: bool = False) -> dict: ...

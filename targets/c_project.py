@@ -9,19 +9,28 @@ A build folder DIR gets:
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from edgeq.codegen import PORTABLE, KernelChoice, generate_c, io_info, plan_memory
+from edgeq import runtime_c
+from edgeq.codegen import PORTABLE, CBuild, KernelChoice, generate_c, io_info, plan_build
 from edgeq.codegen.mains import vectors_c
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
 from edgeq.planning.memory_plan import MemoryPlan
+from edgeq.reference.interpreter import run_reference_streamed
+from edgeq.targets.training import TrainSetup, generate_training_model
 
+# runtime_c's flags for every Cortex-M build (the boards add their CPU flags)
+CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
+TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 SETUP_FIX = "run `make setup` (or: sudo apt-get install --no-install-recommends {pkg})"
 APT_FIX = "sudo apt-get install --no-install-recommends {pkg}"
 # The Debian packages scripts/setup.sh installs (tests/test_fit_and_hints.py keeps this in step):
@@ -51,27 +60,31 @@ def run_tool(cmd: list[str], what: str, timeout: float = 300, **kw) -> subproces
     return res
 
 
-def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = PORTABLE) -> MemoryPlan:
-    """Plan memory (with the scratch of the kernels chosen for `kernels`), generate
-    model.h/.c (with marks) and record the plan in the report."""
+def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = PORTABLE,
+                scratch: str = "fast", ram_limit: int | None = None, training: TrainSetup | None = None) -> CBuild:
+    """Lower the graph for `kernels` (layouts), plan memory with their scratch under the
+    scratch policy (ram_limit: the part's SRAM left for the arena), generate
+    model.h/.c (with marks) and record the plan in the report. `training`: the TrainSetup
+    of a --train build (model.c also holds the training step; `kernels` is not used)."""
     for n in qgraph.nodes:
         for o in n.outputs:
             if qgraph.tensors[o].dtype != "int8":
                 raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the C runtime is int8 only",
                                  "quantize the model with edgeq.quantize first")
-    policy = qgraph.meta.get("scratch_policy", "fit")
-    setup = qgraph.meta.get("training")  # edgeq.targets.training.TrainSetup of a --train build
-    if setup is None:
-        plan = plan_memory(qgraph, scratch=policy, kernels=kernels)
-        generate_c(qgraph, plan, src, profile_marks=True, kernels=kernels)
-    else:
-        from edgeq.targets.training import generate_training_model
-        plan = generate_training_model(qgraph, setup, src, report, policy, kernels)
+    policy = scratch
+    if training is None:
+        build = plan_build(qgraph, kernels, policy, ram_limit)
+        generate_c(build.graph, build.plan, src, profile_marks=True, kernels=build.kernels)
+    else:  # a --train build: the portable NCHW kernels (targets/training.py says why)
+        build = generate_training_model(qgraph, training, src, report, policy)
+    plan = build.plan
     report["arena_bytes"] = plan.arena_bytes
-    report["memory_plan"] = {"scratch_policy": qgraph.meta.get("scratch_policy", "fit"),
+    model_nodes = {n.name for n in qgraph.nodes}
+    report["relayouts"] = [n.name for n in build.graph.nodes if n.name not in model_nodes]
+    report["memory_plan"] = {**build.report(policy),
                              "arena_bytes": plan.arena_bytes, "peak_live_bytes": plan.peak_live_bytes,
                              "timeline": plan.timeline, "inplace": [list(p) for p in plan.inplace]}
-    return plan
+    return build
 
 
 def batch_of(io: dict) -> int:
@@ -122,8 +135,7 @@ def write_vectors(src: Path, io: dict, feeds: dict[str, np.ndarray] | None,
 def reference_expected(qgraph: Graph, vectors: dict[str, np.ndarray] | None):
     if not vectors:
         return None
-    from edgeq.reference.interpreter import run_reference
-    return run_reference(qgraph, vectors)
+    return run_reference_streamed(qgraph, vectors, progress=False)
 
 
 def parse_lines(text: str, io: dict) -> dict:
@@ -167,6 +179,54 @@ def load_info(out_dir: Path, target: str) -> dict:
     return json.loads(path.read_text())
 
 
-def project_info(qgraph: Graph, target: str, plan: MemoryPlan) -> dict:
-    return {"target": target, "arena_bytes": plan.arena_bytes, "num_layers": len(qgraph.nodes),
-            "layers": [n.name for n in qgraph.nodes], "io": io_info(qgraph)}
+def project_info(graph: Graph, target: str, plan: MemoryPlan, kernels: KernelChoice | None = None) -> dict:
+    """build.json: the firmware's layers are the lowered graph's (the model's nodes and the
+    relayouts between layouts); `kernels` says which variants model.c calls."""
+    info = {"target": target, "arena_bytes": plan.arena_bytes, "num_layers": len(graph.nodes),
+            "layers": [n.name for n in graph.nodes], "io": io_info(graph)}
+    if kernels is not None:
+        info["kernels"] = {"layout": kernels.layout, "isa": list(kernels.isa) or ["portable"]}
+    return info
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("EDGEQ_CACHE", Path(tempfile.gettempdir()) / "edgeq-cache"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def runtime_library(cpu_flags: list[str], cflags: list[str] = CFLAGS, compiler: str | None = None,
+                    archiver: str | None = None) -> Path:
+    """runtime_c built for one CPU (or the host), cached by the sources', flags' and
+    compiler's hash, so a build compiles only its own model."""
+    gcc = compiler or require_tool("arm-none-eabi-gcc", TOOLCHAIN_PKG)
+    files = runtime_c.sources() + runtime_c.headers()
+    h = hashlib.sha256(" ".join([gcc, *cpu_flags, *cflags]).encode())
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
+    lib = cache_dir() / f"libeqrt-{h.hexdigest()[:16]}.a"
+    if lib.exists():
+        return lib
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        run_tool([gcc, *cpu_flags, *cflags, f"-I{runtime_c.include_dir()}", "-c",
+                     *runtime_c.sources()], f"{Path(gcc).name} (runtime_c)", cwd=tmp)
+        objs = sorted(Path(tmp).glob("*.o"))
+        ar = archiver or require_tool("arm-none-eabi-ar", TOOLCHAIN_PKG)
+        run_tool([ar, "rcs", Path(tmp) / "lib.a", *objs], Path(ar).name)
+        os.replace(Path(tmp) / "lib.a", lib)  # atomic: parallel builds may race here
+    return lib
+
+
+def self_check_error(parsed: dict, check: dict, machine: str, io: dict) -> EdgeqError:
+    """The firmware's outputs differ from the integer reference on its embedded vectors
+    (or a kernel returned an error): the build is wrong and must not ship."""
+    names = [t["name"] for t in io["outputs"]]
+    where = [f"vector {v} output {names[k]!r}" for v, k in parsed["mismatches"][:5]]
+    where += [f"vector {v} kernel status {rc}" for v, rc in parsed["errors"][:5]]
+    more = check["mismatches"] + check["errors"] - len(where)
+    return EdgeqError(
+        f"the firmware's self-check failed on {'this machine' if machine == 'host' else 'QEMU ' + machine}: {check['mismatches']} output(s) differ from "
+        f"the integer reference and {check['errors']} run(s) failed over {check['vectors']} embedded test "
+        f"vector(s) (exit status {check['exit_status']}): " + ", ".join(where) + (f" and {more} more" if more > 0 else ""),
+        "this is an edgeq bug (the generated C or a kernel disagrees with the reference): "
+        "please report it with the model; `edgeq compile --target host` checks the same C on this machine")

@@ -7,17 +7,22 @@ runs without a rebuild; `profile` reports host wall time (no instruction counts)
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from edgeq import runtime_c
+from edgeq.codegen.kernels import PORTABLE
 from edgeq.codegen.mains import host_main_c, host_train_main_c, train_vectors_c
 from edgeq.errors import EdgeqError
+from edgeq.options import BuildOptions
 from edgeq.targets import c_project as cp
+from edgeq.targets.c_project import runtime_library, self_check_error
+from edgeq.targets import training
+from edgeq.targets.elfsize import section_sizes
 
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror"]
 EXE = "model_host"
@@ -26,23 +31,29 @@ TRAINER = "model_train"
 
 class HostTarget:
     name = "host"
+    stages = ("reference", "c")  # the C kernels, checked against the reference (edgeq ops)
+    # The portable NCHW kernels (the reference lowering, and what a CPU without DSP/MVE runs);
+    # PORTABLE_NHWC builds the channels-last path's portable C instead (a second oracle).
+    kernels = PORTABLE
     description = "this machine: generated C + runtime_c built with the system gcc (quick bit-exactness check)"
 
-    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
+    def build(self, qgraph, out_dir: Path, report: dict, options: BuildOptions | dict | None = None) -> None:
+        opts = BuildOptions.of(options)  # a dict alone: the test vectors
+        test_vectors = opts.test_vectors
         out_dir = Path(out_dir)
         src = out_dir / "src"
         src.mkdir(parents=True, exist_ok=True)
-        plan = cp.write_model(qgraph, src, report)
-        info = cp.project_info(qgraph, self.name, plan)
+        build = cp.write_model(qgraph, src, report, self.kernels, scratch=opts.scratch, training=opts.training)
+        plan = build.plan
+        info = cp.project_info(build.graph, self.name, build.plan, build.kernels)
         expected = cp.reference_expected(qgraph, test_vectors)
         n_vec = cp.write_vectors(src, info["io"], test_vectors, expected)
         (src / "main.c").write_text(host_main_c())
         self._compile(out_dir, src)
         cp.save_info(out_dir, info)
         report.update(self._measure(out_dir, plan.arena_bytes))
-        setup = qgraph.meta.get("training")
-        if setup is not None:
-            self._build_trainer(qgraph, setup, out_dir, src, report, test_vectors)
+        if opts.training is not None:
+            self._build_trainer(qgraph, opts.training, out_dir, src, report, test_vectors)
         if n_vec:
             res = self._exec(out_dir, [], None, timeout=60)
             parsed = cp.parse_lines(res.stdout, info["io"])
@@ -51,13 +62,11 @@ class HostTarget:
                      "passed": res.returncode == 0 and not parsed["mismatches"] and not parsed["errors"]}
             report["self_check"] = check
             if not check["passed"]:  # the same C would be wrong on a board: do not ship it
-                from edgeq.targets.mcu import self_check_error
                 raise self_check_error(parsed, check, "host", info["io"])
 
     def _compile(self, out_dir: Path, src: Path, cflags: list[str] = CFLAGS) -> Path:
         """model.o, main.o, vectors.o in src/, linked with the cached runtime library (other
         cflags, e.g. sanitizers, apply to the runtime and the link too)."""
-        from edgeq.targets.mcu import runtime_library
         gcc = cp.require_tool("gcc", "gcc")
         lib = runtime_library([], cflags, gcc, cp.require_tool("ar", "binutils"))
         names = ["model", "main", "vectors"] + (["train_state"] if (src / "train_state.c").exists() else [])
@@ -71,8 +80,6 @@ class HostTarget:
     # ---- training (edgeq compile --train) ------------------------------------------------------
     def _build_trainer(self, qgraph, setup, out_dir: Path, src: Path, report: dict, test_vectors) -> None:
         """DIR/model_train (the trainer), checked against the reference on the test vectors."""
-        from edgeq.targets import training
-        from edgeq.targets.elfsize import section_sizes
         x = next(iter(test_vectors.values())) if test_vectors else None
         n = 0 if x is None else min(len(x), training.CHECK_STEPS)
         labels = training.check_labels(qgraph, n)
@@ -94,7 +101,6 @@ class HostTarget:
             report["training"]["self_check"] = training.self_check(setup, got, want, "this machine", steps)
 
     def link_trainer(self, out_dir: Path, src: Path, cflags: list[str] = CFLAGS) -> Path:
-        from edgeq.targets.mcu import runtime_library
         gcc = cp.require_tool("gcc", "gcc")
         lib = runtime_library([], cflags, gcc, cp.require_tool("ar", "binutils"))
         for name in ("train_main", "train_vectors", "train_state"):
@@ -108,8 +114,6 @@ class HostTarget:
               setup=None) -> list[np.ndarray]:
         """Stream (x, label) through DIR/model_train, one step each; returns the learned state.
         `progress(steps_done)` is called as the trainer reports steps."""
-        import threading
-        from edgeq.targets import training
         exe = Path(out_dir) / TRAINER
         if not exe.is_file():
             raise EdgeqError(f"{exe} is missing", "recompile with `edgeq compile ... --train SPEC --target host`")
@@ -149,7 +153,6 @@ class HostTarget:
 
     def _measure(self, out_dir: Path, arena: int) -> dict:
         """Host numbers: the model's code and constants from its object, the arena."""
-        from edgeq.targets.elfsize import section_sizes
         s = section_sizes(out_dir / "src" / "model.o")
         return {"flash_bytes": s["text"] + s["rodata"] + s["data"], "arena_bytes": arena,
                 "sram_bytes": s["data"] + s["bss"], "stack_bytes": None}
@@ -221,20 +224,9 @@ def bench_sources_on_host(out_dir: Path, io: dict) -> dict:
 
 
 def adb_missing(device: str) -> None:
-    """Profiling on a phone needs adb and a device; say which is missing."""
-    if shutil.which("adb") is None:
-        raise EdgeqError("adb is not installed, so no phone can be reached",
-                         "sudo apt-get install adb, connect a phone with USB debugging, "
-                         "and compile for an ARM CPU target")
-    serial = device.split(":", 1)[1] if ":" in device else None
-    res = subprocess.run(["adb", "devices"], capture_output=True, text=True, timeout=20)
-    lines = [l.split() for l in res.stdout.splitlines()[1:] if l.strip()]
-    ready = [l[0] for l in lines if len(l) > 1 and l[1] == "device"]
-    if not ready or (serial and serial not in ready):
-        raise EdgeqError(f"no adb device {'with serial ' + serial if serial else ''} is connected".replace("  ", " "),
-                         "connect a phone with USB debugging enabled (check `adb devices`)")
-    raise EdgeqError("this target does not produce a phone binary",
-                     "compile for an ARM CPU target (arm64 / android-arm64) to profile over adb")
+    """`--device adb` on a build that is not an arm64 binary: say which build is."""
+    raise EdgeqError(f"--device {device} runs a phone binary, and this build is not one",
+                     "compile with --target arm64 and profile that build (edgeq profile DIR --device adb)")
 
 
 TARGETS = [HostTarget()]

@@ -2,7 +2,8 @@
 
 build: the generated model + runtime_c + startup.c + a firmware main, cross-compiled with
 arm-none-eabi-gcc and linked into DIR/fw.elf against the real part's flash/RAM budget
-(boards/boards.json; `MCUTarget.with_budget` or report["budget"] override it). The
+(boards/boards.json; a --board part of boards/parts.json, `MCUTarget.with_budget` or
+BuildOptions.budget override it). The
 firmware embeds the test vectors and their expected outputs from the integer reference,
 so a build run on QEMU checks itself (exit status = mismatches; any mismatch fails the
 build with an EdgeqError naming the vector and output) and measures its stack. The build
@@ -14,9 +15,7 @@ instructions with the TCG plugin (targets/plugin). flash: targets/flash.py.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -26,16 +25,24 @@ from string import Template
 import numpy as np
 
 from edgeq import runtime_c
-from edgeq.codegen import plan_memory
+from edgeq.codegen import KernelChoice, plan_build
+from edgeq.codegen.kernels import choice_for_cpu
 from edgeq.codegen.mains import firmware_main_c, firmware_train_main_c, train_vectors_c
+from edgeq.codegen.train import load_state, state_arrays
 from edgeq.errors import EdgeqError
+from edgeq.options import BuildOptions
 from edgeq.planning.memory_plan import plot_timeline
-from edgeq.targets import c_project as cp
-from edgeq.targets import qemu
-from edgeq.targets.elfsize import memory_report, symbol_sizes
+from edgeq.targets import c_project as cp, qemu
+from edgeq.targets.c_project import (CFLAGS, TOOLCHAIN_PKG, cache_dir, runtime_library,  # noqa: F401  (public here too)
+                                     self_check_error)
+from edgeq.targets import training
+from edgeq.targets.elfsize import memory_report, section_sizes, symbol, symbol_sizes
+from edgeq.targets.flash import flash_firmware
+from edgeq.targets.host import adb_missing, bench_sources_on_host
+from edgeq.targets.profile_qemu import plugin_library, profile_on_qemu
+from edgeq.targets.parts import fitting_parts
 
 BOARDS_DIR = Path(__file__).resolve().parent / "boards"
-CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
 LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections",
            "-Wl,--no-warn-rwx-segments"]
 DEFAULT_STACK = 4096   # stack reserve (bytes): measured peaks are ~300 B; painted and checked
@@ -43,13 +50,11 @@ DEFAULT_HEAP = 1024    # newlib's semihosting stdio set-up mallocs ~440 bytes (m
 RUN_CHUNK_BYTES = 64 * 1024  # inputs embedded per `run` firmware
 TRAIN_CHUNK_BYTES = 256 * 1024  # samples embedded per training firmware (`edgeq train`: one QEMU run each)
 QEMU_SECONDS = (120, 60)     # QEMU timeout: base + per inference (QEMU does ~10^8 instr/s)
-TOOLCHAIN_PKG = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 # Code floor for the early fit check: the smallest firmware measured (one 16x8 Gemm,
 # cortex-m33) has 7,604 B besides its constants, MLPerf ad01 8,616 B; half of that leaves
 # room for constants the report counts but the C may store more compactly, so the estimate
 # never rejects a model that would link.
 MIN_CODE_BYTES = 4096
-BIGGER_PART_FIX = "or a target whose part has more memory (`edgeq targets` lists each part's budget)"
 
 
 def load_boards() -> dict[str, dict]:
@@ -57,36 +62,8 @@ def load_boards() -> dict[str, dict]:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-def cache_dir() -> Path:
-    d = Path(os.environ.get("EDGEQ_CACHE", Path(tempfile.gettempdir()) / "edgeq-cache"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def _gcc() -> str:
     return cp.require_tool("arm-none-eabi-gcc", TOOLCHAIN_PKG)
-
-
-def runtime_library(cpu_flags: list[str], cflags: list[str] = CFLAGS, compiler: str | None = None,
-                    archiver: str | None = None) -> Path:
-    """runtime_c built for one CPU (or the host), cached by the sources', flags' and
-    compiler's hash, so a build compiles only its own model."""
-    gcc = compiler or _gcc()
-    files = runtime_c.sources() + runtime_c.headers()
-    h = hashlib.sha256(" ".join([gcc, *cpu_flags, *cflags]).encode())
-    for f in files:
-        h.update(f.name.encode() + f.read_bytes())
-    lib = cache_dir() / f"libeqrt-{h.hexdigest()[:16]}.a"
-    if lib.exists():
-        return lib
-    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        cp.run_tool([gcc, *cpu_flags, *cflags, f"-I{runtime_c.include_dir()}", "-c",
-                     *runtime_c.sources()], f"{Path(gcc).name} (runtime_c)", cwd=tmp)
-        objs = sorted(Path(tmp).glob("*.o"))
-        ar = archiver or cp.require_tool("arm-none-eabi-ar", TOOLCHAIN_PKG)
-        cp.run_tool([ar, "rcs", Path(tmp) / "lib.a", *objs], Path(ar).name)
-        os.replace(Path(tmp) / "lib.a", lib)  # atomic: parallel builds may race here
-    return lib
 
 
 def vector_bytes(elf: Path) -> int:
@@ -95,22 +72,20 @@ def vector_bytes(elf: Path) -> int:
                if name.startswith(("vec_in", "vec_expected")))
 
 
-def self_check_error(parsed: dict, check: dict, machine: str, io: dict) -> EdgeqError:
-    """The firmware's outputs differ from the integer reference on its embedded vectors
-    (or a kernel returned an error): the build is wrong and must not ship."""
-    names = [t["name"] for t in io["outputs"]]
-    where = [f"vector {v} output {names[k]!r}" for v, k in parsed["mismatches"][:5]]
-    where += [f"vector {v} kernel status {rc}" for v, rc in parsed["errors"][:5]]
-    more = check["mismatches"] + check["errors"] - len(where)
-    return EdgeqError(
-        f"the firmware's self-check failed on {'this machine' if machine == 'host' else 'QEMU ' + machine}: {check['mismatches']} output(s) differ from "
-        f"the integer reference and {check['errors']} run(s) failed over {check['vectors']} embedded test "
-        f"vector(s) (exit status {check['exit_status']}): " + ", ".join(where) + (f" and {more} more" if more > 0 else ""),
-        "this is an edgeq bug (the generated C or a kernel disagrees with the reference): "
-        "please report it with the model; `edgeq compile --target host` checks the same C on this machine")
+def _beyond_emulated_board(mem: dict, board: dict) -> str:
+    """Why QEMU's board cannot hold this firmware ('' when it can): a --board part may have
+    more memory than the board that emulates its core."""
+    for what, used, has in (("flash", mem["flash_bytes"], board.get("qemu_flash_bytes")),
+                            ("SRAM", mem["static_ram_bytes"] + mem["stack_reserve"] + mem["heap_reserve"],
+                             board.get("qemu_ram_bytes"))):
+        if has is not None and used > has:
+            return f"its {used:,} bytes of {what} exceed the {has:,} of QEMU's {board['machine']}"
+    return ""
 
 
 class MCUTarget:
+    stages = ("reference", "c")  # the C kernels, checked against the reference (edgeq ops)
+
     def __init__(self, name: str, board: dict, overrides: dict | None = None):
         self.name = name
         self.board = dict(board, **(overrides or {}))
@@ -126,41 +101,61 @@ class MCUTarget:
                                ("stack_bytes", stack_bytes)) if v is not None}
         return MCUTarget(self.name, self.board, o)
 
+    def for_part(self, part: dict) -> "MCUTarget":
+        """The same core and QEMU board with a catalogue part's name and memories (parts.py)."""
+        return MCUTarget(self.name, self.board, {k: part.get(k) for k in
+                                                 ("part", "flash_bytes", "ram_bytes", "openocd_board", "pyocd_target")})
+
     # ---- build ------------------------------------------------------------------------------
-    def check_fit(self, qgraph, report: dict, scratch: str = "fit") -> None:
+    @property
+    def kernels(self) -> KernelChoice:
+        """Channels-last DSP (M4/M7/M33) or MVE (M55) kernels (codegen.kernels.choice_for_cpu)."""
+        return choice_for_cpu(self.name)
+
+    @staticmethod
+    def arena_limit(board: dict) -> int:
+        """The part's SRAM left for the arena: what the default scratch plan ("fast") must fit."""
+        return board["ram_bytes"] - board.get("stack_bytes", DEFAULT_STACK) - board.get("heap_bytes", DEFAULT_HEAP)
+
+    def check_fit(self, qgraph, report: dict, scratch: str = "fast") -> None:
         """Right after quantization, before the build: fail when the model surely does not fit
         the part. Flash: the constants as stored plus a code floor; SRAM: the memory plan's
         arena plus the stack and heap reserves (all in the linker's RAM region)."""
-        budget = {k: int(v) for k, v in (report.get("budget") or {}).items() if v is not None}
-        board = dict(self.board, **budget)
+        board = self.board
         part = f"{board['part'].split(' (')[0]} ({self.name})"
         flash = int(report["weights_bytes"]) + MIN_CODE_BYTES
-        if flash > board["flash_bytes"]:
-            raise EdgeqError(f"the model does not fit {part}: it needs at least {flash:,} bytes of flash "
-                             f"({report['weights_bytes']:,} of weights and constants + at least {MIN_CODE_BYTES:,} "
-                             f"of code), the part has {board['flash_bytes']:,}",
-                             "use a smaller model, int4 weights (--weight-bits 4, or auto with a "
-                             "--firmware-budget), " + BIGGER_PART_FIX)
-        arena = plan_memory(qgraph, scratch=scratch).arena_bytes  # the C build's plan
+        arena = plan_build(qgraph, self.kernels, scratch, self.arena_limit(board)).plan.arena_bytes
         stack, heap = board.get("stack_bytes", DEFAULT_STACK), board.get("heap_bytes", DEFAULT_HEAP)
-        if arena + stack + heap > board["ram_bytes"]:
-            raise EdgeqError(f"the model does not fit {part}: it needs at least {arena + stack + heap:,} bytes "
-                             f"of SRAM ({arena:,}-byte activation arena + {stack:,} stack + {heap:,} heap "
-                             f"reserve), the part has {board['ram_bytes']:,}",
-                             "use a smaller input or model, " + BIGGER_PART_FIX)
+        sram = arena + stack + heap
+        short, fixes = [], []
+        if flash > board["flash_bytes"]:
+            short.append(f"at least {flash:,} bytes of flash ({report['weights_bytes']:,} of weights and constants "
+                         f"+ at least {MIN_CODE_BYTES:,} of code), the part has {board['flash_bytes']:,}")
+            fixes.append("int4 weights (--weight-bits 4, or auto with a --firmware-budget)")
+        if sram > board["ram_bytes"]:
+            short.append(f"at least {sram:,} bytes of SRAM ({arena:,}-byte activation arena + {stack:,} stack + "
+                         f"{heap:,} heap reserve), the part has {board['ram_bytes']:,}")
+            fixes.append("a smaller input")
+        if short:  # the parts named are those with room for both
+            raise EdgeqError(f"the model does not fit {part}: it needs " + "; and ".join(short),
+                             f"{fitting_parts(flash, sram)}; or use a smaller model, " + " or ".join(fixes))
 
-    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
+    def build(self, qgraph, out_dir: Path, report: dict, options: BuildOptions | dict | None = None) -> None:
+        opts = BuildOptions.of(options)  # a dict alone: the test vectors
+        test_vectors = opts.test_vectors
         out_dir = Path(out_dir)
-        budget = {k: int(v) for k, v in (report.get("budget") or {}).items() if v is not None}
-        board = dict(self.board, **budget)  # e.g. {"flash_bytes": 2 << 20} from --flash-budget
+        budget = {k: int(v) for k, v in opts.budget.items() if v is not None}
+        board = dict(self.board, **budget)  # e.g. the emulated board's flash for a measurement build
         src, obj = out_dir / "src", out_dir / "obj"
         src.mkdir(parents=True, exist_ok=True)
         obj.mkdir(exist_ok=True)
-        plan = cp.write_model(qgraph, src, report)
-        info = cp.project_info(qgraph, self.name, plan)
+        setup = opts.training  # a --train build's TrainSetup (its model runs the portable kernels)
+        build = cp.write_model(qgraph, src, report, self.kernels, scratch=opts.scratch,
+                               ram_limit=self.arena_limit(board), training=setup)
+        plan = build.plan
+        info = cp.project_info(build.graph, self.name, build.plan, build.kernels)
         info["board"] = board
         report["memory_plan"]["direct"] = plan.direct  # layers whose kernel scratch did not fit
-        setup = qgraph.meta.get("training")
         later = [] if setup is None else ["loss"] + [f"back {n.name}" for n in setup.plan.backward]
         plot_timeline(plan, info["layers"], out_dir / "memory_timeline.png", board["ram_bytes"], later)
         report["memory_plan"]["plot"] = "memory_timeline.png"
@@ -189,14 +184,16 @@ class MCUTarget:
                       flash_bytes=mem["flash_bytes"] - vec_bytes, firmware_flash_bytes=mem["flash_bytes"],
                       test_vector_bytes=vec_bytes, static_ram_bytes=mem["static_ram_bytes"],
                       stack_reserve_bytes=mem["stack_reserve"], firmware="fw.elf")
-        if shutil.which("qemu-system-arm") is None:
+        too_big = _beyond_emulated_board(mem, board)
+        if shutil.which("qemu-system-arm") is None or too_big:
+            why = too_big or "qemu-system-arm is missing"
             report["notices"] = report.get("notices", []) + [
-                "qemu-system-arm is missing: the firmware was built but not run (no stack measurement)"]
+                f"{why}: the firmware was built but not run (no self-check, no stack measurement)"]
             report.update(stack_bytes=None, sram_bytes=mem["static_ram_bytes"])
             return
         elf = out_dir / "fw.elf"
         if test_vectors and not n_vec:
-            elf = self._relink_with_vectors(out_dir, info, test_vectors, "check", expected=expected)
+            elf, test_vectors = self._check_firmware(out_dir, info, test_vectors, expected)
         runs = len(next(iter(test_vectors.values()))) if test_vectors else 0
         res = qemu.run_firmware(board["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * runs)
         qemu.check_status(res, board["machine"])
@@ -245,9 +242,6 @@ class MCUTarget:
     def _build_trainer(self, qgraph, setup, out_dir: Path, board: dict, report: dict, test_vectors) -> None:
         """DIR/fw_train.elf, linked against the part's memory: measured (flash, static RAM,
         stack, instructions per step) and checked against the reference on the test vectors."""
-        from edgeq.targets import training
-        from edgeq.targets.profile_qemu import plugin_library
-        from edgeq.targets.elfsize import symbol
         x = next(iter(test_vectors.values())) if test_vectors else np.zeros((0,) + tuple(qgraph.tensors[qgraph.inputs[0]].shape[1:]), np.int8)
         n = min(len(x), training.CHECK_STEPS)
         labels = training.check_labels(qgraph, n)
@@ -283,7 +277,6 @@ class MCUTarget:
         t["self_check"] = training.self_check(setup, got, want, f"QEMU {board['machine']}", steps)
 
     def _state_bytes(self, out_dir: Path) -> int:
-        from edgeq.targets.elfsize import section_sizes
         s = section_sizes(out_dir / "obj" / "train_state.o")
         return s["data"] + s["bss"]
 
@@ -291,8 +284,6 @@ class MCUTarget:
               setup=None) -> list[np.ndarray]:
         """Train on QEMU in chunks of samples: each chunk is a firmware starting from the
         state the previous one printed (its train_state.c regenerated); returns the state."""
-        from edgeq.codegen.train import load_state, state_arrays
-        from edgeq.targets import training
         out_dir = Path(out_dir)
         info = cp.load_info(out_dir, self.name)
         board = info["board"]
@@ -315,6 +306,21 @@ class MCUTarget:
                 done += steps
                 progress(done)
         return state
+
+    def _check_firmware(self, out_dir: Path, info: dict, vectors: dict, expected: dict) -> tuple[Path, dict]:
+        """The self-check firmware for a model that fits the part but not with its test vectors:
+        all of them on the emulated board, or, when the board's flash is the part's own (the
+        Cortex-M55's 512 KB ITCM), as many as fit, at least one. Returns it and the vectors it holds."""
+        n = len(next(iter(vectors.values())))
+        while True:
+            try:
+                part = {k: v[:n] for k, v in vectors.items()}
+                return self._relink_with_vectors(out_dir, info, part, "check",
+                                                 expected={k: v[:n] for k, v in expected.items()}), part
+            except EdgeqError as e:
+                if n == 1 or "FLASH overflowed" not in str(e):
+                    raise
+                n //= 2
 
     def _linker_script(self, board: dict, path: Path, qemu_sizes: bool = False) -> None:
         text = Template((BOARDS_DIR / "link.ld.in").read_text()).substitute(
@@ -350,9 +356,11 @@ class MCUTarget:
             parts.append(f"RAM holds the {arena:,}-byte activation arena, a "
                          f"{board.get('stack_bytes', DEFAULT_STACK):,}-byte stack and a "
                          f"{board.get('heap_bytes', DEFAULT_HEAP):,}-byte heap reserve")
-        int4 = "int4 weights (--weight-bits 4), " if any(region == "FLASH" for region, _ in found) else ""
+        int4 = ", int4 weights (--weight-bits 4)" if any(region == "FLASH" for region, _ in found) else ""
+        need = {region: budget.get(region, 0) + int(n) for region, n in found}
+        fits = fitting_parts(need.get("FLASH", 0), need.get("RAM", 0))
         return EdgeqError(f"the model does not fit {board['part'].split(' (')[0]} ({self.name}): " + "; ".join(parts),
-                          f"use a smaller model or input, {int4}" + BIGGER_PART_FIX)
+                          f"{fits}; or use a smaller model or input{int4}")
 
     # ---- run ---------------------------------------------------------------------------------
     def _relink_with_vectors(self, out_dir: Path, info: dict, feeds, tag: str, profile: bool = False,
@@ -408,13 +416,15 @@ class MCUTarget:
 
     # ---- profile -----------------------------------------------------------------------------
     def profile(self, out_dir: Path, device: str = "qemu") -> dict:
-        from edgeq.targets.profile_qemu import profile_on_qemu
         if device.startswith("adb"):
-            from edgeq.targets.host import adb_missing
             adb_missing(device)
         if device == "host":  # the same generated C, timed on this machine
-            from edgeq.targets.host import bench_sources_on_host
             info = cp.load_info(out_dir, self.name)
+            isa = info.get("kernels", {}).get("isa", ["portable"])
+            if isa != ["portable"]:
+                raise EdgeqError(f"this {self.name} build calls {'/'.join(isa).upper()} kernels, which do not run on "
+                                 "this machine", "profile it with --device qemu, or compile the model with "
+                                 "--target host to time the portable C here")
             return bench_sources_on_host(Path(out_dir), info["io"])
         if device != "qemu":
             raise EdgeqError(f"{self.name} firmware runs on QEMU (or a real board), not on {device!r}",
@@ -422,7 +432,6 @@ class MCUTarget:
         return profile_on_qemu(self, Path(out_dir))
 
     def flash(self, out_dir: Path, probe: str, dry_run: bool = False) -> dict:
-        from edgeq.targets.flash import flash_firmware
         info = cp.load_info(out_dir, self.name)
         return flash_firmware(Path(out_dir) / "fw.elf", info["board"], probe, dry_run=dry_run)
 

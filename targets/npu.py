@@ -34,6 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
+from edgeq.export.tflite import NPU_BUILTINS
+from edgeq.options import BuildOptions
+from edgeq.targets.tflite import MODEL_FILE, TfliteTarget, export_build, verify
 
 VELA_DIR = "vela"
 FAMILY_CONFIG = {
@@ -45,8 +48,8 @@ FAMILY_CONFIG = {
 ACCELERATORS = ["ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256",
                 "ethos-u65-256", "ethos-u65-512",
                 "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024", "ethos-u85-2048"]
-COMPUTE_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "MAX_POOL_2D",
-               "AVERAGE_POOL_2D", "SOFTMAX", "CONCATENATION", "PAD", "PADV2", "MAXIMUM", "MINIMUM"}
+# The operators a build must not leave on the CPU: those the export's npu stage maps to the NPU.
+COMPUTE_OPS = NPU_BUILTINS
 
 
 def vela_config_file() -> Path:
@@ -130,6 +133,9 @@ def parse_vela(stdout: str, csv_path: Path, tflite_ops: dict[str, int]) -> dict:
 
 
 class NpuTarget:
+    # an op without an NPU operator still builds: Vela runs it on the CPU (edgeq ops: npu column)
+    stages = ("reference", "tflite")
+
     def __init__(self, accelerator: str):
         self.name = accelerator
         family, macs = accelerator.rsplit("-", 1)
@@ -137,8 +143,8 @@ class NpuTarget:
         self.description = (f"Arm Ethos-{family.split('-')[1].upper()} NPU, {macs} MACs/cycle: "
                             f"int8 .tflite compiled by Vela ({system}, {memory})")
 
-    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
-        from edgeq.targets.tflite import MODEL_FILE, export_build, verify
+    def build(self, qgraph, out_dir: Path, report: dict, options: BuildOptions | dict | None = None) -> None:
+        test_vectors = BuildOptions.of(options).test_vectors
         out_dir = Path(out_dir)
         data = export_build(qgraph, out_dir, report)
         verify(qgraph, data, test_vectors, report)
@@ -169,7 +175,6 @@ class NpuTarget:
                              "no Ethos-U simulator, NPU arithmetic not modeled)")
 
     def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from edgeq.targets.tflite import TfliteTarget
         return TfliteTarget().run(out_dir, feeds)
 
     def profile(self, out_dir: Path, device: str = "host") -> dict:

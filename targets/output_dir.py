@@ -26,6 +26,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from edgeq import __version__
 from edgeq.errors import EdgeqError
 
 MARKER = ".edgeq-build"
@@ -194,7 +195,6 @@ def _umask() -> int:
 def install(staged: Path, out_dir: Path, target: str, inputs: list[Path] = ()) -> None:
     """Mark the staged build and rename it into DIR (checked again: the compile took time);
     an old build moves aside and is removed once the new one is in place."""
-    from edgeq import __version__
     out_dir = Path(out_dir)
     check_output_dir(out_dir, inputs)
     (staged / OWNER).unlink()

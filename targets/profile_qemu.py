@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.targets import c_project as cp
-from edgeq.targets import qemu
+from edgeq.targets import c_project as cp, qemu
+from edgeq.targets.c_project import cache_dir
 from edgeq.targets.elfsize import symbol
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
@@ -25,7 +25,6 @@ PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
 
 def plugin_library() -> Path:
     """Build (once per source hash) the counting plugin with the host gcc."""
-    from edgeq.targets.mcu import cache_dir
     gcc = cp.require_tool("gcc", "gcc")
     srcs = sorted(PLUGIN_DIR.glob("*.c")) + sorted(PLUGIN_DIR.glob("*.h"))
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in srcs)).hexdigest()[:16]

@@ -15,6 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
+from edgeq.export.tflite import export_tflite
+from edgeq.export.tflite_run import run_litert, run_tflm, tflm_allocations
+from edgeq.options import BuildOptions
+from edgeq.reference.interpreter import run_reference_streamed
 
 MODEL_FILE = "model.tflite"
 
@@ -32,7 +36,6 @@ def op_histogram(data: bytes) -> dict[str, int]:
 
 def export_build(qgraph, out_dir: Path, report: dict, gemm_as: str = "conv") -> bytes:
     """Shared by the tflite and NPU targets: model.tflite in out_dir."""
-    from edgeq.export.tflite import export_tflite
     data = export_tflite(qgraph, gemm_as=gemm_as)
     (Path(out_dir) / MODEL_FILE).write_bytes(data)
     report["tflite"] = {"file": MODEL_FILE, "ops": op_histogram(data)}
@@ -42,13 +45,11 @@ def export_build(qgraph, out_dir: Path, report: dict, gemm_as: str = "conv") -> 
 
 def verify(qgraph, data: bytes, vectors, report: dict) -> None:
     """Both interpreters load the file and reproduce the integer reference on the vectors."""
-    from edgeq.reference.interpreter import run_reference
-    from edgeq.export.tflite_run import run_litert, run_tflm
     if not vectors:
         rng = np.random.default_rng(0)
         vectors = {n: rng.integers(-128, 128, (2,) + tuple(qgraph.tensors[n].shape[1:])).astype(np.int8)
                    for n in qgraph.inputs}
-    expected = run_reference(qgraph, vectors)
+    expected = run_reference_streamed(qgraph, vectors, progress=False)
     result = {"vectors": int(len(next(iter(vectors.values()))))}
     for runner in (run_litert, run_tflm):
         got = runner(data, vectors)
@@ -65,10 +66,11 @@ def verify(qgraph, data: bytes, vectors, report: dict) -> None:
 
 class TfliteTarget:
     name = "tflite"
+    stages = ("reference", "tflite")  # checked against the reference in LiteRT and TFLM (edgeq ops)
     description = "int8 .tflite flatbuffer (NHWC), run by LiteRT reference kernels = TFLite Micro"
 
-    def build(self, qgraph, out_dir: Path, report: dict, test_vectors=None) -> None:
-        from edgeq.export.tflite_run import tflm_allocations
+    def build(self, qgraph, out_dir: Path, report: dict, options: BuildOptions | dict | None = None) -> None:
+        test_vectors = BuildOptions.of(options).test_vectors
         data = export_build(qgraph, out_dir, report)
         verify(qgraph, data, test_vectors, report)
         alloc = tflm_allocations(data)
@@ -83,7 +85,6 @@ class TfliteTarget:
                                           "reference kernels): the tail is smaller on a 32-bit MCU"}
 
     def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from edgeq.export.tflite_run import run_litert
         path = Path(out_dir) / MODEL_FILE
         if not path.is_file():
             raise EdgeqError(f"{path} is missing", f"rebuild with `edgeq compile ... --target tflite -o {out_dir}`")

@@ -17,9 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeq.codegen import CBuild, generate_c, plan_memory
+from edgeq.codegen.kernels import PORTABLE
+from edgeq.codegen.train import TrainingC, state_layout
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
 from edgeq.training import LayerUpdate, TrainOptions, TrainPlan, TrainState, build_plan
+from edgeq.training.arena import plan_train_memory
+from edgeq.training.auto import select
 from edgeq.training.memory import step_memory
 
 DEFAULT_BUDGET = 256 * 1024  # --train-budget on the host: the issue's 256 KB
@@ -28,8 +33,8 @@ CHECK_STEPS = 4              # training steps of the compile's self-check
 
 @dataclass
 class TrainSetup:
-    """What a training build carries in qgraph.meta["training"] (set after model.q.onnx is
-    saved: it is not part of the graph file)."""
+    """What a training build carries to its target (BuildOptions.training; it is not part of
+    the graph file)."""
     plan: TrainPlan
     state: TrainState
     spec: str
@@ -52,7 +57,6 @@ def setup_training(qgraph: Graph, spec: str, budget: int, options: TrainOptions,
     auto = None
     updates = spec
     if spec == "auto":
-        from edgeq.training.auto import select
         if probe is None:
             raise EdgeqError("--train auto measures gradients on calibration samples", "give --calib FILE")
         left = budget - inference_bytes
@@ -74,14 +78,21 @@ def updates_from_json(rows: list[dict]) -> list[LayerUpdate]:
                         None if r.get("channels") is None else tuple(r["channels"])) for r in rows]
 
 
-def generate_training_model(qgraph: Graph, setup: TrainSetup, src, report: dict, policy: str, kernels):
-    """model.h/.c with the training step and train_state.c; the report's `training` section."""
-    from edgeq.codegen import generate_c, plan_memory
-    from edgeq.codegen.train import TrainingC, state_layout
-    from edgeq.training.arena import plan_train_memory
+def training_scratch(scratch: str) -> str:
+    """The memory plan of a training build: "fast" (pick by the part's SRAM) becomes "fit",
+    since the training arena, not inference's, is what must fit the budget."""
+    return "fit" if scratch == "fast" else scratch
+
+
+def generate_training_model(qgraph: Graph, setup: TrainSetup, src, report: dict, scratch: str) -> CBuild:
+    """model.h/.c with the training step and train_state.c; the report's `training` section.
+    The model runs the portable NCHW kernels (PORTABLE): the C backward (codegen/train.py)
+    reads its activations in NCHW, so a training build keeps the model's own layout."""
+    kernels, policy = PORTABLE, training_scratch(scratch)
     arena = plan_train_memory(setup.plan, plan_memory, scratch=policy, kernels=kernels)
     generate_c(qgraph, arena.memory, src, profile_marks=True, kernels=kernels,
                training=TrainingC(setup.plan, arena, setup.state))
+    fastest = plan_memory(qgraph, scratch="always", kernels=kernels).arena_bytes
     inference = plan_memory(qgraph, scratch=policy, kernels=kernels).arena_bytes
     params = step_memory(setup.plan)
     o = setup.plan.options
@@ -101,7 +112,9 @@ def generate_training_model(qgraph: Graph, setup: TrainSetup, src, report: dict,
     }
     if setup.auto is not None:
         report["training"]["auto"] = {k: setup.auto[k] for k in ("budget", "chosen", "probe_samples", "labels")}
-    return arena.memory
+    # arenas: the inference plans of the same kernels (the training arena is in report["training"])
+    return CBuild(qgraph, arena.memory, kernels.without_scratch(arena.memory.direct), policy,
+                  {"fastest": fastest, "smallest": plan_memory(qgraph, scratch="fit", kernels=kernels).arena_bytes})
 
 
 def check_labels(qgraph: Graph, n: int) -> np.ndarray:

@@ -63,6 +63,10 @@ SoftmaxParams = _struct("eq_softmax_params", ["outer", "depth", "inner", "input_
 RequantParams = _struct("eq_requant_params", ["size", "x_zp", "y_zp", "mult", "shift"])
 TransposeParams = _struct("eq_transpose_params", ["rank", ("in_dims", EQ_MAX_RANK),
                                                   ("perm", EQ_MAX_RANK)])
+MatmulParams = _struct("eq_matmul_params", ["batch", "m", "k", "n", "a_batch_stride", "b_batch_stride",
+                                            "a_zp", "b_zp", "y_zp", "y_mult", "y_shift", "act_min", "act_max"])
+ResizeParams = _struct("eq_resize_params", ["batch", "channels", "in_h", "in_w", "out_h", "out_w"])
+GatherParams = _struct("eq_gather_params", ["outer", "in_len", "out_len", "inner"])
 PadParams = _struct("eq_pad_params", ["rank", ("in_dims", EQ_MAX_RANK), ("pad_begin", EQ_MAX_RANK),
                                       ("pad_end", EQ_MAX_RANK), "value"])
 

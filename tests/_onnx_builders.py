@@ -64,10 +64,116 @@ class ActNet(nn.Module):
         return torch.softmax(torch.flatten(F.adaptive_avg_pool2d(d, 1), 1), dim=-1)
 
 
+class SelectNet(nn.Module):
+    """Issue 20's selection and reduction ops: reflect / replicate / circular pad, a
+    squeeze-and-excitation gate (Mul of two activations, [N,C,1,1] * [N,C,H,W]), split,
+    strided slices, nearest upsampling (scale and size), max and mean over spatial axes
+    and over channels, an integer index."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.f1 = nn.Conv2d(8, 4, 1)
+        self.f2 = nn.Conv2d(4, 8, 1)
+        _randomize_bn(self)
+
+    def forward(self, x):
+        y = F.relu(self.bn(self.c(F.pad(x, (2, 1, 1, 2), mode="reflect"))))      # [1, 8, 13, 15]
+        y = y * torch.sigmoid(self.f2(F.relu(self.f1(y.mean((2, 3), keepdim=True)))))
+        a, b = torch.split(y, [3, 5], dim=1)
+        a = F.pad(a, (1, 1, 0, 0), mode="replicate")[:, :, 1:13:2, 1:17:2]       # [1, 3, 6, 8]
+        b = F.pad(b[:, :, 1:-1:2, ::2], (1, 0, 0, 1), mode="circular")[:, :, :6, :8]
+        z = F.interpolate(torch.cat([b, a], 1), scale_factor=2, mode="nearest")  # [1, 8, 12, 16]
+        z = z + F.interpolate(z[:, :, ::2, ::2], size=(12, 16), mode="nearest")
+        m = z.amax(dim=(2, 3), keepdim=True) + z.mean(1, keepdim=True)          # [1, 8, 12, 16]
+        return torch.cat([m[:, :, 0], z[:, 2], m.amax(1)], 1)                   # [1, 28, 16]
+
+
+class PowNet(nn.Module):
+    """Pow with constant exponents (2 -> Mul, 3, 1.5 -> tables), Sqrt, division by an
+    activation (a reciprocal table): an RMS normalisation over channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        y = self.c(x)
+        rms = torch.sqrt((y ** 2).mean(1, keepdim=True) + 1e-3)
+        return y / rms + torch.relu(y) ** 3 + torch.relu(y).pow(1.5)
+
+
+class TinyUNet(nn.Module):
+    """A tiny U-Net: two stride-2 encoder stages, a ConvTranspose and an upsample decoder
+    with skip connections (Concat), a per-pixel head."""
+
+    def __init__(self, up="nearest"):
+        super().__init__()
+        self.e1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.e2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.e3 = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(16)
+        self.up1 = nn.ConvTranspose2d(16, 16, 2, stride=2)
+        self.d1 = nn.Conv2d(32, 8, 3, padding=1)
+        self.up = up
+        self.d2 = nn.Conv2d(16, 4, 3, padding=1)
+        _randomize_bn(self)
+
+    def forward(self, x):
+        a = F.relu(self.e1(x))
+        b = F.relu(self.e2(a))
+        c = F.relu(self.bn(self.e3(b)))
+        u = F.relu(self.d1(torch.cat([self.up1(c), b], 1)))
+        if self.up == "nearest":
+            u = F.interpolate(u, scale_factor=2, mode="nearest")
+        else:
+            u = F.interpolate(u, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.d2(torch.cat([u, a], 1))
+
+
+class AttentionNet(nn.Module):
+    """Single-head self-attention over [1, T, D]: two MatMuls of activations."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        scores = self.q(x) @ self.k(x).transpose(1, 2) * 0.35
+        return torch.softmax(scores, -1) @ self.v(x)
+
+
+class ConvGRUNet(nn.Module):
+    """A Conv-GRU keyword-spotting net: a conv over (frequency, time), the frequency bins
+    flattened into features, a GRU (or LSTM) over the time steps, its last hidden state
+    classified."""
+
+    def __init__(self, cell=nn.GRU):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, stride=(2, 1), padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.rnn = cell(8 * 5, 16, batch_first=True)
+        self.fc = nn.Linear(16, 4)
+        _randomize_bn(self)
+
+    def forward(self, x):                                   # [1, 1, 10 freq, 12 time]
+        y = F.relu(self.bn(self.conv(x)))                   # [1, 8, 5, 12]
+        _, h = self.rnn(y.flatten(1, 2).transpose(1, 2))    # [1, 12, 40] -> h [1, 1, 16]
+        h = h[0] if isinstance(h, tuple) else h             # an LSTM's (h, c)
+        return self.fc(h[-1])
+
+
 class SmallNets:
     @staticmethod
     def all():
-        return {"convbn": (ConvBnNet, (1, 3, 16, 16)), "acts": (ActNet, (1, 3, 15, 13))}
+        return {"convbn": (ConvBnNet, (1, 3, 16, 16)), "acts": (ActNet, (1, 3, 15, 13)),
+                "select": (SelectNet, (1, 3, 10, 12)), "pow": (PowNet, (1, 3, 8, 8)),
+                "unet": (TinyUNet, (1, 3, 16, 20)),
+                "unet_bilinear": (lambda: TinyUNet("bilinear"), (1, 3, 16, 20)),
+                "attention": (AttentionNet, (1, 6, 8)),
+                "convgru": (ConvGRUNet, (1, 1, 10, 12)),
+                "convlstm": (lambda: ConvGRUNet(nn.LSTM), (1, 1, 10, 12))}
 
 
 def _randomize_bn(model: nn.Module) -> None:

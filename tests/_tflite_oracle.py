@@ -48,9 +48,8 @@ def _tensor(t: T, idx: int, buffers: list) -> S.TensorT:
     return tt
 
 
-def run_op(opcode: int, inputs: list[T], output: T, options_type: int = 0, options=None,
-           feeds: list[np.ndarray] | None = None) -> np.ndarray:
-    """Build model(inputs -> op -> output) and run it; `feeds` fill the non-constant inputs."""
+def op_model(opcode: int, inputs: list[T], output: T, options_type: int = 0, options=None) -> bytes:
+    """The .tflite bytes of model(inputs -> op -> output); non-constant inputs are its inputs."""
     buffers = [S.BufferT()]  # buffer 0 is the empty sentinel
     tensors = [_tensor(t, i, buffers) for i, t in enumerate(inputs + [output])]
     op = S.OperatorT()
@@ -77,7 +76,13 @@ def run_op(opcode: int, inputs: list[T], output: T, options_type: int = 0, optio
     model.description = "edgeq oracle"
     b = flatbuffers.Builder(1024)
     b.Finish(model.Pack(b), file_identifier=b"TFL3")
-    interp = litert.Interpreter(model_content=bytes(b.Output()),
+    return bytes(b.Output())
+
+
+def run_op(opcode: int, inputs: list[T], output: T, options_type: int = 0, options=None,
+           feeds: list[np.ndarray] | None = None) -> np.ndarray:
+    """Build model(inputs -> op -> output) and run it; `feeds` fill the non-constant inputs."""
+    interp = litert.Interpreter(model_content=op_model(opcode, inputs, output, options_type, options),
                                 experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
     interp.allocate_tensors()
     for detail, x in zip(interp.get_input_details(), feeds or []):

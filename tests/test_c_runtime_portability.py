@@ -73,7 +73,8 @@ def test_every_header_kernel_is_defined_and_mirrored():
     declared = set(re.findall(r"eq_status\s+(eq_\w+_s[48])\s*\(", header))
     assert declared == {f"eq_{n}_s8" for n in ("conv2d", "fully_connected", "add", "mul", "lut",
                                               "prelu", "maxpool", "avgpool", "softmax", "requant",
-                                              "concat", "reshape", "transpose", "pad")} | {
+                                              "concat", "reshape", "transpose", "pad", "gather",
+                                              "resize_bilinear", "matmul")} | {
         "eq_conv2d_s4", "eq_fully_connected_s4"}  # int4 weights, packed two per byte
     for fn in declared:
         assert (cb.SRC / f"{fn}.c").is_file(), fn

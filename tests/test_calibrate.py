@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import edgeq.calibration.calibrate as cal
-from edgeq.calibration.calibrate import (DATA_FREE_NOTICE, activation_names, calibrate, data_free_ranges,
-                             load_calibration_file)
+from edgeq.calibration.calibrate import activation_names, calibrate, load_calibration_file
+from edgeq.calibration.datafree import DATA_FREE_NOTICE, data_free_ranges
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node, Tensor
 from edgeq.calibration.observers import Histogram, MinMax, mse_range, percentile_range

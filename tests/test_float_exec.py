@@ -110,3 +110,26 @@ def test_float_module_intermediates_and_write_back():
     mod.write_back()
     np.testing.assert_allclose(g.const("w"), 2 * _conv_graph().const("w"))
     assert g.const("w").dtype == np.float32
+
+
+UNARY_ATTRS = {"Relu": {}, "Clip": {"min": 0.0, "max": 6.0}, "Sigmoid": {}, "Tanh": {}, "HardSwish": {},
+               "HardSigmoid": {"alpha": 0.2, "beta": 0.5}, "LeakyRelu": {"alpha": 0.1}}
+
+
+@pytest.mark.parametrize("op", sorted(UNARY_ATTRS))
+def test_torch_executor_agrees_with_the_declared_float_math(op):
+    """Each unary op's float math is written once, in its declaration (edgeq/ops/float_ops.py),
+    and the LUT builder tabulates that; the torch executor (float passes, calibration) must
+    compute the same function: checked on a dense grid across and beyond every kink."""
+    from edgeq.ops import FLOAT_OPS, float_fn
+    assert set(UNARY_ATTRS) == {n for n, d in FLOAT_OPS.items() if d.float_fn is not None}
+    x = np.linspace(-10.0, 10.0, 40001, dtype=np.float32)  # step 5e-4: hits -3, 0, 3 exactly
+    g = Graph("unary")
+    g.add_tensor(Tensor("x", (1, x.size), "float32"))
+    g.add_tensor(Tensor("y", (1, x.size), "float32"))
+    g.inputs, g.outputs = ["x"], ["y"]
+    node = Node(op, "f", ["x"], ["y"], UNARY_ATTRS[op])
+    g.nodes.append(node)
+    got = run_float(g, {"x": x[None]})["y"][0].astype(np.float64)
+    want = float_fn(node)(x.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -283,7 +283,10 @@ def test_dscnn_int4_cortex_m7_and_flash(dscnn, tmp_path):
     f8, f4, fm = (reps[p]["flash_bytes"] for p in ("int8", "int4", "mixed"))
     saved = reps["int8"]["weights_bytes"] - reps["int4"]["weights_bytes"]
     assert saved > 15000  # fmnist_dscnn: ~34.6k int8 weights -> ~17.3k int4
-    assert abs((f8 - f4) - saved) < 0.15 * saved, (f8, f4, saved)
+    # the int8 build runs the channels-last DSP kernels, whose packed constants are larger
+    # than the graph's (int16 depthwise weights, per-channel requantization records): int4
+    # saves at least the weight bytes
+    assert f8 - f4 > 0.85 * saved, (f8, f4, saved)
     assert f4 < fm < f8
 
 

@@ -5,7 +5,8 @@ Each case builds one ai.edgeq node, lowers it for a CPU, runs the kernel under
 cases, inputs against an inaccessible page, outputs and scratch fenced) and compares
 with edgeq.reference on NCHW data with np.array_equal. The default run covers each op
 family once or twice (kernels are cached by their parameters, so a rerun compiles
-nothing); the grid over shapes, strides, pads, groups and CPUs is `slow`.
+nothing); the grid over shapes, strides, pads, groups and CPUs is `slow`. Whole models
+through the `arm64` target (TVM kernels under edgeq's model.c): tests/test_arm64.py.
 """
 from __future__ import annotations
 
@@ -113,6 +114,9 @@ DEFAULT = [
     ("add_same", add_case, ((1, 8, 4, 6), (1, 8, 4, 6))),
     ("add_per_channel", add_case, ((1, 8, 3, 3), (1, 8, 1, 1))),
     ("add_2d", add_case, ((2, 12), (1, 12)), {"nhwc": False}),
+    # multiplier 0.5 (a shift in the kernel) on a, on b (above), on neither
+    ("add_half_a", add_case, ((1, 16, 3, 3), (1, 16, 3, 3)), {"a_scale": 0.5, "b_scale": 0.2, "seed": 4}),
+    ("add_no_half", add_case, ((1, 16, 3, 3), (1, 16, 3, 3)), {"a_scale": 0.3, "b_scale": 0.45, "seed": 5}),
     ("maxpool", pool_case, ("QMaxPool", (1, 8, 7, 9), (3, 3), (2, 2), (1, 1, 1, 1))),
     ("avgpool_global", pool_case, ("QAvgPool", (1, 16, 5, 3), (5, 3), (5, 3), (0, 0, 0, 0))),
     ("avgpool_pad", pool_case, ("QAvgPool", (1, 4, 6, 5), (3, 3), (2, 1), (1, 0, 1, 1))),
@@ -221,29 +225,7 @@ def test_requantization_forms_equal_fixedpoint(form):
     assert np.array_equal(out["y"].astype(np.int64), want)
 
 
-# ---- whole models ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("net", ["convbn", "acts"])
-def test_small_model_bit_exact(net, tmp_path):
-    """A quantized net through lower_model: TVM kernels, C kernels (LUTs, mul, concat,
-    pad, softmax), relayouts between them, edgeq's arena; one static binary under qemu."""
-    from tests._onnx_builders import exported, rand
-
-    import edgeq
-    from edgeq.reference.interpreter import quantize_inputs, run_reference
-    from edgeq.lower_tvm.model import lower_model, run
-    path, shape = exported(net, "legacy")
-    q = edgeq.compile(str(path), target="reference", calib=rand((16,) + shape[1:]), calib_limit=16).qgraph
-    feeds = quantize_inputs(q, {q.inputs[0]: rand((3,) + shape[1:], seed=1)})
-    want = run_reference(q, feeds)
-    m = lower_model(q, get_cpu("cortex-a76"))
-    res = run(m.write(tmp_path, feeds, want), m)
-    assert res.mismatches == 0
-    for name in q.outputs:
-        assert np.array_equal(res.outputs[name], want[name])
-
-
-# ---- the slow grid and the real models ----------------------------------------------------
+# ---- the slow grid ----------------------------------------------------
 
 def _grid():
     """Shapes, strides, pads, dilations, groups and zero points around the default set."""
@@ -289,30 +271,3 @@ def grid_results(cpu_name: str):
 def test_kernel_grid_bit_exact(cid, cpu):
     got, want = grid_results(cpu)[cid]
     assert np.array_equal(got, want)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["kws01", "ic01", "vww01", "sww01", "ad01",
-                                  "fmnist_dscnn", "fmnist_mobilenetv2", "fmnist_resnet8"])
-def test_model_bit_exact(name, tmp_path):
-    """Real models through lower_model, on real inputs, against the integer reference."""
-    import edgeq
-    from edgeq.reference.interpreter import quantize_inputs, run_reference
-    from edgeq.lower_tvm.model import lower_model, run
-    if name.startswith("fmnist_"):
-        from edgeq.models.fmnist import load_fmnist, preprocess
-        from edgeq.models.registry import model_path
-        path, calib = model_path(name.removeprefix("fmnist_")), preprocess(load_fmnist("train")[0][:64])
-        x = preprocess(load_fmnist("test")[0][:4])
-    else:
-        from tests.conftest import mlperf_model
-        from edgeq.models.mlperf_inputs import mlperf_inputs
-        path, calib, x = mlperf_model(name), mlperf_inputs(name, "calib", n=32), mlperf_inputs(name, "eval", n=4)
-    q = edgeq.compile(str(path), target="reference", calib=calib, calib_limit=len(calib)).qgraph
-    feeds = quantize_inputs(q, {q.inputs[0]: x})
-    want = run_reference(q, feeds)
-    m = lower_model(q, get_cpu("cortex-a76"))
-    res = run(m.write(tmp_path, feeds, want), m)
-    assert res.mismatches == 0
-    for out in q.outputs:
-        assert np.array_equal(res.outputs[out], want[out])

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from edgeq.errors import EdgeqError
+from edgeq.codegen import plan_build
+from edgeq.options import BuildOptions
 from edgeq.targets import get_target
 
 from .conftest import MLPERF_MODELS
@@ -79,7 +81,7 @@ def assert_integer_only_c(src) -> None:
 @pytest.mark.parametrize("board", BOARDS)
 def test_every_board_runs_every_op(board, tmp_path):
     """All per-op graphs (depthwise, dilation, 1-D, broadcasting, softmax, concat, ...) in one
-    firmware with 18 inputs and outputs."""
+    firmware with 23 inputs and 22 outputs."""
     check_target(get_target(board), qgraph_all_ops(), tmp_path, n=2)
     assert_integer_only_c(tmp_path / "src")
 
@@ -119,6 +121,24 @@ def test_vectors_that_do_not_fit_move_to_a_check_firmware(tmp_path):
     assert rep["test_vector_bytes"] == 0
     assert rep["self_check"]["passed"] and rep["self_check"]["firmware"] == "fw_check.elf"
     assert rep["self_check"]["vectors"] == 40
+
+
+@needs_tools
+def test_check_firmware_keeps_the_vectors_that_fit_a_board_without_spare_flash(tmp_path):
+    """The emulated board's flash is the part's own (the Cortex-M55's ITCM): the check
+    firmware embeds as many of the test vectors as fit (ic01_large's packed MVE weights
+    leave no room for four), instead of failing the build."""
+    from edgeq.targets.mcu import MCUTarget, load_boards
+    from .test_codegen_host import rand_feeds
+    g = qgraph_conv()
+    rep = {}
+    get_target("cortex-m7").build(g, tmp_path, rep)
+    spare = rep["flash_bytes"] + 2048
+    t = MCUTarget("cortex-m7", load_boards()["cortex-m7"], {"flash_bytes": spare, "qemu_flash_bytes": spare + 2048})
+    rep = {}
+    t.build(g, tmp_path / "b", rep, rand_feeds(g, 40))  # 40 * 192 bytes > 4 KB spare
+    assert rep["self_check"]["passed"] and rep["self_check"]["firmware"] == "fw_check.elf"
+    assert 1 <= rep["self_check"]["vectors"] < 40
 
 
 def _corrupt_expected(monkeypatch):
@@ -205,12 +225,22 @@ def test_profile_counts_are_exact_and_repeatable(tmp_path):
     p1, p2 = t.profile(tmp_path, "qemu"), t.profile(tmp_path, "qemu")
     assert p1["instructions"] == p2["instructions"] > 0
     assert [l["instructions"] for l in p1["layers"]] == [l["instructions"] for l in p2["layers"]]
-    assert [l["name"] for l in p1["layers"]] == [n.name for n in g.nodes]
+    # the firmware's layers: the graph lowered for its channels-last kernels, i.e. the
+    # model's own nodes in order plus the transposes between layouts
+    lowered = plan_build(g, t.kernels).graph.nodes
+    assert [l["name"] for l in p1["layers"]] == [n.name for n in lowered]
+    assert [n.name for n in lowered if n.name in {m.name for m in g.nodes}] == [n.name for n in g.nodes]
+    assert all(n.op == "QTranspose" for n in lowered if n.name not in {m.name for m in g.nodes})
     assert sum(l["instructions"] for l in p1["layers"]) == p1["instructions"]
     assert "not cycles" in p1["counter"]
     with pytest.raises(EdgeqError):
         t.profile(tmp_path, "adb")
-    host = t.profile(tmp_path, "host")  # the same C timed on this machine
+    with pytest.raises(EdgeqError, match="DSP kernels, which do not run on this machine"):
+        t.profile(tmp_path, "host")  # model.c calls the Cortex-M DSP variants
+    from .test_codegen_host import rand_feeds
+    m0 = tmp_path / "portable"
+    get_target("host").build(g, m0, {}, rand_feeds(g, 1))
+    host = get_target("host").profile(m0, "host")  # the portable C timed on this machine
     assert host["device"] == "host" and host["wall_time_s"] > 0 and "instructions" not in host
 
 
@@ -232,7 +262,9 @@ def test_edgeq_profile_writes_per_layer_counts_to_the_report(tmp_path):
     rep = json.loads((out / "report.json").read_text())
     prof = rep["profile"]
     assert rep["instructions"] == prof["instructions"] == sum(l["instructions"] for l in prof["layers"]) > 0
-    assert [l["name"] for l in prof["layers"]] == [l["name"] for l in rep["layers"]]
+    # the firmware's layers: the model's, plus the transpose back to the model's NCHW output
+    assert rep["relayouts"] == ["y/to_nchw"]
+    assert [l["name"] for l in prof["layers"]] == [l["name"] for l in rep["layers"]] + rep["relayouts"]
     assert "not cycles" in prof["counter"] and "instructions per inference" in p.stdout
     assert rep["memory_plan"]["plot"] == "memory_timeline.png" and (out / "memory_timeline.png").is_file()
 
@@ -354,7 +386,8 @@ def test_machine_code_is_integer_only(board, tmp_path):
 
 
 @needs_tools
-def test_budget_from_the_report(tmp_path):
-    """report["budget"] (what a --flash-budget / --ram-budget option fills) overrides the part."""
+def test_budget_from_the_build_options(tmp_path):
+    """BuildOptions.budget (what a measurement build or a budget option gives) overrides the part."""
     with pytest.raises(EdgeqError, match=r"RAM overflowed by [\d,]+ bytes \(budget 4,096\)"):
-        get_target("cortex-m7").build(qgraph_conv(), tmp_path, {"budget": {"ram_bytes": 4096, "flash_bytes": None}})
+        get_target("cortex-m7").build(qgraph_conv(), tmp_path, {},
+                                      BuildOptions(budget={"ram_bytes": 4096, "flash_bytes": None}))

@@ -7,9 +7,10 @@
   --calib-percentile its held-out pick chose for the model (mlperf_common.HELD_OUT_PICKS;
   the slow test re-runs the pick), on fewer evaluation crops for the photo models
   (N_EVAL_FAST of the benchmark's 512) and on every sample of the others (37, 98, 24).
-- Arena (README's Cortex-M table, `python benchmarks/mlperf_mcu.py`): edgeq's planned
-  arena is at most TFLite Micro's head (planned activations + scratch) for the official
-  int8 .tflite and for edgeq's own export of the model.
+- Arena (README's Cortex-M table, `python benchmarks/mlperf_mcu.py`): edgeq's smallest
+  arena (`--scratch fit` for cortex-m7, its channels-last DSP kernels) is at most TFLite
+  Micro's head (planned activations + scratch) for the official int8 .tflite and for
+  edgeq's own export of the model.
 Each model is skipped when ../shared/models/mlperf-tiny is absent.
 """
 from __future__ import annotations
@@ -49,14 +50,15 @@ def test_recorded_percentile_is_the_held_out_pick(name):
 @pytest.mark.parametrize("name", MLPERF_MODELS)
 def test_arena_at_most_tflm_head(name):
     pytest.importorskip("tflite_micro")
-    from edgeq.codegen import plan_memory
+    from edgeq.codegen import plan_build
+    from edgeq.codegen.kernels import choice_for_cpu
     from edgeq.export.tflite import export_tflite
     from edgeq.export.tflite_run import tflm_allocations
 
     from .test_mcu import _real_model
     official = mlperf_model(name).parent / "reference_int8.tflite"
     g, _ = _real_model("mlperf", name)
-    ours = plan_memory(g).arena_bytes
+    ours = plan_build(g, choice_for_cpu("cortex-m7"), "fit").plan.arena_bytes  # --scratch fit
     heads = {"official int8": tflm_allocations(official)["head"],
              "edgeq's export": tflm_allocations(export_tflite(g))["head"]}
     assert all(ours <= h for h in heads.values()), (ours, heads)

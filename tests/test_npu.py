@@ -35,6 +35,21 @@ def assert_all_compute_on_npu(report):
     assert npu["sram_bytes"] > 0 and report["flash_bytes"] == npu["compiled_bytes"] > 0
 
 
+def test_npu_builtins_are_ones_vela_supports():
+    """The npu stage is derived from NPU_BUILTINS: each must be in the installed Vela's own
+    supported-operator list, and the ops Vela leaves on the CPU must not be in it."""
+    from ethosu.vela.tflite.BuiltinOperator import BuiltinOperator
+    from ethosu.vela.tflite_mapping import builtin_operator_map
+    from ethosu.vela.tflite_supported_operators import TFLiteSupportedOperators
+
+    from edgeq.export.tflite import NPU_BUILTINS
+    code = {k: v for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+    supported = {b for b in code if code[b] in builtin_operator_map
+                 and builtin_operator_map[code[b]][0] in TFLiteSupportedOperators.supported_operators}
+    assert NPU_BUILTINS <= supported, NPU_BUILTINS - supported
+    assert not {"CAST", "GATHER", "PADV2"} & supported
+
+
 def test_registry_has_the_ethos_targets():
     names = target_names()
     for a in ("ethos-u55-128", "ethos-u55-256", "ethos-u65-256"):

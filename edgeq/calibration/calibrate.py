@@ -1,7 +1,7 @@
 """Activation ranges for the quantizer: from calibration data, or data-free.
 
     ranges = calibrate(graph, samples, method="percentile")   # {tensor: (lo, hi)}
-    ranges = data_free_ranges(graph)                           # no data at all
+    ranges = data_free_ranges(graph)                           # no data at all (datafree.py)
     feeds = load_calibration_file("calib.npz", graph)          # for --calib
 
 `calibrate` runs the float executor (edgeq.float_exec.run_float) over the samples in
@@ -38,13 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq.calibration.observers import Histogram, MinMax, mse_range, percentile_range
 from edgeq.errors import EdgeqError, shown
 from edgeq.ir import Graph
-from edgeq.calibration.observers import Histogram, MinMax, mse_range, percentile_range
 from edgeq.options import CALIB_METHODS as METHODS  # noqa: F401  (the values live in edgeq.options)
 from edgeq.options import DEFAULT_CALIB_METHOD as DEFAULT_METHOD  # noqa: F401
 from edgeq.options import DEFAULT_PERCENTILE as PERCENTILE  # noqa: F401
+from edgeq.floatexec.executor import run_float
 from edgeq.options import CalibrationOptions
+from edgeq.progress import progress_bar
 # Float activations a calibration batch may hold at once (all tensors of the batch).
 BATCH_BUDGET_FLOATS = 64 * 1024 * 1024
 
@@ -83,10 +85,8 @@ def _batch_size(graph: Graph) -> int:
 
 def _passes(graph: Graph, feeds: dict[str, np.ndarray], names: list[str], progress: bool, label: str):
     """Yield {tensor: float array} for each batch of the samples (float executor)."""
-    from edgeq.floatexec.executor import run_float
     n = len(next(iter(feeds.values())))
     bs = _batch_size(graph)
-    from edgeq.progress import progress_bar
     with progress_bar(label, n, progress) as step:
         for s in range(0, n, bs):
             yield run_float(graph, {k: v[s:s + bs] for k, v in feeds.items()}, outputs=names)
@@ -181,7 +181,3 @@ def _check_array(name: str, x: np.ndarray, graph: Graph, fname: str) -> np.ndarr
     if not np.all(np.isfinite(x)):
         raise EdgeqError(f"{fname}: input {name!r} contains NaN or inf", "clean the calibration samples")
     return x.astype(np.float32)
-
-
-# ---- data-free ranges -------------------------------------------------------------------
-from edgeq.calibration.datafree import DATA_FREE_NOTICE, data_free_ranges  # noqa: E402,F401

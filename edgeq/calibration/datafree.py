@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from edgeq.annotations import bn_stats
+from edgeq.calibration.calibrate import activation_names, calibrate
 from edgeq.ir import Graph
 from edgeq.ops import clamp_of, holds
 
@@ -75,7 +76,6 @@ def _propagate(node, ins: list) -> tuple[float, float] | None:
 
 
 def data_free_ranges(graph: Graph) -> dict[str, tuple[float, float]]:
-    from edgeq.calibration.calibrate import activation_names, calibrate
     synth = calibrate(graph, synthetic_feeds(graph), method="minmax", progress=False)
     bn = bn_stats(graph)
     known: dict[str, tuple[float, float]] = {}  # ranges from rules 1-2

@@ -3,8 +3,12 @@
     plan = plan_memory(qgraph)                     # the arena, with the chosen kernels' scratch
     files = generate_c(qgraph, plan, out_dir)      # [out_dir/model.h, out_dir/model.c]
 
+    build = plan_build(qgraph, choice_for_cpu("cortex-m7"), "fast", ram_limit)  # a target's build:
+    generate_c(build.graph, build.plan, out_dir, kernels=build.kernels)         # lowered, planned
+
 Each layer's call comes from the C stage's emitter for its op and the kernel variant chosen
-for it (ops.py, kernels.py: `KernelChoice` says what the target's CPU offers).
+for it (ops.py, ops_nhwc.py, kernels.py: `KernelChoice` says what the target's CPU offers;
+layout.py stores each activation in the layout of the kernel that writes it).
 
 model.c is a straight-line sequence of eq_kernels.h calls (no interpreter): one block per
 layer with its params as a `static const` struct, weights and integer parameters as
@@ -15,14 +19,17 @@ prefixed identifiers or as whitelisted comment text.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeq.codegen import kernels as ckernels
 from edgeq.codegen import ops  # noqa: F401  (registers the C stage's emitters and kernels)
+from edgeq.codegen import ops_nhwc  # noqa: F401  (the channels-last variants)
 from edgeq.codegen.carray import const_array, pack_s4
 from edgeq.codegen.kernels import PORTABLE, CKernel, KernelChoice, choose, portable_functions, scratch_size
+from edgeq.codegen.layout import LAYOUT_KEY, NCHW_NODES_KEY, assign_layouts
 from edgeq.codegen.names import NameTable, check_plain_c, comment_text
 from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_WITH_PARAMS, MODEL_C, MODEL_H
 from edgeq.errors import EdgeqError
@@ -30,8 +37,10 @@ from edgeq.fixedpoint import quantize_multiplier
 from edgeq.ir import Graph, Node
 from edgeq.planning.memory_plan import MemoryPlan
 from edgeq.planning.memory_plan import plan_memory as plan_arena
+from edgeq.runtime_c.packing import rq_ctype, rq_initializer
 
-__all__ = ["generate_c", "io_info", "plan_memory", "scratch_size", "CKernel", "KernelChoice", "PORTABLE", "KERNELS", "KERNELS_S4"]
+__all__ = ["generate_c", "io_info", "plan_memory", "plan_build", "CBuild", "scratch_size", "CKernel",
+           "KernelChoice", "PORTABLE", "KERNELS", "KERNELS_S4"]
 
 # The portable kernel of each op, for int8 weights and for packed int4 weights (derived
 # from the registrations in ops.py: the one place kernel names are written).
@@ -41,11 +50,51 @@ KERNELS_S4 = {op: fn for op, fn in portable_functions(4).items() if fn != KERNEL
 
 def plan_memory(qgraph: Graph, scratch_size=None, scratch: str = "fit",
                 kernels: KernelChoice = PORTABLE, **training) -> MemoryPlan:
-    """The memory plan of a C build: the planner (edgeq.memory_plan) given the scratch of
+    """The memory plan of a C build: the planner (edgeq.planning.memory_plan) given the scratch of
     the C kernels chosen for `kernels`, unless another scratch rule is passed. `training`:
     the planner's keep_until/extra (a training build's kept tensors and gradients)."""
     rule = scratch_size or (lambda n, g: ckernels.scratch_size(n, g, kernels))
     return plan_arena(qgraph, scratch_size=rule, scratch=scratch, **training)
+
+
+SCRATCH_PLANS = ("fast", "fit", "always")
+
+
+@dataclass
+class CBuild:
+    """What a C build compiles: the graph lowered for its kernels (layout.py), the memory
+    plan, and the kernel choice with the nodes that run without scratch. `plans`: the arena
+    of the fastest plan (every layer gets its kernel's scratch) and of the smallest (scratch
+    only where it does not raise the peak: other layers run a scratch-free variant)."""
+    graph: Graph
+    plan: MemoryPlan
+    kernels: KernelChoice
+    policy: str                 # the plan used: "always" or "fit"
+    arenas: dict[str, int]      # {"fastest": bytes, "smallest": bytes}
+
+    def report(self, asked: str) -> dict:
+        return {"scratch_policy": asked, "plan": "fastest" if self.policy == "always" else "smallest",
+                "arena_bytes_fastest": self.arenas["fastest"], "arena_bytes_smallest": self.arenas["smallest"],
+                "layout": self.kernels.layout, "isa": list(self.kernels.isa) or ["portable"],
+                "direct": list(self.plan.direct)}
+
+
+def plan_build(qgraph: Graph, kernels: KernelChoice = PORTABLE, scratch: str = "fit",
+               ram_limit: int | None = None) -> CBuild:
+    """Lower `qgraph` for `kernels` and plan its arena. scratch: "fit" (the smallest arena),
+    "always" (every layer its scratch), or "fast": "always" when its arena fits `ram_limit`
+    (the part's SRAM left for the arena; None: no limit), else "fit"."""
+    if scratch not in SCRATCH_PLANS:
+        raise ValueError(f"scratch={scratch!r}: choose one of {SCRATCH_PLANS}")
+    graph = assign_layouts(qgraph, kernels)
+    kernels = kernels.keeping_nchw(graph.meta.get(NCHW_NODES_KEY, ()))
+    plans = {p: plan_memory(graph, scratch=p, kernels=kernels) for p in ("always", "fit")}
+    policy = scratch
+    if scratch == "fast":
+        policy = "always" if ram_limit is None or plans["always"].arena_bytes <= ram_limit else "fit"
+    plan = plans[policy]
+    return CBuild(graph, plan, kernels.without_scratch(plan.direct), policy,
+                  {"fastest": plans["always"].arena_bytes, "smallest": plans["fit"].arena_bytes})
 
 
 class Ctx:
@@ -108,6 +157,29 @@ class Ctx:
         ident = self.names.get(key, f"l{self.layer}_")
         arr = self._cast(np.asarray(node.attr(key)), dtype, f"{node.name}.{key}")
         self.const_defs.append(const_array(ident, arr, f"{comment_text(node.name)} attribute {key}"))
+        return ident
+
+    def layout(self, tensor: str) -> str:
+        """The tensor's layout in the arena (layout.py: "nchw" unless assigned "nhwc")."""
+        return self.graph.meta.get(LAYOUT_KEY, {}).get(tensor, "nchw")
+
+    def packed(self, role: str, arr: np.ndarray, note: str) -> str:
+        """A constant packed at compile time for one layer's kernel (not a graph tensor)."""
+        ident = self.names.get(role, f"l{self.layer}_")
+        self.const_defs.append(const_array(ident, np.asarray(arr), note))
+        return ident
+
+    def packed_weights(self, w: np.ndarray) -> str:
+        """Packed weights, int8 or (the DSP depthwise) int16 pairs in words; the kernels take int8_t *."""
+        ident = self.packed("weights", w, f"weights packed for the kernel ({w.dtype.name})")
+        return ident if w.dtype == np.int8 else f"(const int8_t *){ident}"
+
+    def requant(self, rq: np.ndarray, isa: str) -> str:
+        """Per-channel requantization constants (eq_rq, or eq_rq4 blocks for MVE)."""
+        ident = self.names.get("rq", f"l{self.layer}_")
+        self.const_defs.append(f"/* requantization constants (eq_kernels_nhwc.h) */\n"
+                               f"static const {rq_ctype(isa)} {ident}[{len(rq)}] __attribute__((aligned(4))) = "
+                               f"{rq_initializer(rq)};\n")
         return ident
 
     def scratch(self, node: Node) -> str:

@@ -11,8 +11,15 @@ A target offers a `KernelChoice` (the ISA features of its CPU beyond portable C9
 activation layout of the build); `choose` keeps the variants whose conditions the node and
 the choice meet and returns the one for the CPU's most specific feature, so an optimised
 kernel (issue 17: channels-last, DSP, MVE) is added by registering it, and the portable
-kernels stay the fallback and the second oracle. Today every kernel is portable (the
-portable C uses SMLAD itself where __ARM_FEATURE_DSP is set).
+kernels stay the fallback and the second oracle. A build whose layout is "nhwc" prefers
+the channels-last kernels (ops_nhwc.py) and falls back to the NCHW ones where no
+channels-last kernel fits the node; layout.py inserts the transposes between them.
+
+A kernel may apply to some nodes only (`when`: e.g. the 1x1 pointwise kernel); among the
+variants of equal rank the first registered wins, so the specialised ones are registered
+before the general one. Nodes the memory plan left without scratch (`KernelChoice.direct`)
+get a variant that runs without it: a kernel whose scratch is optional (the NCHW convs take
+NULL) or one that needs none (the portable channels-last kernels).
 
 Scratch: the Python mirror of each kernel's `<fn>_scratch_size` companion in eq_kernels.h
 (tests/test_c_kernels.py checks them against the C functions), for the memory planner.
@@ -28,6 +35,7 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
 from edgeq.ops import REGISTRY, Impl, decl_of
 from edgeq.ops.registry import missing
+from edgeq.runtime_c.packing import isa_for_cpu
 
 ALIGN_SLACK = 4  # the kernels round the scratch pointer up to a 4-byte boundary
 WEIGHT_STORAGES = ("int8", "int4x2")
@@ -40,13 +48,17 @@ class CKernel:
     weight_storage: int8, or int4x2 (two per byte, low nibble first, rows padded).
     isa: "portable" (C99), or the CPU feature it needs, e.g. "dsp" (Armv7E-M SIMD on
     Cortex-M4/M7/M33), "mve" (Helium, Cortex-M55), "neon". layout: the activation layout it
-    reads and writes. scratch: bytes it uses beside input and output (None: none)."""
+    reads and writes. scratch: bytes it uses beside input and output (None: none);
+    scratch_optional: it runs (slower, same bytes) when given NULL instead. when: the
+    nodes it applies to (None: every node of the op)."""
     function: str
     weight_bits: tuple[int, int] | None = None
     weight_storage: str = "int8"
     isa: str = "portable"
     layout: str = "nchw"
     scratch: Callable[[Node, Graph | None], int] | None = None
+    scratch_optional: bool = False
+    when: Callable[[Node, Graph | None], bool] | None = None
 
     def __post_init__(self):
         if self.weight_storage not in WEIGHT_STORAGES:
@@ -55,23 +67,50 @@ class CKernel:
     def __str__(self) -> str:
         return self.function
 
-    def fits(self, bits: int | None, choice: "KernelChoice") -> bool:
-        if self.layout != choice.layout or (self.isa != "portable" and self.isa not in choice.isa):
+    def fits(self, node: Node, graph: Graph | None, bits: int | None, choice: "KernelChoice") -> bool:
+        if self.layout not in ("nchw", choice.layout) or (self.isa != "portable" and self.isa not in choice.isa):
             return False
-        return self.weight_bits is None or bits is None or self.weight_bits[0] <= bits <= self.weight_bits[1]
+        if self.weight_bits is not None and bits is not None and not self.weight_bits[0] <= bits <= self.weight_bits[1]:
+            return False
+        if self.when is not None and not self.when(node, graph):
+            return False
+        if node.name in choice.nchw_nodes and self.layout != "nchw":
+            return False
+        if node.name in choice.direct and self.scratch is not None and not self.scratch_optional:
+            return int(self.scratch(node, graph)) == 0
+        return True
 
 
 @dataclass(frozen=True)
 class KernelChoice:
-    """What a build offers the kernels: CPU features in increasing preference, the layout."""
+    """What a build offers the kernels: CPU features in increasing preference, the preferred
+    activation layout (NCHW kernels stay the fallback of an "nhwc" build), the nodes that
+    run without scratch (the memory plan's `direct` list) and the nodes kept NCHW between
+    NCHW neighbours (layout.py)."""
     isa: tuple[str, ...] = ()
     layout: str = "nchw"
+    direct: frozenset[str] = frozenset()
+    nchw_nodes: frozenset[str] = frozenset()
 
-    def rank(self, kernel: CKernel) -> int:
-        return 0 if kernel.isa == "portable" else 1 + self.isa.index(kernel.isa)
+    def rank(self, kernel: CKernel) -> tuple[int, int]:
+        return (kernel.layout == self.layout, 0 if kernel.isa == "portable" else 1 + self.isa.index(kernel.isa))
+
+    def without_scratch(self, nodes) -> "KernelChoice":
+        return KernelChoice(self.isa, self.layout, frozenset(nodes), self.nchw_nodes)
+
+    def keeping_nchw(self, nodes) -> "KernelChoice":
+        return KernelChoice(self.isa, self.layout, self.direct, frozenset(nodes))
+
+
+def choice_for_cpu(cpu: str) -> KernelChoice:
+    """The kernels a target CPU gets: channels-last with the DSP (Cortex-M4/M7/M33) or MVE
+    (Cortex-M55) variants; any other CPU (the host, an M0/M3) the portable NCHW kernels."""
+    isa = isa_for_cpu(cpu)
+    return PORTABLE if isa == "c" else KernelChoice((isa,), "nhwc")
 
 
 PORTABLE = KernelChoice()
+PORTABLE_NHWC = KernelChoice((), "nhwc")  # the channels-last kernels' portable C (a second oracle)
 
 
 def weight_bits(node: Node, graph: Graph | None) -> int | None:
@@ -89,7 +128,7 @@ def choose(node: Node, graph: Graph | None, choice: KernelChoice = PORTABLE) -> 
     if not impls:
         raise missing(REGISTRY.stage("c"), node.op, node.name)
     bits = weight_bits(node, graph)
-    fits = [i for i in impls if i.meta["kernel"].fits(bits, choice)]
+    fits = [i for i in impls if i.meta["kernel"].fits(node, graph, bits, choice)]
     if not fits:
         have = ", ".join(f"{k} ({k.isa}, {k.layout}, weights {k.weight_bits})"
                          for k in (i.meta["kernel"] for i in impls))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeq.codegen.kernels import CKernel, im2col_scratch
+from edgeq.codegen.layout import physical_transpose
 from edgeq.errors import EdgeqError
 from edgeq.ir import Node
 from edgeq.ops import implements
@@ -70,9 +71,12 @@ def _weights(c, n: Node, k: CKernel) -> str:
 
 
 # Layers: weights of 5..8 bits run the int8 kernel, of 2..4 bits the _s4 one (packed two
-# per byte); both take an optional im2col scratch.
-@implements("c", "QConv", kernel=CKernel("eq_conv2d_s4", (2, 4), "int4x2", scratch=im2col_scratch))
-@implements("c", "QConv", kernel=CKernel("eq_conv2d_s8", (5, 8), scratch=im2col_scratch))
+# per byte); both take an optional im2col scratch (NULL: the direct loops, same bytes).
+IM2COL = {"scratch": im2col_scratch, "scratch_optional": True}
+
+
+@implements("c", "QConv", kernel=CKernel("eq_conv2d_s4", (2, 4), "int4x2", **IM2COL))
+@implements("c", "QConv", kernel=CKernel("eq_conv2d_s8", (5, 8), **IM2COL))
 def conv(c, n: Node, k: CKernel) -> Call:
     x, w, y = c.shape(n.inputs[0]), c.shape(n.inputs[1]), c.shape(n.outputs[0])
     (ih, iw), (oh, ow), (kh, kw) = _hw(x), _hw(y), _hw(w)
@@ -85,8 +89,8 @@ def conv(c, n: Node, k: CKernel) -> Call:
     return Call(k.function, args, "eq_conv2d_params", fields)
 
 
-@implements("c", "QGemm", kernel=CKernel("eq_fully_connected_s4", (2, 4), "int4x2", scratch=im2col_scratch))
-@implements("c", "QGemm", kernel=CKernel("eq_fully_connected_s8", (5, 8), scratch=im2col_scratch))
+@implements("c", "QGemm", kernel=CKernel("eq_fully_connected_s4", (2, 4), "int4x2", **IM2COL))
+@implements("c", "QGemm", kernel=CKernel("eq_fully_connected_s8", (5, 8), **IM2COL))
 def gemm(c, n: Node, k: CKernel) -> Call:
     x, w = c.shape(n.inputs[0]), c.shape(n.inputs[1])
     fields = {"batch": x[0], "in_features": _prod(x[1:]), "out_features": w[0],
@@ -224,10 +228,13 @@ def _ranked(dims, name: str) -> list[int]:
 
 @implements("c", "QTranspose", kernel=CKernel("eq_transpose_s8"))
 def transpose(c, n: Node, k: CKernel) -> Call:
+    """Moves the stored bytes: the logical permutation between the layouts the two tensors
+    are stored in (layout.py; both NCHW: the permutation itself)."""
     x = _ranked(c.shape(n.inputs[0]), n.name)
     perm = n.attr("perm")
     perm = list(range(len(x)))[::-1] if perm is None else [int(p) for p in perm]
-    fields = {"rank": len(x), "in_dims": x, "perm": perm}
+    dims, perm = physical_transpose(x, perm, c.layout(n.inputs[0]), c.layout(n.outputs[0]))
+    fields = {"rank": len(x), "in_dims": dims, "perm": perm}
     return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_transpose_params", fields)
 
 
@@ -240,3 +247,47 @@ def pad(c, n: Node, k: CKernel) -> Call:
               "value": _i(n, "value", _i(n, "x_zp"))}
     return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_pad_params", fields)
 
+
+
+@implements("c", "QGather", kernel=CKernel("eq_gather_s8"))
+def gather(c, n: Node, k: CKernel) -> Call:
+    x = c.shape(n.inputs[0])
+    axis = _i(n, "axis")
+    indices = [int(i) for i in n.attr("indices")]
+    fields = {"outer": _prod(x[:axis]), "in_len": x[axis], "out_len": len(indices), "inner": _prod(x[axis + 1:])}
+    return Call(k.function, [c.attr_array(n, "indices", "int32"), c.buf(n.inputs[0]), c.buf(n.outputs[0])],
+                "eq_gather_params", fields)
+
+
+@implements("c", "QResizeBilinear", kernel=CKernel("eq_resize_bilinear_s8"))
+def resize_bilinear(c, n: Node, k: CKernel) -> Call:
+    x, y = c.shape(n.inputs[0]), c.shape(n.outputs[0])
+    fields = {"batch": x[0], "channels": x[1], "in_h": x[2], "in_w": x[3], "out_h": y[2], "out_w": y[3]}
+    return Call(k.function, [c.attr_array(n, "y_table", "int32"), c.attr_array(n, "x_table", "int32"),
+                             c.buf(n.inputs[0]), c.buf(n.outputs[0])], "eq_resize_params", fields)
+
+
+def _batch_stride(dims, out_batch, size: int, name: str) -> int:
+    """A matmul operand's step between the batch's matrices: `size` when its leading dims
+    are the output's, 0 when they are all 1 (one matrix for every product)."""
+    lead = [int(d) for d in dims[:-2]]
+    lead = [1] * (len(out_batch) - len(lead)) + lead
+    if lead == list(out_batch):
+        return size
+    if all(d == 1 for d in lead):
+        return 0
+    raise EdgeqError(f"{name}: the C runtime's matmul broadcasts a whole operand over the batch, "
+                     f"not leading dims {lead} against {list(out_batch)}", "use --target reference or tflite")
+
+
+@implements("c", "QMatMul", kernel=CKernel("eq_matmul_s8"))
+def matmul(c, n: Node, k: CKernel) -> Call:
+    a, b, y = c.shape(n.inputs[0]), c.shape(n.inputs[1]), c.shape(n.outputs[0])
+    m_, k_, n_ = a[-2], a[-1], b[-1]
+    out_batch = y[:-2]
+    fields = {"batch": _prod(out_batch), "m": m_, "k": k_, "n": n_,
+              "a_batch_stride": _batch_stride(a, out_batch, m_ * k_, n.name),
+              "b_batch_stride": _batch_stride(b, out_batch, k_ * n_, n.name),
+              **{key: _i(n, key) for key in ("a_zp", "b_zp", "y_zp", "y_mult", "y_shift")}, **_clamp(n)}
+    return Call(k.function, [c.buf(n.inputs[0]), c.buf(n.inputs[1]), c.buf(n.outputs[0])],
+                "eq_matmul_params", fields)

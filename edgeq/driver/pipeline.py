@@ -11,32 +11,57 @@ imports either; see design.md's layering).
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from edgeq.calibration import calibrate as cal
+from edgeq.calibration import datafree
+from edgeq.calibration.calibrate import load_calibration_file
+from edgeq.codegen import plan_memory
+from edgeq.codegen.kernels import kernel_of
+from edgeq.driver.pipeline_tflite import import_as_is
+from edgeq.driver.result import CompileResult, test_vectors
 from edgeq.errors import EdgeqError
+from edgeq.graphio.onnx_io import save_graph
+from edgeq.graphio.verify import verify as verify_graph
+from edgeq.importer.load import import_onnx
 from edgeq.ir import Graph
-from edgeq.options import CompileOptions
+from edgeq.mixed_precision.pareto import plot
+from edgeq.mixed_precision.plan import plan_weight_bits
+from edgeq.ops import holds
+from edgeq.options import BuildOptions, CompileOptions, parse_budget
 from edgeq.passctx import PassContext
+from edgeq.passes.absorb_high_bias import absorb_high_bias
+from edgeq.passes.correct_bias import correct_bias
 from edgeq.passes.correct_bias_integer import correct_bias_integer
+from edgeq.passes.dfq_guard import dfq_guard
+from edgeq.passes.equalize_cross_layer import equalize_cross_layer
+from edgeq.passes.fold_add_into_bias import fold_add_into_bias
+from edgeq.passes.fold_batchnorm import fold_batchnorm
+from edgeq.passes.fold_constants import fold_constants
+from edgeq.passes.fuse_activation import fuse_activation
+from edgeq.passes.remove_identity import remove_identity
 from edgeq.passes.round_weights_gptq import round_weights_gptq
-from edgeq.targets import output_dir
+from edgeq.quantization.quantize import quantize
+from edgeq.reference.interpreter import quantize_inputs
+from edgeq.report.report import base_report, write_report
+from edgeq.targets import get_target, output_dir
+from edgeq.targets.elfsize import function_sizes
+from edgeq.targets.mcu import DEFAULT_HEAP, DEFAULT_STACK, MCUTarget
+from edgeq.targets.parts import get_part
+from edgeq.targets.training import DEFAULT_BUDGET, TrainOptions, setup_training, training_scratch
+from edgeq.tflite_import import is_tflite
 
 Pass = Callable[[Graph, PassContext], Graph]
 
 
 def float_passes(opts: CompileOptions) -> list[Pass]:
     """The float pass list, in order. Each comment states why it sits where it does."""
-    from edgeq.passes.fold_constants import fold_constants
-    from edgeq.passes.remove_identity import remove_identity
-    from edgeq.passes.fold_batchnorm import fold_batchnorm
-    from edgeq.passes.fold_add_into_bias import fold_add_into_bias
-    from edgeq.passes.fuse_activation import fuse_activation
 
     per_tensor = opts.weight_granularity == "per-tensor"
     equalize = per_tensor if opts.equalize is None else opts.equalize
@@ -51,21 +76,17 @@ def float_passes(opts: CompileOptions) -> list[Pass]:
     ]
     dfq: list[tuple[str, list[Pass]]] = []
     if equalize:
-        from edgeq.passes.absorb_high_bias import absorb_high_bias
-        from edgeq.passes.equalize_cross_layer import equalize_cross_layer
         dfq.append(("CLE + absorption", [
             equalize_cross_layer,  # after fusion (needs act bounds), before bias absorption
             absorb_high_bias,      # uses the BN statistics rescaled by CLE
         ]))
     if correct:
-        from edgeq.passes.correct_bias import correct_bias
         # last: corrects the final weights' quantization error
         dfq.append(("bias correction", [correct_bias]))
     guard = (not per_tensor) if opts.dfq_guard is None else opts.dfq_guard
     if dfq and guard:
         # per-channel weights: the passes only nudge; keep each step only if it is not
         # worse on the calibration data (passes/dfq_guard.py, docs/dfq.md)
-        from edgeq.passes.dfq_guard import dfq_guard
         passes.append(dfq_guard(dfq))
     else:
         passes += [p for _, step in dfq for p in step]
@@ -73,7 +94,6 @@ def float_passes(opts: CompileOptions) -> list[Pass]:
 
 
 def run_float_passes(graph: Graph, ctx: PassContext, passes: list[Pass], verify: bool = False) -> Graph:
-    from edgeq.graphio.verify import verify as verify_graph
     for p in passes:
         graph = p(graph, ctx)
         if verify:
@@ -82,10 +102,9 @@ def run_float_passes(graph: Graph, ctx: PassContext, passes: list[Pass], verify:
 
 
 def find_ranges(graph: Graph, calib: dict[str, np.ndarray] | None, opts: CompileOptions, notices: list[str]):
-    from edgeq.calibration import calibrate as cal
     if calib is None:
-        notices.append(cal.DATA_FREE_NOTICE)
-        return cal.data_free_ranges(graph)
+        notices.append(datafree.DATA_FREE_NOTICE)
+        return datafree.data_free_ranges(graph)
     return cal.calibrate(graph, calib, progress=opts.progress, options=opts.calibration)
 
 
@@ -99,27 +118,19 @@ def _limit_samples(calib: dict[str, np.ndarray], limit: int) -> dict[str, np.nda
     return {k: v[:limit] for k, v in calib.items()}
 
 
-@dataclass
-class CompileResult:
-    out_dir: Path | None
-    float_graph: Graph
-    qgraph: Graph
-    report: dict
-
-
 def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
                   calib: str | Path | np.ndarray | dict | None = None,
                   log: Callable[[str], None] = print) -> CompileResult:
-    """The whole of `edgeq compile`: returns the graphs and the report (and writes DIR)."""
-    from edgeq.calibration.calibrate import load_calibration_file
-    from edgeq.importer.load import import_onnx
-    from edgeq.graphio.onnx_io import save_graph
-    from edgeq.quantization.quantize import quantize
-    from edgeq.report.report import base_report, write_report
-    from edgeq.targets import get_target
+    """The whole of `edgeq compile`: returns the graphs and the report (and writes DIR).
+    An int8 .tflite model skips the float stages (compile_tflite)."""
 
-    target = get_target(opts.target)  # fail on a bad target name before any work
-    opts.check_data(calib is not None)
+    target = resolve_target(opts)  # fail on a bad target or board name before any work
+    opts = dataclasses.replace(opts, target=target.name)  # --board may have chosen it
+    if hasattr(target, "check_options"):
+        target.check_options(opts)    # e.g. arm64: the CPU name, TVM installed
+    tflite_model = isinstance(model, (str, Path)) and is_tflite(model)
+    if not tflite_model:
+        opts.check_data(calib is not None)
     if opts.train is not None and not hasattr(target, "train"):
         raise EdgeqError(f"--train builds a C training step; target {opts.target!r} has none",
                          "use --target host or a cortex-m target")
@@ -127,12 +138,15 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     if out_dir is not None:
         output_dir.check_output_dir(Path(out_dir), inputs)
         output_dir.check_writable(Path(out_dir))
+    if tflite_model:  # an int8 model compiled as it is
+        return compile_tflite(Path(model), opts, out_dir, calib is not None, target, inputs)
     timings: dict[str, float] = {}
     notices: list[str] = []
 
     t0 = time.perf_counter()
     graph = import_onnx(model, opts.input_shapes)
     timings["import_s"] = time.perf_counter() - t0
+    notices += graph.meta.get("import_notes", [])  # e.g. a dynamic batch axis compiled as 1; logged below
 
     feeds = None
     if calib is not None:
@@ -160,7 +174,7 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         # after the float passes and calibration (the planner measures the graph that will be
         # quantized; a latency budget quantizes it all-8 and all-4 to profile on QEMU)
         t0 = time.perf_counter()
-        opts, bits_plan = plan_bits(graph, feeds, ranges, opts)
+        opts, bits_plan = plan_bits(graph, feeds, ranges, opts, target)
         timings["bit_plan_s"] = time.perf_counter() - t0
 
     # the passes after the bit plan see it (opts.passes), and ctx.float_graph is the
@@ -214,16 +228,12 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     with output_dir.staging(out_dir) as tmp:  # removed on any failure or signal
         save_graph(graph, tmp / "model.float.onnx")
         save_graph(qgraph, tmp / "model.q.onnx")
-        vectors = _test_vectors(qgraph, feeds, opts.test_vectors)
+        vectors = test_vectors(qgraph, feeds, opts.test_vectors)
         t0 = time.perf_counter()
         if bits_plan is not None and bits_plan.get("pareto"):
-            from edgeq.mixed_precision.pareto import plot
             plot(bits_plan["pareto"], tmp / "pareto.png", "SQNR vs float (dB, fake-quant)")
             bits_plan["pareto_plot"] = "pareto.png"
-        qgraph.meta["scratch_policy"] = opts.scratch  # read by the C targets' memory planner
-        if setup is not None:
-            qgraph.meta["training"] = setup  # after save_graph: read by the C targets' code generator
-        target.build(qgraph, tmp, report, vectors)
+        target.build(qgraph, tmp, report, opts.build(vectors, training=setup))
         if setup is not None:
             check_training_fit(report, opts.target)
         timings["build_s"] = time.perf_counter() - t0
@@ -234,8 +244,6 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
 
 def training_budget(target, opts: CompileOptions) -> int:
     """--train-budget in bytes, default the part's SRAM (the host: 256 KB, the issue's bound)."""
-    from edgeq.options import parse_budget
-    from edgeq.targets.training import DEFAULT_BUDGET
     if opts.train_budget is not None:
         return int(parse_budget(opts.train_budget, 1.0, "--train-budget"))
     board = getattr(target, "board", None)
@@ -244,15 +252,11 @@ def training_budget(target, opts: CompileOptions) -> int:
 
 def training_setup(qgraph: Graph, target, opts: CompileOptions, feeds):
     """The `--train` stage: resolve the spec (auto measures on the calibration data) and plan."""
-    from edgeq.codegen import plan_memory
-    from edgeq.reference.interpreter import quantize_inputs
-    from edgeq.targets.training import TrainOptions, setup_training
     budget = training_budget(target, opts)
     probe = None if feeds is None else quantize_inputs(qgraph, feeds)[qgraph.inputs[0]]
     board = getattr(target, "board", {}) or {}
-    from edgeq.targets.mcu import DEFAULT_HEAP, DEFAULT_STACK
     reserves = (board.get("stack_bytes", DEFAULT_STACK) + board.get("heap_bytes", DEFAULT_HEAP)) if board else 0
-    inference = plan_memory(qgraph, scratch=opts.scratch).arena_bytes + reserves
+    inference = plan_memory(qgraph, scratch=training_scratch(opts.scratch)).arena_bytes + reserves
     return setup_training(qgraph, opts.train.strip(), budget, TrainOptions(lr=opts.train_lr), probe, inference)
 
 
@@ -269,6 +273,26 @@ def check_training_fit(report: dict, target: str) -> None:
                          "train fewer layers (--train bias, a smaller last:N, or auto), or raise --train-budget")
 
 
+def compile_tflite(model: Path, opts: CompileOptions, out_dir: Path | None, has_calib: bool,
+                   target, inputs) -> CompileResult:
+    """`edgeq compile model.tflite`: the file's own int8 graph (pipeline_tflite.py), built as
+    compile_model builds a quantized graph. DIR has no model.float.onnx (there is none)."""
+    qgraph, report = import_as_is(model, opts, has_calib)
+    if out_dir is not None and hasattr(target, "check_fit"):
+        target.check_fit(qgraph, base_report(qgraph, opts.target), scratch=opts.scratch)
+    if out_dir is None:
+        return CompileResult(None, None, qgraph, report)
+    out_dir = Path(out_dir)
+    with output_dir.staging(out_dir) as tmp:  # removed on any failure or signal
+        save_graph(qgraph, tmp / "model.q.onnx")
+        t0 = time.perf_counter()
+        target.build(qgraph, tmp, report, opts.build(test_vectors(qgraph, None, opts.test_vectors)))
+        report["timings"]["build_s"] = time.perf_counter() - t0
+        write_report(report, tmp / "report.json")
+        output_dir.install(tmp, out_dir, opts.target, inputs)
+    return CompileResult(out_dir, None, qgraph, report)
+
+
 def _run_noting(rewrite: Pass, graph: Graph, ctx: PassContext, notices: list[str], log) -> Graph:
     """Run one pass, then show the user what it noticed."""
     seen = len(ctx.notices)
@@ -279,13 +303,30 @@ def _run_noting(rewrite: Pass, graph: Graph, ctx: PassContext, notices: list[str
     return graph
 
 
-def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
+def resolve_target(opts: CompileOptions):
+    """The target of opts, built for its --board part and --flash-size/--sram-size. A board
+    sets the target when that was left at the default (reference) and must agree with it
+    otherwise."""
+    target = get_target(opts.target)
+    if opts.board is not None:
+        part = get_part(opts.board)
+        if target.name not in ("reference", part["target"]):
+            raise EdgeqError(f"--board {opts.board} is a {part['target']} part, but --target is {target.name}",
+                             f"drop --target (the board sets it), or use --target {part['target']}")
+        target = get_target(part["target"]).for_part(part)
+    if opts.flash_size is None and opts.sram_size is None:
+        return target
+    if not isinstance(target, MCUTarget):
+        raise EdgeqError(f"--flash-size/--sram-size set a part's memory, and target {target.name} builds for no part",
+                         "use them with --board NAME or a cortex-m target")
+    return target.with_budget(flash_bytes=opts.flash_size, ram_bytes=opts.sram_size)
+
+
+def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions, target=None):
     """The `--weight-bits auto` stage: (opts with weight_bits = {layer: bits}, report section)."""
-    import dataclasses
-    from edgeq.mixed_precision.plan import plan_weight_bits
-    from edgeq.targets import get_target
+    target = resolve_target(opts) if target is None else target
     plan, section = plan_weight_bits(graph, feeds, ranges, target=opts.target,
-                                     measure=firmware_measure(get_target(opts.target)),
+                                     measure=firmware_measure(target),
                                      flash_budget=opts.flash_budget, latency_budget=opts.latency_budget,
                                      firmware_budget=opts.firmware_budget,
                                      sensitivity=opts.bits_sensitivity, keep_ends_int8=opts.keep_ends_int8,
@@ -299,11 +340,6 @@ def plan_bits(graph: Graph, feeds, ranges, opts: CompileOptions):
 def firmware_measure(target):
     """The mixed-precision cost model's view of a firmware build (cost_model.Measure), or
     None for a target that builds no firmware."""
-    from edgeq.codegen.kernels import kernel_of
-    from edgeq.ops import holds
-    from edgeq.report.report import base_report
-    from edgeq.targets.elfsize import function_sizes
-    from edgeq.targets.mcu import MCUTarget
     if not isinstance(target, MCUTarget):
         return None
 
@@ -312,9 +348,9 @@ def firmware_measure(target):
         # the emulated board's flash, not the part's: the all-int8 build is measured precisely
         # when it may not fit the part (that is why a budget was given); the planned firmware
         # is still linked against the part's flash afterwards
-        report["budget"] = {"flash_bytes": target.board.get("qemu_flash_bytes", target.board["flash_bytes"])}
+        budget = {"flash_bytes": target.board.get("qemu_flash_bytes", target.board["flash_bytes"])}
         with tempfile.TemporaryDirectory(prefix="edgeq-cost-") as tmp:
-            target.build(qgraph, Path(tmp), report, None)
+            target.build(qgraph, Path(tmp), report, BuildOptions(budget=budget))
             return {"flash": int(report["flash_bytes"]), "functions": function_sizes(Path(tmp) / "fw.elf"),
                     "kernels": {n.name: kernel_of(n, qgraph).function for n in qgraph.nodes if holds("weighted", n)},
                     "profile": target.profile(Path(tmp), "qemu") if profile else None}
@@ -333,17 +369,3 @@ def _as_samples(feeds: dict[str, np.ndarray] | None) -> list[dict[str, np.ndarra
     return [{k: v[i:i + 1] for k, v in feeds.items()} for i in range(n)]
 
 
-def _test_vectors(qgraph: Graph, feeds: dict[str, np.ndarray] | None, count: int):
-    """A few quantized inputs (from the calibration data, else seeded random int8) that
-    firmware embeds to check itself against the integer reference."""
-    from edgeq.reference.interpreter import quantize_inputs
-    if count <= 0:
-        return None
-    if feeds is not None:
-        return quantize_inputs(qgraph, {k: v[:count] for k, v in feeds.items()})
-    rng = np.random.default_rng(0)
-    out = {}
-    for name in qgraph.inputs:
-        shape = (count,) + tuple(qgraph.tensors[name].shape[1:])
-        out[name] = rng.integers(-128, 128, size=shape, dtype=np.int8)
-    return out

@@ -13,11 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeq.errors import CheckMismatch, EdgeqError
+from edgeq.graphio.onnx_io import load_graph
+from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference_streamed
+from edgeq.report.report import read_report, write_report
+from edgeq.targets import get_target
+from edgeq.targets.qemu import FAULT_STATUS
 
 
 def _open_build(build_dir: Path):
-    from edgeq.graphio.onnx_io import load_graph
-    from edgeq.report.report import read_report
     build_dir = Path(build_dir)
     rep, qpath = build_dir / "report.json", build_dir / "model.q.onnx"
     if not rep.is_file() or not qpath.is_file():
@@ -27,7 +30,6 @@ def _open_build(build_dir: Path):
 
 
 def _target(report: dict):
-    from edgeq.targets import get_target  # entry point: the CLI may reach targets
     return get_target(report["target"])
 
 
@@ -93,14 +95,13 @@ def run_build(build_dir: Path, input_path: Path, output_path: Path | None, *, ra
               check: bool, console: Console) -> None:
     """Run the build on its target; with `check`, raise CheckMismatch (after writing the
     outputs, for a look) unless they are bit-identical to the integer reference."""
-    from edgeq.reference.interpreter import dequantize_outputs, run_reference
     report, qgraph = _open_build(build_dir)
     feeds = load_inputs(input_path, qgraph)
     outputs = _target(report).run(Path(build_dir), feeds)
     n = len(next(iter(feeds.values())))
     bad = []
     if check:
-        expected = run_reference(qgraph, feeds)
+        expected = run_reference_streamed(qgraph, feeds)
         bad = [name for name in qgraph.outputs if not np.array_equal(outputs[name], expected[name])]
         if not bad:
             console.print(f"check: {report['target']} outputs are bit-identical to the integer reference "
@@ -127,7 +128,6 @@ def run_build(build_dir: Path, input_path: Path, output_path: Path | None, *, ra
 
 def flash_build(build_dir: Path, probe: str, dry_run: bool, console: Console) -> None:
     """Flash and report; a run whose self-check fails raises CheckMismatch."""
-    from edgeq.targets.qemu import FAULT_STATUS
     report, _ = _open_build(build_dir)
     result = _target(report).flash(Path(build_dir), probe, dry_run=dry_run)
     if dry_run:
@@ -146,10 +146,14 @@ def flash_build(build_dir: Path, probe: str, dry_run: bool, console: Console) ->
                             "with the model")
 
 
-def profile_build(build_dir: Path, device: str, console: Console) -> dict:
-    from edgeq.report.report import write_report
+def profile_build(build_dir: Path, device: str, console: Console, **timing) -> dict:
+    """Profile on `device`; `timing` (warmup, iterations) is for devices that measure time."""
     report, _ = _open_build(build_dir)
-    prof = _target(report).profile(Path(build_dir), device)
+    target = _target(report)
+    if timing and not getattr(target, "build_options", False):
+        raise EdgeqError(f"--warmup/--iterations time runs on a phone or an aarch64 host; target "
+                         f"{report['target']} has no such device", "drop them, or compile with --target arm64")
+    prof = target.profile(Path(build_dir), device, **timing)
     report["profile"] = prof
     if "instructions" in prof:
         report["instructions"] = prof["instructions"]
@@ -157,15 +161,28 @@ def profile_build(build_dir: Path, device: str, console: Console) -> dict:
         write_report(report, Path(build_dir) / "report.json")
     except OSError as e:  # a read-only build still profiles; only the record is skipped
         console.print(f"note: report.json was not updated ({e.strerror or e}); the profile is printed below")
-    table = Table(title=f"{report['target']} on {device}: instructions (exact, from QEMU), not cycles")
+    ops = {l["name"]: l["op"] for l in report.get("layers", [])}
+    timed = "latency_median_us" in prof
+    if timed:
+        table = Table(title=f"{report['target']} on {prof['device']}: wall time over {prof['iterations']} runs "
+                            f"(after {prof['warmup']} warm-up), microseconds")
+        columns = [("median", "median_us"), ("p90", "p90_us")]
+    else:
+        table = Table(title=f"{report['target']} on {device}: instructions (exact, from QEMU), not cycles")
+        columns = [("instructions", "instructions")]
     table.add_column("layer")
     table.add_column("op")
-    table.add_column("instructions", justify="right")
-    ops = {l["name"]: l["op"] for l in report.get("layers", [])}
+    for title, _ in columns:
+        table.add_column(title, justify="right")
     for layer in prof.get("layers", []):
-        table.add_row(layer["name"], ops.get(layer["name"], ""), f"{layer['instructions']:,}")
+        op = ops.get(layer["name"], "relayout" if layer["name"] in report.get("relayouts", ()) else "")
+        table.add_row(layer["name"], op, *(f"{layer[key]:,}" for _, key in columns))
     if prof.get("layers"):
         console.print(table)
+    if timed:
+        cores = f" (pinned to cores {prof['cores']})" if "cores" in prof else ""
+        console.print(f"latency per inference: median {prof['latency_median_us']:,} us, "
+                      f"p90 {prof['latency_p90_us']:,} us{cores}")
     for k in ("instructions", "wall_time_s"):
         if k in prof:
             console.print(f"{k} per inference: {prof[k]:,}" if isinstance(prof[k], int) else f"{k}: {prof[k]}")

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from edgeq.ir import Graph, Node
 from edgeq.ops import holds, implements, lookup
+from edgeq.ops.shapes import source_coords
 
 def to_torch(a: np.ndarray) -> torch.Tensor:
     """Share memory with numpy when possible (weights are read-only here)."""
@@ -154,6 +155,17 @@ def tanh(node, a, g):
     return torch.tanh(a[0])
 
 
+@implements("float", "Sqrt")
+def sqrt(node, a, g):
+    return torch.sqrt(torch.clamp(a[0], min=0.0))  # the declared semantics: negative -> 0
+
+
+@implements("float", "Pow")
+def pow_(node, a, g):
+    e = float(node.attrs["exponent"])
+    return torch.pow(a[0] if e.is_integer() else torch.clamp(a[0], min=0.0), e)
+
+
 @implements("float", "HardSwish")
 def hardswish(node, a, g):
     return F.hardswish(a[0])
@@ -179,6 +191,11 @@ def mul(node, a, g):
     return _clamp(node, a[0] * a[1])
 
 
+@implements("float", "MatMul")
+def matmul(node, a, g):
+    return torch.matmul(a[0], a[1])
+
+
 @implements("float", "Concat")
 def concat(node, a, g):
     return torch.cat(a, dim=node.attrs["axis"])
@@ -192,6 +209,33 @@ def global_avgpool(node, a, g):
 @implements("float", "Transpose")
 def transpose(node, a, g):
     return a[0].permute(*node.attrs["perm"])
+
+
+@implements("float", "Gather")
+def gather(node, a, g):
+    idx = torch.tensor([int(i) for i in node.attrs["indices"]], dtype=torch.long, device=a[0].device)
+    return torch.index_select(a[0], int(node.attrs["axis"]), idx)
+
+
+def _lerp_axis(x, axis: int, out_len: int, scale: float, mode: str):
+    """Linear interpolation along one axis, onnxruntime's way: positions clamped to the input."""
+    n = x.shape[axis]
+    pos = np.clip(source_coords(out_len, n, scale, mode), 0, n - 1).astype(np.float32)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    view = [1] * x.dim()
+    view[axis] = out_len
+    frac = torch.tensor(pos - lo, dtype=x.dtype, device=x.device).reshape(view)
+    take = lambda idx: torch.index_select(x, axis, torch.tensor(idx, device=x.device))  # noqa: E731
+    a = take(lo)
+    return a + (take(hi) - a) * frac
+
+
+@implements("float", "ResizeBilinear")
+def resize_bilinear(node, a, g):
+    (oh, ow), (sh, sw) = node.attrs["sizes"], node.attrs["scales"]
+    mode = node.attrs["coordinate_transformation_mode"]
+    return _lerp_axis(_lerp_axis(a[0], 2, int(oh), float(sh), mode), 3, int(ow), float(sw), mode)
 
 
 @implements("float", "Softmax")

@@ -6,14 +6,15 @@ How a graph is written (so Netron and onnxruntime open it):
 
 - constants are initializers; activations get value_info with their static shapes;
 - canonical float ops become real ONNX ops (opset 17): `kernel` -> `kernel_shape`,
-  Clip bounds / Reshape shape / Pad pads become small input initializers, Gemm gets
+  Clip bounds / Reshape shape / Pad pads / Gather indices / Pow exponent become small input initializers, Gemm gets
   transB=1; a fused `act_min`/`act_max` becomes a Clip node after its producer marked
   `edgeq.fused` (node metadata), so onnxruntime computes the same function;
 - `ai.edgeq` ops keep their attributes as ONNX attributes (int/float/ints/floats/str);
 - what ONNX cannot say exactly is kept in JSON metadata: node metadata `edgeq.attrs`
   (the canonical attributes when their ONNX form differs, e.g. float64 values that
   float32 attributes would round), model metadata `edgeq.meta` (Graph.meta),
-  `edgeq.aux` (names of helper initializers to drop on load);
+  `edgeq.aux` (names of helper initializers to drop on load), node metadata `edgeq.op` (the
+  canonical op of a node written as another ONNX op: ResizeBilinear as Resize);
 - QParams: GraphProto.quantization_annotation with SCALE_TENSOR / ZERO_POINT_TENSOR
   initializers (float64 / int64), plus keys EDGEQ_BITS and EDGEQ_AXIS whose values are
   the numbers themselves.
@@ -33,6 +34,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeq.errors import EdgeqError
+from edgeq.importer.load import import_onnx
 from edgeq.ir import QDOMAIN, Graph, Node, QParams, Tensor
 from edgeq.ops import FLOAT_OPS
 
@@ -40,7 +42,7 @@ OPSET = 17
 IR_VERSION = 10      # node metadata_props need IR 10; onnxruntime 1.31 loads it
 FORMAT_KEY = "edgeq.format"
 FORMAT = "edgeq-graph-1"
-_ATTRS_KEY, _FUSED_KEY = "edgeq.attrs", "edgeq.fused"
+_ATTRS_KEY, _FUSED_KEY, _OP_KEY = "edgeq.attrs", "edgeq.fused", "edgeq.op"
 
 
 # ---- JSON with numpy arrays kept as arrays ------------------------------------------------
@@ -214,10 +216,22 @@ class _Writer:
         elif op == "Pad":
             ins += [self.aux_init(f"{node.name}/pads", np.array(a["pads"], np.int64)),
                     self.aux_init(f"{node.name}/value", np.array(a.get("value", 0.0), np.float32))]
+        elif op == "ResizeBilinear":  # sizes (exact); onnxruntime derives the same scales from them
+            shape = self.g.tensors[ins[0]].shape
+            ins += ["", "", self.aux_init(f"{node.name}/sizes", np.array(list(shape[:2]) + list(a["sizes"]), np.int64))]
+            op, attrs = "Resize", {"mode": "linear",
+                                   "coordinate_transformation_mode": a["coordinate_transformation_mode"]}
+        elif op == "Pow":  # ONNX takes the exponent as an input
+            ins.append(self.aux_init(f"{node.name}/exponent", np.array(a["exponent"], np.float32)))
+        elif op == "Gather":
+            ins.append(self.aux_init(f"{node.name}/indices", np.array(a["indices"], np.int64)))
+            attrs = {"axis": a["axis"]}
         else:  # only attributes ONNX defines (declared onnx=True): onnxruntime rejects others
             attrs = {at.name: a[at.name] for at in FLOAT_OPS[op].attrs if at.onnx and at.name in a}
         n = helper.make_node(op, ins, [y], name=node.name, **attrs)
         _set_meta(n, _ATTRS_KEY, dumps(a))  # canonical attributes, exact
+        if op != node.op:  # written as another ONNX op (ResizeBilinear as Resize)
+            _set_meta(n, _OP_KEY, node.op)
         self.nodes.append(n)
         if fused:
             lo, hi = a.get("act_min", -math.inf), a.get("act_max", math.inf)
@@ -292,7 +306,6 @@ def _elem_np(elem: int) -> str:
 def onnx_to_graph(model: onnx.ModelProto) -> Graph:
     meta = _meta(model)
     if meta.get(FORMAT_KEY) != FORMAT:
-        from edgeq.importer.load import import_onnx
         return import_onnx(model)
     gp = model.graph
     aux = set(json.loads(meta.get("edgeq.aux", "[]")))
@@ -320,9 +333,10 @@ def onnx_to_graph(model: onnx.ModelProto) -> Graph:
         if _ATTRS_KEY in nm:
             attrs = loads(nm[_ATTRS_KEY])
         inputs = list(n.input)
+        op = nm.get(_OP_KEY, n.op_type)
         if not n.domain:  # beyond the declared inputs: the helper initializers _Writer added
-            inputs = inputs[:int(min(FLOAT_OPS[n.op_type].arity()[1], len(inputs)))]
-        node = Node(n.op_type, n.name, inputs, list(n.output), attrs, n.domain)
+            inputs = inputs[:int(min(FLOAT_OPS[op].arity()[1], len(inputs)))]
+        node = Node(op, n.name, inputs, list(n.output), attrs, n.domain)
         g.nodes.append(node)
         by_name[n.name] = node
     for ann in gp.quantization_annotation:
@@ -346,6 +360,5 @@ def load_graph(path: str | Path) -> Graph:
         raise EdgeqError(f"{path} is not a readable ONNX file ({type(e).__name__})",
                          "compile the model again to rewrite it") from None
     if _meta(model).get(FORMAT_KEY) != FORMAT:
-        from edgeq.importer.load import import_onnx
         return import_onnx(path)
     return onnx_to_graph(model)

@@ -58,12 +58,14 @@ def check_tensors(proto: onnx.ModelProto) -> None:
 
 
 def check_graph(proto: onnx.ModelProto, supported: set[str], unsupported) -> None:
-    """Nodes against their schemas, then who writes which tensor. `unsupported(node)`
-    raises the importer's unsupported-op error (it lists what is supported)."""
+    """Every op supported, then nodes against their schemas, then who writes which tensor.
+    `unsupported(nodes)` raises the importer's unsupported-op error for all the nodes whose
+    op edgeq does not convert, at once (it lists what is supported)."""
     g, opset = proto.graph, default_opset(proto)
+    missing = [n for n in g.node if n.domain not in ("", "ai.onnx") or n.op_type not in supported]
+    if missing:
+        unsupported(missing)
     for node in g.node:
-        if node.domain not in ("", "ai.onnx") or node.op_type not in supported:
-            unsupported(node)
         check_node(node, opset)
     _check_names(g)
 

@@ -207,15 +207,22 @@ def gemm(m, node, ins, attrs):
     m.emit("Add", [mid, c], node.output[0], {}, node.name + "/C")
 
 
-@implements("import", "MatMul", emits=("Gemm", "Reshape"))
+@implements("import", "MatMul", emits=("Gemm", "Reshape", "MatMul"))
 def matmul(m, node, ins, attrs):
-    if m.is_const(ins[0]) or not m.is_const(ins[1]):
-        _fail(node, "only MatMul with a constant 2-D right operand (a dense layer) is supported",
-              "multiply activations by weights only, or rewrite the product before export")
-    Bw = np.asarray(m.value(ins[1]), np.float32)
-    if Bw.ndim != 2:
-        _fail(node, f"the constant right operand has rank {Bw.ndim}; only 2-D is supported")
-    _gemm_out(m, node, ins[0], np.ascontiguousarray(Bw.T), np.zeros(Bw.shape[1], np.float32), node.output[0])
+    """A constant 2-D right operand is a dense layer (Gemm); anything else with an
+    activation on the left is a MatMul of two operands (attention scores, bilinear forms)."""
+    if m.is_const(ins[0]):
+        _fail(node, "a constant left operand is not supported", "put the activation on the left (transpose)")
+    ra, rb = len(m.shape(ins[0])), len(m.shape(ins[1]))
+    if min(ra, rb) < 2:
+        _fail(node, f"a rank-{min(ra, rb)} operand is not supported (only matrices and batches of them)",
+              "unsqueeze the vector to a matrix before the product")
+    Bw = m.value(ins[1])
+    if Bw is not None and np.ndim(Bw) == 2:
+        Bw = np.asarray(Bw, np.float32)
+        _gemm_out(m, node, ins[0], np.ascontiguousarray(Bw.T), np.zeros(Bw.shape[1], np.float32), node.output[0])
+        return
+    m.emit("MatMul", [m.ref(ins[0]), m.ref(ins[1])], node.output[0], {}, node.name)
 
 
 @implements("import", "BatchNormalization", emits=("BatchNormalization",))
@@ -274,9 +281,30 @@ def prelu(m, node, ins, attrs):
     m.emit("PRelu", [m.ref(ins[0]), m.add_const(f"{node.name}/slope", s)], node.output[0], {}, node.name)
 
 
+@implements("import", "Pow", emits=("Mul", "Sqrt", "Pow", "Identity"))
+def pow_(m, node, ins, attrs):
+    e = m.value(ins[1])
+    if m.is_const(ins[0]) or e is None or np.size(e) != 1:
+        _fail(node, "only an activation raised to one constant exponent is supported",
+              "use a constant scalar exponent")
+    e = float(np.ravel(e)[0])
+    x, out = m.ref(ins[0]), node.output[0]
+    if not np.isfinite(e):
+        _fail(node, f"exponent {e} is not finite")
+    if e == 2.0:
+        m.emit("Mul", [x, x], out, {}, node.name)
+    elif e == 1.0:
+        m.emit("Identity", [x], out, {}, node.name)
+    elif e == 0.5:
+        m.emit("Sqrt", [x], out, {}, node.name)
+    else:  # a lookup table after quantization
+        m.emit("Pow", [x], out, {"exponent": e}, node.name)
+
+
 def _binary(op):
     """Add, Mul, Sub, Div. Sub/Div by a constant become Add/Mul (negated / reciprocal
-    constant), so the quantizer sees only Add and Mul; constants go second."""
+    constant), so the quantizer sees only Add and Mul; constants go second. Division by an
+    activation is a Mul by its reciprocal (Pow -1)."""
     def f(m, node, ins, attrs):
         a, b = ins[0], ins[1]
         ca, cb = m.value(a), m.value(b)
@@ -296,8 +324,11 @@ def _binary(op):
             else:
                 m.emit("Add", [m.ref(a), neg], out, {}, node.name)
         else:  # Div
-            if cb is None:
-                _fail(node, "division by a run-time tensor is not supported", "divide only by constants")
+            if cb is None:  # a / b = a * b ** -1, the reciprocal a lookup table after quantization
+                recip = m.temp(f"{out}/recip")
+                m.emit("Pow", [m.ref(b)], recip, {"exponent": -1.0}, node.name + "/recip")
+                m.emit("Mul", [recip, _const_operand(m, node, a, ca)], out, {}, node.name)
+                return
             if np.any(np.asarray(cb) == 0):
                 _fail(node, "the constant divisor holds zeros", "divide by non-zero constants")
             m.emit("Mul", [m.ref(a), m.add_const(f"{node.name}/recip", 1.0 / np.asarray(cb, np.float64))], out, {}, node.name)
@@ -378,34 +409,6 @@ def transpose(m, node, ins, attrs):
     m.emit("Transpose", [m.ref(ins[0])], node.output[0], {"perm": perm}, node.name)
 
 
-@implements("import", "Pad", emits=("Pad",))
-def pad(m, node, ins, attrs):
-    mode = attrs.get("mode", "constant")
-    if mode != "constant":
-        _fail(node, f"mode={mode!r} is not supported (only constant padding)", "use zero/constant padding")
-    r = len(m.shape(ins[0]))
-    if len(ins) > 1 and ins[1]:
-        p = [int(v) for v in np.asarray(m.need_const(ins[1], "pads", node)).reshape(-1)]
-    else:
-        p = [int(v) for v in attrs.get("pads", [0] * 2 * r)]
-    value = 0.0
-    if len(ins) > 2 and ins[2]:
-        value = float(np.asarray(m.need_const(ins[2], "the pad value", node)).reshape(-1)[0])
-    if len(ins) > 3 and ins[3]:  # opset 18 axes: pads are given only for these axes
-        axes = [axis(node, a, r, "axes") for a in np.asarray(m.need_const(ins[3], "axes", node)).reshape(-1)]
-        if len(p) != 2 * len(axes):
-            _fail(node, f"{len(p)} pads for {len(axes)} axes")
-        full = [0] * 2 * r
-        for k, a in enumerate(axes):
-            full[a], full[a + r] = p[k], p[k + len(axes)]
-        p = full
-    if len(p) != 2 * r:
-        _fail(node, f"{len(p)} pads for a rank-{r} tensor (it needs {2 * r})")
-    if any(v < 0 for v in p):
-        _fail(node, f"negative pads {p} (cropping) are not supported")
-    m.emit("Pad", [m.ref(ins[0])], node.output[0], {"pads": p, "value": value}, node.name)
-
-
 @implements("import", "Softmax", emits=("Softmax",))
 def softmax(m, node, ins, attrs):
     r = len(m.shape(ins[0]))
@@ -483,44 +486,70 @@ def global_maxpool(m, node, ins, attrs):
                                             "dilations": [1, 1]}, lifted)
 
 
-@implements("import", "ReduceMean", emits=("GlobalAveragePool", "Reshape", "Identity"))
-def reduce_mean(m, node, ins, attrs):
-    """Mean over trailing axes a..r-1 (a >= 1) -> GlobalAveragePool. Rank 4 over (2, 3)
-    maps directly; other cases view x as (N, M, K, 1) with K the reduced elements, so
-    the batch axis stays first and a batched run still works."""
+def _reduce(m, node, ins, attrs, op: str) -> None:
+    """Mean / max over any non-batch axes -> a pooling op over the reduced elements.
+
+    Rank 4 over (2, 3) is the pool itself. Otherwise the reduced axes are moved last (a
+    Transpose, when they are not trailing already) and x is viewed as (N, M, K, 1) with K
+    the reduced elements, so the batch axis stays first and a batched run still works.
+    """
     s = m.shape(ins[0])
     axes = _axes_of(m, node, ins, attrs)
     r = len(s)
-    if axes is None and attrs.get("noop_with_empty_axes", 0):
+    if not axes and attrs.get("noop_with_empty_axes", 0):
         identity(m, node, ins, attrs)
         return
-    axes = sorted({axis(node, a, r, "axes") for a in (axes if axes is not None else range(r))})
+    axes = sorted({axis(node, a, r, "axes") for a in (axes or range(r))})
     keep = int(attrs.get("keepdims", 1))
-    if not axes or axes != list(range(axes[0], r)) or axes[0] == 0:
-        _fail(node, f"ReduceMean over axes {axes} of a rank-{r} tensor; only trailing non-batch axes are supported",
-              "reduce over the spatial / last axes (e.g. x.mean((2, 3))) or use AdaptiveAvgPool2d(1)")
-    out_shape = [d for i, d in enumerate(s) if i not in axes] if not keep else \
-        [1 if i in axes else d for i, d in enumerate(s)]
+    if axes[0] == 0:
+        _fail(node, f"{node.op_type} over axes {axes} includes axis 0, the batch axis",
+              "reduce over the other axes (e.g. x.mean((2, 3)))")
+    out_shape = [1 if i in axes else d for i, d in enumerate(s)] if keep else \
+        [d for i, d in enumerate(s) if i not in axes]
+    global_pool = {"GlobalAveragePool": {},
+                   "MaxPool": {"strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1]}}[op]
     if r == 4 and axes == [2, 3]:
         if keep:
-            m.emit("GlobalAveragePool", [m.ref(ins[0])], node.output[0], {}, node.name)
+            m.emit(op, [m.ref(ins[0])], node.output[0],
+                   {"kernel": [s[2], s[3]], **global_pool} if op == "MaxPool" else {}, node.name)
             return
         x = m.ref(ins[0])
     else:
-        a = axes[0]
-        x = m.temp(f"{node.output[0]}/as4d")
-        m.emit("Reshape", [m.ref(ins[0])], x,
-               {"shape": [s[0], int(np.prod(s[1:a])), int(np.prod(s[a:])), 1]}, node.name + "/as4d")
-    tmp = m.temp(f"{node.output[0]}/gap")
-    m.emit("GlobalAveragePool", [x], tmp, {}, node.name)
+        x = m.ref(ins[0])
+        kept = [i for i in range(r) if i not in axes]
+        if axes != list(range(r - len(axes), r)):
+            moved = m.temp(f"{node.output[0]}/reduced_last")
+            x = m.emit("Transpose", [x], moved, {"perm": kept + axes}, node.name + "/reduced_last")
+        k = int(np.prod([s[a] for a in axes]))
+        view = m.temp(f"{node.output[0]}/as4d")
+        x = m.emit("Reshape", [x], view, {"shape": [s[0], int(np.prod([s[a] for a in kept[1:]])), k, 1]},
+                   node.name + "/as4d")
+    h, w = m.shape(x)[2:]
+    tmp = m.temp(f"{node.output[0]}/pool")
+    m.emit(op, [x], tmp, {"kernel": [h, w], **global_pool} if op == "MaxPool" else {}, node.name)
     m.emit("Reshape", [tmp], node.output[0], {"shape": out_shape}, node.name + "/out")
 
 
-for _op in ("Relu", "Sigmoid", "Tanh", "HardSwish"):
+@implements("import", "ReduceMean", emits=("GlobalAveragePool", "Transpose", "Reshape", "Identity"))
+def reduce_mean(m, node, ins, attrs):
+    _reduce(m, node, ins, attrs, "GlobalAveragePool")
+
+
+@implements("import", "ReduceMax", emits=("MaxPool", "Transpose", "Reshape", "Identity"))
+def reduce_max(m, node, ins, attrs):
+    _reduce(m, node, ins, attrs, "MaxPool")
+
+
+for _op in ("Relu", "Sigmoid", "Tanh", "HardSwish", "Sqrt"):
     implements("import", _op, emits=(_op,))(_unary(_op))
 implements("import", "HardSigmoid", emits=("HardSigmoid",))(_unary("HardSigmoid", alpha=0.2, beta=0.5))
 implements("import", "LeakyRelu", emits=("LeakyRelu",))(_unary("LeakyRelu", alpha=0.01))
 implements("import", "Add", emits=("Add",))(_binary("Add"))
 implements("import", "Mul", emits=("Mul",))(_binary("Mul"))
 implements("import", "Sub", emits=("Add", "Mul"))(_binary("Sub"))
-implements("import", "Div", emits=("Mul",))(_binary("Div"))
+implements("import", "Div", emits=("Mul", "Pow"))(_binary("Div"))
+
+
+@implements("import", "Reciprocal", emits=("Pow",))
+def reciprocal(m, node, ins, attrs):
+    m.emit("Pow", [m.ref(ins[0])], node.output[0], {"exponent": -1.0}, node.name)

@@ -55,11 +55,17 @@ def _slice(i, a):
     steps = np.asarray(i[4]).reshape(-1) if len(i) > 4 and i[4] is not None else np.ones(len(starts), np.int64)
     sl = [slice(None)] * x.ndim
     for s, e, ax, st in zip(starts, ends, axes, steps):
-        # Clamp like ONNX: huge sentinel ends (INT64_MAX) mean "to the end".
-        n = x.shape[int(ax)]
-        s, e = int(max(min(s, n), -n - 1)), int(max(min(e, n), -n - 1))
-        sl[int(ax)] = slice(s, e if not (st < 0 and e < -n) else None, int(st))
+        sl[int(ax)] = onnx_slice(x.shape[int(ax)], int(s), int(e), int(st))
     return [x[tuple(sl)]]
+
+
+def onnx_slice(n: int, start: int, end: int, step: int) -> slice:
+    """ONNX Slice's range along an axis of length n as a Python slice (the same elements):
+    clamped like ONNX, so huge sentinel ends (INT64_MAX) mean "to the end"."""
+    if step == 0:
+        raise ValueError("Slice step 0")
+    s, e = max(min(start, n), -n - 1), max(min(end, n), -n - 1)
+    return slice(s, e if not (step < 0 and e < -n) else None, step)
 
 
 def _cast(i, a):

@@ -28,13 +28,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgeq.importer import converters  # noqa: F401  (registers the import stage's converters)
+from edgeq.importer import converters, convtranspose, rnn, select  # noqa: F401  (register the import stage's converters)
 from edgeq.errors import EdgeqError, shown
-from edgeq.ir import Graph, Node, Tensor
-from edgeq.ops import FLOAT_OPS, REGISTRY, implementations
 from edgeq.importer.check import check_graph, check_tensors, check_versions, default_opset
 from edgeq.importer.fold import FOLDERS, FoldFailed, fold_node, result_elements
+from edgeq.importer.patterns import canonicalize
 from edgeq.importer.tensors import MAX_ELEMENTS, dtype_name, element_count, load_external_data, to_array
+from edgeq.ir import Graph, Node, Tensor
+from edgeq.ops import FLOAT_OPS, REGISTRY, implementations
 
 MIN_OPSET = 13
 # Per sample, all activations together (the calibrator's batch budget, so one sample always
@@ -56,16 +57,40 @@ def import_onnx(model: str | Path | onnx.ModelProto,
     _name_nodes(proto)
     supported = set(REGISTRY.implemented("import")) | set(FOLDERS) | {"Constant", "Shape", "Size"}
 
-    def refuse(node):
-        _unsupported(node)
+    _check_ops(proto, supported)
     # Schemas first: the version converter and every converter below see well-formed nodes.
-    check_graph(proto, supported, refuse)
+    check_graph(proto, supported, _unsupported)
     check_tensors(proto)
     _densify(proto)  # the version converter does not see sparse initializers as defined
     if default_opset(proto) < MIN_OPSET:
         proto = _normalize_opset(proto)
-        check_graph(proto, supported, refuse)
+        check_graph(proto, supported, _unsupported)
     return _Importer(proto, input_shapes or {}).run()
+
+
+def _check_ops(proto: onnx.ModelProto, supported: set[str]) -> None:
+    """Every node whose op edgeq cannot run, in one error: ops it does not know, and ops it
+    only evaluates on constants (FOLDERS without a converter) that meet an activation.
+    Which tensors are constant is known before any shape is: initializers, Constant, Shape
+    and Size outputs (shapes are static here), and whatever a node computes from constants
+    alone. (Sweeps in file order until nothing changes, so an unsorted or broken file gets
+    here and the later checks still name its own problem.)"""
+    g = proto.graph
+    # an initializer listed as an input too is constant
+    const = {t.name for t in g.initializer} | {sp.values.name for sp in g.sparse_initializer} | {""}
+    changed = True
+    while changed:
+        changed = False
+        for node in g.node:
+            if node.output[:1] and node.output[0] not in const and \
+                    (node.op_type in ("Constant", "Shape", "Size") or all(i in const for i in node.input)):
+                const.update(node.output)
+                changed = True
+    std = ("", "ai.onnx")
+    bad = [n for n in g.node if n.domain not in std or n.op_type not in supported or
+           (not implementations("import", n.op_type) and not (n.output[:1] and n.output[0] in const))]
+    if bad:
+        _unsupported(bad)
 
 
 # ---- loading --------------------------------------------------------------------------
@@ -267,7 +292,6 @@ class _Importer:
         self.g.prune()
         _check_budget("the model's activations", sum(t.size for t in self.g.tensors.values() if not t.is_const),
                       MAX_ACTIVATION_ELEMENTS)
-        from edgeq.importer.patterns import canonicalize
         canonicalize(self.g)
         self.g.meta["onnx"] = {"producer": f"{self.proto.producer_name} {self.proto.producer_version}".strip(),
                                "opset": self.opset,
@@ -277,10 +301,16 @@ class _Importer:
     def _inputs(self, gp):
         real = [i for i in gp.input if i.name not in self.values]
         names = [i.name for i in real]
+        if "" in self.input_shapes:  # --input-shape without NAME=: the model's only input
+            if len(names) != 1:
+                raise EdgeqError(f"--input-shape gives no input name, and the model has {len(names)} inputs",
+                                 f"write NAME=DIMS for each of: {', '.join(shown(n) for n in names)}")
+            self.input_shapes[names[0]] = self.input_shapes.pop("")
         unknown = set(self.input_shapes) - set(names)
         if unknown:
             raise EdgeqError(f"--input-shape names {sorted(unknown)}, which is not an input of the model",
                              f"use one of the model's inputs: {', '.join(names)}")
+        batch_pinned = []
         for vi in real:
             tt = vi.type.tensor_type
             if not vi.type.HasField("tensor_type"):
@@ -298,29 +328,39 @@ class _Importer:
                 if declared and any(d is not None and d != s for d, s in zip(declared, shape)):
                     raise EdgeqError(f"--input-shape {vi.name}={'x'.join(map(str, shape))} contradicts the model's fixed shape {declared}",
                                      "only the model's dynamic dims may be set")
-            elif declared is None or None in declared:
-                dims = _dims(declared) if declared is not None else "unknown"
-                fix = (f"give --input-shape {vi.name}={_dims(declared)} with each ? set to a number"
-                       if declared is not None else
-                       f"give --input-shape {vi.name}=NxCxHxW (every dim; the model declares none)")
-                raise EdgeqError(f"input '{shown(vi.name)}' has a dynamic or unknown shape [{dims}]", fix)
+            elif declared is None:
+                raise EdgeqError(f"input '{shown(vi.name)}' declares no shape",
+                                 f"give --input-shape {vi.name}=1xCxHxW (every dim, batch 1)")
             else:
+                if declared and declared[0] is None:
+                    # edge deployments run one sample at a time: a dynamic batch axis is 1
+                    declared[0] = 1
+                    batch_pinned.append(vi.name)
+                if None in declared:
+                    open_dims = _open_dims(declared)
+                    raise EdgeqError(f"input '{shown(vi.name)}' has dynamic dims [{_dims(declared, open_dims)}]",
+                                     f"give --input-shape {shown(vi.name)}={_dims(declared, open_dims)} with "
+                                     f"{_listed(open_dims.values())} set to {'a number' if len(open_dims) == 1 else 'numbers'}")
                 shape = tuple(declared)
             if any(d <= 0 for d in shape):
                 raise EdgeqError(f"input '{shown(vi.name)}' shape {shape} has a non-positive dim", "give positive dims")
             if not shape or shape[0] != 1:
                 raise EdgeqError(f"input '{shown(vi.name)}' has shape {tuple(shape)}; edgeq reads axis 0 as the batch "
                                  "and compiles one sample at a time (batch 1)",
-                                 "export with batch 1 (or a dynamic batch, then --input-shape NAME=1x...)")
+                                 "export with batch 1 or a dynamic batch axis (compiled as 1); --input-shape takes batch 1")
             element_count(shape, f"input '{shown(vi.name)}'")
             self.g.add_tensor(Tensor(vi.name, tuple(shape), "float32"))
             self.g.inputs.append(vi.name)
         _check_budget("the model's inputs", sum(self.g.tensors[n].size for n in self.g.inputs), MAX_INPUT_ELEMENTS)
+        if batch_pinned:
+            self.g.meta["import_notes"] = [
+                f"dynamic batch axis of {', '.join(repr(shown(n)) for n in batch_pinned)} compiled as batch 1 "
+                "(edgeq runs one sample at a time)"]
 
     def _node(self, node: onnx.NodeProto):
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
-            _unsupported(node)
+            _unsupported([node])
         attrs = attr_dict(node)
         ins = list(node.input)
         if op == "Constant":
@@ -355,7 +395,7 @@ class _Importer:
                 return
         converters = implementations("import", op)
         if not converters:
-            _unsupported(node)
+            _unsupported([node])
         try:
             with np.errstate(all="ignore"):  # garbage in, NaN/inf out: refused where it becomes a constant
                 converters[0].fn(self, node, ins, attrs)
@@ -374,9 +414,27 @@ class _Importer:
             self.g.outputs.append(o.name)
 
 
-def _dims(declared: list[int | None]) -> str:
-    """A declared shape as --input-shape writes it, unknown dims as `?`: 1x3x?x?."""
-    return "x".join("?" if d is None else str(d) for d in declared)
+def _dims(declared: list[int | None], open_dims: dict[int, str] | None = None) -> str:
+    """A declared shape as --input-shape writes it, unknown dims by the name the hint gives
+    them (else `?`): 1x3xHxW."""
+    open_dims = open_dims or {}
+    return "x".join(open_dims.get(i, "?") if d is None else str(d) for i, d in enumerate(declared))
+
+
+def _listed(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _open_dims(declared: list[int | None]) -> dict[int, str]:
+    """Names for the unknown dims of a rank-4 NCHW-like input (H, W; C when that is open),
+    else D<axis>: short, shell-safe placeholders the user replaces with numbers."""
+    conventional = {4: ("N", "C", "H", "W"), 3: ("N", "C", "L")}.get(len(declared))
+    names = {}
+    for i, d in enumerate(declared):
+        if d is None:
+            names[i] = conventional[i] if conventional else f"D{i}"
+    return names
 
 
 def _to_array(t: onnx.TensorProto) -> np.ndarray:
@@ -450,8 +508,22 @@ def _sparse_to_dense(sp: onnx.SparseTensorProto) -> np.ndarray:
     return dense.reshape(dims)
 
 
-def _unsupported(node):
+NAMES_SHOWN = 5  # node names listed per unsupported op; the rest are counted
+
+
+def _unsupported(nodes: list) -> None:
+    """One error for every node whose op edgeq does not convert, grouped by op (in the
+    order the file first uses each), each with its node names."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for n in nodes:
+        groups.setdefault((n.domain, n.op_type), []).append(f"'{shown(n.name)}'")
+    parts = []
+    for (domain, op), names in groups.items():
+        dom = f" (domain '{shown(domain)}')" if domain not in ("", "ai.onnx") else ""
+        more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+        parts.append(f"{shown(op)}{dom} in node{'s' if len(names) > 1 else ''} "
+                     f"{', '.join(names[:NAMES_SHOWN])}{more}")
+    what = f"unsupported op {parts[0]}" if len(parts) == 1 else f"{len(parts)} unsupported ops: " + "; ".join(parts)
     supported = sorted(set(REGISTRY.implemented("import")) | {"Constant", "Shape", "Size"})
-    dom = f" (domain '{shown(node.domain)}')" if node.domain not in ("", "ai.onnx") else ""
-    raise EdgeqError(f"unsupported op {shown(node.op_type)}{dom} in node '{shown(node.name)}'",
-                     "replace it in the model before export; supported ops: " + ", ".join(supported))
+    raise EdgeqError(what, f"replace {'it' if len(parts) == 1 else 'them'} in the model before export; "
+                     "supported ops: " + ", ".join(supported))

@@ -1,6 +1,7 @@
 """TVM lowering for ARM application CPUs: ai.edgeq integer ops as TVM-generated kernels.
 
-Phase 1 of issue 18 (self-contained; not wired into the CLI yet):
+The "tvm" stage of the op registry (issue 18); the `arm64` target (targets/arm64.py)
+links these kernels under edgeq's own model.c:
 
     from edgeq.lower_tvm.cpus import get_cpu
     from edgeq.lower_tvm.lower import lower_node
@@ -10,6 +11,8 @@ Phase 1 of issue 18 (self-contained; not wired into the CLI yet):
     kernel.consts()         # pre-packed weights and per-channel arrays to store beside it
 
 Activations are NHWC inside these kernels; see docs/arm64.md for the layout contract,
-the whole-model proof of concept (edgeq.lower_tvm.model) and the measurements. Needs the
-`tvm` extra (apache-tvm 0.27.0.post1 with apache-tvm-ffi 0.1.14.post1).
+the whole-model lowering (edgeq.lower_tvm.model) and the measurements. Generating a
+kernel needs the `tvm` extra (apache-tvm 0.27.0.post1 with apache-tvm-ffi 0.1.14.post1);
+importing this package does not (TVM is imported when a kernel is built).
 """
+from edgeq.lower_tvm import lower  # noqa: F401  (registers the "tvm" stage's kernels)

@@ -3,8 +3,9 @@
 Each op module under edgeq.lower_tvm.ops gives a `Lowering`: the kernel's cache key (the
 op's parameters), its TE definition, its schedule and the constant arrays it needs.
 This module turns that into a `Kernel`, compiling the object only when the cache does
-not hold it yet. `LOWERINGS` says which ops have a TVM kernel; the others stay with
-edgeq's C kernels (see docs/arm64.md for why).
+not hold it yet. The ops with a TVM kernel are the op registry's "tvm" stage (registered
+below with `@implements("tvm", op)`); the others stay with edgeq's C kernels (see
+docs/arm64.md for why).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from edgeq.ir import Graph, Node
+from edgeq.ops import implementations, implements, lookup
 from edgeq.lower_tvm import objects
 from edgeq.lower_tvm.cpus import Cpu
 from edgeq.lower_tvm.kernel import Arg, Kernel
@@ -54,6 +56,7 @@ def make_kernel(lowering: Lowering, cpu: Cpu) -> Kernel:
     return Kernel(symbol, obj, args, lowering.op, notes=key)
 
 
+@implements("tvm", "QConv")
 def _conv(node: Node, graph: Graph, cpu: Cpu):
     from edgeq.lower_tvm.ops import conv, depthwise
     if depthwise.is_depthwise(node, graph):
@@ -61,26 +64,32 @@ def _conv(node: Node, graph: Graph, cpu: Cpu):
     return conv.ConvLowering(node, graph, cpu)
 
 
+@implements("tvm", "QGemm")
 def _gemm(node: Node, graph: Graph, cpu: Cpu, k_order=None):
     from edgeq.lower_tvm.ops import conv
     return conv.ConvLowering(node, graph, cpu, gemm=True, k_order=k_order)
 
 
+@implements("tvm", "QAdd")
 def _add(node: Node, graph: Graph, cpu: Cpu, perm=(0, 2, 3, 1)):
     from edgeq.lower_tvm.ops import eltwise
     return eltwise.AddLowering(node, graph, cpu, perm)
 
 
+@implements("tvm", "QMaxPool", "QAvgPool")
 def _pool(node: Node, graph: Graph, cpu: Cpu):
     from edgeq.lower_tvm.ops import pool
     return pool.PoolLowering(node, graph, cpu)
 
 
-LOWERINGS: dict[str, Callable[..., Lowering]] = {
-    "QConv": _conv, "QGemm": _gemm, "QAdd": _add, "QMaxPool": _pool, "QAvgPool": _pool}
+def has_kernel(op: str) -> bool:
+    """Whether `op` has a TVM kernel (the others run edgeq's C kernels)."""
+    return bool(implementations("tvm", op))
 
 
 def lower_node(node: Node, graph: Graph, cpu: Cpu, **options) -> Kernel:
     """The kernel for `node`; its activations are NHWC (QAdd: `perm=None` keeps the
-    graph's own axis order, for operands that are not images)."""
-    return make_kernel(LOWERINGS[node.op](node, graph, cpu, **options), cpu)
+    graph's own axis order, for operands that are not images). EdgeqError naming the op
+    and the node when it has no TVM kernel."""
+    lowering: Callable[..., Lowering] = lookup("tvm", node.op, node.name).fn
+    return make_kernel(lowering(node, graph, cpu, **options), cpu)

@@ -1,37 +1,35 @@
-"""Whole-model proof of concept: a quantized graph -> one static aarch64 executable.
+"""A whole quantized graph lowered for an ARM application CPU: layouts, kernels, model.c.
 
-    build = lower_model(qgraph, get_cpu("cortex-a76"))       # layouts + kernels
-    exe = build.write(out_dir, vectors)                       # model.c, main, link
-    result = run(exe, build.cpu)                              # under qemu-aarch64
+    m = lower_model(qgraph, get_cpu("cortex-a76"))    # layouts + kernels + memory plan
+    text = model_c(m)                                 # model.c calling them
+    m.kernels()                                       # the objects to link beside it
+
+The `arm64` target (targets/arm64.py) writes model.c, links it and runs it.
 
 Every QConv, QGemm, QAdd, QMaxPool and QAvgPool runs as a TVM kernel (edgeq.lower_tvm.lower);
 every other op keeps edgeq's C kernel (runtime_c), called exactly as the C targets call
-it. model.c keeps edgeq's contract: one static arena planned by edgeq.memory_plan,
+it. model.c keeps edgeq's contract: one static arena planned by edgeq.planning,
 weights and parameters as `static const` arrays, no heap, inputs and outputs in the
 graph's own (NCHW) order. Inside, tensors sit where edgeq.lower_tvm.layouts says: NHWC
 from the first conv on, NCHW for the C kernels; a layout change the graph does not make
 free is a table-driven copy into the node's scratch (`relayout`).
-
-Not wired into the CLI: phase 2 of issue 18 turns this into the `arm64` target.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
 import numpy as np
 
-from edgeq.codegen import Ctx, emit_layer, generate_c, io_info
+from edgeq.codegen import Ctx, emit_layer
 from edgeq.codegen.carray import const_array
 from edgeq.codegen.names import comment_text
-from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
 from edgeq.lower_tvm import layouts as lay
 from edgeq.lower_tvm.cpus import Cpu
 from edgeq.lower_tvm.kernel import Kernel
-from edgeq.lower_tvm.lower import LOWERINGS, lower_node
+from edgeq.lower_tvm.lower import has_kernel, lower_node
 from edgeq.planning.memory_plan import INPLACE_INPUTS, MemoryPlan, plan_memory
 
 IMAGE_OPS = ("QConv", "QMaxPool", "QAvgPool")   # read and write channels-last
@@ -69,9 +67,13 @@ class ModelLowering:
     def kernels(self) -> list[Kernel]:
         return [s.kernel for s in self.steps if s.kernel is not None]
 
-    def write(self, out_dir: Path, vectors: dict[str, np.ndarray] | None = None,
-              expected: dict[str, np.ndarray] | None = None, profile: bool = False) -> Path:
-        return write_project(self, Path(out_dir), vectors, expected, profile)
+    def c_fallbacks(self) -> dict[str, int]:
+        """Ops run by edgeq's C kernels (no TVM kernel, or not an image), with their counts."""
+        out: dict[str, int] = {}
+        for s in self.steps:
+            if s.kernel is None and not s.free:
+                out[s.node.op] = out.get(s.node.op, 0) + 1
+        return out
 
 
 def _shape(g: Graph, t: str) -> tuple[int, ...]:
@@ -93,11 +95,11 @@ def lower_model(qgraph: Graph, cpu: Cpu, log=lambda m: None) -> ModelLowering:
             if not lay.same_order(layouts[t], want):
                 step.converts.append(Convert(t, lay.gather_table(layouts[t], want), 0))
 
-        if node.op in IMAGE_OPS and len(_shape(g, x)) in (3, 4):
+        if node.op in IMAGE_OPS and has_kernel(node.op) and len(_shape(g, x)) in (3, 4):
             need(x, lay.channels_last(_shape(g, x)))
             step.kernel = lower_node(node, g, cpu)
             layouts[y] = lay.channels_last(_shape(g, y))
-        elif node.op == "QAdd":
+        elif node.op == "QAdd" and has_kernel(node.op):
             shapes = [_shape(g, t) for t in (*acts, y)]
             nhwc = all(len(s) == 4 for s in shapes) and any(
                 lay.same_order(layouts[t], lay.channels_last(_shape(g, t))) for t in acts)
@@ -105,7 +107,7 @@ def lower_model(qgraph: Graph, cpu: Cpu, log=lambda m: None) -> ModelLowering:
                 need(t, lay.channels_last(_shape(g, t)) if nhwc else lay.identity(_shape(g, t)))
             step.kernel = lower_node(node, g, cpu, perm=(0, 2, 3, 1) if nhwc else None)
             layouts[y] = lay.channels_last(_shape(g, y)) if nhwc else lay.identity(_shape(g, y))
-        elif node.op == "QGemm":
+        elif node.op == "QGemm" and has_kernel(node.op):
             rows = _shape(g, x)[0]
             cols = lay.row_permutation(layouts[x], rows)
             if cols is None:
@@ -154,7 +156,7 @@ def _planning_graph(g: Graph, steps: list[Step]) -> Graph:
         n = plan_g.nodes[k]
         if step.free and step.node.op == "QTranspose":
             plan_g.nodes[k] = Node("QReshape", n.name, n.inputs[:1], n.outputs,
-                                   {"shape": list(_shape(g, n.outputs[0]))})
+                                   {"shape": list(_shape(g, n.outputs[0]))}, n.domain)
         elif step.kernel is not None and n.op in INPLACE_INPUTS:
             plan_g.nodes[k] = Node(f"{n.op}.tvm", n.name, n.inputs, n.outputs, n.attrs)
     return plan_g
@@ -176,11 +178,13 @@ MODEL_C = Template("""\
 
 #define EQ_TRY(layer, call) do { if ((call) != EQ_OK) return -1 - (layer); } while (0)
 
-#ifdef EDGEQ_PROFILE
+#if defined(EDGEQ_PROFILE) && !defined(EDGEQ_LAYER_MARK_IN_MAIN)
 __attribute__((noinline)) void edgeq_layer_mark(int layer)
 {
     __asm__ volatile("" : : "r"(layer) : "memory");
 }
+#endif
+#ifdef EDGEQ_PROFILE
 #define EDGEQ_LAYER_MARK(i) edgeq_layer_mark(i)
 #else
 #define EDGEQ_LAYER_MARK(i) ((void)0)
@@ -310,76 +314,3 @@ def model_c(m: ModelLowering) -> str:
 
 def _c_comment(text: str) -> str:
     return comment_text(text)
-
-
-# ---- build and run -----------------------------------------------------------------------
-
-CFLAGS = ["-O3", "-std=c99", "-Wall", "-Wextra", "-Werror"]
-
-
-def write_project(m: ModelLowering, out: Path, vectors, expected, profile: bool) -> Path:
-    """out/src/{model.h, model.c, main.c, vectors.*}, linked with the kernels and runtime_c
-    into out/model_arm64 (static)."""
-    from edgeq.codegen.mains import host_main_c
-    from edgeq.targets import c_project as cp
-    from edgeq.targets.mcu import runtime_library
-    from edgeq import runtime_c
-    src = out / "src"
-    src.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:   # model.h exactly as the C targets write it
-        generate_c(m.graph, m.plan, Path(tmp))
-        (src / "model.h").write_text((Path(tmp) / "model.h").read_text())
-    (src / "model.c").write_text(model_c(m))
-    (src / "main.c").write_text(host_main_c())
-    cp.write_vectors(src, io_info(m.graph), vectors, expected)
-    gcc = cp.require_tool("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")
-    ar = cp.require_tool("aarch64-linux-gnu-ar", "binutils-aarch64-linux-gnu")
-    cpu_flags = [m.cpu.gcc_flag]
-    lib = runtime_library(cpu_flags, CFLAGS, gcc, ar)
-    flags = [*CFLAGS, *cpu_flags, f"-I{src}", f"-I{runtime_c.include_dir()}"] + (["-DEDGEQ_PROFILE"] if profile else [])
-    exe = out / "model_arm64"
-    cp.run_tool([gcc, *flags, "-static", src / "model.c", src / "main.c", src / "vectors.c",
-                 *sorted({str(k.obj) for k in m.kernels()}), lib, "-o", exe], "aarch64-linux-gnu-gcc (model)")
-    return exe
-
-
-@dataclass
-class RunResult:
-    outputs: dict[str, np.ndarray]
-    mismatches: int
-    instructions: int | None = None
-    layers: list[int] | None = None
-
-
-def run(exe: Path, m: ModelLowering, count: bool = False, timeout: float = 900) -> RunResult:
-    """Run the embedded vectors under qemu-aarch64; with count=True (a build made with
-    profile=True), also the instructions of the first inference, per layer."""
-    import subprocess
-    from edgeq.lower_tvm.harness import qemu_command
-    from edgeq.targets import c_project as cp
-    io = io_info(m.graph)
-    with tempfile.TemporaryDirectory() as tmp:
-        counts_file = Path(tmp) / "counts.txt"
-        mark = None
-        if count:
-            from edgeq.targets.elfsize import symbol
-            mark = symbol(exe, "edgeq_layer_mark")[0]
-        res = subprocess.run(qemu_command(exe, m.cpu, counts_file if count else None, mark),
-                             capture_output=True, text=True, timeout=timeout)
-        parsed = cp.parse_lines(res.stdout, io)
-        if res.returncode not in (0,) and not parsed["mismatches"]:
-            raise EdgeqError(f"the arm64 model exited with status {res.returncode}: {res.stderr.strip()[-500:]}",
-                             "this is an edgeq bug: please report it")
-        result = RunResult(parsed["outputs"], len(parsed["mismatches"]) + len(parsed["errors"]))
-        if count:
-            marks = [int(l) for l in counts_file.read_text().splitlines() if l.strip().isdigit()]
-            n = len(m.steps)
-            marks = marks[:n + 1]
-            result.instructions = marks[-1] - marks[0]
-            result.layers = [marks[k + 1] - marks[k] for k in range(n)]
-        return result
-
-
-def supported(node: Node) -> bool:
-    """Whether the node gets a TVM kernel (the rest run edgeq's C kernels)."""
-    return node.op in LOWERINGS

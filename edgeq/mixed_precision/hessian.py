@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgeq.floatexec.executor import FloatModule, to_torch
 from edgeq.ir import Graph
 
 
@@ -50,7 +51,6 @@ def layer_hessian_traces(graph: Graph, feeds: dict[str, np.ndarray], weights: li
                          progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Tr(H) of the self-KL loss w.r.t. each weight constant in `weights`, averaged over
     batches of the calibration feeds. `progress(k)` is called after each batch."""
-    from edgeq.floatexec.executor import FloatModule, to_torch
     module = FloatModule(graph)
     params = [module.tensor(w) for w in weights]
     n = len(next(iter(feeds.values())))

@@ -17,9 +17,13 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.errors import EdgeqError
+from edgeq.floatexec.executor import run_float
+from edgeq.mixed_precision import cost_model, sensitivity as sens_mod
 from edgeq.mixed_precision.ilp import assign_bitwidth_ilp, plan_cost, size_budget
 from edgeq.mixed_precision.layers import total_weight_bytes, weighted_layers
+from edgeq.mixed_precision.pareto import sweep
 from edgeq.options import parse_budget
+from edgeq.quantization.weights import fake_quantize_weights
 
 def _first_last(layers) -> dict[str, int]:
     return {layers[0].name: 8, layers[-1].name: 8} if layers else {}
@@ -28,8 +32,6 @@ def _first_last(layers) -> dict[str, int]:
 def fake_quant_sqnr(graph, feeds, layers, per_channel: bool):
     """A plan's fidelity without the integer pipeline: SQNR (dB) of the float model with
     the planned weights fake-quantized, against the float model, on `feeds`."""
-    from edgeq.floatexec.executor import run_float
-    from edgeq.quantization.weights import fake_quantize_weights
     out = graph.outputs[0]
     ref = run_float(graph, feeds)[out].astype(np.float64)
 
@@ -57,7 +59,6 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, measure=None, flash_b
     """({layer: bits}, report section). `ranges` and `measure` (cost_model.Measure: firmware
     builds of the target, made by the compile driver; None for a target that builds none)
     are needed only for a firmware or latency budget."""
-    from edgeq.mixed_precision import sensitivity as sens_mod
     if (firmware_budget is not None or latency_budget is not None) and measure is None:
         which = "--firmware-budget" if firmware_budget is not None else "--latency-budget"
         raise EdgeqError(f"{which} is measured on a linked firmware, which target {target!r} does not build",
@@ -81,7 +82,6 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, measure=None, flash_b
         budgets.append(size_budget(layers, limit))
         section["flash_budget_weight_bytes"] = int(limit)
     if firmware_budget is not None or latency_budget is not None:
-        from edgeq.mixed_precision import cost_model
         builds = cost_model.build_uniform(graph, ranges, measure, "per-channel" if per_channel else "per-tensor",
                                           profile=latency_budget is not None)
     if firmware_budget is not None:
@@ -107,7 +107,6 @@ def plan_weight_bits(graph, feeds, ranges, *, target: str, measure=None, flash_b
                                   ("hessian_trace" if sensitivity == "hawq" else "sqnr_int4_db"): extra[l.name],
                                   "weight_bytes": l.weight_bytes(plan[l.name])} for l in layers}
     if pareto:  # the points now; the caller plots them into its build folder (pareto.plot)
-        from edgeq.mixed_precision.pareto import sweep
         fid = fake_quant_sqnr(graph, {k: v[:128] for k, v in feeds.items()}, layers, per_channel)
         section["pareto"] = sweep(layers, sens, fid, ties=ties, locks=locks)
         section["pareto_fidelity"] = "SQNR (dB) of the fake-quantized float model vs float, calibration data"

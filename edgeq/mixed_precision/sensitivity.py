@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeq.floatexec.executor import run_float
 from edgeq.ir import Graph
+from edgeq.mixed_precision.hessian import layer_hessian_traces
 from edgeq.mixed_precision.layers import Layer
 from edgeq.progress import progress_bar as _bar
+from edgeq.quantization.gptq import gptq_layer, layer_groups, layer_hessians, output_energy
 from edgeq.quantization.weights import fake_quantize_weights
 
 
@@ -49,7 +52,6 @@ def hawq_sensitivity(graph: Graph, feeds: dict[str, np.ndarray], layers: list[La
                      batch: int = 32, progress: bool = False,
                      rounding: str = "nearest") -> tuple[dict, dict[str, float]]:
     """({layer: {bits: sensitivity}}, {layer: Hessian trace})."""
-    from edgeq.mixed_precision.hessian import layer_hessian_traces
     n = len(next(iter(feeds.values())))
     with _bar(f"Hessian traces (Hutchinson, {iters} probes)", n, progress) as step:
         traces = layer_hessian_traces(graph, feeds, [l.weight for l in layers], iters=iters,
@@ -73,7 +75,6 @@ def measured_sensitivity(graph: Graph, feeds: dict[str, np.ndarray], layers: lis
                          bits: tuple[int, ...] = (4, 8), per_channel: bool = True,
                          progress: bool = False, rounding: str = "nearest") -> tuple[dict, dict[str, float]]:
     """({layer: {bits: output noise energy}}, {layer: SQNR dB at min(bits)})."""
-    from edgeq.floatexec.executor import run_float
     rounded = _rounder(graph, feeds, layers, per_channel, rounding)
     out = graph.outputs[0]
     ref = run_float(graph, feeds)[out].astype(np.float64)
@@ -105,7 +106,6 @@ def _rounder(graph: Graph, feeds, layers: list[Layer], per_channel: bool, roundi
     nearest = lambda l, W, b: fake_quantize_weights(W, b, per_channel)  # noqa: E731
     if rounding != "gptq" or not per_channel:
         return nearest
-    from edgeq.quantization.gptq import gptq_layer, layer_groups, layer_hessians
     if hessians is None:
         hessians = layer_hessians(graph, feeds, [l.name for l in layers])
     nodes = {n.name: n for n in graph.nodes}
@@ -121,7 +121,6 @@ def _rounder(graph: Graph, feeds, layers: list[Layer], per_channel: bool, roundi
 def _input_metric_perturbation(graph: Graph, feeds, layers: list[Layer]):
     """(layer, bits) -> K tr(dW H_x dW^T) / tr(H_x), summed over groups, for the weights
     rounded as the compiler will (GPTQ below 8 bits); see the module doc."""
-    from edgeq.quantization.gptq import layer_hessians, output_energy
     hessians = layer_hessians(graph, feeds, [l.name for l in layers])
     rounded = _rounder(graph, feeds, layers, True, "gptq", hessians)
 

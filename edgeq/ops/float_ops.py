@@ -36,6 +36,12 @@ def _unpadded(node, graph) -> bool:
     return not any(node.attr("pads", [0]))
 
 
+def _pow(x, e: float):
+    base = x if float(e).is_integer() else np.maximum(x, 0.0)
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.power(base, e)
+
+
 def _clip_bounds(node) -> tuple[float, float]:
     return float(node.attrs.get("min", -INF)), float(node.attrs.get("max", INF))
 
@@ -67,6 +73,11 @@ _float("HardSigmoid", "clamp(alpha x + beta, 0, 1)",
        float_fn=lambda x, a: np.clip(float(a["alpha"]) * x + float(a["beta"]), 0.0, 1.0))
 _float("LeakyRelu", "x if x >= 0 else alpha x", attrs=(Attr("alpha", "float", onnx=True),),
        float_fn=lambda x, a: np.where(x >= 0, x, float(a["alpha"]) * x))
+_float("Sqrt", "sqrt(x); a negative x (NaN in ONNX) gives 0",
+       float_fn=lambda x, a: np.sqrt(np.maximum(x, 0.0)))
+_float("Pow", "x ** exponent for a constant exponent (2 imports as Mul, 0.5 as Sqrt, 1 as Identity); "
+       "a negative x with a fractional exponent (NaN in ONNX) gives 0, 0 ** negative gives +inf",
+       attrs=(Attr("exponent", "float"),), float_fn=lambda x, a: _pow(x, float(a["exponent"])))
 _float("PRelu", "x if x >= 0 else slope x; slope constant, scalar or per channel (axis 1)",
        (Input("x"), Input("slope", const=True)), shape=shapes.broadcast_two, combines=True)
 
@@ -75,6 +86,9 @@ _float("Add", "a + b, numpy broadcasting; either may be a constant",
        (Input("a"), Input("b")), FUSED_CLAMP, shapes.broadcast_two, clamp_fusable=True, combines=True)
 _float("Mul", "a * b, numpy broadcasting; either may be a constant",
        (Input("a"), Input("b")), FUSED_CLAMP, shapes.broadcast_two, clamp_fusable=True, combines=True)
+
+_float("MatMul", "a @ b of two activations (or a constant b that is not a 2-D weight), numpy batch broadcasting",
+       (Input("a"), Input("b")), shape=shapes.matmul, combines=True)
 
 # ---- pooling -----------------------------------------------------------------------------------
 _float("MaxPool", "max over the window (ceil_mode folded into pads)", X,
@@ -96,6 +110,14 @@ _float("Transpose", "axes permuted", X, (Attr("perm", "ints", onnx=True),), shap
        keeps_range=True)
 _float("Pad", "constant padding; pads [2 * rank], all begins then all ends", X,
        (Attr("pads", "ints"), Attr("value", "float")), shapes.pad)
+_float("Gather", "x's entries at constant indices along a non-batch axis, in the indices' order; "
+       "Slice, Split, Gather, Pad (reflect, edge, wrap) and nearest Resize import as this", X,
+       (Attr("axis", "int", onnx=True), Attr("indices", "ints")), shapes.gather, axis="any",
+       keeps_range=True)
+_float("ResizeBilinear", "bilinear resize of H and W (ONNX Resize mode=linear on [N, C, H, W]); "
+       "positions by coordinate_transformation_mode with onnxruntime's scales, clamped to the input",
+       X, (Attr("sizes", "ints"), Attr("scales", "floats"), Attr("coordinate_transformation_mode", "str")),
+       shapes.resize_hw, keeps_range=True)
 _float("Softmax", "softmax over the last axis", X, (Attr("axis", "int", onnx=True),), axis="last")
 _float("Identity", "x (Dropout imports as this; remove_identity deletes them)",
        keeps_range=True, channel_scale_commutes=True, channel_shift_commutes=True)

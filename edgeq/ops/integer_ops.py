@@ -68,3 +68,10 @@ _int("QTranspose", "data movement, axes permuted (default: reversed)", X,
      (Attr("perm", "ints", None),), shapes.transpose)
 _int("QPad", "constant padding with an int8 value (default x_zp, else 0)", X,
      (Attr("pads", "ints"), Attr("value", "int", None), Attr("x_zp", "int", 0)), shapes.pad)
+_int("QGather", "a copy of x's entries at constant indices along axis; parameters unchanged", X,
+     (Attr("axis", "int"), Attr("indices", "ints")), shapes.gather, axis="any")
+_int("QResizeBilinear", "bilinear resize of H and W with 10-bit weights from (lo, hi, frac) tables "
+     "(TFLite's integer rule); parameters unchanged", X,
+     (Attr("y_table", "ints"), Attr("x_table", "ints"), Attr("mode", "str", "")), shapes.resize_tables)
+_int("QMatMul", "TFLite BATCH_MATMUL: sum over k of (a - a_zp) (b - b_zp), requantized", (Input("a"), Input("b")),
+     _ints("a_zp", "b_zp", "y_zp", "y_mult", "y_shift") + CLAMP, shapes.matmul)

@@ -99,6 +99,37 @@ def pad(ins: list[tuple], attrs) -> tuple:
     return tuple(x[i] + int(p[i]) + int(p[i + r]) for i in range(r))
 
 
+def gather(ins: list[tuple], attrs) -> tuple:
+    """x's entries at constant `indices` along `axis`: that axis gets len(indices)."""
+    x, ax, idx = tuple(ins[0]), int(attrs["axis"]), [int(i) for i in attrs["indices"]]
+    _need(0 <= ax < len(x), f"axis {ax} of rank {len(x)}")
+    _need(len(idx) > 0 and all(0 <= i < x[ax] for i in idx),
+          f"indices must be in [0, {x[ax]}) along axis {ax} (got {len(idx)} of them)")
+    return x[:ax] + (len(idx),) + x[ax + 1:]
+
+
+def matmul(ins: list[tuple], attrs) -> tuple:
+    """a [..., M, K] @ b [..., K, N] -> [..., M, N], the leading dims broadcast (numpy)."""
+    a, b = tuple(ins[0]), tuple(ins[1])
+    _need(len(a) >= 2 and len(b) >= 2 and a[-1] == b[-2], f"{a} @ {b} does not fit")
+    return broadcast(a[:-2], b[:-2]) + (a[-2], b[-1])
+
+
+def resize_hw(ins: list[tuple], attrs) -> tuple:
+    """[N, C, H, W] -> [N, C] + sizes."""
+    x, sizes = tuple(ins[0]), [int(v) for v in attrs["sizes"]]
+    _need(len(x) == 4 and len(sizes) == 2 and min(sizes) > 0, f"input {x} with sizes {sizes}")
+    return x[:2] + tuple(sizes)
+
+
+def resize_tables(ins: list[tuple], attrs) -> tuple:
+    """[N, C, H, W] -> [N, C, rows, columns] of the (lo, hi, frac) tables."""
+    x, ty, tx = tuple(ins[0]), attrs["y_table"], attrs["x_table"]
+    _need(len(x) == 4 and len(ty) % 3 == 0 and len(tx) % 3 == 0 and ty and tx,
+          f"input {x} with tables of {len(ty)} and {len(tx)} entries (3 per output row / column)")
+    return x[:2] + (len(ty) // 3, len(tx) // 3)
+
+
 def reshape(ins: list[tuple], attrs) -> tuple:
     return resolve_reshape(tuple(ins[0]), attrs["shape"])
 
@@ -139,3 +170,23 @@ def global_pool(ins: list[tuple], attrs) -> tuple:
     x = tuple(ins[0])
     _need(len(x) == 4, f"input rank {len(x)}, expected 4")
     return x[:2] + (1, 1)
+
+
+_F = np.float32  # onnxruntime computes Resize's coordinates in float32; so do we, to match it
+
+
+def source_coords(out_len: int, in_len: int, scale, mode: str) -> np.ndarray:
+    """ONNX Resize's coordinate_transformation_mode: each output index's position in the input."""
+    x = np.arange(out_len, dtype=_F)
+    s = _F(scale)
+    if mode == "half_pixel":
+        return (x + _F(0.5)) / s - _F(0.5)
+    if mode == "pytorch_half_pixel":
+        return (x + _F(0.5)) / s - _F(0.5) if out_len > 1 else np.zeros(out_len, _F)
+    if mode == "align_corners":
+        return x * _F(in_len - 1) / _F(out_len - 1) if out_len > 1 else np.zeros(out_len, _F)
+    if mode == "asymmetric":
+        return x / s
+    if mode == "tf_half_pixel_for_nn":
+        return (x + _F(0.5)) / s
+    raise ValueError(mode)

@@ -4,7 +4,7 @@ expected=False is open for the branch that builds it (its column in `edgeq ops` 
 until then, and the completeness test does not ask for it yet).
 
 How a stage plugs in (docs/architecture.md, "adding a stage"):
-- tvm (issue 18): edgeq/tvm/ registers `@implements("tvm", "QConv", variant=...)` for each
+- tvm (issue 18): edgeq/lower_tvm/lower.py registers `@implements("tvm", "QConv")` for each
   integer op it lowers; the arm64 target picks `--lowering tvm|c` and falls back to the C
   kernel for an op without a TVM one (or refuses, naming it: lookup's error).
 - backward (issue 19): the integer training reference registers
@@ -18,14 +18,20 @@ from edgeq.ops.registry import REGISTRY, Stage
 _C_FIX = "use --target reference or tflite, or a model without this op"
 
 IMPORT = REGISTRY.add_stage(Stage(
-    "import", "onnx", "ONNX importer", "replace the op in the model before export", "edgeq.importer",
+    "import", "onnx", "ONNX importer", "replace the op in the model before export",
+    "edgeq.importer.converters",
     emits_into="float"))
+TFLITE_IMPORT = REGISTRY.add_stage(Stage(
+    "tflite-import", "tflite", "TFLite importer",
+    "edgeq imports the int8 TFLite builtins listed in docs/ops.md; run this model with TFLite Micro",
+    "edgeq.tflite_import", emits_into="integer", expected=False,
+    note="keyed by TFLite builtin: `edgeq compile model.tflite` takes an int8 model as it is"))
 FLOAT = REGISTRY.add_stage(Stage(
     "float", "float", "float executor (torch)", "run the float passes on a canonical float graph",
-    "edgeq.floatexec"))
+    "edgeq.floatexec.executor"))
 QUANTIZE = REGISTRY.add_stage(Stage(
     "quantize", "float", "quantization rule", "run the float passes first (edgeq compile does)",
-    "edgeq.quantization", emits_into="integer"))
+    "edgeq.quantization.rules", emits_into="integer"))
 REFERENCE = REGISTRY.add_stage(Stage(
     "reference", "integer", "integer reference kernel", "quantize with edgeq.quantization.quantize",
     "edgeq.reference"))
@@ -39,9 +45,10 @@ TFLITE = REGISTRY.add_stage(Stage(
 NPU = REGISTRY.add_stage(Stage(
     "npu", "integer", "Ethos-U NPU operator", "the op runs on the CPU beside the NPU (Vela's fallback)",
     "edgeq.export.tflite", expected=False,
-    note="derived: the TFLite builtins an op exports to all map to the NPU in Vela"))
+    note="derived: the TFLite operators its converter writes that Vela maps to the NPU (CPU: the others)"))
 TVM = REGISTRY.add_stage(Stage(
-    "tvm", "integer", "TVM kernel", "use --lowering c", "edgeq.tvm", expected=False, note="issue 18"))
+    "tvm", "integer", "TVM kernel", "use --lowering c", "edgeq.lower_tvm", expected=False,
+    note="arm64 target (issue 18); ops without one run their C kernel"))
 BACKWARD = REGISTRY.add_stage(Stage(
     "backward", "integer", "integer backward rule", "train only layers after this op (a smaller --train last:N)",
     "edgeq.training.rules", expected=False, note="issue 19: the integer training reference"))

@@ -39,6 +39,8 @@ def _describe(stage: str, impls: list[Impl]) -> str:
     meta = impls[0].meta
     if stage == "c":
         return ", ".join(str(i.meta["kernel"]) for i in impls)
+    if stage == "npu":  # its builtins are the tflite column's; say only what stays on the CPU
+        return MARK + (f" (CPU: {' '.join(meta['cpu'])})" if meta.get("cpu") else "")
     if "builtins" in meta:
         return " ".join(meta["builtins"])
     if "emits" in meta:
@@ -94,12 +96,11 @@ def target_rows(targets: dict[str, tuple[str, ...]]) -> tuple[list[str], list[li
 
 
 def _group_name(names: list[str]) -> str:
-    if len(names) <= 2:
-        return ", ".join(names)
-    prefix = names[0].rsplit("-", 1)[0]
-    if all(n.startswith(prefix) for n in names):
-        return f"{prefix}-* ({len(names)})"
-    return ", ".join(names)
+    """"host, cortex-*": targets of one family (name up to its last "-") shown once."""
+    families: dict[str, list[str]] = {}
+    for n in names:
+        families.setdefault(n.rsplit("-", 1)[0] if "-" in n else n, []).append(n)
+    return ", ".join(f"{fam}-*" if len(ns) > 1 else ns[0] for fam, ns in families.items())
 
 
 def missing() -> list[str]:

@@ -25,18 +25,21 @@ Rules
 - Each node's kernel scratch (`scratch_size(node, graph)`, given by the caller: the C
   targets pass the scratch of the kernels the code generator chose; without it no node
   gets scratch) is a buffer live at that step
-  only. Scratch is optional in the runtime (QConv/QGemm take NULL and run their direct
-  loops, bit-identical, just slower), so with scratch="fit" (the default) the planner
-  first places the activations alone, then gives each node its scratch only where it fits
-  under that arena: the arena is never raised by a scratch buffer. Nodes left without one
-  are listed in `plan.direct` (speed traded for RAM at the peak layers). scratch="always"
-  gives every node its scratch and grows the arena as needed.
+  only. Every layer can run without it (the NCHW QConv/QGemm kernels take NULL and run
+  their direct loops; the channels-last ones have scratch-free portable variants, which the
+  C stage picks for such nodes: codegen.plan_build), bit-identical, just slower, so with
+  scratch="fit" the planner first places the activations alone, then gives each node its
+  scratch only where it fits under that arena: the arena is never raised by a scratch
+  buffer. Nodes left without one are listed in `plan.direct` (speed traded for RAM at the
+  peak layers). scratch="always" gives every node its scratch and grows the arena as
+  needed (the C targets' default, `--scratch fast`, uses it when it fits the part).
 - Buffers are aligned to ALIGN bytes (16: the arena is `aligned(16)`, so every buffer
   start suits any SIMD load, and word loads in the kernels are aligned).
 - Placement: buffers sorted by size (largest first, then earliest, then definition order;
   never by name, so a model's names cannot change its plan), each put at the
   lowest offset where it overlaps no already-placed buffer with an intersecting
-  lifetime (greedy by size with gap fitting, TFLite Micro's strategy).
+  lifetime (greedy by size with gap fitting, TFLite Micro's strategy); then the same
+  greedy in order of first use, and the smaller of the two arenas is kept.
 """
 from __future__ import annotations
 
@@ -210,13 +213,28 @@ def _lowest_offset(b: Buffer, placed: list[Buffer]) -> int:
     return offset
 
 
+# Placement orders tried in turn (never by name): largest first (TFLite Micro's), then
+# earliest first, which packs a chain whose big buffers overlap in time (an aliased input
+# living into the second layer) where the first leaves a gap. The smallest arena wins,
+# the earlier order on a tie.
+PLACEMENT_ORDERS = (_placement_order, lambda b: (b.first, -b.size, b.order))
+
+
 def _place(buffers: list[Buffer]) -> int:
-    """Greedy by size with gap fitting; returns the arena size (aligned)."""
-    placed: list[Buffer] = []
-    for b in sorted(buffers, key=_placement_order):
-        b.offset = _lowest_offset(b, placed)
-        placed.append(b)
-    return _align(max((b.offset + b.size for b in buffers), default=0))
+    """Greedy with gap fitting in each placement order; keeps the smallest arena's offsets
+    and returns its size (aligned)."""
+    best = None
+    for order in PLACEMENT_ORDERS:
+        placed: list[Buffer] = []
+        for b in sorted(buffers, key=order):
+            b.offset = _lowest_offset(b, placed)
+            placed.append(b)
+        arena = _align(max((b.offset + b.size for b in buffers), default=0))
+        if best is None or arena < best[0]:
+            best = (arena, [b.offset for b in buffers])
+    for b, offset in zip(buffers, best[1]):
+        b.offset = offset
+    return best[0]
 
 
 def plot_timeline(plan: MemoryPlan, layer_names: list[str], path, budget_bytes: int | None = None,

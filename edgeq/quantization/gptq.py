@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeq.floatexec.executor import run_node, tlbr_to_torch, to_torch
 from edgeq.ir import Graph
 from edgeq.ops import macs
 from edgeq.progress import progress_bar
@@ -68,7 +69,6 @@ def sequential_inputs(graph: Graph, parts: list[dict], low: set[str], progress: 
     """Run the float graph chunk by chunk, node by node; before each node in `low`, yield
     (node, its input per part) so the caller can rewrite its weight first."""
     import torch
-    from edgeq.floatexec.executor import run_node, to_torch
     last = {}
     for i, nd in enumerate(graph.nodes):
         for name in nd.inputs:
@@ -91,7 +91,6 @@ def sequential_inputs(graph: Graph, parts: list[dict], low: set[str], progress: 
 def _columns(node, x, kernel):
     """The layer's input as (groups, K per group, columns) float64, im2col for a Conv."""
     import torch.nn.functional as F
-    from edgeq.floatexec.executor import tlbr_to_torch
     if node.op == "Gemm":
         return x.double().reshape(x.shape[0], -1).T[None]
     p, g = node.attrs["pads"], int(node.attrs["group"])

@@ -10,7 +10,7 @@ qmax = 2^(bits-1) - 1 (int4: [-7, 7]) and stored as int8 arrays whose QParams.bi
 how many bits they use (the C generator packs bits <= 4 two per byte).
 
 `ranges` maps every activation tensor (graph inputs included) to its calibrated
-(lo, hi), as `edgeq.calibrate.calibrate` or `data_free_ranges` return it.
+(lo, hi), as `edgeq.calibration.calibrate.calibrate` or `data_free_ranges` return it.
 
 What comes out (docs/semantics.md is the contract):
 - the same tensor names as the float graph for every activation, now int8 with QParams
@@ -20,7 +20,7 @@ What comes out (docs/semantics.md is the contract):
 - `graph.meta["quant_layers"][node_name]`: per-layer facts for reports (scales, weight
   ranges, accumulator bound, ...), next to the float graph's own meta notes.
 
-The per-op rules live in edgeq/quantize_rules/ (one module per op family). Nodes are
+The per-op rules live in edgeq/quantization/rules/ (one module per op family). Nodes are
 visited in topological order, so every rule finds its inputs already quantized.
 """
 from __future__ import annotations
@@ -29,9 +29,9 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
-from edgeq.ops import holds
+from edgeq.ops import holds, lookup
 from edgeq.options import GRANULARITIES
-from edgeq.quantization.rules import load_rules
+from edgeq.quantization import rules  # noqa: F401  (registers the quantize stage)
 from edgeq.quantization.rules.common import QuantContext
 
 DEFAULT_BITS = 8
@@ -69,17 +69,11 @@ def quantize(graph_float: Graph, ranges: dict, weight_granularity: str = "per-ch
     layer_bits = weight_bits_per_layer(graph_float, weight_bits)
     if isinstance(weight_bits, dict):  # a JSON-friendly copy for meta and reports
         weight_bits = {str(k): int(v) for k, v in weight_bits.items()}
-    rules = load_rules()
     ctx = QuantContext(graph_float, ranges, weight_granularity, weight_bits, layer_bits)
     for name in graph_float.inputs:
         ctx.add_act(name, ctx.act_params(name))
     for node in graph_float.nodes:
-        fn = rules.get(node.op)
-        if fn is None:
-            raise EdgeqError(f"cannot quantize op {node.op!r} (node {node.name!r})",
-                             "supported float ops: " + ", ".join(sorted(rules)) +
-                             "; run the float passes first (edgeq compile does)")
-        fn(ctx, node)
+        lookup("quantize", node.op, node.name).fn(ctx, node)
         q = ctx.out.tensors[node.outputs[0]].q
         ctx.record(node.name, op=node.op, out_scale=float(q.scale), out_zero_point=int(q.zero_point))
     out = ctx.out

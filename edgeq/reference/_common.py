@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.fixedpoint import INT32_MAX, INT32_MIN
+from edgeq.fixedpoint import INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier
 
 
 def i64(a) -> np.ndarray:
@@ -30,7 +30,6 @@ def mbqm_checked(x, mult, shift, what: str) -> np.ndarray:
     """multiply_by_quantized_multiplier with its precondition checked: x * 2^max(shift, 0)
     must fit int32. C (like TFLite) computes that left shift in int32, so a value outside
     the range would wrap there; the reference refuses it instead of disagreeing silently."""
-    from edgeq.fixedpoint import multiply_by_quantized_multiplier
     x = i64(x)
     shifted = x * (np.int64(1) << np.maximum(i64(shift), 0))
     if shifted.size and (shifted.min() < INT32_MIN or shifted.max() > INT32_MAX):

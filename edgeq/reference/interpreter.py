@@ -7,14 +7,30 @@
 Between the edges every value is an integer array and every node goes through
 `edgeq.intref.run_node` (the kernels in edgeq/intref/<op>.py). Feeds carry a batch axis
 of any size N; kernels are batch-agnostic. Tensors are dropped as soon as their last
-reader has run, so large batches of a deep model stay within memory.
+reader has run.
+
+The kernels widen to int64 and keep a few arrays of each layer's size alive, so one
+224x224 sample of MobileNetV2 takes about 88 MB (benchmarks/reference_memory.py): a whole
+batch of them at once would not fit a machine. `run_reference_streamed` (what `edgeq run` and `--check` use) runs the
+batch in chunks of at most REFERENCE_CHUNK_BYTES of working memory, with a progress bar;
+samples are independent, so its results are those of one whole-batch run.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
-from edgeq.reference import run_node
 from edgeq.ir import Graph
+from edgeq.progress import progress_bar
+from edgeq.reference import run_node
+
+REFERENCE_CHUNK_BYTES = 256 << 20  # working memory of one chunk of run_reference_streamed
+# Per element of the largest layer, bytes the reference holds while running it: the int64
+# copy of each input (8, and 8 more for a padded or reshaped copy) and, per output element,
+# the int64 accumulator and the requantization's int64 intermediates (tracemalloc measures
+# ~60 for a conv layer; tests/test_reference_streaming.py checks the bound).
+INPUT_BYTES, OUTPUT_BYTES = 16, 80
 
 
 def run_reference(qgraph: Graph, feeds: dict[str, np.ndarray],
@@ -42,6 +58,41 @@ def run_reference(qgraph: Graph, feeds: dict[str, np.ndarray],
     if absent:
         raise KeyError(f"run_reference: tensors {absent} are not produced by the graph")
     return {n: env[n] if n in env else qgraph.const(n) for n in wanted}
+
+
+def sample_bytes(qgraph: Graph) -> int:
+    """An upper estimate of one sample's working memory in the reference: every int8
+    activation alive at once, plus the widest layer's int64 temporaries."""
+    acts = [t for t in qgraph.tensors.values() if not t.is_const]
+    per_node = max((INPUT_BYTES * sum(qgraph.tensors[i].size for i in n.inputs
+                                      if i and qgraph.const(i) is None)
+                    + OUTPUT_BYTES * sum(qgraph.tensors[o].size for o in n.outputs)
+                    for n in qgraph.nodes), default=0)
+    return sum(t.size for t in acts) + per_node
+
+
+def run_reference_streamed(qgraph: Graph, feeds: dict[str, np.ndarray], outputs: list[str] | None = None,
+                           chunk_bytes: int | None = None, progress: bool | None = None
+                           ) -> dict[str, np.ndarray]:
+    """run_reference over the batch in chunks whose working memory stays below
+    `chunk_bytes` (default REFERENCE_CHUNK_BYTES; at least one sample per chunk). `progress`:
+    a bar on stderr (None: when stderr is a terminal and there is more than one chunk)."""
+    n = len(next(iter(feeds.values()))) if feeds else 0
+    budget = REFERENCE_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    step = max(1, budget // max(sample_bytes(qgraph), 1))
+    if n <= step:
+        return run_reference(qgraph, feeds, outputs)
+    show = sys.stderr.isatty() if progress is None else progress
+    result: dict[str, np.ndarray] = {}
+    with progress_bar("integer reference", total=n, show=show) as advance:
+        for start in range(0, n, step):
+            part = run_reference(qgraph, {k: v[start:start + step] for k, v in feeds.items()}, outputs)
+            for name, y in part.items():
+                if name not in result:  # shapes and dtypes from the first chunk
+                    result[name] = np.empty((n,) + y.shape[1:], y.dtype)
+                result[name][start:start + len(y)] = y
+            advance(min(step, n - start))
+    return result
 
 
 def _value(qgraph: Graph, env: dict, name: str):

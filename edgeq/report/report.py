@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq.codegen.carray import s4_bytes
 from edgeq.ir import Graph, Node
 from edgeq.ops import holds, macs
 
@@ -60,7 +61,6 @@ def base_report(qgraph: Graph, target: str) -> dict:
 
 
 def _stored_bytes(t) -> int:
-    from edgeq.codegen.carray import s4_bytes
     return s4_bytes(t.shape) if t.q is not None and t.q.bits <= 4 else int(t.nbytes)
 
 

@@ -9,6 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeq.errors import EdgeqError
+from edgeq.importer.load import import_onnx
+from edgeq.report.report import layer_rows, read_report
 
 
 def _kb(n) -> str:
@@ -26,9 +28,14 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
     for key, label in (("flash_bytes", "flash"), ("arena_bytes", "arena (activations)"),
                        ("stack_bytes", "peak stack"), ("sram_bytes", "SRAM total")):
         if key in report:
-            rows.append((label, _kb(report[key])))
+            rows.append((label, _kb(report[key]) + (_plans(report["memory_plan"]) if key == "arena_bytes"
+                                                    and "arena_bytes_fastest" in report.get("memory_plan", {}) else "")))
     if "instructions" in report:
         rows.append(("instructions / inference", f"{report['instructions']:,} (exact, QEMU; not cycles)"))
+    if "arm64" in report:
+        rows.append(("kernels", _arm64_kernels(report["arm64"], len(report["layers"]))))
+    if "binary_bytes" in report:
+        rows.append(("static binary", _kb(report["binary_bytes"])))
     if "self_check" in report:
         rows.append(("self-check on board", _self_check(report["self_check"])))
     if "mixed_precision" in report:
@@ -79,6 +86,16 @@ def print_training(t: dict, console: Console) -> None:
         console.print(f"  {label:<{width}}  {value}", highlight=False)
 
 
+def _plans(plan: dict) -> str:
+    """Which memory plan the build used, beside the other: the fastest (every layer its
+    kernel's scratch) and the smallest (--scratch fit: scratch-free kernels where needed)."""
+    other = ("smallest", "--scratch fit") if plan["plan"] == "fastest" else ("fastest", "--scratch always")
+    text = f" ({plan['plan']} plan; {other[0]}: {_kb(plan[f'arena_bytes_{other[0]}'])} with {other[1]})"
+    if plan.get("direct"):
+        text += f", {len(plan['direct'])} layer(s) on scratch-free kernels"
+    return text
+
+
 def _calibration(cal: dict) -> str:
     """One line: how the activation ranges were found."""
     if cal["method"] == "data-free":
@@ -109,6 +126,17 @@ def _gptq(layers: dict) -> str:
     gptq = [v["output_error_gptq"] for v in layers.values()]
     return (f"GPTQ on {len(layers)} layer(s): mean relative output error {100 * sum(near) / len(near):.2f}% "
             f"(round to nearest) -> {100 * sum(gptq) / len(gptq):.2f}% on the calibration data")
+
+
+def _arm64_kernels(a: dict, layers: int) -> str:
+    """One line: which layers run TVM kernels and which fall back to edgeq's C kernels."""
+    c = ", ".join(f"{op} x{n}" for op, n in sorted(a["c_layers"].items()))
+    if a["lowering"] == "c":
+        return f"edgeq C runtime for all {layers} layers (--lowering c), {a['cpu']}"
+    line = f"TVM for {a['tvm_layers']} of {layers} layers ({a['cpu']}, {a['inner_product']}; {a['kernels']} objects)"
+    if a.get("free_layers"):
+        line += f", {a['free_layers']} moving no data"
+    return line + (f"; C kernels (no TVM kernel) for {c}" if c else "")
 
 
 def _self_check(sc: dict) -> str:
@@ -160,7 +188,6 @@ def layer_table(rows: list[dict], title: str, mixed: dict | None = None) -> Tabl
 
 
 def inspect_path(path: Path, console: Console, input_shapes: dict | None = None) -> None:
-    from edgeq.report.report import layer_rows, read_report
     path = Path(path)
     if path.is_dir():
         if input_shapes:
@@ -175,8 +202,9 @@ def inspect_path(path: Path, console: Console, input_shapes: dict | None = None)
         _print_pass_log(report.get("passes", []), console)
         print_compile_summary(report, path, console)
         return
-    from edgeq.importer.load import import_onnx
     graph = import_onnx(path, input_shapes)
+    for note in graph.meta.get("import_notes", []):
+        console.print(f"  note: {rich_escape(note)}")
     rows = layer_rows(graph)
     console.print(layer_table(rows, f"{path}: float graph as imported"))
     console.print(f"  MACs / inference: {sum(r['macs'] for r in rows):,}")

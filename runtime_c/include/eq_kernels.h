@@ -270,6 +270,56 @@ typedef struct {
 eq_status eq_pad_s8(const eq_pad_params *p, const int8_t *x, int8_t *y);
 size_t eq_pad_s8_scratch_size(const eq_pad_params *p);
 
+/* ---- QGather: a copy at constant indices -------------------------------------------------
+ * x viewed as [outer, in_len, inner] (the gathered axis in the middle), y as
+ * [outer, out_len, inner]: y[o, k, :] = x[o, indices[k], :], 0 <= indices[k] < in_len
+ * (repeats allowed). Slice, Split, reflect / edge padding and nearest Resize run as this.
+ * y must not overlap x. */
+typedef struct {
+    int32_t outer;    /* product of the dims before the axis */
+    int32_t in_len;   /* x's size along the axis */
+    int32_t out_len;  /* number of indices: y's size along the axis */
+    int32_t inner;    /* product of the dims after the axis */
+} eq_gather_params;
+
+eq_status eq_gather_s8(const eq_gather_params *p, const int32_t *indices, const int8_t *x, int8_t *y);
+size_t eq_gather_s8_scratch_size(const eq_gather_params *p);
+
+/* ---- QResizeBilinear: bilinear resize of H and W ----------------------------------------
+ * x [batch, channels, in_h, in_w] -> y [batch, channels, out_h, out_w]. y_table holds
+ * out_h triples (lo, hi, frac), x_table out_w: input row / column lo and hi (= lo or
+ * lo + 1, < in_len) and hi's weight frac in [0, EQ_RESIZE_ONE) (lo's: EQ_RESIZE_ONE - frac).
+ *   acc = (ONE - fy) * ((ONE - fx) * x[lo_y][lo_x] + fx * x[lo_y][hi_x])
+ *       +        fy  * ((ONE - fx) * x[hi_y][lo_x] + fx * x[hi_y][hi_x])
+ *   y   = rounding_divide_by_pot(acc, 20)      (TFLite's ResizeBilinearInteger; same params)
+ * y must not overlap x. */
+#define EQ_RESIZE_ONE 1024
+typedef struct {
+    int32_t batch, channels;
+    int32_t in_h, in_w;
+    int32_t out_h, out_w;
+} eq_resize_params;
+
+eq_status eq_resize_bilinear_s8(const eq_resize_params *p, const int32_t *y_table,
+                                const int32_t *x_table, const int8_t *x, int8_t *y);
+size_t eq_resize_bilinear_s8_scratch_size(const eq_resize_params *p);
+
+/* ---- QMatMul: TFLite BATCH_MATMUL -----------------------------------------------------
+ * For each of `batch` products: a [m, k] (at a + t * a_batch_stride) times b [k, n] (at
+ * b + t * b_batch_stride); a stride of 0 broadcasts one matrix over the batch. y [batch, m, n]:
+ *   y = clamp(y_zp + MBQM(sum_k (a - a_zp)(b - b_zp), y_mult, y_shift), act_min, act_max)
+ * The compiler proves k * 255^2 << max(y_shift, 0) < 2^31. y must not overlap a or b. */
+typedef struct {
+    int32_t batch, m, k, n;
+    int32_t a_batch_stride, b_batch_stride;  /* elements; 0: the same matrix for every t */
+    int32_t a_zp, b_zp, y_zp;
+    int32_t y_mult, y_shift;
+    int32_t act_min, act_max;
+} eq_matmul_params;
+
+eq_status eq_matmul_s8(const eq_matmul_params *p, const int8_t *a, const int8_t *b, int8_t *y);
+size_t eq_matmul_s8_scratch_size(const eq_matmul_params *p);
+
 #ifdef __cplusplus
 }
 #endif

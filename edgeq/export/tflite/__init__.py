@@ -6,13 +6,13 @@
 The exported model is bit-identical to `run_reference(qgraph, feeds)` in LiteRT's
 reference kernels and in TFLite Micro (tests/test_tflite_export.py): the quantizer's
 scales are float32 and its multipliers are the ones TFLite derives from them
-(edgeq.quantize_rules.multipliers), and the converters refuse any node whose multipliers
+(edgeq.quantization.rules.multipliers), and the converters refuse any node whose multipliers
 TFLite would derive differently (a graph quantized elsewhere), naming it.
 
 Layout: edgeq is NCHW, the file is NHWC (layout.py); the metadata entry "edgeq_io"
 (JSON) records, for every graph input and output, the permutation from the edgeq array
 to the TFLite array, so runners can feed and return edgeq-shaped arrays
-(edgeq.tflite_run). I/O stays raw int8 unless float_io=True, which adds QUANTIZE /
+(edgeq.export.tflite_run). I/O stays raw int8 unless float_io=True, which adds QUANTIZE /
 DEQUANTIZE at the edges (TFLite then rounds half away from zero where edgeq rounds half
 to even: ties can differ by one step).
 One module per op family: ops_conv, ops_eltwise, ops_pool, ops_shape, ops_softmax,
@@ -22,11 +22,36 @@ from __future__ import annotations
 
 import json
 
+from edgeq.export.tflite.convert import METADATA_KEY, Exporter, refuse
 from edgeq.ir import Graph
-from edgeq.export.tflite import ops_conv, ops_eltwise, ops_lut, ops_pool, ops_shape, ops_softmax  # noqa: F401  (register converters)
-from edgeq.export.tflite.convert import CONVERTERS, METADATA_KEY, Exporter
+from edgeq.ops import REGISTRY, holds, implements
+from edgeq.ops.registry import import_submodules
 
-SUPPORTED_OPS = sorted(CONVERTERS)
+import_submodules(__name__, __path__)  # the ops_*.py converters register themselves
+
+SUPPORTED_OPS = sorted(REGISTRY.implemented("tflite"))
+
+# The TFLite operators Vela (5.x, Ethos-U55/U65) places on the NPU, among those the
+# converters write (a subset of Vela's supported-operator list; tests/test_npu.py checks it
+# against the installed Vela). CAST, GATHER and PADV2 run on the CPU beside the NPU.
+NPU_BUILTINS = frozenset({
+    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+    "HARD_SWISH", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MINIMUM", "MUL", "PAD", "QUANTIZE",
+    "RESHAPE", "SOFTMAX", "TANH", "TRANSPOSE"})
+
+
+def _derive_npu() -> None:
+    """The npu stage, derived: an op runs on the NPU when its own operator (the first of
+    its converter's `builtins`) does; `cpu` names the others it may write that Vela leaves
+    on the CPU (e.g. PADV2 for a max pool's explicit padding)."""
+    for op, (impl,) in REGISTRY.implemented("tflite").items():
+        builtins = impl.meta["builtins"]
+        if builtins[0] in NPU_BUILTINS:
+            implements("npu", op, builtins=tuple(b for b in builtins if b in NPU_BUILTINS),
+                       cpu=tuple(b for b in builtins if b not in NPU_BUILTINS))(impl.fn)
+
+
+_derive_npu()
 
 
 def export_tflite(qgraph: Graph, float_io: bool = False, gemm_as: str = "conv",
@@ -51,9 +76,8 @@ def refuse_narrow_weights(qgraph: Graph) -> None:
     """int4 (any < 8-bit) weights are not exported: TFLite's INT4 tensor type is packed
     differently and only some builtin kernels read it, so edgeq cannot promise the same
     bytes in LiteRT, TFLite Micro and Vela as it does for int8. Refuse, naming the layer."""
-    from edgeq.export.tflite.convert import refuse
     for node in qgraph.nodes:
-        if node.op not in ("QConv", "QGemm") or len(node.inputs) < 2:
+        if not holds("weighted", node) or len(node.inputs) < 2:
             continue
         t = qgraph.tensors.get(node.inputs[1])
         if t is not None and t.q is not None and t.q.bits < 8:
@@ -74,4 +98,4 @@ def read_io_metadata(model: bytes) -> dict | None:
     return None
 
 
-__all__ = ["export_tflite", "read_io_metadata", "SUPPORTED_OPS"]
+__all__ = ["export_tflite", "read_io_metadata", "SUPPORTED_OPS", "NPU_BUILTINS"]

@@ -4,32 +4,22 @@ One `Exporter` per export. Each edgeq activation may exist in the TFLite model i
 than one layout (e.g. NHWC for a conv and NCHW-ordered bytes for a flattening reshape);
 `get(name, perm)` returns the TFLite tensor for that layout, inserting a TRANSPOSE (or a
 RESHAPE when the move does not change the byte order) the first time it is asked for.
-Per-op converters live in the ops_*.py modules and register with `@converts(op)`.
+Per-op converters live in the ops_*.py modules and register with
+`@implements("tflite", op, builtins=(...))` (the TFLite operators they may write).
 """
 from __future__ import annotations
 
 import json
-from typing import Callable
-
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.ir import Graph, Node
 from edgeq.export.tflite import layout as L
-from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.builder import ModelBuilder, TQuant
+from edgeq.export.tflite.builder import BuiltinOperator as B, ModelBuilder, TQuant
+from edgeq.ir import Graph, Node
+from edgeq.ops import lookup
 
-CONVERTERS: dict[str, Callable[["Exporter", Node], None]] = {}
 LAYOUT_OPS = ("QTranspose", "QReshape")
 METADATA_KEY = "edgeq_io"
-
-
-def converts(*ops: str):
-    def register(fn):
-        for op in ops:
-            CONVERTERS[op] = fn
-        return fn
-    return register
 
 
 # The fix for a node whose multipliers differ from what TFLite derives from its float32
@@ -65,7 +55,7 @@ class Exporter:
         q = self.g.tensors[name].q
         if q is None:
             raise EdgeqError(f"tensor {name!r} has no quantization parameters",
-                             "export a quantized graph (edgeq.quantize.quantize)")
+                             "export a quantized graph (edgeq.quantization.quantize.quantize)")
         return TQuant([float(np.float32(s)) for s in np.ravel(q.scale)],
                       [int(z) for z in np.ravel(q.zero_point)], 0)
 
@@ -148,10 +138,7 @@ class Exporter:
             self.layout[name] = perm
             io["inputs"].append(self._edge_in(name, perm))
         for node in self.g.nodes:
-            fn = CONVERTERS.get(node.op)
-            if fn is None:
-                raise refuse(node, "no TFLite equivalent is implemented for this op")
-            fn(self, node)
+            lookup("tflite", node.op, node.name).fn(self, node)
         for name in self.g.outputs:
             io["outputs"].append(self._edge_out(name))
         self.mb.add_metadata(METADATA_KEY, json.dumps(io).encode())

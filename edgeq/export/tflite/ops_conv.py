@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.reference._common import pool_out_size
-from edgeq.quantization.rules.multipliers import conv_multipliers
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.act import act_output, fused_code
-from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.builder import TQuant
-from edgeq.export.tflite.convert import REQUANTIZE_FIX, converts, refuse
+from edgeq.export.tflite.builder import BuiltinOperator as B, TQuant
+from edgeq.export.tflite.convert import REQUANTIZE_FIX, refuse
+from edgeq.ops import implements
+from edgeq.quantization.rules.multipliers import conv_multipliers
+from edgeq.reference._common import pool_out_size
 from tflite.Padding import Padding
 
 
@@ -95,7 +95,7 @@ def weight_quant(ex, w_name: str, axis: int) -> TQuant:
     return TQuant(scales, [0] * len(scales), axis if len(scales) > 1 else 0)
 
 
-@converts("QConv")
+@implements("tflite", "QConv", builtins=("CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "MAXIMUM", "MINIMUM"))
 def convert_conv(ex, node):
     x, w_name, b_name = (node.inputs + ["", ""])[:3]
     w = ex.g.const(w_name)
@@ -142,7 +142,7 @@ def convert_conv(ex, node):
     finish()
 
 
-@converts("QGemm")
+@implements("tflite", "QGemm", builtins=("CONV_2D", "FULLY_CONNECTED", "RESHAPE", "MAXIMUM", "MINIMUM"))
 def convert_gemm(ex, node):
     x, w_name, b_name = (node.inputs + ["", ""])[:3]
     w = ex.g.const(w_name)

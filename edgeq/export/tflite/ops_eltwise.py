@@ -1,4 +1,4 @@
-"""QAdd -> ADD, QMul -> MUL, QRequant -> QUANTIZE (int8 -> int8).
+"""QAdd -> ADD, QMul -> MUL, QMatMul -> BATCH_MATMUL, QRequant -> QUANTIZE (int8 -> int8).
 
 Their integer semantics are TFLite's kernels by construction (docs/semantics.md), and the
 quantizer derives their multipliers from float32 scales exactly as TFLite does
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.quantization.rules.multipliers import add_multipliers, mul_multiplier, requant_multiplier
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.act import act_output
 from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.convert import REQUANTIZE_FIX, converts, refuse
+from edgeq.export.tflite.convert import REQUANTIZE_FIX, refuse
+from edgeq.ops import implements
+from edgeq.quantization.rules.multipliers import add_multipliers, mul_multiplier, requant_multiplier
 
 
 def operand(ex, node, name: str, out_perm, out_rank: int) -> int:
@@ -52,7 +53,7 @@ def _binary(ex, node):
     return a, b, y, operand(ex, node, a, perm, rank), operand(ex, node, b, perm, rank)
 
 
-@converts("QAdd")
+@implements("tflite", "QAdd", builtins=("ADD", "MAXIMUM", "MINIMUM"))
 def convert_add(ex, node):
     a, b, y, ta, tb = _binary(ex, node)
     at = node.attrs
@@ -64,7 +65,7 @@ def convert_add(ex, node):
     finish()
 
 
-@converts("QMul")
+@implements("tflite", "QMul", builtins=("MUL", "MAXIMUM", "MINIMUM"))
 def convert_mul(ex, node):
     a, b, y, ta, tb = _binary(ex, node)
     want = mul_multiplier(ex.quant(a).scale[0], ex.quant(b).scale[0], ex.quant(y).scale[0])
@@ -74,10 +75,29 @@ def convert_mul(ex, node):
     finish()
 
 
-@converts("QRequant")
+@implements("tflite", "QRequant", builtins=("QUANTIZE",))
 def convert_requant(ex, node):
     x, y = node.inputs[0], node.outputs[0]
     want = requant_multiplier(ex.quant(x).scale[0], ex.quant(y).scale[0])
     _check(node, "QUANTIZE multiplier", (node.attr("mult"), node.attr("shift")), want)
     perm = ex.layout.setdefault(y, L.default_layout(len(ex.shape(y))))
     ex.mb.op(B.QUANTIZE, [ex.get(x, perm)], [ex.new_act(y, perm)])
+
+
+@implements("tflite", "QMatMul", builtins=("BATCH_MATMUL",))
+def convert_matmul(ex, node):
+    """BATCH_MATMUL on the tensors in edgeq's own (row-major, ONNX) order: a matrix product
+    has no channels axis for NHWC to move."""
+    a, b = node.inputs[:2]
+    y = node.outputs[0]
+    want = mul_multiplier(ex.quant(a).scale[0], ex.quant(b).scale[0], ex.quant(y).scale[0])
+    _check(node, "BATCH_MATMUL multiplier", (node.attr("y_mult"), node.attr("y_shift")), want)
+    if (int(node.attr("act_min", -128)), int(node.attr("act_max", 127))) != (-128, 127):
+        raise refuse(node, "BATCH_MATMUL has no output clamp")
+    ins = []
+    for name in (a, b):
+        data = ex.g.const(name)
+        ins.append(ex.const(name, np.asarray(data, np.int8), ex.quant(name)) if data is not None
+                   else ex.get(name, L.identity(len(ex.shape(name)))))
+    perm = ex.layout.setdefault(y, L.identity(len(ex.shape(y))))
+    ex.mb.op(B.BATCH_MATMUL, ins, [ex.new_act(y, perm)], "BatchMatMulOptions", AdjX=False, AdjY=False)

@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.reference import run_node
-from edgeq.quantization.rules.hardswish import hard_swish_table
-from edgeq.quantization.rules.lut import FIXED_OUTPUT, lut_inputs
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.convert import converts, refuse
+from edgeq.export.tflite.convert import refuse
+from edgeq.ops import FLOAT_OPS, implements
+from edgeq.quantization.rules.hardswish import hard_swish_table
+from edgeq.quantization.rules.lut import FIXED_OUTPUT, lut_inputs
+from edgeq.reference import run_node
 
 ROUNDING_MARGIN = 2.0 ** -12  # LSB; see the module docstring
-FLOAT_FNS = {"Sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)), "Tanh": np.tanh}
 BUILTINS = {"Sigmoid": B.LOGISTIC, "Tanh": B.TANH, "HardSwish": B.HARD_SWISH}
 
 REASONS = {
@@ -70,9 +70,9 @@ def builtin_computes(fn: str, table: np.ndarray, qx, qy) -> bool:
     if fn == "HardSwish":
         want = hard_swish_table(qx, qy)
         return want is not None and np.array_equal(want, table)
-    if fn not in FLOAT_FNS or (float(qy.scale), int(qy.zero_point)) != FIXED_OUTPUT[fn]:
+    if fn not in FIXED_OUTPUT or (float(qy.scale), int(qy.zero_point)) != FIXED_OUTPUT[fn]:
         return False
-    real = FLOAT_FNS[fn](lut_inputs(qx)) / float(qy.scale) + int(qy.zero_point)
+    real = FLOAT_OPS[fn].float_fn(lut_inputs(qx), {}) / float(qy.scale) + int(qy.zero_point)
     if not np.array_equal(np.clip(np.round(real), -128, 127), table):
         return False
     # distance to the nearest rounding boundary between two int8 values (-127.5 .. 126.5)
@@ -80,7 +80,7 @@ def builtin_computes(fn: str, table: np.ndarray, qx, qy) -> bool:
     return bool(np.min(np.abs(real - boundary)) >= ROUNDING_MARGIN)
 
 
-@converts("QLut")
+@implements("tflite", "QLut", builtins=("GATHER", "CAST", "ADD", "LOGISTIC", "TANH", "HARD_SWISH"))
 def convert_lut(ex, node):
     table = np.asarray(ex.g.const(node.inputs[1])).reshape(-1)
     if table.size != 256:
@@ -95,7 +95,7 @@ def convert_lut(ex, node):
     _gather(ex, node, table, np.array([128]), None)
 
 
-@converts("QPrelu")
+@implements("tflite", "QPrelu", builtins=("GATHER", "CAST", "ADD"))
 def convert_prelu(ex, node):
     if ex.options.get("lut_as", "gather") == "refuse":
         raise refuse(node, REASONS["QPrelu"])

@@ -1,4 +1,4 @@
-"""QMaxPool -> MAX_POOL_2D, QAvgPool -> AVERAGE_POOL_2D.
+"""QMaxPool -> MAX_POOL_2D, QAvgPool -> AVERAGE_POOL_2D, QResizeBilinear -> RESIZE_BILINEAR.
 
 Both TFLite pools look only at the taps inside the input and AVERAGE_POOL_2D divides by
 the number of those taps with round-half-away: edgeq's QAvgPool with count_include_pad=0
@@ -11,14 +11,17 @@ from an explicit PAD). Dilated pools are refused (TFLite pools have no dilation)
 """
 from __future__ import annotations
 
+import numpy as np
 from tflite.Padding import Padding
 
-from edgeq.reference._common import pool_out_size
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.act import act_output
 from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.convert import converts, refuse
+from edgeq.export.tflite.convert import refuse
 from edgeq.export.tflite.ops_conv import explicit_pad, tf_padding
+from edgeq.ops import implements
+from edgeq.reference._common import pool_out_size
+from edgeq.reference.resize import normalized, tflite_positions
 
 
 def _pool(ex, node, builtin):
@@ -58,11 +61,31 @@ def _pool(ex, node, builtin):
     finish()
 
 
-@converts("QMaxPool")
+@implements("tflite", "QMaxPool", builtins=("MAX_POOL_2D", "PAD", "PADV2", "MAXIMUM", "MINIMUM"))
 def convert_maxpool(ex, node):
     _pool(ex, node, B.MAX_POOL_2D)
 
 
-@converts("QAvgPool")
+@implements("tflite", "QAvgPool", builtins=("AVERAGE_POOL_2D", "PAD", "MAXIMUM", "MINIMUM"))
 def convert_avgpool(ex, node):
     _pool(ex, node, B.AVERAGE_POOL_2D)
+
+
+@implements("tflite", "QResizeBilinear", builtins=("RESIZE_BILINEAR",))
+def convert_resize_bilinear(ex, node):
+    """RESIZE_BILINEAR (int8: TFLite's ResizeBilinearInteger) when the node's tables are the
+    positions that kernel computes for one (align_corners, half_pixel_centers) pair."""
+    x, y = node.inputs[0], node.outputs[0]
+    (h, w), (oh, ow) = ex.shape(x)[2:], ex.shape(y)[2:]
+    tables = [np.asarray(node.attr(k), np.int64).reshape(-1, 3) for k in ("y_table", "x_table")]
+    flags = next((f for f in ((False, True), (False, False), (True, False))
+                  if all(np.array_equal(t, normalized(tflite_positions(n, o, *f)))
+                         for t, n, o in zip(tables, (h, w), (oh, ow)))), None)
+    if flags is None:
+        raise refuse(node, "its interpolation tables are not the positions TFLite's RESIZE_BILINEAR computes")
+    if ex.quant(x).scale != ex.quant(y).scale or ex.quant(x).zero_point != ex.quant(y).zero_point:
+        raise refuse(node, "RESIZE_BILINEAR needs equal input and output quantization")
+    perm = ex.layout.setdefault(y, L.NHWC)
+    size = ex.i32(f"{node.name}_size", [oh, ow])
+    ex.mb.op(B.RESIZE_BILINEAR, [ex.get(x, L.NHWC), size], [ex.new_act(y, perm)], "ResizeBilinearOptions",
+             AlignCorners=flags[0], HalfPixelCenters=flags[1])

@@ -1,4 +1,4 @@
-"""QReshape, QTranspose, QConcat, QPad: data movement, quantization unchanged.
+"""QReshape, QTranspose, QConcat, QPad, QGather: data movement, quantization unchanged.
 
 QReshape reinterprets edgeq's NCHW byte order, so its input must be in an NCHW-ordered
 TFLite tensor: when the input sits in NHWC with spatial dims other than 1x1 (and C > 1)
@@ -6,6 +6,8 @@ a TRANSPOSE back to NCHW comes first (FULLY_CONNECTED avoids that by permuting i
 weights, see ops_conv). QTranspose becomes the TFLite permutation between the two
 tensors' layouts; when that is the identity (the NHWC->NCHW Transpose at the MLPerf
 models' input) the node disappears, and when it only moves size-1 axes it is a RESHAPE.
+QGather is GATHER with constant int32 indices along the axis that holds edgeq's axis
+in the tensor's layout (a copy: exact in any runtime).
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import numpy as np
 
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.convert import converts, refuse
+from edgeq.export.tflite.convert import refuse
+from edgeq.ops import implements
 
 
-@converts("QReshape")
+@implements("tflite", "QReshape", builtins=("RESHAPE", "TRANSPOSE"))
 def convert_reshape(ex, node):
     x, y = node.inputs[0], node.outputs[0]
     yshape = ex.shape(y)
@@ -34,7 +37,7 @@ def convert_reshape(ex, node):
     ex.get(y, perm)
 
 
-@converts("QTranspose")
+@implements("tflite", "QTranspose", builtins=("TRANSPOSE", "RESHAPE"))
 def convert_transpose(ex, node):
     x, y = node.inputs[0], node.outputs[0]
     rank = len(ex.shape(x))
@@ -52,7 +55,7 @@ def convert_transpose(ex, node):
         ex.transpose_op(src, ex.new_act(y, want), r)
 
 
-@converts("QConcat")
+@implements("tflite", "QConcat", builtins=("CONCATENATION",))
 def convert_concat(ex, node):
     y = node.outputs[0]
     rank = len(ex.shape(y))
@@ -72,7 +75,7 @@ def convert_concat(ex, node):
     ex.mb.op(B.CONCATENATION, ins, [ex.new_act(y, perm)], "ConcatenationOptions", Axis=axis)
 
 
-@converts("QPad")
+@implements("tflite", "QPad", builtins=("PAD", "PADV2"))
 def convert_pad(ex, node):
     x, y = node.inputs[0], node.outputs[0]
     rank = len(ex.shape(x))
@@ -87,3 +90,14 @@ def convert_pad(ex, node):
     else:
         cv = ex.const(f"{node.name}_value", np.array([value], np.int8), q)
         ex.mb.op(B.PADV2, [src, paddings, cv], [out], "PadV2Options")
+
+
+@implements("tflite", "QGather", builtins=("GATHER",))
+def convert_gather(ex, node):
+    x, y = node.inputs[0], node.outputs[0]
+    rank = len(ex.shape(x))
+    perm = ex.layout.setdefault(y, L.default_layout(rank))
+    indices = ex.i32(f"{node.name}_indices", [int(i) for i in node.attr("indices")])
+    axis = L.map_axis(int(node.attr("axis")), rank, perm)
+    ex.mb.op(B.GATHER, [ex.get(x, perm), indices], [ex.new_act(y, perm)], "GatherOptions",
+             Axis=axis, BatchDims=0)

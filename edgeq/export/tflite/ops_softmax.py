@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.reference.softmax import softmax_params
 from edgeq.export.tflite import layout as L
 from edgeq.export.tflite.builder import BuiltinOperator as B
-from edgeq.export.tflite.convert import REQUANTIZE_FIX, converts, refuse
+from edgeq.export.tflite.convert import REQUANTIZE_FIX, refuse
+from edgeq.ops import implements
+from edgeq.reference.softmax import softmax_params
 
 
-@converts("QSoftmax")
+@implements("tflite", "QSoftmax", builtins=("SOFTMAX",))
 def convert_softmax(ex, node):
     x, y = node.inputs[0], node.outputs[0]
     rank = len(ex.shape(x))

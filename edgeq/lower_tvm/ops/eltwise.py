@@ -14,6 +14,7 @@ import numpy as np
 from edgeq.ir import Graph, Node
 from edgeq.lower_tvm import requant as rq
 
+HALF = 1 << 30   # the Q31 multiplier of 0.5
 
 def physical(shape, perm) -> tuple[int, ...]:
     shape = tuple(int(d) for d in shape)
@@ -62,11 +63,22 @@ class AddLowering:
         def pick(t, shape, idx):  # numpy broadcasting: size-1 axes read index 0
             return t[tuple(0 if d == 1 else i for d, i in zip(shape, idx))]
 
+        def c(v):
+            return tirx.const(int(v), "int32")
+
+        def rescaled(t, shape, idx, zp, mult, shift):
+            d = pick(t, shape, idx).astype("int32") - c(zp)
+            if (mult, shift) == (HALF, 0) and p["left_shift"] >= 1:
+                # the operand of the larger scale has multiplier 0.5 exactly (TFLite's ADD
+                # rescales both to twice the larger one): SRDHM(v, 2^30) = v / 2 for any even
+                # v (the nudge of +-2^30 / 2^31 never crosses an integer), so one shift replaces
+                # the multiply and its rounding; no right shift follows (shift 0)
+                return d << c(p["left_shift"] - 1)
+            return self._mbqm(d << c(p["left_shift"]), mult, shift)
+
         def y_value(*idx):
-            c = lambda v: tirx.const(int(v), "int32")  # noqa: E731
-            sa = (pick(a, self.a, idx).astype("int32") - c(p["a_zp"])) << c(p["left_shift"])
-            sb = (pick(b, self.b, idx).astype("int32") - c(p["b_zp"])) << c(p["left_shift"])
-            s = self._mbqm(sa, p["a_mult"], p["a_shift"]) + self._mbqm(sb, p["b_mult"], p["b_shift"])
+            s = (rescaled(a, self.a, idx, p["a_zp"], p["a_mult"], p["a_shift"])
+                 + rescaled(b, self.b, idx, p["b_zp"], p["b_mult"], p["b_shift"]))
             return rq.clamp_to_int8(self._mbqm(s, p["y_mult"], p["y_shift"]), p["y_zp"], *self.act)
         y = te.compute(self.y, y_value, name="y")
         return [a, b, y]

@@ -16,47 +16,21 @@ that builtin, docs/tflite.md):
 - HardSwish is TFLite's HARD_SWISH fixed-point kernel tabulated (hardswish.py): it
   differs from the exactly rounded table by 1 LSB on about 0.2% of entries.
 
-Used for Sigmoid, Tanh, HardSwish, HardSigmoid, LeakyRelu, scalar PRelu, and a
-Relu/Clip that fuse_activation could not fold into its producer.
+Used for Sigmoid, Tanh, HardSwish, HardSigmoid, LeakyRelu, scalar PRelu, Sqrt, Pow with
+a constant exponent (other than 2, which imports as a Mul), and a Relu/Clip that
+fuse_activation could not fold into its producer.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from edgeq.ir import QParams
-from edgeq.quantization.rules import rule
+from edgeq.ops import float_fn, implements  # float_fn: the op declaration's float math, written once
 from edgeq.quantization.rules.common import QuantContext
 from edgeq.quantization.rules.hardswish import hard_swish_table
 
 # TFLite's int8 LOGISTIC and TANH kernels take only these output parameters.
 FIXED_OUTPUT = {"Sigmoid": (1.0 / 256.0, -128), "Tanh": (1.0 / 128.0, 0)}
-
-
-def float_fn(node, ctx: QuantContext | None = None):
-    """The float function of a unary node (float64 in, float64 out)."""
-    op = node.op
-    if op == "Relu":
-        return lambda x: np.maximum(x, 0.0)
-    if op == "Clip":
-        lo = node.attr("min", -np.inf)
-        hi = node.attr("max", np.inf)
-        return lambda x: np.clip(x, lo, hi)
-    if op == "Sigmoid":
-        return lambda x: 1.0 / (1.0 + np.exp(-x))
-    if op == "Tanh":
-        return np.tanh
-    if op == "HardSwish":
-        return lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
-    if op == "HardSigmoid":
-        alpha, beta = float(node.attr("alpha", 0.2)), float(node.attr("beta", 0.5))
-        return lambda x: np.clip(alpha * x + beta, 0.0, 1.0)
-    if op == "LeakyRelu":
-        alpha = float(node.attr("alpha", 0.01))
-        return lambda x: np.where(x >= 0, x, alpha * x)
-    if op == "PRelu":  # scalar slope only (per-channel goes to QPrelu)
-        slope = float(np.ravel(ctx.fconst(node.inputs[1]))[0])
-        return lambda x: np.where(x >= 0, x, slope * x)
-    raise KeyError(op)
 
 
 def lut_inputs(qx: QParams) -> np.ndarray:
@@ -82,6 +56,6 @@ def add_lut(ctx: QuantContext, node, fn, fn_name: str) -> None:
     ctx.record(node.name, op=node.op, in_scale=float(qx.scale), out_scale=float(qy.scale))
 
 
-@rule("Relu", "Clip", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu")
+@implements("quantize", "Relu", "Clip", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Sqrt", "Pow", emits=("QLut",))
 def quantize_unary(ctx: QuantContext, node) -> None:
-    add_lut(ctx, node, float_fn(node, ctx), node.op)
+    add_lut(ctx, node, float_fn(node), node.op)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.reference.avgpool import avgpool_recips
-from edgeq.quantization.rules import rule
+from edgeq.ops import implements
 from edgeq.quantization.rules.common import QuantContext
+from edgeq.reference.avgpool import avgpool_recips
 
 
 def _same_params(ctx: QuantContext, node) -> tuple[str, object]:
@@ -23,7 +23,7 @@ def _same_params(ctx: QuantContext, node) -> tuple[str, object]:
     return x, ctx.add_act(node.outputs[0], q)
 
 
-@rule("MaxPool")
+@implements("quantize", "MaxPool", emits=("QMaxPool",))
 def quantize_maxpool(ctx: QuantContext, node) -> None:
     x, y = _same_params(ctx, node)
     ctx.add_node("QMaxPool", node.name, [x], [y], {
@@ -32,7 +32,7 @@ def quantize_maxpool(ctx: QuantContext, node) -> None:
         "act_min": -128, "act_max": 127})
 
 
-@rule("AveragePool", "GlobalAveragePool")
+@implements("quantize", "AveragePool", "GlobalAveragePool", emits=("QAvgPool",))
 def quantize_avgpool(ctx: QuantContext, node) -> None:
     x, y = _same_params(ctx, node)
     if node.op == "GlobalAveragePool":

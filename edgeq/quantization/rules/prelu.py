@@ -11,12 +11,12 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import quantize_multiplier, quantize_multiplier_array
 from edgeq.ir import Node
-from edgeq.quantization.rules import rule
+from edgeq.ops import float_fn, implements
 from edgeq.quantization.rules.common import QuantContext, scalar
-from edgeq.quantization.rules.lut import add_lut, float_fn
+from edgeq.quantization.rules.lut import add_lut
 
 
-@rule("PRelu")
+@implements("quantize", "PRelu", emits=("QPrelu", "QLut"))
 def quantize_prelu(ctx: QuantContext, node) -> None:
     slope = ctx.fconst(node.inputs[1])
     if slope is None:

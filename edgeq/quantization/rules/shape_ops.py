@@ -1,7 +1,7 @@
 """Data movement: Reshape, Identity -> QReshape; Transpose -> QTranspose; Pad -> QPad;
-Concat -> QConcat (+ QRequant before inputs whose parameters differ).
+Gather -> QGather; Concat -> QConcat (+ QRequant before inputs whose parameters differ).
 
-Reshape, Transpose and Pad keep the input's parameters on the output (they move bytes,
+Reshape, Transpose, Pad and Gather keep the input's parameters on the output (they move bytes,
 never values). Concat copies bytes too, so all its inputs must already carry the output's
 parameters: the output takes the calibrated range of the concatenation (which contains
 every input's range) and each input with other parameters goes through a QRequant
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeq.quantization.rules import rule
+from edgeq.ops import implements
 from edgeq.quantization.rules.common import QuantContext, scalar
 from edgeq.quantization.rules.multipliers import requant_multiplier
 
@@ -22,7 +22,7 @@ def _passthrough(ctx: QuantContext, node) -> tuple[str, str]:
     return x, ctx.add_act(node.outputs[0], ctx.qp(x))
 
 
-@rule("Reshape", "Identity")
+@implements("quantize", "Reshape", "Identity", emits=("QReshape",))
 def quantize_reshape(ctx: QuantContext, node) -> None:
     x, y = _passthrough(ctx, node)
     shape = node.attr("shape") if node.op == "Reshape" else ctx.fg.tensors[node.outputs[0]].shape
@@ -35,13 +35,13 @@ def quantize_reshape(ctx: QuantContext, node) -> None:
     ctx.add_node("QReshape", node.name, [x], [y], {"shape": shape})
 
 
-@rule("Transpose")
+@implements("quantize", "Transpose", emits=("QTranspose",))
 def quantize_transpose(ctx: QuantContext, node) -> None:
     x, y = _passthrough(ctx, node)
     ctx.add_node("QTranspose", node.name, [x], [y], {"perm": [int(p) for p in node.attr("perm")]})
 
 
-@rule("Pad")
+@implements("quantize", "Pad", emits=("QPad",))
 def quantize_pad(ctx: QuantContext, node) -> None:
     x, y = _passthrough(ctx, node)
     q = ctx.qp(x)
@@ -50,6 +50,13 @@ def quantize_pad(ctx: QuantContext, node) -> None:
     qvalue = int(q.quantize(np.array(value)))
     ctx.add_node("QPad", node.name, [x], [y], {"pads": [int(p) for p in node.attr("pads")],
                                               "value": qvalue})
+
+
+@implements("quantize", "Gather", emits=("QGather",))
+def quantize_gather(ctx: QuantContext, node) -> None:
+    x, y = _passthrough(ctx, node)
+    ctx.add_node("QGather", node.name, [x], [y], {"axis": int(node.attr("axis")),
+                                                  "indices": [int(i) for i in node.attr("indices")]})
 
 
 def requant(ctx: QuantContext, x: str, target, base: str) -> str:
@@ -66,7 +73,7 @@ def same_params(a, b) -> bool:
     return scalar(a.scale) == scalar(b.scale) and int(a.zero_point) == int(b.zero_point)
 
 
-@rule("Concat")
+@implements("quantize", "Concat", emits=("QConcat", "QRequant"))
 def quantize_concat(ctx: QuantContext, node) -> None:
     qy = ctx.act_params(node.outputs[0])
     inputs = []

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import QParams
-from edgeq.quantization.rules import rule
+from edgeq.ops import decl_of, implements
 from edgeq.quantization.rules.common import QuantContext, scalar
+from edgeq.reference.softmax import softmax_params
 
 SOFTMAX_OUT = (1.0 / 256.0, -128)
 
 
-@rule("Softmax")
+@implements("quantize", "Softmax", emits=("QSoftmax",))
 def quantize_softmax(ctx: QuantContext, node) -> None:
-    from edgeq.reference.softmax import softmax_params
-
     x = ctx.int8_input(node.inputs[0])
     qx = ctx.qp(x)
     rank = len(ctx.fg.tensors[node.inputs[0]].shape)
     axis = int(node.attr("axis", rank - 1))
-    if axis % rank != rank - 1:
-        raise EdgeqError(f"Softmax node {node.name!r} is over axis {axis}, not the last axis",
-                         "transpose so that softmax runs over the last axis")
+    problem = decl_of(node).axis_problem(axis % rank, rank)  # the declaration's axis rule
+    if problem:
+        raise EdgeqError(f"Softmax node {node.name!r}: {problem}", "transpose so that softmax runs over the last axis")
     beta = 1.0
     try:
         params = dict(softmax_params(scalar(qx.scale), beta))
