@@ -13,16 +13,19 @@ static RAM, painted stack, QEMU instructions per step) into report.json's `train
 """
 from __future__ import annotations
 
+import copy
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from edgeq.codegen import CBuild, generate_c, plan_memory
 from edgeq.codegen.kernels import PORTABLE
-from edgeq.codegen.train import TrainingC, state_layout
+from edgeq.codegen.train import TrainingC, state_arrays, state_layout
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
-from edgeq.training import LayerUpdate, TrainOptions, TrainPlan, TrainState, build_plan
+from edgeq.training import LayerUpdate, TrainOptions, TrainPlan, TrainState, build_plan, train_step
 from edgeq.training.arena import plan_train_memory
 from edgeq.training.auto import select
 from edgeq.training.memory import step_memory
@@ -124,9 +127,6 @@ def check_labels(qgraph: Graph, n: int) -> np.ndarray:
 
 def reference_state(setup: TrainSetup, x: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
     """The state edgeq.training's reference reaches from setup.state after these steps."""
-    import copy
-    from edgeq.codegen.train import state_arrays
-    from edgeq.training import train_step
     state = copy.deepcopy(setup.state)
     for i in range(len(x)):
         train_step(setup.plan, state, x[i:i + 1], int(labels[i]))
@@ -163,7 +163,6 @@ def self_check(setup: TrainSetup, got: list[np.ndarray], want: list[np.ndarray],
     bad = [i for i, (a, b) in enumerate(zip(got, want)) if not np.array_equal(a, b)]
     check = {"steps": steps, "passed": not bad, "differing_state_arrays": bad}
     if bad:
-        from edgeq.codegen.train import state_layout
         names = [f"{state_layout(layout)[i].kind} of {state_layout(layout)[i].layer or 'the draw counter'}" for i in bad]
         raise EdgeqError(f"the training self-check failed on {where}: after {steps} steps the C training step "
                          f"differs from the reference in {', '.join(names[:4])}",
@@ -181,20 +180,17 @@ def stream_blob(x: np.ndarray, labels: np.ndarray) -> bytes:
 
 
 def state_source(setup: TrainSetup) -> str:
-    """train_state.c for setup.state (the build's identifiers: the model is generated again)."""
-    import tempfile
-    from pathlib import Path
-    from edgeq.codegen import PORTABLE
+    """train_state.c for setup.state (the build's identifiers: the model is generated again).
+    It holds the trained parameters only, never arena offsets, so any memory plan gives it."""
     with tempfile.TemporaryDirectory(prefix="edgeq-state-") as tmp:
         graph = setup.plan.graph
-        generate_training_model(graph, setup, Path(tmp), {}, graph.meta.get("scratch_policy", "fit"), PORTABLE)
+        generate_training_model(graph, setup, Path(tmp), {}, "fit")
         return (Path(tmp) / "train_state.c").read_text()
 
 
 def state_npz(state: TrainState) -> dict[str, np.ndarray]:
     """What train_state.npz keeps between `edgeq train` runs: the residuals and the draw
     counter (the weights and biases are model.q.onnx's)."""
-    from edgeq.codegen.train import state_arrays, state_layout
     out = {}
     for i, (a, v) in enumerate(zip(state_layout(state.plan), state_arrays(state))):
         if a.kind in ("residuals", "draws"):
@@ -204,7 +200,6 @@ def state_npz(state: TrainState) -> dict[str, np.ndarray]:
 
 def state_arrays_from(state: TrainState, saved: dict[str, np.ndarray]) -> list[np.ndarray]:
     """The state's arrays with the residuals and counter of train_state.npz where they match."""
-    from edgeq.codegen.train import state_arrays, state_layout
     arrays = state_arrays(state)
     for i, a in enumerate(state_layout(state.plan)):
         v = saved.get(f"{i}_{a.kind}")

@@ -6,17 +6,23 @@ already quantized.
 """
 from __future__ import annotations
 
+import copy
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from edgeq.codegen.train import load_state
 from edgeq.errors import CheckMismatch, EdgeqError
-from edgeq.graphio.onnx_io import load_graph
+from edgeq.graphio.onnx_io import load_graph, save_graph
+from edgeq.options import BuildOptions
+from edgeq.progress import progress_bar
 from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference_streamed
 from edgeq.report.report import read_report, write_report
-from edgeq.targets import get_target
+from edgeq.targets import get_target, output_dir, training
 from edgeq.targets.qemu import FAULT_STATUS
 
 
@@ -62,7 +68,6 @@ def load_inputs(path: Path, qgraph) -> dict[str, np.ndarray]:
 
 def quantize_feeds(arrays: dict[str, np.ndarray], qgraph, source: str) -> dict[str, np.ndarray]:
     """Arrays per model input -> int8 feeds with a batch axis; floats get quantized."""
-    from edgeq.reference.interpreter import quantize_inputs
     path = Path(source)
     floats, ints = {}, {}
     for name in qgraph.inputs:
@@ -228,14 +233,6 @@ def train_build(build_dir: Path, data_path: Path, epochs: int, lr: float | None,
     """`edgeq train`: stream the samples through the build's training step on its target's
     runner, then write the learned parameters back into DIR (model.q.onnx, the build, the
     report) so that run and flash use them. Returns the report's `training` section."""
-    import copy
-    import shutil
-    import tempfile
-    from edgeq.codegen.train import load_state
-    from edgeq.graphio.onnx_io import save_graph
-    from edgeq.progress import progress_bar
-    from edgeq.report.report import write_report
-    from edgeq.targets import output_dir, training
     build_dir = Path(build_dir)
     if epochs < 1:
         raise EdgeqError(f"--epochs {epochs}", "give one or more epochs")
@@ -265,9 +262,9 @@ def train_build(build_dir: Path, data_path: Path, epochs: int, lr: float | None,
     xs, ys = x[order], y[order]
     with tempfile.TemporaryDirectory(prefix="edgeq-trainer-") as tmp:  # the trainer with these tables
         work = Path(tmp)
-        g = copy.copy(qgraph)
-        g.meta = dict(qgraph.meta, training=setup, scratch_policy=report.get("memory_plan", {}).get("scratch_policy", "fit"))
-        target.build(g, work, copy.deepcopy({k: v for k, v in report.items() if k != "training"}), None)
+        scratch = report.get("memory_plan", {}).get("scratch_policy", "fit")
+        target.build(qgraph, work, copy.deepcopy({k: v for k, v in report.items() if k != "training"}),
+                     BuildOptions(scratch=scratch, training=setup))
         with progress_bar(f"training on {report['target']} ({len(xs)} steps)", len(xs), progress) as advance:
             seen = [0]
 
@@ -277,8 +274,7 @@ def train_build(build_dir: Path, data_path: Path, epochs: int, lr: float | None,
             learned = target.train(work, xs, ys, section["state"], moved, setup)
     load_state(state, learned)
     trained = state.to_graph()
-    trained.meta = dict(qgraph.meta, training=training.TrainSetup(plan, state, setup.spec, setup.budget, setup.auto),
-                        scratch_policy=g.meta["scratch_policy"])
+    trained.meta = dict(qgraph.meta)
     with output_dir.staging(build_dir) as tmp:
         for entry in build_dir.iterdir():  # what the build step does not write again
             if entry.name not in (output_dir.MARKER, "src", "obj") and entry.is_file():
@@ -286,7 +282,9 @@ def train_build(build_dir: Path, data_path: Path, epochs: int, lr: float | None,
         save_graph(trained, tmp / "model.q.onnx")
         new = {k: v for k, v in report.items() if k not in ("training", "self_check")}
         vectors = _check_vectors(x)
-        target.build(trained, tmp, new, {qgraph.inputs[0]: vectors})
+        target.build(trained, tmp, new, BuildOptions({qgraph.inputs[0]: vectors}, scratch,
+                                                     training=training.TrainSetup(plan, state, setup.spec,
+                                                                                  setup.budget, setup.auto)))
         new["training"]["trained"] = dict(section.get("trained", {}), samples=int(len(x)), epochs=int(epochs),
                                           steps=int(section.get("trained", {}).get("steps", 0)) + len(xs),
                                           lr=options.lr, data=Path(data_path).name)

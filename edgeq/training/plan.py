@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
 from edgeq.training.gradient import DEFAULT_SEED
+from edgeq.training.loss import loss_params
 from edgeq.training.rules import rule
 from edgeq.training.spec import LayerUpdate, resolve
 from edgeq.training.update import fraction_bits, momentum_multiplier
@@ -94,7 +95,6 @@ def _loss_input(graph: Graph) -> tuple[str, list[Node]]:
 
 
 def build_plan(qgraph: Graph, spec, options: TrainOptions | None = None) -> TrainPlan:
-    from edgeq.training.loss import loss_params
     options = options or TrainOptions()
     options.check()
     updates = {u.node: u for u in resolve(spec, qgraph)}
