@@ -19,7 +19,7 @@ _C_FIX = "use --target reference or tflite, or a model without this op"
 
 IMPORT = REGISTRY.add_stage(Stage(
     "import", "onnx", "ONNX importer", "replace the op in the model before export",
-    "edgeq.importer.converters",
+    "edgeq.importer.load",  # registers every converter module (converters, select, rnn, convtranspose)
     emits_into="float"))
 TFLITE_IMPORT = REGISTRY.add_stage(Stage(
     "tflite-import", "tflite", "TFLite importer",
