@@ -44,6 +44,10 @@ def parse_args(argv=None):
     ap.add_argument("--lrs", default="0.003,0.01,0.03,0.1", help="learning rates tried on the float run")
     ap.add_argument("--ablations", action="store_true", help="also int8 weight-update variants for last:2")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--firmware", default=None, metavar="TARGET",
+                    help="also train each spec (not auto) through the command line on TARGET (host, cortex-m7): "
+                         "edgeq compile --train, edgeq train; report its accuracy and whether its learned "
+                         "weights equal the reference run's byte for byte")
     ap.add_argument("--quick", action="store_true", help="300 training / 300 val / 1000 test samples, 1 epoch")
     ap.add_argument("--memory", action="store_true", help="only print the step memory of each spec (no training)")
     ap.add_argument("--step-sizes", type=float, default=None, metavar="LR",
@@ -143,6 +147,39 @@ def int_accuracy(plan, state, cache, y, rows=slice(None)) -> float:
     return float((logits.reshape(len(logits), -1).argmax(1) == y[rows]).mean())
 
 
+# ---- the firmware path: the command line, as a user trains ------------------------------------
+
+def firmware_run(args, spec, lr, qgraph, d, orders, plan, state, work: Path) -> dict:
+    """edgeq compile --train SPEC --train-lr LR, then edgeq train with the same samples in the
+    same order (all epochs as one stream); the learned graph against the reference state."""
+    import subprocess
+    from edgeq.graphio.onnx_io import load_graph
+    (xf, yf), (xt, yt) = d["ft"], d["test"]
+    build = work / f"build_{spec.replace(':', '_')}"
+    np.save(work / "calib.npy", d["calib"])
+    stream = np.concatenate(orders)
+    np.savez(work / "train.npz", x=xf[stream], y=yf[stream].astype(np.int64))
+    edgeq = [sys.executable, "-m", "edgeq.cli"]
+    t0 = time.perf_counter()
+    for cmd in (["compile", str(args.model), "--target", args.firmware, "--calib", str(work / "calib.npy"),
+                 "--train", spec, "--train-lr", str(lr), "-o", str(build), "-q"],
+                ["train", str(build), "--data", str(work / "train.npz"), "-q"]):
+        print("  $ edgeq " + " ".join(cmd), flush=True)
+        res = subprocess.run(edgeq + cmd, capture_output=True, text=True)
+        if res.returncode:
+            raise SystemExit(f"edgeq {cmd[0]} failed: {res.stderr.strip()}")
+    seconds = time.perf_counter() - t0
+    learned = load_graph(build / "model.q.onnx")
+    trained = state.to_graph()
+    same = all(np.array_equal(learned.const(name), trained.const(name))
+               for name, t in trained.tensors.items() if t.is_const)
+    from edgeq.reference.interpreter import quantize_inputs, run_reference
+    xi = quantize_inputs(learned, {learned.inputs[0]: xt})[learned.inputs[0]]
+    logits = np.concatenate([run_reference(learned, {learned.inputs[0]: xi[i:i + 500]})[learned.outputs[0]]
+                             for i in range(0, len(xi), 500)])
+    return {"same": same, "top1": float((logits.reshape(len(xi), -1).argmax(1) == yt).mean()), "seconds": seconds}
+
+
 # ---- the run --------------------------------------------------------------------------------
 
 def resolve(spec, qgraph, d, args, options):
@@ -206,6 +243,7 @@ def main(argv=None) -> int:
              float_accuracy(FloatModule(fgraph), xt[held], yt[held]),
              int_accuracy(base_plan, TrainState(base_plan), test_cache, yt, held), "-")]
     chosen_lr = {}
+    firmware_rows = []
     for spec, base, lr_from, updates, auto_report, _ in runs:
         if lr_from not in chosen_lr:  # picked for the float run on the validation split
             chosen_lr[lr_from or spec] = max(lrs, key=lambda lr: float_accuracy(
@@ -222,6 +260,14 @@ def main(argv=None) -> int:
                      float_accuracy(fnet, xt[held], yt[held]), int_accuracy(plan, state, test_cache, yt, held),
                      f"{t_int:.0f} s"))
         print(f"  {name}: lr {best}, float {rows[-1][4]:.4f}, int8 {rows[-1][5]:.4f} ({t_int:.0f} s)", flush=True)
+        if args.firmware and spec != "auto" and lr_from is None:
+            import tempfile
+            with tempfile.TemporaryDirectory(prefix="transfer-fw-") as work:
+                fw = firmware_run(args, spec, best, qgraph, d, orders, plan, state, Path(work))
+            firmware_rows.append((name, fw))
+            print(f"  {name} through `edgeq train` on {args.firmware}: top-1 {fw['top1']:.4f}, learned weights "
+                  f"{'byte-identical to' if fw['same'] else 'DIFFERENT from'} the reference run "
+                  f"({fw['seconds']:.0f} s)", flush=True)
         if auto_report:
             print(f"  auto chose {auto_report['chosen']} for {args.budget} bytes", flush=True)
 
@@ -236,9 +282,16 @@ def main(argv=None) -> int:
               f"{fh * 100:.1f}% / {ih * 100:.1f}% | {t} |")
         if mem != "-" and "(" not in name:
             worst = max(worst, -diff)
+    if firmware_rows:
+        print(f"\n| spec | int8 top-1, `edgeq train` on {args.firmware} | learned weights = reference run | "
+              "compile + train time |")
+        print("|---|---:|---|---:|")
+        for name, fw in firmware_rows:
+            print(f"| {name} | {fw['top1'] * 100:.2f}% | {'byte-identical' if fw['same'] else 'DIFFERENT'} | "
+                  f"{fw['seconds']:.0f} s |")
     print(f"\nlargest int8 shortfall vs float (main specs): {worst:.2f} points; "
           f"total run time {time.perf_counter() - t_start:.0f} s")
-    return 0
+    return 0 if all(fw["same"] for _, fw in firmware_rows) else 1
 
 
 def print_memory(qgraph, d, args) -> int:

@@ -94,6 +94,15 @@ def compile_cmd(
                                       "default cortex-a76"),
     lowering: Optional[str] = typer.Option(None, "--lowering", help="arm64: tvm (TVM-generated kernels; default) | "
                                            "c (edgeq's portable C runtime, the second oracle)"),
+    train: Optional[str] = typer.Option(None, "--train", help="C targets: also build an integer training step "
+                                        "(edgeq_model_train_step) updating: bias (every bias) | last:N (weights and "
+                                        "biases of the last N Conv/Gemm layers) | auto (chosen to fit --train-budget; "
+                                        "needs --calib). Then `edgeq train DIR --data train.npz`"),
+    train_budget: Optional[str] = typer.Option(None, "--train-budget", help="with --train: SRAM of the training build "
+                                               "(arena, trained weights, gradients, stack) in bytes: 262144, 256KiB "
+                                               "(default: the part's SRAM; host: 256 KiB)"),
+    train_lr: float = typer.Option(0.01, "--train-lr", help="with --train: the SGD learning rate built into the step "
+                                   "(`edgeq train --lr` changes it)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ):
     """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build).
@@ -112,7 +121,8 @@ def compile_cmd(
                           bias_correction=bias_correction, dfq_guard=dfq_guard, calib_method=calib_method,
                           calib_percentile=calib_percentile,
                           weight_rounding=weight_rounding, scratch=scratch, cpu=cpu, lowering=lowering,
-                          board=board, flash_size=flash_size, sram_size=sram_size, progress=not quiet)
+                          board=board, flash_size=flash_size, sram_size=sram_size, train=train,
+                          train_budget=train_budget, train_lr=train_lr, progress=not quiet)
     if not model.is_file():
         raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx or int8 .tflite file")
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {terminal_text(m)}"))
@@ -130,6 +140,22 @@ def run_cmd(
     """Run a compiled model on its target's runner (Python reference, host process, QEMU board)."""
     from edgeq.driver.runner import run_build
     run_build(build_dir, input, output, raw=raw, check=check, console=out)
+
+
+@app.command("train")
+def train_cmd(
+    build_dir: Path = typer.Argument(..., help="a folder written by `edgeq compile --train SPEC`"),
+    data: Path = typer.Option(..., "--data", "-d", help=".npz with x (inputs, as for `edgeq run`) and y (integer labels)"),
+    epochs: int = typer.Option(1, "--epochs", "-e", help="passes over the data, in its order"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="learning rate (default: the build's, --train-lr)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+):
+    """Train a --train build on its target's runner (QEMU board, host process), one sample per step,
+    then write the learned weights back into DIR so that `edgeq run` and `edgeq flash` use them."""
+    from edgeq.driver.runner import train_build
+    from edgeq.report.summary import print_training
+    section = train_build(build_dir, data, epochs, lr, out, progress=not quiet)
+    print_training(section, out)
 
 
 @app.command("targets")

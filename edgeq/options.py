@@ -175,6 +175,7 @@ class BuildOptions:
     budget: dict = field(default_factory=dict)
     cpu: str | None = None
     lowering: str = "tvm"
+    training: object = None     # a --train build's TrainSetup (edgeq.targets.training), None: inference only
 
     def __post_init__(self):
         _one_of(self.scratch, SCRATCH_POLICIES, "--scratch")
@@ -224,6 +225,11 @@ class CompileOptions:
     board: str | None = None
     flash_size: str | int | None = None   # bytes once checked: 1M, 512K, 524288
     sram_size: str | int | None = None
+    # on-device training (edgeq.training, docs/training.md): None (inference only) | "bias" |
+    # "last:N" | "auto" (chosen under train_budget: bytes, default the part's SRAM)
+    train: str | None = None
+    train_budget: str | int | None = None
+    train_lr: float = 0.01
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -253,12 +259,24 @@ class CompileOptions:
                            (self.latency_budget, "--latency-budget")):
             if text is not None:  # a typo fails now, not after minutes of sensitivities and builds
                 parse_budget(text, 1.0, what)
+        if self.train is not None and not re.fullmatch(r"bias|auto|last:[1-9]\d*", str(self.train).strip()):
+            raise EdgeqError(f"unknown --train {self.train!r}", "use --train bias, --train last:N (N >= 1) or --train auto")
+        if self.train_budget is not None:
+            if self.train is None:
+                raise EdgeqError("--train-budget is the memory of a training build", "add --train SPEC, or drop it")
+            if str(self.train_budget).strip().endswith("%"):
+                raise EdgeqError(f"--train-budget {self.train_budget!r} is a share", "give bytes: 262144, 256KiB")
+            parse_budget(self.train_budget, 1.0, "--train-budget")
+        if not self.train_lr > 0:
+            raise EdgeqError(f"--train-lr {self.train_lr} is not positive", "use a learning rate like 0.01")
 
     def check_data(self, has_calib: bool) -> None:
         """The settings that need calibration data, checked before any work."""
         if self.calib_percentile is not None and not has_calib:
             raise EdgeqError("--calib-percentile sets calibrated ranges, but no calibration data was given",
                              "give --calib FILE, or drop --calib-percentile")
+        if self.train is not None and self.train.strip() == "auto" and not has_calib:
+            raise EdgeqError("--train auto measures gradients on calibration samples", "give --calib FILE")
         if self.weight_bits == "auto" and not has_calib:  # sensitivities are measured on data
             raise EdgeqError("--weight-bits auto needs calibration data",
                              "give --calib FILE, or --weight-bits 8 or 4")
@@ -273,5 +291,7 @@ class CompileOptions:
         return PassOptions(self.weight_granularity, 8 if self.weight_bits == "auto" else self.weight_bits,
                            self.calibration, weight_rounding=self.weight_rounding, progress=self.progress)
 
-    def build(self, test_vectors: dict | None, budget: dict | None = None) -> BuildOptions:
-        return BuildOptions(test_vectors, self.scratch, dict(budget or {}), self.cpu, self.lowering or "tvm")
+    def build(self, test_vectors: dict | None, budget: dict | None = None, training=None) -> BuildOptions:
+        """training: the TrainSetup of a --train build (driver.pipeline.training_setup)."""
+        return BuildOptions(test_vectors, self.scratch, dict(budget or {}), self.cpu, self.lowering or "tvm",
+                            training)

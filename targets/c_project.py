@@ -26,6 +26,7 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
 from edgeq.planning.memory_plan import MemoryPlan
 from edgeq.reference.interpreter import run_reference_streamed
+from edgeq.targets.training import TrainSetup, generate_training_model
 
 # runtime_c's flags for every Cortex-M build (the boards add their CPU flags)
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections"]
@@ -60,19 +61,23 @@ def run_tool(cmd: list[str], what: str, timeout: float = 300, **kw) -> subproces
 
 
 def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = PORTABLE,
-                scratch: str = "fast", ram_limit: int | None = None) -> CBuild:
+                scratch: str = "fast", ram_limit: int | None = None, training: TrainSetup | None = None) -> CBuild:
     """Lower the graph for `kernels` (layouts), plan memory with their scratch under the
     scratch policy (ram_limit: the part's SRAM left for the arena), generate
-    model.h/.c (with marks) and record the plan in the report."""
+    model.h/.c (with marks) and record the plan in the report. `training`: the TrainSetup
+    of a --train build (model.c also holds the training step; `kernels` is not used)."""
     for n in qgraph.nodes:
         for o in n.outputs:
             if qgraph.tensors[o].dtype != "int8":
                 raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the C runtime is int8 only",
                                  "quantize the model with edgeq.quantize first")
     policy = scratch
-    build = plan_build(qgraph, kernels, policy, ram_limit)
+    if training is None:
+        build = plan_build(qgraph, kernels, policy, ram_limit)
+        generate_c(build.graph, build.plan, src, profile_marks=True, kernels=build.kernels)
+    else:  # a --train build: the portable NCHW kernels (targets/training.py says why)
+        build = generate_training_model(qgraph, training, src, report, policy)
     plan = build.plan
-    generate_c(build.graph, plan, src, profile_marks=True, kernels=build.kernels)
     report["arena_bytes"] = plan.arena_bytes
     model_nodes = {n.name for n in qgraph.nodes}
     report["relayouts"] = [n.name for n in build.graph.nodes if n.name not in model_nodes]

@@ -8,6 +8,7 @@ runs without a rebuild; `profile` reports host wall time (no instruction counts)
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -15,15 +16,17 @@ import numpy as np
 
 from edgeq import runtime_c
 from edgeq.codegen.kernels import PORTABLE
-from edgeq.codegen.mains import host_main_c
+from edgeq.codegen.mains import host_main_c, host_train_main_c, train_vectors_c
 from edgeq.errors import EdgeqError
 from edgeq.options import BuildOptions
 from edgeq.targets import c_project as cp
 from edgeq.targets.c_project import runtime_library, self_check_error
+from edgeq.targets import training
 from edgeq.targets.elfsize import section_sizes
 
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror"]
 EXE = "model_host"
+TRAINER = "model_train"
 
 
 class HostTarget:
@@ -40,7 +43,7 @@ class HostTarget:
         out_dir = Path(out_dir)
         src = out_dir / "src"
         src.mkdir(parents=True, exist_ok=True)
-        build = cp.write_model(qgraph, src, report, self.kernels, scratch=opts.scratch)
+        build = cp.write_model(qgraph, src, report, self.kernels, scratch=opts.scratch, training=opts.training)
         plan = build.plan
         info = cp.project_info(build.graph, self.name, build.plan, build.kernels)
         expected = cp.reference_expected(qgraph, test_vectors)
@@ -49,6 +52,8 @@ class HostTarget:
         self._compile(out_dir, src)
         cp.save_info(out_dir, info)
         report.update(self._measure(out_dir, plan.arena_bytes))
+        if opts.training is not None:
+            self._build_trainer(qgraph, opts.training, out_dir, src, report, test_vectors)
         if n_vec:
             res = self._exec(out_dir, [], None, timeout=60)
             parsed = cp.parse_lines(res.stdout, info["io"])
@@ -64,12 +69,87 @@ class HostTarget:
         cflags, e.g. sanitizers, apply to the runtime and the link too)."""
         gcc = cp.require_tool("gcc", "gcc")
         lib = runtime_library([], cflags, gcc, cp.require_tool("ar", "binutils"))
-        for name in ("model", "main", "vectors"):
+        names = ["model", "main", "vectors"] + (["train_state"] if (src / "train_state.c").exists() else [])
+        for name in names:
             cp.run_tool([gcc, *cflags, f"-I{src}", f"-I{runtime_c.include_dir()}", "-c", src / f"{name}.c",
                          "-o", src / f"{name}.o"], f"host gcc ({name}.c)")
-        objs = [src / f"{name}.o" for name in ("model", "main", "vectors")]
+        objs = [src / f"{name}.o" for name in names]
         cp.run_tool([gcc, *cflags, *objs, lib, "-o", out_dir / EXE], "host gcc (link)")
         return out_dir / EXE
+
+    # ---- training (edgeq compile --train) ------------------------------------------------------
+    def _build_trainer(self, qgraph, setup, out_dir: Path, src: Path, report: dict, test_vectors) -> None:
+        """DIR/model_train (the trainer), checked against the reference on the test vectors."""
+        x = next(iter(test_vectors.values())) if test_vectors else None
+        n = 0 if x is None else min(len(x), training.CHECK_STEPS)
+        labels = training.check_labels(qgraph, n)
+        (src / "train_main.c").write_text(host_train_main_c())
+        header, source = train_vectors_c(np.zeros((0, 1), np.int8) if x is None else x[:n], labels)
+        (src / "train_vectors.c").write_text(source)
+        self.link_trainer(out_dir, src)
+        state = section_sizes(src / "train_state.o")
+        report["training"].update(flash_bytes=report["flash_bytes"], state_sram_bytes=state["data"] + state["bss"],
+                                  sram_bytes=report["arena_bytes"] + state["data"] + state["bss"], stack_bytes=None,
+                                  instructions_per_step=None, trainer=TRAINER)
+        if n:
+            res = self._exec(out_dir, [], None, timeout=60, exe=TRAINER)
+            got, steps, errors = training.parse_state(res.stdout, report["training"]["state"])
+            if errors or res.returncode:
+                raise EdgeqError(f"the training step failed on this machine: {errors[:3]} (exit {res.returncode})",
+                                 "this is an edgeq bug: please report it with the model")
+            want = training.reference_state(setup, x[:n], labels)
+            report["training"]["self_check"] = training.self_check(setup, got, want, "this machine", steps)
+
+    def link_trainer(self, out_dir: Path, src: Path, cflags: list[str] = CFLAGS) -> Path:
+        gcc = cp.require_tool("gcc", "gcc")
+        lib = runtime_library([], cflags, gcc, cp.require_tool("ar", "binutils"))
+        for name in ("train_main", "train_vectors", "train_state"):
+            cp.run_tool([gcc, *cflags, f"-I{src}", f"-I{runtime_c.include_dir()}", "-c", src / f"{name}.c",
+                         "-o", src / f"{name}.o"], f"host gcc ({name}.c)")
+        objs = [src / f"{name}.o" for name in ("model", "train_main", "train_vectors", "train_state")]
+        cp.run_tool([gcc, *cflags, *objs, lib, "-o", out_dir / TRAINER], "host gcc (link trainer)")
+        return out_dir / TRAINER
+
+    def train(self, out_dir: Path, x: np.ndarray, labels: np.ndarray, layout: list[dict], progress,
+              setup=None) -> list[np.ndarray]:
+        """Stream (x, label) through DIR/model_train, one step each; returns the learned state.
+        `progress(steps_done)` is called as the trainer reports steps."""
+        exe = Path(out_dir) / TRAINER
+        if not exe.is_file():
+            raise EdgeqError(f"{exe} is missing", "recompile with `edgeq compile ... --train SPEC --target host`")
+        blob = training.stream_blob(x, labels)
+        proc = subprocess.Popen([str(exe), "--stream", str(len(x))], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+        def feed():
+            try:
+                proc.stdin.write(blob)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        lines, done = [], 0
+        try:
+            for raw in proc.stdout:
+                line = raw.decode(errors="replace")
+                lines.append(line)
+                if line.startswith("step "):
+                    done += 1
+                    progress(done)
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        writer.join()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        state, steps, errors = training.parse_state("".join(lines), layout)
+        if proc.returncode or errors or steps != len(x):
+            raise EdgeqError(f"the host trainer failed after {steps} of {len(x)} steps (exit {proc.returncode}"
+                             f"{', step errors ' + str(errors[:3]) if errors else ''}{': ' + err if err else ''})",
+                             "this is an edgeq bug: please report it with the model")
+        return state
 
     def _measure(self, out_dir: Path, arena: int) -> dict:
         """Host numbers: the model's code and constants from its object, the arena."""
@@ -77,8 +157,8 @@ class HostTarget:
         return {"flash_bytes": s["text"] + s["rodata"] + s["data"], "arena_bytes": arena,
                 "sram_bytes": s["data"] + s["bss"], "stack_bytes": None}
 
-    def _exec(self, out_dir: Path, args: list[str], stdin: bytes | None, timeout: float):
-        exe = Path(out_dir) / EXE
+    def _exec(self, out_dir: Path, args: list[str], stdin: bytes | None, timeout: float, exe: str = EXE):
+        exe = Path(out_dir) / exe
         if not exe.is_file():
             raise EdgeqError(f"{exe} is missing", f"rebuild with `edgeq compile ... --target host -o {out_dir}`")
         return subprocess.run([str(exe), *args], input=stdin, capture_output=True, timeout=timeout,

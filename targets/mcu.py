@@ -27,17 +27,19 @@ import numpy as np
 from edgeq import runtime_c
 from edgeq.codegen import KernelChoice, plan_build
 from edgeq.codegen.kernels import choice_for_cpu
-from edgeq.codegen.mains import firmware_main_c
+from edgeq.codegen.mains import firmware_main_c, firmware_train_main_c, train_vectors_c
+from edgeq.codegen.train import load_state, state_arrays
 from edgeq.errors import EdgeqError
 from edgeq.options import BuildOptions
 from edgeq.planning.memory_plan import plot_timeline
 from edgeq.targets import c_project as cp, qemu
 from edgeq.targets.c_project import (CFLAGS, TOOLCHAIN_PKG, cache_dir, runtime_library,  # noqa: F401  (public here too)
                                      self_check_error)
-from edgeq.targets.elfsize import memory_report, symbol_sizes
+from edgeq.targets import training
+from edgeq.targets.elfsize import memory_report, section_sizes, symbol, symbol_sizes
 from edgeq.targets.flash import flash_firmware
 from edgeq.targets.host import adb_missing, bench_sources_on_host
-from edgeq.targets.profile_qemu import profile_on_qemu
+from edgeq.targets.profile_qemu import plugin_library, profile_on_qemu
 from edgeq.targets.parts import fitting_parts
 
 BOARDS_DIR = Path(__file__).resolve().parent / "boards"
@@ -46,6 +48,7 @@ LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,-
 DEFAULT_STACK = 4096   # stack reserve (bytes): measured peaks are ~300 B; painted and checked
 DEFAULT_HEAP = 1024    # newlib's semihosting stdio set-up mallocs ~440 bytes (measured, painted)
 RUN_CHUNK_BYTES = 64 * 1024  # inputs embedded per `run` firmware
+TRAIN_CHUNK_BYTES = 256 * 1024  # samples embedded per training firmware (`edgeq train`: one QEMU run each)
 QEMU_SECONDS = (120, 60)     # QEMU timeout: base + per inference (QEMU does ~10^8 instr/s)
 # Code floor for the early fit check: the smallest firmware measured (one 16x8 Gemm,
 # cortex-m33) has 7,604 B besides its constants, MLPerf ad01 8,616 B; half of that leaves
@@ -146,23 +149,25 @@ class MCUTarget:
         src, obj = out_dir / "src", out_dir / "obj"
         src.mkdir(parents=True, exist_ok=True)
         obj.mkdir(exist_ok=True)
+        setup = opts.training  # a --train build's TrainSetup (its model runs the portable kernels)
         build = cp.write_model(qgraph, src, report, self.kernels, scratch=opts.scratch,
-                               ram_limit=self.arena_limit(board))
+                               ram_limit=self.arena_limit(board), training=setup)
         plan = build.plan
         info = cp.project_info(build.graph, self.name, build.plan, build.kernels)
         info["board"] = board
         report["memory_plan"]["direct"] = plan.direct  # layers whose kernel scratch did not fit
-        plot_timeline(plan, info["layers"], out_dir / "memory_timeline.png", board["ram_bytes"])
+        later = [] if setup is None else ["loss"] + [f"back {n.name}" for n in setup.plan.backward]
+        plot_timeline(plan, info["layers"], out_dir / "memory_timeline.png", board["ram_bytes"], later)
         report["memory_plan"]["plot"] = "memory_timeline.png"
         expected = cp.reference_expected(qgraph, test_vectors)
         n_vec = cp.write_vectors(src, info["io"], test_vectors, expected)
         (src / "main.c").write_text(firmware_main_c())
         shutil.copy(BOARDS_DIR / "startup.c", src / "startup.c")
         self._linker_script(board, src / "link.ld")
-        for name in ("model", "main", "startup", "vectors"):
+        objs = ["model", "main", "startup", "vectors"] + (["train_state"] if (src / "train_state.c").exists() else [])
+        for name in objs:
             self._compile(board, src / f"{name}.c", obj / f"{name}.o")
         cp.save_info(out_dir, info)
-        objs = ["model", "main", "startup", "vectors"]
         try:
             self._link(board, out_dir, src / "link.ld", objs, out_dir / "fw.elf")
         except EdgeqError as e:
@@ -211,6 +216,96 @@ class MCUTarget:
             report["self_check"] = check
             if not check["passed"]:
                 raise self_check_error(parsed, check, board["machine"], info["io"])
+        if setup is not None:
+            self._build_trainer(qgraph, setup, out_dir, board, report, test_vectors)
+
+    # ---- training (edgeq compile --train) -----------------------------------------------------
+    def _trainer_elf(self, out_dir: Path, board: dict, x: np.ndarray, labels: np.ndarray, work: Path,
+                     state_c: str | None = None, qemu_sizes: bool = False) -> Path:
+        """A training firmware: the build's model.o and startup.o, a train main, these samples
+        (and another train_state.c, e.g. the state reached by the previous chunk)."""
+        work.mkdir(parents=True, exist_ok=True)
+        header, source = train_vectors_c(x, labels)
+        (work / "vectors.h").write_text(header)
+        (work / "vectors.c").write_text(source)
+        (work / "train_main.c").write_text(firmware_train_main_c())
+        shutil.copy(out_dir / "src" / "model.h", work / "model.h")
+        (work / "train_state.c").write_text(state_c if state_c is not None else (out_dir / "src" / "train_state.c").read_text())
+        for name in ("vectors", "train_main", "train_state"):
+            self._compile(board, work / f"{name}.c", work / f"{name}.o")
+        self._linker_script(board, work / "link.ld", qemu_sizes=qemu_sizes)
+        elf = work / "fw_train.elf"
+        self._link(board, out_dir, work / "link.ld",
+                   ["model", "startup", work / "train_main.o", work / "vectors.o", work / "train_state.o"], elf)
+        return elf
+
+    def _build_trainer(self, qgraph, setup, out_dir: Path, board: dict, report: dict, test_vectors) -> None:
+        """DIR/fw_train.elf, linked against the part's memory: measured (flash, static RAM,
+        stack, instructions per step) and checked against the reference on the test vectors."""
+        x = next(iter(test_vectors.values())) if test_vectors else np.zeros((0,) + tuple(qgraph.tensors[qgraph.inputs[0]].shape[1:]), np.int8)
+        n = min(len(x), training.CHECK_STEPS)
+        labels = training.check_labels(qgraph, n)
+        elf = self._trainer_elf(out_dir, board, x[:n], labels, out_dir / "obj" / "train")
+        shutil.copy(elf, out_dir / "fw_train.elf")
+        mem = memory_report(elf)
+        vec = vector_bytes(elf) + 2 * n
+        t = report["training"]
+        t.update(firmware="fw_train.elf", flash_bytes=mem["flash_bytes"] - vec, static_ram_bytes=mem["static_ram_bytes"],
+                 state_sram_bytes=self._state_bytes(out_dir), stack_reserve_bytes=mem["stack_reserve"],
+                 heap_reserve_bytes=mem["heap_reserve"], stack_bytes=None, instructions_per_step=None)
+        if shutil.which("qemu-system-arm") is None or not n:
+            t["sram_bytes"] = mem["static_ram_bytes"] + mem["stack_reserve"]
+            return
+        mark = symbol(elf, "edgeq_train_mark")
+        counts = out_dir / "obj" / "train" / "counts.txt"
+        res = qemu.run_firmware(board["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * n,
+                                plugin=plugin_library(), plugin_args={"mark": hex(mark[0] & ~1), "out": str(counts)})
+        qemu.check_status(res, board["machine"])
+        got, steps, errors = training.parse_state(res.stdout, t["state"])
+        if errors or res.status:
+            raise EdgeqError(f"the training step failed on QEMU {board['machine']}: {errors[:3]} (exit {res.status})",
+                             "this is an edgeq bug: please report it with the model")
+        marks = [int(l) for l in counts.read_text().split("\n") if l.strip().isdigit()] if counts.exists() else []
+        per_step = [marks[2 * i + 1] - marks[2 * i] for i in range(len(marks) // 2)]
+        stack = cp.parse_lines(res.stdout, {"outputs": []})["stack_bytes"]
+        t.update(stack_bytes=stack, sram_bytes=mem["static_ram_bytes"] + (stack or mem["stack_reserve"]),
+                 instructions_per_step=max(per_step) if per_step else None,
+                 instructions_per_step_all=per_step,
+                 instructions_note="QEMU TCG plugin: exact instructions of edgeq_model_train_step (forward, "
+                                   "loss, backward, updates), not cycles")
+        want = training.reference_state(setup, x[:n], labels)
+        t["self_check"] = training.self_check(setup, got, want, f"QEMU {board['machine']}", steps)
+
+    def _state_bytes(self, out_dir: Path) -> int:
+        s = section_sizes(out_dir / "obj" / "train_state.o")
+        return s["data"] + s["bss"]
+
+    def train(self, out_dir: Path, x: np.ndarray, labels: np.ndarray, layout: list[dict], progress,
+              setup=None) -> list[np.ndarray]:
+        """Train on QEMU in chunks of samples: each chunk is a firmware starting from the
+        state the previous one printed (its train_state.c regenerated); returns the state."""
+        out_dir = Path(out_dir)
+        info = cp.load_info(out_dir, self.name)
+        board = info["board"]
+        per = max(1, TRAIN_CHUNK_BYTES // max(int(np.prod(x.shape[1:])), 1))
+        state = state_arrays(setup.state)
+        done = 0
+        with tempfile.TemporaryDirectory(prefix="edgeq-train-") as scratch:
+            for start in range(0, len(x), per):
+                xs, ys = x[start:start + per], labels[start:start + per]
+                load_state(setup.state, state)
+                state_c = training.state_source(setup)
+                elf = self._trainer_elf(out_dir, board, xs, ys, Path(scratch) / f"chunk{start}", state_c, qemu_sizes=True)
+                res = qemu.run_firmware(board["machine"], elf, timeout=QEMU_SECONDS[0] + QEMU_SECONDS[1] * len(xs))
+                qemu.check_status(res, board["machine"])
+                state, steps, errors = training.parse_state(res.stdout, layout)
+                if errors or res.status or steps != len(xs):
+                    raise EdgeqError(f"the training firmware failed on QEMU {board['machine']} after {done + steps} "
+                                     f"steps (exit {res.status}{', errors ' + str(errors[:3]) if errors else ''})",
+                                     "this is an edgeq bug: please report it with the model")
+                done += steps
+                progress(done)
+        return state
 
     def _check_firmware(self, out_dir: Path, info: dict, vectors: dict, expected: dict) -> tuple[Path, dict]:
         """The self-check firmware for a model that fits the part but not with its test vectors:

@@ -82,6 +82,33 @@ def test_normalize_in_place_on_the_accumulator():
     assert np.array_equal(acc.view(np.int16)[:1000], want.m) and e.value == want.e
 
 
+@pytest.mark.parametrize("ea,eb,stochastic", [(-20, -20, False), (-20, -23, False), (-25, -18, True),
+                                              (-30, -18, True), (-18, -90, False)])
+def test_gradient_sum_of_a_tensor_read_twice(ea, eb, stochastic):
+    """eq_train_grad_sum + eq_train_normalize = gradient.add, in place over b's buffer."""
+    from edgeq.training.gradient import add
+    rng = np.random.default_rng(abs(ea - eb))
+    a, b = rng.integers(-L, L + 1, 300), rng.integers(-L, L + 1, 300)
+    d = Draws(seed=11, counter=3)
+    want = add(Grad(a, ea), Grad(b, eb), 16, "stochastic" if stochastic else "nearest", d)
+    buf = np.zeros(300, np.int32)
+    buf.view(np.int16)[:300] = b  # b's int16 mantissas at the start of the int32 buffer
+    cd, e = CDraws(11, 3), ctypes.c_int32()
+    assert cb.call("eq_train_grad_sum", i16(a), ea, buf.view(np.int16), eb, 300, int(stochastic), ctypes.byref(cd),
+                   buf, ctypes.byref(e)) == 0
+    assert cb.call("eq_train_normalize", buf, 300, e.value, 16, int(stochastic), ctypes.byref(cd), buf,
+                   ctypes.byref(e)) == 0
+    assert np.array_equal(buf.view(np.int16)[:300], want.m) and e.value == want.e and cd.counter == d.counter
+
+
+def test_widen_in_place():
+    m = i16(np.random.default_rng(2).integers(-L, L + 1, 257))
+    buf = np.zeros(257, np.int32)
+    buf.view(np.int16)[:257] = m
+    assert cb.call("eq_train_widen", buf.view(np.int16), 257, buf) == 0
+    assert np.array_equal(buf, m)
+
+
 def test_mask():
     rng = np.random.default_rng(4)
     y = rng.integers(-128, 128, 500).astype(np.int8)

@@ -49,11 +49,12 @@ KERNELS_S4 = {op: fn for op, fn in portable_functions(4).items() if fn != KERNEL
 
 
 def plan_memory(qgraph: Graph, scratch_size=None, scratch: str = "fit",
-                kernels: KernelChoice = PORTABLE) -> MemoryPlan:
+                kernels: KernelChoice = PORTABLE, **training) -> MemoryPlan:
     """The memory plan of a C build: the planner (edgeq.planning.memory_plan) given the scratch of
-    the C kernels chosen for `kernels`, unless another scratch rule is passed."""
+    the C kernels chosen for `kernels`, unless another scratch rule is passed. `training`:
+    the planner's keep_until/extra (a training build's kept tensors and gradients)."""
     rule = scratch_size or (lambda n, g: ckernels.scratch_size(n, g, kernels))
-    return plan_arena(qgraph, scratch_size=rule, scratch=scratch)
+    return plan_arena(qgraph, scratch_size=rule, scratch=scratch, **training)
 
 
 SCRATCH_PLANS = ("fast", "fit", "always")
@@ -99,8 +100,9 @@ def plan_build(qgraph: Graph, kernels: KernelChoice = PORTABLE, scratch: str = "
 class Ctx:
     """Tensor names -> C expressions, collecting the constant arrays the layers use."""
 
-    def __init__(self, graph: Graph, plan: MemoryPlan, kernels: KernelChoice = PORTABLE):
+    def __init__(self, graph: Graph, plan: MemoryPlan, kernels: KernelChoice = PORTABLE, training=None):
         self.graph, self.plan, self.kernels = graph, plan, kernels
+        self.training = training  # codegen.train.TrainingC: its trained tensors are state, not flash
         # identifiers model.c defines itself; model names only ever get prefixed ones
         self.names = NameTable({"edgeq_arena", "copy_bytes", "p", "ins", "chunk", "input", "output",
                                 "inputs", "outputs", "edgeq_model_run", "edgeq_model_run_io"})
@@ -139,7 +141,10 @@ class Ctx:
         if tensor not in self._const_ids:
             ident = self.names.get(role, f"l{self.layer}_")
             arr, note = emit(np.asarray(data))
-            self.const_defs.append(const_array(ident, arr, note))
+            if self.training is not None and tensor in self.training.mutable:
+                self.const_defs.append(self.training.declare_state(self, tensor, ident, note))
+            else:
+                self.const_defs.append(const_array(ident, arr, note))
             self._const_ids[tensor] = ident
         return self._const_ids[tensor]
 
@@ -253,16 +258,19 @@ def _run_functions(ctx: Ctx, qgraph: Graph) -> tuple[str, str]:
 
 
 def generate_c(qgraph: Graph, plan: MemoryPlan, out_dir, *, profile_marks: bool = False,
-               kernels: KernelChoice = PORTABLE) -> list[Path]:
+               kernels: KernelChoice = PORTABLE, training=None) -> list[Path]:
     """Write model.h and model.c into out_dir; returns their paths. `kernels`: what the
     target's CPU offers (the plan's scratch must come from the same choice).
+
+    With `training` (a codegen.train.TrainingC, whose arena plan `plan` must be), model.c
+    also holds edgeq_model_train_step and train_state.c the trained parameters.
 
     With profile_marks, each layer is preceded by EDGEQ_LAYER_MARK(i) and the last is
     followed by EDGEQ_LAYER_MARK(num_layers); the macro calls edgeq_layer_mark only when
     compiled with -DEDGEQ_PROFILE, so one model.c serves measured and plain builds."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Ctx(qgraph, plan, kernels)
+    ctx = Ctx(qgraph, plan, kernels, training)
     layers = []
     for i, node in enumerate(qgraph.nodes):
         if profile_marks:
@@ -278,6 +286,9 @@ def generate_c(qgraph: Graph, plan: MemoryPlan, out_dir, *, profile_marks: bool 
     copy_out = "".join(f"    copy_bytes(outputs[{i}], edgeq_arena + {plan.offsets[n]}, {plan.sizes[n]});\n"
                        for i, n in enumerate(qgraph.outputs))
     run_decl, run_def = _run_functions(ctx, qgraph)
+    train_decl = train_def = state = ""
+    if training is not None:
+        train_decl, train_def, state = training.emit(ctx)
     model = comment_text(qgraph.name)
     batch = qgraph.tensors[qgraph.inputs[0]].shape[0] if qgraph.inputs else 1
     header = MODEL_H.substitute(
@@ -287,12 +298,15 @@ def generate_c(qgraph: Graph, plan: MemoryPlan, out_dir, *, profile_marks: bool 
         input_sizes=", ".join(str(plan.sizes[n]) for n in qgraph.inputs),
         output_sizes=", ".join(str(plan.sizes[n]) for n in qgraph.outputs),
         input_total=sum(plan.sizes[n] for n in qgraph.inputs),
-        output_total=sum(plan.sizes[n] for n in qgraph.outputs), run_decl=run_decl)
+        output_total=sum(plan.sizes[n] for n in qgraph.outputs), run_decl=run_decl + "\n\n" + train_decl)
     source = MODEL_C.substitute(
         model=model, arena_bytes=plan.arena_bytes, arena_alloc=max(plan.arena_bytes, 16),
         constants="\n".join(ctx.const_defs), copy_in=copy_in, layers="".join(layers),
-        copy_out=copy_out, run_def=run_def)
+        copy_out=copy_out, run_def=run_def + "\n" + train_def)
     paths = [out_dir / "model.h", out_dir / "model.c"]
     paths[0].write_text(check_plain_c(header, "model.h"))
     paths[1].write_text(check_plain_c(source, "model.c"))
+    if training is not None:
+        paths.append(out_dir / "train_state.c")
+        paths[2].write_text(check_plain_c(state, "train_state.c"))
     return paths

@@ -22,6 +22,7 @@ import numpy as np
 from edgeq.calibration import calibrate as cal
 from edgeq.calibration import datafree
 from edgeq.calibration.calibrate import load_calibration_file
+from edgeq.codegen import plan_memory
 from edgeq.codegen.kernels import kernel_of
 from edgeq.driver.pipeline_tflite import import_as_is
 from edgeq.driver.result import CompileResult, test_vectors
@@ -33,7 +34,7 @@ from edgeq.ir import Graph
 from edgeq.mixed_precision.pareto import plot
 from edgeq.mixed_precision.plan import plan_weight_bits
 from edgeq.ops import holds
-from edgeq.options import BuildOptions, CompileOptions
+from edgeq.options import BuildOptions, CompileOptions, parse_budget
 from edgeq.passctx import PassContext
 from edgeq.passes.absorb_high_bias import absorb_high_bias
 from edgeq.passes.correct_bias import correct_bias
@@ -47,11 +48,13 @@ from edgeq.passes.fuse_activation import fuse_activation
 from edgeq.passes.remove_identity import remove_identity
 from edgeq.passes.round_weights_gptq import round_weights_gptq
 from edgeq.quantization.quantize import quantize
+from edgeq.reference.interpreter import quantize_inputs
 from edgeq.report.report import base_report, write_report
 from edgeq.targets import get_target, output_dir
 from edgeq.targets.elfsize import function_sizes, layer_constant_bytes
-from edgeq.targets.mcu import MCUTarget
+from edgeq.targets.mcu import DEFAULT_HEAP, DEFAULT_STACK, MCUTarget
 from edgeq.targets.parts import get_part
+from edgeq.targets.training import DEFAULT_BUDGET, TrainOptions, setup_training, training_scratch
 from edgeq.tflite_import import is_tflite
 
 Pass = Callable[[Graph, PassContext], Graph]
@@ -128,6 +131,9 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
     tflite_model = isinstance(model, (str, Path)) and is_tflite(model)
     if not tflite_model:
         opts.check_data(calib is not None)
+    if opts.train is not None and not hasattr(target, "train"):
+        raise EdgeqError(f"--train builds a C training step; target {opts.target!r} has none",
+                         "use --target host or a cortex-m target")
     inputs = [Path(f) for f in (model, calib) if isinstance(f, (str, Path))]  # DIR must not hold them
     if out_dir is not None:
         output_dir.check_output_dir(Path(out_dir), inputs)
@@ -193,6 +199,12 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         qgraph = _run_noting(correct_bias_integer, qgraph, post, notices, log)
         timings["bias_correction_s"] = time.perf_counter() - t0
 
+    setup = None
+    if opts.train is not None:
+        t0 = time.perf_counter()
+        setup = training_setup(qgraph, target, opts, feeds)
+        timings["training_plan_s"] = time.perf_counter() - t0
+
     report = base_report(qgraph, opts.target)
     if bits_plan is not None:
         report["mixed_precision"] = bits_plan
@@ -221,11 +233,44 @@ def compile_model(model, opts: CompileOptions, out_dir: Path | None = None,
         if bits_plan is not None and bits_plan.get("pareto"):
             plot(bits_plan["pareto"], tmp / "pareto.png", "SQNR vs float (dB, fake-quant)")
             bits_plan["pareto_plot"] = "pareto.png"
-        target.build(qgraph, tmp, report, opts.build(vectors))
+        target.build(qgraph, tmp, report, opts.build(vectors, training=setup))
+        if setup is not None:
+            check_training_fit(report, opts.target)
         timings["build_s"] = time.perf_counter() - t0
         write_report(report, tmp / "report.json")
         output_dir.install(tmp, out_dir, opts.target, inputs)
     return CompileResult(out_dir, graph, qgraph, report)
+
+
+def training_budget(target, opts: CompileOptions) -> int:
+    """--train-budget in bytes, default the part's SRAM (the host: 256 KB, the issue's bound)."""
+    if opts.train_budget is not None:
+        return int(parse_budget(opts.train_budget, 1.0, "--train-budget"))
+    board = getattr(target, "board", None)
+    return int(board["ram_bytes"]) if board else DEFAULT_BUDGET
+
+
+def training_setup(qgraph: Graph, target, opts: CompileOptions, feeds):
+    """The `--train` stage: resolve the spec (auto measures on the calibration data) and plan."""
+    budget = training_budget(target, opts)
+    probe = None if feeds is None else quantize_inputs(qgraph, feeds)[qgraph.inputs[0]]
+    board = getattr(target, "board", {}) or {}
+    reserves = (board.get("stack_bytes", DEFAULT_STACK) + board.get("heap_bytes", DEFAULT_HEAP)) if board else 0
+    inference = plan_memory(qgraph, scratch=training_scratch(opts.scratch)).arena_bytes + reserves
+    return setup_training(qgraph, opts.train.strip(), budget, TrainOptions(lr=opts.train_lr), probe, inference)
+
+
+def check_training_fit(report: dict, target: str) -> None:
+    """A training build over its budget fails (after the build measured it)."""
+    t = report["training"]
+    if t["sram_bytes"] > t["budget_bytes"]:
+        parts = (f"{t['memory']['arena_bytes']:,}-byte training arena (forward, kept activations, gradients)"
+                 f", {t['state_sram_bytes']:,} bytes of trained parameters and residuals")
+        if t.get("stack_bytes") is not None:
+            parts += f", {t['stack_bytes']:,} bytes of stack"
+        raise EdgeqError(f"the --train {t['spec']} build needs {t['sram_bytes']:,} bytes of SRAM on {target} ({parts}); "
+                         f"the training budget is {t['budget_bytes']:,}",
+                         "train fewer layers (--train bias, a smaller last:N, or auto), or raise --train-budget")
 
 
 def compile_tflite(model: Path, opts: CompileOptions, out_dir: Path | None, has_calib: bool,

@@ -6,17 +6,23 @@ already quantized.
 """
 from __future__ import annotations
 
+import copy
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from edgeq.codegen.train import load_state
 from edgeq.errors import CheckMismatch, EdgeqError
-from edgeq.graphio.onnx_io import load_graph
+from edgeq.graphio.onnx_io import load_graph, save_graph
+from edgeq.options import BuildOptions
+from edgeq.progress import progress_bar
 from edgeq.reference.interpreter import dequantize_outputs, quantize_inputs, run_reference_streamed
 from edgeq.report.report import read_report, write_report
-from edgeq.targets import get_target
+from edgeq.targets import get_target, output_dir, training
 from edgeq.targets.qemu import FAULT_STATUS
 
 
@@ -57,6 +63,12 @@ def load_inputs(path: Path, qgraph) -> dict[str, np.ndarray]:
         except ValueError as e:  # object arrays (pickles) are refused, never unpickled
             raise EdgeqError(f"cannot read {path}: {e}",
                              "save numeric arrays (float32 or int8) with numpy.savez") from None
+    return quantize_feeds(arrays, qgraph, path.name)
+
+
+def quantize_feeds(arrays: dict[str, np.ndarray], qgraph, source: str) -> dict[str, np.ndarray]:
+    """Arrays per model input -> int8 feeds with a batch axis; floats get quantized."""
+    path = Path(source)
     floats, ints = {}, {}
     for name in qgraph.inputs:
         want = tuple(qgraph.tensors[name].shape[1:])
@@ -180,3 +192,107 @@ def profile_build(build_dir: Path, device: str, console: Console, **timing) -> d
         if k in prof:
             console.print(f"{k} per inference: {prof[k]:,}" if isinstance(prof[k], int) else f"{k}: {prof[k]}")
     return prof
+
+
+# ---- edgeq train ---------------------------------------------------------------------------------
+
+def load_training_data(path: Path, qgraph, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """train.npz -> (int8 inputs [N, ...], int64 labels [N]); one clear error per bad file."""
+    path = Path(path)
+    fix = "save it with numpy.savez(PATH, x=inputs, y=labels): x as for `edgeq run`, y integer class labels"
+    if not path.is_file():
+        raise EdgeqError(f"training data {path} does not exist", fix)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise EdgeqError(f"cannot read {path}: {e}", fix) from None
+    if isinstance(data, np.ndarray) or not {"x", "y"} <= set(data.files):
+        have = "one array" if isinstance(data, np.ndarray) else f"arrays {sorted(data.files)}"
+        raise EdgeqError(f"{path.name} holds {have}, not the arrays x and y", fix)
+    try:
+        x, y = data["x"], data["y"]
+    except ValueError as e:  # object arrays are refused, never unpickled
+        raise EdgeqError(f"cannot read {path}: {e}", fix) from None
+    if len(qgraph.inputs) != 1:
+        raise EdgeqError(f"training takes models with one input; this one has {len(qgraph.inputs)}",
+                         "export the model with a single input")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise EdgeqError(f"labels y in {path.name} have dtype {y.dtype} and shape {tuple(y.shape)}", fix)
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise EdgeqError(f"labels y in {path.name} lie in [{y.min()}, {y.max()}]; the model has {classes} classes",
+                         f"give labels in [0, {classes})")
+    feeds = quantize_feeds({qgraph.inputs[0]: x}, qgraph, path.name)
+    x8 = feeds[qgraph.inputs[0]]
+    if len(x8) != len(y):
+        raise EdgeqError(f"{path.name} holds {len(x8)} inputs x but {len(y)} labels y", "give one label per input")
+    return x8, y.astype(np.int64)
+
+
+def train_build(build_dir: Path, data_path: Path, epochs: int, lr: float | None, console: Console,
+                progress: bool = True) -> dict:
+    """`edgeq train`: stream the samples through the build's training step on its target's
+    runner, then write the learned parameters back into DIR (model.q.onnx, the build, the
+    report) so that run and flash use them. Returns the report's `training` section."""
+    build_dir = Path(build_dir)
+    if epochs < 1:
+        raise EdgeqError(f"--epochs {epochs}", "give one or more epochs")
+    report, qgraph = _open_build(build_dir)
+    section = report.get("training")
+    if not section:
+        raise EdgeqError(f"{build_dir} is not a training build (its report.json has no training section)",
+                         f"compile it with --train bias (or last:N, auto): `edgeq compile MODEL.onnx --target "
+                         f"{report['target']} --train bias -o {build_dir}`")
+    output_dir.check_output_dir(build_dir, [Path(data_path)])  # edgeq replaces only a folder it wrote
+    output_dir.check_writable(build_dir)
+    target = _target(report)
+    classes = int(np.prod(qgraph.tensors[qgraph.outputs[0]].shape[1:]))
+    x, y = load_training_data(data_path, qgraph, classes)
+    if not len(x):
+        raise EdgeqError(f"{Path(data_path).name} holds 0 samples", "give at least one sample")
+    options = training.options_of(section, lr)
+    plan = training.build_plan(qgraph, training.updates_from_json(section["updates"]), options)
+    state = training.TrainState(plan)
+    saved = build_dir / "train_state.npz"
+    if saved.is_file():  # residuals and the draw counter of an earlier `edgeq train`
+        with np.load(saved, allow_pickle=False) as z:
+            arrays = training.state_arrays_from(state, dict(z))
+        load_state(state, arrays)
+    setup = training.TrainSetup(plan, state, section["spec"], int(section["budget_bytes"]), section.get("auto"))
+    order = np.concatenate([np.arange(len(x))] * epochs)
+    xs, ys = x[order], y[order]
+    with tempfile.TemporaryDirectory(prefix="edgeq-trainer-") as tmp:  # the trainer with these tables
+        work = Path(tmp)
+        scratch = report.get("memory_plan", {}).get("scratch_policy", "fit")
+        target.build(qgraph, work, copy.deepcopy({k: v for k, v in report.items() if k != "training"}),
+                     BuildOptions(scratch=scratch, training=setup))
+        with progress_bar(f"training on {report['target']} ({len(xs)} steps)", len(xs), progress) as advance:
+            seen = [0]
+
+            def moved(done: int) -> None:
+                advance(done - seen[0])
+                seen[0] = done
+            learned = target.train(work, xs, ys, section["state"], moved, setup)
+    load_state(state, learned)
+    trained = state.to_graph()
+    trained.meta = dict(qgraph.meta)
+    with output_dir.staging(build_dir) as tmp:
+        for entry in build_dir.iterdir():  # what the build step does not write again
+            if entry.name not in (output_dir.MARKER, "src", "obj") and entry.is_file():
+                shutil.copy2(entry, tmp / entry.name)
+        save_graph(trained, tmp / "model.q.onnx")
+        new = {k: v for k, v in report.items() if k not in ("training", "self_check")}
+        vectors = _check_vectors(x)
+        target.build(trained, tmp, new, BuildOptions({qgraph.inputs[0]: vectors}, scratch,
+                                                     training=training.TrainSetup(plan, state, setup.spec,
+                                                                                  setup.budget, setup.auto)))
+        new["training"]["trained"] = dict(section.get("trained", {}), samples=int(len(x)), epochs=int(epochs),
+                                          steps=int(section.get("trained", {}).get("steps", 0)) + len(xs),
+                                          lr=options.lr, data=Path(data_path).name)
+        np.savez(tmp / "train_state.npz", **training.state_npz(state))
+        write_report(new, tmp / "report.json")
+        output_dir.install(tmp, build_dir, report["target"], [Path(data_path)])
+    return new["training"]
+
+
+def _check_vectors(x: np.ndarray, count: int = 4) -> np.ndarray:
+    return x[:count]

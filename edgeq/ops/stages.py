@@ -19,7 +19,7 @@ _C_FIX = "use --target reference or tflite, or a model without this op"
 
 IMPORT = REGISTRY.add_stage(Stage(
     "import", "onnx", "ONNX importer", "replace the op in the model before export",
-    "edgeq.importer.converters",
+    "edgeq.importer.load",  # registers every converter module (converters, select, rnn, convtranspose)
     emits_into="float"))
 TFLITE_IMPORT = REGISTRY.add_stage(Stage(
     "tflite-import", "tflite", "TFLite importer",
@@ -50,5 +50,9 @@ TVM = REGISTRY.add_stage(Stage(
     "tvm", "integer", "TVM kernel", "use --lowering c", "edgeq.lower_tvm", expected=False,
     note="arm64 target (issue 18); ops without one run their C kernel"))
 BACKWARD = REGISTRY.add_stage(Stage(
-    "backward", "integer", "integer backward rule", "train only the layers after this op",
-    "edgeq.training", expected=False, note="issue 19"))
+    "backward", "integer", "integer backward rule", "train only layers after this op (a smaller --train last:N)",
+    "edgeq.training.rules", expected=False, note="issue 19: the integer training reference"))
+C_BACKWARD = REGISTRY.add_stage(Stage(
+    "c-backward", "integer", "C backward kernel", "train only layers after this op (a smaller --train last:N), "
+    "or train with the Python reference (edgeq.training)", "edgeq.codegen.train", expected=False,
+    note="issue 19: the training step of the C targets"))

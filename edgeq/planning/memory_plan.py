@@ -82,6 +82,7 @@ class MemoryPlan:
     inplace: list[tuple[str, str]]       # (node name, input tensor it overwrites)
     aliases: dict[str, str]              # an alias op's output (QReshape) -> input tensor
     direct: list[str] = field(default_factory=list)  # nodes whose scratch did not fit (NULL)
+    extra: dict[str, tuple[int, int]] = field(default_factory=dict)  # caller's buffer key -> (offset, bytes)
 
     @property
     def peak_live_bytes(self) -> int:
@@ -131,11 +132,18 @@ SCRATCH_POLICIES = ("fit", "always")
 
 
 def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None = None,
-                scratch: str = "fit") -> MemoryPlan:
+                scratch: str = "fit", keep_until: dict[str, int] | None = None,
+                extra: list[Buffer] = ()) -> MemoryPlan:
+    """`keep_until` (tensor -> step) keeps tensors alive past their last reader and `extra`
+    adds the caller's own buffers (steps after the last node are the caller's): a training
+    step keeps forward tensors for its backward and places its gradients in the same arena
+    (edgeq.training.arena)."""
     if scratch not in SCRATCH_POLICIES:
         raise ValueError(f"scratch={scratch!r}: choose one of {SCRATCH_POLICIES}")
     scratch_size = scratch_size or no_scratch
     life = lifetimes(qgraph)
+    for t, step in (keep_until or {}).items():
+        life[t] = (life[t][0], max(life[t][1], step))
     sizes = {t: qgraph.tensors[t].nbytes for t in life}
 
     # Union tensors into buffers: aliases and in-place outputs join their input's buffer.
@@ -164,7 +172,7 @@ def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None
             join(buf, out)
             break
 
-    buffers = list({id(b): b for b in group.values()}.values())
+    buffers = list({id(b): b for b in group.values()}.values()) + list(extra)
     scratches = [Buffer(f"scratch:{n.name}", s, i, i, order=len(life) + i) for i, n in enumerate(qgraph.nodes)
                  if (s := int(scratch_size(n, qgraph))) > 0]
     direct = []
@@ -181,11 +189,13 @@ def plan_memory(qgraph: Graph, scratch_size: Callable[[Node, Graph], int] | None
                 direct.append(b.key.split(":", 1)[1])
         direct.sort(key=[n.name for n in qgraph.nodes].index)
 
-    steps = len(qgraph.nodes) + 1
+    steps = max([len(qgraph.nodes) + 1] + [b.last + 1 for b in extra])
     timeline = [sum(b.size for b in buffers if b.first <= i <= b.last) for i in range(steps)]
     offsets = {t: group[t].offset for t in life}
-    scratch_at = {b.key.split(":", 1)[1]: (b.offset, b.size) for b in buffers if not b.tensors}
-    return MemoryPlan(arena, offsets, sizes, life, scratch_at, timeline, buffers, inplace, aliases, direct)
+    scratch_at = {b.key.split(":", 1)[1]: (b.offset, b.size) for b in buffers
+                  if not b.tensors and b.key.startswith("scratch:")}
+    return MemoryPlan(arena, offsets, sizes, life, scratch_at, timeline, buffers, inplace, aliases, direct,
+                      {b.key: (b.offset, b.size) for b in extra})
 
 
 def _placement_order(b: Buffer):
@@ -227,10 +237,12 @@ def _place(buffers: list[Buffer]) -> int:
     return best[0]
 
 
-def plot_timeline(plan: MemoryPlan, layer_names: list[str], path, budget_bytes: int | None = None) -> None:
+def plot_timeline(plan: MemoryPlan, layer_names: list[str], path, budget_bytes: int | None = None,
+                  later: list[str] = ()) -> None:
     """A PNG of the live activation bytes at each step (the plan's timeline) under the
     arena size; the part's RAM budget, when given, is in the title. matplotlib's object
-    API, no pyplot (no global state, no display)."""
+    API, no pyplot (no global state, no display). `later`: names of the steps after the
+    outputs' copy-out (a training step's loss and backward blocks)."""
     from matplotlib.figure import Figure
     steps = list(range(len(plan.timeline)))
     unit, div = ("KiB", 1024) if plan.arena_bytes >= 4096 else ("bytes", 1)
@@ -240,8 +252,8 @@ def plot_timeline(plan: MemoryPlan, layer_names: list[str], path, budget_bytes: 
            label="live bytes (activations + scratch)")
     ax.axhline(plan.arena_bytes / div, color="#c44e52", label=f"arena {plan.arena_bytes:,} B")
     # layer names come from the model file: drawn as plain text (a `$` would start mathtext)
-    labels = [f"{i} {''.join(c if c.isprintable() else '?' for c in n[:18])}"
-              for i, n in enumerate(layer_names)] + ["outputs"]
+    labels = ["outputs" if n is None else f"{i} {''.join(c if c.isprintable() else '?' for c in n[:18])}"
+              for i, n in enumerate(list(layer_names) + [None] + list(later))]
     ax.set_xticks(steps, labels[:len(steps)], rotation=90, fontsize=6, parse_math=False)
     ax.set_ylabel(unit)
     title = "memory timeline (one step per layer)"

@@ -45,6 +45,45 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         console.print(f"  {label:<{width}}  {value}")
+    if "training" in report:
+        print_training(report["training"], console)
+
+
+def _update_text(u: dict) -> str:
+    what = []
+    if u["weights"]:
+        what.append("weights" + (f" of {len(u['channels'])} input channels" if u["channels"] else ""))
+    if u["bias"]:
+        what.append("bias")
+    return f"{u['layer']} ({' + '.join(what)})"
+
+
+def print_training(t: dict, console: Console) -> None:
+    """The training build: what moves, its memory, its cost per step, its check."""
+    mem = t["memory"]
+    moved = [_update_text(u) for u in t["updates"]]
+    rows = [("training", f"--train {t['spec']}, lr {t['options']['lr']:g}: {len(t['updates'])} layer(s) move"),
+            ("  updated", rich_escape(", ".join(moved[:4]) + (f" and {len(moved) - 4} more" if len(moved) > 4 else ""))),
+            ("  training arena", f"{_kb(mem['arena_bytes'])} (inference {_kb(mem['inference_arena_bytes'])}; "
+                                 f"gradients at most {_kb(mem['gradient_bytes'])} of it)"),
+            ("  trained params", f"{_kb(t.get('state_sram_bytes'))} in SRAM (weights {_kb(mem['trained_weight_bytes'])}, "
+                                 f"residuals {_kb(mem['residual_bytes'])}, biases {_kb(mem['trained_bias_bytes'])})")]
+    if t.get("stack_bytes") is not None:
+        rows.append(("  peak stack", _kb(t["stack_bytes"])))
+    rows.append(("  SRAM total", f"{_kb(t.get('sram_bytes'))} of a {_kb(t['budget_bytes'])} budget"))
+    rows.append(("  flash", _kb(t.get("flash_bytes"))))
+    if t.get("instructions_per_step"):
+        rows.append(("  instructions/step", f"{t['instructions_per_step']:,} (exact, QEMU; not cycles)"))
+    if "self_check" in t:
+        c = t["self_check"]
+        rows.append(("  training check", f"{'bit-exact' if c['passed'] else 'FAILED'} vs the reference over {c['steps']} steps"))
+    if "trained" in t:
+        d = t["trained"]
+        rows.append(("  trained", f"{d['steps']:,} steps so far (last run: {d['samples']:,} samples x {d['epochs']} epochs, "
+                                  f"lr {d['lr']:g}, {rich_escape(str(d['data']))})"))
+    width = max(len(r[0]) for r in rows)
+    for label, value in rows:
+        console.print(f"  {label:<{width}}  {value}", highlight=False)
 
 
 def _plans(plan: dict) -> str:

@@ -36,7 +36,7 @@ from edgeq.training.gradient import Draws, add
 from edgeq.training.loss import PROB_BITS, ce_gradient, probabilities_q14
 from edgeq.training.memory import step_memory
 from edgeq.training.plan import TrainOptions, build_plan
-from edgeq.training.rules import load_rules
+from edgeq.training.rules import rule
 from edgeq.training.spec import LayerUpdate, input_channels, weighted_layers
 from edgeq.training.step import Backward, TrainState, forward
 
@@ -104,7 +104,6 @@ def gradient_energy(qgraph: Graph, x: np.ndarray, labels: np.ndarray | None, opt
     """{(layer, "bias"): float, (layer, "weights"): per-input-channel array} summed over x."""
     plan = _probe_layers(qgraph, options)
     state = TrainState(plan)
-    rules = load_rules()
     energy: dict = {}
     draws = Draws(options.seed ^ 0x5EED)
     for i in range(len(x)):
@@ -123,7 +122,7 @@ def gradient_energy(qgraph: Graph, x: np.ndarray, labels: np.ndarray | None, opt
             g = grads.pop(node.outputs[0], None)
             if g is None:
                 continue
-            for j, gj in rules[node.op].backward(ctx, node, g).items():
+            for j, gj in rule(node).backward(ctx, node, g).items():
                 name = node.inputs[j]
                 grads[name] = add(grads[name], gj, ctx.bits) if name in grads else gj
     return plan, energy

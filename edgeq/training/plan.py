@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
 from edgeq.training.gradient import DEFAULT_SEED
-from edgeq.training.rules import load_rules
+from edgeq.training.loss import loss_params
+from edgeq.training.rules import rule
 from edgeq.training.spec import LayerUpdate, resolve
 from edgeq.training.update import fraction_bits, momentum_multiplier
 
@@ -94,10 +95,8 @@ def _loss_input(graph: Graph) -> tuple[str, list[Node]]:
 
 
 def build_plan(qgraph: Graph, spec, options: TrainOptions | None = None) -> TrainPlan:
-    from edgeq.training.loss import loss_params
     options = options or TrainOptions()
     options.check()
-    rules = load_rules()
     updates = {u.node: u for u in resolve(spec, qgraph)}
     logits, forward = _loss_input(qgraph)
     if qgraph.tensors[logits].q is None:
@@ -110,16 +109,13 @@ def build_plan(qgraph: Graph, spec, options: TrainOptions | None = None) -> Trai
     if logits not in touched:
         raise EdgeqError("no updated layer lies before the logits", "train layers that feed the output")
     backward = [n for n in reversed(forward) if n.outputs[0] in touched]
-    unsupported = sorted({n.op for n in backward if n.op not in rules})
-    if unsupported:
-        raise EdgeqError(f"no backward rule for {', '.join(unsupported)} on the path from the updated layers "
-                         "to the logits", "train only layers after those ops (a smaller last:N)")
+    rules = {n.name: rule(n) for n in backward}  # names the first node on the path without a rule
 
     wants, consts, keep = {}, {}, []
     for node in backward:
         wants[node.name] = tuple(bool(i) and i in touched for i in node.inputs)
         info = RuleInfo(qgraph, wants[node.name], updates.get(node.name), options)
-        consts[node.name] = rules[node.op].prepare(node, info)
+        consts[node.name] = rules[node.name].prepare(node, info)
         keep += [k for k in consts[node.name].get("keep", ()) if k not in keep]
     frozen = {t for n in forward for t in n.outputs if t not in touched} | set(qgraph.inputs)
     return TrainPlan(qgraph, updates, options, logits, loss_params(float(qgraph.tensors[logits].q.scale)),

@@ -27,7 +27,7 @@ from edgeq.ir import Graph, Node
 from edgeq.training.gradient import Draws, Grad, add, i64, normalize, round_shift
 from edgeq.training.loss import ce_gradient
 from edgeq.training.plan import TrainPlan
-from edgeq.training.rules import load_rules
+from edgeq.training.rules import rule
 from edgeq.training import update as sgd
 
 
@@ -209,7 +209,6 @@ def train_step(plan: TrainPlan, state: TrainState, x: np.ndarray | None, label: 
     """One SGD step on one sample, in place on `state`; returns the int8 logits of the
     forward pass (before the update). x may be None when `frozen` holds the sample's
     frozen tensors."""
-    rules = load_rules()
     env = forward(plan, state, x, frozen)
     logits = env[plan.logits]
     m, e = ce_gradient(logits, int(label), plan.loss)
@@ -219,7 +218,7 @@ def train_step(plan: TrainPlan, state: TrainState, x: np.ndarray | None, label: 
         g = grads.pop(node.outputs[0], None)
         if g is None:  # an output no loss depends on
             continue
-        for i, gi in rules[node.op].backward(ctx, node, g).items():
+        for i, gi in rule(node).backward(ctx, node, g).items():
             name = node.inputs[i]
             grads[name] = add(grads[name], gi, ctx.bits, ctx.rounding, state.draws) if name in grads else gi
     state.steps += 1

@@ -113,6 +113,17 @@ static inline int32_t eq_train_step(int32_t acc, int32_t mult, int32_t shift, in
 eq_status eq_train_normalize(const int32_t *acc, int32_t n, int32_t e_in, int32_t bits, int32_t stochastic,
                              eq_draws *draws, int16_t *m, int32_t *e_out);
 
+/* acc[i] = m[i] (int16 -> int32, for a rule that passes a gradient on and normalizes it
+ * again, e.g. QAdd). acc may alias m. */
+eq_status eq_train_widen(const int16_t *m, int32_t n, int32_t *acc);
+
+/* The gradient of a tensor read by two nodes (edgeq.training.gradient.add): e = max(ea, eb);
+ * the side with the smaller exponent is rounded right by the difference (nearest, or
+ * stochastic with n draws, row-major); acc[i] = the exact int32 sum (|a|, |b| <= 2^14), *e_out
+ * = e; normalize next. acc may alias b. */
+eq_status eq_train_grad_sum(const int16_t *a, int32_t ea, const int16_t *b, int32_t eb, int32_t n,
+                            int32_t stochastic, eq_draws *draws, int32_t *acc, int32_t *e_out);
+
 /* m[i] = 0 where the int8 output y[i] is at a masked clamp bound: y <= lo (when use_lo) or
  * y >= hi (when use_hi). In place. */
 eq_status eq_train_mask(int16_t *m, const int8_t *y, int32_t n, int32_t use_lo, int32_t lo,

@@ -87,3 +87,44 @@ eq_status eq_train_ce_grad_s8(const int8_t *logits, int32_t classes, int32_t lab
     acc[label] -= (int32_t)1 << EQ_CE_PROB_BITS;
     return EQ_OK;
 }
+
+eq_status eq_train_widen(const int16_t *m, int32_t n, int32_t *acc)
+{
+    int32_t i;
+    if (m == NULL || acc == NULL || n < 1) {
+        return EQ_ERR_ARG;
+    }
+    for (i = n - 1; i >= 0; --i) {  /* from the end: acc may alias m */
+        acc[i] = m[i];
+    }
+    return EQ_OK;
+}
+
+eq_status eq_train_grad_sum(const int16_t *a, int32_t ea, const int16_t *b, int32_t eb, int32_t n,
+                            int32_t stochastic, eq_draws *draws, int32_t *acc, int32_t *e_out)
+{
+    const int32_t e = ea > eb ? ea : eb;
+    const int32_t r = e - (ea < eb ? ea : eb);   /* the smaller exponent's side is rounded by r */
+    const int16_t *lo = ea < eb ? a : b;          /* (when ea == eb, r = 0: nothing rounds) */
+    int32_t i;
+    if (a == NULL || b == NULL || acc == NULL || e_out == NULL || n < 1 || (stochastic && draws == NULL)) {
+        return EQ_ERR_ARG;
+    }
+    for (i = n - 1; i >= 0; --i) {  /* from the end: acc may alias b (b[i] is read before its bytes are written) */
+        int64_t x = a[i], y = b[i];
+        if (r > 0) {
+            uint32_t draw = 0;
+            int64_t *side = lo == a ? &x : &y;
+            if (stochastic) {
+                draw = eq_draw(draws, (uint32_t)i);
+            }
+            *side = eq_round_shift64(*side, r, stochastic ? &draw : NULL);
+        }
+        acc[i] = (int32_t)(x + y);
+    }
+    if (r > 0 && stochastic) {
+        draws->counter += (uint32_t)n;
+    }
+    *e_out = e;
+    return EQ_OK;
+}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeq.ops import implements
 from edgeq.reference._common import check_int32
-from edgeq.training.rules import rule
 from edgeq.training.rules.clamp import inside, mask_bounds, needs_output
 
 
@@ -26,7 +26,7 @@ def unbroadcast(m: np.ndarray, shape) -> np.ndarray:
     return m.sum(axis=axes, keepdims=True) if axes else m
 
 
-@rule("QAdd", prepare=prepare)
+@implements("backward", "QAdd", prepare=prepare)
 def backward(ctx, node, g):
     c = ctx.consts(node)
     m = g.m

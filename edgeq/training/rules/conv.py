@@ -33,7 +33,7 @@ from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier_array
 from edgeq.reference._common import check_int32, spatial_attrs
 from edgeq.training.gradient import i64, limit
-from edgeq.training.rules import rule
+from edgeq.ops import implements
 from edgeq.training.rules.clamp import inside, mask_bounds, needs_output
 from edgeq.training.update import (bias_limit, bias_multipliers, fraction_bits, momentum_multiplier,
                                    weight_multipliers)
@@ -172,7 +172,7 @@ def _channel(a: np.ndarray, ndim: int) -> np.ndarray:
     return i64(a).reshape((1, -1) + (1,) * (ndim - 2))
 
 
-@rule("QConv", "QGemm", prepare=prepare)
+@implements("backward", "QConv", "QGemm", prepare=prepare)
 def backward(ctx, node, g):
     c = ctx.consts(node)
     m = g.m

@@ -23,7 +23,7 @@ from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from edgeq.reference._common import check_int32, pool_out_size, spatial_attrs, window_taps
 from edgeq.training.gradient import i64, limit
-from edgeq.training.rules import rule
+from edgeq.ops import implements
 
 INT32_LIMIT = (1 << 31) - 1
 MAX_SHIFT = 16
@@ -82,7 +82,7 @@ def _scatter(node, x_shape, values: np.ndarray) -> np.ndarray:
     return acc
 
 
-@rule("QAvgPool", prepare=prepare_avg)
+@implements("backward", "QAvgPool", prepare=prepare_avg)
 def avgpool_backward(ctx, node, g):
     if not ctx.wants(node, 0):
         return {}
@@ -98,7 +98,7 @@ def prepare_max(node, info) -> dict:
     return {"keep": [node.inputs[0]]}
 
 
-@rule("QMaxPool", prepare=prepare_max)
+@implements("backward", "QMaxPool", prepare=prepare_max)
 def maxpool_backward(ctx, node, g):
     if not ctx.wants(node, 0):
         return {}

@@ -6,19 +6,19 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.training.gradient import Grad
-from edgeq.training.rules import rule
+from edgeq.ops import implements
 
 
 def _none(node, info) -> dict:
     return {}
 
 
-@rule("QReshape", prepare=_none)
+@implements("backward", "QReshape", prepare=_none)
 def reshape_backward(ctx, node, g):
     return {0: Grad(g.m.reshape(ctx.shape(node.inputs[0])), g.e)} if ctx.wants(node, 0) else {}
 
 
-@rule("QTranspose", prepare=_none)
+@implements("backward", "QTranspose", prepare=_none)
 def transpose_backward(ctx, node, g):
     if not ctx.wants(node, 0):
         return {}
@@ -27,7 +27,7 @@ def transpose_backward(ctx, node, g):
     return {0: Grad(np.ascontiguousarray(np.transpose(g.m, np.argsort(perm))), g.e)}
 
 
-@rule("QPad", prepare=_none)
+@implements("backward", "QPad", prepare=_none)
 def pad_backward(ctx, node, g):
     if not ctx.wants(node, 0):
         return {}
@@ -37,7 +37,7 @@ def pad_backward(ctx, node, g):
     return {0: Grad(np.ascontiguousarray(g.m[index]), g.e)}
 
 
-@rule("QConcat", prepare=_none)
+@implements("backward", "QConcat", prepare=_none)
 def concat_backward(ctx, node, g):
     axis = int(node.attr("axis", 0)) % g.m.ndim
     out, start = {}, 0

@@ -1,0 +1,114 @@
+"""The memory plan of a training build: one arena for the forward, the tensors the backward
+keeps and the gradients (the planner of edgeq.planning.memory_plan, with the lifetimes below).
+
+Steps: the graph's nodes 0..N-1 (the forward is inference itself, the whole graph), N (the
+outputs' copy-out), then the loss gradient at N + 1 and backward node k (plan.backward) at
+N + 2 + k.
+- A forward tensor the backward reads (plan.keep) lives until the last backward node that
+  reads it; the logits until the loss. Everything else dies after its last forward reader,
+  as in inference.
+- A gradient is one buffer of 4 bytes an element: the int32 accumulator its rule fills,
+  normalized in place into the int16 mantissas (eq_train_normalize may alias them). It lives
+  from the step that writes it to the backward step of the node that reads it (the node
+  that produced the tensor in the forward), and is dead after it: each gradient is freed
+  right after its node's update. QReshape and QRequant pass their gradient on: the input's
+  gradient is the output's buffer and exponent.
+- A tensor read by two nodes (a residual) gets two gradients: the first one written lives
+  in its own buffer until the second is written, then both are summed into the second's
+  buffer (eq_train_grad_sum, the reference's gradient.add) and normalized there. A tensor
+  read by three or more nodes is refused, naming it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.planning.memory_plan import Buffer, MemoryPlan
+from edgeq.training.plan import TrainPlan
+
+PASS_ON = ("QReshape", "QRequant")  # the input gradient is the output gradient (same bytes)
+
+
+@dataclass
+class TrainArena:
+    memory: MemoryPlan
+    grad: dict[str, str]     # tensor -> the buffer key of its (final) gradient
+    slot: dict[str, int]     # gradient buffer key -> index of its exponent (one int32 each)
+    loss_step: int
+    writes: dict[tuple[str, int], str] = field(default_factory=dict)  # (node, input) -> key it writes
+    sums: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # node -> (tensor, first key) to add after it
+
+    def offset(self, key: str) -> int:
+        return self.memory.extra[key][0]
+
+    def gradient_bytes(self) -> int:
+        """The most gradient bytes alive at one step."""
+        bufs = [b for b in self.memory.buffers if b.key in self.memory.extra]
+        steps = range(self.loss_step, max((b.last for b in bufs), default=self.loss_step) + 1)
+        return max((sum(b.size for b in bufs if b.first <= s <= b.last) for s in steps), default=0)
+
+
+def step_of(plan: TrainPlan) -> dict[str, int]:
+    """Backward node name -> its step."""
+    base = len(plan.graph.nodes) + 2
+    return {n.name: base + k for k, n in enumerate(plan.backward)}
+
+
+def _elems(plan: TrainPlan, tensor: str) -> int:
+    return int(np.prod(plan.graph.tensors[tensor].shape, dtype=np.int64))
+
+
+def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
+    """`plan_memory(qgraph, keep_until=, extra=, **options)`: the C build's planner."""
+    g = plan.graph
+    loss = len(g.nodes) + 1
+    at = step_of(plan)
+    reader_of = {n.outputs[0]: n for n in plan.backward}  # whose backward consumes a gradient
+    keep_until = {plan.logits: loss}
+    for node in plan.backward:
+        for t in plan.consts[node.name].get("keep", ()):
+            keep_until[t] = max(keep_until.get(t, 0), at[node.name])
+    grad: dict[str, str] = {}
+    bufs: dict[str, Buffer] = {}
+    writes: dict[tuple[str, int], str] = {}
+    sums: dict[str, list[tuple[str, str]]] = {}
+    producers: dict[str, list[tuple[str, int]]] = {}  # tensor -> (backward node, input) writing its gradient
+    for node in plan.backward:
+        for i, wanted in enumerate(plan.wants[node.name]):
+            if wanted:
+                producers.setdefault(node.inputs[i], []).append((node.name, i))
+
+    def new(key: str, tensor: str, first: int, last: int) -> str:
+        bufs[key] = Buffer(key, 4 * _elems(plan, tensor), first, last, order=10**6 + len(bufs))
+        return key
+
+    def last_step(tensor: str) -> int:
+        consumer = reader_of.get(tensor)
+        return at[consumer.name] if consumer is not None else loss
+
+    grad[plan.logits] = new(f"grad:{plan.logits}", plan.logits, loss, last_step(plan.logits))
+    by_name = {n.name: n for n in plan.backward}
+    for node in plan.backward:
+        for i, wanted in enumerate(plan.wants[node.name]):
+            if not wanted:
+                continue
+            t = node.inputs[i]
+            made = producers[t]
+            if len(made) > 2 or (len(made) == 2 and any(by_name[n].op in PASS_ON for n, _ in made)):
+                raise EdgeqError(f"tensor {t!r} gets gradients from {len(made)} layers on the training path; the C "
+                                 "training step sums two (a residual), not more nor through a reshape",
+                                 "train only layers after it (a smaller last:N)")
+            if node.op in PASS_ON:
+                key = grad[t] = writes[(node.name, i)] = grad[node.outputs[0]]
+                bufs[key].last = max(bufs[key].last, last_step(t))
+            elif len(made) == 1:
+                grad[t] = writes[(node.name, i)] = new(f"grad:{t}", t, at[node.name], last_step(t))
+            elif (node.name, i) == made[0]:  # the first of two: kept until the second is written
+                writes[(node.name, i)] = new(f"grad:{t}#1", t, at[node.name], at[made[1][0]])
+            else:
+                grad[t] = writes[(node.name, i)] = new(f"grad:{t}", t, at[node.name], last_step(t))
+                sums.setdefault(node.name, []).append((t, f"grad:{t}#1"))
+    memory = plan_memory(g, keep_until=keep_until, extra=list(bufs.values()), **options)
+    return TrainArena(memory, grad, {k: i for i, k in enumerate(bufs)}, loss, writes, sums)
