@@ -44,19 +44,10 @@ NAMES = {0: "L0 foundation", 1: "L1 stage", 2: "L2 passes", 3: "L3 targets", 4: 
 # Modules nothing imports, kept lazy so `import edgeq` and `edgeq --help` load no torch.
 LAZY_OK = {"edgeq/__init__.py", "edgeq/cli.py"}
 
-# Known violations in folders other branches are rewriting now (issue 18: lower_tvm/): (file, imported module) -> why it is still here. Fixed when those
-# branches merge; an entry that no longer matches fails test_known_violations_are_current.
-KNOWN = {
-    ("edgeq/lower_tvm/epilogue.py", "edgeq.lower_tvm.objects"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/harness.py", "edgeq.targets"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/harness.py", "edgeq.targets.profile_qemu"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/harness.py", "edgeq.targets.elfsize"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/lower.py", "edgeq.lower_tvm.ops"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/objects.py", "edgeq.targets.mcu"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/ops/conv.py", "edgeq.reference._common"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/ops/conv.py", "edgeq.lower_tvm.intrinsics"): "issue 18 branch owns lower_tvm/",
-    ("edgeq/lower_tvm/ops/conv.py", "edgeq.lower_tvm"): "issue 18 branch owns lower_tvm/",
-}
+# Known violations, (file, imported module) -> why it is still here: none left since the
+# arm64 (lower_tvm/) and training branches merged. An entry added here must say why, and
+# one that no longer matches fails test_known_violations_are_current.
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def module_of(path: Path) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from string import Template
 
 from edgeq.lower_tvm import requant as rq
+from edgeq.lower_tvm.objects import prim_func
 
 _REGISTERED: set[str] = set()
 
@@ -90,7 +91,6 @@ def register(lanes: int, y_zp: int, act_min: int, act_max: int, with_left: bool,
     """The intrinsic's name (registered on first use) for runs of `lanes` (8, 16, 24, 32)."""
     import tvm
     from tvm import s_tir, te
-    from edgeq.lower_tvm.objects import prim_func
     name = f"edgeq_requant{lanes}_{y_zp}_{act_min}_{act_max}_{int(with_left)}_{form}".replace("-", "m")
     if name in _REGISTERED:
         return name

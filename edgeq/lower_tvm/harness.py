@@ -19,6 +19,9 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.lower_tvm.cpus import Cpu
 from edgeq.lower_tvm.kernel import Kernel
+from edgeq.targets import c_project as cp
+from edgeq.targets.elfsize import symbol
+from edgeq.targets.profile_qemu import plugin_library
 
 GUARD = 64  # bytes checked on each side of a written buffer
 
@@ -127,7 +130,6 @@ def main_c(kernels: list[Kernel]) -> str:
 
 
 def link(kernels: list[Kernel], c_sources: list[Path], exe: Path, cpu: Cpu, extra: list[str] = ()) -> Path:
-    from edgeq.targets import c_project as cp
     gcc = cp.require_tool("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")
     objs = sorted({str(k.obj) for k in kernels})
     cp.run_tool([gcc, "-O2", cpu.gcc_flag, "-static", "-Wall", "-Wextra", *extra, *map(str, c_sources),
@@ -136,10 +138,8 @@ def link(kernels: list[Kernel], c_sources: list[Path], exe: Path, cpu: Cpu, extr
 
 
 def qemu_command(exe: Path, cpu: Cpu, plugin_out: Path | None = None, mark: int | None = None) -> list[str]:
-    from edgeq.targets import c_project as cp
     cmd = [cp.require_tool("qemu-aarch64", "qemu-user"), "-cpu", cpu.qemu_cpu]
     if plugin_out is not None:
-        from edgeq.targets.profile_qemu import plugin_library
         cmd += ["-plugin", f"{plugin_library()},mark={mark:x},out={plugin_out}"]
     return cmd + [str(exe)]
 
@@ -168,7 +168,6 @@ def run_kernels(cases: list[tuple[Kernel, dict[str, np.ndarray]]], cpu: Cpu, cou
         counts_file = tmp / "counts.txt"
         mark = None
         if count:
-            from edgeq.targets.elfsize import symbol
             mark = symbol(exe, "edgeq_layer_mark")[0]
         res = subprocess.run(qemu_command(exe, cpu, counts_file if count else None, mark) + [str(tmp)],
                              capture_output=True, text=True, timeout=timeout)

@@ -18,6 +18,7 @@ from edgeq.ops import implementations, implements, lookup
 from edgeq.lower_tvm import objects
 from edgeq.lower_tvm.cpus import Cpu
 from edgeq.lower_tvm.kernel import Arg, Kernel
+from edgeq.lower_tvm.ops import conv, depthwise, eltwise, pool
 
 
 class Lowering(Protocol):
@@ -58,7 +59,6 @@ def make_kernel(lowering: Lowering, cpu: Cpu) -> Kernel:
 
 @implements("tvm", "QConv")
 def _conv(node: Node, graph: Graph, cpu: Cpu):
-    from edgeq.lower_tvm.ops import conv, depthwise
     if depthwise.is_depthwise(node, graph):
         return depthwise.DepthwiseLowering(node, graph, cpu)
     return conv.ConvLowering(node, graph, cpu)
@@ -66,19 +66,16 @@ def _conv(node: Node, graph: Graph, cpu: Cpu):
 
 @implements("tvm", "QGemm")
 def _gemm(node: Node, graph: Graph, cpu: Cpu, k_order=None):
-    from edgeq.lower_tvm.ops import conv
     return conv.ConvLowering(node, graph, cpu, gemm=True, k_order=k_order)
 
 
 @implements("tvm", "QAdd")
 def _add(node: Node, graph: Graph, cpu: Cpu, perm=(0, 2, 3, 1)):
-    from edgeq.lower_tvm.ops import eltwise
     return eltwise.AddLowering(node, graph, cpu, perm)
 
 
 @implements("tvm", "QMaxPool", "QAvgPool")
 def _pool(node: Node, graph: Graph, cpu: Cpu):
-    from edgeq.lower_tvm.ops import pool
     return pool.PoolLowering(node, graph, cpu)
 
 

@@ -31,9 +31,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from edgeq.errors import EdgeqError
+from edgeq.targets.c_project import cache_dir as edgeq_cache
 
 def cache_dir() -> Path:
-    from edgeq.targets.mcu import cache_dir as edgeq_cache
     d = edgeq_cache() / "tvm"
     d.mkdir(parents=True, exist_ok=True)
     return d

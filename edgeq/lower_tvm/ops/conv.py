@@ -33,7 +33,8 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Node
-from edgeq.lower_tvm import requant as rq
+from edgeq.reference._common import spatial_attrs
+from edgeq.lower_tvm import epilogue, intrinsics, requant as rq
 from edgeq.lower_tvm.ops.padding import padded_rows, schedule_padded_rows
 
 
@@ -79,7 +80,6 @@ class ConvGeometry:
 
 def conv_geometry(node: Node, graph: Graph) -> ConvGeometry:
     """NCHW shapes and attributes of a QConv (2-D or 1-D) as one 2-D geometry."""
-    from edgeq.reference._common import spatial_attrs
     x = graph.tensors[node.inputs[0]].shape
     w = graph.tensors[node.inputs[1]].shape
     nd = len(x) - 2
@@ -333,7 +333,6 @@ def finish_requantization(sch, loop, lanes: int, form: str, y_zp: int, act_min: 
     divide the pixels: tensorize cannot match a block under the bounds check of a
     partial tile."""
     if form in rq.NEON_FORMS and lanes in (8, 16, 24, 32) and int(sch.get(loop).extent) == lanes and whole_tiles:
-        from edgeq.lower_tvm import epilogue
         sch.tensorize(loop, epilogue.register(lanes, y_zp, act_min, act_max, with_left, form))
     else:
         vectorize_by_4(sch, loop)
@@ -341,8 +340,6 @@ def finish_requantization(sch, loop, lanes: int, form: str, y_zp: int, act_min: 
 
 def schedule_conv(plan: ConvPlan, func):
     from tvm import s_tir
-
-    from edgeq.lower_tvm.intrinsics import register
     sch = s_tir.Schedule(func)
     acc, y = sch.get_sblock("acc"), sch.get_sblock("y")
     n, p, gi, j, kh, kw, r = sch.get_loops(acc)
@@ -353,7 +350,7 @@ def schedule_conv(plan: ConvPlan, func):
     sch.reverse_compute_at(y, j_b)
     init = sch.decompose_reduction(acc, kh)
     hide_init_reads(sch, acc)
-    sch.tensorize(j_i, register()["sdot16" if plan.kg == 16 else plan.inner])
+    sch.tensorize(j_i, intrinsics.register()["sdot16" if plan.kg == 16 else plan.inner])
     sch.unroll(p_i)
     sch.unroll(j_t)
     *_, i_p, i_jt, i_ji = sch.get_loops(init)
