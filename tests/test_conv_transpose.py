@@ -11,6 +11,7 @@ from onnx import helper
 
 from edgeq.importer.load import import_onnx
 
+from ._cli_check import compile_and_check
 from ._onnx_builders import exported, make_model
 from .test_import import _canonical, _check_against_ort
 
@@ -50,12 +51,5 @@ def test_tiny_unet_matches_onnxruntime(exporter):
 
 @pytest.mark.parametrize("target", ["host", "tflite"])
 def test_tiny_unet_compiles_and_runs_bit_exact(target, tmp_path):
-    from .test_cli_usage import edgeq_cli
     path, shape = exported("unet", "legacy")
-    out = tmp_path / target
-    proc = edgeq_cli("compile", path, "-t", target, "-o", out, "-q")
-    assert proc.returncode == 0, proc.stderr
-    x = tmp_path / "x.npy"
-    np.save(x, np.random.default_rng(8).normal(size=(3,) + shape[1:]).astype(np.float32))
-    run = edgeq_cli("run", out, "--input", x, "--check")
-    assert run.returncode == 0 and "bit-identical" in run.stdout + run.stderr, run.stdout + run.stderr
+    compile_and_check(path, shape, target, tmp_path, seed=8)

@@ -13,6 +13,7 @@ from edgeq.errors import EdgeqError
 from edgeq.reference import run_node
 from edgeq.importer.load import import_onnx
 
+from ._cli_check import compile_and_check
 from . import _cbuild as cb
 from ._ckernels import M_EXTREMES, node, rand_i8
 from ._onnx_builders import exported, make_model
@@ -99,12 +100,5 @@ def test_attention_matches_onnxruntime(exporter):
 
 @pytest.mark.parametrize("target", ["host", "tflite"])
 def test_attention_compiles_and_runs_bit_exact(target, tmp_path):
-    from .test_cli_usage import edgeq_cli
     path, shape = exported("attention", "legacy")
-    out = tmp_path / target
-    proc = edgeq_cli("compile", path, "-t", target, "-o", out, "-q")
-    assert proc.returncode == 0, proc.stderr
-    x = tmp_path / "x.npy"
-    np.save(x, np.random.default_rng(10).normal(size=(3,) + shape[1:]).astype(np.float32))
-    run = edgeq_cli("run", out, "--input", x, "--check")
-    assert run.returncode == 0 and "bit-identical" in run.stdout + run.stderr, run.stdout + run.stderr
+    compile_and_check(path, shape, target, tmp_path, seed=10)

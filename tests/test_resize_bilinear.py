@@ -15,6 +15,7 @@ from edgeq.reference import run_node
 from edgeq.reference.resize import bilinear_table
 from edgeq.importer.load import import_onnx
 
+from ._cli_check import compile_and_check
 from . import _cbuild as cb
 from ._ckernels import node, rand_i8
 from ._onnx_builders import exported, make_model
@@ -132,15 +133,8 @@ def test_bilinear_unet_matches_onnxruntime(exporter):
 
 @pytest.mark.parametrize("target", ["host", "tflite"])
 def test_bilinear_unet_compiles_and_runs_bit_exact(target, tmp_path):
-    from .test_cli_usage import edgeq_cli
     path, shape = exported("unet_bilinear", "dynamo")
-    out = tmp_path / target
-    proc = edgeq_cli("compile", path, "-t", target, "-o", out, "-q")
-    assert proc.returncode == 0, proc.stderr
-    x = tmp_path / "x.npy"
-    np.save(x, np.random.default_rng(9).normal(size=(3,) + shape[1:]).astype(np.float32))
-    run = edgeq_cli("run", out, "--input", x, "--check")
-    assert run.returncode == 0 and "bit-identical" in run.stdout + run.stderr, run.stdout + run.stderr
+    compile_and_check(path, shape, target, tmp_path, seed=9)
 
 
 def test_float_graph_file_round_trips_and_runs_in_onnxruntime(tmp_path):
