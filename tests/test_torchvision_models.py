@@ -1,10 +1,9 @@
 """torchvision classifiers as users export them (benchmarks/torchvision_models.py): both
 exporters, a dynamic batch axis, compiled for reference and host, outputs equal.
 
-The slow tests cover the architectures that compile today (with --input-shape when the
-dynamic batch axis is still refused: that gap is reported as an expected failure naming
-its owner, after the bit-exactness checks have run). The blocker names are unit-tested
-by default.
+The slow tests compile every architecture with no extra flags (the dynamic batch axis
+becomes 1) and check host against the reference. The blocker names are unit-tested by
+default.
 """
 from __future__ import annotations
 
@@ -16,10 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-# compile for reference and host (with --input-shape until the dynamic batch lands) as of
-# 2026-12-07 (docs/torchvision.md); shufflenet_v2_x0_5 waits for Slice / Split (s20b)
-PASSING = ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "squeezenet1_1", "mnasnet0_5",
-           "efficientnet_b0", "regnet_x_400mf", "resnet18"]
+PASSING = ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x0_5", "squeezenet1_1",
+           "mnasnet0_5", "efficientnet_b0", "regnet_x_400mf", "resnet18"]
 
 
 def test_blockers_name_the_missing_work():
@@ -44,7 +41,6 @@ def test_torchvision_model_compiles_and_host_equals_reference(name, exporter, tm
         pytest.skip(str(e))
     from torchvision_models import check
     row = check(name, exporter, tmp_path, n_inputs=2, size=224)
+    assert row["plain"] == "ok", row      # no --input-shape: the dynamic batch axis becomes 1
     assert row.get("host") == "ok", row
     assert row["bit_exact"] is True, row
-    if row["plain"] != "ok":
-        pytest.xfail(f"compiles only with --input-shape: {row['blocked_by']}")
