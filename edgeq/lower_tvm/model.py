@@ -25,6 +25,7 @@ import numpy as np
 from edgeq.codegen import Ctx, emit_layer
 from edgeq.codegen.carray import const_array
 from edgeq.codegen.names import comment_text
+from edgeq.codegen.templates import COPY_BYTES_C, MODEL_C_PRELUDE
 from edgeq.ir import Graph, Node
 from edgeq.lower_tvm import layouts as lay
 from edgeq.lower_tvm.cpus import Cpu
@@ -176,30 +177,9 @@ MODEL_C = Template("""\
 #include "model.h"
 #include "eq_kernels.h"
 
-#define EQ_TRY(layer, call) do { if ((call) != EQ_OK) return -1 - (layer); } while (0)
+""" + MODEL_C_PRELUDE + """static int8_t edgeq_arena[${arena_alloc}] __attribute__((aligned(16)));
 
-#if defined(EDGEQ_PROFILE) && !defined(EDGEQ_LAYER_MARK_IN_MAIN)
-__attribute__((noinline)) void edgeq_layer_mark(int layer)
-{
-    __asm__ volatile("" : : "r"(layer) : "memory");
-}
-#endif
-#ifdef EDGEQ_PROFILE
-#define EDGEQ_LAYER_MARK(i) edgeq_layer_mark(i)
-#else
-#define EDGEQ_LAYER_MARK(i) ((void)0)
-#endif
-
-static int8_t edgeq_arena[${arena_alloc}] __attribute__((aligned(16)));
-
-static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
-{
-    int32_t i;
-    for (i = 0; i < n; i++) {
-        dst[i] = src[i];
-    }
-}
-
+""" + COPY_BYTES_C + """
 /* Layout change: dst[i] = src[table[i]] (tables from edgeq.lower_tvm.layouts). */
 __attribute__((unused)) static void relayout(int8_t *dst, const int8_t *src, const int32_t *table, int32_t n)
 {
