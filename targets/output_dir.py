@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 from pathlib import Path
 
 from edgeq import __version__
@@ -38,12 +39,29 @@ NEW_FOLDER_FIX = "give -o a new or empty folder, e.g. -o build"
 
 @contextlib.contextmanager
 def signals_held():
-    """SIGINT / SIGTERM wait until the block ends (then they are delivered as usual)."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    """SIGINT / SIGTERM wait until the block ends (then they are delivered as usual).
+
+    Python-level handlers that only note the signal, not a thread's signal mask: the kernel
+    hands a process-wide signal to any thread that does not mask it (a BLAS or progress-bar
+    thread), and Python then raises it in the main thread mid-block all the same (once, under
+    load, a probe folder was left behind that way). Off the main thread, where handlers cannot
+    be set, the mask is the best there is."""
+    if threading.current_thread() is not threading.main_thread():
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        return
+    pending: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in HELD_SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        if pending:
+            signal.raise_signal(pending[0])   # the handler the block replaced takes it now
 
 
 def _never_replaced(real: Path, inputs: list[Path]) -> str | None:

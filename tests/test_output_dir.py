@@ -274,3 +274,24 @@ def test_python_api_refuses_too(tmp_path):
     with pytest.raises(EdgeqError, match="holding m.onnx"):
         edgeq.compile(model, out_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_a_signal_taken_by_another_thread_still_waits_for_the_held_block():
+    """The kernel may hand SIGINT to any thread that does not mask it (a BLAS or progress
+    thread); it must still not interrupt a held block (a probe folder was once left behind
+    that way), and must arrive right after it."""
+    import signal
+    import threading
+
+    from edgeq.targets.output_dir import signals_held
+    other = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True)
+    other.start()   # started before the block: its signal mask is the default, unmasked
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            signal.pthread_kill(other.ident, signal.SIGINT)
+            for _ in range(200):   # 2 s for the other thread to take it, even on a loaded machine
+                time.sleep(0.01)   # where Python would raise a noted signal
+            steps.append("block finished")
+        steps.append("after the block")
+    assert steps == ["block finished"]
