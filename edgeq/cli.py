@@ -91,7 +91,8 @@ def compile_cmd(
                                 "its scratch (fewest instructions, larger arena)"),
     cpu: Optional[str] = typer.Option(None, "--cpu", help="arm64: the CPU the kernels are for: cortex-a53 (NEON), "
                                       "cortex-a55/a76/a78/x1 (dotprod), cortex-x3, neoverse-n2, max (dotprod + i8mm); "
-                                      "default cortex-a76"),
+                                      "host or adb[:SERIAL]: read from this aarch64 machine or the phone "
+                                      "that will run it; default cortex-a76"),
     lowering: Optional[str] = typer.Option(None, "--lowering", help="arm64: tvm (TVM-generated kernels; default) | "
                                            "c (edgeq's portable C runtime, the second oracle)"),
     train: Optional[str] = typer.Option(None, "--train", help="C targets: also build an integer training step "

@@ -1,6 +1,6 @@
 """Target `arm64`: ARM application CPUs (phones, aarch64 Linux) as one static binary.
 
-    edgeq compile model.onnx --target arm64 [--cpu cortex-a76] [--lowering tvm|c] -o DIR
+    edgeq compile model.onnx --target arm64 [--cpu cortex-a76|host|adb[:SERIAL]] [--lowering tvm|c] -o DIR
 
 `--lowering tvm` (the default) runs every op that has a TVM kernel (the op registry's "tvm"
 stage: edgeq.lower_tvm) as a freestanding object TVM generated for the CPU, the others as
@@ -33,6 +33,7 @@ from edgeq.lower_tvm.model import lower_model, model_c
 from edgeq.options import BuildOptions
 from edgeq.targets import c_project as cp
 from edgeq.targets.adb import profile_on_phone, timing_summary
+from edgeq.targets.cpu_detect import detect_cpu, is_detect_spec
 from edgeq.targets.elfsize import section_sizes, symbol
 from edgeq.targets.mcu import runtime_library, self_check_error
 from edgeq.targets.profile_qemu import plugin_library
@@ -43,6 +44,14 @@ CFLAGS = ["-O3", "-std=c99", "-Wall", "-Wextra", "-Werror"]
 MARKS = ["-DEDGEQ_PROFILE", "-DEDGEQ_LAYER_MARK_IN_MAIN"]
 EXE = "model_arm64"
 GCC_PKG = "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+
+
+def resolve_cpu(spec: str | None) -> tuple[Cpu, str | None]:
+    """--cpu NAME, or host / adb[:SERIAL] read from the machine that will run the binary
+    (targets/cpu_detect.py): the CPU, and how it was detected (None when named)."""
+    if is_detect_spec(spec):
+        return detect_cpu(spec)
+    return get_cpu(spec or DEFAULT_CPU), None
 
 
 class Arm64Target:
@@ -56,7 +65,7 @@ class Arm64Target:
 
     def check_options(self, opts) -> None:
         """--cpu and --lowering, before any work (the compile takes minutes)."""
-        get_cpu(opts.cpu or DEFAULT_CPU)
+        resolve_cpu(opts.cpu)
         if (opts.lowering or "tvm") == "tvm":
             require_tvm()
 
@@ -64,7 +73,7 @@ class Arm64Target:
 
     def build(self, qgraph, out_dir: Path, report: dict, options=None) -> None:
         opts = BuildOptions.of(options)
-        cpu, lowering = get_cpu(opts.cpu or DEFAULT_CPU), opts.lowering or "tvm"
+        (cpu, detected), lowering = resolve_cpu(opts.cpu), opts.lowering or "tvm"
         out_dir = Path(out_dir)
         src = out_dir / "src"
         src.mkdir(parents=True, exist_ok=True)
@@ -84,6 +93,8 @@ class Arm64Target:
         # i8mm CPUs run the sdot schedules today (docs/arm64.md, known gaps)
         product = "sdot" if cpu.inner_product == "smmla" else cpu.inner_product
         report["arm64"] = {"cpu": cpu.name, "inner_product": product, "lowering": lowering, **how}
+        if detected:
+            report["arm64"]["cpu_detected"] = detected
         report.update(_measure(src, objects, exe, plan.arena_bytes))
         if n_vec:
             report["self_check"] = _self_check(out_dir, info, n_vec)

@@ -34,6 +34,8 @@ def print_compile_summary(report: dict, out_dir: Path, console: Console) -> None
         rows.append(("instructions / inference", f"{report['instructions']:,} (exact, QEMU; not cycles)"))
     if "arm64" in report:
         rows.append(("kernels", _arm64_kernels(report["arm64"], len(report["layers"]))))
+        if "cpu_detected" in report["arm64"]:
+            rows.append(("cpu", f"detected on {report['arm64']['cpu_detected']}"))
     if "binary_bytes" in report:
         rows.append(("static binary", _kb(report["binary_bytes"])))
     if "self_check" in report:
