@@ -1,12 +1,13 @@
-"""expand_gated_state: GatedState -> Mul and Add, for an int8 recurrent state.
+"""expand_gated_state: GatedState -> Sigmoid, Tanh, Mul and Add, for an int8 recurrent state.
 
-The importer writes each recurrent state update as one GatedState node so the quantizer
-can carry the state in int16 (quantization/rules/recurrent.py). A build whose state stays
-int8 (`state_bits=8`: the TFLite targets, whose export has no int16 state, or a comparison)
-runs this pass first, so calibration and quantization see ordinary float ops:
-    LSTM  y = gate * state + cand_gate * cand      -> Add(Mul(gate, state), Mul(cand_gate, cand))
-    GRU   y = gate * state + (1 - gate) * cand     -> Add(cand, Mul(gate, Add(state, Mul(cand, -1))))
-(the GRU form needs no constant 1 - gate: the same nodes the importer wrote before GatedState).
+The importer writes each recurrent state update as one GatedState node (reading the gates'
+pre-activations) so the quantizer can compute the gates and carry the state in int16
+(quantization/rules/recurrent.py). A build whose state stays int8 (`state_bits=8`: the
+TFLite targets, whose export has no int16 state, or a comparison) runs this pass first, so
+calibration and quantization see ordinary float ops, g = sigmoid(gate), n = tanh(cand):
+    LSTM  y = g * state + sigmoid(cand_gate) * n  -> Add(Mul(g, state), Mul(Sigmoid(cand_gate), n))
+    GRU   y = g * state + (1 - g) * n             -> Add(n, Mul(g, Add(Mul(n, -1), state)))
+(the GRU form needs no constant 1 - g: the nodes the importer wrote before GatedState).
 
 Needs: nothing. Breaks: nothing (same function). Run first: the later passes and
 calibration must see the nodes that will be quantized.
@@ -38,9 +39,11 @@ def expand_gated_state(graph: Graph, ctx: PassContext) -> Graph:
             out.append(Node(op, f"{node.name}/{what}", ins, [t], {}))
             return t
 
+        gate, cand = emit("Sigmoid", [gate], "gate"), emit("Tanh", [cand], "cand")
         if len(node.inputs) > 3 and node.inputs[3]:
             kept = emit("Mul", [gate, state], "kept")
-            emit("Add", [kept, emit("Mul", [node.inputs[3], cand], "new")], "sum", y)
+            new = emit("Mul", [emit("Sigmoid", [node.inputs[3]], "cand_gate"), cand], "new")
+            emit("Add", [kept, new], "sum", y)
         else:
             neg = emit("Mul", [cand, graph.add_const(f"{node.name}/minus_one", np.array(-1.0, np.float32))], "neg")
             diff = emit("Add", [neg, state], "diff")

@@ -1,7 +1,7 @@
 """The C emitters of the int16 recurrent state (QGatedState, QNarrow16; docs/semantics.md):
 portable kernels in runtime_c/src/eq_gated_state_s16.c. The arena is int8_t, so an int16
 tensor's buffer is cast (the planner aligns every buffer to ALIGN bytes, a multiple of 2);
-a constant initial state is a `static const int16_t` array."""
+a constant initial state and the gate tables are `static const int16_t` arrays."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,13 +24,13 @@ def _size(c, tensor: str) -> int:
 
 @implements("c", "QGatedState", kernel=CKernel("eq_gated_state_s16"))
 def gated_state(c, n: Node, k: CKernel) -> Call:
-    state, gate, cand = n.inputs[:3]
-    cand_gate = n.inputs[3] if len(n.inputs) > 3 and n.inputs[3] else None
+    state, gate, cand, gate_table, cand_table = n.inputs[:5]
+    cand_gate = n.inputs[5:7] if len(n.inputs) > 6 and n.inputs[5] else None
     fields = {"size": _size(c, n.outputs[0]),
-              **{key: int(n.attr(key, 0)) for key in ("gate_zp", "cand_zp", "cand_gate_zp", "one",
-                                                      "s_mult", "s_shift", "u_mult", "u_shift")}}
-    return Call(k.function, [_s16(c, state), c.buf(gate), c.buf(cand),
-                             c.buf(cand_gate) if cand_gate else "NULL", _s16(c, n.outputs[0])],
+              **{key: int(n.attr(key)) for key in ("s_mult", "s_shift", "u_mult", "u_shift")}}
+    tables = [c.const(gate_table, "int16", "gate_table"), c.const(cand_table, "int16", "cand_table")]
+    rest = [c.buf(cand_gate[0]), c.const(cand_gate[1], "int16", "cand_gate_table")] if cand_gate else ["NULL", "NULL"]
+    return Call(k.function, [_s16(c, state), c.buf(gate), c.buf(cand), *tables, *rest, _s16(c, n.outputs[0])],
                 "eq_gated_state_params", fields)
 
 

@@ -193,8 +193,8 @@ def mul(node, a, g):
 
 @implements("float", "GatedState")
 def gated_state(node, a, g):
-    state, gate, cand = a[:3]
-    w = a[3] if len(a) > 3 and a[3] is not None else 1.0 - gate
+    state, gate, cand = a[0], torch.sigmoid(a[1]), torch.tanh(a[2])
+    w = torch.sigmoid(a[3]) if len(a) > 3 and a[3] is not None else 1.0 - gate
     return gate * state + w * cand
 
 

@@ -1,19 +1,24 @@
-"""GatedState -> QGatedState (+ QNarrow16): the recurrent state carried in int16.
+"""GatedState -> QGatedState (+ QNarrow16): int16 gates, the recurrent state carried in int16.
 
-    y = gate * state + w * cand,   w = cand_gate, or 1 - gate (GRU)
+    y = sigmoid(gate) * state + w * tanh(cand),   w = sigmoid(cand_gate), or 1 - sigmoid(gate) (GRU)
 
-The state a cell carries from step to step is where int8 rounding compounds, so it is
-held as a symmetric int16 tensor (zero point 0, scale = max(|lo|, |hi|) / 32767 of its
-calibrated range, rounded to float32); the gates and the candidate stay int8. The int16
-tensor gets the name `<state>/s16`; the float tensor's own name becomes its int8 copy
-(QNarrow16, the calibrated int8 parameters), which every other reader (the recurrent
-Gemms, r * h, tanh(c), the graph output) reads as before. The next step's GatedState reads
-the int16 tensor (`ctx.wide`).
+The state a cell carries from step to step is where rounding compounds, so:
+- the gates and the candidate are int16 (Q0.15: scale 2^-15, zero point 0), each a
+  256-entry table of its int8 pre-activation, exactly rounded (round half to even) and
+  clamped to int16: sigmoid in [0, 32767], tanh in [-32768, 32767]. The pre-activations
+  stay int8 (they are QGemm / QAdd outputs like any other); only the gates' own rounding
+  shrinks from 2^-9 to 2^-16;
+- the state is a symmetric int16 tensor (zero point 0, scale = max(|lo|, |hi|) / 32767 of
+  its calibrated range, at least 2^-8 / 32767 so that the products' multipliers stay
+  below 1, rounded to float32).
+The int16 state tensor gets the name `<state>/s16`; the float tensor's own name becomes its
+int8 copy (QNarrow16, with the calibrated int8 parameters), which every other reader (the
+recurrent Gemms, r * h, tanh(c), the graph output) reads as before, and the next step's
+GatedState reads the int16 tensor (`ctx.wide`).
 
-Bounds (docs/semantics.md): |gate - gate_zp| <= 255 and |state| <= 2^15, so the state
-product is below 2^23 and the candidate product below 2^16; with s_shift <= 6 and u_shift
-<= 14 both MBQM inputs stay in int32 after the left shift and each rescaled term is below
-2^30, so their sum fits int32 before the int16 saturation.
+Multipliers: the state product G * state has the real scale 2^-15 s_state / s_y, the
+candidate product W * C the real scale 2^-30 / s_y; both are below 1 (shift <= 0), which
+docs/semantics.md's bounds need (|G * state|, |W * C| <= 2^30).
 """
 from __future__ import annotations
 
@@ -25,20 +30,30 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import QParams, Tensor
 from edgeq.ops import implements
 from edgeq.quantization.rules.common import QuantContext, scalar
-from edgeq.quantization.rules.multipliers import f32, mul_multiplier, requant_multiplier
+from edgeq.quantization.rules.lut import lut_inputs
+from edgeq.quantization.rules.multipliers import f32, quantize_multiplier, requant_multiplier
 
 STATE_BITS = 16
-S_SHIFT_MAX, U_SHIFT_MAX = 6, 14
+Q15 = 1 << 15
+MIN_STATE_RANGE = 2.0 ** -8  # keeps 2^-30 / s_y below 1 (s_y >= 2^-8 / 32767 > 2^-23)
 
 
 def state_qparams(lo: float, hi: float) -> QParams:
-    """Symmetric int16: scale = max(|lo|, |hi|) / 32767 (an all-zero range gets 1 / 32767)."""
+    """Symmetric int16: scale = max(|lo|, |hi|, 2^-8) / 32767."""
     m = max(abs(float(lo)), abs(float(hi)))
     if not math.isfinite(m):
         raise EdgeqError(f"recurrent state range ({lo}, {hi}) is not finite",
                          "check the calibration data for NaN/inf")
-    scale = f32((m if m > 0 else 1.0) / 32767.0)
-    return QParams(np.float64(scale), np.int64(0), bits=STATE_BITS)
+    return QParams(np.float64(f32(max(m, MIN_STATE_RANGE) / 32767.0)), np.int64(0), bits=STATE_BITS)
+
+
+def q15_table(fn, qx: QParams) -> np.ndarray:
+    """fn of every int8 input in Q0.15, index q + 128 (round half to even, clamp to int16)."""
+    return np.clip(np.round(fn(lut_inputs(qx)) * Q15), -Q15, Q15 - 1).astype(np.int16)
+
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
 
 
 def _state_input(ctx: QuantContext, name: str) -> str:
@@ -52,38 +67,33 @@ def _state_input(ctx: QuantContext, name: str) -> str:
     return ctx.add_const(f"{name}_q16", q.quantize(data).astype(np.int16), q)
 
 
+def _below_one(real: float, node, what: str) -> tuple[int, int]:
+    mult, shift = quantize_multiplier(real)
+    if shift > 0:
+        raise EdgeqError(f"GatedState node {node.name!r}: the {what} multiplier {real:.3g} is not below 1 "
+                         "(the state's range is far narrower than its inputs')",
+                         "calibrate with data that exercises the recurrent layer")
+    return mult, shift
+
+
 @implements("quantize", "GatedState", emits=("QGatedState", "QNarrow16"))
 def quantize_gated_state(ctx: QuantContext, node) -> None:
     state = _state_input(ctx, node.inputs[0])
     gate, cand = (ctx.int8_input(i) for i in node.inputs[1:3])
-    cand_gate = ctx.int8_input(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] else None
-    qs, qg, qc = ctx.qp(state), ctx.qp(gate), ctx.qp(cand)
+    ins = [state, gate, cand, ctx.add_const(f"{node.name}_gate_table", q15_table(_sigmoid, ctx.qp(gate))),
+           ctx.add_const(f"{node.name}_cand_table", q15_table(np.tanh, ctx.qp(cand)))]
+    if len(node.inputs) > 3 and node.inputs[3]:
+        cand_gate = ctx.int8_input(node.inputs[3])
+        ins += [cand_gate, ctx.add_const(f"{node.name}_cand_gate_table", q15_table(_sigmoid, ctx.qp(cand_gate)))]
     out = node.outputs[0]
-    lo, hi = ctx.range_of(out)
-    qy = state_qparams(lo, hi)
+    qy = state_qparams(*ctx.range_of(out))
     sy = scalar(qy.scale)
-    attrs = {"gate_zp": int(qg.zero_point), "cand_zp": int(qc.zero_point)}
-    s_mult, s_shift = mul_multiplier(scalar(qg.scale), scalar(qs.scale), sy)
-    if cand_gate is None:  # w = 1 - gate: 1 is `one` steps of the gate (sigmoid's 1/256: 256)
-        one = 1.0 / scalar(qg.scale)
-        if one != round(one) or not 1 <= one <= 256:
-            raise EdgeqError(f"GatedState node {node.name!r}: its gate's scale {scalar(qg.scale):g} is not 1/k "
-                             "for an integer k <= 256, so 1 - gate is not exact",
-                             "the gate must be a Sigmoid's output (scale 1/256), as the importer builds it")
-        attrs["one"] = int(one)
-        u_mult, u_shift = mul_multiplier(scalar(qg.scale), scalar(qc.scale), sy)
-    else:
-        qw = ctx.qp(cand_gate)
-        attrs["cand_gate_zp"] = int(qw.zero_point)
-        u_mult, u_shift = mul_multiplier(scalar(qw.scale), scalar(qc.scale), sy)
-    if s_shift > S_SHIFT_MAX or u_shift > U_SHIFT_MAX:
-        raise EdgeqError(f"GatedState node {node.name!r}: the state's range ({lo:.3g}, {hi:.3g}) is far narrower "
-                         "than its inputs' (an int32 overflow in the rescale)",
-                         "calibrate with data that exercises the recurrent layer")
+    s_mult, s_shift = _below_one(scalar(ctx.qp(state).scale) / Q15 / sy, node, "state")
+    u_mult, u_shift = _below_one(1.0 / (Q15 * Q15) / sy, node, "candidate")
     wide = f"{out}/s16"
     ctx.out.add_tensor(Tensor(wide, tuple(ctx.fg.tensors[out].shape), "int16", None, qy))
-    ctx.add_node("QGatedState", node.name, [state, gate, cand] + ([cand_gate] if cand_gate else []), [wide],
-                 {**attrs, "s_mult": s_mult, "s_shift": s_shift, "u_mult": u_mult, "u_shift": u_shift})
+    ctx.add_node("QGatedState", node.name, ins, [wide],
+                 {"s_mult": s_mult, "s_shift": s_shift, "u_mult": u_mult, "u_shift": u_shift})
     ctx.wide[out] = wide
     q8 = ctx.act_params(out)
     mult, shift = requant_multiplier(sy, scalar(q8.scale))
