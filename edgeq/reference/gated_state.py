@@ -1,7 +1,7 @@
 """QGatedState and QNarrow16: the recurrent state in int16 (docs/semantics.md).
 
 QGatedState: G = gate_table[gate + 128], C = cand_table[cand + 128] (Q0.15), W =
-cand_gate_table[cand_gate + 128], or 32768 - G without cand_gate;
+cand_gate_table[cand_gate + 128], or 32768 - G without cand_gate (G >= 0 there: a sigmoid);
 y = clamp(MBQM(G * state, s_mult, s_shift) + MBQM(W * C, u_mult, u_shift), -32768, 32767).
 |G * state|, |W * C| <= 2^30 and both shifts are <= 0, so each term is below 2^30 and the
 sum fits int32.
@@ -25,8 +25,10 @@ def _lookup(table, x) -> np.ndarray:
 def qgated_state(node, state, gate, cand, gate_table, cand_table, cand_gate=None, cand_gate_table=None):
     at = node.attrs
     g = _lookup(gate_table, gate)
-    w = ONE_Q15 - g if cand_gate is None else _lookup(cand_gate_table, cand_gate)
     what = f"{node.name} (QGatedState)"
+    if cand_gate is None and g.size and g.min() < 0:  # 32768 - G must stay <= 2^15
+        raise OverflowError(f"{what}: a negative gate {g.min()} for 1 - gate (a sigmoid's table is >= 0)")
+    w = ONE_Q15 - g if cand_gate is None else _lookup(cand_gate_table, cand_gate)
     if int(at["s_shift"]) > 0 or int(at["u_shift"]) > 0:
         raise OverflowError(f"{what}: a multiplier >= 1 (shift > 0) could leave int32")
     y = mbqm_checked(g * i64(state), int(at["s_mult"]), int(at["s_shift"]), what) + \
