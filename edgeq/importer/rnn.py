@@ -1,11 +1,12 @@
 """GRU and LSTM -> the cell unrolled over its (static) time steps into canonical ops: a
 Transpose to batch-first, per step a Gather of x_t, Gemms for the input and recurrent
-projections of each gate, Sigmoid / Tanh, Mul and Add, and the state update as one GatedState node reading the gates'
-pre-activations (GRU's h = z h + (1 - z) n, LSTM's c = f c + i g with their sigmoids and
-tanh). Quantized (docs/semantics.md), that node computes those gates in int16 and keeps the
-carried state in int16 (QGatedState), with an int8 copy (QNarrow16) for the ops that read it
-(QGemm, QMul, QLut); with state_bits=8 the float pass expand_gated_state turns it back into
-Sigmoid, Tanh, Mul and Add first, so the whole cell is int8 ops.
+projections of each gate, Sigmoid / Tanh, Mul and Add, and the state update as one
+GatedState node reading the gates' pre-activations (GRU's h = z h + (1 - z) n, LSTM's
+c = f c + i g with their sigmoids and tanh). Quantized (docs/semantics.md), that node
+computes those gates in int16 and keeps the carried state in int16 (QGatedState), with an
+int8 copy (QNarrow16) for the ops that read it (QGemm, QMul, QLut); with state_bits=8 the
+float pass expand_gated_state turns it back into Sigmoid, Tanh, Mul and Add first, so the
+whole cell is int8 ops.
 
 ONNX GRU (gates z, r, h in that order in W [1, 3H, C], R [1, 3H, H], B [1, 6H]):
     z = sigmoid(x Wz' + h Rz' + Wbz + Rbz)        r = sigmoid(x Wr' + h Rr' + Wbr + Rbr)
