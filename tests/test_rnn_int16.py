@@ -11,6 +11,8 @@ onnxruntime's float outputs than the int8 one.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -191,3 +193,15 @@ def test_int16_state_is_closer_to_float_on_a_long_sequence(tmp_path):
     ref = float_outputs(path, x)
     s8, s16 = (sqnr_db(ref, quantized_outputs(path, bits, calib, x)) for bits in (8, 16))
     assert s16 > s8 + 6.0, (s8, s16)
+
+
+@pytest.mark.parametrize("op", ["GRU", "LSTM"])
+def test_given_initial_state_is_an_int16_constant_in_c(op, tmp_path):
+    """A non-zero initial state (h0, c0) becomes the first step's int16 constant array."""
+    import onnx
+    from .test_rnn import T, C, _gru_model
+    m = _gru_model(op=op, h0=True, c0=op == "LSTM")
+    path = tmp_path / f"{op}.onnx"
+    onnx.save(m, path)
+    compile_and_check(path, (1, T, C), "host", tmp_path, seed=17)
+    assert re.search(r"static const int16_t l\d+_state\[4\]", (tmp_path / "host" / "src" / "model.c").read_text())
