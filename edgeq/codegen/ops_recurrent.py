@@ -1,7 +1,8 @@
 """The C emitters of the int16 recurrent state (QGatedState, QNarrow16; docs/semantics.md):
-portable kernels in runtime_c/src/eq_gated_state_s16.c. The arena is int8_t, so an int16
-tensor's buffer is cast (the planner aligns every buffer to ALIGN bytes, a multiple of 2);
-a constant initial state and the gate tables are `static const int16_t` arrays."""
+portable kernels in runtime_c/src/eq_gated_state_s16.c and eq_narrow_s16_s8.c. The arena
+is int8_t, so an int16 tensor's buffer is cast (the planner aligns every buffer to ALIGN
+bytes, a multiple of 2); a constant initial state and the gate tables are
+`static const int16_t` arrays."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,13 +1,10 @@
-/* The recurrent state in int16 (docs/semantics.md): QGatedState and QNarrow16.
- *
- * eq_gated_state_s16: G = gate_table[gate + 128], C = cand_table[cand + 128] (Q0.15), W =
+/* QGatedState, the recurrent state update in int16 (docs/semantics.md).
+ * G = gate_table[gate + 128], C = cand_table[cand + 128] (Q0.15), W =
  * cand_gate_table[cand_gate + 128], or 32768 - G when cand_gate is NULL (GRU's 1 - z);
  * y = sat16(MBQM(G * state, s_mult, s_shift) + MBQM(W * C, u_mult, u_shift)).
  * |G|, |W|, |C|, |state| <= 2^15, so both products are at most 2^30 in magnitude; with both
  * shifts <= 0 each rescaled term is below 2^30 and their sum fits int32. In-place (y over
- * state) is fine: element i is read before it is written.
- *
- * eq_narrow_s16_s8: y = clamp(y_zp + MBQM(x, mult, shift), -128, 127); |x| <= 2^15, shift <= 15. */
+ * state) is fine: element i is read before it is written. */
 #include "eq_internal.h"
 
 size_t eq_gated_state_s16_scratch_size(const eq_gated_state_params *p)
@@ -33,25 +30,6 @@ eq_status eq_gated_state_s16(const eq_gated_state_params *p, const int16_t *stat
         const int32_t added = multiply_by_quantized_multiplier(w * (int32_t)cand_table[(int32_t)cand[i] + 128],
                                                                p->u_mult, p->u_shift);
         y[i] = (int16_t)clamp(kept + added, -32768, 32767);
-    }
-    return EQ_OK;
-}
-
-size_t eq_narrow_s16_s8_scratch_size(const eq_narrow_params *p)
-{
-    (void)p;
-    return 0;
-}
-
-eq_status eq_narrow_s16_s8(const eq_narrow_params *p, const int16_t *x, int8_t *y)
-{
-    int32_t i;
-    if (p == NULL || x == NULL || y == NULL || p->size < 0 || !eq_zp_ok(p->y_zp) ||
-        p->shift < -31 || p->shift > 15) {
-        return EQ_ERR_ARG;
-    }
-    for (i = 0; i < p->size; ++i) {
-        y[i] = eq_out_s8(multiply_by_quantized_multiplier(x[i], p->mult, p->shift), p->y_zp, -128, 127);
     }
     return EQ_OK;
 }
