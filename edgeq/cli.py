@@ -104,6 +104,9 @@ def compile_cmd(
                                                "(default: the part's SRAM; host: 256 KiB)"),
     train_lr: float = typer.Option(0.01, "--train-lr", help="with --train: the SGD learning rate built into the step "
                                    "(`edgeq train --lr` changes it)"),
+    state_bits: Optional[int] = typer.Option(None, "--state-bits", help="GRU/LSTM: bits of the state carried "
+                                             "between time steps: 16 (default) | 8 (the default of the TFLite "
+                                             "targets, whose export has no int16 state)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ):
     """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build).
@@ -123,7 +126,8 @@ def compile_cmd(
                           calib_percentile=calib_percentile,
                           weight_rounding=weight_rounding, scratch=scratch, cpu=cpu, lowering=lowering,
                           board=board, flash_size=flash_size, sram_size=sram_size, train=train,
-                          train_budget=train_budget, train_lr=train_lr, progress=not quiet)
+                          train_budget=train_budget, train_lr=train_lr, state_bits=state_bits,
+                          progress=not quiet)
     if not model.is_file():
         raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx or int8 .tflite file")
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {terminal_text(m)}"))

@@ -36,8 +36,13 @@ CLE_RELU6 = ("bounded", "relu", "skip")
 BIAS_CORRECTION_MODES = ("auto", "empirical", "data-free")
 CPU_TARGETS = ("arm64",)   # the targets that take --cpu and --lowering (targets/arm64.py)
 LOWERINGS = ("tvm", "c")
+STATE_BITS = (16, 8)
 _UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000 ** 2, "mib": 1024 ** 2,
           "k": 1000, "m": 1000 ** 2}
+
+
+def _tflite_based(target: str) -> bool:
+    return target == "tflite" or target.startswith("ethos-u")
 
 
 def _one_of(value, allowed: tuple, what: str):
@@ -216,6 +221,9 @@ class CompileOptions:
     calib_limit: int = CALIB_LIMIT        # at most this many calibration samples are used
     int_bias_correction: bool | None = None  # None: on with calibration data (passes/correct_bias_integer.py)
     weight_rounding: str = "gptq"         # layers below 8 bits: "gptq" (with calibration data) | "nearest"
+    # recurrent state (GRU h, LSTM c) carried between steps: 16 | 8 bits; None: 16, except on the
+    # TFLite targets (8: their export has no int16 state; quantization/rules/recurrent.py)
+    state_bits: int | None = None
     test_vectors: int = 4                 # inputs embedded in firmware to self-check
     scratch: str = "fast"                 # C targets: "fast" (fastest plan that fits the part) | "fit" | "always"
     cpu: str | None = None                # arm64: the CPU the kernels are for (None: the target's default)
@@ -242,6 +250,12 @@ class CompileOptions:
         _one_of(self.weight_rounding, WEIGHT_ROUNDINGS, "--weight-rounding")
         _one_of(self.scratch, SCRATCH_POLICIES, "--scratch")
         _one_of(self.bits_sensitivity, BITS_SENSITIVITIES, "--bits-sensitivity")
+        if self.state_bits is not None:
+            _one_of(self.state_bits, STATE_BITS, "--state-bits")
+        if self.state_bits == 16 and _tflite_based(self.target):
+            raise EdgeqError(f"--state-bits 16: target {self.target} runs a .tflite file, and edgeq's TFLite "
+                             "export has no int16 recurrent state (it could not promise TFLite's bytes)",
+                             "use --state-bits 8 (the TFLite targets' default), or a C target (host, cortex-m*)")
         if self.lowering is not None:
             _one_of(self.lowering, LOWERINGS, "--lowering")
         if (self.cpu is not None or self.lowering is not None) and self.target not in CPU_TARGETS:
@@ -280,6 +294,12 @@ class CompileOptions:
         if self.weight_bits == "auto" and not has_calib:  # sensitivities are measured on data
             raise EdgeqError("--weight-bits auto needs calibration data",
                              "give --calib FILE, or --weight-bits 8 or 4")
+
+    @property
+    def recurrent_state_bits(self) -> int:
+        if self.state_bits is not None:
+            return self.state_bits
+        return 8 if _tflite_based(self.target) else 16
 
     @property
     def per_tensor(self) -> bool:

@@ -96,8 +96,10 @@ def edgeq_cells(onnx_op: str) -> tuple[str, str]:
     if not int_ops:
         return " ".join(canon) + (" (removed by the float passes)" if not missing else " (no int8 rule)"), "all" if not missing else "-"
     targets = ["reference", "C (host, cortex-m*)"]
-    if all(exported(o) for o in int_ops):
-        targets.append("tflite (ethos-u through Vela)")
+    from edgeq.ops.table import GAPS
+    passed = [o for o in int_ops if not exported(o) and ("tflite", o) in GAPS]  # never reach a TFLite target
+    if all(exported(o) for o in int_ops if o not in passed):
+        targets.append("tflite (ethos-u through Vela)" + (f" (int8 state: without {', '.join(passed)})" if passed else ""))
     return f"{' '.join(canon)} -> {', '.join(int_ops)}", ", ".join(targets)
 
 

@@ -161,7 +161,7 @@ def _write_tvm(qgraph, src: Path, report: dict, cpu: Cpu):
     kernel objects copied into src/kernels/ (the build folder needs no cache to relink)."""
     for n in qgraph.nodes:
         for o in n.outputs:
-            if qgraph.tensors[o].dtype != "int8":
+            if qgraph.tensors[o].dtype not in ("int8", "int16"):  # int16: the recurrent state
                 raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the arm64 target is int8 only",
                                  "quantize the model with edgeq.quantize first")
     m = lower_model(qgraph, cpu)

@@ -68,7 +68,7 @@ def write_model(qgraph: Graph, src: Path, report: dict, kernels: KernelChoice = 
     of a --train build (model.c also holds the training step; `kernels` is not used)."""
     for n in qgraph.nodes:
         for o in n.outputs:
-            if qgraph.tensors[o].dtype != "int8":
+            if qgraph.tensors[o].dtype not in ("int8", "int16"):  # int16: the recurrent state
                 raise EdgeqError(f"layer {n.name} outputs {qgraph.tensors[o].dtype}; the C runtime is int8 only",
                                  "quantize the model with edgeq.quantize first")
     policy = scratch

@@ -7,9 +7,9 @@ import numpy as np
 from .test_cli_usage import edgeq_cli
 
 
-def compile_and_check(model, shape, target: str, tmp_path, seed: int, n: int = 3) -> None:
+def compile_and_check(model, shape, target: str, tmp_path, seed: int, n: int = 3, flags=()) -> None:
     out = tmp_path / target
-    proc = edgeq_cli("compile", model, "-t", target, "-o", out, "-q")
+    proc = edgeq_cli("compile", model, "-t", target, "-o", out, "-q", *flags)
     assert proc.returncode == 0, proc.stderr
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(seed).normal(size=(n,) + tuple(shape[1:])).astype(np.float32))

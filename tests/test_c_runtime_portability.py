@@ -70,12 +70,13 @@ def test_every_header_kernel_is_defined_and_mirrored():
     from edgeq.codegen import KERNELS, KERNELS_S4
     from edgeq.codegen import scratch_size
     header = _strip_c((cb.INCLUDE / "eq_kernels.h").read_text())
-    declared = set(re.findall(r"eq_status\s+(eq_\w+_s[48])\s*\(", header))
+    declared = set(re.findall(r"eq_status\s+(eq_\w+_s(?:4|8|16))\s*\(", header))
     assert declared == {f"eq_{n}_s8" for n in ("conv2d", "fully_connected", "add", "mul", "lut",
                                               "prelu", "maxpool", "avgpool", "softmax", "requant",
                                               "concat", "reshape", "transpose", "pad", "gather",
                                               "resize_bilinear", "matmul")} | {
-        "eq_conv2d_s4", "eq_fully_connected_s4"}  # int4 weights, packed two per byte
+        "eq_conv2d_s4", "eq_fully_connected_s4",  # int4 weights, packed two per byte
+        "eq_gated_state_s16", "eq_narrow_s16_s8"}  # the recurrent state in int16
     for fn in declared:
         assert (cb.SRC / f"{fn}.c").is_file(), fn
         assert re.search(rf"size_t\s+{fn}_scratch_size\s*\(", header), fn

@@ -27,6 +27,7 @@ import numpy as np
 from edgeq.codegen import kernels as ckernels
 from edgeq.codegen import ops  # noqa: F401  (registers the C stage's emitters and kernels)
 from edgeq.codegen import ops_nhwc  # noqa: F401  (the channels-last variants)
+from edgeq.codegen import ops_recurrent  # noqa: F401  (the int16 recurrent state)
 from edgeq.codegen.carray import const_array, pack_s4
 from edgeq.codegen.kernels import PORTABLE, CKernel, KernelChoice, choose, portable_functions, scratch_size
 from edgeq.codegen.layout import LAYOUT_KEY, NCHW_NODES_KEY, assign_layouts

@@ -41,6 +41,7 @@ from edgeq.passes.correct_bias import correct_bias
 from edgeq.passes.correct_bias_integer import correct_bias_integer
 from edgeq.passes.dfq_guard import dfq_guard
 from edgeq.passes.equalize_cross_layer import equalize_cross_layer
+from edgeq.passes.expand_gated_state import expand_gated_state
 from edgeq.passes.fold_add_into_bias import fold_add_into_bias
 from edgeq.passes.fold_batchnorm import fold_batchnorm
 from edgeq.passes.fold_constants import fold_constants
@@ -67,7 +68,9 @@ def float_passes(opts: CompileOptions) -> list[Pass]:
     equalize = per_tensor if opts.equalize is None else opts.equalize
     correct = per_tensor if opts.bias_correction is None else opts.bias_correction
 
-    passes: list[Pass] = [
+    # an int8 recurrent state: the state updates become Mul/Add before anything reads the graph
+    passes: list[Pass] = [expand_gated_state] if opts.recurrent_state_bits == 8 else []
+    passes += [
         fold_constants,       # first: later patterns expect constants, not subgraphs
         remove_identity,      # Identity/Dropout would hide Conv->BN and Conv->Relu pairs
         fold_batchnorm,       # before CLE: CLE rescales the folded weights; records BN stats

@@ -191,6 +191,13 @@ def mul(node, a, g):
     return _clamp(node, a[0] * a[1])
 
 
+@implements("float", "GatedState")
+def gated_state(node, a, g):
+    state, gate, cand = a[0], torch.sigmoid(a[1]), torch.tanh(a[2])
+    w = torch.sigmoid(a[3]) if len(a) > 3 and a[3] is not None else 1.0 - gate
+    return gate * state + w * cand
+
+
 @implements("float", "MatMul")
 def matmul(node, a, g):
     return torch.matmul(a[0], a[1])

@@ -1,8 +1,12 @@
 """GRU and LSTM -> the cell unrolled over its (static) time steps into canonical ops: a
 Transpose to batch-first, per step a Gather of x_t, Gemms for the input and recurrent
-projections of each gate, Sigmoid / Tanh, Mul and Add. After quantization every step is
-ordinary int8 ops (QGemm, QLut, QMul, QAdd): the hidden (and LSTM cell) state is int8 with
-its own calibrated parameters at every step, so no new kernel or TFLite builtin is needed.
+projections of each gate, Sigmoid / Tanh, Mul and Add, and the state update as one
+GatedState node reading the gates' pre-activations (GRU's h = z h + (1 - z) n, LSTM's
+c = f c + i g with their sigmoids and tanh). Quantized (docs/semantics.md), that node
+computes those gates in int16 and keeps the carried state in int16 (QGatedState), with an
+int8 copy (QNarrow16) for the ops that read it (QGemm, QMul, QLut); with state_bits=8 the
+float pass expand_gated_state turns it back into Sigmoid, Tanh, Mul and Add first, so the
+whole cell is int8 ops.
 
 ONNX GRU (gates z, r, h in that order in W [1, 3H, C], R [1, 3H, H], B [1, 6H]):
     z = sigmoid(x Wz' + h Rz' + Wbz + Rbz)        r = sigmoid(x Wr' + h Rr' + Wbr + Rbr)
@@ -66,6 +70,14 @@ class _Cell:
             a, b = b, a
         return self._emit("Mul", [a[1], b[1] if b[0] == "act" else self.const(b[1], f"{what}_c")], what)
 
+    def gated(self, state, gate, cand, what, cand_gate=None):
+        """sigmoid(gate) * state + w * tanh(cand), w = sigmoid(cand_gate) or 1 - sigmoid(gate),
+        from the pre-activations: the state update as one node (the quantizer computes the
+        gates in int16 and carries its output, the state, in int16)."""
+        ins = [state[1] if state[0] == "act" else self.const(np.reshape(state[1], (1, -1)), f"{what}_s0"),
+               gate[1], cand[1]]
+        return self._emit("GatedState", ins + ([cand_gate[1]] if cand_gate else []), what)
+
     def unary(self, op, a, what):
         if a[0] == "const":
             f = {"Sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)), "Tanh": np.tanh}[op]
@@ -78,7 +90,7 @@ def _used(m, name: str) -> bool:
     return bool(name) and (any(name in n.input for n in gp.node) or any(o.name == name for o in gp.output))
 
 
-_EMITS = ("Transpose", "Gather", "Reshape", "Gemm", "Sigmoid", "Tanh", "Mul", "Add", "Identity")
+_EMITS = ("Transpose", "Gather", "Reshape", "Gemm", "Sigmoid", "Tanh", "Mul", "Add", "GatedState", "Identity")
 
 
 def _checked(m, node, ins, attrs, gates: int):
@@ -153,8 +165,7 @@ def gru(m, node, ins, attrs):
     h = _state(m, node, ins, 5, H, "initial_h")
     zero = np.zeros(H)
     for t, xt in _steps(m, node, cell, T, C):
-        z = cell.unary("Sigmoid", cell.add(cell.linear(xt, Wz, Wbz + Rbz, f"xz{t}"),
-                                           cell.linear(h, Rz, zero, f"hz{t}"), f"z{t}_in"), f"z{t}")
+        z_in = cell.add(cell.linear(xt, Wz, Wbz + Rbz, f"xz{t}"), cell.linear(h, Rz, zero, f"hz{t}"), f"z{t}_in")
         r = cell.unary("Sigmoid", cell.add(cell.linear(xt, Wr, Wbr + Rbr, f"xr{t}"),
                                            cell.linear(h, Rr, zero, f"hr{t}"), f"r{t}_in"), f"r{t}")
         if lbr:
@@ -163,9 +174,7 @@ def gru(m, node, ins, attrs):
         else:
             rec = cell.linear(cell.mul(r, h, f"rh{t}"), Rh, zero, f"hh{t}")
             pre = cell.add(cell.linear(xt, Wh, Wbh + Rbh, f"xh{t}"), rec, f"n{t}_in")
-        n = cell.unary("Tanh", pre, f"n{t}")
-        diff = cell.add(h, cell.mul(n, ("const", np.array(-1.0)), f"neg_n{t}"), f"h_minus_n{t}")
-        h = cell.add(n, cell.mul(z, diff, f"zd{t}"), f"h{t}")
+        h = cell.gated(h, z_in, pre, f"h{t}")
     _state_output(m, node, 1, h, H, "Y_h")
 
 
@@ -188,9 +197,9 @@ def lstm(m, node, ins, attrs):
         return cell.add(cell.linear(xt, Wg, bg, f"x{g}{t}"), cell.linear(h, Rg, zero, f"h{g}{t}"), f"{g}{t}_in")
 
     for t, xt in _steps(m, node, cell, T, C):
-        i, o, f = (cell.unary("Sigmoid", pre(g, xt, t), f"{g}{t}") for g in "iof")
-        g_ = cell.unary("Tanh", pre("c", xt, t), f"g{t}")
-        c = cell.add(cell.mul(f, c, f"fc{t}"), cell.mul(i, g_, f"ig{t}"), f"c{t}")
+        i_in, f_in, g_in = pre("i", xt, t), pre("f", xt, t), pre("c", xt, t)
+        o = cell.unary("Sigmoid", pre("o", xt, t), f"o{t}")
+        c = cell.gated(c, f_in, g_in, f"c{t}", cand_gate=i_in)
         h = cell.mul(o, cell.unary("Tanh", c, f"tanh_c{t}"), f"h{t}")
     _state_output(m, node, 1, h, H, "Y_h")
     _state_output(m, node, 2, c, H, "Y_c")

@@ -87,6 +87,10 @@ _float("Add", "a + b, numpy broadcasting; either may be a constant",
 _float("Mul", "a * b, numpy broadcasting; either may be a constant",
        (Input("a"), Input("b")), FUSED_CLAMP, shapes.broadcast_two, clamp_fusable=True, combines=True)
 
+_float("GatedState", "a recurrent state update from pre-activations, sigmoid(gate) state + w tanh(cand) with "
+       "w = sigmoid(cand_gate), or 1 - sigmoid(gate) without it (LSTM c = f c + i g, GRU h = z h + (1 - z) n)",
+       (Input("state"), Input("gate"), Input("cand"), Input("cand_gate", optional=True)))
+
 _float("MatMul", "a @ b of two activations (or a constant b that is not a 2-D weight), numpy batch broadcasting",
        (Input("a"), Input("b")), shape=shapes.matmul, combines=True)
 

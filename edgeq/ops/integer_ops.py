@@ -75,3 +75,10 @@ _int("QResizeBilinear", "bilinear resize of H and W with 10-bit weights from (lo
      (Attr("y_table", "ints"), Attr("x_table", "ints"), Attr("mode", "str", "")), shapes.resize_tables)
 _int("QMatMul", "TFLite BATCH_MATMUL: sum over k of (a - a_zp) (b - b_zp), requantized", (Input("a"), Input("b")),
      _ints("a_zp", "b_zp", "y_zp", "y_mult", "y_shift") + CLAMP, shapes.matmul)
+_int("QGatedState", "an int16 recurrent state update: int16 gates from 256-entry tables of the int8 "
+     "pre-activations, the two gated products rescaled, summed, saturated to int16",
+     (Input("state"), Input("gate"), Input("cand"), Input("gate_table", const=True), Input("cand_table", const=True),
+      Input("cand_gate", optional=True), Input("cand_gate_table", const=True, optional=True)),
+     _ints("s_mult", "s_shift", "u_mult", "u_shift"))
+_int("QNarrow16", "TFLite QUANTIZE int16 -> int8: a symmetric int16 tensor requantized to int8", X,
+     _ints("y_zp", "mult", "shift"))

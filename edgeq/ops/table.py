@@ -15,6 +15,9 @@ from edgeq.ops.registry import REGISTRY, Impl
 GAPS: dict[tuple[str, str], str] = {
     ("quantize", "BatchNormalization"): "passes/fold_batchnorm.py (always in the float pass list) "
                                         "folds it into the layer before it or rewrites it as Mul + Add",
+    # the TFLite targets compile GRU/LSTM with an int8 state (--state-bits 8): no int16 state reaches them
+    ("tflite", "QGatedState"): "the TFLite targets keep the recurrent state int8: passes/expand_gated_state.py",
+    ("tflite", "QNarrow16"): "the TFLite targets keep the recurrent state int8: passes/expand_gated_state.py",
 }
 
 MARK = "✓"

@@ -228,6 +228,30 @@ typedef struct {
 eq_status eq_requant_s8(const eq_requant_params *p, const int8_t *x, int8_t *y);
 size_t eq_requant_s8_scratch_size(const eq_requant_params *p);
 
+/* ---- QGatedState, QNarrow16: the recurrent state in int16 ------------------------------
+ * The state a GRU/LSTM carries between time steps, int16 with zero point 0 (semantics.md):
+ * eq_gated_state_s16 writes y = G * state + W * C with the Q0.15 gates G = sigmoid, C = tanh
+ * looked up in 256-entry int16 tables of their int8 pre-activations (W: a third table, or
+ * 1 - G when cand_gate is NULL); eq_narrow_s16_s8 makes the int8 copy the other layers read. */
+typedef struct {
+    int32_t size;
+    int32_t s_mult, s_shift, u_mult, u_shift;
+} eq_gated_state_params;
+
+eq_status eq_gated_state_s16(const eq_gated_state_params *p, const int16_t *state, const int8_t *gate,
+                             const int8_t *cand, const int16_t *gate_table, const int16_t *cand_table,
+                             const int8_t *cand_gate, const int16_t *cand_gate_table, int16_t *y);
+size_t eq_gated_state_s16_scratch_size(const eq_gated_state_params *p);
+
+typedef struct {
+    int32_t size;
+    int32_t y_zp;
+    int32_t mult, shift;
+} eq_narrow_params;
+
+eq_status eq_narrow_s16_s8(const eq_narrow_params *p, const int16_t *x, int8_t *y);
+size_t eq_narrow_s16_s8_scratch_size(const eq_narrow_params *p);
+
 /* ---- QConcat: copy ---------------------------------------------------------------------
  * Concatenation along one axis of n_inputs tensors with equal quantization. With
  * outer = product of the dims before the axis and inner = product of those after it,

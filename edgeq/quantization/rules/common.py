@@ -76,6 +76,7 @@ class QuantContext:
         self.out.meta["quant_layers"] = {}
         self.out.meta["quant_options"] = {"weight_granularity": weight_granularity,
                                           "weight_bits": weight_bits}
+        self.wide: dict[str, str] = {}  # a recurrent state's int8 copy -> its int16 tensor (recurrent.py)
 
     # ---- activations ---------------------------------------------------------------
     def range_of(self, name: str) -> tuple[float, float]:
