@@ -77,6 +77,21 @@ class ModelLowering:
         return out
 
 
+def inner_products(qgraph: Graph, cpu: Cpu) -> dict[str, str]:
+    """The int8 inner product (smmla | sdot | neon) each conv / Gemm layer's kernel uses on
+    `cpu`, by layer name: i8mm CPUs run smmla only where it fits (ops/conv.py). The
+    kernels come from the object cache, which the build has just filled."""
+    m = lower_model(qgraph, cpu)
+    return {s.node.name: s.kernel.notes["inner"] for s in m.steps
+            if s.kernel is not None and s.kernel.notes.get("op") == "conv"}
+
+
+def product_label(products: dict[str, str], cpu: Cpu) -> str:
+    """"smmla (14 layers) + sdot (5 layers)"; the CPU's best without conv layers."""
+    counts = {p: list(products.values()).count(p) for p in ("smmla", "sdot", "neon") if p in products.values()}
+    return " + ".join(f"{p} ({n} layer{'s' if n > 1 else ''})" for p, n in counts.items()) or cpu.inner_product
+
+
 def _shape(g: Graph, t: str) -> tuple[int, ...]:
     return tuple(int(d) for d in g.tensors[t].shape)
 
