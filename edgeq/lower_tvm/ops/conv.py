@@ -399,16 +399,22 @@ def schedule_smmla(plan: ConvPlan, func):
     from tvm import s_tir
     sch = s_tir.Schedule(func)
     acc, y = sch.get_sblock("acc"), sch.get_sblock("y")
+    # the requantization reads a row-major copy of the tile (zip instructions in registers)
+    rows = sch.cache_read(y, 0, "global")
     sch.transform_layout(acc, ("write", 0), lambda n, p, j: (n, p // 2, j // 2, p % 2, j % 2))
     n, p, j, kh, kw, r = sch.get_loops(acc)
     p_o, q, i = sch.split(p, [None, plan.pt // 2, 2])
     j_b, j_t, j_i = sch.split(j, [None, plan.cot // 2, 2])
     r_o, r_i = sch.split(r, [None, 8])
     sch.reorder(n, p_o, j_b, kh, kw, r_o, q, j_t, i, j_i, r_i)
+    sch.reverse_compute_at(rows, j_b)
     sch.reverse_compute_at(y, j_b)
     init = sch.decompose_reduction(acc, kh)
     hide_init_reads(sch, acc)
     sch.tensorize(i, intrinsics.register()["smmla"])
+    *_, rp, rj = sch.get_loops(rows)
+    sch.unroll(rp)
+    vectorize_by_4(sch, rj)
     sch.unroll(q)
     sch.unroll(j_t)
     *_, i_q, i_jt, i_i, i_ji = sch.get_loops(init)
@@ -418,12 +424,12 @@ def schedule_smmla(plan: ConvPlan, func):
     vectorize_by_4(sch, sch.fuse(i_jt, i_ji))
     *_, y_p, y_j = sch.get_loops(y)
     sch.unroll(y_p)
-    # a pixel's channels are 2 apart in the blocked tile: the epilogue micro-kernel, which
-    # takes a contiguous run, does not match; 4-lane vectors do
-    vectorize_by_4(sch, y_j)
-    if plan.padded_input:
+    finish_requantization(sch, y_j, plan.cot, plan.form, plan.y_zp, plan.act_min, plan.act_max, plan.with_left,
+                          plan.pixels % plan.pt == 0)
+    if plan.padded_input:   # C % 8 == 0: 16- or 8-byte vectors
         *_, c = sch.get_loops(sch.get_sblock("xpad"))
-        vectorize_by_4(sch, c)
+        _, lanes = sch.split(c, [None, 16 if plan.geo.c % 16 == 0 else 8])
+        sch.vectorize(lanes)
     return sch.mod["main"]
 
 
