@@ -205,9 +205,9 @@ def smmla_fits(geo: ConvGeometry) -> bool:
 
 def pair_tile(pixels: int, most: int) -> int:
     """Output pixels per smmla tile: even; `most`, or an even divisor of the pixels down to
-    three quarters of it (whole tiles keep the epilogue micro-kernel)."""
+    half of it (whole tiles keep the epilogue micro-kernel and need no input copy)."""
     most = min(most, _round_up(pixels, 2))
-    return next((t for t in range(most, (3 * most + 3) // 4 - 1, -2) if pixels % t == 0), most)
+    return next((t for t in range(most, most // 2 - 1, -2) if pixels % t == 0), most)
 
 
 def plan_smmla(geo: ConvGeometry, node: Node, with_left: bool, shift) -> ConvPlan:
