@@ -356,10 +356,17 @@ def conv_te(plan: ConvPlan):
         acc = te.compute((g.n, plan.pp, plan.cog4), acc_pairs, name="acc")
     else:
         acc = te.compute((g.n, plan.pp, g.g, plan.cog4), acc_value, name="acc")
+
     def y_value(n, p, gi, j):
         ch = gi * plan.cog4 + j
         v = rq.mbqm((acc[n, p, j] if smmla else acc[n, p, gi, j]), mult[ch], lsh[ch], rsh[ch], plan.with_left, plan.form)
         return rq.clamp_to_int8(v, plan.y_zp, plan.act_min, plan.act_max)
+    if smmla and plan.padded_input:
+        # whole tiles of results to scratch (the epilogue micro-kernel takes no partial
+        # tile), then one copy of the P real pixels to the output
+        ytiles = te.compute((g.n, plan.pp, g.g, g.cog), y_value, name="ytiles")
+        y = te.compute((g.n, plan.pixels, g.g, g.cog), lambda n, p, gi, j: ytiles[n, p, gi, j], name="y")
+        return [x, wp, bias, mult, lsh, rsh, src, ytiles, y]
     y = te.compute((g.n, plan.pixels, g.g, g.cog), y_value, name="y")
     args = [x, wp, bias, mult, lsh, rsh] + ([src] if plan.padded_input else []) + [y]
     return args
@@ -398,7 +405,7 @@ def finish_requantization(sch, loop, lanes: int, form: str, y_zp: int, act_min: 
 def schedule_smmla(plan: ConvPlan, func):
     from tvm import s_tir
     sch = s_tir.Schedule(func)
-    acc, y = sch.get_sblock("acc"), sch.get_sblock("y")
+    acc, y = sch.get_sblock("acc"), sch.get_sblock("ytiles" if plan.padded_input else "y")
     # the requantization reads a row-major copy of the tile (zip instructions in registers)
     rows = sch.cache_read(y, 0, "global")
     sch.transform_layout(acc, ("write", 0), lambda n, p, j: (n, p // 2, j // 2, p % 2, j % 2))
@@ -425,11 +432,12 @@ def schedule_smmla(plan: ConvPlan, func):
     *_, y_p, y_j = sch.get_loops(y)
     sch.unroll(y_p)
     finish_requantization(sch, y_j, plan.cot, plan.form, plan.y_zp, plan.act_min, plan.act_max, plan.with_left,
-                          plan.pixels % plan.pt == 0)
+                          True)
     if plan.padded_input:   # C % 8 == 0: 16- or 8-byte vectors
         *_, c = sch.get_loops(sch.get_sblock("xpad"))
         _, lanes = sch.split(c, [None, 16 if plan.geo.c % 16 == 0 else 8])
         sch.vectorize(lanes)
+        sch.fuse(*sch.get_loops(sch.get_sblock("y")))   # a contiguous copy: LLVM vectorizes it
     return sch.mod["main"]
 
 
