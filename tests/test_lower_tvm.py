@@ -170,6 +170,8 @@ SMMLA = [
     ("pw_3_pixels_odd_co", conv_case, (1, 8, 1, 3, 10, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1), {"seed": 2}, "smmla"),
     ("pw_relu_left_shift", conv_case, (1, 24, 3, 5, 12, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),
      {"seed": 3, "act": (-30, 127), "y_zp": -30, "scale": (1.5, 3.0)}, "smmla"),
+    # 8 channels with a left shift: a tile the epilogue micro-kernel's description did not match
+    ("pw_left_shift_8ch", conv_case, (1, 8, 5, 5, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1), {"scale": (1.5, 3.0)}, "smmla"),
     ("pw_batch2", conv_case, (2, 16, 3, 3, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1), {"seed": 4}, "smmla"),
     ("conv1d_pointwise", conv_case, (1, 40, 1, 9, 16, 1, 1, (1,), (0, 0), (1,), 1), {"one_d": True}, "smmla"),
     ("gemm_batch3", gemm_case, (3, 24, 10), {}, "smmla"),
