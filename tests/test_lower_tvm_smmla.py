@@ -45,3 +45,29 @@ def test_kws01_on_max_runs_smmla_bit_exact(tmp_path):
     dis = subprocess.run(["aarch64-linux-gnu-objdump", "-d", str(out / "model_arm64")], capture_output=True,
                          text=True, check=True).stdout
     assert "\tsmmla\t" in dis
+
+
+def test_two_scratch_buffers_do_not_overlap_in_a_model(tmp_path):
+    """Odd pixel counts give an smmla kernel two scratch arguments (the extended input and
+    the whole-tile results); model.c once passed both the same pointer, which only stayed
+    exact when C == Co (kws01). Two pointwise convs 16 -> 24 -> 40 on 5 x 5 pixels."""
+    import onnx
+    from onnx import helper
+    from tests._onnx_builders import make_model
+    rng = np.random.default_rng(0)
+    inits = {"w1": rng.normal(0, 0.3, (24, 16, 1, 1)).astype(np.float32), "b1": rng.normal(0, 0.1, 24).astype(np.float32),
+             "w2": rng.normal(0, 0.3, (40, 24, 1, 1)).astype(np.float32), "b2": rng.normal(0, 0.1, 40).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Conv", ["r", "w2", "b2"], ["y"])]
+    onnx.save(make_model(nodes, [("x", [1, 16, 5, 5])], [("y", [1, 40, 5, 5])], inits), tmp_path / "pw.onnx")
+    np.save(tmp_path / "calib.npy", rng.normal(0, 1, (16, 16, 5, 5)).astype(np.float32))
+    np.save(tmp_path / "x.npy", rng.normal(0, 1, (4, 16, 5, 5)).astype(np.float32))
+    out = tmp_path / "pw_max"
+    res = _edgeq("compile", tmp_path / "pw.onnx", "--target", "arm64", "--cpu", "max", "--calib",
+                 tmp_path / "calib.npy", "-q", "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert list(json.loads((out / "report.json").read_text())["arm64"]["layer_inner_product"].values()) == \
+        ["smmla", "smmla"]
+    res = _edgeq("run", out, "-i", tmp_path / "x.npy", "--check")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "bit-identical" in res.stdout

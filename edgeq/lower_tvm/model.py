@@ -54,7 +54,7 @@ class Step:
     @property
     def scratch_bytes(self) -> int:
         own = self.kernel.scratch_bytes if self.kernel else 0
-        return own + sum(c.table.size for c in self.converts)
+        return max([own] + [c.scratch_offset + c.table.size for c in self.converts])   # converts are aligned
 
 
 @dataclass
@@ -277,7 +277,7 @@ def model_c(m: ModelLowering) -> str:
                 elif a.role == "output":
                     args.append(f"edgeq_arena + {plan.offsets[a.tensor]}")
                 elif a.role == "scratch":
-                    args.append(f"edgeq_arena + {scratch}")
+                    args.append(f"edgeq_arena + {scratch + k.scratch_offsets[a.name]}")
                 else:
                     args.append(const_name(a.data, f"l{i}_{a.name}"))
             call = f"{k.symbol}({', '.join(args)});"   # activations and scratch are int8
