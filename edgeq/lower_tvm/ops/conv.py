@@ -32,8 +32,10 @@ as 2 channels x 8 inputs per 16-byte block; the accumulator tile is stored in 2x
 (one `smmla` result, [N, PP/2, COg4/2, 2, 2]), which the requantization reads back. A tile
 past the last pixel cannot re-read it (the pair's stride would change), so when the tiles
 do not divide the pixels the kernel reads a copy of the input extended to whole tiles
-with the last pixel repeated (a clamp at the pair level did not survive compute_at).
-Every other layer runs the sdot schedule.
+with the last pixel repeated (a clamp at the pair level did not survive compute_at),
+requantizes whole tiles into a second scratch buffer (so every tile gets the epilogue
+micro-kernel) and copies the P real pixels to the output. Every other layer runs the
+sdot schedule.
 """
 from __future__ import annotations
 
