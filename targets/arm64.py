@@ -29,7 +29,7 @@ from edgeq.codegen import generate_c
 from edgeq.codegen.mains import arm64_main_c
 from edgeq.errors import EdgeqError
 from edgeq.lower_tvm.cpus import CPUS, Cpu, get_cpu
-from edgeq.lower_tvm.model import lower_model, model_c
+from edgeq.lower_tvm.model import inner_products, lower_model, model_c, product_label
 from edgeq.options import BuildOptions
 from edgeq.targets import c_project as cp
 from edgeq.targets.adb import profile_on_phone, timing_summary
@@ -90,9 +90,9 @@ class Arm64Target:
         (src / "main.c").write_text(arm64_main_c())
         exe = _link(src, objects, cpu, gcc, out_dir / EXE)
         cp.save_info(out_dir, info)
-        # i8mm CPUs run the sdot schedules today (docs/arm64.md, known gaps)
-        product = "sdot" if cpu.inner_product == "smmla" else cpu.inner_product
-        report["arm64"] = {"cpu": cpu.name, "inner_product": product, "lowering": lowering, **how}
+        products = inner_products(qgraph, cpu) if lowering == "tvm" else {}   # layer -> smmla | sdot | neon
+        report["arm64"] = {"cpu": cpu.name, "inner_product": product_label(products, cpu),
+                           "layer_inner_product": products, "lowering": lowering, **how}
         if detected:
             report["arm64"]["cpu_detected"] = detected
         report.update(_measure(src, objects, exe, plan.arena_bytes))

@@ -11,6 +11,7 @@ through the `arm64` target (TVM kernels under edgeq's model.c): tests/test_arm64
 from __future__ import annotations
 
 import shutil
+import subprocess
 from functools import lru_cache
 
 import numpy as np
@@ -123,7 +124,7 @@ DEFAULT = [
 ]
 
 
-def _build(cases, cpu_name: str):
+def _build(cases, cpu_name: str, keep_kernels: bool = False):
     cpu = get_cpu(cpu_name)
     built = []
     for case in cases:
@@ -132,7 +133,8 @@ def _build(cases, cpu_name: str):
         g, node, inputs, want, options = fn(*args, **kw)
         built.append((cid, lower_node(node, g, cpu, **options), inputs, want))
     outs, _ = run_kernels([(k, i) for _, k, i, _ in built], cpu)
-    return {cid: (o["y"].reshape(want.shape), want) for (cid, _, _, want), o in zip(built, outs)}
+    return {cid: (o["y"].reshape(want.shape), want) + ((k,) if keep_kernels else ())
+            for (cid, k, _, want), o in zip(built, outs)}
 
 
 @lru_cache(maxsize=None)
@@ -157,6 +159,64 @@ def test_kernel_bit_exact_neon_fallback(cid):
 @lru_cache(maxsize=None)
 def _neon_results(ids):
     return _build([c for c in DEFAULT if c[0] in ids], "cortex-a53")
+
+
+# ---- smmla (i8mm): pointwise convs and Gemm on `max` --------------------------------------
+
+# (case id, builder, args, options, inner product the plan must pick on an i8mm CPU)
+SMMLA = [
+    ("pw_odd_pixels", conv_case, (1, 32, 5, 5, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1), {}, "smmla"),
+    ("pw_whole_tiles", conv_case, (1, 16, 4, 4, 32, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1), {"seed": 1}, "smmla"),
+    ("pw_3_pixels_odd_co", conv_case, (1, 8, 1, 3, 10, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1), {"seed": 2}, "smmla"),
+    ("pw_relu_left_shift", conv_case, (1, 24, 3, 5, 12, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),
+     {"seed": 3, "act": (-30, 127), "y_zp": -30, "scale": (1.5, 3.0)}, "smmla"),
+    # 8 channels with a left shift: a tile the epilogue micro-kernel's description did not match
+    ("pw_left_shift_8ch", conv_case, (1, 8, 5, 5, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1), {"scale": (1.5, 3.0)}, "smmla"),
+    ("pw_batch2", conv_case, (2, 16, 3, 3, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1), {"seed": 4}, "smmla"),
+    ("conv1d_pointwise", conv_case, (1, 40, 1, 9, 16, 1, 1, (1,), (0, 0), (1,), 1), {"one_d": True}, "smmla"),
+    ("gemm_batch3", gemm_case, (3, 24, 10), {}, "smmla"),
+    ("gemm_batch2_wide", gemm_case, (2, 256, 64), {}, "smmla"),
+    # the sdot schedule where smmla does not fit: C % 8, one pixel, a 3x3 window, stride 2
+    ("pw_c20_sdot", conv_case, (1, 20, 4, 3, 16, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1), {}, "sdot"),
+    ("gemm_batch1_sdot", gemm_case, (1, 64, 12), {}, "sdot"),
+    ("conv3x3_sdot", conv_case, (1, 16, 6, 5, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1), {}, "sdot"),
+    ("pw_stride2_sdot", conv_case, (1, 16, 6, 6, 8, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1), {}, "sdot"),
+]
+
+
+@lru_cache(maxsize=None)
+def smmla_results():
+    built = _build([c[:4] for c in SMMLA], "max", keep_kernels=True)
+    return built
+
+
+@pytest.mark.parametrize("cid, inner", [(c[0], c[4]) for c in SMMLA])
+def test_kernel_bit_exact_smmla(cid, inner):
+    """On an i8mm CPU (qemu -cpu max) pointwise convs and Gemm with C % 8 == 0 and two
+    pixels or more run `smmla`; the kernel's own plan says which product it used, and the
+    object holds that instruction and not the other."""
+    got, want, kernel = smmla_results()[cid]
+    assert np.array_equal(got, want)
+    assert kernel.notes["inner"] == inner
+    dis = subprocess.run(["aarch64-linux-gnu-objdump", "-d", str(kernel.obj)], capture_output=True,
+                         text=True, check=True).stdout
+    other = "sdot" if inner == "smmla" else "smmla"
+    assert f"\t{inner}\t" in dis and f"\t{other}\t" not in dis
+
+
+def test_smmla_weights_are_2x8_blocks():
+    """Pre-packed smmla weights: block [jb, r // 8, j_t] holds channels 2 j_t, 2 j_t + 1 of
+    channel tile jb, 8 inputs each, as one 16-byte row."""
+    from edgeq.lower_tvm.ops.conv import ConvLowering
+    g, node, *_ = conv_case(1, 16, 2, 2, 12, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    low = ConvLowering(node, g, get_cpu("max"))
+    w = np.asarray(low.w).reshape(12, 16)
+    packed = low.consts()["w"]
+    cot = low.plan.cot
+    assert packed.shape == (12 // cot, 2, cot // 2, 2, 8)
+    for j in range(12):
+        for r in range(16):
+            assert packed[j // cot, r // 8, (j % cot) // 2, j % 2, r % 8] == w[j, r]
 
 
 # ---- the requantization itself, on edge values -------------------------------------------

@@ -40,6 +40,9 @@ CPUS = {c.name: c for c in [
     Cpu("cortex-x1", "cortex-x1", True, False, "cortex-a76", "-mcpu=cortex-x1"),
     Cpu("cortex-x3", "cortex-x3", True, True, "max", "-mcpu=cortex-x3"),
     Cpu("neoverse-n2", "neoverse-n2", True, True, "max", "-mcpu=neoverse-n2"),
+    # Any Armv8.2-A core with dotprod, on LLVM's generic model: "max" without i8mm (the
+    # sdot schedules on the same emulated CPU, to compare with smmla)
+    Cpu("armv8.2-a", "generic", True, False, "max", "-march=armv8.2-a+dotprod"),
     # Any Armv8.6-A core: dotprod and i8mm on LLVM's generic scheduling model.
     Cpu("max", "generic", True, True, "max", "-march=armv8.6-a"),
 ]}

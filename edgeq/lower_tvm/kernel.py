@@ -7,7 +7,8 @@ raw pointers, in this order of roles:
     const    arrays the generator made from the node's constants (pre-packed weights,
              folded biases, per-channel multipliers and shifts): the caller stores them
              as `static const` arrays and passes them as they are
-    scratch  one int8 work buffer of `scratch_bytes` (the padded input), or no argument
+    scratch  int8 work buffers (a padded input; smmla's whole-tile results), laid out
+             back to back in one region of `scratch_bytes` at `scratch_offsets`
     output   the node's output, NHWC
 
 The object depends only on the op's parameters (shapes, zero points, clamps, schedule,
@@ -51,8 +52,20 @@ class Kernel:
     notes: dict = field(default_factory=dict)   # schedule facts for reports
 
     @property
+    def scratch_offsets(self) -> dict[str, int]:
+        """Each scratch argument's offset in the kernel's scratch region (16-byte aligned:
+        two arguments must never share bytes)."""
+        out, end = {}, 0
+        for a in self.args:
+            if a.role == "scratch":
+                out[a.name] = end
+                end += -(-a.nbytes // 16) * 16
+        return out
+
+    @property
     def scratch_bytes(self) -> int:
-        return sum(a.nbytes for a in self.args if a.role == "scratch")
+        last = [a for a in self.args if a.role == "scratch"]
+        return self.scratch_offsets[last[-1].name] + last[-1].nbytes if last else 0
 
     def prototype(self) -> str:
         return f"void {self.symbol}({', '.join(a.c_decl() for a in self.args)});"

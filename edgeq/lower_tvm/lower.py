@@ -33,7 +33,8 @@ class Lowering(Protocol):
 
 
 def make_kernel(lowering: Lowering, cpu: Cpu) -> Kernel:
-    key = {**lowering.key(), "cpu": cpu.name, "inner": cpu.inner_product}
+    # the lowering's own "inner" (what its schedule used) wins over the CPU's best
+    key = {"cpu": cpu.name, "inner": cpu.inner_product, **lowering.key()}
     symbol = f"eqtvm_{lowering.op.lower()}_{objects.kernel_hash(key)}"
     tensors = lowering.te_args()
     consts, io = lowering.consts(), lowering.io()

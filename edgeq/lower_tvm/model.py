@@ -54,7 +54,7 @@ class Step:
     @property
     def scratch_bytes(self) -> int:
         own = self.kernel.scratch_bytes if self.kernel else 0
-        return own + sum(c.table.size for c in self.converts)
+        return max([own] + [c.scratch_offset + c.table.size for c in self.converts])   # converts are aligned
 
 
 @dataclass
@@ -75,6 +75,21 @@ class ModelLowering:
             if s.kernel is None and not s.free:
                 out[s.node.op] = out.get(s.node.op, 0) + 1
         return out
+
+
+def inner_products(qgraph: Graph, cpu: Cpu) -> dict[str, str]:
+    """The int8 inner product (smmla | sdot | neon) each conv / Gemm layer's kernel uses on
+    `cpu`, by layer name: i8mm CPUs run smmla only where it fits (ops/conv.py). The
+    kernels come from the object cache, which the build has just filled."""
+    m = lower_model(qgraph, cpu)
+    return {s.node.name: s.kernel.notes["inner"] for s in m.steps
+            if s.kernel is not None and s.kernel.notes.get("op") == "conv"}
+
+
+def product_label(products: dict[str, str], cpu: Cpu) -> str:
+    """"smmla (14 layers) + sdot (5 layers)"; the CPU's best without conv layers."""
+    counts = {p: list(products.values()).count(p) for p in ("smmla", "sdot", "neon") if p in products.values()}
+    return " + ".join(f"{p} ({n} layer{'s' if n > 1 else ''})" for p, n in counts.items()) or cpu.inner_product
 
 
 def _shape(g: Graph, t: str) -> tuple[int, ...]:
@@ -262,7 +277,7 @@ def model_c(m: ModelLowering) -> str:
                 elif a.role == "output":
                     args.append(f"edgeq_arena + {plan.offsets[a.tensor]}")
                 elif a.role == "scratch":
-                    args.append(f"edgeq_arena + {scratch}")
+                    args.append(f"edgeq_arena + {scratch + k.scratch_offsets[a.name]}")
                 else:
                     args.append(const_name(a.data, f"l{i}_{a.name}"))
             call = f"{k.symbol}({', '.join(args)});"   # activations and scratch are int8
