@@ -103,6 +103,8 @@ def compile_cmd(
                                                "(default: the part's SRAM; host: 256 KiB)"),
     train_lr: float = typer.Option(0.01, "--train-lr", help="with --train: the SGD learning rate built into the step "
                                    "(`edgeq train --lr` changes it)"),
+    train_momentum: float = typer.Option(0.0, "--train-momentum", help="with --train: SGD momentum in [0, 1) "
+                                         "(0: none; else one int32 velocity per trained parameter, in SRAM)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ):
     """Compile MODEL for TARGET into DIR (report.json, model.float.onnx, model.q.onnx, build).
@@ -122,7 +124,8 @@ def compile_cmd(
                           calib_percentile=calib_percentile,
                           weight_rounding=weight_rounding, scratch=scratch, cpu=cpu, lowering=lowering,
                           board=board, flash_size=flash_size, sram_size=sram_size, train=train,
-                          train_budget=train_budget, train_lr=train_lr, progress=not quiet)
+                          train_budget=train_budget, train_lr=train_lr, train_momentum=train_momentum,
+                          progress=not quiet)
     if not model.is_file():
         raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx or int8 .tflite file")
     result = compile_model(model, opts, out_dir, calib, log=lambda m: err.print(f"[yellow]note:[/] {terminal_text(m)}"))

@@ -13,10 +13,12 @@ N + 2 + k.
   that produced the tensor in the forward), and is dead after it: each gradient is freed
   right after its node's update. QReshape and QRequant pass their gradient on: the input's
   gradient is the output's buffer and exponent.
-- A tensor read by two nodes (a residual) gets two gradients: the first one written lives
-  in its own buffer until the second is written, then both are summed into the second's
-  buffer (eq_train_grad_sum, the reference's gradient.add) and normalized there. A tensor
-  read by three or more nodes is refused, naming it.
+- A tensor read by k nodes (a residual: two) gets k gradients, written in backward order:
+  each but the last lives in its own buffer until the next one is written, which adds it
+  into its own buffer (eq_train_grad_sum, the reference's gradient.add) and normalizes
+  there, so the running sum moves along and at most two of the k buffers are alive at once.
+  Refused, naming the tensor: a reshape among the readers (it passes its buffer on) and a
+  node reading the tensor on two inputs.
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ class TrainArena:
     slot: dict[str, int]     # gradient buffer key -> index of its exponent (one int32 each)
     loss_step: int
     writes: dict[tuple[str, int], str] = field(default_factory=dict)  # (node, input) -> key it writes
-    sums: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # node -> (tensor, first key) to add after it
+    # node -> (tensor, key of the sum so far, key it wrote): added into the latter after its rule
+    sums: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     def offset(self, key: str) -> int:
         return self.memory.extra[key][0]
@@ -73,7 +76,7 @@ def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
     grad: dict[str, str] = {}
     bufs: dict[str, Buffer] = {}
     writes: dict[tuple[str, int], str] = {}
-    sums: dict[str, list[tuple[str, str]]] = {}
+    sums: dict[str, list[tuple[str, str, str]]] = {}
     producers: dict[str, list[tuple[str, int]]] = {}  # tensor -> (backward node, input) writing its gradient
     for node in plan.backward:
         for i, wanted in enumerate(plan.wants[node.name]):
@@ -96,19 +99,24 @@ def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
                 continue
             t = node.inputs[i]
             made = producers[t]
-            if len(made) > 2 or (len(made) == 2 and any(by_name[n].op in PASS_ON for n, _ in made)):
-                raise EdgeqError(f"tensor {t!r} gets gradients from {len(made)} layers on the training path; the C "
-                                 "training step sums two (a residual), not more nor through a reshape",
+            if len(made) > 1 and any(by_name[n].op in PASS_ON for n, _ in made):
+                raise EdgeqError(f"tensor {t!r} gets gradients from {len(made)} nodes on the training path, one of "
+                                 "them a reshape; the C training step sums gradients written by computing rules only",
                                  "train only layers after it (a smaller last:N)")
+            if len({n for n, _ in made}) < len(made):
+                raise EdgeqError(f"node {node.name!r} reads tensor {t!r} twice; the C training step has no gradient "
+                                 "for a node reading one tensor on two inputs", "train only layers after it "
+                                 "(a smaller last:N)")
             if node.op in PASS_ON:
                 key = grad[t] = writes[(node.name, i)] = grad[node.outputs[0]]
                 bufs[key].last = max(bufs[key].last, last_step(t))
-            elif len(made) == 1:
+                continue
+            j = made.index((node.name, i))
+            if j == len(made) - 1:  # the last (or only) writer: the tensor's gradient
                 grad[t] = writes[(node.name, i)] = new(f"grad:{t}", t, at[node.name], last_step(t))
-            elif (node.name, i) == made[0]:  # the first of two: kept until the second is written
-                writes[(node.name, i)] = new(f"grad:{t}#1", t, at[node.name], at[made[1][0]])
-            else:
-                grad[t] = writes[(node.name, i)] = new(f"grad:{t}", t, at[node.name], last_step(t))
-                sums.setdefault(node.name, []).append((t, f"grad:{t}#1"))
+            else:  # kept until the next writer adds it to its own
+                writes[(node.name, i)] = new(f"grad:{t}#{j + 1}", t, at[node.name], at[made[j + 1][0]])
+            if j > 0:
+                sums.setdefault(node.name, []).append((t, f"grad:{t}#{j}", writes[(node.name, i)]))
     memory = plan_memory(g, keep_until=keep_until, extra=list(bufs.values()), **options)
     return TrainArena(memory, grad, {k: i for i, k in enumerate(bufs)}, loss, writes, sums)
