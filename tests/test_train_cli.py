@@ -343,3 +343,40 @@ def test_momentum_outside_its_range_is_one_clear_line(dscnn, tmp_path):
     res = edgeq("compile", model, "--target", "host", "--calib", root / "calib.npy", "--train", "bias",
                 "--train-momentum", "1.0", "-o", tmp_path / "out")
     assert_clean_failure(res, "--train-momentum 1.0", "0.9")
+
+
+@pytest.mark.slow
+def test_shufflenet_channel_shuffle_and_concat_train_end_to_end(tmp_path):
+    """A real network that needs the new rules: torchvision's shufflenet_v2_x0_5 (64x64 input,
+    random init) with `--train last:3` reaches the last block's branch conv through the channel
+    shuffle (QReshape, QTranspose, QReshape) and QConcat. Compile (self-check), then `edgeq train`,
+    bit-exact with the reference on the host."""
+    import json
+    from edgeq.errors import EdgeqError
+    from edgeq.models import torchvision_zoo
+    try:
+        torchvision_zoo.load_torchvision()
+    except EdgeqError as e:
+        pytest.skip(str(e))
+    size = 64
+    model = torchvision_zoo.export(torchvision_zoo.build("shufflenet_v2_x0_5"), tmp_path / "shufflenet.onnx",
+                                   "legacy", (1, 3, size, size))
+    np.save(tmp_path / "calib.npy", torchvision_zoo.sample_inputs(16, size).astype(np.float32))
+    np.savez(tmp_path / "train.npz", x=torchvision_zoo.sample_inputs(6, size, seed=1).astype(np.float32),
+             y=np.array([1, 5, 9, 1, 5, 9]))
+    build = compile_train(tmp_path, model, "host", "last:3", "out", "--train-budget", "16MiB")
+    t = json.loads((build / "report.json").read_text())["training"]
+    before = load_graph(build / "model.q.onnx")
+    assert {"QTranspose", "QConcat"} <= {before.node_by_name(n).op for n in t["backward"]}
+    assert t["self_check"]["passed"]
+    main(["train", str(build), "--data", str(tmp_path / "train.npz"), "-q"])
+    classes = 1000
+    import edgeq.driver.runner as runner
+    x, y = runner.load_training_data(tmp_path / "train.npz", before, classes)
+    section = json.loads((build / "report.json").read_text())["training"]
+    from edgeq.targets.training import options_of, updates_from_json
+    plan = build_plan(before, updates_from_json(section["updates"]), options_of(section))
+    state = TrainState(plan)
+    for i in range(len(x)):
+        train_step(plan, state, x[i:i + 1], int(y[i]))
+    assert_learned_equal(build, plan, state)
