@@ -277,6 +277,29 @@ class Excite:
     hw, ops, kernels = 6, {"QTranspose", "QAdd"}, ("eq_train_gather_grad", "eq_train_unbroadcast")
 
 
+class Twice:
+    """One node reading a tensor on both inputs (s + s, concat(t, t)): two gradients at one step."""
+
+    @staticmethod
+    def build():
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c0, self.c1, self.fc = nn.Conv2d(1, 8, 3, 1, 1), nn.Conv2d(8, 8, 3, 1, 1), nn.Linear(16, 10)
+
+            def forward(self, x):
+                s = F.relu(self.c0(x))
+                t = F.relu(self.c1(s + s))
+                return self.fc(torch.flatten(F.adaptive_avg_pool2d(torch.cat([t, t], 1), 1), 1))
+        return Net()
+
+    hw, ops, kernels = 6, {"QAdd", "QConcat"}, ("eq_train_gather_grad", "eq_train_grad_sum")
+
+
 def _routing_net(tmp_path, net):
     import torch
     torch.manual_seed(3)
@@ -289,7 +312,8 @@ def _routing_net(tmp_path, net):
 
 
 @pytest.mark.parametrize("target", ["host", "cortex-m7"])
-@pytest.mark.parametrize("net", [Routes, Excite], ids=["maxpool_concat_pad_3readers", "transpose_broadcast_add"])
+@pytest.mark.parametrize("net", [Routes, Excite, Twice],
+                         ids=["maxpool_concat_pad_3readers", "transpose_broadcast_add", "one_node_reads_twice"])
 def test_routing_ops_train_bit_exact(tmp_path, target, net):
     """`--train bias` reaches the first conv through each op: the compile's 4-step self-check and
     `edgeq train` after it equal the reference byte for byte (host process, QEMU)."""

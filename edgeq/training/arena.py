@@ -17,8 +17,9 @@ N + 2 + k.
   each but the last lives in its own buffer until the next one is written, which adds it
   into its own buffer (eq_train_grad_sum, the reference's gradient.add) and normalizes
   there, so the running sum moves along and at most two of the k buffers are alive at once.
-  Refused, naming the tensor: a reshape among the readers (it passes its buffer on) and a
-  node reading the tensor on two inputs.
+  A node reading the tensor on two inputs (x + x, concat(x, x)) is two readers at the same
+  step: input 0's gradient first, as the reference adds them. Refused, naming the tensor: a
+  reshape among the readers (it passes its buffer on).
 """
 from __future__ import annotations
 
@@ -103,10 +104,6 @@ def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
                 raise EdgeqError(f"tensor {t!r} gets gradients from {len(made)} nodes on the training path, one of "
                                  "them a reshape; the C training step sums gradients written by computing rules only",
                                  "train only layers after it (a smaller last:N)")
-            if len({n for n, _ in made}) < len(made):
-                raise EdgeqError(f"node {node.name!r} reads tensor {t!r} twice; the C training step has no gradient "
-                                 "for a node reading one tensor on two inputs", "train only layers after it "
-                                 "(a smaller last:N)")
             if node.op in PASS_ON:
                 key = grad[t] = writes[(node.name, i)] = grad[node.outputs[0]]
                 bufs[key].last = max(bufs[key].last, last_step(t))
