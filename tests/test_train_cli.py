@@ -300,6 +300,30 @@ class Twice:
     hw, ops, kernels = 6, {"QAdd", "QConcat"}, ("eq_train_gather_grad", "eq_train_grad_sum")
 
 
+class Flattened:
+    """A tensor read by a flatten (QReshape, which then copies its gradient instead of passing
+    its buffer on) and by a conv: the two heads' gradients add up."""
+
+    @staticmethod
+    def build():
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c0, self.c1 = nn.Conv2d(1, 4, 3, 1, 1), nn.Conv2d(4, 4, 1)
+                self.fa, self.fb = nn.Linear(64, 10), nn.Linear(64, 10)
+
+            def forward(self, x):
+                s = F.relu(self.c0(x))
+                return self.fa(torch.flatten(s, 1)) + self.fb(torch.flatten(F.relu(self.c1(s)), 1))
+        return Net()
+
+    hw, ops, kernels = 4, {"QReshape", "QAdd"}, ("eq_train_gather_grad", "eq_train_grad_sum")
+
+
 def _routing_net(tmp_path, net):
     import torch
     torch.manual_seed(3)
@@ -312,8 +336,8 @@ def _routing_net(tmp_path, net):
 
 
 @pytest.mark.parametrize("target", ["host", "cortex-m7"])
-@pytest.mark.parametrize("net", [Routes, Excite, Twice],
-                         ids=["maxpool_concat_pad_3readers", "transpose_broadcast_add", "one_node_reads_twice"])
+@pytest.mark.parametrize("net", [Routes, Excite, Twice, Flattened], ids=[
+    "maxpool_concat_pad_3readers", "transpose_broadcast_add", "one_node_reads_twice", "reshape_and_conv_read"])
 def test_routing_ops_train_bit_exact(tmp_path, target, net):
     """`--train bias` reaches the first conv through each op: the compile's 4-step self-check and
     `edgeq train` after it equal the reference byte for byte (host process, QEMU)."""
@@ -404,3 +428,4 @@ def test_shufflenet_channel_shuffle_and_concat_train_end_to_end(tmp_path):
     for i in range(len(x)):
         train_step(plan, state, x[i:i + 1], int(y[i]))
     assert_learned_equal(build, plan, state)
+

@@ -466,9 +466,10 @@ def _unbroadcast(t: TrainingC, ctx, node: Node, i: int, k: int, key: str, in_sha
             f"{int(np.prod(aligned, dtype=np.int64))}, {t.buf(key, 'acc')}));"]
 
 
-def _gather(t: TrainingC, ctx, node: Node, i: int, k: int, stride, offset: int) -> list[str]:
-    """Input i's gradient: the output gradient's elements at offset + index . stride, exponent unchanged."""
-    x_shape = tuple(ctx.shape(node.inputs[i]))
+def _gather(t: TrainingC, ctx, node: Node, i: int, k: int, stride, offset: int, flat: bool = False) -> list[str]:
+    """Input i's gradient: the output gradient's elements at offset + index . stride, exponent
+    unchanged (flat: a plain copy of all of them, stride [1])."""
+    x_shape = (_elems(t.plan, node.inputs[i]),) if flat else tuple(ctx.shape(node.inputs[i]))
     _rank_ok(node, x_shape)
     key = t.into(node, i)
     shape = _i32(ctx, x_shape, f"shape{i}", f"{comment_text(node.name)} input {i} shape")
@@ -532,5 +533,8 @@ def maxpool_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
 
 @implements("c-backward", *PASS_ON)
 def pass_on(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
-    """The input's gradient is the output's buffer and exponent (edgeq.training.arena)."""
+    """The input's gradient is the output's buffer and exponent (edgeq.training.arena), or a
+    copy of it when the input has other readers whose gradients add to it."""
+    if node.name in t.arena.copies:
+        return _gather(t, ctx, node, 0, k, [1], 0, flat=True)
     return ["/* the gradient passes on unchanged (same buffer, same exponent) */"]

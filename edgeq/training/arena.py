@@ -12,14 +12,14 @@ N + 2 + k.
   from the step that writes it to the backward step of the node that reads it (the node
   that produced the tensor in the forward), and is dead after it: each gradient is freed
   right after its node's update. QReshape and QRequant pass their gradient on: the input's
-  gradient is the output's buffer and exponent.
+  gradient is the output's buffer and exponent (unless their input has other readers too:
+  then they copy it into a buffer of its own, which the sum below needs).
 - A tensor read by k nodes (a residual: two) gets k gradients, written in backward order:
   each but the last lives in its own buffer until the next one is written, which adds it
   into its own buffer (eq_train_grad_sum, the reference's gradient.add) and normalizes
   there, so the running sum moves along and at most two of the k buffers are alive at once.
   A node reading the tensor on two inputs (x + x, concat(x, x)) is two readers at the same
-  step: input 0's gradient first, as the reference adds them. Refused, naming the tensor: a
-  reshape among the readers (it passes its buffer on).
+  step: input 0's gradient first, as the reference adds them.
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeq.errors import EdgeqError
 from edgeq.planning.memory_plan import Buffer, MemoryPlan
 from edgeq.training.plan import TrainPlan
 
@@ -43,6 +42,7 @@ class TrainArena:
     writes: dict[tuple[str, int], str] = field(default_factory=dict)  # (node, input) -> key it writes
     # node -> (tensor, key of the sum so far, key it wrote): added into the latter after its rule
     sums: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    copies: set[str] = field(default_factory=set)  # pass-on nodes that copy (their input has other readers)
 
     def offset(self, key: str) -> int:
         return self.memory.extra[key][0]
@@ -78,6 +78,7 @@ def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
     bufs: dict[str, Buffer] = {}
     writes: dict[tuple[str, int], str] = {}
     sums: dict[str, list[tuple[str, str, str]]] = {}
+    copies: set[str] = set()
     producers: dict[str, list[tuple[str, int]]] = {}  # tensor -> (backward node, input) writing its gradient
     for node in plan.backward:
         for i, wanted in enumerate(plan.wants[node.name]):
@@ -100,14 +101,12 @@ def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
                 continue
             t = node.inputs[i]
             made = producers[t]
-            if len(made) > 1 and any(by_name[n].op in PASS_ON for n, _ in made):
-                raise EdgeqError(f"tensor {t!r} gets gradients from {len(made)} nodes on the training path, one of "
-                                 "them a reshape; the C training step sums gradients written by computing rules only",
-                                 "train only layers after it (a smaller last:N)")
-            if node.op in PASS_ON:
+            if node.op in PASS_ON and len(made) == 1:
                 key = grad[t] = writes[(node.name, i)] = grad[node.outputs[0]]
                 bufs[key].last = max(bufs[key].last, last_step(t))
                 continue
+            if node.op in PASS_ON:  # its buffer cannot be passed on: the sum needs one of its own
+                copies.add(node.name)
             j = made.index((node.name, i))
             if j == len(made) - 1:  # the last (or only) writer: the tensor's gradient
                 grad[t] = writes[(node.name, i)] = new(f"grad:{t}", t, at[node.name], last_step(t))
@@ -116,4 +115,4 @@ def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
             if j > 0:
                 sums.setdefault(node.name, []).append((t, f"grad:{t}#{j}", writes[(node.name, i)]))
     memory = plan_memory(g, keep_until=keep_until, extra=list(bufs.values()), **options)
-    return TrainArena(memory, grad, {k: i for i, k in enumerate(bufs)}, loss, writes, sums)
+    return TrainArena(memory, grad, {k: i for i, k in enumerate(bufs)}, loss, writes, sums, copies)
