@@ -94,7 +94,6 @@ def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
         return at[consumer.name] if consumer is not None else loss
 
     grad[plan.logits] = new(f"grad:{plan.logits}", plan.logits, loss, last_step(plan.logits))
-    by_name = {n.name: n for n in plan.backward}
     for node in plan.backward:
         for i, wanted in enumerate(plan.wants[node.name]):
             if not wanted:
