@@ -2,13 +2,16 @@
 
     python benchmarks/train_memory.py                          # the table in docs/training.md
     python benchmarks/train_memory.py --specs last:2 --target cortex-m7
+    python benchmarks/train_memory.py --specs last:2 --momentum-specs ""     # no momentum rows
 
 For each spec it runs, as a user would,
 
     edgeq compile models/fmnist_dscnn_heldout89.onnx --target cortex-m7 --calib CALIB.npy \\
         --train SPEC --train-budget 256KiB -o DIR
 
-(the compile fails if the training firmware does not fit the budget) and reads DIR/report.json:
+(the compile fails if the training firmware does not fit the budget), and for each of
+--momentum-specs the same with `--train-momentum 0.9` (one int32 velocity per trained
+weight and bias, in SRAM), and reads DIR/report.json:
 the training firmware fw_train.elf is linked against the part, run on QEMU, its stack painted
 and measured, its instructions per `edgeq_model_train_step` counted by the TCG plugin (exact
 instructions, not cycles), and 4 of its steps checked byte for byte against the reference.
@@ -42,6 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--specs", default="bias,last:1,last:2,last:3,last:5,auto")
     ap.add_argument("--target", default="cortex-m7")
     ap.add_argument("--budget", default="256KiB")
+    ap.add_argument("--momentum-specs", default="last:2", help="specs also built with --train-momentum 0.9")
     args = ap.parse_args(argv)
     from edgeq.models.fmnist import load_fmnist, preprocess
     xtr, ytr = load_fmnist("train")
@@ -49,17 +53,20 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="train-memory-") as tmp:
         np.save(Path(tmp) / "calib.npy", calib)
-        for spec in args.specs.split(","):
-            out = Path(tmp) / spec.replace(":", "_")
+        runs = [(s, []) for s in args.specs.split(",") if s] + \
+            [(s, ["--train-momentum", "0.9"]) for s in args.momentum_specs.split(",") if s]
+        for spec, extra in runs:
+            out = Path(tmp) / (spec.replace(":", "_") + ("_momentum" if extra else ""))
             cmd = ["compile", str(MODEL), "--target", args.target, "--calib", str(Path(tmp) / "calib.npy"),
-                   "--train", spec, "--train-budget", args.budget, "-o", str(out), "-q"]
+                   "--train", spec, "--train-budget", args.budget, *extra, "-o", str(out), "-q"]
             print("$ edgeq " + " ".join(cmd).replace(tmp, "TMP"), flush=True)
             res = subprocess.run([sys.executable, "-m", "edgeq.cli", *cmd], capture_output=True, text=True)
+            label = spec + (", momentum 0.9" if extra else "")
             if res.returncode:
                 print(res.stderr.strip())
-                rows.append((spec, None))
+                rows.append((label, None))
                 continue
-            rows.append((spec, json.loads((out / "report.json").read_text())))
+            rows.append((label, json.loads((out / "report.json").read_text())))
     print(f"\n{args.target} training firmware (fw_train.elf), budget {args.budget}; KiB = 1024 bytes\n")
     print("| spec | updated | training arena | of it gradients (peak) | trained params (SRAM) | other static | "
           "stack (measured) | SRAM total | flash | instructions / step | check |")
@@ -76,7 +83,7 @@ def main(argv=None) -> int:
               f"| {kib(other)} | {kib(t['stack_bytes'])} | **{kib(t['sram_bytes'])}** | {kib(t['flash_bytes'])} | "
               f"{t['instructions_per_step']:,} | {'bit-exact' if t['self_check']['passed'] else 'FAILED'} |")
     print("\nSRAM total = static RAM of fw_train.elf (.data + .bss: the training arena, the trained "
-          "parameters and residuals, the runtime's data) + the measured stack peak. Not counted: the "
+          "parameters, residuals and momentum velocities, the runtime's data) + the measured stack peak. Not counted: the "
           "1 KiB heap reserve the harness's semihosting stdio uses (a product build has no semihosting).")
     print("MCUNetV3 (quoted from the paper, STM32F746, not measured here): peak training memory "
           + "; ".join(f"{n} {a} ({b} without reordering)" for n, a, b in MCUNETV3) + "; 373-546 ms per step.")

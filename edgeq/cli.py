@@ -104,6 +104,8 @@ def compile_cmd(
                                                "(default: the part's SRAM; host: 256 KiB)"),
     train_lr: float = typer.Option(0.01, "--train-lr", help="with --train: the SGD learning rate built into the step "
                                    "(`edgeq train --lr` changes it)"),
+    train_momentum: float = typer.Option(0.0, "--train-momentum", help="with --train: SGD momentum in [0, 1) "
+                                         "(0: none; else one int32 velocity per trained parameter, in SRAM)"),
     state_bits: Optional[int] = typer.Option(None, "--state-bits", help="GRU/LSTM: bits of the state carried "
                                              "between time steps: 16 (default) | 8 (the default of the TFLite "
                                              "targets, whose export has no int16 state)"),
@@ -126,7 +128,8 @@ def compile_cmd(
                           calib_percentile=calib_percentile,
                           weight_rounding=weight_rounding, scratch=scratch, cpu=cpu, lowering=lowering,
                           board=board, flash_size=flash_size, sram_size=sram_size, train=train,
-                          train_budget=train_budget, train_lr=train_lr, state_bits=state_bits,
+                          train_budget=train_budget, train_lr=train_lr, train_momentum=train_momentum,
+                          state_bits=state_bits,
                           progress=not quiet)
     if not model.is_file():
         raise EdgeqError(f"model file {model} does not exist", "give the path of an .onnx or int8 .tflite file")

@@ -238,6 +238,7 @@ class CompileOptions:
     train: str | None = None
     train_budget: str | int | None = None
     train_lr: float = 0.01
+    train_momentum: float = 0.0
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -283,6 +284,9 @@ class CompileOptions:
             parse_budget(self.train_budget, 1.0, "--train-budget")
         if not self.train_lr > 0:
             raise EdgeqError(f"--train-lr {self.train_lr} is not positive", "use a learning rate like 0.01")
+        if not 0.0 <= self.train_momentum < 1.0:
+            raise EdgeqError(f"--train-momentum {self.train_momentum} is outside [0, 1)",
+                             "use a momentum like 0.9, or 0 for plain SGD")
 
     def check_data(self, has_calib: bool) -> None:
         """The settings that need calibration data, checked before any work."""

@@ -101,7 +101,7 @@ def generate_training_model(qgraph: Graph, setup: TrainSetup, src, report: dict,
     o = setup.plan.options
     report["training"] = {
         "spec": setup.spec, "budget_bytes": setup.budget,
-        "options": {"lr": o.lr, "weight_update": o.weight_update, "grad_bits": o.grad_bits,
+        "options": {"lr": o.lr, "momentum": o.momentum, "weight_update": o.weight_update, "grad_bits": o.grad_bits,
                     "rounding": o.rounding, "seed": o.seed},
         "updates": updates_json(setup.plan),
         "state": [{"kind": a.kind, "layer": a.layer, "dtype": a.dtype, "shape": list(a.shape)}
@@ -111,7 +111,7 @@ def generate_training_model(qgraph: Graph, setup: TrainSetup, src, report: dict,
                    "gradient_bytes": arena.gradient_bytes(),
                    "kept_activation_bytes": sum(arena.memory.sizes[t] for t in setup.plan.keep),
                    "trained_weight_bytes": params["weights"], "residual_bytes": params["residuals"],
-                   "trained_bias_bytes": params["biases"]},
+                   "trained_bias_bytes": params["biases"], "momentum_bytes": params["momentum"]},
     }
     if setup.auto is not None:
         report["training"]["auto"] = {k: setup.auto[k] for k in ("budget", "chosen", "probe_samples", "labels")}
@@ -189,11 +189,11 @@ def state_source(setup: TrainSetup) -> str:
 
 
 def state_npz(state: TrainState) -> dict[str, np.ndarray]:
-    """What train_state.npz keeps between `edgeq train` runs: the residuals and the draw
-    counter (the weights and biases are model.q.onnx's)."""
+    """What train_state.npz keeps between `edgeq train` runs: the residuals, the momentum
+    velocities and the draw counter (the weights and biases are model.q.onnx's)."""
     out = {}
     for i, (a, v) in enumerate(zip(state_layout(state.plan), state_arrays(state))):
-        if a.kind in ("residuals", "draws"):
+        if a.kind in ("residuals", "draws", "weight_velocity", "bias_velocity"):
             out[f"{i}_{a.kind}"] = v
     return out
 

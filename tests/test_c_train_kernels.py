@@ -35,6 +35,19 @@ class CDraws(ctypes.Structure):
 WeightParams = cb._struct("eq_train_weight_params", ["fit", "stochastic_fit", "stochastic", "frac_bits", "qmax"])
 
 
+class CMomentum(ctypes.Structure):
+    _fields_ = [("mult", ctypes.c_int32), ("shift", ctypes.c_int32), ("velocity", ctypes.c_void_p)]
+
+
+def c_momentum(ctx, node, which: str, shape):
+    """(eq_train_momentum or None, the int32 velocity it points at) from the state's velocity."""
+    c = ctx.consts(node)
+    if "mu" not in c:
+        return None, None
+    v = cb.i32(ctx.state.velocity.get((node.name, which), np.zeros(shape, np.int64)))
+    return CMomentum(int(c["mu"][0]), int(c["mu"][1]), v.ctypes.data), v
+
+
 def i16(a):
     return np.ascontiguousarray(a, dtype=np.int16)
 
@@ -224,8 +237,11 @@ def c_layer_backward(ctx, node, g: Grad, env) -> Grad | None:
     upd = ctx.update(node)
     if upd is not None and upd.bias:
         positions = int(np.prod(y_shape[2:])) if node.op == "QConv" else 1
+        mu, v = c_momentum(ctx, node, "bias", st.biases[node.name].shape)
         assert cb.call("eq_train_bias_update", y_shape[0], y_shape[1], positions, m, g.e, cb.i32(c["bmult"]),
-                       cb.i32(c["bshift"]), c["blimit"], st.biases[node.name]) == 0
+                       cb.i32(c["bshift"]), c["blimit"], mu, st.biases[node.name]) == 0
+        if v is not None:
+            st.velocity[(node.name, "bias")] = v.astype(np.int64)
     if upd is not None and upd.weights:
         ci = x_shape[1] if node.op == "QConv" else int(np.prod(x_shape[1:]))
         sel = None
@@ -236,8 +252,11 @@ def c_layer_backward(ctx, node, g: Grad, env) -> Grad | None:
                     stochastic=int(opts.weight_update == "stochastic"), frac_bits=c["frac_bits"], qmax=c["qmax"])
         res = st.residuals.get(node.name)
         fn = "eq_train_fc_weight_update" if node.op == "QGemm" else "eq_train_conv2d_weight_update"
+        mu, v = c_momentum(ctx, node, "weights", st.weights[node.name].shape)
         assert cb.call(fn, p, u, cb.i8(ctx.kept(node.inputs[0])), m, g.e, cb.i32(c["wmult"]), cb.i32(c["wshift"]),
-                       sel, ctypes.byref(cd), st.weights[node.name], res) == 0
+                       sel, ctypes.byref(cd), mu, st.weights[node.name], res) == 0
+        if v is not None:
+            st.velocity[(node.name, "weights")] = v.astype(np.int64)
     st.draws.counter = cd.counter
     return out
 
@@ -329,6 +348,7 @@ def dscnn_like(tmp_path_factory):
     ("last:5", TrainOptions(lr=0.05)),
     ("bias", TrainOptions(lr=0.05)),
     ("last:3", TrainOptions(lr=0.05, weight_update="stochastic", rounding="stochastic", grad_bits=8)),
+    ("last:3", TrainOptions(lr=0.05, momentum=0.9)),
 ])
 def test_training_steps_through_the_c_backward_are_bit_exact(dscnn_like, spec, options):
     qgraph, x, labels = dscnn_like
@@ -342,6 +362,145 @@ def test_training_steps_through_the_c_backward_are_bit_exact(dscnn_like, spec, o
         for table in ("weights", "biases", "residuals"):
             a, b = getattr(py, table).get(name), getattr(cs, table).get(name)
             assert (a is None and b is None) or np.array_equal(a, b), (name, table)
+    assert py.velocity.keys() == cs.velocity.keys() and bool(py.velocity) == bool(options.momentum)
+    for key, v in py.velocity.items():
+        assert np.array_equal(v, cs.velocity[key]), key
     assert py.draws.counter == cs.draws.counter
     first = next(iter(plan.updates))
     assert not np.array_equal(py.biases[first], qgraph.const(qgraph.node_by_name(first).inputs[2]))
+
+
+# ---- routing ops: max pool, data movement, broadcast add, momentum ----------------------------
+
+@pytest.mark.parametrize("kernel,strides,pads,hw,ties", [
+    ((3, 3), (2, 2), (1, 1, 1, 1), (6, 7), False), ((2, 2), (2, 2), (0, 0, 0, 0), (8, 8), True),
+    ((3, 3), (1, 1), (1, 1, 1, 1), (5, 5), True), ((2, 3), (1, 2), (0, 1, 1, 0), (5, 9), True)])
+def test_maxpool_input_gradient(kernel, strides, pads, hw, ties):
+    """Overlapping windows sum; among equal values the first tap in kernel row-major order wins
+    (x drawn from 3 values: most windows hold ties); padding never wins."""
+    rng = np.random.default_rng(sum(hw) + ties)
+    g, node, env = _pool_graph(rng, "QMaxPool", (1, 2) + hw, kernel, strides, pads)
+    if ties:
+        env["x"] = rng.integers(-3, 0, env["x"].shape).astype(np.int8)  # only the backward reads x
+    ctx = context(g, node, env, (True,))
+    m = rng.integers(-L, L + 1, size=env["y"].shape)
+    want = RULES["QMaxPool"].backward(ctx, node, Grad(m, -15))[0]
+    acc = np.zeros(env["x"].shape, np.int32)
+    assert cb.call("eq_train_maxpool_input_grad", pool_params(node, env["x"].shape, env["y"].shape),
+                   cb.i8(env["x"]), i16(m), acc) == 0
+    gm, e = np.zeros(acc.size, np.int16), ctypes.c_int32()
+    assert cb.call("eq_train_normalize", acc, acc.size, -15, 16, 0, None, gm, ctypes.byref(e)) == 0
+    assert np.array_equal(gm.reshape(acc.shape), want.m) and e.value == want.e
+    assert np.count_nonzero(acc) > 0
+
+
+def _gather_args(view: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(shape, element strides, offset) of a numpy view into np.arange(size): what
+    eq_train_gather_grad reads, found by numpy rather than by the code generator's arithmetic."""
+    return cb.i32(view.shape), cb.i32(np.array(view.strides) // view.itemsize), int(view.flat[0])
+
+
+def _rule_graph(op, x_shapes, **attrs):
+    from edgeq.ir import Graph, Node
+    from edgeq.reference import run_node
+    from edgeq.ir import QDOMAIN
+    from ._train_graphs import act
+    g = Graph("t")
+    rng = np.random.default_rng(len(x_shapes))
+    names = [act(g, f"x{i}", s, 0.1, 0) for i, s in enumerate(x_shapes)]
+    node = Node(op, op, names, ["y"], attrs, QDOMAIN)
+    env = {n: rng.integers(-128, 128, s).astype(np.int8) for n, s in zip(names, x_shapes)}
+    env["y"] = run_node(node, [env[n] for n in names])
+    act(g, "y", env["y"].shape, 0.1, 0)
+    g.nodes = [node]
+    return g, node, env
+
+
+@pytest.mark.parametrize("op,x_shapes,attrs,views", [
+    ("QTranspose", [(1, 3, 4, 5)], {"perm": [0, 2, 3, 1]}, lambda y: [np.transpose(y, np.argsort([0, 2, 3, 1]))]),
+    ("QTranspose", [(2, 3, 4, 5, 2)], {"perm": [0, 2, 1, 4, 3]},
+     lambda y: [np.transpose(y, np.argsort([0, 2, 1, 4, 3]))]),
+    ("QTranspose", [(3, 4)], {}, lambda y: [y.T]),
+    ("QPad", [(1, 3, 4, 5)], {"pads": [0, 0, 1, 2, 0, 0, 3, 0]}, lambda y: [y[:, :, 1:5, 2:7]]),
+    ("QConcat", [(1, 2, 3, 4), (1, 5, 3, 4)], {"axis": 1}, lambda y: [y[:, :2], y[:, 2:]]),
+    ("QConcat", [(1, 2, 3, 4), (1, 2, 3, 1), (1, 2, 3, 2)], {"axis": -1},
+     lambda y: [y[..., :4], y[..., 4:5], y[..., 5:]]),
+])
+def test_data_movement_gradients(op, x_shapes, attrs, views):
+    """eq_train_gather_grad with the strides of the inverse numpy view equals each rule."""
+    g, node, env = _rule_graph(op, x_shapes, **attrs)
+    ctx = context(g, node, env, (True,) * len(x_shapes))
+    m = np.random.default_rng(7).integers(-L, L + 1, size=env["y"].shape)
+    want = RULES[op].backward(ctx, node, Grad(m, -13))
+    index = np.arange(m.size).reshape(m.shape)
+    for i, view in enumerate(views(index)):
+        shape, strides, offset = _gather_args(view)
+        out = np.zeros(x_shapes[i], np.int16)
+        assert cb.call("eq_train_gather_grad", i16(m), len(shape), shape, strides, offset, out) == 0
+        assert want[i].e == -13 and np.array_equal(out, want[i].m), i
+
+
+@pytest.mark.parametrize("b_shape,relu", [((1, 4, 1, 1), False), ((1, 1, 5, 1), True), ((1, 4, 5, 5), True)])
+def test_add_gradients_with_a_broadcast_input(b_shape, relu):
+    """Mask, then the same-shape input widens and the broadcast one sums over its stretched axes."""
+    from .test_training_rules import _add_graph
+    rng = np.random.default_rng(len(b_shape) + relu + 30)
+    g, node, env = _add_graph(rng, b_shape, relu)
+    ctx = context(g, node, env, (True, True))
+    m = rng.integers(-L, L + 1, size=env["y"].shape)
+    want = RULES["QAdd"].backward(ctx, node, Grad(m, -20))
+    c = ctx.consts(node)
+    mm = i16(m)
+    cb.call("eq_train_mask", mm, cb.i8(env["y"]), mm.size, int(c["lo"] is not None), c["lo"] or 0,
+            int(c["hi"] is not None), c["hi"] or 0)
+    for i, shape in ((0, (1, 4, 5, 5)), (1, b_shape)):
+        strides = cb.i32(np.array(np.broadcast_to(np.zeros(shape, np.int8), m.shape).strides))  # int8: element strides
+        acc = np.zeros(int(np.prod(shape)), np.int32)
+        assert cb.call("eq_train_unbroadcast", mm, 4, cb.i32(m.shape), strides, acc.size, acc) == 0
+        gm, e = np.zeros(acc.size, np.int16), ctypes.c_int32()
+        assert cb.call("eq_train_normalize", acc, acc.size, -20, 16, 0, None, gm, ctypes.byref(e)) == 0
+        assert np.array_equal(gm.reshape(shape), want[i].m) and e.value == want[i].e, i
+
+
+def test_gradients_of_a_tensor_read_three_times_sum_in_backward_order():
+    """The C step's running sum (grad_sum + normalize after the 2nd and the 3rd reader) equals
+    the reference's add(add(g1, g2), g3), stochastic rounding included."""
+    from edgeq.training.gradient import add
+    rng = np.random.default_rng(12)
+    gs = [Grad(rng.integers(-L, L + 1, 200), e) for e in (-20, -23, -17)]
+    d = Draws(seed=5, counter=9)
+    want = add(add(gs[0], gs[1], 16, "stochastic", d), gs[2], 16, "stochastic", d)
+    cd, e = CDraws(5, 9), ctypes.c_int32(gs[0].e)
+    run = i16(gs[0].m)
+    for g in gs[1:]:
+        buf = np.zeros(200, np.int32)
+        buf.view(np.int16)[:200] = g.m
+        assert cb.call("eq_train_grad_sum", run, e.value, buf.view(np.int16), g.e, 200, 1, ctypes.byref(cd), buf,
+                       ctypes.byref(e)) == 0
+        assert cb.call("eq_train_normalize", buf, 200, e.value, 16, 1, ctypes.byref(cd), buf, ctypes.byref(e)) == 0
+        run = buf.view(np.int16)[:200].copy()
+    assert np.array_equal(run, want.m) and e.value == want.e and cd.counter == d.counter
+
+
+@pytest.mark.parametrize("case", ["conv3x3", "gemm", "depthwise_s2"])
+def test_momentum_updates_over_several_steps(case):
+    """Three backward passes of one layer with momentum 0.9: weights, residuals, biases and both
+    velocities equal the reference's after each (the velocity carries the earlier steps)."""
+    rng = np.random.default_rng(sorted(CONV_CASES).index(case) + 130)
+    g, node, env = conv_graph(rng, **CONV_CASES[case])
+    opts = TrainOptions(lr=0.02, momentum=0.9)
+    ci = env["x"].shape[1]
+    upd = LayerUpdate("layer", bias=True, weights=True, channels=tuple(range(0, ci, 2)) if case == "gemm" else None)
+    py = context(g, node, env, (False, False, False, False, False), upd, opts)
+    cc = context(g, node, env, (False, False, False, False, False), upd, opts)
+    for step in range(3):
+        m = rng.integers(-L, L + 1, size=env["y"].shape)
+        RULES[node.op].backward(py, node, Grad(m, -16 - step))
+        c_layer_backward(cc, node, Grad(m, -16 - step), env)
+        for table in ("weights", "biases", "residuals"):
+            assert np.array_equal(getattr(cc.state, table)["layer"], getattr(py.state, table)["layer"]), (step, table)
+        for key in (("layer", "weights"), ("layer", "bias")):
+            assert np.array_equal(cc.state.velocity[key], py.state.velocity[key]), (step, key)
+    assert np.any(py.state.velocity[("layer", "weights")] != 0)
+    if upd.channels is not None:  # unselected weights never move and keep a zero velocity
+        assert not np.any(py.state.velocity[("layer", "weights")][:, 1::2])

@@ -89,9 +89,9 @@ class TrainFirmware:
                  f"        bad += eq_train_normalize({p}_acc, {env['x'].size}, {-16 - c['gexp']}, 16, "
                  f"{int(mode == 'stochastic')}, &d, {p}_gx, &e) != EQ_OK;",
                  f"        bad += eq_train_bias_update(1, {y_shape[1]}, {positions}, {p}_m, -16, {p}_bm, {p}_bs, "
-                 f"{c['blimit']}, {p}_b) != EQ_OK;",
+                 f"{c['blimit']}, NULL, {p}_b) != EQ_OK;",
                  f"        bad += eq_train_{kind}_weight_update(&p, &u, {p}_x, {p}_m, -16, {p}_wm, {p}_ws, NULL, &d, "
-                 f"{p}_w, {p}_r) != EQ_OK;",
+                 f"NULL, {p}_w, {p}_r) != EQ_OK;",
                  f'        if (e != {gx.e}) {{ printf("layer {i}: exponent %d\\n", (int)e); ++bad; }}',
                  f'        if (d.counter != {st.draws.counter}u) {{ printf("layer {i}: draws\\n"); ++bad; }}',
                  self.check(f"{p}_gx", gx.m, "int16_t", gx.m.size, f"layer {i} input gradient"),

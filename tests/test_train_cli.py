@@ -67,7 +67,7 @@ def assert_learned_equal(build: Path, plan, state) -> None:
             assert np.array_equal(after.const(node.inputs[2]), state.biases[name]), name
             moved += not np.array_equal(state.biases[name], plan.graph.const(node.inputs[2]))
     assert moved, "no parameter moved: the comparison would prove nothing"
-    from edgeq.codegen.train import state_layout
+    from edgeq.codegen.train import VELOCITY, state_layout
     with np.load(build / "train_state.npz") as z:
         saved = dict(z)
     for i, a in enumerate(state_layout(plan)):
@@ -75,6 +75,8 @@ def assert_learned_equal(build: Path, plan, state) -> None:
             assert int(saved[f"{i}_draws"][0]) == state.draws.counter
         elif a.kind == "residuals":
             assert np.array_equal(saved[f"{i}_residuals"], state.residuals[a.layer]), a.layer
+        elif a.kind in VELOCITY:
+            assert np.array_equal(saved[f"{i}_{a.kind}"], state.velocity[(a.layer, VELOCITY[a.kind])]), a.layer
 
 
 def test_bias_training_on_the_host_is_bit_exact_end_to_end(dscnn):
@@ -222,3 +224,208 @@ def test_auto_chooses_updates_that_fit_the_budget(dscnn, tmp_path):
     res = edgeq("compile", model, "--target", "host", "--calib", root / "calib.npy", "--train", "auto",
                 "--train-budget", "500", "-o", tmp_path / "small")
     assert_clean_failure(res, "budget", "--train-budget")
+
+
+class Routes:
+    """QMaxPool, QConcat (behind its requants), QPad and a tensor read by three nodes (two convs
+    and the residual add) on the gradient path of `--train bias`."""
+
+    @staticmethod
+    def build():
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c0, self.c1, self.c2 = nn.Conv2d(1, 8, 3, 1, 1), nn.Conv2d(8, 8, 3, 1, 1), nn.Conv2d(8, 8, 1)
+                self.c3, self.c4, self.fc = nn.Conv2d(16, 8, 1), nn.Conv2d(8, 8, 3), nn.Linear(8, 10)
+
+            def forward(self, x):
+                s = F.relu(self.c0(x))
+                c = torch.cat([F.relu(self.c1(s)), F.relu(self.c2(s))], 1)
+                e = F.relu(F.relu(self.c3(c)) + s)
+                h = F.relu(self.c4(F.pad(F.max_pool2d(e, 2), (1, 1, 1, 1))))
+                return self.fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+        return Net()
+
+    hw, ops, kernels = 8, {"QMaxPool", "QConcat", "QPad"}, ("eq_train_maxpool_input_grad", "eq_train_gather_grad")
+
+
+class Excite:
+    """QTranspose and a broadcast QAdd input (squeeze-excitation shapes: [1, C, 1, 1] + [1, C, H, W])."""
+
+    @staticmethod
+    def build():
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c0, self.se, self.c1 = nn.Conv2d(1, 8, 3, 1, 1), nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 3, 1, 1)
+                self.fc = nn.Linear(8, 10)
+
+            def forward(self, x):
+                s = F.relu(self.c0(x)).permute(0, 1, 3, 2)
+                u = F.relu(s + self.se(F.adaptive_avg_pool2d(s, 1)))
+                return self.fc(torch.flatten(F.adaptive_avg_pool2d(F.relu(self.c1(u)), 1), 1))
+        return Net()
+
+    hw, ops, kernels = 6, {"QTranspose", "QAdd"}, ("eq_train_gather_grad", "eq_train_unbroadcast")
+
+
+class Twice:
+    """One node reading a tensor on both inputs (s + s, concat(t, t)): two gradients at one step."""
+
+    @staticmethod
+    def build():
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c0, self.c1, self.fc = nn.Conv2d(1, 8, 3, 1, 1), nn.Conv2d(8, 8, 3, 1, 1), nn.Linear(16, 10)
+
+            def forward(self, x):
+                s = F.relu(self.c0(x))
+                t = F.relu(self.c1(s + s))
+                return self.fc(torch.flatten(F.adaptive_avg_pool2d(torch.cat([t, t], 1), 1), 1))
+        return Net()
+
+    hw, ops, kernels = 6, {"QAdd", "QConcat"}, ("eq_train_gather_grad", "eq_train_grad_sum")
+
+
+class Flattened:
+    """A tensor read by a flatten (QReshape, which then copies its gradient instead of passing
+    its buffer on) and by a conv: the two heads' gradients add up."""
+
+    @staticmethod
+    def build():
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c0, self.c1 = nn.Conv2d(1, 4, 3, 1, 1), nn.Conv2d(4, 4, 1)
+                self.fa, self.fb = nn.Linear(64, 10), nn.Linear(64, 10)
+
+            def forward(self, x):
+                s = F.relu(self.c0(x))
+                return self.fa(torch.flatten(s, 1)) + self.fb(torch.flatten(F.relu(self.c1(s)), 1))
+        return Net()
+
+    hw, ops, kernels = 4, {"QReshape", "QAdd"}, ("eq_train_gather_grad", "eq_train_grad_sum")
+
+
+def _routing_net(tmp_path, net):
+    import torch
+    torch.manual_seed(3)
+    model = export_legacy(net.build(), (1, 1, net.hw, net.hw), tmp_path / "net.onnx")
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (32, 1, net.hw, net.hw)).astype(np.float32))
+    np.savez(tmp_path / "train.npz", x=rng.uniform(0, 1, (6, 1, net.hw, net.hw)).astype(np.float32),
+             y=rng.integers(0, 10, 6))
+    return model
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m7"])
+@pytest.mark.parametrize("net", [Routes, Excite, Twice, Flattened], ids=[
+    "maxpool_concat_pad_3readers", "transpose_broadcast_add", "one_node_reads_twice", "reshape_and_conv_read"])
+def test_routing_ops_train_bit_exact(tmp_path, target, net):
+    """`--train bias` reaches the first conv through each op: the compile's 4-step self-check and
+    `edgeq train` after it equal the reference byte for byte (host process, QEMU)."""
+    if target != "host" and not __import__("shutil").which("qemu-system-arm"):
+        pytest.skip("needs qemu-system-arm")
+    import json
+    model = _routing_net(tmp_path, net)
+    build = compile_train(tmp_path, model, target, "bias", "out")
+    t = json.loads((build / "report.json").read_text())["training"]
+    before = load_graph(build / "model.q.onnx")
+    backward_ops = {before.node_by_name(n).op for n in t["backward"]}
+    assert net.ops <= backward_ops and t["self_check"]["passed"]
+    source = (build / "src" / "model.c").read_text()
+    assert all(k in source for k in net.kernels)
+    if net is Routes:  # the stem's output has three readers: two running sums
+        assert source.count("eq_train_grad_sum(") == 2
+    main(["train", str(build), "--data", str(tmp_path / "train.npz"), "-q"])
+    plan, state = reference_after(build, before, tmp_path / "train.npz", 1)
+    assert_learned_equal(build, plan, state)
+    first = before.nodes[0]
+    assert not np.array_equal(state.biases[first.name], before.const(first.inputs[2])), "the stem's bias moved"
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m7"])
+def test_momentum_trains_bit_exact_and_continues(dscnn, target):
+    """--train-momentum: the velocities are state (SRAM, report.json), and a second `edgeq train`
+    continues from the first's velocities."""
+    if target != "host" and not __import__("shutil").which("qemu-system-arm"):
+        pytest.skip("needs qemu-system-arm")
+    import json
+    root, model = dscnn
+    build = compile_train(root, model, target, "last:2", f"{target}_momentum", "--train-momentum", "0.9")
+    t = json.loads((build / "report.json").read_text())["training"]
+    assert t["options"]["momentum"] == 0.9 and t["self_check"]["passed"]
+    kinds = [a["kind"] for a in t["state"]]
+    assert kinds.count("weight_velocity") == 2 and kinds.count("bias_velocity") == 2
+    weights = sum(int(np.prod(a["shape"])) for a in t["state"] if a["kind"] == "weights")
+    assert t["memory"]["momentum_bytes"] == 4 * weights + sum(4 * a["shape"][0] for a in t["state"]
+                                                              if a["kind"] == "biases")
+    before = load_graph(build / "model.q.onnx")
+    for _ in range(2):
+        main(["train", str(build), "--data", str(root / "train.npz"), "-q"])
+    plan, state = reference_after(build, before, root / "train.npz", 2)
+    assert plan.options.momentum == 0.9
+    assert_learned_equal(build, plan, state)
+    assert any(np.any(v) for v in state.velocity.values())
+
+
+def test_momentum_outside_its_range_is_one_clear_line(dscnn, tmp_path):
+    root, model = dscnn
+    res = edgeq("compile", model, "--target", "host", "--calib", root / "calib.npy", "--train", "bias",
+                "--train-momentum", "1.0", "-o", tmp_path / "out")
+    assert_clean_failure(res, "--train-momentum 1.0", "0.9")
+
+
+@pytest.mark.slow
+def test_shufflenet_channel_shuffle_and_concat_train_end_to_end(tmp_path):
+    """A real network that needs the new rules: torchvision's shufflenet_v2_x0_5 (64x64 input,
+    random init) with `--train last:3` reaches the last block's branch conv through the channel
+    shuffle (QReshape, QTranspose, QReshape) and QConcat. Compile (self-check), then `edgeq train`,
+    bit-exact with the reference on the host."""
+    import json
+    from edgeq.errors import EdgeqError
+    from edgeq.models import torchvision_zoo
+    try:
+        torchvision_zoo.load_torchvision()
+    except EdgeqError as e:
+        pytest.skip(str(e))
+    size = 64
+    model = torchvision_zoo.export(torchvision_zoo.build("shufflenet_v2_x0_5"), tmp_path / "shufflenet.onnx",
+                                   "legacy", (1, 3, size, size))
+    np.save(tmp_path / "calib.npy", torchvision_zoo.sample_inputs(16, size).astype(np.float32))
+    np.savez(tmp_path / "train.npz", x=torchvision_zoo.sample_inputs(6, size, seed=1).astype(np.float32),
+             y=np.array([1, 5, 9, 1, 5, 9]))
+    build = compile_train(tmp_path, model, "host", "last:3", "out", "--train-budget", "16MiB")
+    t = json.loads((build / "report.json").read_text())["training"]
+    before = load_graph(build / "model.q.onnx")
+    assert {"QTranspose", "QConcat"} <= {before.node_by_name(n).op for n in t["backward"]}
+    assert t["self_check"]["passed"]
+    main(["train", str(build), "--data", str(tmp_path / "train.npz"), "-q"])
+    classes = 1000
+    import edgeq.driver.runner as runner
+    x, y = runner.load_training_data(tmp_path / "train.npz", before, classes)
+    section = json.loads((build / "report.json").read_text())["training"]
+    from edgeq.targets.training import options_of, updates_from_json
+    plan = build_plan(before, updates_from_json(section["updates"]), options_of(section))
+    state = TrainState(plan)
+    for i in range(len(x)):
+        train_step(plan, state, x[i:i + 1], int(y[i]))
+    assert_learned_equal(build, plan, state)
+

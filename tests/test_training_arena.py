@@ -59,5 +59,6 @@ def test_a_residual_keeps_its_first_gradient_until_the_second(net):
     at = step_of(plan)
     bufs = {b.key: b for b in arena.memory.buffers}
     for node, pairs in arena.sums.items():
-        for tensor, first in pairs:
-            assert bufs[first].last == at[node] and bufs[arena.grad[tensor]].first == at[node]
+        for tensor, first, key in pairs:
+            assert key == arena.grad[tensor]  # two readers: the second writes the tensor's gradient
+            assert bufs[first].last == at[node] and bufs[key].first == at[node]

@@ -288,3 +288,39 @@ def test_data_movement_rules_are_exact(op, attrs, fn):
     X = real(g, "x", env["x"])
     (fn(X) * torch.tensor(m * 2.0 ** -12)).sum().backward()
     assert gx.e == -12 and np.array_equal(gx.real(), X.grad.numpy())
+
+
+@pytest.mark.parametrize("axis,shapes", [(1, [(1, 2, 3, 4), (1, 5, 3, 4)]), (-1, [(1, 2, 3, 4), (1, 2, 3, 1)])])
+def test_concat_rule_matches_autograd(axis, shapes):
+    """QConcat's split: each input gets exactly its slice of the output gradient, exponent kept."""
+    g = Graph("t")
+    rng = np.random.default_rng(len(shapes[1]) + axis)
+    names = [act(g, f"x{i}", s, 0.1 * (i + 1), 0) for i, s in enumerate(shapes)]
+    node = Node("QConcat", "cat", names, ["y"], {"axis": axis}, QDOMAIN)
+    env = {n: rand_i8(rng, s) for n, s in zip(names, shapes)}
+    env["y"] = run_node(node, [env[n] for n in names])
+    act(g, "y", env["y"].shape, 0.2, 0)
+    g.nodes = [node]
+    ctx = context(g, node, env, (True, True))
+    m = rng.integers(-L, L + 1, size=env["y"].shape)
+    out = RULES["QConcat"].backward(ctx, node, Grad(m, -11))
+    xs = [real(g, n, env[n]) for n in names]
+    (torch.cat(xs, axis) * torch.tensor(m * 2.0 ** -11)).sum().backward()
+    for i, X in enumerate(xs):
+        assert out[i].e == -11 and np.array_equal(out[i].real(), X.grad.numpy()), i
+
+
+def test_gradients_of_three_readers_add_up_like_autograd():
+    """A tensor read by three nodes: add(add(g1, g2), g3) equals autograd's sum of the three
+    within the roundings of the two adds: each rounds its finer side to the coarser exponent
+    and then normalizes, half a unit of the respective last place each."""
+    from edgeq.training.gradient import add
+    rng = np.random.default_rng(21)
+    x = torch.tensor(rng.normal(size=50), dtype=torch.float64, requires_grad=True)
+    gs = [Grad(rng.integers(-L, L + 1, 50), e) for e in (-20, -26, -15)]
+    sum((x * torch.tensor(g.real())).sum() for g in gs).backward()
+    first = add(gs[0], gs[1], 16)
+    total = add(first, gs[2], 16)
+    bound = (2.0 ** (max(gs[0].e, gs[1].e) - 1) + 2.0 ** (first.e - 1)
+             + 2.0 ** (max(first.e, gs[2].e) - 1) + 2.0 ** (total.e - 1))
+    assert np.abs(total.real() - x.grad.numpy()).max() <= bound

@@ -38,6 +38,8 @@ from edgeq.ops import implements, lookup
 from edgeq.training.arena import PASS_ON, TrainArena
 from edgeq.training.plan import TrainPlan
 
+MAX_RANK = 8  # EQ_TRAIN_MAX_RANK
+
 
 @dataclass(frozen=True)
 class StateArray:
@@ -52,8 +54,15 @@ class StateArray:
         return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
 
+# momentum velocities: state kind -> the TrainState.velocity key's second half
+VELOCITY = {"weight_velocity": "weights", "bias_velocity": "bias"}
+
+
 def state_layout(plan: TrainPlan) -> list[StateArray]:
+    """Per trained layer: weights, residuals (master mode), biases, then with momentum the
+    velocities (int32, one per parameter of the whole tensor); last the draw counter."""
     g, out = plan.graph, []
+    momentum = bool(plan.options.momentum)
     for name, u in plan.updates.items():
         w = g.const(g.node_by_name(name).inputs[1])
         if u.weights:
@@ -62,15 +71,22 @@ def state_layout(plan: TrainPlan) -> list[StateArray]:
                 out.append(StateArray("residuals", name, "int8", tuple(w.shape)))
         if u.bias:
             out.append(StateArray("biases", name, "int32", (int(w.shape[0]),)))
+        if momentum and u.weights:
+            out.append(StateArray("weight_velocity", name, "int32", tuple(w.shape)))
+        if momentum and u.bias:
+            out.append(StateArray("bias_velocity", name, "int32", (int(w.shape[0]),)))
     return out + [StateArray("draws", "", "uint32", (1,))]
 
 
 def state_arrays(state) -> list[np.ndarray]:
-    """The values of a TrainState in state_layout order."""
+    """The values of a TrainState in state_layout order (a velocity not yet used is 0)."""
     out = []
     for a in state_layout(state.plan):
         if a.kind == "draws":
             out.append(np.array([state.draws.counter], np.uint32))
+        elif a.kind in VELOCITY:
+            v = state.velocity.get((a.layer, VELOCITY[a.kind]))
+            out.append(np.zeros(a.shape, np.int32) if v is None else np.asarray(v, np.int32).reshape(a.shape))
         else:
             out.append(getattr(state, a.kind)[a.layer])
     return out
@@ -82,6 +98,8 @@ def load_state(state, arrays: list[np.ndarray]) -> None:
         v = np.asarray(v).reshape(a.shape).astype(a.dtype)
         if a.kind == "draws":
             state.draws.counter = int(v[0])
+        elif a.kind in VELOCITY:
+            state.velocity[(a.layer, VELOCITY[a.kind])] = v.astype(np.int64)
         else:
             getattr(state, a.kind)[a.layer] = v
 
@@ -90,13 +108,12 @@ class TrainingC:
     """What generate_c needs to add the training step to a model."""
 
     def __init__(self, plan: TrainPlan, arena: TrainArena, state):
-        if plan.options.momentum:
-            raise EdgeqError("the C training step has no momentum yet", "train with momentum 0 (plain SGD)")
         self.plan, self.arena, self.state = plan, arena, state
         self.layout = state_layout(plan)
         self.values = state_arrays(state)
         self.state_defs: list[str] = []
         self._residuals: dict[str, str] = {}
+        self._velocities: dict[tuple[str, str], str] = {}
         g = plan.graph
         # tensor -> state index: the forward reads these through `extern` (train_state.c)
         self.mutable: dict[str, int] = {}
@@ -143,12 +160,13 @@ class TrainingC:
                 f"{int(o.rounding == 'stochastic')}, &edgeq_train_draws, {self.buf(key, 'm')}, &{self.exp(key)}));")
 
     def sum_lines(self, k: int, node: Node) -> list[str]:
-        """After the second reader's rule: add the first gradient of each tensor read twice."""
+        """After a later reader's rule: add the sum so far of each tensor read by several nodes
+        into the gradient this rule wrote (the reference's gradient.add, in backward order)."""
         o, lines = self.plan.options, []
-        for tensor, first in self.arena.sums.get(node.name, ()):
-            key, n = self.arena.grad[tensor], _elems(self.plan, tensor)
-            lines += [f"/* {comment_text(tensor)} is read twice: its two gradients add up */",
-                      f"EQ_TRAIN_TRY({k}, eq_train_grad_sum({self.buf(first, 'm')}, {self.exp(first)}, "
+        for tensor, before, key in self.arena.sums.get(node.name, ()):
+            n = _elems(self.plan, tensor)
+            lines += [f"/* {comment_text(tensor)} is read by several nodes: their gradients add up */",
+                      f"EQ_TRAIN_TRY({k}, eq_train_grad_sum({self.buf(before, 'm')}, {self.exp(before)}, "
                       f"{self.buf(key, 'm')}, {self.exp(key)}, {n}, {int(o.rounding == 'stochastic')}, "
                       f"&edgeq_train_draws, {self.buf(key, 'acc')}, &{self.exp(key)}));",
                       self.normalize(k, key, n, self.exp(key))]
@@ -193,7 +211,31 @@ class TrainingC:
         node = self.plan.graph.node_by_name(a.layer)
         if a.kind == "residuals":
             return self.residual_ident(ctx, node)
+        if a.kind in VELOCITY:
+            return self.velocity_ident(ctx, node, VELOCITY[a.kind])
         return ctx.const(node.inputs[1 if a.kind == "weights" else 2])
+
+    def velocity_ident(self, ctx, node: Node, which: str) -> str:
+        """The momentum velocity of a layer's weights or bias: state, declared extern in model.c once."""
+        key = (node.name, which)
+        if key not in self._velocities:
+            ident = ctx.names.get(node.name, "velw_" if which == "weights" else "velb_")
+            kind = next(k for k, v in VELOCITY.items() if v == which)
+            i = next(i for i, a in enumerate(self.layout) if a.kind == kind and a.layer == node.name)
+            self.define_state(ident, self.values[i], f"{comment_text(node.name)} {which} momentum velocity")
+            ctx.const_defs.append(f"extern int32_t {ident}[];\n")
+            self._velocities[key] = ident
+        return self._velocities[key]
+
+    def momentum(self, ctx, node: Node, which: str) -> tuple[list[str], str]:
+        """(the eq_train_momentum definition, its pointer) for a layer's update; NULL without momentum."""
+        c = self.plan.consts[node.name]
+        if "mu" not in c:
+            return [], "NULL"
+        var = "mw" if which == "weights" else "mb"
+        mult, shift = (int(v) for v in c["mu"])
+        return ([f"static const eq_train_momentum {var} = {{.mult = {mult}, .shift = {shift}, "
+                 f".velocity = {self.velocity_ident(ctx, node, which)}}};"], f"&{var}")
 
     def residual_ident(self, ctx, node: Node) -> str:
         """The master residuals of a layer: state, declared extern in model.c once."""
@@ -333,8 +375,9 @@ def layer_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
         positions = 1 if fc else int(np.prod(y[2:], dtype=np.int64))
         bm = _i32(ctx, c["bmult"], "bmult", f"{comment_text(node.name)} bias step multipliers (QAS, lr)")
         bs = _i32(ctx, c["bshift"], "bshift", "their shifts")
-        lines.append(f"EQ_TRAIN_TRY({k}, eq_train_bias_update({y[0]}, {y[1]}, {positions}, m, {e}, {bm}, {bs}, "
-                     f"{int(c['blimit'])}, {ctx.opt(node, 2, 'bias')}));")
+        defs, mu = t.momentum(ctx, node, "bias")
+        lines += defs + [f"EQ_TRAIN_TRY({k}, eq_train_bias_update({y[0]}, {y[1]}, {positions}, m, {e}, {bm}, {bs}, "
+                         f"{int(c['blimit'])}, {mu}, {ctx.opt(node, 2, 'bias')}));"]
     if upd is not None and upd.weights:
         o = plan.options
         wm = _i32(ctx, c["wmult"], "wmult", f"{comment_text(node.name)} weight step multipliers (QAS, lr)")
@@ -352,8 +395,9 @@ def layer_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
                      f".stochastic = {int(o.weight_update == 'stochastic')}, .frac_bits = {int(c['frac_bits'])}, "
                      f".qmax = {int(c['qmax'])}}};")
         fn = "eq_train_fc_weight_update" if fc else "eq_train_conv2d_weight_update"
-        lines.append(f"EQ_TRAIN_TRY({k}, {fn}(&p, &u, {ctx.buf(node.inputs[0])}, m, {e}, {wm}, {ws}, {sel}, "
-                     f"&edgeq_train_draws, {weights}, {res}));")
+        defs, mu = t.momentum(ctx, node, "weights")
+        lines += defs + [f"EQ_TRAIN_TRY({k}, {fn}(&p, &u, {ctx.buf(node.inputs[0])}, m, {e}, {wm}, {ws}, {sel}, "
+                         f"&edgeq_train_draws, {mu}, {weights}, {res}));"]
     return lines
 
 
@@ -373,7 +417,8 @@ def avgpool_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
 
 @implements("c-backward", "QAdd")
 def add_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
-    """Mask, then each wanted input gets the masked gradient, normalized again (same shapes)."""
+    """Mask, then each wanted input gets the masked gradient (summed over the axes it was
+    broadcast along), normalized again."""
     c = t.plan.consts[node.name]
     n = _elems(t.plan, node.outputs[0])
     lines = [f"int16_t *m = {t.out(node)};"]
@@ -383,16 +428,113 @@ def add_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
     for i in (0, 1):
         if not t.plan.wants[node.name][i]:
             continue
-        if ctx.shape(node.inputs[i]) != ctx.shape(node.outputs[0]):
-            raise EdgeqError(f"{node.name}: the C training step has no gradient for a broadcast QAdd input yet",
-                             "train only layers after it (a smaller last:N)")
         key = t.into(node, i)
-        lines += [f"EQ_TRAIN_TRY({k}, eq_train_widen(m, {n}, {t.buf(key, 'acc')}));",
-                  t.normalize(k, key, n, t.out_exp(node))]
+        in_shape, out_shape = tuple(ctx.shape(node.inputs[i])), tuple(ctx.shape(node.outputs[0]))
+        if in_shape == out_shape:
+            lines.append(f"EQ_TRAIN_TRY({k}, eq_train_widen(m, {n}, {t.buf(key, 'acc')}));")
+        else:
+            lines += _unbroadcast(t, ctx, node, i, k, key, in_shape, out_shape)
+        lines.append(t.normalize(k, key, _elems(t.plan, node.inputs[i]), t.out_exp(node)))
     return lines
+
+
+def _strides(shape) -> list[int]:
+    out = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        out[d] = out[d + 1] * int(shape[d + 1])
+    return out
+
+
+def _rank_ok(node: Node, shape) -> None:
+    if not 1 <= len(shape) <= MAX_RANK:
+        raise EdgeqError(f"{node.name}: the C training step moves gradients of rank 1 to {MAX_RANK}, not "
+                         f"{len(shape)}", "train only layers after it (a smaller last:N)")
+
+
+def _unbroadcast(t: TrainingC, ctx, node: Node, i: int, k: int, key: str, in_shape, out_shape) -> list[str]:
+    """The broadcast input's gradient: the sum over the axes it was stretched along."""
+    _rank_ok(node, out_shape)
+    aligned = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
+    stride = [0 if a == 1 and o != 1 else s for a, o, s in zip(aligned, out_shape, _strides(aligned))]
+    terms = int(np.prod(out_shape, dtype=np.int64)) // int(np.prod(aligned, dtype=np.int64))
+    if terms * (1 << (t.plan.options.grad_bits - 2)) > (1 << 31) - 1:
+        raise EdgeqError(f"{node.name}: input {i} is broadcast over {terms} elements; its gradient sum would leave "
+                         "int32", "train only layers after it (a smaller last:N)")
+    shape = _i32(ctx, out_shape, f"shape{i}", f"{comment_text(node.name)} output shape")
+    strides = _i32(ctx, stride, f"stride{i}", f"input {i}'s strides over it (0: broadcast)")
+    return [f"EQ_TRAIN_TRY({k}, eq_train_unbroadcast(m, {len(out_shape)}, {shape}, {strides}, "
+            f"{int(np.prod(aligned, dtype=np.int64))}, {t.buf(key, 'acc')}));"]
+
+
+def _gather(t: TrainingC, ctx, node: Node, i: int, k: int, stride, offset: int, flat: bool = False) -> list[str]:
+    """Input i's gradient: the output gradient's elements at offset + index . stride, exponent
+    unchanged (flat: a plain copy of all of them, stride [1])."""
+    x_shape = (_elems(t.plan, node.inputs[i]),) if flat else tuple(ctx.shape(node.inputs[i]))
+    _rank_ok(node, x_shape)
+    key = t.into(node, i)
+    shape = _i32(ctx, x_shape, f"shape{i}", f"{comment_text(node.name)} input {i} shape")
+    strides = _i32(ctx, stride, f"stride{i}", "where its elements sit in the output gradient")
+    return [f"EQ_TRAIN_TRY({k}, eq_train_gather_grad({t.out(node)}, {len(x_shape)}, {shape}, {strides}, {offset}, "
+            f"{t.buf(key, 'm')}));", f"{t.exp(key)} = {t.out_exp(node)};"]
+
+
+@implements("c-backward", "QTranspose")
+def transpose_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
+    """y = transpose(x, perm): x's element idx sits at y's sum over d of idx[d] * y_stride[inverse[d]]."""
+    if not t.plan.wants[node.name][0]:
+        return ["/* no gradient wanted below */"]
+    y_shape = ctx.shape(node.outputs[0])
+    perm = node.attr("perm")
+    perm = list(range(len(y_shape)))[::-1] if perm is None else [int(p) for p in perm]
+    y_stride = _strides(y_shape)
+    return _gather(t, ctx, node, 0, k, [y_stride[j] for j in np.argsort(perm)], 0)
+
+
+@implements("c-backward", "QPad")
+def pad_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
+    """The crop: x's element idx sits at y's (idx + leading pads)."""
+    if not t.plan.wants[node.name][0]:
+        return ["/* no gradient wanted below */"]
+    y_shape = ctx.shape(node.outputs[0])
+    pads = [int(p) for p in node.attr("pads")]
+    if min(pads) < 0:
+        raise EdgeqError(f"{node.name}: a Pad with negative pads (a crop) has no C gradient",
+                         "train only layers after it (a smaller last:N)")
+    y_stride = _strides(y_shape)
+    return _gather(t, ctx, node, 0, k, y_stride, sum(b * s for b, s in zip(pads[:len(y_shape)], y_stride)))
+
+
+@implements("c-backward", "QConcat")
+def concat_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
+    """The split: input i's element idx sits at y's idx shifted by i's start along the axis."""
+    y_shape = ctx.shape(node.outputs[0])
+    axis = int(node.attr("axis", 0)) % len(y_shape)
+    y_stride = _strides(y_shape)
+    lines, start = [], 0
+    for i, name in enumerate(node.inputs):
+        if t.plan.wants[node.name][i]:
+            lines += _gather(t, ctx, node, i, k, y_stride, start * y_stride[axis])
+        start += int(ctx.shape(name)[axis])
+    return lines or ["/* no gradient wanted below */"]
+
+
+@implements("c-backward", "QMaxPool")
+def maxpool_backward(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
+    """Each window's gradient to the tap that won (the kept input decides), then normalize."""
+    if not t.plan.wants[node.name][0]:
+        return ["/* no gradient wanted below */"]
+    fields = _pool_fields(ctx, node)
+    key = t.into(node, 0)
+    return [f"static const eq_pool_params p = {{" + ", ".join(f".{f} = {int(v)}" for f, v in fields.items()) + "};",
+            f"EQ_TRAIN_TRY({k}, eq_train_maxpool_input_grad(&p, {ctx.buf(node.inputs[0])}, {t.out(node)}, "
+            f"{t.buf(key, 'acc')}));",
+            t.normalize(k, key, _elems(t.plan, node.inputs[0]), t.out_exp(node))]
 
 
 @implements("c-backward", *PASS_ON)
 def pass_on(t: TrainingC, ctx, node: Node, k: int) -> list[str]:
-    """The input's gradient is the output's buffer and exponent (edgeq.training.arena)."""
+    """The input's gradient is the output's buffer and exponent (edgeq.training.arena), or a
+    copy of it when the input has other readers whose gradients add to it."""
+    if node.name in t.arena.copies:
+        return _gather(t, ctx, node, 0, k, [1], 0, flat=True)
     return ["/* the gradient passes on unchanged (same buffer, same exponent) */"]

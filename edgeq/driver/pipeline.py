@@ -260,7 +260,8 @@ def training_setup(qgraph: Graph, target, opts: CompileOptions, feeds):
     board = getattr(target, "board", {}) or {}
     reserves = (board.get("stack_bytes", DEFAULT_STACK) + board.get("heap_bytes", DEFAULT_HEAP)) if board else 0
     inference = plan_memory(qgraph, scratch=training_scratch(opts.scratch)).arena_bytes + reserves
-    return setup_training(qgraph, opts.train.strip(), budget, TrainOptions(lr=opts.train_lr), probe, inference)
+    return setup_training(qgraph, opts.train.strip(), budget, TrainOptions(lr=opts.train_lr, momentum=opts.train_momentum),
+                          probe, inference)
 
 
 def check_training_fit(report: dict, target: str) -> None:

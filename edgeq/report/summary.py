@@ -69,7 +69,9 @@ def print_training(t: dict, console: Console) -> None:
             ("  training arena", f"{_kb(mem['arena_bytes'])} (inference {_kb(mem['inference_arena_bytes'])}; "
                                  f"gradients at most {_kb(mem['gradient_bytes'])} of it)"),
             ("  trained params", f"{_kb(t.get('state_sram_bytes'))} in SRAM (weights {_kb(mem['trained_weight_bytes'])}, "
-                                 f"residuals {_kb(mem['residual_bytes'])}, biases {_kb(mem['trained_bias_bytes'])})")]
+                                 f"residuals {_kb(mem['residual_bytes'])}, biases {_kb(mem['trained_bias_bytes'])}"
+                                 + (f", momentum {_kb(mem['momentum_bytes'])}" if mem.get("momentum_bytes") else "")
+                                 + ")")]
     if t.get("stack_bytes") is not None:
         rows.append(("  peak stack", _kb(t["stack_bytes"])))
     rows.append(("  SRAM total", f"{_kb(t.get('sram_bytes'))} of a {_kb(t['budget_bytes'])} budget"))

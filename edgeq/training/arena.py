@@ -12,11 +12,14 @@ N + 2 + k.
   from the step that writes it to the backward step of the node that reads it (the node
   that produced the tensor in the forward), and is dead after it: each gradient is freed
   right after its node's update. QReshape and QRequant pass their gradient on: the input's
-  gradient is the output's buffer and exponent.
-- A tensor read by two nodes (a residual) gets two gradients: the first one written lives
-  in its own buffer until the second is written, then both are summed into the second's
-  buffer (eq_train_grad_sum, the reference's gradient.add) and normalized there. A tensor
-  read by three or more nodes is refused, naming it.
+  gradient is the output's buffer and exponent (unless their input has other readers too:
+  then they copy it into a buffer of its own, which the sum below needs).
+- A tensor read by k nodes (a residual: two) gets k gradients, written in backward order:
+  each but the last lives in its own buffer until the next one is written, which adds it
+  into its own buffer (eq_train_grad_sum, the reference's gradient.add) and normalizes
+  there, so the running sum moves along and at most two of the k buffers are alive at once.
+  A node reading the tensor on two inputs (x + x, concat(x, x)) is two readers at the same
+  step: input 0's gradient first, as the reference adds them.
 """
 from __future__ import annotations
 
@@ -24,7 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeq.errors import EdgeqError
 from edgeq.planning.memory_plan import Buffer, MemoryPlan
 from edgeq.training.plan import TrainPlan
 
@@ -38,7 +40,9 @@ class TrainArena:
     slot: dict[str, int]     # gradient buffer key -> index of its exponent (one int32 each)
     loss_step: int
     writes: dict[tuple[str, int], str] = field(default_factory=dict)  # (node, input) -> key it writes
-    sums: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # node -> (tensor, first key) to add after it
+    # node -> (tensor, key of the sum so far, key it wrote): added into the latter after its rule
+    sums: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    copies: set[str] = field(default_factory=set)  # pass-on nodes that copy (their input has other readers)
 
     def offset(self, key: str) -> int:
         return self.memory.extra[key][0]
@@ -73,7 +77,8 @@ def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
     grad: dict[str, str] = {}
     bufs: dict[str, Buffer] = {}
     writes: dict[tuple[str, int], str] = {}
-    sums: dict[str, list[tuple[str, str]]] = {}
+    sums: dict[str, list[tuple[str, str, str]]] = {}
+    copies: set[str] = set()
     producers: dict[str, list[tuple[str, int]]] = {}  # tensor -> (backward node, input) writing its gradient
     for node in plan.backward:
         for i, wanted in enumerate(plan.wants[node.name]):
@@ -89,26 +94,24 @@ def plan_train_memory(plan: TrainPlan, plan_memory, **options) -> TrainArena:
         return at[consumer.name] if consumer is not None else loss
 
     grad[plan.logits] = new(f"grad:{plan.logits}", plan.logits, loss, last_step(plan.logits))
-    by_name = {n.name: n for n in plan.backward}
     for node in plan.backward:
         for i, wanted in enumerate(plan.wants[node.name]):
             if not wanted:
                 continue
             t = node.inputs[i]
             made = producers[t]
-            if len(made) > 2 or (len(made) == 2 and any(by_name[n].op in PASS_ON for n, _ in made)):
-                raise EdgeqError(f"tensor {t!r} gets gradients from {len(made)} layers on the training path; the C "
-                                 "training step sums two (a residual), not more nor through a reshape",
-                                 "train only layers after it (a smaller last:N)")
-            if node.op in PASS_ON:
+            if node.op in PASS_ON and len(made) == 1:
                 key = grad[t] = writes[(node.name, i)] = grad[node.outputs[0]]
                 bufs[key].last = max(bufs[key].last, last_step(t))
-            elif len(made) == 1:
+                continue
+            if node.op in PASS_ON:  # its buffer cannot be passed on: the sum needs one of its own
+                copies.add(node.name)
+            j = made.index((node.name, i))
+            if j == len(made) - 1:  # the last (or only) writer: the tensor's gradient
                 grad[t] = writes[(node.name, i)] = new(f"grad:{t}", t, at[node.name], last_step(t))
-            elif (node.name, i) == made[0]:  # the first of two: kept until the second is written
-                writes[(node.name, i)] = new(f"grad:{t}#1", t, at[node.name], at[made[1][0]])
-            else:
-                grad[t] = writes[(node.name, i)] = new(f"grad:{t}", t, at[node.name], last_step(t))
-                sums.setdefault(node.name, []).append((t, f"grad:{t}#1"))
+            else:  # kept until the next writer adds it to its own
+                writes[(node.name, i)] = new(f"grad:{t}#{j + 1}", t, at[node.name], at[made[j + 1][0]])
+            if j > 0:
+                sums.setdefault(node.name, []).append((t, f"grad:{t}#{j}", writes[(node.name, i)]))
     memory = plan_memory(g, keep_until=keep_until, extra=list(bufs.values()), **options)
-    return TrainArena(memory, grad, {k: i for i, k in enumerate(bufs)}, loss, writes, sums)
+    return TrainArena(memory, grad, {k: i for i, k in enumerate(bufs)}, loss, writes, sums, copies)

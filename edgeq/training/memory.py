@@ -2,7 +2,8 @@
 
 - trained parameters in SRAM: a layer whose weights move is copied whole to SRAM as int8
   (the forward kernel reads one contiguous tensor), plus one residual byte per selected
-  weight in "master" mode and 4 velocity bytes per selected weight with momentum; a
+  weight in "master" mode and with momentum 4 velocity bytes per weight of the tensor (the
+  C step indexes the velocity like the weights; unselected ones stay 0); a
   moving bias is int32 in SRAM (4 bytes a channel, 4 more with momentum). Everything
   else stays in flash (`frozen_flash`).
 - kept activations: the tensors `plan.keep` holds from the forward until its backward
@@ -40,7 +41,7 @@ def parameter_bytes(plan: TrainPlan) -> dict[str, int]:
             selected = int(plan.consts[name]["select"].sum())
             out["weights"] += int(w.size)
             out["residuals"] += selected if opts.weight_update == "master" else 0
-            out["momentum"] += 4 * selected if opts.momentum else 0
+            out["momentum"] += 4 * int(w.size) if opts.momentum else 0
         if u.bias:
             out["biases"] += 4 * int(w.shape[0])
             out["momentum"] += 4 * int(w.shape[0]) if opts.momentum else 0

@@ -14,8 +14,8 @@ A step, for one int8 sample [1, ...] and an integer label:
    gradient and returns its inputs' gradients; a layer's updates are applied in place
    inside its rule, right after its gradients are known (operator reordering), so no
    weight gradient is ever stored and an output gradient is freed as soon as its node
-   is done. A tensor read by two nodes sums both gradients (gradient.add) before its
-   producer runs.
+   is done. A tensor read by several nodes sums their gradients (gradient.add, in
+   backward order) before its producer runs.
 Only integers flow through the step; float appears only in `Grad.real()` for hosts.
 """
 from __future__ import annotations

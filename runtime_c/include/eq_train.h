@@ -156,13 +156,59 @@ eq_status eq_train_avgpool_input_grad(const eq_pool_params *p, const int16_t *m,
                                       const int32_t *pshift, int32_t *acc);
 size_t eq_train_avgpool_input_grad_scratch_size(const eq_pool_params *p);
 
+/* acc[n, c, i] = sum over windows o whose winning tap is i of m[n, c, o]: the max-pool
+ * gradient. A window's winner is its largest x among the taps inside the input, the first in
+ * kernel row-major order among equals (padding never wins); x is the forward's input. */
+eq_status eq_train_maxpool_input_grad(const eq_pool_params *p, const int8_t *x, const int16_t *m, int32_t *acc);
+size_t eq_train_maxpool_input_grad_scratch_size(const eq_pool_params *p);
+
+/* ---- data movement and broadcasting: exact, the exponent passes on unchanged ------------- */
+
+#define EQ_TRAIN_MAX_RANK 8
+
+/* out[i] = m[offset + sum over axes d of index_d(i) * stride[d]], i running row-major over
+ * shape[rank]: the input gradient of QTranspose (stride = the output's strides permuted back),
+ * QPad (the output's strides, offset = the leading pads: the crop) and QConcat (the output's
+ * strides, offset = the input's start on the axis: the split). rank <= EQ_TRAIN_MAX_RANK. */
+eq_status eq_train_gather_grad(const int16_t *m, int32_t rank, const int32_t *shape, const int32_t *stride,
+                               int32_t offset, int16_t *out);
+
+/* acc[j] = sum over the output elements i that read input element j of m[i]: the gradient of
+ * a broadcast QAdd input. out_shape is the output's, in_stride the input's strides aligned to
+ * it (0 on a broadcast axis); acc has in_count elements. |acc| <= terms * 2^14 < 2^31 (plan). */
+eq_status eq_train_unbroadcast(const int16_t *m, int32_t rank, const int32_t *out_shape, const int32_t *in_stride,
+                               int32_t in_count, int32_t *acc);
+
 /* ---- updates (in place, right after the gradient) ---------------------------------------- */
 
+/* Momentum (optional): V = round_shift(V * mult, 31 - shift) + step (nearest), saturated to
+ * +-2^30, and the parameter moves by V instead of step. (mult, shift) = quantize_multiplier(mu),
+ * 0 <= mu < 1; velocity has one int32 per parameter (the whole tensor, unselected ones stay 0).
+ * A NULL momentum is plain SGD. */
+typedef struct {
+    int32_t mult;
+    int32_t shift;
+    int32_t *velocity;
+} eq_train_momentum;
+
+static inline int32_t eq_train_momentum_step(const eq_train_momentum *mu, size_t i, int32_t step)
+{
+    int64_t v;
+    if (mu == NULL) {
+        return step;
+    }
+    v = eq_round_shift64((int64_t)mu->velocity[i] * mu->mult, 31 - mu->shift, NULL) + step;
+    v = v > EQ_TRAIN_STEP_LIMIT ? EQ_TRAIN_STEP_LIMIT : (v < -EQ_TRAIN_STEP_LIMIT ? -EQ_TRAIN_STEP_LIMIT : v);
+    mu->velocity[i] = (int32_t)v;
+    return (int32_t)v;
+}
+
 /* Bsum[c] = sum over batch and positions of m[n, c, pos] (m already masked);
- * bias[c] = clamp(bias[c] - step(Bsum[c], bmult[c], bshift[c], e), -limit, limit), nearest. */
+ * bias[c] = clamp(bias[c] - step(Bsum[c], bmult[c], bshift[c], e), -limit, limit), nearest
+ * (with momentum: minus the velocity instead of the step). */
 eq_status eq_train_bias_update(int32_t batch, int32_t channels, int32_t positions, const int16_t *m,
                                int32_t e, const int32_t *bmult, const int32_t *bshift, int32_t limit,
-                               int32_t *bias);
+                               const eq_train_momentum *mu, int32_t *bias);
 
 /* The weight update of a trained layer. */
 typedef struct {
@@ -179,18 +225,19 @@ typedef struct {
  * M = clamp(w * 2^F + residual - step), w = (M + 2^(F-1)) >> F, residual = M - w * 2^F
  * (F = 0: w = clamp(w - step, -qmax, qmax), residual unused, may be NULL).
  * Draws: the fit rounding takes one per element of m, then the step one per element of w
- * (flat index, selected or not), when the respective rounding is stochastic. */
+ * (flat index, selected or not), when the respective rounding is stochastic. With momentum
+ * (mu not NULL) the weight moves by its velocity (eq_train_momentum_step) instead. */
 eq_status eq_train_conv2d_weight_update(const eq_conv2d_params *p, const eq_train_weight_params *u,
                                         const int8_t *x, const int16_t *m, int32_t e,
                                         const int32_t *wmult, const int32_t *wshift,
                                         const uint8_t *selected_in, eq_draws *draws,
-                                        int8_t *w, int8_t *residual);
+                                        const eq_train_momentum *mu, int8_t *w, int8_t *residual);
 size_t eq_train_conv2d_weight_update_scratch_size(const eq_conv2d_params *p);
 eq_status eq_train_fc_weight_update(const eq_fc_params *p, const eq_train_weight_params *u,
                                     const int8_t *x, const int16_t *m, int32_t e,
                                     const int32_t *wmult, const int32_t *wshift,
                                     const uint8_t *selected_in, eq_draws *draws,
-                                    int8_t *w, int8_t *residual);
+                                    const eq_train_momentum *mu, int8_t *w, int8_t *residual);
 size_t eq_train_fc_weight_update_scratch_size(const eq_fc_params *p);
 
 #ifdef __cplusplus

@@ -1,5 +1,5 @@
-/* Training: the in-place QAS updates of biases and weights (edgeq/training/update.py and
- * the update half of rules/conv.py). No weight-gradient buffer: each weight's sum A is
+/* Training: the in-place QAS updates of biases and weights, with optional momentum
+ * (edgeq/training/update.py and the update half of rules/conv.py). No weight-gradient buffer: each weight's sum A is
  * computed, turned into a step and applied before the next weight's. */
 #include "eq_internal.h"
 #include "eq_train.h"
@@ -18,11 +18,11 @@ size_t eq_train_fc_weight_update_scratch_size(const eq_fc_params *p)
 
 eq_status eq_train_bias_update(int32_t batch, int32_t channels, int32_t positions, const int16_t *m,
                                int32_t e, const int32_t *bmult, const int32_t *bshift, int32_t limit,
-                               int32_t *bias)
+                               const eq_train_momentum *mu, int32_t *bias)
 {
     int32_t n, c, i;
     if (m == NULL || bmult == NULL || bshift == NULL || bias == NULL || batch < 1 || channels < 1 ||
-        positions < 1 || limit < 0) {
+        positions < 1 || limit < 0 || (mu != NULL && mu->velocity == NULL)) {
         return EQ_ERR_ARG;
     }
     for (c = 0; c < channels; ++c) {
@@ -34,7 +34,7 @@ eq_status eq_train_bias_update(int32_t batch, int32_t channels, int32_t position
                 bsum += mc[i];
             }
         }
-        b = (int64_t)bias[c] - eq_train_step(bsum, bmult[c], bshift[c], e, NULL);
+        b = (int64_t)bias[c] - eq_train_momentum_step(mu, (size_t)c, eq_train_step(bsum, bmult[c], bshift[c], e, NULL));
         bias[c] = (int32_t)(b > limit ? limit : (b < -(int64_t)limit ? -limit : b));
     }
     return EQ_OK;
@@ -73,9 +73,10 @@ static void apply(const eq_train_weight_params *u, int32_t step, int8_t *w, int8
     }
 }
 
-static int weight_params_ok(const eq_train_weight_params *u, const int8_t *residual, int stochastic_ok)
+static int weight_params_ok(const eq_train_weight_params *u, const int8_t *residual, const eq_train_momentum *mu,
+                            int stochastic_ok)
 {
-    return u != NULL && u->fit >= 0 && u->fit <= 14 && (u->frac_bits == 0 || u->frac_bits == 8) &&
+    return (mu == NULL || mu->velocity != NULL) && u != NULL && u->fit >= 0 && u->fit <= 14 && (u->frac_bits == 0 || u->frac_bits == 8) &&
            u->qmax >= 1 && u->qmax <= 127 && (u->frac_bits == 0 || residual != NULL) && stochastic_ok;
 }
 
@@ -83,14 +84,14 @@ eq_status eq_train_conv2d_weight_update(const eq_conv2d_params *p, const eq_trai
                                         const int8_t *x, const int16_t *m, int32_t e,
                                         const int32_t *wmult, const int32_t *wshift,
                                         const uint8_t *selected_in, eq_draws *draws,
-                                        int8_t *w, int8_t *residual)
+                                        const eq_train_momentum *mu, int8_t *w, int8_t *residual)
 {
     int32_t n, g, col, cil, kh, kw, oh, ow, cig, cog;
     uint32_t fit_base, step_base;
     size_t m_size, w_size;
     if (p == NULL || x == NULL || m == NULL || wmult == NULL || wshift == NULL || w == NULL ||
         p->batch < 1 || p->groups < 1 ||
-        !weight_params_ok(u, residual, (!u || !(u->stochastic || (u->stochastic_fit && u->fit)) || draws != NULL))) {
+        !weight_params_ok(u, residual, mu, (!u || !(u->stochastic || (u->stochastic_fit && u->fit)) || draws != NULL))) {
         return EQ_ERR_ARG;
     }
     if (!eq_exact_quotient(p->in_c, p->groups, &cig) || !eq_exact_quotient(p->out_c, p->groups, &cog) ||
@@ -135,7 +136,8 @@ eq_status eq_train_conv2d_weight_update(const eq_conv2d_params *p, const eq_trai
                         if (u->stochastic) {
                             draw = eq_mix32(draws->seed + step_base + (uint32_t)wi);
                         }
-                        apply(u, eq_train_step(a, wmult[co], wshift[co], e + u->fit, u->stochastic ? &draw : NULL),
+                        apply(u, eq_train_momentum_step(mu, wi, eq_train_step(a, wmult[co], wshift[co], e + u->fit,
+                                                                              u->stochastic ? &draw : NULL)),
                               &w[wi], u->frac_bits ? &residual[wi] : NULL);
                     }
                 }
@@ -152,13 +154,13 @@ eq_status eq_train_fc_weight_update(const eq_fc_params *p, const eq_train_weight
                                     const int8_t *x, const int16_t *m, int32_t e,
                                     const int32_t *wmult, const int32_t *wshift,
                                     const uint8_t *selected_in, eq_draws *draws,
-                                    int8_t *w, int8_t *residual)
+                                    const eq_train_momentum *mu, int8_t *w, int8_t *residual)
 {
     int32_t n, c, k;
     uint32_t fit_base, step_base;
     if (p == NULL || x == NULL || m == NULL || wmult == NULL || wshift == NULL || w == NULL ||
         p->batch < 1 || p->in_features < 1 || p->out_features < 1 ||
-        !weight_params_ok(u, residual, (!u || !(u->stochastic || (u->stochastic_fit && u->fit)) || draws != NULL))) {
+        !weight_params_ok(u, residual, mu, (!u || !(u->stochastic || (u->stochastic_fit && u->fit)) || draws != NULL))) {
         return EQ_ERR_ARG;
     }
     fit_base = draws != NULL ? draws->counter : 0;
@@ -178,7 +180,8 @@ eq_status eq_train_fc_weight_update(const eq_fc_params *p, const eq_train_weight
             if (u->stochastic) {
                 draw = eq_mix32(draws->seed + step_base + (uint32_t)wi);
             }
-            apply(u, eq_train_step(a, wmult[c], wshift[c], e + u->fit, u->stochastic ? &draw : NULL),
+            apply(u, eq_train_momentum_step(mu, wi, eq_train_step(a, wmult[c], wshift[c], e + u->fit,
+                                                                  u->stochastic ? &draw : NULL)),
                   &w[wi], u->frac_bits ? &residual[wi] : NULL);
         }
     }
