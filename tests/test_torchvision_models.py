@@ -75,3 +75,20 @@ def _torchvision_or_skip():
         torchvision_zoo.load_torchvision()
     except EdgeqError as e:
         pytest.skip(str(e))
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_agrees_with_float_at_least_as_well_as_onnxruntime_qdq(tmp_path):
+    """ImageNet weights, the user's path (edgeq compile --calib, run on host) against
+    onnxruntime's quantize_static QDQ per-channel on the same file and calibration crops.
+    64 crops: a few minutes; docs/torchvision.md has the 300-crop table."""
+    pytest.importorskip("onnxruntime")
+    _torchvision_or_skip()
+    from edgeq.models import torchvision_zoo
+    if "mobilenet_v2" not in torchvision_zoo.pretrained_architectures():
+        pytest.skip("MobileNetV2's ImageNet weights are not installed")
+    from torchvision_models import accuracy
+    row = accuracy("mobilenet_v2", "legacy", tmp_path, n=64, n_calib=16, n_check=1)
+    edgeq, ort = row["edgeq"], row["ort"]
+    assert edgeq["top1"] >= ort["top1"], row
+    assert edgeq["sqnr"] >= ort["sqnr"], row
