@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.models.mobilenetv2_imagenet import load_pretrained, weights_path
+from edgeq.models.mobilenetv2_imagenet import PIP_HINT, cache_dir, load_pretrained, weights_path
 from edgeq.models.natural_images import natural_images
 
 ARCHITECTURES = ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x0_5",
@@ -85,24 +85,58 @@ def pretrained_available() -> bool:
         return False
 
 
+def pretrained_architectures() -> list[str]:
+    """The architectures built with real (ImageNet) weights on this machine."""
+    return ["mobilenet_v2"] if pretrained_available() else []
+
+
 def export(model, path: str | Path, exporter: str, input_shape=INPUT_SHAPE) -> Path:
     """ONNX with a dynamic batch axis, as a user writes it: the legacy exporter
     (opset 13, dynamic_axes, BatchNormalization kept) or the dynamo exporter (opset 18,
-    a symbolic batch Dim; it folds BatchNormalization itself)."""
+    a symbolic batch Dim; it folds BatchNormalization itself).
+
+    The dynamo exporter traces an example batch of 2: with a batch of 1, torch.export
+    specializes the axis to 1 without a word when the model branches on it (nn.GRU and
+    nn.LSTM do, building their initial state), and writes a static file. The legacy
+    exporter traces batch 1: it bakes a recurrent cell's initial-state batch into a
+    constant otherwise. The written file's batch axis is checked either way."""
+    import onnx
     import torch
     path = Path(path)
-    x = torch.zeros(input_shape)
     with torch.no_grad():
         if exporter == "legacy":
-            torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=13,
+            torch.onnx.export(model, (torch.zeros(input_shape),), str(path), dynamo=False, opset_version=13,
                               input_names=["x"], output_names=["y"],
                               dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
         elif exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1, max=1024)
-            torch.onnx.export(model, (x,), str(path), dynamo=True, input_names=["x"], output_names=["y"],
+            torch.onnx.export(model, (torch.zeros((2, *input_shape[1:])),), str(path), dynamo=True,
+                              input_names=["x"], output_names=["y"],
                               dynamic_shapes={"x": {0: batch}}, external_data=False, verbose=False)
         else:
             raise ValueError(f"exporter must be one of {EXPORTERS}")
+    dim = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
+    if not dim.dim_param:
+        raise ValueError(f"the {exporter} exporter wrote a static batch axis ({dim.dim_value}) into {path.name}")
+    return path
+
+
+def cached_export(name: str, exporter: str, input_shape=INPUT_SHAPE) -> Path:
+    """export(build(name), ...) written once into the cache folder (~/.cache/edgeq, never
+    the repository), keyed by torch's and torchvision's versions, the weights and the shape:
+    the dynamo exporter takes a minute on a 224x224 model."""
+    import hashlib
+    import os
+    import tempfile
+    import torch
+    weights = "imagenet" if name == "mobilenet_v2" and pretrained_available() else "seed0"
+    key = hashlib.sha256(f"{torch.__version__} {load_torchvision().__version__} {weights} dynamo-batch-2 "
+                         f"{'x'.join(map(str, input_shape))}".encode()).hexdigest()[:16]
+    path = cache_dir() / "torchvision" / key / f"{name}_{exporter}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:  # a reader never sees half a file
+            os.replace(export(build(name), Path(tmp) / path.name, exporter, input_shape), path)
     return path
 
 
