@@ -44,6 +44,9 @@ CFLAGS = ["-O3", "-std=c99", "-Wall", "-Wextra", "-Werror"]
 MARKS = ["-DEDGEQ_PROFILE", "-DEDGEQ_LAYER_MARK_IN_MAIN"]
 EXE = "model_arm64"
 GCC_PKG = "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+# `edgeq run`'s limit: base + per input; an ImageNet MobileNetV2 (1.6G instructions) takes
+# about 10 s per input under qemu-aarch64 on a loaded machine
+RUN_SECONDS = (120, 60)
 
 
 def resolve_cpu(spec: str | None) -> tuple[Cpu, str | None]:
@@ -107,7 +110,7 @@ class Arm64Target:
         samples = cp.to_samples(io, feeds)
         n = len(samples[0])
         blob = np.concatenate(samples, axis=1).tobytes() if samples else b""
-        res = _exec(out_dir, info, ["--raw", str(n)], blob, timeout=120 + 2 * n)
+        res = _exec(out_dir, info, ["--raw", str(n)], blob, timeout=RUN_SECONDS[0] + RUN_SECONDS[1] * n)
         if res.returncode != 0:
             raise EdgeqError(f"the arm64 model exited with status {res.returncode}: "
                              f"{res.stderr.decode(errors='replace').strip()[-500:]}",
@@ -228,7 +231,7 @@ def _exec(out_dir: Path, info: dict, args: list[str], stdin: bytes | None, timeo
                               timeout=timeout, text=stdin is None)
     except subprocess.TimeoutExpired:
         raise EdgeqError(f"the arm64 model did not finish within {timeout:.0f} s",
-                         "a hang is an edgeq bug (or a huge batch): please report it") from None
+                         "run fewer inputs at a time (a hang is an edgeq bug: please report it)") from None
 
 
 def _self_check(out_dir: Path, info: dict, n_vec: int) -> dict:

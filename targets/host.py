@@ -27,6 +27,9 @@ from edgeq.targets.elfsize import section_sizes
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror"]
 EXE = "model_host"
 TRAINER = "model_train"
+# `edgeq run`'s limit: base + per input (an ImageNet MobileNetV2 took 1.2 s per input on a
+# loaded 2-core machine); past it, one line, not a traceback
+RUN_SECONDS = (120, 10)
 
 
 class HostTarget:
@@ -161,8 +164,12 @@ class HostTarget:
         exe = Path(out_dir) / exe
         if not exe.is_file():
             raise EdgeqError(f"{exe} is missing", f"rebuild with `edgeq compile ... --target host -o {out_dir}`")
-        return subprocess.run([str(exe), *args], input=stdin, capture_output=True, timeout=timeout,
-                              text=stdin is None)
+        try:
+            return subprocess.run([str(exe), *args], input=stdin, capture_output=True, timeout=timeout,
+                                  text=stdin is None)
+        except subprocess.TimeoutExpired:
+            raise EdgeqError(f"the host model did not finish within {timeout:.0f} s",
+                             "run fewer inputs at a time (a hang is an edgeq bug: please report it)") from None
 
     def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         info = cp.load_info(out_dir, self.name)
@@ -170,7 +177,7 @@ class HostTarget:
         samples = cp.to_samples(io, feeds)
         n = len(samples[0])
         blob = np.concatenate(samples, axis=1).tobytes() if samples else b""
-        res = self._exec(out_dir, ["--raw", str(n)], blob, timeout=60 + n)
+        res = self._exec(out_dir, ["--raw", str(n)], blob, timeout=RUN_SECONDS[0] + RUN_SECONDS[1] * n)
         if res.returncode != 0:
             raise EdgeqError(f"the host model exited with status {res.returncode}: "
                              f"{res.stderr.decode(errors='replace').strip()}", "this is an edgeq bug: please report it")
