@@ -159,8 +159,8 @@ def test_weightless_ops_after_an_nchw_kernel_stay_nchw(tmp_path):
 
 def test_fit_plan_is_the_smallest_and_fast_fits_the_part():
     """fit: no arena larger than the activations need (the scratch-free variants where a
-    layer's scratch would raise it); always: every layer its scratch; fast picks always
-    when it fits the part's RAM, else fit."""
+    layer's scratch would raise it); always: every layer its scratch; fast: fit's arena,
+    those layers in row chunks."""
     b = G("tight")
     x = b.x((1, 64, 6, 6))
     g = b.done(b.conv(b.conv(x, 64, k=1, pads=(0, 0, 0, 0)), 64, k=1, pads=(0, 0, 0, 0)))
@@ -170,8 +170,9 @@ def test_fit_plan_is_the_smallest_and_fast_fits_the_part():
     assert all(kernel_of(fit.graph.node_by_name(n), fit.graph, fit.kernels).function.endswith("_c")
                for n in fit.plan.direct)
     assert always.plan.arena_bytes == always.arenas["fastest"] and not always.plan.direct
-    assert plan_build(g, M7, "fast", ram_limit=10**6).policy == "always"
-    assert plan_build(g, M7, "fast", ram_limit=fit.arenas["smallest"]).policy == "fit"
+    # fast: the smallest arena, its peak layers run in row chunks (tests/test_row_chunks.py)
+    fast = plan_build(g, M7, "fast", ram_limit=10**6)
+    assert fast.policy == "rows" and fast.plan.arena_bytes == fit.arenas["smallest"] and not fast.plan.direct
 
 
 # ---- bit-exact: host (portable _c) ------------------------------------------------------------

@@ -15,6 +15,7 @@ import numpy as np
 
 from edgeq.codegen.kernels import CKernel
 from edgeq.codegen.ops import Call, _clamp, _hw, _i, _pool_fields, _prod, _spatial
+from edgeq.codegen.row_chunks import row_range_fields
 from edgeq.ir import Graph, Node
 from edgeq.ops import implements
 from edgeq.runtime_c import packing
@@ -86,9 +87,21 @@ def conv_nhwc(c, n: Node, k: CKernel) -> Call:
         pk = packing.pack_depthwise(w, bias, mult, shift, f["x_zp"], isa)
     else:
         pk = packing.pack_conv(w, bias, mult, shift, f["x_zp"], f["groups"], isa)
-    args = [c.buf(n.inputs[0]), c.packed_weights(pk.w), c.packed("bias", pk.bias, "bias with x_zp folded in"),
-            c.requant(pk.rq, isa), c.scratch(n), c.buf(n.outputs[0])]
-    return Call(k.function, args, "eq_conv2d_params", f)
+    consts = [c.packed_weights(pk.w), c.packed("bias", pk.bias, "bias with x_zp folded in"), c.requant(pk.rq, isa)]
+    if n.name in c.plan.chunks:
+        return Call(k.function, [], "eq_conv2d_params", f, parts=_row_parts(c, n, f, consts))
+    return Call(k.function, [c.buf(n.inputs[0]), *consts, c.scratch(n), c.buf(n.outputs[0])], "eq_conv2d_params", f)
+
+
+def _row_parts(c, n: Node, f: dict, consts: list[str]) -> list[tuple[dict, list[str]]]:
+    """One (params, args) per range of output rows the plan runs the node in (row_chunks.py)."""
+    x, y = c.plan.offsets[n.inputs[0]], c.plan.offsets[n.outputs[0]]
+    parts = []
+    for a, b, scratch in c.plan.chunks[n.name]:
+        fields, row = row_range_fields(f, a, b)
+        parts.append((fields, [f"edgeq_arena + {x + row * f['in_w'] * f['in_c']}", *consts,
+                               f"edgeq_arena + {scratch}", f"edgeq_arena + {y + a * f['out_w'] * f['out_c']}"]))
+    return parts
 
 
 def fc_nhwc(c, n: Node, k: CKernel) -> Call:

@@ -131,3 +131,12 @@ ${fields}
         EQ_TRY(${index}, ${fn}(&p, ${args}));
     }
 """)
+
+# a layer run in ranges of output rows (codegen.row_chunks): one params struct per range
+LAYER_IN_PARTS = Template("""\
+    {   /* layer ${index}: ${name} (${op}) -> ${shape}, in ${n} ranges of output rows */
+${pre}        static const ${ptype} p[${n}] = {
+${fields}
+        };
+${calls}    }
+""")
