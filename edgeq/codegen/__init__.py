@@ -115,6 +115,7 @@ class Ctx:
         self.names = NameTable({"edgeq_arena", "copy_bytes", "p", "ins", "chunk", "input", "output",
                                 "inputs", "outputs", "edgeq_model_run", "edgeq_model_run_io"})
         self.const_defs: list[str] = []
+        self.includes: list[str] = []  # headers of kernel bodies compiled into model.c
         self._const_ids: dict[str, str] = {}
         self.layer = 0  # the layer being emitted: constants are named after it
 
@@ -189,6 +190,14 @@ class Ctx:
                                f"static const {rq_ctype(isa)} {ident}[{len(rq)}] __attribute__((aligned(4))) = "
                                f"{rq_initializer(rq)};\n")
         return ident
+
+    def include(self, header: str) -> None:
+        if header not in self.includes:
+            self.includes.append(header)
+
+    def define(self, text: str) -> None:
+        """A definition model.c needs before the run (e.g. a specialised layer function)."""
+        self.const_defs.append(text)
 
     def scratch(self, node: Node) -> str:
         off = self.plan.scratch.get(node.name)
@@ -315,7 +324,9 @@ def generate_c(qgraph: Graph, plan: MemoryPlan, out_dir, *, profile_marks: bool 
         output_total=sum(plan.sizes[n] for n in qgraph.outputs), run_decl=run_decl + "\n\n" + train_decl)
     source = MODEL_C.substitute(
         model=model, arena_bytes=plan.arena_bytes, arena_alloc=max(plan.arena_bytes, 16),
-        constants="\n".join(ctx.const_defs), copy_in=copy_in, layers="".join(layers),
+        constants="".join(f'#include "{h}"\n' for h in ctx.includes) + "\n" * bool(ctx.includes)
+        + "\n".join(ctx.const_defs),
+        copy_in=copy_in, layers="".join(layers),
         copy_out=copy_out, run_def=run_def + "\n" + train_def)
     paths = [out_dir / "model.h", out_dir / "model.c"]
     paths[0].write_text(check_plain_c(header, "model.h"))

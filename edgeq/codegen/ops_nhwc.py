@@ -16,6 +16,7 @@ import numpy as np
 from edgeq.codegen.kernels import CKernel
 from edgeq.codegen.ops import Call, _clamp, _hw, _i, _pool_fields, _prod, _spatial
 from edgeq.codegen.row_chunks import row_range_fields
+from edgeq.codegen.templates import SPECIALISED_LAYER
 from edgeq.ir import Graph, Node
 from edgeq.ops import implements
 from edgeq.runtime_c import packing
@@ -90,7 +91,45 @@ def conv_nhwc(c, n: Node, k: CKernel) -> Call:
     consts = [c.packed_weights(pk.w), c.packed("bias", pk.bias, "bias with x_zp folded in"), c.requant(pk.rq, isa)]
     if n.name in c.plan.chunks:
         return Call(k.function, [], "eq_conv2d_params", f, parts=_row_parts(c, n, f, consts))
+    if k.function in SPECIALISED:
+        return specialised(c, n, k, f, consts, np.asarray(pk.rq), isa)
     return Call(k.function, [c.buf(n.inputs[0]), *consts, c.scratch(n), c.buf(n.outputs[0])], "eq_conv2d_params", f)
+
+
+# The kernels generated code compiles from their always-inline bodies for each layer's shape
+# (eq_nhwc_<kind>_<isa>_body.h; docs/nhwc_kernels.md, "Shape specialisation").
+SPECIALISED = ("eq_nhwc_pointwise_s8_dsp", "eq_nhwc_pointwise_s8_mve", "eq_nhwc_dw3x3_s8_dsp", "eq_nhwc_dw3x3_s8_mve",
+               "eq_nhwc_conv_s8_mve")
+
+
+def specialised(c, n: Node, k: CKernel, f: dict, consts: list[str], rq: np.ndarray, isa: str) -> Call:
+    """A static function of model.c running the kernel's body with this layer's params as a
+    `static const` struct. The flags the kernel file finds at run time are constants here:
+    dsp all_fast (no channel with shift >= 0), mve left (some lane shifts left); the
+    depthwise 3x3's row of x_zp bytes (its padded taps) is a constant array, not scratch."""
+    kind = k.function.split("_")[2]  # eq_nhwc_<kind>_s8_<isa>
+    header = f"eq_nhwc_{kind}_{isa}_body.h"
+    fn = c.names.get(kind, f"l{c.layer}_")
+    args = ["&p", "x", *consts]
+    flag = str(int(np.any(rq[:, 2] != 0))) if isa == "mve" else str(int(np.all(rq[:, 1] >= 0)))
+    prologue = ""
+    if kind == "conv" or isa == "dsp" and kind == "pointwise":  # the kernel's scratch, word aligned
+        work = "int8_t *work = (int8_t *)" if kind == "conv" else "uint32_t *work = (uint32_t *)"
+        prologue = f"    {work}(((uintptr_t)scratch + 3u) & ~(uintptr_t)3u);\n"
+        args += [flag, "work"]
+    elif kind == "pointwise":
+        prologue, args = "    (void)scratch;\n", args + [flag]
+    else:
+        zp_len = packing.dw3x3_zp_row_bytes(f["in_c"], isa)
+        zp = c.packed("zp_row", np.full(zp_len, f["x_zp"], np.int8), "x_zp: what the padded taps read")
+        prologue = "    (void)scratch;\n"
+        args += ([flag] if isa == "mve" else []) + [zp]
+    fields = ",\n".join("        " + ", ".join(f".{key} = {int(v)}" for key, v in list(f.items())[i:i + 4])
+                         for i in range(0, len(f), 4))
+    c.include(header)
+    c.define(SPECIALISED_LAYER.substitute(index=c.layer, kernel=k.function, header=header, fn=fn, fields=fields,
+                                          prologue=prologue, body=f"eq_nhwc_{kind}_{isa}_body({', '.join(args + ['y'])})"))
+    return Call(fn, [c.buf(n.inputs[0]), c.scratch(n), c.buf(n.outputs[0])])
 
 
 def _row_parts(c, n: Node, f: dict, consts: list[str]) -> list[tuple[dict, list[str]]]:
@@ -163,7 +202,8 @@ def _register() -> None:
         sfx = "c" if isa == "portable" else isa
         for kind, when in (("dw3x3", is_dw3x3), ("depthwise", is_depthwise), ("pointwise", is_pointwise),
                            ("conv", _spatial_ok)):
-            scratch = None if isa == "portable" else _conv_scratch(kind, sfx)
+            # the depthwise 3x3 is always specialised: its x_zp row is a constant, not scratch
+            scratch = None if isa == "portable" or kind == "dw3x3" else _conv_scratch(kind, sfx)
             implements("c", "QConv", kernel=CKernel(f"eq_nhwc_{kind}_s8_{sfx}", WEIGHT_BITS, isa=isa, layout="nhwc",
                                                     scratch=scratch, when=when))(conv_nhwc)
         implements("c", "QGemm", kernel=CKernel(f"eq_nhwc_fc_s8_{sfx}", WEIGHT_BITS, isa=isa,

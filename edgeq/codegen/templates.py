@@ -140,3 +140,18 @@ ${fields}
         };
 ${calls}    }
 """)
+
+
+# A layer's kernel body compiled for its shape (codegen.ops_nhwc.specialised): the params
+# are a `static const` struct here, so the compiler folds every dimension into the loops.
+SPECIALISED_LAYER = Template("""\
+/* layer ${index}: ${kernel} for this layer's shape (${header}) */
+static eq_status __attribute__((noinline)) ${fn}(const int8_t *x, void *scratch, int8_t *y)
+{
+    static const eq_conv2d_params p = {
+${fields}
+    };
+${prologue}    ${body};
+    return EQ_OK;
+}
+""")
