@@ -121,9 +121,10 @@ def test_kernel_choice_per_node():
         assert fns == [f"eq_nhwc_dw3x3_s8_{isa}", f"eq_nhwc_depthwise_s8_{isa}", f"eq_nhwc_pointwise_s8_{isa}",
                        f"eq_nhwc_conv_s8_{isa}", "eq_add_s8", "eq_reshape_s8", f"eq_nhwc_fc_s8_{isa}"], cpu
     assert choice_for_cpu("host") == PORTABLE
-    # a layer the memory plan gave no scratch runs the scratch-free portable variant
+    # a layer the memory plan gave no scratch runs the scratch-free portable variant; the
+    # depthwise 3x3 needs none (specialised, its x_zp row is a constant)
     direct = M7.without_scratch([g.nodes[0].name, g.nodes[2].name])
-    assert kernel_of(g.nodes[0], g, direct).function == "eq_nhwc_dw3x3_s8_c"
+    assert kernel_of(g.nodes[0], g, direct).function == "eq_nhwc_dw3x3_s8_dsp"
     assert kernel_of(g.nodes[2], g, direct).function == "eq_nhwc_pointwise_s8_c"
 
 
@@ -280,3 +281,25 @@ def test_board_fit_plan_runs_the_scratch_free_variants(board, tmp_path):
     rep = check_target(get_target(board), g, tmp_path, n=2, scratch="fit")
     assert rep["memory_plan"]["plan"] == "smallest"
     assert rep["arena_bytes"] == rep["memory_plan"]["arena_bytes_smallest"] <= rep["memory_plan"]["arena_bytes_fastest"]
+
+
+def _convs(n=3):
+    b = G("convs", seed=11)
+    y = b.x((1, 8, 8, 8))
+    for _ in range(n):
+        y = b.conv(y, 8)
+    return b.done(y)
+
+
+@needs_arm
+def test_board_short_of_flash_calls_the_shared_kernels(tmp_path):
+    """Specialised layers (one copy of the kernel body each) that overflow the part's flash:
+    the build links the shared kernels instead, same plan, still exact."""
+    g, m55 = _convs(), get_target("cortex-m55")
+    spec = check_target(m55, g, tmp_path / "spec", n=1, scratch="always")  # no row chunks: every layer specialised
+    assert "_mve_body.h" in (tmp_path / "spec" / "src" / "model.c").read_text()
+    shared = check_target(m55.with_budget(flash_bytes=spec["firmware_flash_bytes"] - 1), g, tmp_path / "shared", n=1,
+                          scratch="always")
+    assert "_mve_body.h" not in (tmp_path / "shared" / "src" / "model.c").read_text()
+    assert shared["firmware_flash_bytes"] < spec["firmware_flash_bytes"] and shared["arena_bytes"] == spec["arena_bytes"]
+    assert any("shared kernels" in n for n in shared["notices"])

@@ -91,7 +91,7 @@ def conv_nhwc(c, n: Node, k: CKernel) -> Call:
     consts = [c.packed_weights(pk.w), c.packed("bias", pk.bias, "bias with x_zp folded in"), c.requant(pk.rq, isa)]
     if n.name in c.plan.chunks:
         return Call(k.function, [], "eq_conv2d_params", f, parts=_row_parts(c, n, f, consts))
-    if k.function in SPECIALISED:
+    if k.function in SPECIALISED and (c.kernels.specialise or "dw3x3" in k.function):
         return specialised(c, n, k, f, consts, np.asarray(pk.rq), isa)
     return Call(k.function, [c.buf(n.inputs[0]), *consts, c.scratch(n), c.buf(n.outputs[0])], "eq_conv2d_params", f)
 
@@ -110,7 +110,8 @@ def specialised(c, n: Node, k: CKernel, f: dict, consts: list[str], rq: np.ndarr
     kind = k.function.split("_")[2]  # eq_nhwc_<kind>_s8_<isa>
     header = f"eq_nhwc_{kind}_{isa}_body.h"
     fn = c.names.get(kind, f"l{c.layer}_")
-    args = ["&p", "x", *consts]
+    per_group = [str(f["in_c"] // f["groups"]), str(f["out_c"] // f["groups"])] if kind == "conv" else []
+    args = ["&p", *per_group, "x", *consts]
     flag = str(int(np.any(rq[:, 2] != 0))) if isa == "mve" else str(int(np.all(rq[:, 1] >= 0)))
     prologue = ""
     if kind == "conv" or isa == "dsp" and kind == "pointwise":  # the kernel's scratch, word aligned

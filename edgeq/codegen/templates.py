@@ -144,9 +144,11 @@ ${calls}    }
 
 # A layer's kernel body compiled for its shape (codegen.ops_nhwc.specialised): the params
 # are a `static const` struct here, so the compiler folds every dimension into the loops.
+# noipa: the pointers stay arguments (GCC would otherwise fold the arena offsets in too and
+# warn about loop bounds it then mis-derives).
 SPECIALISED_LAYER = Template("""\
 /* layer ${index}: ${kernel} for this layer's shape (${header}) */
-static eq_status __attribute__((noinline)) ${fn}(const int8_t *x, void *scratch, int8_t *y)
+static eq_status __attribute__((noinline, noipa)) ${fn}(const int8_t *x, void *scratch, int8_t *y)
 {
     static const eq_conv2d_params p = {
 ${fields}

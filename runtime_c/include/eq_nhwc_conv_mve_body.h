@@ -10,7 +10,8 @@
  * (eq_mve_dot4x2: each weight vector serves both pixels) and the two pixels' 4 outputs are
  * requantized and stored. Packing "mve" (packing.pack_conv): per group, blocks of 4
  * channels x 16 columns, K16 and each group's channels padded to 4; eq_rq4 blocks.
- * patch0: 2 * K16 bytes, word aligned. left: some lane of rq shifts left. */
+ * cin_g, cout_g: in_c and out_c per group (no division here). patch0: 2 * K16 bytes, word
+ * aligned. left: some lane of rq shifts left. */
 #ifndef EQ_NHWC_CONV_MVE_BODY_H
 #define EQ_NHWC_CONV_MVE_BODY_H
 
@@ -35,8 +36,8 @@ EQ_INLINE void eq_mve_tap_range(int32_t start, int32_t k, int32_t d, int32_t siz
 /* The patch of output pixel (oh, ow) for group g (its columns K..K16 are zero, written
  * once). A window inside the input with dilation_w 1 and groups 1 copies each kernel row
  * as one run of kernel_w * in_c bytes (16 at a time, the last under a predicate). */
-EQ_INLINE void eq_mve_conv_patch(const eq_conv2d_params *p, const int8_t *x_n, int32_t oh, int32_t ow, int32_t g,
-                                 int32_t cin_g, int8_t *t)
+static inline void eq_mve_conv_patch(const eq_conv2d_params *p, const int8_t *x_n, int32_t oh, int32_t ow, int32_t g,
+                                     int32_t cin_g, int8_t *t)
 {
     const int32_t ih0 = oh * p->stride_h - p->pad_top, iw0 = ow * p->stride_w - p->pad_left;
     const int32_t row_step = p->dilation_h * p->in_w * p->in_c, col_step = p->dilation_w * p->in_c;
@@ -83,10 +84,11 @@ EQ_INLINE void eq_mve_conv_patch(const eq_conv2d_params *p, const int8_t *x_n, i
     }
 }
 
-EQ_INLINE void eq_nhwc_conv_mve_body(const eq_conv2d_params *p, const int8_t *x, const int8_t *w,
-                                     const int32_t *bias, const eq_rq4 *rq, int left, int8_t *patch0, int8_t *y)
+EQ_INLINE void eq_nhwc_conv_mve_body(const eq_conv2d_params *p, int32_t cin_g, int32_t cout_g, const int8_t *x,
+                                     const int8_t *w, const int32_t *bias, const eq_rq4 *rq, int left, int8_t *patch0,
+                                     int8_t *y)
 {
-    const int32_t groups = p->groups, cin_g = p->in_c / groups, cout_g = p->out_c / groups;
+    const int32_t groups = p->groups;
     const int32_t blocks = (cout_g + 3) >> 2, k16 = (cin_g * p->kernel_h * p->kernel_w + 15) & ~15;
     const int32_t out_h = p->out_h, out_w = p->out_w, out_c = p->out_c, image = p->in_h * p->in_w * p->in_c;
     const int32_t zp = p->y_zp, total = p->batch * out_h * out_w;

@@ -31,7 +31,7 @@ eq_status eq_nhwc_conv_s8_mve(const eq_conv2d_params *p, const int8_t *x, const 
     if (!eq_rq4_ok(rq, blocks * p->groups) || ((uintptr_t)w & 3u) != 0 || ((uintptr_t)rq & 3u) != 0) {
         return EQ_ERR_ARG;
     }
-    eq_nhwc_conv_mve_body(p, x, w, bias, rq, eq_mve_any_left(rq, blocks * p->groups),
+    eq_nhwc_conv_mve_body(p, cin_g, cout_g, x, w, bias, rq, eq_mve_any_left(rq, blocks * p->groups),
                           (int8_t *)eq_align4_s16(scratch), y);
     return EQ_OK;
 }
