@@ -303,3 +303,17 @@ def test_board_short_of_flash_calls_the_shared_kernels(tmp_path):
     assert "_mve_body.h" not in (tmp_path / "shared" / "src" / "model.c").read_text()
     assert shared["firmware_flash_bytes"] < spec["firmware_flash_bytes"] and shared["arena_bytes"] == spec["arena_bytes"]
     assert any("shared kernels" in n for n in shared["notices"])
+
+
+def test_a_check_that_cannot_hold_one_vector_says_so(monkeypatch, tmp_path):
+    """A firmware that fits the part but not with even one embedded test vector on the
+    emulated board (the M55's 512 KB ITCM is both): one true line, not 'does not fit'."""
+    from edgeq.errors import EdgeqError
+    m55 = get_target("cortex-m55")
+
+    def overflow(*args, **kw):
+        raise EdgeqError("the model does not fit Arm Corstone-300 (cortex-m55): FLASH overflowed by 28 bytes", "-")
+    monkeypatch.setattr(type(m55), "_relink_with_vectors", overflow)
+    vectors = {"x": np.zeros((4, 8), np.int8)}
+    with pytest.raises(EdgeqError, match="fits the part, but not with even one embedded test vector.*28 bytes"):
+        m55._check_firmware(tmp_path, {}, vectors, {"y": np.zeros((4, 2), np.int8)})
