@@ -121,10 +121,12 @@ def test_kernel_choice_per_node():
         assert fns == [f"eq_nhwc_dw3x3_s8_{isa}", f"eq_nhwc_depthwise_s8_{isa}", f"eq_nhwc_pointwise_s8_{isa}",
                        f"eq_nhwc_conv_s8_{isa}", "eq_add_s8", "eq_reshape_s8", f"eq_nhwc_fc_s8_{isa}"], cpu
     assert choice_for_cpu("host") == PORTABLE
-    # a layer the memory plan gave no scratch runs the scratch-free portable variant; the
-    # depthwise 3x3 needs none (specialised, its x_zp row is a constant)
+    # a layer the memory plan gave no scratch runs the scratch-free portable variant (the
+    # M55's depthwise 3x3 needs none: specialised, its x_zp row is a constant)
     direct = M7.without_scratch([g.nodes[0].name, g.nodes[2].name])
-    assert kernel_of(g.nodes[0], g, direct).function == "eq_nhwc_dw3x3_s8_dsp"
+    assert kernel_of(g.nodes[0], g, direct).function == "eq_nhwc_dw3x3_s8_c"
+    m55 = choice_for_cpu("cortex-m55").without_scratch([g.nodes[0].name])
+    assert kernel_of(g.nodes[0], g, m55).function == "eq_nhwc_dw3x3_s8_mve"
     assert kernel_of(g.nodes[2], g, direct).function == "eq_nhwc_pointwise_s8_c"
 
 

@@ -88,7 +88,7 @@ class KernelChoice:
     run without scratch (the memory plan's `direct` list), the nodes kept NCHW between
     NCHW neighbours (layout.py), and whether the layers whose kernels have an always-inline
     body are compiled from it for their shape (faster, one copy of the code per layer) or
-    call the shared kernel (less flash; the depthwise 3x3 is specialised either way)."""
+    call the shared kernel (less flash; the M55's depthwise 3x3 is specialised either way)."""
     isa: tuple[str, ...] = ()
     layout: str = "nchw"
     direct: frozenset[str] = frozenset()

@@ -15,7 +15,6 @@ import numpy as np
 
 from edgeq.codegen.kernels import CKernel
 from edgeq.codegen.ops import Call, _clamp, _hw, _i, _pool_fields, _prod, _spatial
-from edgeq.codegen.row_chunks import row_range_fields
 from edgeq.codegen.templates import SPECIALISED_LAYER
 from edgeq.ir import Graph, Node
 from edgeq.ops import implements
@@ -41,6 +40,16 @@ def conv_fields(n: Node, graph: Graph) -> dict:
             "out_c": y[1], "out_h": oh, "out_w": ow, "kernel_h": kh, "kernel_w": kw,
             **_spatial(n, x, (kh, kw)), "groups": _i(n, "group", 1),
             "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"), **_clamp(n)}
+
+
+def row_range_fields(f: dict, a: int, b: int) -> tuple[dict, int]:
+    """eq_conv2d_params of output rows [a, b) of a conv with params `f`, and the first input
+    row they read (the range's input pointer starts there). The pads are what the range
+    still has of the image's edges, so out_h = b - a exactly."""
+    s, pt, reach = f["stride_h"], f["pad_top"], (f["kernel_h"] - 1) * f["dilation_h"] + 1
+    top, bottom = a * s - pt, (b - 1) * s - pt + reach   # input rows [top, bottom) with pads
+    lo, hi = max(0, top), min(f["in_h"], bottom)
+    return {**f, "in_h": hi - lo, "out_h": b - a, "pad_top": lo - top, "pad_bottom": bottom - hi}, lo
 
 
 # ---- which conv kernel: the conditions of eq_kernels_nhwc.h ---------------------------------
@@ -97,9 +106,10 @@ def conv_nhwc(c, n: Node, k: CKernel) -> Call:
 
 
 # The kernels generated code compiles from their always-inline bodies for each layer's shape
-# (eq_nhwc_<kind>_<isa>_body.h; docs/nhwc_kernels.md, "Shape specialisation").
-SPECIALISED = ("eq_nhwc_pointwise_s8_dsp", "eq_nhwc_pointwise_s8_mve", "eq_nhwc_dw3x3_s8_dsp", "eq_nhwc_dw3x3_s8_mve",
-               "eq_nhwc_conv_s8_mve")
+# (eq_nhwc_<kind>_<isa>_body.h; docs/nhwc_kernels.md, "Shape specialisation"): the M55's,
+# where it pays (up to 0.2x CMSIS-NN's instructions); on the DSP cores it saved 0-5% for about
+# 1 KB of flash per layer, so they call the shared kernels.
+SPECIALISED = ("eq_nhwc_pointwise_s8_mve", "eq_nhwc_dw3x3_s8_mve", "eq_nhwc_conv_s8_mve")
 
 
 def specialised(c, n: Node, k: CKernel, f: dict, consts: list[str], rq: np.ndarray, isa: str) -> Call:
@@ -203,8 +213,8 @@ def _register() -> None:
         sfx = "c" if isa == "portable" else isa
         for kind, when in (("dw3x3", is_dw3x3), ("depthwise", is_depthwise), ("pointwise", is_pointwise),
                            ("conv", _spatial_ok)):
-            # the depthwise 3x3 is always specialised: its x_zp row is a constant, not scratch
-            scratch = None if isa == "portable" or kind == "dw3x3" else _conv_scratch(kind, sfx)
+            # the MVE depthwise 3x3 is always specialised: its x_zp row is a constant, not scratch
+            scratch = None if isa == "portable" or (kind, isa) == ("dw3x3", "mve") else _conv_scratch(kind, sfx)
             implements("c", "QConv", kernel=CKernel(f"eq_nhwc_{kind}_s8_{sfx}", WEIGHT_BITS, isa=isa, layout="nhwc",
                                                     scratch=scratch, when=when))(conv_nhwc)
         implements("c", "QGemm", kernel=CKernel(f"eq_nhwc_fc_s8_{sfx}", WEIGHT_BITS, isa=isa,

@@ -4,7 +4,7 @@ while it runs (the default `--scratch fast` plan: the smallest arena at the fast
 speed).
 
 A conv's NHWC input and output are contiguous rows, and a range of output rows is the
-same kernel called with fewer rows (the params below: the input rows it reads, the pads
+same kernel called with fewer rows (ops_nhwc.row_range_fields: the input rows it reads, the pads
 that range still has). At the layer of the arena's peak there is no free gap, but:
 
 - while the first range [0, r) runs, the output rows [r, out_h) are not written yet:
@@ -22,22 +22,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from edgeq.codegen.kernels import KernelChoice, kernel_of, scratch_size
+from edgeq.codegen.ops_nhwc import conv_fields, row_range_fields
 from edgeq.ir import Graph, Node
 from edgeq.planning.memory_plan import MemoryPlan, _align
 
 
 def _shape(graph: Graph, t: str) -> tuple[int, ...]:
     return tuple(int(d) for d in graph.tensors[t].shape)
-
-
-def row_range_fields(f: dict, a: int, b: int) -> tuple[dict, int]:
-    """eq_conv2d_params of output rows [a, b) of a conv with params `f`, and the first input
-    row they read (the range's input pointer starts there). The pads are what the range
-    still has of the image's edges, so out_h = b - a exactly."""
-    s, pt, reach = f["stride_h"], f["pad_top"], (f["kernel_h"] - 1) * f["dilation_h"] + 1
-    top, bottom = a * s - pt, (b - 1) * s - pt + reach   # input rows [top, bottom) with pads
-    lo, hi = max(0, top), min(f["in_h"], bottom)
-    return {**f, "in_h": hi - lo, "out_h": b - a, "pad_top": lo - top, "pad_bottom": bottom - hi}, lo
 
 
 def _free(plan: MemoryPlan, step: int) -> list[tuple[int, int]]:
@@ -94,11 +85,10 @@ def plan_row_chunks(graph: Graph, plan: MemoryPlan, kernels: KernelChoice) -> Me
     """`plan` (a "fit" plan) with each `direct` node that can run in row chunks moved to
     `plan.chunks`: node -> [(first output row, end row, scratch offset)]. `kernels`: the
     build's choice before any node is made direct (the kernel whose scratch is placed)."""
-    from edgeq.codegen.ops_nhwc import conv_fields  # noqa: PLC0415  (ops_nhwc imports this module)
     chunks, direct = {}, []
     for name in plan.direct:
         i, node = next((i, n) for i, n in enumerate(graph.nodes) if n.name == name)
-        split = _chunkable(graph, plan, kernels, i, node, conv_fields)
+        split = _chunkable(graph, plan, kernels, i, node)
         if split is None:
             direct.append(name)
         else:
@@ -106,7 +96,7 @@ def plan_row_chunks(graph: Graph, plan: MemoryPlan, kernels: KernelChoice) -> Me
     return replace(plan, direct=direct, chunks=chunks)
 
 
-def _chunkable(graph: Graph, plan: MemoryPlan, kernels: KernelChoice, step: int, node: Node, conv_fields):
+def _chunkable(graph: Graph, plan: MemoryPlan, kernels: KernelChoice, step: int, node: Node):
     if node.op != "QConv" or len(_shape(graph, node.inputs[0])) != 4:
         return None
     kernel = kernel_of(node, graph, kernels)
