@@ -99,6 +99,13 @@ def spec_functions(elf: Path) -> set[str]:
     return {n for n, _ in info if n.startswith("eq_spec_")}
 
 
+def layer_functions(elf: Path) -> set[str]:
+    """The layers edgeq's generated code compiles from a kernel body for their shape
+    (model.c's static l<i>_<kind>: codegen.ops_nhwc.specialised): kernel code too."""
+    _, info = functions(elf)
+    return {n for n, _ in info if re.fullmatch(r"l\d+_(pointwise|dw3x3|conv)", n)}
+
+
 def library_functions(archive: Path) -> set[str]:
     """Names of the functions an archive (or object) defines."""
     text = subprocess.run(["arm-none-eabi-nm", "--defined-only", str(archive)],

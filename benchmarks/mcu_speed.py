@@ -90,7 +90,7 @@ def measure(name: str, cpus: list[str], kinds: list[str], work: Path, cache: Pat
     from mcu_edgeq_fw import measure_firmware
     from mcu_harness import build_and_run
     from mcu_layers import model_layers
-    from mcu_profile import kernel_code_bytes, library_functions, mix, spec_functions
+    from mcu_profile import kernel_code_bytes, layer_functions, library_functions, mix, spec_functions
 
     path, calib, x = model_data(name)
     result = {"model": name, "cpus": {}}
@@ -109,7 +109,7 @@ def measure(name: str, cpus: list[str], kinds: list[str], work: Path, cache: Pat
         mve = cpu == "cortex-m55"
         if "edgeq" in kinds:
             fw = measure_firmware(get_target(cpu), res.out_dir, q, feeds)
-            funcs = library_functions(fw.runtime_lib)
+            funcs = library_functions(fw.runtime_lib) | layer_functions(fw.elf)
             per["edgeq"] = {
                 "bit_exact": fw.bit_exact,
                 "layers": {i: {"instructions": n, "code": kernel_code_bytes(fw.elf, fw.profile[i], funcs),

@@ -85,10 +85,11 @@ def compile_cmd(
     calib_method: Optional[str] = typer.Option(None, "--calib-method", help="minmax | percentile | mse"),
     calib_percentile: Optional[float] = typer.Option(None, "--calib-percentile", help="percentile method: the upper percentile of each range (default 99.99). 99.999 keeps more headroom; when the calibration images cover only a few scenes it can be better or worse by model: compare on a held-out scene"),
     weight_rounding: str = typer.Option("gptq", "--weight-rounding", help="layers below 8 bits: gptq (error-compensating rounding on the calibration data; needs --calib) | nearest"),
-    scratch: str = typer.Option("fast", "--scratch", help="C targets: fast = the fastest memory plan that fits "
-                                "the part (default) | fit = smallest arena (a layer whose kernel scratch would "
-                                "raise the peak runs a slower scratch-free kernel) | always = every layer gets "
-                                "its scratch (fewest instructions, larger arena)"),
+    scratch: str = typer.Option("fast", "--scratch", help="C targets: fast = the smallest arena with the fast "
+                                "kernels (a layer whose scratch would raise the peak runs in ranges of rows, its "
+                                "scratch in dead bytes; else the fastest plan that fits the part) (default) | fit = "
+                                "smallest arena (such a layer runs a slower scratch-free kernel) | always = every "
+                                "layer gets its scratch (larger arena)"),
     cpu: Optional[str] = typer.Option(None, "--cpu", help="arm64: the CPU the kernels are for: cortex-a53 (NEON), "
                                       "cortex-a55/a76/a78/x1 (dotprod), cortex-x3, neoverse-n2, max (dotprod + i8mm); "
                                       "host or adb[:SERIAL]: read from this aarch64 machine or the phone "

@@ -225,7 +225,7 @@ class CompileOptions:
     # TFLite targets (8: their export has no int16 state; quantization/rules/recurrent.py)
     state_bits: int | None = None
     test_vectors: int = 4                 # inputs embedded in firmware to self-check
-    scratch: str = "fast"                 # C targets: "fast" (fastest plan that fits the part) | "fit" | "always"
+    scratch: str = "fast"                 # C targets: "fast" (smallest arena, fast kernels; codegen.plan_build) | "fit" | "always"
     cpu: str | None = None                # arm64: the CPU the kernels are for (None: the target's default)
     lowering: str | None = None           # arm64: "tvm" (None: the default) | "c" (runtime_c, the second oracle)
     # cortex-m targets: a part of the --board catalogue (targets/boards/parts.json; it sets the

@@ -256,6 +256,12 @@ def pack_add_rq(attrs: dict, isa: str) -> np.ndarray:
 ARM_POINTER_BYTES = 4
 
 
+def dw3x3_zp_row_bytes(channels: int, isa: str) -> int:
+    """Bytes of x_zp the depthwise 3x3 bodies read for a padded tap (dsp: channels rounded
+    up to 4; mve: to 8, then 8 more for the predicated tail's over-read)."""
+    return _round_up(channels, 8) + 8 if isa == "mve" else _round_up(channels, 4)
+
+
 def scratch_bytes(kernel: str, isa: str, p: dict) -> int:
     """Bytes of scratch eq_nhwc_<kernel>_s8_<isa> asks for: the Python mirror of its
     _scratch_size companion (the memory planner's input). `p` holds the params struct's

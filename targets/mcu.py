@@ -171,13 +171,9 @@ class MCUTarget:
         try:
             self._link(board, out_dir, src / "link.ld", objs, out_dir / "fw.elf")
         except EdgeqError as e:
-            if not (n_vec and "FLASH overflowed" in str(e)):
+            if "FLASH overflowed" not in str(e) or not (n_vec or "_body.h" in (src / "model.c").read_text()):
                 raise
-            # The model fits but not with its test vectors: ship it without them and
-            # self-check a second firmware linked with the emulated board's sizes.
-            n_vec = cp.write_vectors(src, info["io"], None, None)
-            self._compile(board, src / "vectors.c", obj / "vectors.o")
-            self._link(board, out_dir, src / "link.ld", objs, out_dir / "fw.elf")
+            n_vec = self._relink_smaller(board, out_dir, qgraph, report, opts, info, n_vec)
         mem = memory_report(out_dir / "fw.elf")
         vec_bytes = vector_bytes(out_dir / "fw.elf")
         report.update(board={k: board[k] for k in ("machine", "part", "flash_bytes", "ram_bytes")},
@@ -318,8 +314,14 @@ class MCUTarget:
                 return self._relink_with_vectors(out_dir, info, part, "check",
                                                  expected={k: v[:n] for k, v in expected.items()}), part
             except EdgeqError as e:
-                if n == 1 or "FLASH overflowed" not in str(e):
+                if "FLASH overflowed" not in str(e):
                     raise
+                if n == 1:  # the model fits the part; its check does not fit the emulated board
+                    over = re.findall(r"FLASH overflowed by ([\d,]+) bytes", str(e))
+                    raise EdgeqError(f"the firmware fits the part, but not with even one embedded test vector "
+                                     f"to check it on QEMU's {self.board['machine']} (flash overflowed by "
+                                     f"{over[0] if over else '?'} bytes)",
+                                     "use a part with more flash (--board), or a smaller model or input") from None
                 n //= 2
 
     def _linker_script(self, board: dict, path: Path, qemu_sizes: bool = False) -> None:
@@ -329,6 +331,32 @@ class MCUTarget:
             ram_bytes=board["qemu_ram_bytes" if qemu_sizes else "ram_bytes"],
             heap_bytes=board.get("heap_bytes", DEFAULT_HEAP), stack_bytes=board.get("stack_bytes", DEFAULT_STACK))
         path.write_text(text)
+
+    def _relink_smaller(self, board: dict, out_dir: Path, qgraph, report: dict, opts: BuildOptions, info: dict,
+                        n_vec: int) -> int:
+        """Link a firmware that overflowed flash again with less in it: the layers' shared
+        kernels instead of one specialised copy per layer (the same memory plan), then, if
+        still too big, without the test vectors (a second firmware linked with the emulated
+        board's sizes self-checks it). Returns the vectors kept."""
+        src, obj, elf = out_dir / "src", out_dir / "obj", out_dir / "fw.elf"
+        objs = ["model", "main", "startup", "vectors"] + (["train_state"] if (src / "train_state.c").exists() else [])
+        if "_body.h" in (src / "model.c").read_text():
+            cp.write_model(qgraph, src, report, self.kernels.shared(), scratch=opts.scratch,
+                           ram_limit=self.arena_limit(board), training=opts.training)
+            report["notices"] = report.get("notices", []) + [
+                "the layers call the shared kernels: one specialised copy per layer did not fit the flash"]
+            self._compile(board, src / "model.c", obj / "model.o")
+            try:
+                self._link(board, out_dir, src / "link.ld", objs, elf)
+                return n_vec
+            except EdgeqError as e:
+                if not (n_vec and "FLASH overflowed" in str(e)):
+                    raise
+        # The model fits but not with its test vectors: ship it without them.
+        n_vec = cp.write_vectors(src, info["io"], None, None)
+        self._compile(board, src / "vectors.c", obj / "vectors.o")
+        self._link(board, out_dir, src / "link.ld", objs, elf)
+        return n_vec
 
     def _compile(self, board: dict, source: Path, obj: Path, extra: tuple[str, ...] = ()) -> None:
         cp.run_tool([_gcc(), *board["cpu_flags"], *CFLAGS, *extra, f"-I{source.parent}",
@@ -346,7 +374,7 @@ class MCUTarget:
 
     def _overflow_error(self, message: str, board: dict, out_dir: Path) -> EdgeqError | None:
         """The linker's "region `RAM' overflowed by N bytes" as a user-facing error."""
-        found = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", message)
+        found = re.findall(r"region `(\w+)' overflowed by (\d+) bytes?", message)  # ld: "1 byte"
         if not found:
             return None
         budget = {"FLASH": board["flash_bytes"], "RAM": board["ram_bytes"]}

@@ -121,9 +121,12 @@ def test_kernel_choice_per_node():
         assert fns == [f"eq_nhwc_dw3x3_s8_{isa}", f"eq_nhwc_depthwise_s8_{isa}", f"eq_nhwc_pointwise_s8_{isa}",
                        f"eq_nhwc_conv_s8_{isa}", "eq_add_s8", "eq_reshape_s8", f"eq_nhwc_fc_s8_{isa}"], cpu
     assert choice_for_cpu("host") == PORTABLE
-    # a layer the memory plan gave no scratch runs the scratch-free portable variant
+    # a layer the memory plan gave no scratch runs the scratch-free portable variant (the
+    # M55's depthwise 3x3 needs none: specialised, its x_zp row is a constant)
     direct = M7.without_scratch([g.nodes[0].name, g.nodes[2].name])
     assert kernel_of(g.nodes[0], g, direct).function == "eq_nhwc_dw3x3_s8_c"
+    m55 = choice_for_cpu("cortex-m55").without_scratch([g.nodes[0].name])
+    assert kernel_of(g.nodes[0], g, m55).function == "eq_nhwc_dw3x3_s8_mve"
     assert kernel_of(g.nodes[2], g, direct).function == "eq_nhwc_pointwise_s8_c"
 
 
@@ -159,8 +162,8 @@ def test_weightless_ops_after_an_nchw_kernel_stay_nchw(tmp_path):
 
 def test_fit_plan_is_the_smallest_and_fast_fits_the_part():
     """fit: no arena larger than the activations need (the scratch-free variants where a
-    layer's scratch would raise it); always: every layer its scratch; fast picks always
-    when it fits the part's RAM, else fit."""
+    layer's scratch would raise it); always: every layer its scratch; fast: fit's arena,
+    those layers in row chunks."""
     b = G("tight")
     x = b.x((1, 64, 6, 6))
     g = b.done(b.conv(b.conv(x, 64, k=1, pads=(0, 0, 0, 0)), 64, k=1, pads=(0, 0, 0, 0)))
@@ -170,8 +173,9 @@ def test_fit_plan_is_the_smallest_and_fast_fits_the_part():
     assert all(kernel_of(fit.graph.node_by_name(n), fit.graph, fit.kernels).function.endswith("_c")
                for n in fit.plan.direct)
     assert always.plan.arena_bytes == always.arenas["fastest"] and not always.plan.direct
-    assert plan_build(g, M7, "fast", ram_limit=10**6).policy == "always"
-    assert plan_build(g, M7, "fast", ram_limit=fit.arenas["smallest"]).policy == "fit"
+    # fast: the smallest arena, its peak layers run in row chunks (tests/test_row_chunks.py)
+    fast = plan_build(g, M7, "fast", ram_limit=10**6)
+    assert fast.policy == "rows" and fast.plan.arena_bytes == fit.arenas["smallest"] and not fast.plan.direct
 
 
 # ---- bit-exact: host (portable _c) ------------------------------------------------------------
@@ -268,7 +272,7 @@ def test_board_kernel_grid_equals_reference(board, family, tmp_path):
     assert rep["memory_plan"]["layout"] == "nhwc"
     model_c = (tmp_path / "src" / "model.c").read_text()
     isa = "mve" if board == "cortex-m55" else "dsp"
-    assert f"_s8_{isa}(&p" in model_c
+    assert f"_s8_{isa}(&p" in model_c or f"_{isa}_body(&p" in model_c  # the kernel, or its body specialised
 
 
 @needs_arm
@@ -279,3 +283,39 @@ def test_board_fit_plan_runs_the_scratch_free_variants(board, tmp_path):
     rep = check_target(get_target(board), g, tmp_path, n=2, scratch="fit")
     assert rep["memory_plan"]["plan"] == "smallest"
     assert rep["arena_bytes"] == rep["memory_plan"]["arena_bytes_smallest"] <= rep["memory_plan"]["arena_bytes_fastest"]
+
+
+def _convs(n=3):
+    b = G("convs", seed=11)
+    y = b.x((1, 8, 8, 8))
+    for _ in range(n):
+        y = b.conv(y, 8)
+    return b.done(y)
+
+
+@needs_arm
+def test_board_short_of_flash_calls_the_shared_kernels(tmp_path):
+    """Specialised layers (one copy of the kernel body each) that overflow the part's flash:
+    the build links the shared kernels instead, same plan, still exact."""
+    g, m55 = _convs(), get_target("cortex-m55")
+    spec = check_target(m55, g, tmp_path / "spec", n=1, scratch="always")  # no row chunks: every layer specialised
+    assert "_mve_body.h" in (tmp_path / "spec" / "src" / "model.c").read_text()
+    shared = check_target(m55.with_budget(flash_bytes=spec["firmware_flash_bytes"] - 1), g, tmp_path / "shared", n=1,
+                          scratch="always")
+    assert "_mve_body.h" not in (tmp_path / "shared" / "src" / "model.c").read_text()
+    assert shared["firmware_flash_bytes"] < spec["firmware_flash_bytes"] and shared["arena_bytes"] == spec["arena_bytes"]
+    assert any("shared kernels" in n for n in shared["notices"])
+
+
+def test_a_check_that_cannot_hold_one_vector_says_so(monkeypatch, tmp_path):
+    """A firmware that fits the part but not with even one embedded test vector on the
+    emulated board (the M55's 512 KB ITCM is both): one true line, not 'does not fit'."""
+    from edgeq.errors import EdgeqError
+    m55 = get_target("cortex-m55")
+
+    def overflow(*args, **kw):
+        raise EdgeqError("the model does not fit Arm Corstone-300 (cortex-m55): FLASH overflowed by 28 bytes", "-")
+    monkeypatch.setattr(type(m55), "_relink_with_vectors", overflow)
+    vectors = {"x": np.zeros((4, 8), np.int8)}
+    with pytest.raises(EdgeqError, match="fits the part, but not with even one embedded test vector.*28 bytes"):
+        m55._check_firmware(tmp_path, {}, vectors, {"y": np.zeros((4, 2), np.int8)})

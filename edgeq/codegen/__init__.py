@@ -32,7 +32,8 @@ from edgeq.codegen.carray import const_array, pack_s4
 from edgeq.codegen.kernels import PORTABLE, CKernel, KernelChoice, choose, portable_functions, scratch_size
 from edgeq.codegen.layout import LAYOUT_KEY, NCHW_NODES_KEY, assign_layouts
 from edgeq.codegen.names import NameTable, check_plain_c, comment_text
-from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_WITH_PARAMS, MODEL_C, MODEL_H
+from edgeq.codegen.row_chunks import plan_row_chunks
+from edgeq.codegen.templates import IO_MACROS, LAYER, LAYER_IN_PARTS, LAYER_WITH_PARAMS, MODEL_C, MODEL_H
 from edgeq.errors import EdgeqError
 from edgeq.fixedpoint import quantize_multiplier
 from edgeq.ir import Graph, Node
@@ -66,33 +67,40 @@ class CBuild:
     """What a C build compiles: the graph lowered for its kernels (layout.py), the memory
     plan, and the kernel choice with the nodes that run without scratch. `plans`: the arena
     of the fastest plan (every layer gets its kernel's scratch) and of the smallest (scratch
-    only where it does not raise the peak: other layers run a scratch-free variant)."""
+    only where it does not raise the peak: other layers run in row chunks or on a
+    scratch-free variant)."""
     graph: Graph
     plan: MemoryPlan
     kernels: KernelChoice
-    policy: str                 # the plan used: "always" or "fit"
+    policy: str                 # the plan used: "always", "fit", or "rows" (fit + row chunks)
     arenas: dict[str, int]      # {"fastest": bytes, "smallest": bytes}
 
     def report(self, asked: str) -> dict:
         return {"scratch_policy": asked, "plan": "fastest" if self.policy == "always" else "smallest",
                 "arena_bytes_fastest": self.arenas["fastest"], "arena_bytes_smallest": self.arenas["smallest"],
                 "layout": self.kernels.layout, "isa": list(self.kernels.isa) or ["portable"],
-                "direct": list(self.plan.direct)}
+                "direct": list(self.plan.direct), "row_chunks": list(self.plan.chunks)}
 
 
 def plan_build(qgraph: Graph, kernels: KernelChoice = PORTABLE, scratch: str = "fit",
                ram_limit: int | None = None) -> CBuild:
-    """Lower `qgraph` for `kernels` and plan its arena. scratch: "fit" (the smallest arena),
-    "always" (every layer its scratch), or "fast": "always" when its arena fits `ram_limit`
-    (the part's SRAM left for the arena; None: no limit), else "fit"."""
+    """Lower `qgraph` for `kernels` and plan its arena. scratch: "fit" (the smallest arena,
+    scratch-free variants where a layer's scratch would raise it), "always" (every layer its
+    scratch), or "fast": the smallest arena with those layers run in row chunks instead
+    (row_chunks.py: the fast kernels, scratch in dead rows); if a layer still has to run
+    scratch-free, "always" when its arena fits `ram_limit` (the part's SRAM left for the
+    arena; None: no limit)."""
     if scratch not in SCRATCH_PLANS:
         raise ValueError(f"scratch={scratch!r}: choose one of {SCRATCH_PLANS}")
     graph = assign_layouts(qgraph, kernels)
     kernels = kernels.keeping_nchw(graph.meta.get(NCHW_NODES_KEY, ()))
     plans = {p: plan_memory(graph, scratch=p, kernels=kernels) for p in ("always", "fit")}
+    plans["rows"] = plan_row_chunks(graph, plans["fit"], kernels)
     policy = scratch
     if scratch == "fast":
-        policy = "always" if ram_limit is None or plans["always"].arena_bytes <= ram_limit else "fit"
+        policy = "rows"
+        if plans["rows"].direct and (ram_limit is None or plans["always"].arena_bytes <= ram_limit):
+            policy = "always"
     plan = plans[policy]
     return CBuild(graph, plan, kernels.without_scratch(plan.direct), policy,
                   {"fastest": plans["always"].arena_bytes, "smallest": plans["fit"].arena_bytes})
@@ -108,6 +116,7 @@ class Ctx:
         self.names = NameTable({"edgeq_arena", "copy_bytes", "p", "ins", "chunk", "input", "output",
                                 "inputs", "outputs", "edgeq_model_run", "edgeq_model_run_io"})
         self.const_defs: list[str] = []
+        self.includes: list[str] = []  # headers of kernel bodies compiled into model.c
         self._const_ids: dict[str, str] = {}
         self.layer = 0  # the layer being emitted: constants are named after it
 
@@ -183,6 +192,14 @@ class Ctx:
                                f"{rq_initializer(rq)};\n")
         return ident
 
+    def include(self, header: str) -> None:
+        if header not in self.includes:
+            self.includes.append(header)
+
+    def define(self, text: str) -> None:
+        """A definition model.c needs before the run (e.g. a specialised layer function)."""
+        self.const_defs.append(text)
+
     def scratch(self, node: Node) -> str:
         off = self.plan.scratch.get(node.name)
         return "NULL" if off is None else f"edgeq_arena + {off[0]}"
@@ -214,6 +231,12 @@ def emit_layer(ctx: Ctx, index: int, node: Node) -> str:
     pre = "".join(f"        {line}\n" for line in call.pre)
     if call.ptype is None:
         return LAYER.substitute(head, pre=pre, call=f"{call.fn}({', '.join(call.args)})")
+    if call.parts:  # one call per range of output rows (row_chunks.py), each its own params
+        calls = "".join(f"        EQ_TRY({index}, {call.fn}(&p[{k}], {', '.join(args)}));\n"
+                        for k, (_, args) in enumerate(call.parts))
+        fields = ",\n".join("        {\n" + _fields(f) + "\n        }" for f, _ in call.parts)
+        return LAYER_IN_PARTS.substitute(head, pre=pre, ptype=call.ptype, n=len(call.parts), fields=fields,
+                                         calls=calls)
     return LAYER_WITH_PARAMS.substitute(head, pre=pre, ptype=call.ptype, fields=_fields(call.fields),
                                         fn=call.fn, args=", ".join(call.args))
 
@@ -302,7 +325,9 @@ def generate_c(qgraph: Graph, plan: MemoryPlan, out_dir, *, profile_marks: bool 
         output_total=sum(plan.sizes[n] for n in qgraph.outputs), run_decl=run_decl + "\n\n" + train_decl)
     source = MODEL_C.substitute(
         model=model, arena_bytes=plan.arena_bytes, arena_alloc=max(plan.arena_bytes, 16),
-        constants="\n".join(ctx.const_defs), copy_in=copy_in, layers="".join(layers),
+        constants="".join(f'#include "{h}"\n' for h in ctx.includes) + "\n" * bool(ctx.includes)
+        + "\n".join(ctx.const_defs),
+        copy_in=copy_in, layers="".join(layers),
         copy_out=copy_out, run_def=run_def + "\n" + train_def)
     paths = [out_dir / "model.h", out_dir / "model.c"]
     paths[0].write_text(check_plain_c(header, "model.h"))

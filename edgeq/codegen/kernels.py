@@ -26,7 +26,7 @@ Scratch: the Python mirror of each kernel's `<fn>_scratch_size` companion in eq_
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -85,21 +85,28 @@ class CKernel:
 class KernelChoice:
     """What a build offers the kernels: CPU features in increasing preference, the preferred
     activation layout (NCHW kernels stay the fallback of an "nhwc" build), the nodes that
-    run without scratch (the memory plan's `direct` list) and the nodes kept NCHW between
-    NCHW neighbours (layout.py)."""
+    run without scratch (the memory plan's `direct` list), the nodes kept NCHW between
+    NCHW neighbours (layout.py), and whether the layers whose kernels have an always-inline
+    body are compiled from it for their shape (faster, one copy of the code per layer) or
+    call the shared kernel (less flash; the M55's depthwise 3x3 is specialised either way)."""
     isa: tuple[str, ...] = ()
     layout: str = "nchw"
     direct: frozenset[str] = frozenset()
     nchw_nodes: frozenset[str] = frozenset()
+    specialise: bool = True
 
     def rank(self, kernel: CKernel) -> tuple[int, int]:
         return (kernel.layout == self.layout, 0 if kernel.isa == "portable" else 1 + self.isa.index(kernel.isa))
 
     def without_scratch(self, nodes) -> "KernelChoice":
-        return KernelChoice(self.isa, self.layout, frozenset(nodes), self.nchw_nodes)
+        return replace(self, direct=frozenset(nodes))
 
     def keeping_nchw(self, nodes) -> "KernelChoice":
-        return KernelChoice(self.isa, self.layout, self.direct, frozenset(nodes))
+        return replace(self, nchw_nodes=frozenset(nodes))
+
+    def shared(self) -> "KernelChoice":
+        """The same kernels, called rather than specialised per layer (a build short of flash)."""
+        return replace(self, specialise=False)
 
 
 def choice_for_cpu(cpu: str) -> KernelChoice:

@@ -31,6 +31,7 @@ class Call:
     ptype: str | None = None                 # params struct type, passed as &p first
     fields: dict = field(default_factory=dict)
     pre: list[str] = field(default_factory=list)  # extra declarations before the call
+    parts: list[tuple[dict, list[str]]] = field(default_factory=list)  # (fields, args) per call, if several
 
 
 def _prod(dims) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 
 from edgeq.codegen.kernels import CKernel
 from edgeq.codegen.ops import Call, _clamp, _hw, _i, _pool_fields, _prod, _spatial
+from edgeq.codegen.templates import SPECIALISED_LAYER
 from edgeq.ir import Graph, Node
 from edgeq.ops import implements
 from edgeq.runtime_c import packing
@@ -39,6 +40,16 @@ def conv_fields(n: Node, graph: Graph) -> dict:
             "out_c": y[1], "out_h": oh, "out_w": ow, "kernel_h": kh, "kernel_w": kw,
             **_spatial(n, x, (kh, kw)), "groups": _i(n, "group", 1),
             "x_zp": _i(n, "x_zp"), "y_zp": _i(n, "y_zp"), **_clamp(n)}
+
+
+def row_range_fields(f: dict, a: int, b: int) -> tuple[dict, int]:
+    """eq_conv2d_params of output rows [a, b) of a conv with params `f`, and the first input
+    row they read (the range's input pointer starts there). The pads are what the range
+    still has of the image's edges, so out_h = b - a exactly."""
+    s, pt, reach = f["stride_h"], f["pad_top"], (f["kernel_h"] - 1) * f["dilation_h"] + 1
+    top, bottom = a * s - pt, (b - 1) * s - pt + reach   # input rows [top, bottom) with pads
+    lo, hi = max(0, top), min(f["in_h"], bottom)
+    return {**f, "in_h": hi - lo, "out_h": b - a, "pad_top": lo - top, "pad_bottom": bottom - hi}, lo
 
 
 # ---- which conv kernel: the conditions of eq_kernels_nhwc.h ---------------------------------
@@ -86,9 +97,61 @@ def conv_nhwc(c, n: Node, k: CKernel) -> Call:
         pk = packing.pack_depthwise(w, bias, mult, shift, f["x_zp"], isa)
     else:
         pk = packing.pack_conv(w, bias, mult, shift, f["x_zp"], f["groups"], isa)
-    args = [c.buf(n.inputs[0]), c.packed_weights(pk.w), c.packed("bias", pk.bias, "bias with x_zp folded in"),
-            c.requant(pk.rq, isa), c.scratch(n), c.buf(n.outputs[0])]
-    return Call(k.function, args, "eq_conv2d_params", f)
+    consts = [c.packed_weights(pk.w), c.packed("bias", pk.bias, "bias with x_zp folded in"), c.requant(pk.rq, isa)]
+    if n.name in c.plan.chunks:
+        return Call(k.function, [], "eq_conv2d_params", f, parts=_row_parts(c, n, f, consts))
+    if k.function in SPECIALISED and (c.kernels.specialise or "dw3x3" in k.function):
+        return specialised(c, n, k, f, consts, np.asarray(pk.rq), isa)
+    return Call(k.function, [c.buf(n.inputs[0]), *consts, c.scratch(n), c.buf(n.outputs[0])], "eq_conv2d_params", f)
+
+
+# The kernels generated code compiles from their always-inline bodies for each layer's shape
+# (eq_nhwc_<kind>_<isa>_body.h; docs/nhwc_kernels.md, "Shape specialisation"): the M55's,
+# where it pays (up to 0.2x CMSIS-NN's instructions); on the DSP cores it saved 0-5% for about
+# 1 KB of flash per layer, so they call the shared kernels.
+SPECIALISED = ("eq_nhwc_pointwise_s8_mve", "eq_nhwc_dw3x3_s8_mve", "eq_nhwc_conv_s8_mve")
+
+
+def specialised(c, n: Node, k: CKernel, f: dict, consts: list[str], rq: np.ndarray, isa: str) -> Call:
+    """A static function of model.c running the kernel's body with this layer's params as a
+    `static const` struct. The flags the kernel file finds at run time are constants here:
+    dsp all_fast (no channel with shift >= 0), mve left (some lane shifts left); the
+    depthwise 3x3's row of x_zp bytes (its padded taps) is a constant array, not scratch."""
+    kind = k.function.split("_")[2]  # eq_nhwc_<kind>_s8_<isa>
+    header = f"eq_nhwc_{kind}_{isa}_body.h"
+    fn = c.names.get(kind, f"l{c.layer}_")
+    per_group = [str(f["in_c"] // f["groups"]), str(f["out_c"] // f["groups"])] if kind == "conv" else []
+    args = ["&p", *per_group, "x", *consts]
+    flag = str(int(np.any(rq[:, 2] != 0))) if isa == "mve" else str(int(np.all(rq[:, 1] >= 0)))
+    prologue = ""
+    if kind == "conv" or isa == "dsp" and kind == "pointwise":  # the kernel's scratch, word aligned
+        work = "int8_t *work = (int8_t *)" if kind == "conv" else "uint32_t *work = (uint32_t *)"
+        prologue = f"    {work}(((uintptr_t)scratch + 3u) & ~(uintptr_t)3u);\n"
+        args += [flag, "work"]
+    elif kind == "pointwise":
+        prologue, args = "    (void)scratch;\n", args + [flag]
+    else:
+        zp_len = packing.dw3x3_zp_row_bytes(f["in_c"], isa)
+        zp = c.packed("zp_row", np.full(zp_len, f["x_zp"], np.int8), "x_zp: what the padded taps read")
+        prologue = "    (void)scratch;\n"
+        args += ([flag] if isa == "mve" else []) + [zp]
+    fields = ",\n".join("        " + ", ".join(f".{key} = {int(v)}" for key, v in list(f.items())[i:i + 4])
+                         for i in range(0, len(f), 4))
+    c.include(header)
+    c.define(SPECIALISED_LAYER.substitute(index=c.layer, kernel=k.function, header=header, fn=fn, fields=fields,
+                                          prologue=prologue, body=f"eq_nhwc_{kind}_{isa}_body({', '.join(args + ['y'])})"))
+    return Call(fn, [c.buf(n.inputs[0]), c.scratch(n), c.buf(n.outputs[0])])
+
+
+def _row_parts(c, n: Node, f: dict, consts: list[str]) -> list[tuple[dict, list[str]]]:
+    """One (params, args) per range of output rows the plan runs the node in (row_chunks.py)."""
+    x, y = c.plan.offsets[n.inputs[0]], c.plan.offsets[n.outputs[0]]
+    parts = []
+    for a, b, scratch in c.plan.chunks[n.name]:
+        fields, row = row_range_fields(f, a, b)
+        parts.append((fields, [f"edgeq_arena + {x + row * f['in_w'] * f['in_c']}", *consts,
+                               f"edgeq_arena + {scratch}", f"edgeq_arena + {y + a * f['out_w'] * f['out_c']}"]))
+    return parts
 
 
 def fc_nhwc(c, n: Node, k: CKernel) -> Call:
@@ -150,7 +213,8 @@ def _register() -> None:
         sfx = "c" if isa == "portable" else isa
         for kind, when in (("dw3x3", is_dw3x3), ("depthwise", is_depthwise), ("pointwise", is_pointwise),
                            ("conv", _spatial_ok)):
-            scratch = None if isa == "portable" else _conv_scratch(kind, sfx)
+            # the MVE depthwise 3x3 is always specialised: its x_zp row is a constant, not scratch
+            scratch = None if isa == "portable" or (kind, isa) == ("dw3x3", "mve") else _conv_scratch(kind, sfx)
             implements("c", "QConv", kernel=CKernel(f"eq_nhwc_{kind}_s8_{sfx}", WEIGHT_BITS, isa=isa, layout="nhwc",
                                                     scratch=scratch, when=when))(conv_nhwc)
         implements("c", "QGemm", kernel=CKernel(f"eq_nhwc_fc_s8_{sfx}", WEIGHT_BITS, isa=isa,

@@ -131,3 +131,29 @@ ${fields}
         EQ_TRY(${index}, ${fn}(&p, ${args}));
     }
 """)
+
+# a layer run in ranges of output rows (codegen.row_chunks): one params struct per range
+LAYER_IN_PARTS = Template("""\
+    {   /* layer ${index}: ${name} (${op}) -> ${shape}, in ${n} ranges of output rows */
+${pre}        static const ${ptype} p[${n}] = {
+${fields}
+        };
+${calls}    }
+""")
+
+
+# A layer's kernel body compiled for its shape (codegen.ops_nhwc.specialised): the params
+# are a `static const` struct here, so the compiler folds every dimension into the loops.
+# noipa: the pointers stay arguments (GCC would otherwise fold the arena offsets in too and
+# warn about loop bounds it then mis-derives).
+SPECIALISED_LAYER = Template("""\
+/* layer ${index}: ${kernel} for this layer's shape (${header}) */
+static eq_status __attribute__((noinline, noipa)) ${fn}(const int8_t *x, void *scratch, int8_t *y)
+{
+    static const eq_conv2d_params p = {
+${fields}
+    };
+${prologue}    ${body};
+    return EQ_OK;
+}
+""")

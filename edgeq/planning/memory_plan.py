@@ -32,7 +32,9 @@ Rules
   scratch only where it fits under that arena: the arena is never raised by a scratch
   buffer. Nodes left without one are listed in `plan.direct` (speed traded for RAM at the
   peak layers). scratch="always" gives every node its scratch and grows the arena as
-  needed (the C targets' default, `--scratch fast`, uses it when it fits the part).
+  needed. The C targets' default, `--scratch fast`, keeps the "fit" plan and runs its
+  `direct` convs in ranges of output rows, each range's scratch in bytes dead at that
+  moment (codegen.row_chunks: `plan.chunks`); "always" only if some layer cannot.
 - Buffers are aligned to ALIGN bytes (16: the arena is `aligned(16)`, so every buffer
   start suits any SIMD load, and word loads in the kernels are aligned).
 - Placement: buffers sorted by size (largest first, then earliest, then definition order;
@@ -83,6 +85,9 @@ class MemoryPlan:
     aliases: dict[str, str]              # an alias op's output (QReshape) -> input tensor
     direct: list[str] = field(default_factory=list)  # nodes whose scratch did not fit (NULL)
     extra: dict[str, tuple[int, int]] = field(default_factory=dict)  # caller's buffer key -> (offset, bytes)
+    # node -> [(first output row, end row, scratch offset)]: a node the C stage runs in row
+    # ranges, each with its scratch in bytes dead while it runs (codegen.row_chunks)
+    chunks: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
 
     @property
     def peak_live_bytes(self) -> int:
@@ -93,6 +98,7 @@ class MemoryPlan:
         return {"arena_bytes": self.arena_bytes, "peak_live_bytes": self.peak_live_bytes,
                 "timeline": self.timeline, "inplace": [list(p) for p in self.inplace],
                 "aliases": dict(self.aliases), "direct": list(self.direct),
+                "chunks": {n: [list(c) for c in cs] for n, cs in self.chunks.items()},
                 "tensors": {n: {"offset": self.offsets[n], "bytes": self.sizes[n],
                                 "live": list(self.lifetimes[n])} for n in self.offsets}}
 

@@ -92,9 +92,12 @@ def print_training(t: dict, console: Console) -> None:
 
 def _plans(plan: dict) -> str:
     """Which memory plan the build used, beside the other: the fastest (every layer its
-    kernel's scratch) and the smallest (--scratch fit: scratch-free kernels where needed)."""
+    kernel's scratch) and the smallest (--scratch fit: scratch-free kernels where needed; the
+    default runs those layers in row ranges instead)."""
     other = ("smallest", "--scratch fit") if plan["plan"] == "fastest" else ("fastest", "--scratch always")
     text = f" ({plan['plan']} plan; {other[0]}: {_kb(plan[f'arena_bytes_{other[0]}'])} with {other[1]})"
+    if plan.get("row_chunks"):
+        text += f", {len(plan['row_chunks'])} layer(s) in row ranges (scratch in dead rows)"
     if plan.get("direct"):
         text += f", {len(plan['direct'])} layer(s) on scratch-free kernels"
     return text

@@ -21,18 +21,20 @@
 /* Two pixels' channels (x1 == x0 when there is one) into the interleaved patch. */
 EQ_INLINE void eq_dsp_patch2(const int8_t *x0, const int8_t *x1, int32_t c, uint32_t *patch)
 {
-    int32_t k = 0;
-    for (; k + 4 <= c; k += 4, patch += 4) {
+    /* c4 and the tail test fold when c is a compile-time constant (a specialised layer) */
+    const int32_t c4 = c & ~3;
+    int32_t k;
+    for (k = 0; k < c4; k += 4, patch += 4) {
         eq_dsp_put4(patch, eq_ld32(x0 + k));
         eq_dsp_put4(patch + 2, eq_ld32(x1 + k));
     }
-    if (k < c) {  /* a partial last block: zeros beside the values (their weights are 0) */
+    if ((c & 3) != 0) {  /* a partial last block: zeros beside the values (their weights are 0) */
         int16_t *h = (int16_t *)patch;
         int32_t j;
         patch[0] = patch[1] = patch[2] = patch[3] = 0;
-        for (j = k; j < c; ++j) {
-            h[eq_dsp_slot(j - k, 0)] = x0[j];
-            h[eq_dsp_slot(j - k, 1)] = x1[j];
+        for (j = 0; j < (c & 3); ++j) {
+            h[eq_dsp_slot(j, 0)] = x0[c4 + j];
+            h[eq_dsp_slot(j, 1)] = x1[c4 + j];
         }
     }
 }

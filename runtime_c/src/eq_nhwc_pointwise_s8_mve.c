@@ -31,11 +31,9 @@ eq_status eq_nhwc_pointwise_s8_mve(const eq_conv2d_params *p, const int8_t *x, c
     if (!eq_rq4_ok(rq, (p->out_c + 3) >> 2) || ((uintptr_t)w & 3u) != 0 || ((uintptr_t)rq & 3u) != 0) {
         return EQ_ERR_ARG;
     }
-    if (eq_mve_any_left(rq, (p->out_c + 3) >> 2)) {
-        eq_nhwc_pointwise_mve_body(p, x, w, bias, rq, 1, y);
-    } else {
-        eq_nhwc_pointwise_mve_body(p, x, w, bias, rq, 0, y);
-    }
+    /* one copy of the body, `left` a run-time flag: generated code compiles its own copy per
+     * layer with the flag constant, so this shared one is kept small */
+    eq_nhwc_pointwise_mve_body(p, x, w, bias, rq, eq_mve_any_left(rq, (p->out_c + 3) >> 2), y);
     return EQ_OK;
 }
 
