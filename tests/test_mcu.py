@@ -338,7 +338,11 @@ def test_real_model_bit_exact(kind, name, target, tmp_path):
         t = t.with_budget(flash_bytes=b["qemu_flash_bytes"], ram_bytes=b["qemu_ram_bytes"])
         tmp_path = tmp_path / "emulated"
         t.build(g, tmp_path, rep, {k: v[:2] for k, v in feeds.items()})
-    assert rep["self_check"]["passed"] and rep["self_check"]["vectors"] == 2, rep["self_check"]
+    # where the emulated flash is the part's own (the M55's 512 KB ITCM), a model that nearly
+    # fills it self-checks as many vectors as still fit (ic01_large: 1); the 4 runs below check all
+    own_flash = target != "host" and t.board["qemu_flash_bytes"] <= t.board["flash_bytes"]
+    n_check = rep["self_check"]["vectors"]
+    assert rep["self_check"]["passed"] and (n_check == 2 or (own_flash and n_check == 1)), rep["self_check"]
     assert_integer_only_c(tmp_path / "src")
     got, want = t.run(tmp_path, feeds), run_reference(g, feeds)
     for out in g.outputs:
