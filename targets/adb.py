@@ -61,6 +61,11 @@ def fastest_cores(adb: Adb) -> list[int]:
     if not freqs:
         raise EdgeqError("the phone reports no CPU frequencies (cpufreq), so the big cores are unknown",
                          "check `adb shell ls /sys/devices/system/cpu/cpu0/cpufreq`; this phone may hide them")
+    return top_cores(freqs)
+
+
+def top_cores(freqs: dict[int, int]) -> list[int]:
+    """The cores whose maximum frequency is the highest."""
     top = max(freqs.values())
     return sorted(c for c, f in freqs.items() if f == top)
 

@@ -109,6 +109,22 @@ def to_samples(io: dict, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return arrays
 
 
+def raw_batch(io: dict, feeds: dict[str, np.ndarray]) -> tuple[int, bytes]:
+    """Feeds -> (runs, the bytes a `--raw N` binary reads on stdin: each run's inputs in turn)."""
+    samples = to_samples(io, feeds)
+    return len(samples[0]), np.concatenate(samples, axis=1).tobytes() if samples else b""
+
+
+def raw_outputs(io: dict, stdout: bytes, runs: int) -> dict[str, np.ndarray]:
+    """A `--raw N` binary's stdout (each run's outputs in turn) -> {name: [N, ...]}."""
+    out = np.frombuffer(stdout, dtype=np.int8).reshape(runs, -1)
+    per_output, off = [], 0
+    for t in io["outputs"]:
+        per_output.append(out[:, off:off + t["bytes"]])
+        off += t["bytes"]
+    return from_samples(io, per_output)
+
+
 def from_samples(io: dict, per_output: list[np.ndarray]) -> dict[str, np.ndarray]:
     """[runs, bytes] per output -> {name: [N, ...]} with the model's shapes."""
     res = {}

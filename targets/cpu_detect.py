@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgeq.errors import EdgeqError
 from edgeq.lower_tvm.cpus import CPUS, Cpu
-from edgeq.targets.adb import Adb, fastest_cores
+from edgeq.targets.adb import Adb, fastest_cores, top_cores
 
 ARM = 0x41
 # Arm's part numbers (MIDR_EL1.PartNum) of the cores edgeq names
@@ -88,8 +88,7 @@ def _detect_host() -> tuple[Cpu, str]:
                          "phone's with --cpu adb[:SERIAL]")
     cores = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
     freqs = {c: f for c in cores if (f := _read_int(Path(LOCAL_FREQS.format(c)))) is not None}
-    top = max(freqs.values(), default=None)   # no cpufreq (a VM, a container): every core
-    fastest = sorted(c for c, f in freqs.items() if f == top) if top is not None else sorted(cores)
+    fastest = top_cores(freqs) if freqs else sorted(cores)   # no cpufreq (a VM, a container): every core
     return choose_cpu(cores, fastest, "this machine")
 
 

@@ -174,19 +174,12 @@ class HostTarget:
     def run(self, out_dir: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         info = cp.load_info(out_dir, self.name)
         io = info["io"]
-        samples = cp.to_samples(io, feeds)
-        n = len(samples[0])
-        blob = np.concatenate(samples, axis=1).tobytes() if samples else b""
+        n, blob = cp.raw_batch(io, feeds)
         res = self._exec(out_dir, ["--raw", str(n)], blob, timeout=RUN_SECONDS[0] + RUN_SECONDS[1] * n)
         if res.returncode != 0:
             raise EdgeqError(f"the host model exited with status {res.returncode}: "
                              f"{res.stderr.decode(errors='replace').strip()}", "this is an edgeq bug: please report it")
-        out = np.frombuffer(res.stdout, dtype=np.int8).reshape(n, -1)
-        per_output, off = [], 0
-        for t in io["outputs"]:
-            per_output.append(out[:, off:off + t["bytes"]])
-            off += t["bytes"]
-        return cp.from_samples(io, per_output)
+        return cp.raw_outputs(io, res.stdout, n)
 
     def profile(self, out_dir: Path, device: str = "host") -> dict:
         if device.startswith("adb"):
